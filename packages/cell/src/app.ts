@@ -1,0 +1,51 @@
+import Koa from 'koa';
+import type { Context, Next } from 'koa';
+import type SQLite from 'better-sqlite3';
+import type { CellDeps } from './deps.js';
+import { errorHandler } from './http/error-handler.js';
+import { sessionMiddleware } from './http/session.js';
+import { rateLimitRequests } from './http/rate-limit.js';
+import { guardApi } from './http/guard.js';
+import { jsonBody } from './http/json-body.js';
+import { authRoutes } from './features/auth/routes.js';
+import { setupRoutes } from './features/setup/routes.js';
+import { configRoutes } from './features/config/routes.js';
+import { healthRoutes } from './features/health/routes.js';
+import { statusRoutes } from './features/status/routes.js';
+import './http/context.js';
+
+async function securityHeaders(ctx: Context, next: Next): Promise<void> {
+  ctx.set('X-Content-Type-Options', 'nosniff');
+  ctx.set('X-Frame-Options', 'DENY');
+  ctx.set('Referrer-Policy', 'no-referrer');
+  if (ctx.path.startsWith('/api/')) ctx.set('Cache-Control', 'no-store');
+  await next();
+}
+
+function onlyApi(middleware: (ctx: Context, next: Next) => Promise<void>) {
+  return (ctx: Context, next: Next) => (ctx.path.startsWith('/api/') ? middleware(ctx, next) : next());
+}
+
+/** Composes the cell's middleware and feature routers; nothing else happens here. */
+export function buildApp(deps: CellDeps, sqlite: SQLite.Database): Koa {
+  const app = new Koa({ proxy: deps.config.trustProxy });
+  app.silent = true; // the error handler logs what matters
+  app.use(errorHandler(deps.logger));
+  app.use(securityHeaders);
+  app.use(sessionMiddleware(app, deps.sessions, deps.config.session.idleMs));
+  app.use(onlyApi(rateLimitRequests(deps.apiLimiter)));
+  app.use(guardApi({ db: deps.db, isSetupComplete: () => deps.setup.isComplete() }));
+  app.use(onlyApi(jsonBody));
+
+  for (const router of [
+    healthRoutes(deps, sqlite),
+    setupRoutes(deps),
+    authRoutes(deps),
+    statusRoutes(deps),
+    configRoutes(deps),
+  ]) {
+    app.use(router.routes());
+    app.use(router.allowedMethods({ throw: false }));
+  }
+  return app;
+}

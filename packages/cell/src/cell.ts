@@ -1,0 +1,86 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
+import type { CellConfig } from './config.js';
+import { openDatabase, type CellDatabase } from './db/database.js';
+import type { Logger } from './lib/logger.js';
+import { SqliteSessionStore } from './http/session.js';
+import { SlidingWindowLimiter } from './http/rate-limit.js';
+import { SetupState } from './features/setup/service.js';
+import { StatusRegistry } from './features/status/service.js';
+import { HealthMonitor, probeDatabase } from './features/health/service.js';
+import { buildApp } from './app.js';
+import type { CellDeps } from './deps.js';
+
+const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+export interface Cell {
+  deps: CellDeps;
+  database: CellDatabase;
+  server: Server;
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** Opens the database, migrates, builds the app and listens. `stop()` undoes it all, in reverse. */
+export async function startCell(config: CellConfig, logger: Logger): Promise<Cell> {
+  const startedAt = Date.now();
+  const database = openDatabase(config.dbFile);
+  const applied = await database.migrate();
+  if (applied.length) logger.info('migrations applied', { migrations: applied });
+
+  const setup = new SetupState();
+  await setup.load(database.db);
+  const status = new StatusRegistry();
+  const health = new HealthMonitor(database.db, database.sqlite, config.dataDir, config.health, logger);
+  const sessions = new SqliteSessionStore(database.db, config.session.absoluteMs);
+  const loginLimiter = new SlidingWindowLimiter(config.rateLimit.loginFailures, config.rateLimit.loginWindowMs);
+  const apiLimiter = new SlidingWindowLimiter(config.rateLimit.apiPerMinute, 60_000);
+  const deps: CellDeps = {
+    config, db: database.db, logger, sessions, loginLimiter, apiLimiter, setup, status, health, version: VERSION, startedAt,
+  };
+
+  status.register('database', () => {
+    const probe = probeDatabase(database.sqlite);
+    return probe.ok ? { state: 'ok', file: config.dbFile } : { state: 'down', error: probe.error };
+  });
+  status.register('setup', () => ({ state: setup.isComplete() ? 'ok' : 'not_configured', complete: setup.isComplete() }));
+  status.register('health', () => {
+    const latest = health.latest;
+    return latest ? { state: latest.status, last_check: latest.ts } : { state: 'degraded', error: 'no health sample yet' };
+  });
+
+  loginLimiter.start();
+  apiLimiter.start();
+  await sessions.purgeExpired();
+  const purge = setInterval(() => void sessions.purgeExpired().catch(() => undefined), 10 * 60_000);
+  purge.unref();
+
+  const app = buildApp(deps, database.sqlite);
+  const server = createServer(app.callback());
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  await health.start();
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      health.stop();
+      clearInterval(purge);
+      loginLimiter.stop();
+      apiLimiter.stop();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      await database.close();
+    })());
+
+  return { deps, database, server, url, stop };
+}

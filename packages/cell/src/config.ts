@@ -1,0 +1,109 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve, join } from 'node:path';
+import { Type, type Static } from '@sinclair/typebox';
+import { parse as parseYaml } from 'yaml';
+import { compile, fieldErrors } from './lib/ajv.js';
+
+/** Settings read at start-up from `<data dir>/cell.yaml`; every key optional. */
+export const CellYamlSchema = Type.Object(
+  {
+    log_level: Type.Optional(Type.Union([Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error')])),
+    /** Trust X-Forwarded-For (only when the cell sits behind its own reverse proxy). */
+    trust_proxy: Type.Optional(Type.Boolean()),
+    session: Type.Optional(
+      Type.Object(
+        {
+          idle_minutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 10080 })),
+          absolute_hours: Type.Optional(Type.Integer({ minimum: 1, maximum: 8760 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    rate_limit: Type.Optional(
+      Type.Object(
+        {
+          api_per_minute: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000 })),
+          login_failures: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+          login_window_minutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 1440 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    health: Type.Optional(
+      Type.Object(
+        {
+          interval_seconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400 })),
+          keep: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type CellYaml = Static<typeof CellYamlSchema>;
+
+export interface CellConfig {
+  port: number;
+  host: string;
+  dataDir: string;
+  dbFile: string;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+  trustProxy: boolean;
+  session: { idleMs: number; absoluteMs: number };
+  rateLimit: { apiPerMinute: number; loginFailures: number; loginWindowMs: number };
+  health: { intervalMs: number; keep: number };
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function envPort(value: string | undefined, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  if (!/^\d+$/.test(value) || Number(value) > 65535) throw new ConfigError(`PIC_PORT must be a port number 0-65535, got "${value}"`);
+  return Number(value);
+}
+
+/** env + optional cell.yaml → typed, validated config. Throws ConfigError naming the bad key. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): CellConfig {
+  const dataDir = resolve(env['PIC_DATA_DIR'] || './data');
+  const yamlFile = join(dataDir, 'cell.yaml');
+  let yaml: CellYaml = {};
+  if (existsSync(yamlFile)) {
+    let parsed: unknown;
+    try {
+      parsed = parseYaml(readFileSync(yamlFile, 'utf8'));
+    } catch (err) {
+      throw new ConfigError(`${yamlFile}: not valid YAML: ${(err as Error).message}`);
+    }
+    parsed ??= {};
+    const validate = compile(CellYamlSchema);
+    if (!validate(parsed)) {
+      const problems = Object.entries(fieldErrors(validate.errors)).map(([k, v]) => `"${k}" ${v}`);
+      throw new ConfigError(`${yamlFile}: ${problems.join('; ')}`);
+    }
+    yaml = parsed;
+  }
+  return {
+    port: envPort(env['PIC_PORT'], 3000),
+    host: env['PIC_HOST'] || '127.0.0.1',
+    dataDir,
+    dbFile: join(dataDir, 'cell.db'),
+    logLevel: yaml.log_level ?? 'info',
+    trustProxy: yaml.trust_proxy ?? false,
+    session: {
+      idleMs: (yaml.session?.idle_minutes ?? 120) * 60_000,
+      absoluteMs: (yaml.session?.absolute_hours ?? 24) * 3_600_000,
+    },
+    rateLimit: {
+      apiPerMinute: yaml.rate_limit?.api_per_minute ?? 600,
+      loginFailures: yaml.rate_limit?.login_failures ?? 10,
+      loginWindowMs: (yaml.rate_limit?.login_window_minutes ?? 15) * 60_000,
+    },
+    health: {
+      intervalMs: (yaml.health?.interval_seconds ?? 60) * 1000,
+      keep: yaml.health?.keep ?? 1440,
+    },
+  };
+}

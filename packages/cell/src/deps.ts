@@ -1,0 +1,23 @@
+import type { CellConfig } from './config.js';
+import type { Db } from './db/database.js';
+import type { Logger } from './lib/logger.js';
+import type { SqliteSessionStore } from './http/session.js';
+import type { SlidingWindowLimiter } from './http/rate-limit.js';
+import type { SetupState } from './features/setup/service.js';
+import type { StatusRegistry } from './features/status/service.js';
+import type { HealthMonitor } from './features/health/service.js';
+
+/** Everything a feature's routes may use, built once by the cell and passed in (no globals). */
+export interface CellDeps {
+  config: CellConfig;
+  db: Db;
+  logger: Logger;
+  sessions: SqliteSessionStore;
+  loginLimiter: SlidingWindowLimiter;
+  apiLimiter: SlidingWindowLimiter;
+  setup: SetupState;
+  status: StatusRegistry;
+  health: HealthMonitor;
+  version: string;
+  startedAt: number;
+}

@@ -1,0 +1,104 @@
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import type { CellDeps } from '../../deps.js';
+import { errors } from '../../http/errors.js';
+import { rateLimitFailures } from '../../http/rate-limit.js';
+import { requireRole, requireSession } from '../../http/guard.js';
+import { validateBody, validateQuery } from '../../http/validate.js';
+import { transactional } from '../../http/transaction.js';
+import type { SessionData } from '../../http/session.js';
+import { randomToken } from '../../lib/tokens.js';
+import { presentUser } from '../users/presenter.js';
+import { findUserById, listUsers } from '../users/service.js';
+import { ChangePasswordBody, ListUsersQuery, LoginBody, ResetPasswordBody } from './schema.js';
+import { authenticate, prepareNewPassword, resetPassword, storeNewPassword } from './service.js';
+
+/** Starts a fresh session for `user` under a new id (no fixation) with its own CSRF token. */
+export async function signIn(ctx: Context, user: { id: number; role: 'admin' | 'peer' }): Promise<string> {
+  const session = ctx.session as unknown as SessionData & { regenerate(): Promise<void> };
+  const csrf = randomToken(32);
+  session.uid = user.id;
+  session.role = user.role;
+  session.csrf = csrf;
+  await session.regenerate();
+  return csrf;
+}
+
+const sessionKey = (ctx: Context): string | undefined => (ctx.session as unknown as { externalKey?: string } | null)?.externalKey;
+
+export function authRoutes(deps: CellDeps): Router {
+  const { db, sessions, loginLimiter } = deps;
+  const router = new Router({ prefix: '/api/auth' });
+  const user = (ctx: Context) => ctx.state.user!;
+
+  router.post('/login', rateLimitFailures(loginLimiter), validateBody(LoginBody), async (ctx) => {
+    const { username, password } = ctx.input as LoginBody;
+    const found = await authenticate(db, username, password);
+    if (!found) {
+      (ctx.state['countFailure'] as () => void)();
+      throw errors.unauthorized('invalid username or password');
+    }
+    const csrf = await signIn(ctx, found);
+    ctx.body = { ok: true, user: { username: found.username, role: found.role, must_change_password: found.must_change_password === 1 }, csrf_token: csrf };
+  });
+
+  router.post('/logout', async (ctx) => {
+    ctx.session = null;
+    ctx.body = { ok: true };
+  });
+
+  router.get('/me', requireSession(db), async (ctx) => {
+    const found = await findUserById(db, user(ctx).id);
+    if (!found) throw errors.unauthorized();
+    ctx.body = { ok: true, user: presentUser(found) };
+  });
+
+  router.get('/csrf-token', requireSession(db), async (ctx) => {
+    const session = ctx.session as unknown as SessionData;
+    session.csrf ??= randomToken(32);
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { ok: true, token: session.csrf };
+  });
+
+  router.post(
+    '/change-password',
+    rateLimitFailures(loginLimiter),
+    requireSession(db),
+    validateBody(ChangePasswordBody),
+    async (ctx, next) => {
+      // Hash outside the transaction: scrypt takes ~100 ms and the transaction holds the database.
+      try {
+        ctx.state['passwordHash'] = await prepareNewPassword(db, user(ctx), ctx.input as ChangePasswordBody);
+      } catch (err) {
+        (ctx.state['countFailure'] as () => void)();
+        throw err;
+      }
+      await next();
+    },
+    transactional(db),
+    async (ctx) => {
+      await storeNewPassword(ctx.trx, user(ctx).id, ctx.state['passwordHash'] as string);
+      // Other devices signed in with the old password are signed out; this one stays.
+      await sessions.destroyUserSessions(ctx.trx, user(ctx).id, sessionKey(ctx));
+      ctx.body = { ok: true };
+    },
+  );
+
+  router.post('/admin/reset-password', requireRole('admin'), validateBody(ResetPasswordBody), transactional(db), async (ctx) => {
+    const { username } = ctx.input as ResetPasswordBody;
+    const { user: target, password } = await resetPassword(ctx.trx, user(ctx), username);
+    await sessions.destroyUserSessions(ctx.trx, target.id);
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { ok: true, username: target.username, password, must_change_password: true };
+  });
+
+  router.get('/users', requireRole('admin'), validateQuery(ListUsersQuery, ['limit', 'offset']), async (ctx) => {
+    const q = ctx.input as ListUsersQuery;
+    const limit = q.limit ?? 100;
+    const offset = q.offset ?? 0;
+    const { users, total } = await listUsers(db, { limit, offset, role: q.role });
+    ctx.body = { ok: true, users: users.map(presentUser), total, limit, offset };
+  });
+
+  return router;
+}

@@ -1,0 +1,24 @@
+import Router from '@koa/router';
+import type { CellDeps } from '../../deps.js';
+import { requireRole } from '../../http/guard.js';
+import { validateBody } from '../../http/validate.js';
+import { transactional } from '../../http/transaction.js';
+import { ConfigPatch, checkConfigPatch } from './schema.js';
+import { readCellSettings, updateCellSettings } from './service.js';
+import { presentConfig } from './presenter.js';
+
+export function configRoutes(deps: CellDeps): Router {
+  const { db, config } = deps;
+  const router = new Router({ prefix: '/api/config' });
+
+  router.get('/', requireRole('admin'), async (ctx) => {
+    ctx.body = { ok: true, config: presentConfig(await readCellSettings(db), config) };
+  });
+
+  router.put('/', requireRole('admin'), validateBody(ConfigPatch, checkConfigPatch), transactional(db), async (ctx) => {
+    const settings = await updateCellSettings(ctx.trx, ctx.input as ConfigPatch);
+    ctx.body = { ok: true, config: presentConfig(settings, config) };
+  });
+
+  return router;
+}

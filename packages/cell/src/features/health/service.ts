@@ -1,0 +1,110 @@
+import { statfs } from 'node:fs/promises';
+import type { Kysely } from 'kysely';
+import type SQLite from 'better-sqlite3';
+import type { Database } from '../../db/schema.js';
+import type { Logger } from '../../lib/logger.js';
+import { nowIso } from '../../lib/tokens.js';
+
+export interface HealthSample {
+  ts: string;
+  status: 'ok' | 'degraded' | 'down';
+  duration_ms: number;
+  checks: Record<string, { ok: boolean; [detail: string]: unknown }>;
+}
+
+/** Is the database answering? A cheap read through the raw handle (used by GET /health too). */
+export function probeDatabase(sqlite: SQLite.Database): { ok: boolean; error?: string } {
+  try {
+    sqlite.prepare('SELECT count(*) AS n FROM settings').get();
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, error: err instanceof Error ? err.message : 'database error' };
+  }
+}
+
+/**
+ * Samples the cell's health every `intervalMs` into `health_checks`, keeping the newest `keep`.
+ * start()/stop() so tests control it.
+ */
+export class HealthMonitor {
+  private timer: NodeJS.Timeout | undefined;
+  private last: HealthSample | undefined;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly sqlite: SQLite.Database,
+    private readonly dataDir: string,
+    private readonly opts: { intervalMs: number; keep: number },
+    private readonly logger: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.sampleAndStore();
+    this.timer = setInterval(() => {
+      this.sampleAndStore().catch((err) => this.logger.warn('health sample failed', { error: String(err) }));
+    }, this.opts.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  get latest(): HealthSample | undefined {
+    return this.last;
+  }
+
+  async sample(): Promise<HealthSample> {
+    const started = performance.now();
+    const checks: HealthSample['checks'] = {};
+    checks['database'] = probeDatabase(this.sqlite);
+    try {
+      const fs = await statfs(this.dataDir);
+      const freeBytes = fs.bavail * fs.bsize;
+      // below 1% or 200 MB free, the cell is about to fail writes
+      checks['disk'] = { ok: freeBytes > 200 * 1024 * 1024 && fs.bavail / fs.blocks > 0.01, free_bytes: freeBytes };
+    } catch (err) {
+      checks['disk'] = { ok: false, error: (err as Error).message };
+    }
+    const mem = process.memoryUsage();
+    checks['memory'] = { ok: true, rss_bytes: mem.rss, heap_used_bytes: mem.heapUsed };
+    const status = !checks['database'].ok ? 'down' : Object.values(checks).every((c) => c.ok) ? 'ok' : 'degraded';
+    return { ts: nowIso(), status, duration_ms: Math.round((performance.now() - started) * 100) / 100, checks };
+  }
+
+  async sampleAndStore(): Promise<HealthSample> {
+    const sample = await this.sample();
+    this.last = sample;
+    if (!sample.checks['database']?.ok) return sample;
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('health_checks')
+        .values({ ts: sample.ts, status: sample.status, duration_ms: sample.duration_ms, checks: JSON.stringify(sample.checks) })
+        .execute();
+      const cutoff = await trx
+        .selectFrom('health_checks')
+        .select('id')
+        .orderBy('id', 'desc')
+        .offset(this.opts.keep)
+        .limit(1)
+        .executeTakeFirst();
+      if (cutoff) await trx.deleteFrom('health_checks').where('id', '<=', cutoff.id).execute();
+    });
+    return sample;
+  }
+
+  async history(limit: number, offset: number): Promise<{ samples: HealthSample[]; total: number }> {
+    const [rows, count] = await Promise.all([
+      this.db
+        .selectFrom('health_checks')
+        .select(['ts', 'status', 'duration_ms', 'checks'])
+        .orderBy('id', 'desc')
+        .limit(limit)
+        .offset(offset)
+        .execute(),
+      this.db.selectFrom('health_checks').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
+    ]);
+    return { samples: rows.map((r) => ({ ...r, checks: JSON.parse(r.checks) as HealthSample['checks'] })), total: Number(count.n) };
+  }
+}

@@ -1,0 +1,74 @@
+import Router from '@koa/router';
+import type { Context, Next } from 'koa';
+import type { CellDeps } from '../../deps.js';
+import { errors } from '../../http/errors.js';
+import { currentUser } from '../../http/guard.js';
+import { transactional } from '../../http/transaction.js';
+import { hashPassword } from '../../lib/password.js';
+import { signIn } from '../auth/routes.js';
+import { validateBodyBy } from '../../http/validate.js';
+import { completeSetup, describeStep, presentStatus, stepValidator, submitStep, type SetupProgress } from './service.js';
+
+/**
+ * The wizard is open to anyone only until the first admin exists. From then on it belongs to
+ * that admin: the admin step signs its creator in, and later steps need that (or any admin) session.
+ */
+export function setupRoutes(deps: CellDeps): Router {
+  const { db, setup } = deps;
+  const router = new Router({ prefix: '/api/setup' });
+
+  const refuseWhenComplete = async (_ctx: Context, next: Next) => {
+    if (setup.isComplete()) throw errors.conflict('setup is already complete');
+    await next();
+  };
+  const requireWizardOwner = async (ctx: Context, next: Next) => {
+    // Remember which step this request is for: the body is validated against it.
+    ctx.state['step'] = setup.current.step;
+    if (setup.current.step !== 'admin') {
+      const user = await currentUser(ctx, db);
+      if (!user) throw errors.unauthorized('sign in as the admin created in the first step to continue setup');
+      if (user.role !== 'admin') throw errors.forbidden('setup needs the admin role', 'wrong_role');
+    }
+    await next();
+  };
+  /** After completion the status is no longer public: it needs any signed-in user. */
+  const publicUntilComplete = async (ctx: Context, next: Next) => {
+    if (setup.isComplete() && !(await currentUser(ctx, db))) throw errors.unauthorized();
+    await next();
+  };
+
+  router.get('/status', publicUntilComplete, async (ctx) => {
+    ctx.body = { ok: true, ...presentStatus(setup.current) };
+  });
+
+  router.get('/step', publicUntilComplete, requireWizardOwner, async (ctx) => {
+    ctx.body = { ok: true, ...(await describeStep(db, setup.current)) };
+  });
+
+  router.post(
+    '/step',
+    refuseWhenComplete,
+    requireWizardOwner,
+    validateBodyBy((ctx) => stepValidator(ctx.state['step'] as SetupProgress['step'])),
+    transactional(db),
+    async (ctx) => {
+      const { progress, createdAdmin } = await submitStep(ctx.trx, ctx.state['step'] as SetupProgress['step'], ctx.input, hashPassword);
+      ctx.body = { ok: true, ...presentStatus(progress) };
+      ctx.afterCommit(async () => {
+        setup.committed(progress);
+        if (createdAdmin) {
+          const csrf = await signIn(ctx, createdAdmin);
+          Object.assign(ctx.body as object, { user: { username: createdAdmin.username, role: createdAdmin.role }, csrf_token: csrf });
+        }
+      });
+    },
+  );
+
+  router.post('/complete', refuseWhenComplete, requireWizardOwner, transactional(db), async (ctx) => {
+    const progress = await completeSetup(ctx.trx);
+    ctx.body = { ok: true, ...presentStatus(progress) };
+    ctx.afterCommit(() => setup.committed(progress));
+  });
+
+  return router;
+}

@@ -1,0 +1,53 @@
+import type { Context, Next } from 'koa';
+import { HttpError } from './errors.js';
+import type { Logger } from '../lib/logger.js';
+
+/** Errors that libraries (body parser, koa itself) throw with an `expose`d 4xx status. */
+interface ExposedError {
+  status?: number;
+  statusCode?: number;
+  expose?: boolean;
+  type?: string;
+  message?: string;
+}
+
+function fromLibraryError(err: ExposedError): HttpError | undefined {
+  const status = err.status ?? err.statusCode;
+  if (!status || status < 400 || status >= 500) return undefined;
+  if (status === 413) return new HttpError(413, 'payload_too_large', 'request body too large (limit 1 MiB)');
+  if (status === 415) return new HttpError(415, 'unsupported_media_type', 'request body must be application/json');
+  if (status === 400 && (err.type === 'entity.parse.failed' || /JSON|Unexpected|invalid/i.test(err.message ?? ''))) {
+    return new HttpError(400, 'malformed_json', 'request body is not valid JSON');
+  }
+  if (status === 400) return new HttpError(400, 'bad_request', 'bad request');
+  return new HttpError(status, 'http_error', err.expose && err.message ? err.message : 'request failed');
+}
+
+/** Maps every thrown error to the one JSON error shape; unknown errors become a bare 500. */
+export function errorHandler(logger: Logger) {
+  return async function handleErrors(ctx: Context, next: Next): Promise<void> {
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body === undefined) {
+        ctx.status = 404;
+        ctx.body = { ok: false, error: 'not found', code: 'not_found', fields: {} };
+      }
+    } catch (raw) {
+      const err = raw instanceof HttpError ? raw : fromLibraryError(raw as ExposedError);
+      if (err) {
+        ctx.status = err.status;
+        for (const [name, value] of Object.entries(err.headers)) ctx.set(name, value);
+        ctx.body = { ok: false, error: err.message, code: err.id, fields: err.fields };
+        return;
+      }
+      // Never leak internals: the stack goes to the log, the client gets a generic 500.
+      logger.error('unhandled error', { method: ctx.method, path: ctx.path, error: describe(raw) });
+      ctx.status = 500;
+      ctx.body = { ok: false, error: 'internal error', code: 'internal', fields: {} };
+    }
+  };
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? (err.stack ?? err.message) : String(err);
+}

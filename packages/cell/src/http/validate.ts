@@ -1,0 +1,55 @@
+import type { Context, Next } from 'koa';
+import type { Static, TSchema } from '@sinclair/typebox';
+import { compile, fieldErrors } from '../lib/ajv.js';
+import { errors, type FieldErrors } from './errors.js';
+
+/** Extra checks a JSON schema cannot express (CIDR ranges, …): return the fields that fail. */
+export type SemanticCheck<T> = (input: T) => FieldErrors;
+
+/**
+ * Validates the JSON body against `schema`; on success the value lands on `ctx.input`.
+ * Handlers read `ctx.input`, never `ctx.request.body`.
+ */
+export function validateBody<S extends TSchema>(schema: S, check?: SemanticCheck<Static<S>>) {
+  const validate = compile(schema);
+  return async function validateRequestBody(ctx: Context, next: Next): Promise<void> {
+    const body = (ctx.request as { body?: unknown }).body;
+    // A body-less request validates as {} so "required" errors name the missing fields.
+    const input = body === undefined ? {} : body;
+    if (!validate(input)) throw errors.validation(fieldErrors(validate.errors));
+    const semantic = check?.(input);
+    if (semantic && Object.keys(semantic).length > 0) throw errors.validation(semantic);
+    ctx.input = input;
+    await next();
+  };
+}
+
+/**
+ * Validates the body against a schema chosen per request (the setup wizard's current step).
+ * `pick` returns undefined when there is nothing to validate against (the caller refuses later).
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function validateBodyBy(pick: (ctx: Context) => { schema: TSchema; check?: SemanticCheck<any> } | undefined) {
+  return async function validateRequestBodyBy(ctx: Context, next: Next): Promise<void> {
+    const chosen = pick(ctx);
+    if (!chosen) return next();
+    return validateBody(chosen.schema, chosen.check)(ctx, next);
+  };
+}
+
+/** Validates the query string. Values arrive as strings; the schema's own types are applied after numeric coercion of `numeric` keys. */
+export function validateQuery<S extends TSchema>(schema: S, numeric: string[] = []) {
+  const validate = compile(schema);
+  return async function validateRequestQuery(ctx: Context, next: Next): Promise<void> {
+    const query: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(ctx.query)) {
+      if (Array.isArray(value)) throw errors.validation({ [key]: 'must be given once' });
+      query[key] = numeric.includes(key) && value !== undefined && /^-?\d+$/.test(value) ? Number(value) : value;
+    }
+    if (!validate(query)) throw errors.validation(fieldErrors(validate.errors));
+    ctx.input = query;
+    await next();
+  };
+}
+
+export type Input<S extends TSchema> = Static<S>;

@@ -1,0 +1,94 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const REPO_ROOT = process.env['PIC_REPO_ROOT'] ?? join(import.meta.dirname, '..', '..', '..');
+export const CELL_MAIN = join(REPO_ROOT, 'packages', 'cell', 'dist', 'main.js');
+
+export interface CellProcess {
+  url: string;
+  dataDir: string;
+  child: ChildProcess;
+  /** Everything the process wrote to stdout and stderr so far. */
+  output(): string;
+  /** SIGTERM and wait for exit; resolves with the exit code. */
+  stop(): Promise<number | null>;
+  /** Stop and remove the data dir. */
+  destroy(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Reuse a data dir (restart tests); a fresh temp dir otherwise. */
+  dataDir?: string;
+  /** Written to <dataDir>/cell.yaml before start. */
+  cellYaml?: string;
+  env?: Record<string, string>;
+  timeoutMs?: number;
+}
+
+/** Starts the real cell as a separate process on a free port (PIC_PORT=0) and waits until it listens. */
+export async function startCellProcess(opts: StartOptions = {}): Promise<CellProcess> {
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'pic-e2e-'));
+  if (opts.cellYaml !== undefined) writeFileSync(join(dataDir, 'cell.yaml'), opts.cellYaml);
+  const child = spawn(process.execPath, [CELL_MAIN], {
+    env: { ...process.env, PIC_PORT: '0', PIC_HOST: '127.0.0.1', PIC_DATA_DIR: dataDir, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`cell did not start in time:\n${out}`)), opts.timeoutMs ?? 15_000);
+    const onData = () => {
+      const m = /PIC cell listening on (http:\/\/\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`cell exited with ${code} before listening:\n${out}`));
+    });
+  });
+
+  let stopped: Promise<number | null> | undefined;
+  const stop = () => {
+    if (!stopped) {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      stopped = exited;
+    }
+    return stopped;
+  };
+  return {
+    url,
+    dataDir,
+    child,
+    output: () => out,
+    stop,
+    async destroy() {
+      await stop();
+      if (!opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Runs the cell expecting it to fail at start-up; resolves with its exit code and output. */
+export async function runCellExpectingFailure(opts: StartOptions = {}): Promise<{ code: number | null; output: string }> {
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'pic-e2e-'));
+  if (opts.cellYaml !== undefined) writeFileSync(join(dataDir, 'cell.yaml'), opts.cellYaml);
+  const child = spawn(process.execPath, [CELL_MAIN], {
+    env: { ...process.env, PIC_PORT: '0', PIC_DATA_DIR: dataDir, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  if (!opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
+  return { code, output };
+}
