@@ -1,9 +1,13 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './0001_core.js';
+import * as m0002 from './0002_vault.js';
+import * as m0003 from './0003_audit.js';
 
 /** Migrations are listed statically so the built cell needs no directory scanning. */
 const migrations: Record<string, Migration> = {
   '0001_core': m0001,
+  '0002_vault': m0002,
+  '0003_audit': m0003,
 };
 
 export const migrationProvider: MigrationProvider = {
