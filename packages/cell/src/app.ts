@@ -12,6 +12,8 @@ import { setupRoutes } from './features/setup/routes.js';
 import { configRoutes } from './features/config/routes.js';
 import { healthRoutes } from './features/health/routes.js';
 import { statusRoutes } from './features/status/routes.js';
+import { auditRoutes } from './features/audit/routes.js';
+import { auditWrites } from './http/audit.js';
 import './http/context.js';
 
 async function securityHeaders(ctx: Context, next: Next): Promise<void> {
@@ -31,6 +33,7 @@ export function buildApp(deps: CellDeps, sqlite: SQLite.Database): Koa {
   const app = new Koa({ proxy: deps.config.trustProxy });
   app.silent = true; // the error handler logs what matters
   app.use(errorHandler(deps.logger));
+  app.use(auditWrites(deps.audit, deps.logger));
   app.use(securityHeaders);
   app.use(sessionMiddleware(app, deps.sessions, deps.config.session.idleMs));
   app.use(onlyApi(rateLimitRequests(deps.apiLimiter)));
@@ -43,6 +46,7 @@ export function buildApp(deps: CellDeps, sqlite: SQLite.Database): Koa {
     authRoutes(deps),
     statusRoutes(deps),
     configRoutes(deps),
+    auditRoutes(deps),
   ]) {
     app.use(router.routes());
     app.use(router.allowedMethods({ throw: false }));

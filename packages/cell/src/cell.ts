@@ -9,6 +9,7 @@ import { SlidingWindowLimiter } from './http/rate-limit.js';
 import { SetupState } from './features/setup/service.js';
 import { StatusRegistry } from './features/status/service.js';
 import { HealthMonitor, probeDatabase } from './features/health/service.js';
+import { AuditLog } from './features/audit/service.js';
 import { buildApp } from './app.js';
 import type { CellDeps } from './deps.js';
 
@@ -36,8 +37,9 @@ export async function startCell(config: CellConfig, logger: Logger): Promise<Cel
   const sessions = new SqliteSessionStore(database.db, config.session.absoluteMs);
   const loginLimiter = new SlidingWindowLimiter(config.rateLimit.loginFailures, config.rateLimit.loginWindowMs);
   const apiLimiter = new SlidingWindowLimiter(config.rateLimit.apiPerMinute, 60_000);
+  const audit = new AuditLog(database.db, database.sqlite);
   const deps: CellDeps = {
-    config, db: database.db, logger, sessions, loginLimiter, apiLimiter, setup, status, health, version: VERSION, startedAt,
+    config, db: database.db, logger, sessions, loginLimiter, apiLimiter, setup, status, health, audit, version: VERSION, startedAt,
   };
 
   status.register('database', () => {

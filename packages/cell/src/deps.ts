@@ -6,6 +6,7 @@ import type { SlidingWindowLimiter } from './http/rate-limit.js';
 import type { SetupState } from './features/setup/service.js';
 import type { StatusRegistry } from './features/status/service.js';
 import type { HealthMonitor } from './features/health/service.js';
+import type { AuditLog } from './features/audit/service.js';
 
 /** Everything a feature's routes may use, built once by the cell and passed in (no globals). */
 export interface CellDeps {
@@ -18,6 +19,7 @@ export interface CellDeps {
   setup: SetupState;
   status: StatusRegistry;
   health: HealthMonitor;
+  audit: AuditLog;
   version: string;
   startedAt: number;
 }

@@ -41,7 +41,46 @@ export interface HealthChecksTable {
   checks: string;
 }
 
+export interface AuditLogTable {
+  id: number;
+  ts: string;
+  actor: string;
+  action: string;
+  target_type: string | null;
+  target_id: string | null;
+  result: 'ok' | 'denied' | 'error';
+  ip: string | null;
+  /** Canonical JSON (RFC 8785), exactly the bytes that were hashed. */
+  details: string;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface AuditChainTable {
+  id: number;
+  archived_through_id: number;
+  archived_last_hash: string;
+  head_id: number;
+  head_hash: string;
+  updated_at: string;
+}
+
+export interface AuditArchivesTable {
+  id: Generated<number>;
+  file: string;
+  first_id: number;
+  last_id: number;
+  first_prev_hash: string;
+  last_hash: string;
+  entries: number;
+  sha256: string;
+  created_at: string;
+}
+
 export interface Database {
+  audit_log: AuditLogTable;
+  audit_chain: AuditChainTable;
+  audit_archives: AuditArchivesTable;
   users: UsersTable;
   sessions: SessionsTable;
   settings: SettingsTable;

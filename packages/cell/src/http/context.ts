@@ -1,5 +1,6 @@
 import type { Transaction } from 'kysely';
 import type { Database } from '../db/schema.js';
+import type { AuditRecord } from './audit.js';
 
 /** Who is asking: set by the session guard, read by handlers. */
 export interface SessionUser {
@@ -19,5 +20,7 @@ declare module 'koa' {
     trx: Transaction<Database>;
     /** Runs `fn` once the transaction opened by `transactional` has committed. */
     afterCommit(fn: () => Promise<void> | void): void;
+    /** The audit entry of this write (set on POST/PUT/PATCH/DELETE under /api/ only). */
+    audit: AuditRecord | undefined;
   }
 }

@@ -15,6 +15,8 @@ export function transactional(db: Db) {
       ctx.trx = trx;
       try {
         await next();
+        // The audit entry joins the change it records: both commit, or neither.
+        ctx.audit?.writeIn(trx);
       } finally {
         ctx.trx = undefined as never;
       }

@@ -1,6 +1,55 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 
 // Frozen once landed: add a new migration instead of editing this one.
-export async function up(_db: Kysely<unknown>): Promise<void> {}
+export async function up(db: Kysely<unknown>): Promise<void> {
+  // Ids are assigned by the appender (last id + 1), since each id is part of its entry's hash.
+  await db.schema
+    .createTable('audit_log')
+    .addColumn('id', 'integer', (c) => c.primaryKey())
+    .addColumn('ts', 'text', (c) => c.notNull())
+    .addColumn('actor', 'text', (c) => c.notNull())
+    .addColumn('action', 'text', (c) => c.notNull())
+    .addColumn('target_type', 'text')
+    .addColumn('target_id', 'text')
+    .addColumn('result', 'text', (c) => c.notNull().check(sql`result in ('ok', 'denied', 'error')`))
+    .addColumn('ip', 'text')
+    .addColumn('details', 'text', (c) => c.notNull())
+    .addColumn('prev_hash', 'text', (c) => c.notNull())
+    .addColumn('hash', 'text', (c) => c.notNull())
+    .execute();
+  await db.schema.createIndex('audit_log_ts').on('audit_log').column('ts').execute();
+  await db.schema.createIndex('audit_log_actor').on('audit_log').columns(['actor', 'id']).execute();
+  await db.schema.createIndex('audit_log_action').on('audit_log').columns(['action', 'id']).execute();
+  await db.schema.createIndex('audit_log_target').on('audit_log').columns(['target_type', 'target_id', 'id']).execute();
 
-export async function down(_db: Kysely<unknown>): Promise<void> {}
+  // One row: where the live chain starts once older entries were archived, and where it must end.
+  await db.schema
+    .createTable('audit_chain')
+    .addColumn('id', 'integer', (c) => c.primaryKey().check(sql`id = 1`))
+    .addColumn('archived_through_id', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('archived_last_hash', 'text', (c) => c.notNull())
+    .addColumn('head_id', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('head_hash', 'text', (c) => c.notNull())
+    .addColumn('updated_at', 'text', (c) => c.notNull())
+    .execute();
+  const genesis = '0'.repeat(64);
+  await sql`insert into audit_chain (id, archived_through_id, archived_last_hash, head_id, head_hash, updated_at)
+            values (1, 0, ${genesis}, 0, ${genesis}, ${new Date().toISOString()})`.execute(db);
+
+  await db.schema
+    .createTable('audit_archives')
+    .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+    .addColumn('file', 'text', (c) => c.notNull().unique())
+    .addColumn('first_id', 'integer', (c) => c.notNull())
+    .addColumn('last_id', 'integer', (c) => c.notNull())
+    .addColumn('first_prev_hash', 'text', (c) => c.notNull())
+    .addColumn('last_hash', 'text', (c) => c.notNull())
+    .addColumn('entries', 'integer', (c) => c.notNull())
+    .addColumn('sha256', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'text', (c) => c.notNull())
+    .execute();
+}
+
+export async function down(db: Kysely<unknown>): Promise<void> {
+  for (const table of ['audit_archives', 'audit_chain', 'audit_log']) await db.schema.dropTable(table).execute();
+}

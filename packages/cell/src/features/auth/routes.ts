@@ -6,6 +6,7 @@ import { rateLimitFailures } from '../../http/rate-limit.js';
 import { requireRole, requireSession } from '../../http/guard.js';
 import { validateBody, validateQuery } from '../../http/validate.js';
 import { transactional } from '../../http/transaction.js';
+import { audited } from '../../http/audit.js';
 import type { SessionData } from '../../http/session.js';
 import { randomToken } from '../../lib/tokens.js';
 import { presentUser } from '../users/presenter.js';
@@ -31,8 +32,12 @@ export function authRoutes(deps: CellDeps): Router {
   const router = new Router({ prefix: '/api/auth' });
   const user = (ctx: Context) => ctx.state.user!;
 
-  router.post('/login', rateLimitFailures(loginLimiter), validateBody(LoginBody), async (ctx) => {
+  router.post('/login', rateLimitFailures(loginLimiter), audited('auth.login', 'user'), validateBody(LoginBody), async (ctx) => {
     const { username, password } = ctx.input as LoginBody;
+    if (ctx.audit) {
+      ctx.audit.targetId = username;
+      ctx.audit.actor = username;
+    }
     const found = await authenticate(db, username, password);
     if (!found) {
       (ctx.state['countFailure'] as () => void)();
@@ -42,7 +47,7 @@ export function authRoutes(deps: CellDeps): Router {
     ctx.body = { ok: true, user: { username: found.username, role: found.role, must_change_password: found.must_change_password === 1 }, csrf_token: csrf };
   });
 
-  router.post('/logout', async (ctx) => {
+  router.post('/logout', audited('auth.logout', 'session'), async (ctx) => {
     ctx.session = null;
     ctx.body = { ok: true };
   });
@@ -64,6 +69,7 @@ export function authRoutes(deps: CellDeps): Router {
     '/change-password',
     rateLimitFailures(loginLimiter),
     requireSession(db),
+    audited('auth.change_password', 'user'),
     validateBody(ChangePasswordBody),
     async (ctx, next) => {
       // Hash outside the transaction: scrypt takes ~100 ms and the transaction holds the database.
@@ -77,6 +83,7 @@ export function authRoutes(deps: CellDeps): Router {
     },
     transactional(db),
     async (ctx) => {
+      ctx.audit!.targetId = user(ctx).username;
       await storeNewPassword(ctx.trx, user(ctx).id, ctx.state['passwordHash'] as string);
       // Other devices signed in with the old password are signed out; this one stays.
       await sessions.destroyUserSessions(ctx.trx, user(ctx).id, sessionKey(ctx));
@@ -84,13 +91,21 @@ export function authRoutes(deps: CellDeps): Router {
     },
   );
 
-  router.post('/admin/reset-password', requireRole('admin'), validateBody(ResetPasswordBody), transactional(db), async (ctx) => {
+  router.post(
+    '/admin/reset-password',
+    requireRole('admin'),
+    audited('auth.reset_password', 'user'),
+    validateBody(ResetPasswordBody),
+    transactional(db),
+    async (ctx) => {
     const { username } = ctx.input as ResetPasswordBody;
+    ctx.audit!.targetId = username;
     const { user: target, password } = await resetPassword(ctx.trx, user(ctx), username);
     await sessions.destroyUserSessions(ctx.trx, target.id);
     ctx.set('Cache-Control', 'no-store');
     ctx.body = { ok: true, username: target.username, password, must_change_password: true };
-  });
+    },
+  );
 
   router.get('/users', requireRole('admin'), validateQuery(ListUsersQuery, ['limit', 'offset']), async (ctx) => {
     const q = ctx.input as ListUsersQuery;

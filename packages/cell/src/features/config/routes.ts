@@ -3,6 +3,7 @@ import type { CellDeps } from '../../deps.js';
 import { requireRole } from '../../http/guard.js';
 import { validateBody } from '../../http/validate.js';
 import { transactional } from '../../http/transaction.js';
+import { audited } from '../../http/audit.js';
 import { ConfigPatch, checkConfigPatch } from './schema.js';
 import { readCellSettings, updateCellSettings } from './service.js';
 import { presentConfig } from './presenter.js';
@@ -15,8 +16,10 @@ export function configRoutes(deps: CellDeps): Router {
     ctx.body = { ok: true, config: presentConfig(await readCellSettings(db), config) };
   });
 
-  router.put('/', requireRole('admin'), validateBody(ConfigPatch, checkConfigPatch), transactional(db), async (ctx) => {
-    const settings = await updateCellSettings(ctx.trx, ctx.input as ConfigPatch);
+  router.put('/', requireRole('admin'), audited('config.update', 'config', () => 'cell'), validateBody(ConfigPatch, checkConfigPatch), transactional(db), async (ctx) => {
+    const patch = ctx.input as ConfigPatch;
+    ctx.audit!.details = { changed: Object.entries(patch).flatMap(([section, fields]) => Object.keys(fields ?? {}).map((f) => `${section}.${f}`)) };
+    const settings = await updateCellSettings(ctx.trx, patch);
     ctx.body = { ok: true, config: presentConfig(settings, config) };
   });
 

@@ -4,6 +4,7 @@ import type { CellDeps } from '../../deps.js';
 import { errors } from '../../http/errors.js';
 import { currentUser } from '../../http/guard.js';
 import { transactional } from '../../http/transaction.js';
+import { audited } from '../../http/audit.js';
 import { hashPassword } from '../../lib/password.js';
 import { signIn } from '../auth/routes.js';
 import { validateBodyBy } from '../../http/validate.js';
@@ -47,12 +48,18 @@ export function setupRoutes(deps: CellDeps): Router {
 
   router.post(
     '/step',
+    audited('setup.step', 'setup'),
     refuseWhenComplete,
     requireWizardOwner,
     validateBodyBy((ctx) => stepValidator(ctx.state['step'] as SetupProgress['step'])),
     transactional(db),
     async (ctx) => {
+      ctx.audit!.targetId = String(ctx.state['step']);
       const { progress, createdAdmin } = await submitStep(ctx.trx, ctx.state['step'] as SetupProgress['step'], ctx.input, hashPassword);
+      if (createdAdmin) {
+        ctx.audit!.actor = createdAdmin.username;
+        ctx.audit!.details = { created_user: createdAdmin.username, role: 'admin' };
+      }
       ctx.body = { ok: true, ...presentStatus(progress) };
       ctx.afterCommit(async () => {
         setup.committed(progress);
@@ -64,7 +71,7 @@ export function setupRoutes(deps: CellDeps): Router {
     },
   );
 
-  router.post('/complete', refuseWhenComplete, requireWizardOwner, transactional(db), async (ctx) => {
+  router.post('/complete', audited('setup.complete', 'setup'), refuseWhenComplete, requireWizardOwner, transactional(db), async (ctx) => {
     const progress = await completeSetup(ctx.trx);
     ctx.body = { ok: true, ...presentStatus(progress) };
     ctx.afterCommit(() => setup.committed(progress));

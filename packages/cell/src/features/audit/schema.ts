@@ -1,0 +1,34 @@
+import { Type, type Static } from '@sinclair/typebox';
+
+const filters = {
+  actor: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  action: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  target_type: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+  target_id: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  result: Type.Optional(Type.Union([Type.Literal('ok'), Type.Literal('denied'), Type.Literal('error')])),
+  since: Type.Optional(Type.String({ format: 'date-time', errorMessage: 'must be an ISO-8601 date-time, e.g. 2026-01-31T00:00:00Z' })),
+  until: Type.Optional(Type.String({ format: 'date-time', errorMessage: 'must be an ISO-8601 date-time, e.g. 2026-01-31T00:00:00Z' })),
+};
+
+export const AuditQuery = Type.Object(
+  {
+    ...filters,
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    offset: Type.Optional(Type.Integer({ minimum: 0 })),
+  },
+  { additionalProperties: false },
+);
+export type AuditQuery = Static<typeof AuditQuery>;
+export type AuditFilters = Omit<AuditQuery, 'limit' | 'offset'>;
+
+export const ExportQuery = Type.Object(
+  { ...filters, format: Type.Optional(Type.Union([Type.Literal('csv'), Type.Literal('json')])) },
+  { additionalProperties: false },
+);
+export type ExportQuery = Static<typeof ExportQuery>;
+
+export const ArchiveBody = Type.Object(
+  { before: Type.String({ format: 'date-time', errorMessage: 'must be an ISO-8601 date-time, e.g. 2026-01-31T00:00:00Z' }) },
+  { additionalProperties: false },
+);
+export type ArchiveBody = Static<typeof ArchiveBody>;

@@ -1,0 +1,129 @@
+import type { Kysely, Transaction } from 'kysely';
+import type SQLite from 'better-sqlite3';
+import type { Database } from '../../db/schema.js';
+import type { Db } from '../../db/database.js';
+import { nowIso } from '../../lib/tokens.js';
+import { canonicalDetails, entryHash, GENESIS_HASH, type ChainEntry } from './chain.js';
+
+export type AuditResult = 'ok' | 'denied' | 'error';
+
+export interface AuditEntryInput {
+  actor: string;
+  action: string;
+  targetType?: string | null;
+  targetId?: string | null;
+  result: AuditResult;
+  ip?: string | null;
+  /** Names and ids only, never secrets. */
+  details?: Record<string, unknown>;
+}
+
+export interface AuditRow extends ChainEntry {
+  prev_hash: string;
+  hash: string;
+}
+
+export type VerifyResult =
+  | { valid: true; entries: number; head_id: number; archived_through_id: number }
+  | { valid: false; entries: number; first_broken_id: number; reason: string };
+
+const COLUMNS = 'id, ts, actor, action, target_type, target_id, result, ip, details, prev_hash, hash';
+
+/**
+ * The hash-chained audit log. Appends use prepared statements on the raw SQLite handle, which is
+ * the same connection kysely uses: `appendIn(trx, …)` is therefore part of the caller's
+ * transaction (and must only be called while that transaction is open), and `append(…)` takes the
+ * connection through kysely first so it can never land inside somebody else's transaction.
+ */
+export class AuditLog {
+  private readonly readHead: SQLite.Statement;
+  private readonly insertEntry: SQLite.Statement;
+  private readonly moveHead: SQLite.Statement;
+
+  constructor(
+    private readonly db: Db,
+    private readonly sqlite: SQLite.Database,
+  ) {
+    this.readHead = sqlite.prepare('SELECT head_id, head_hash FROM audit_chain WHERE id = 1');
+    this.insertEntry = sqlite.prepare(
+      `INSERT INTO audit_log (${COLUMNS}) VALUES (@id, @ts, @actor, @action, @target_type, @target_id, @result, @ip, @details, @prev_hash, @hash)`,
+    );
+    this.moveHead = sqlite.prepare('UPDATE audit_chain SET head_id = ?, head_hash = ?, updated_at = ? WHERE id = 1');
+  }
+
+  /** Appends inside the caller's open transaction: it commits or rolls back with the change it records. */
+  appendIn(_trx: Transaction<Database>, input: AuditEntryInput): AuditRow {
+    return this.write(input);
+  }
+
+  /** Appends on its own (denied and failed requests, whose own transaction rolled back). */
+  async append(input: AuditEntryInput): Promise<AuditRow> {
+    return this.db.connection().execute(async () => this.sqlite.transaction(() => this.write(input))());
+  }
+
+  private write(input: AuditEntryInput): AuditRow {
+    const head = this.readHead.get() as { head_id: number; head_hash: string } | undefined;
+    if (!head) throw new Error('audit_chain row is missing; the database was not migrated');
+    const entry: ChainEntry = {
+      id: head.head_id + 1,
+      ts: nowIso(),
+      actor: input.actor,
+      action: input.action,
+      target_type: input.targetType ?? null,
+      target_id: input.targetId ?? null,
+      result: input.result,
+      ip: input.ip ?? null,
+      details: canonicalDetails(input.details),
+    };
+    const row: AuditRow = { ...entry, prev_hash: head.head_hash, hash: entryHash(head.head_hash, entry) };
+    this.insertEntry.run(row);
+    this.moveHead.run(row.id, row.hash, row.ts);
+    return row;
+  }
+
+  /**
+   * Recomputes the chain from the archive anchor to the recorded head, in batches so the server
+   * keeps answering. Detects edited entries (hash), removed or reordered ones (ids and prev_hash),
+   * and removed newest entries (the head recorded in audit_chain).
+   */
+  async verify(batchSize = 20_000): Promise<VerifyResult> {
+    const chain = await this.db
+      .selectFrom('audit_chain')
+      .select(['archived_through_id', 'archived_last_hash', 'head_id', 'head_hash'])
+      .where('id', '=', 1)
+      .executeTakeFirstOrThrow();
+    const page = this.sqlite.prepare(`SELECT ${COLUMNS} FROM audit_log WHERE id > ? AND id <= ? ORDER BY id LIMIT ?`).raw(true);
+    let expectedId = chain.archived_through_id + 1;
+    let prevHash = chain.archived_last_hash;
+    let entries = 0;
+    const broken = (id: number, reason: string): VerifyResult => ({ valid: false, entries, first_broken_id: id, reason });
+
+    for (;;) {
+      const rows = page.all(expectedId - 1, chain.head_id, batchSize) as unknown[][];
+      for (const r of rows) {
+        const [id, ts, actor, action, target_type, target_id, result, ip, details, prev_hash, hash] = r as [
+          number, string, string, string, string | null, string | null, AuditResult, string | null, string, string, string,
+        ];
+        if (id !== expectedId) {
+          return broken(expectedId, id > expectedId ? `entry ${expectedId} is missing (removed)` : `entry ${id} is out of order`);
+        }
+        if (prev_hash !== prevHash) return broken(id, 'prev_hash does not match the previous entry (removed or reordered entries)');
+        if (entryHash(prevHash, { id, ts, actor, action, target_type, target_id, result, ip, details }) !== hash) {
+          return broken(id, "hash does not match the entry's contents (edited)");
+        }
+        prevHash = hash;
+        expectedId++;
+        entries++;
+      }
+      if (rows.length < batchSize) break;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    if (expectedId - 1 !== chain.head_id || prevHash !== chain.head_hash) {
+      return broken(expectedId, `the chain ends at entry ${expectedId - 1} but its recorded head is entry ${chain.head_id} (newest entries removed)`);
+    }
+    return { valid: true, entries, head_id: chain.head_id, archived_through_id: chain.archived_through_id };
+  }
+}
+
+export { GENESIS_HASH };
+export type AuditDb = Kysely<Database>;
