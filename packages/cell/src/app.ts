@@ -13,7 +13,8 @@ import { configRoutes } from './features/config/routes.js';
 import { healthRoutes } from './features/health/routes.js';
 import { statusRoutes } from './features/status/routes.js';
 import { auditRoutes } from './features/audit/routes.js';
-import { auditWrites } from './http/audit.js';
+import { auditWrites, type RouteNamer } from './http/audit.js';
+import type Router from '@koa/router';
 import './http/context.js';
 
 async function securityHeaders(ctx: Context, next: Next): Promise<void> {
@@ -28,26 +29,38 @@ function onlyApi(middleware: (ctx: Context, next: Next) => Promise<void>) {
   return (ctx: Context, next: Next) => (ctx.path.startsWith('/api/') ? middleware(ctx, next) : next());
 }
 
+/** The name of the route (method + path) would reach, across all routers. */
+function routeNamer(routers: Router[]): RouteNamer {
+  return (method, path) => {
+    for (const router of routers) {
+      const layer = router.match(path, method).pathAndMethod.findLast((l) => l.methods.length > 0);
+      if (layer) return layer.name ?? undefined;
+    }
+    return undefined;
+  };
+}
+
 /** Composes the cell's middleware and feature routers; nothing else happens here. */
 export function buildApp(deps: CellDeps, sqlite: SQLite.Database): Koa {
   const app = new Koa({ proxy: deps.config.trustProxy });
   app.silent = true; // the error handler logs what matters
   app.use(errorHandler(deps.logger));
-  app.use(auditWrites(deps.audit, deps.logger));
-  app.use(securityHeaders);
-  app.use(sessionMiddleware(app, deps.sessions, deps.config.session.idleMs));
-  app.use(onlyApi(rateLimitRequests(deps.apiLimiter)));
-  app.use(guardApi({ db: deps.db, isSetupComplete: () => deps.setup.isComplete() }));
-  app.use(onlyApi(jsonBody));
-
-  for (const router of [
+  const routers = [
     healthRoutes(deps, sqlite),
     setupRoutes(deps),
     authRoutes(deps),
     statusRoutes(deps),
     configRoutes(deps),
     auditRoutes(deps),
-  ]) {
+  ];
+  app.use(auditWrites(deps.audit, deps.logger, routeNamer(routers)));
+  app.use(securityHeaders);
+  app.use(sessionMiddleware(app, deps.sessions, deps.config.session.idleMs));
+  app.use(onlyApi(rateLimitRequests(deps.apiLimiter)));
+  app.use(guardApi({ db: deps.db, isSetupComplete: () => deps.setup.isComplete() }));
+  app.use(onlyApi(jsonBody));
+
+  for (const router of routers) {
     app.use(router.routes());
     app.use(router.allowedMethods({ throw: false }));
   }

@@ -7,6 +7,9 @@ import { HttpError } from './errors.js';
 
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
+/** Finds the name of the route a request would reach (routes are named after their audit action). */
+export type RouteNamer = (method: string, path: string) => string | undefined;
+
 /** What a route says about the change it makes; the audit middleware fills in who, where and how it ended. */
 export class AuditRecord {
   action?: string;
@@ -21,14 +24,16 @@ export class AuditRecord {
   constructor(
     private readonly ctx: Context,
     private readonly log: AuditLog,
+    private readonly routeName: RouteNamer,
   ) {}
 
   private entry(result: AuditResult, extra?: Record<string, unknown>) {
     const ctx = this.ctx;
-    const route = (ctx as unknown as { _matchedRoute?: string })._matchedRoute;
+    // The action is the route's name, even when the request was refused before routing (401/403/429).
+    const name = (ctx as unknown as { _matchedRouteName?: string })._matchedRouteName ?? this.routeName(ctx.method, ctx.path);
     return {
       actor: this.actor ?? ctx.state.user?.username ?? 'anonymous',
-      action: this.action ?? `${ctx.method} ${(route ?? ctx.path).slice(0, 200)}`,
+      action: this.action ?? name ?? `${ctx.method} ${ctx.path.slice(0, 200)}`,
       targetType: this.targetType ?? null,
       targetId: this.targetId ?? null,
       result,
@@ -60,10 +65,10 @@ function resultFor(status: number): AuditResult {
  * in the same transaction; anything that failed, was denied, or ran without a transaction is
  * recorded on its own afterwards.
  */
-export function auditWrites(log: AuditLog, logger: Logger) {
+export function auditWrites(log: AuditLog, logger: Logger, routeName: RouteNamer) {
   return async function auditRequest(ctx: Context, next: Next): Promise<void> {
     if (!WRITE_METHODS.has(ctx.method) || !ctx.path.startsWith('/api/')) return next();
-    const record = new AuditRecord(ctx, log);
+    const record = new AuditRecord(ctx, log, routeName);
     ctx.audit = record;
     try {
       await next();
@@ -85,14 +90,13 @@ export function auditWrites(log: AuditLog, logger: Logger) {
 }
 
 /**
- * Names the action a route performs (and its target, when the path tells it), for its audit entry.
- * Put it early in the chain, so refusals by later steps are recorded under this name too.
+ * Names what a route's write acts on, for its audit entry (the action itself is the route's name).
+ * Put it early in the chain, so refusals by later steps carry the target too.
  */
-export function audited(action: string, targetType?: string, targetId?: (ctx: Context) => string | undefined) {
-  return async function nameAuditAction(ctx: Context, next: Next): Promise<void> {
+export function audited(targetType: string, targetId?: (ctx: Context) => string | undefined) {
+  return async function nameAuditTarget(ctx: Context, next: Next): Promise<void> {
     if (ctx.audit) {
-      ctx.audit.action = action;
-      if (targetType) ctx.audit.targetType = targetType;
+      ctx.audit.targetType = targetType;
       const id = targetId?.(ctx);
       if (id !== undefined) ctx.audit.targetId = id;
     }

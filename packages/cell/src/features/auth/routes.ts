@@ -32,7 +32,7 @@ export function authRoutes(deps: CellDeps): Router {
   const router = new Router({ prefix: '/api/auth' });
   const user = (ctx: Context) => ctx.state.user!;
 
-  router.post('/login', rateLimitFailures(loginLimiter), audited('auth.login', 'user'), validateBody(LoginBody), async (ctx) => {
+  router.post('auth.login', '/login', rateLimitFailures(loginLimiter), audited('user'), validateBody(LoginBody), async (ctx) => {
     const { username, password } = ctx.input as LoginBody;
     if (ctx.audit) {
       ctx.audit.targetId = username;
@@ -47,7 +47,7 @@ export function authRoutes(deps: CellDeps): Router {
     ctx.body = { ok: true, user: { username: found.username, role: found.role, must_change_password: found.must_change_password === 1 }, csrf_token: csrf };
   });
 
-  router.post('/logout', audited('auth.logout', 'session'), async (ctx) => {
+  router.post('auth.logout', '/logout', audited('session'), async (ctx) => {
     ctx.session = null;
     ctx.body = { ok: true };
   });
@@ -66,10 +66,11 @@ export function authRoutes(deps: CellDeps): Router {
   });
 
   router.post(
+    'auth.change_password',
     '/change-password',
     rateLimitFailures(loginLimiter),
     requireSession(db),
-    audited('auth.change_password', 'user'),
+    audited('user', (ctx) => ctx.state.user?.username),
     validateBody(ChangePasswordBody),
     async (ctx, next) => {
       // Hash outside the transaction: scrypt takes ~100 ms and the transaction holds the database.
@@ -83,7 +84,6 @@ export function authRoutes(deps: CellDeps): Router {
     },
     transactional(db),
     async (ctx) => {
-      ctx.audit!.targetId = user(ctx).username;
       await storeNewPassword(ctx.trx, user(ctx).id, ctx.state['passwordHash'] as string);
       // Other devices signed in with the old password are signed out; this one stays.
       await sessions.destroyUserSessions(ctx.trx, user(ctx).id, sessionKey(ctx));
@@ -92,9 +92,10 @@ export function authRoutes(deps: CellDeps): Router {
   );
 
   router.post(
+    'auth.reset_password',
     '/admin/reset-password',
     requireRole('admin'),
-    audited('auth.reset_password', 'user'),
+    audited('user'),
     validateBody(ResetPasswordBody),
     transactional(db),
     async (ctx) => {

@@ -16,7 +16,7 @@ export function configRoutes(deps: CellDeps): Router {
     ctx.body = { ok: true, config: presentConfig(await readCellSettings(db), config) };
   });
 
-  router.put('/', requireRole('admin'), audited('config.update', 'config', () => 'cell'), validateBody(ConfigPatch, checkConfigPatch), transactional(db), async (ctx) => {
+  router.put('config.update', '/', requireRole('admin'), audited('config', () => 'cell'), validateBody(ConfigPatch, checkConfigPatch), transactional(db), async (ctx) => {
     const patch = ctx.input as ConfigPatch;
     ctx.audit!.details = { changed: Object.entries(patch).flatMap(([section, fields]) => Object.keys(fields ?? {}).map((f) => `${section}.${f}`)) };
     const settings = await updateCellSettings(ctx.trx, patch);

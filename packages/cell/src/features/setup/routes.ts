@@ -47,8 +47,9 @@ export function setupRoutes(deps: CellDeps): Router {
   });
 
   router.post(
+    'setup.step',
     '/step',
-    audited('setup.step', 'setup'),
+    audited('setup'),
     refuseWhenComplete,
     requireWizardOwner,
     validateBodyBy((ctx) => stepValidator(ctx.state['step'] as SetupProgress['step'])),
@@ -71,7 +72,7 @@ export function setupRoutes(deps: CellDeps): Router {
     },
   );
 
-  router.post('/complete', audited('setup.complete', 'setup'), refuseWhenComplete, requireWizardOwner, transactional(db), async (ctx) => {
+  router.post('setup.complete', '/complete', audited('setup', () => 'complete'), refuseWhenComplete, requireWizardOwner, transactional(db), async (ctx) => {
     const progress = await completeSetup(ctx.trx);
     ctx.body = { ok: true, ...presentStatus(progress) };
     ctx.afterCommit(() => setup.committed(progress));
