@@ -98,19 +98,24 @@ describe('audit log (real cell process)', () => {
         assert.equal(res.body.first_broken_id, expect.id, JSON.stringify(res.body));
         assert.match(res.body.reason, expect.reason);
       };
-      const snapshot = db.prepare('SELECT * FROM audit_log ORDER BY id').all() as Array<Record<string, unknown>>;
+      const snapshot = db.prepare('SELECT id, entry, prev_hash, hash FROM audit_log ORDER BY id').all() as Array<Record<string, unknown>>;
       const restore = () => {
         db.exec('BEGIN IMMEDIATE; DELETE FROM audit_log;');
         const insert = db.prepare(
-          'INSERT INTO audit_log (id, ts, actor, action, target_type, target_id, result, ip, details, prev_hash, hash) VALUES (@id, @ts, @actor, @action, @target_type, @target_id, @result, @ip, @details, @prev_hash, @hash)',
+          'INSERT INTO audit_log (id, entry, prev_hash, hash) VALUES (@id, @entry, @prev_hash, @hash)',
         );
         for (const row of snapshot) insert.run(row);
         db.exec('COMMIT');
       };
 
-      await tamper([`UPDATE audit_log SET actor = 'mallory' WHERE id = 3`], { id: 3, reason: /edited/ });
+      // The queryable columns are generated from `entry`: they cannot be edited on their own.
+      assert.throws(() => db.exec(`UPDATE audit_log SET actor = 'mallory' WHERE id = 3`), /generated column/);
+      await tamper([`UPDATE audit_log SET entry = replace(entry, '"actor":"admin"', '"actor":"mallory"') WHERE id = 3`], { id: 3, reason: /edited/ });
       restore();
-      await tamper([`UPDATE audit_log SET details = '{"changed":[]}' WHERE id = 6`], { id: 6, reason: /edited/ });
+      await tamper([`UPDATE audit_log SET entry = json_set(entry, '$.details', json('{"changed":[]}')) WHERE id = 6`], { id: 6, reason: /edited/ });
+      restore();
+      // even re-hashing an edited entry does not help: the next entry's prev_hash no longer matches
+      await tamper([`UPDATE audit_log SET entry = replace(entry, '"result":"ok"', '"result":"denied"'), hash = '${'f'.repeat(64)}' WHERE id = 2`], { id: 2, reason: /edited/ });
       restore();
       await tamper([`DELETE FROM audit_log WHERE id = 4`], { id: 4, reason: /missing/ });
       restore();

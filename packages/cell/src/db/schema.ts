@@ -43,17 +43,19 @@ export interface HealthChecksTable {
 
 export interface AuditLogTable {
   id: number;
-  ts: string;
-  actor: string;
-  action: string;
-  target_type: string | null;
-  target_id: string | null;
-  result: 'ok' | 'denied' | 'error';
-  ip: string | null;
-  /** Canonical JSON (RFC 8785), exactly the bytes that were hashed. */
-  details: string;
+  /** Canonical JSON (RFC 8785) of the entry, exactly the bytes that were hashed. */
+  entry: string;
   prev_hash: string;
   hash: string;
+  // Generated from `entry` (read-only).
+  ts: ColumnType<string, never, never>;
+  actor: ColumnType<string, never, never>;
+  action: ColumnType<string, never, never>;
+  target_type: ColumnType<string | null, never, never>;
+  target_id: ColumnType<string | null, never, never>;
+  result: ColumnType<'ok' | 'denied' | 'error', never, never>;
+  ip: ColumnType<string | null, never, never>;
+  details: ColumnType<string, never, never>;
 }
 
 export interface AuditChainTable {

@@ -1,10 +1,9 @@
-import { createHash } from 'node:crypto';
+import { hash as oneShotHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 
 /** The hash that precedes the first entry ever written. */
 export const GENESIS_HASH = '0'.repeat(64);
 
-/** An entry as stored; `details` is canonical JSON text, exactly the bytes that were hashed. */
 export interface ChainEntry {
   id: number;
   ts: string;
@@ -14,28 +13,31 @@ export interface ChainEntry {
   target_id: string | null;
   result: 'ok' | 'denied' | 'error';
   ip: string | null;
-  details: string;
+  /** Names and ids only, never secrets. */
+  details: Record<string, unknown>;
 }
 
-/** RFC 8785 canonical JSON of an entry's details (never secrets: callers pass names, not values). */
-export function canonicalDetails(details: Record<string, unknown> | undefined): string {
-  return canonicalize(details ?? {}) ?? '{}';
-}
-
-/**
- * Canonical JSON of the whole entry, built by hand in RFC 8785 key order so verifying a million
- * entries does not re-parse a million `details` documents. Equal to canonicalize(entry) when
- * `details` is canonical (a unit test holds it to that).
- */
+/** RFC 8785 canonical JSON of an entry: the bytes stored in `audit_log.entry` and hashed. */
 export function canonicalEntry(e: ChainEntry): string {
-  const s = JSON.stringify;
-  return (
-    `{"action":${s(e.action)},"actor":${s(e.actor)},"details":${e.details},"id":${e.id},"ip":${s(e.ip)},` +
-    `"result":${s(e.result)},"target_id":${s(e.target_id)},"target_type":${s(e.target_type)},"ts":${s(e.ts)}}`
-  );
+  const text = canonicalize(e);
+  if (text === undefined) throw new Error('audit entry is not serializable');
+  return text;
 }
 
 /** hash = SHA-256(prev_hash ‖ canonical JSON of the entry), hex. */
-export function entryHash(prevHash: string, e: ChainEntry): string {
-  return createHash('sha256').update(prevHash).update(canonicalEntry(e)).digest('hex');
+export function chainHash(prevHash: string, entryText: string): string {
+  // the one-shot hash is about twice as fast as createHash() here, which matters when verifying 1M entries
+  return oneShotHash('sha256', prevHash + entryText, 'hex');
+}
+
+/**
+ * The top-level `id` inside a canonical entry, found without parsing it: keys are sorted, so `id`
+ * follows `details`, and nothing after it (ip, result, target_*, ts: strings with quotes escaped)
+ * can contain an unescaped `,"id":`.
+ */
+export function entryIdOf(entryText: string): number {
+  const at = entryText.lastIndexOf(',"id":');
+  if (at < 0) return NaN;
+  const end = entryText.indexOf(',', at + 6);
+  return Number(entryText.slice(at + 6, end < 0 ? undefined : end));
 }

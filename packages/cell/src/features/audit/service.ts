@@ -3,7 +3,7 @@ import type SQLite from 'better-sqlite3';
 import type { Database } from '../../db/schema.js';
 import type { Db } from '../../db/database.js';
 import { nowIso } from '../../lib/tokens.js';
-import { canonicalDetails, entryHash, GENESIS_HASH, type ChainEntry } from './chain.js';
+import { canonicalEntry, chainHash, entryIdOf, GENESIS_HASH, type ChainEntry } from './chain.js';
 
 export type AuditResult = 'ok' | 'denied' | 'error';
 
@@ -18,7 +18,9 @@ export interface AuditEntryInput {
   details?: Record<string, unknown>;
 }
 
-export interface AuditRow extends ChainEntry {
+export interface AuditRow {
+  id: number;
+  entry: string;
   prev_hash: string;
   hash: string;
 }
@@ -27,7 +29,6 @@ export type VerifyResult =
   | { valid: true; entries: number; head_id: number; archived_through_id: number }
   | { valid: false; entries: number; first_broken_id: number; reason: string };
 
-const COLUMNS = 'id, ts, actor, action, target_type, target_id, result, ip, details, prev_hash, hash';
 
 /**
  * The hash-chained audit log. Appends use prepared statements on the raw SQLite handle, which is
@@ -46,7 +47,7 @@ export class AuditLog {
   ) {
     this.readHead = sqlite.prepare('SELECT head_id, head_hash FROM audit_chain WHERE id = 1');
     this.insertEntry = sqlite.prepare(
-      `INSERT INTO audit_log (${COLUMNS}) VALUES (@id, @ts, @actor, @action, @target_type, @target_id, @result, @ip, @details, @prev_hash, @hash)`,
+      'INSERT INTO audit_log (id, entry, prev_hash, hash) VALUES (@id, @entry, @prev_hash, @hash)',
     );
     this.moveHead = sqlite.prepare('UPDATE audit_chain SET head_id = ?, head_hash = ?, updated_at = ? WHERE id = 1');
   }
@@ -73,11 +74,12 @@ export class AuditLog {
       target_id: input.targetId ?? null,
       result: input.result,
       ip: input.ip ?? null,
-      details: canonicalDetails(input.details),
+      details: input.details ?? {},
     };
-    const row: AuditRow = { ...entry, prev_hash: head.head_hash, hash: entryHash(head.head_hash, entry) };
+    const text = canonicalEntry(entry);
+    const row: AuditRow = { id: entry.id, entry: text, prev_hash: head.head_hash, hash: chainHash(head.head_hash, text) };
     this.insertEntry.run(row);
-    this.moveHead.run(row.id, row.hash, row.ts);
+    this.moveHead.run(row.id, row.hash, entry.ts);
     return row;
   }
 
@@ -92,7 +94,7 @@ export class AuditLog {
       .select(['archived_through_id', 'archived_last_hash', 'head_id', 'head_hash'])
       .where('id', '=', 1)
       .executeTakeFirstOrThrow();
-    const page = this.sqlite.prepare(`SELECT ${COLUMNS} FROM audit_log WHERE id > ? AND id <= ? ORDER BY id LIMIT ?`).raw(true);
+    const page = this.sqlite.prepare('SELECT id, entry, prev_hash, hash FROM audit_log WHERE id > ? AND id <= ? ORDER BY id LIMIT ?').raw(true);
     let expectedId = chain.archived_through_id + 1;
     let prevHash = chain.archived_last_hash;
     let entries = 0;
@@ -101,16 +103,13 @@ export class AuditLog {
     for (;;) {
       const rows = page.all(expectedId - 1, chain.head_id, batchSize) as unknown[][];
       for (const r of rows) {
-        const [id, ts, actor, action, target_type, target_id, result, ip, details, prev_hash, hash] = r as [
-          number, string, string, string, string | null, string | null, AuditResult, string | null, string, string, string,
-        ];
+        const [id, entry, prev_hash, hash] = r as [number, string, string, string];
         if (id !== expectedId) {
           return broken(expectedId, id > expectedId ? `entry ${expectedId} is missing (removed)` : `entry ${id} is out of order`);
         }
         if (prev_hash !== prevHash) return broken(id, 'prev_hash does not match the previous entry (removed or reordered entries)');
-        if (entryHash(prevHash, { id, ts, actor, action, target_type, target_id, result, ip, details }) !== hash) {
-          return broken(id, "hash does not match the entry's contents (edited)");
-        }
+        if (chainHash(prevHash, entry) !== hash) return broken(id, "hash does not match the entry's contents (edited)");
+        if (entryIdOf(entry) !== id) return broken(id, 'the entry was moved to another id');
         prevHash = hash;
         expectedId++;
         entries++;
