@@ -95,32 +95,61 @@ export class AuditLog {
       .where('id', '=', 1)
       .executeTakeFirstOrThrow();
     const page = this.sqlite.prepare('SELECT id, entry, prev_hash, hash FROM audit_log WHERE id > ? AND id <= ? ORDER BY id LIMIT ?').raw(true);
-    let expectedId = chain.archived_through_id + 1;
-    let prevHash = chain.archived_last_hash;
-    let entries = 0;
-    const broken = (id: number, reason: string): VerifyResult => ({ valid: false, entries, first_broken_id: id, reason });
-
+    const walker = new ChainWalker(chain.archived_through_id + 1, chain.archived_last_hash);
     for (;;) {
-      const rows = page.all(expectedId - 1, chain.head_id, batchSize) as unknown[][];
-      for (const r of rows) {
-        const [id, entry, prev_hash, hash] = r as [number, string, string, string];
-        if (id !== expectedId) {
-          return broken(expectedId, id > expectedId ? `entry ${expectedId} is missing (removed)` : `entry ${id} is out of order`);
-        }
-        if (prev_hash !== prevHash) return broken(id, 'prev_hash does not match the previous entry (removed or reordered entries)');
-        if (chainHash(prevHash, entry) !== hash) return broken(id, "hash does not match the entry's contents (edited)");
-        if (entryIdOf(entry) !== id) return broken(id, 'the entry was moved to another id');
-        prevHash = hash;
-        expectedId++;
-        entries++;
-      }
+      const rows = page.all(walker.expectedId - 1, chain.head_id, batchSize) as ChainRow[];
+      const problem = walker.check(rows);
+      if (problem) return { valid: false, entries: walker.entries, ...problem };
       if (rows.length < batchSize) break;
       await new Promise((resolve) => setImmediate(resolve));
     }
-    if (expectedId - 1 !== chain.head_id || prevHash !== chain.head_hash) {
-      return broken(expectedId, `the chain ends at entry ${expectedId - 1} but its recorded head is entry ${chain.head_id} (newest entries removed)`);
+    const problem = walker.end(chain.head_id, chain.head_hash);
+    if (problem) return { valid: false, entries: walker.entries, ...problem };
+    return { valid: true, entries: walker.entries, head_id: chain.head_id, archived_through_id: chain.archived_through_id };
+  }
+}
+
+/** A stored row as verify reads it: [id, entry, prev_hash, hash]. */
+export type ChainRow = [number, string, string, string];
+export type ChainProblem = { first_broken_id: number; reason: string };
+
+/**
+ * Walks rows in id order from an anchor (the id and hash expected next), checking each link.
+ * Shared by verify (the live table), archiving (the range it moves out) and archive checks.
+ */
+export class ChainWalker {
+  entries = 0;
+
+  constructor(
+    public expectedId: number,
+    public prevHash: string,
+  ) {}
+
+  check(rows: Iterable<ChainRow>): ChainProblem | undefined {
+    for (const [id, entry, prev_hash, hash] of rows) {
+      if (id !== this.expectedId) {
+        const reason = id > this.expectedId ? `entry ${this.expectedId} is missing (removed)` : `entry ${id} is out of order`;
+        return { first_broken_id: this.expectedId, reason };
+      }
+      if (prev_hash !== this.prevHash) {
+        return { first_broken_id: id, reason: 'prev_hash does not match the previous entry (removed or reordered entries)' };
+      }
+      if (chainHash(this.prevHash, entry) !== hash) return { first_broken_id: id, reason: "hash does not match the entry's contents (edited)" };
+      if (entryIdOf(entry) !== id) return { first_broken_id: id, reason: 'the entry was moved to another id' };
+      this.prevHash = hash;
+      this.expectedId++;
+      this.entries++;
     }
-    return { valid: true, entries, head_id: chain.head_id, archived_through_id: chain.archived_through_id };
+    return undefined;
+  }
+
+  /** The walk must end exactly at the recorded head. */
+  end(headId: number, headHash: string): ChainProblem | undefined {
+    if (this.expectedId - 1 === headId && this.prevHash === headHash) return undefined;
+    return {
+      first_broken_id: this.expectedId,
+      reason: `the chain ends at entry ${this.expectedId - 1} but its recorded head is entry ${headId} (newest entries removed)`,
+    };
   }
 }
 
