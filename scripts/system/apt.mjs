@@ -1,0 +1,43 @@
+// Shared helper for scripts/system/*.mjs: install Debian packages with apt-get when missing.
+// Not a provider itself (no `ensure` export is used from here).
+import { execFileSync } from 'node:child_process';
+
+export const name = 'apt';
+export async function ensure() {
+  return { ok: true };
+}
+
+let updated = false;
+
+/** True when every command is on PATH. */
+export function haveCommands(...commands) {
+  return commands.every((c) => {
+    try {
+      execFileSync('sh', ['-c', 'command -v "$1"', 'sh', c], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** apt-get install the packages (as root only); returns a reason string on failure, undefined on success. */
+export function aptInstall(packages, log) {
+  if (process.getuid?.() !== 0) return 'not root: cannot apt-get install ' + packages.join(' ');
+  try {
+    if (!updated) {
+      log(`apt-get update (for ${packages.join(', ')})`);
+      execFileSync('apt-get', ['update', '-qq'], { stdio: 'ignore', timeout: 300_000 });
+      updated = true;
+    }
+    log(`apt-get install ${packages.join(' ')}`);
+    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], {
+      stdio: 'ignore',
+      timeout: 600_000,
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
+    return undefined;
+  } catch (err) {
+    return `apt-get install ${packages.join(' ')} failed: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`;
+  }
+}
