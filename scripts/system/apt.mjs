@@ -1,6 +1,8 @@
 // Shared helper for scripts/system/*.mjs: install Debian packages with apt-get when missing.
 // Not a provider itself (no `ensure` export is used from here).
 import { execFileSync } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { join } from 'node:path';
 
 export const name = 'apt';
 export async function ensure() {
@@ -9,16 +11,19 @@ export async function ensure() {
 
 let updated = false;
 
-/** True when every command is on PATH. */
+/** True when every command is an executable file on PATH (looked up here, no shell). */
 export function haveCommands(...commands) {
-  return commands.every((c) => {
-    try {
-      execFileSync('sh', ['-c', 'command -v "$1"', 'sh', c], { stdio: 'ignore' });
-      return true;
-    } catch {
-      return false;
-    }
-  });
+  const dirs = (process.env.PATH ?? '').split(':').filter(Boolean);
+  return commands.every((c) =>
+    dirs.some((d) => {
+      try {
+        accessSync(join(d, c), constants.X_OK);
+        return true;
+      } catch {
+        return false;
+      }
+    }),
+  );
 }
 
 /** apt-get install the packages (as root only); returns a reason string on failure, undefined on success. */
