@@ -29,6 +29,15 @@ export const CellYamlSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    audit: Type.Optional(
+      Type.Object(
+        {
+          /** Archive audit entries older than this many days (encrypted, see the audit wiki page); unset keeps all. */
+          retention_days: Type.Optional(Type.Integer({ minimum: 1, maximum: 36500 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     health: Type.Optional(
       Type.Object(
         {
@@ -53,6 +62,7 @@ export interface CellConfig {
   session: { idleMs: number; absoluteMs: number };
   rateLimit: { apiPerMinute: number; loginFailures: number; loginWindowMs: number };
   health: { intervalMs: number; keep: number };
+  audit: { retentionDays: number | null };
 }
 
 export class ConfigError extends Error {
@@ -105,5 +115,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CellConfig {
       intervalMs: (yaml.health?.interval_seconds ?? 60) * 1000,
       keep: yaml.health?.keep ?? 1440,
     },
+    audit: { retentionDays: yaml.audit?.retention_days ?? null },
   };
 }
