@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCellProcess, type CellProcess } from '../support/cell-process.js';
 import { ApiClient, ADMIN, completeSetup } from '../support/client.js';
-import { openCellDb } from '../support/sqlite.js';
+import { openCellDb } from '../support/db.js';
 
 describe('audit log (real cell process)', () => {
   let cell: CellProcess;

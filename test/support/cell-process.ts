@@ -41,7 +41,10 @@ export async function startCellProcess(opts: StartOptions = {}): Promise<CellPro
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
 
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`cell did not start in time:\n${out}`)), opts.timeoutMs ?? 15_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL'); // do not leave a half-started cell behind
+      reject(new Error(`cell did not start in time:\n${out}`));
+    }, opts.timeoutMs ?? 15_000);
     const onData = () => {
       const m = /PIC cell listening on (http:\/\/\S+)/.exec(out);
       if (m) {
@@ -88,7 +91,10 @@ export async function runCellExpectingFailure(opts: StartOptions = {}): Promise<
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  // A cell that starts after all must not hang the test: stop it and report what happened.
+  const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 15_000);
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  clearTimeout(timer);
   if (!opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
   return { code, output };
 }

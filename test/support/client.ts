@@ -1,3 +1,5 @@
+export const SESSION_COOKIE = 'pic.sid';
+
 /** A small HTTP client with a cookie jar and the CSRF header, speaking to a running cell. */
 export interface ApiResponse<T = any> {
   status: number;
@@ -11,6 +13,22 @@ export class ApiClient {
   csrf: string | undefined;
 
   constructor(readonly baseUrl: string) {}
+
+  /**
+   * A second client holding a copy of this one's cookies and CSRF token (the same session, a
+   * different jar), optionally aimed at another URL (the same data dir served by a new process).
+   */
+  clone(baseUrl = this.baseUrl): ApiClient {
+    const copy = new ApiClient(baseUrl);
+    for (const [k, v] of this.cookies) copy.cookies.set(k, v);
+    copy.csrf = this.csrf;
+    return copy;
+  }
+
+  /** The session cookie's value (`pic.sid`), if the jar holds one. */
+  get sessionId(): string | undefined {
+    return this.cookies.get(SESSION_COOKIE);
+  }
 
   cookieHeader(): string {
     return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');

@@ -5,7 +5,7 @@ import type { CellDeps } from './deps.js';
 import { errorHandler } from './http/error-handler.js';
 import { sessionMiddleware } from './http/session.js';
 import { rateLimitRequests } from './http/rate-limit.js';
-import { guardApi } from './http/guard.js';
+import { guardApi, isApiPath } from './http/guard.js';
 import { jsonBody } from './http/json-body.js';
 import { authRoutes } from './features/auth/routes.js';
 import { setupRoutes } from './features/setup/routes.js';
@@ -21,12 +21,12 @@ async function securityHeaders(ctx: Context, next: Next): Promise<void> {
   ctx.set('X-Content-Type-Options', 'nosniff');
   ctx.set('X-Frame-Options', 'DENY');
   ctx.set('Referrer-Policy', 'no-referrer');
-  if (ctx.path.startsWith('/api/')) ctx.set('Cache-Control', 'no-store');
+  if (isApiPath(ctx.path)) ctx.set('Cache-Control', 'no-store');
   await next();
 }
 
 function onlyApi(middleware: (ctx: Context, next: Next) => Promise<void>) {
-  return (ctx: Context, next: Next) => (ctx.path.startsWith('/api/') ? middleware(ctx, next) : next());
+  return (ctx: Context, next: Next) => (isApiPath(ctx.path) ? middleware(ctx, next) : next());
 }
 
 /** The name of the route (method + path) would reach, across all routers. */

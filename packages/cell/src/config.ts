@@ -88,6 +88,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CellConfig {
       throw new ConfigError(`${yamlFile}: not valid YAML: ${(err as Error).message}`);
     }
     parsed ??= {};
+    if (typeof parsed !== 'object' || Array.isArray(parsed)) {
+      throw new ConfigError(`${yamlFile}: the top level must be a mapping of keys (like "log_level: info"), not a ${Array.isArray(parsed) ? 'list' : typeof parsed}`);
+    }
     const validate = compile(CellYamlSchema);
     if (!validate(parsed)) {
       const problems = Object.entries(fieldErrors(validate.errors)).map(([k, v]) => `"${k}" ${v}`);

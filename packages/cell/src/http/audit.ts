@@ -4,6 +4,7 @@ import type { Database } from '../db/schema.js';
 import type { AuditLog, AuditResult } from '../features/audit/service.js';
 import type { Logger } from '../lib/logger.js';
 import { HttpError } from './errors.js';
+import { isApiPath } from './guard.js';
 
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
@@ -67,7 +68,7 @@ function resultFor(status: number): AuditResult {
  */
 export function auditWrites(log: AuditLog, logger: Logger, routeName: RouteNamer) {
   return async function auditRequest(ctx: Context, next: Next): Promise<void> {
-    if (!WRITE_METHODS.has(ctx.method) || !ctx.path.startsWith('/api/')) return next();
+    if (!WRITE_METHODS.has(ctx.method) || !isApiPath(ctx.path)) return next();
     const record = new AuditRecord(ctx, log, routeName);
     ctx.audit = record;
     try {

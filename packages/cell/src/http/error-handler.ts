@@ -15,6 +15,9 @@ function fromLibraryError(err: ExposedError): HttpError | undefined {
   const status = err.status ?? err.statusCode;
   if (!status || status < 400 || status >= 500) return undefined;
   if (status === 413) return new HttpError(413, 'payload_too_large', 'request body too large (limit 1 MiB)');
+  if (status === 415 && /encoding/i.test(err.message ?? '')) {
+    return new HttpError(415, 'unsupported_media_type', 'unsupported Content-Encoding (use gzip, deflate, br or none)');
+  }
   if (status === 415) return new HttpError(415, 'unsupported_media_type', 'request body must be application/json');
   if (status === 400 && (err.type === 'entity.parse.failed' || /JSON|Unexpected|invalid/i.test(err.message ?? ''))) {
     return new HttpError(400, 'malformed_json', 'request body is not valid JSON');
@@ -23,14 +26,23 @@ function fromLibraryError(err: ExposedError): HttpError | undefined {
   return new HttpError(status, 'http_error', err.expose && err.message ? err.message : 'request failed');
 }
 
+const BODYLESS: Record<number, [code: string, error: string]> = {
+  404: ['not_found', 'not found'],
+  405: ['method_not_allowed', 'method not allowed'],
+  501: ['not_implemented', 'method not implemented'],
+};
+
 /** Maps every thrown error to the one JSON error shape; unknown errors become a bare 500. */
 export function errorHandler(logger: Logger) {
   return async function handleErrors(ctx: Context, next: Next): Promise<void> {
     try {
       await next();
-      if (ctx.status === 404 && ctx.body === undefined) {
-        ctx.status = 404;
-        ctx.body = { ok: false, error: 'not found', code: 'not_found', fields: {} };
+      // Statuses set without a body (no route: 404; the router's 405/501) get the one error shape too.
+      const status = ctx.status;
+      if (status >= 400 && ctx.body == null) {
+        const [code, error] = BODYLESS[status] ?? ['http_error', 'request failed'];
+        ctx.status = status;
+        ctx.body = { ok: false, error, code, fields: {} };
       }
     } catch (raw) {
       const err = raw instanceof HttpError ? raw : fromLibraryError(raw as ExposedError);

@@ -11,7 +11,15 @@ const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 /** Which role a path needs. One table, so a new route cannot forget its access rule. */
 export type Access = 'public' | 'setup' | 'session' | 'admin' | 'peer';
 
-export function accessFor(path: string): Access {
+/**
+ * The router matches paths case-insensitively, so every decision made on a path here must too:
+ * otherwise `/API/STATUS` would reach a route while skipping the checks meant for `/api/status`.
+ */
+export const apiPath = (path: string): string => path.toLowerCase();
+export const isApiPath = (path: string): boolean => apiPath(path).startsWith('/api/');
+
+export function accessFor(rawPath: string): Access {
+  const path = apiPath(rawPath);
   if (!path.startsWith('/api/') && path !== '/api') return 'public';
   if (path === '/api/auth/login' || path === '/api/auth/logout') return 'public';
   if (path.startsWith('/api/setup/')) return 'setup';
@@ -20,7 +28,8 @@ export function accessFor(path: string): Access {
   return 'admin';
 }
 
-export function needsCsrf(method: string, path: string): boolean {
+export function needsCsrf(method: string, rawPath: string): boolean {
+  const path = apiPath(rawPath);
   return WRITE_METHODS.has(method) && path.startsWith('/api/') && !path.startsWith('/api/auth/') && !path.startsWith('/api/setup/');
 }
 
@@ -57,7 +66,7 @@ export function guardApi({ db, isSetupComplete }: GuardOptions) {
     const access = accessFor(ctx.path);
     if (access === 'public' || access === 'setup') return next();
     // Before setup completes, only the wizard and signing in (to resume it) are open.
-    if (!isSetupComplete() && !ctx.path.startsWith('/api/auth/')) {
+    if (!isSetupComplete() && !apiPath(ctx.path).startsWith('/api/auth/')) {
       throw errors.forbidden('setup not complete', 'setup_incomplete');
     }
     const user = await currentUser(ctx, db);
