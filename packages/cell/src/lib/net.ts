@@ -1,3 +1,5 @@
+import { isIPv6 } from 'node:net';
+
 /** IPv4 helpers for validating what the wizard and config accept. */
 
 export function parseIPv4(text: string): number | undefined {
@@ -69,7 +71,7 @@ export function endpointProblem(text: string): string | undefined {
   const host = m[1]!;
   const port = Number(m[2]);
   if (port < 1 || port > 65535) return 'port must be 1-65535';
-  if (host.startsWith('[')) return undefined; // bracketed IPv6 literal
+  if (host.startsWith('[')) return isIPv6(host.slice(1, -1)) ? undefined : 'host is not a valid IPv6 address';
   if (/^[\d.]+$/.test(host)) return parseIPv4(host) === undefined ? 'host is not a valid IPv4 address' : undefined;
   return isDnsName(host) ? undefined : 'host must be a lowercase DNS name or an IP address';
 }

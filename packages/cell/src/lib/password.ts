@@ -22,15 +22,25 @@ export async function hashPassword(password: string): Promise<string> {
   return ['scrypt', N, r, p, salt.toString('base64url'), key.toString('base64url')].join('$');
 }
 
+const isPositiveInt = (text: string) => /^[1-9]\d{0,9}$/.test(text);
+
+/** False for a wrong password and for any stored value that is not a well-formed scrypt hash. */
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {
   const parts = stored.split('$');
   if (parts.length !== 6 || parts[0] !== 'scrypt') return false;
   const [, n, rr, pp, salt, hash] = parts as [string, string, string, string, string, string];
+  if (![n, rr, pp].every(isPositiveInt)) return false;
   const expected = Buffer.from(hash, 'base64url');
-  const key = await scrypt(password, Buffer.from(salt, 'base64url'), expected.length, {
-    N: Number(n), r: Number(rr), p: Number(pp), maxmem: MAXMEM,
-  });
-  return timingSafeEqual(key, expected);
+  // An empty (or tiny) stored key would make any password "match": refuse it.
+  if (expected.length < 16 || salt.length === 0) return false;
+  try {
+    const key = await scrypt(password, Buffer.from(salt, 'base64url'), expected.length, {
+      N: Number(n), r: Number(rr), p: Number(pp), maxmem: MAXMEM,
+    });
+    return timingSafeEqual(key, expected);
+  } catch {
+    return false; // parameters scrypt refuses (N not a power of two, over the memory limit)
+  }
 }
 
 /** Spend the same time on unknown users as on known ones, so login timing does not reveal usernames. */

@@ -1,0 +1,210 @@
+// Bench section for issue 2 (the core): authenticated GET /api/status req/s as a ratio of a bare
+// Koa hello-world measured in the same run, idle RSS of the cell, and time from spawn to the
+// first /health answer. Leaves a signed-in cell in `ctx.shared.cell` for later sections.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runLoad } from './load.mjs';
+import {
+  freePort, httpJson, median, procCpuSeconds, procStatusBytes, sleep, spawnNode, tempDir, waitForOutput,
+} from './lib.mjs';
+
+export const name = 'core';
+export const title = 'Core (issue 2): /api/status throughput vs bare Koa, idle memory, start-up time';
+
+const ADMIN = { username: 'admin', password: 'bench-password-0123456789' };
+const LISTENING = /PIC cell listening on (http:\/\/\S+)/;
+/** The API-wide limiter's ceiling (its schema's maximum), so the limiter never throttles the bench. */
+const API_PER_MINUTE = 10_000_000;
+const MB = 1e6;
+
+/**
+ * @param {{ root: string, cleanup: import('./lib.mjs').Cleanup, opts: Record<string, number>,
+ *           log: (msg: string) => void, shared: Record<string, unknown> }} ctx
+ */
+export async function run(ctx) {
+  const { root, cleanup, opts, log, shared } = ctx;
+  const cellMain = join(root, 'packages', 'cell', 'dist', 'main.js');
+  const notes = [];
+
+  // --- 1. start-up: spawn → first 200 from /health, fresh data dir each time (first run: migrations included)
+  log(`start-up: ${opts.starts} cold starts with fresh data dirs, each followed by a restart on the same dir`);
+  const cold = [];
+  const restart = [];
+  const listeningLine = [];
+  for (let i = 0; i < opts.starts; i++) {
+    const data = tempDir(cleanup, 'pic-bench-start-');
+    const first = await timeToHealth(ctx, cellMain, data.dir);
+    cold.push(first.healthMs);
+    listeningLine.push(first.listeningMs);
+    const again = await timeToHealth(ctx, cellMain, data.dir);
+    restart.push(again.healthMs);
+    await data.remove();
+  }
+
+  // --- 2. the cell under test: fresh data dir, limiter raised, idle RSS, wizard, login
+  const data = tempDir(cleanup, 'pic-bench-cell-');
+  writeFileSync(join(data.dir, 'cell.yaml'), `rate_limit:\n  api_per_minute: ${API_PER_MINUTE}\n`);
+  notes.push(`cell.yaml sets rate_limit.api_per_minute: ${API_PER_MINUTE} so the API limiter (which still counts every request) never throttles the load`);
+  const cell = spawnNode(cleanup, [cellMain], {
+    env: { PIC_PORT: '0', PIC_HOST: '127.0.0.1', PIC_DATA_DIR: data.dir },
+  });
+  const [, url] = await waitForOutput(cell, LISTENING);
+  log(`cell pid ${cell.pid} on ${url}; idle ${opts.idle} s before reading its RSS`);
+  await sleep(opts.idle * 1000);
+  const idleRss = procStatusBytes(cell.pid, 'VmRSS');
+
+  const session = await signedInSession(url);
+  const probe = await httpJson(url, 'GET', '/api/status', { headers: { cookie: session.cookie } });
+  if (probe.status !== 200 || probe.body?.ok !== true) throw new Error(`GET /api/status → ${probe.status} ${JSON.stringify(probe.body)}`);
+  shared.cell = { url, pid: cell.pid, cookie: session.cookie, csrf: session.csrf, dataDir: data.dir };
+
+  // --- 3. the baseline: bare Koa hello-world, same Koa version, same load generator
+  const koa = spawnNode(cleanup, [join(root, 'scripts', 'bench', 'koa-hello.mjs')], { env: { PORT: '0' } });
+  const [, koaUrl] = await waitForOutput(koa, /koa listening on (http:\/\/\S+)/);
+
+  // --- 4. alternate the two, `rounds` times; the figure is the median round
+  const load = { connections: opts.connections, warmupMs: opts.warmup * 1000, durationMs: opts.seconds * 1000 };
+  const rounds = [];
+  for (let r = 1; r <= opts.rounds; r++) {
+    const status = await measured(cell.pid, () => runLoad({ url: `${url}/api/status`, headers: { cookie: session.cookie }, ...load }));
+    const hello = await measured(koa.pid, () => runLoad({ url: `${koaUrl}/`, ...load }));
+    rounds.push({ status, koa: hello, ratio: status.rps / hello.rps });
+    log(`round ${r}: /api/status ${fmt(status.rps, 0)} req/s, koa ${fmt(hello.rps, 0)} req/s, ratio ${fmt(status.rps / hello.rps, 3)}`);
+  }
+  await koa.stop();
+  const statusRps = median(rounds.map((r) => r.status.rps));
+  const koaRps = median(rounds.map((r) => r.koa.rps));
+  const ratio = median(rounds.map((r) => r.ratio));
+
+  await sleep(opts.idle * 1000);
+  const afterLoadRss = procStatusBytes(cell.pid, 'VmRSS');
+  const peakRss = procStatusBytes(cell.pid, 'VmHWM');
+
+  const mid = rounds.find((r) => r.ratio === ratio) ?? rounds[0];
+  const rows = [
+    { label: 'GET /api/status, signed in (req/s)', value: statusRps, digits: 0 },
+    { label: '  latency p50 / p99 (ms)', text: `${mid.status.p50_ms} / ${mid.status.p99_ms}` },
+    { label: '  cell CPU while loaded (cores)', value: mid.status.serverCores, digits: 2 },
+    { label: 'bare Koa hello-world (req/s)', value: koaRps, digits: 0 },
+    { label: '  latency p50 / p99 (ms)', text: `${mid.koa.p50_ms} / ${mid.koa.p99_ms}` },
+    { label: '  Koa CPU while loaded (cores)', value: mid.koa.serverCores, digits: 2 },
+    { label: 'ratio /api/status ÷ Koa (median round)', value: ratio, digits: 3, goal: { cmp: '>=', target: 0.66 } },
+    { label: 'idle RSS after start (MB)', value: idleRss / MB, digits: 1, goal: { cmp: '<', target: 80 } },
+    { label: 'RSS idle after the load (MB)', value: afterLoadRss / MB, digits: 1 },
+    { label: 'peak RSS, VmHWM (MB)', value: peakRss / MB, digits: 1 },
+    { label: `spawn → first /health 200, first run (ms, median of ${cold.length})`, value: median(cold), digits: 0, goal: { cmp: '<', target: 1000 } },
+    { label: '  samples (ms)', text: cold.map((v) => Math.round(v)).join(', ') },
+    { label: '  spawn → "listening" line (ms, median)', value: median(listeningLine), digits: 0 },
+    { label: `spawn → first /health 200, restart on existing data (ms, median)`, value: median(restart), digits: 0 },
+  ];
+  notes.push(
+    `load: ${opts.connections} keep-alive connections, closed loop (next request when the previous answer arrives), ` +
+      `${opts.warmup} s warm-up then ${opts.seconds} s measured, ${opts.rounds} alternating rounds, median reported`,
+    'the load generator runs on the same machine and shares its cores with the server under test (see the CPU rows); ' +
+      'the ratio is the meaningful figure, the absolute req/s depend on that contention',
+    'MB = 10^6 bytes, from /proc/<pid>/status; start-up times include Node loading the code (page cache warm) and, on the first run, migrations',
+  );
+  const json = {
+    status_rps: Math.round(statusRps),
+    koa_rps: Math.round(koaRps),
+    ratio: round3(ratio),
+    rounds: rounds.map((r) => ({
+      status_rps: Math.round(r.status.rps), koa_rps: Math.round(r.koa.rps), ratio: round3(r.ratio),
+      status_p99_ms: r.status.p99_ms, koa_p99_ms: r.koa.p99_ms,
+      status_server_cores: round3(r.status.serverCores), koa_server_cores: round3(r.koa.serverCores),
+      loadgen_cores: round3(r.status.loadgenCores),
+    })),
+    idle_rss_mb: round1(idleRss / MB),
+    after_load_rss_mb: round1(afterLoadRss / MB),
+    peak_rss_mb: round1(peakRss / MB),
+    first_health_ms: { median: Math.round(median(cold)), samples: cold.map(Math.round) },
+    restart_health_ms: { median: Math.round(median(restart)), samples: restart.map(Math.round) },
+    listening_line_ms: Math.round(median(listeningLine)),
+    connections: opts.connections,
+    seconds: opts.seconds,
+    api_per_minute: API_PER_MINUTE,
+  };
+  return { rows, notes, json };
+}
+
+/** Runs `fn` (a load run) and adds how many cores the server and this process used meanwhile. */
+async function measured(pid, fn) {
+  const serverBefore = procCpuSeconds(pid);
+  const selfBefore = process.cpuUsage();
+  const wallBefore = performance.now();
+  const result = await fn();
+  const wall = (performance.now() - wallBefore) / 1000;
+  const self = process.cpuUsage(selfBefore);
+  return {
+    ...result,
+    serverCores: (procCpuSeconds(pid) - serverBefore) / wall,
+    loadgenCores: (self.user + self.system) / 1e6 / wall,
+  };
+}
+
+/**
+ * Spawns the cell on a port picked beforehand (so /health can be polled from the moment of spawn)
+ * and polls it every 5 ms until it answers 200; then stops the cell.
+ */
+async function timeToHealth(ctx, cellMain, dataDir) {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const t0 = performance.now();
+  const cell = spawnNode(ctx.cleanup, [cellMain], {
+    env: { PIC_PORT: String(port), PIC_HOST: '127.0.0.1', PIC_DATA_DIR: dataDir },
+  });
+  let listeningMs;
+  cell.child.stdout.on('data', () => {
+    if (listeningMs === undefined && LISTENING.test(cell.output())) listeningMs = performance.now() - t0;
+  });
+  try {
+    for (;;) {
+      if (!cell.running()) throw new Error(`cell exited during start-up:\n${cell.output()}`);
+      if (performance.now() - t0 > 15_000) throw new Error(`no /health answer within 15 s:\n${cell.output()}`);
+      const res = await httpJson(base, 'GET', '/health', { timeoutMs: 2000 }).catch(() => undefined);
+      if (res?.status === 200) {
+        if (res.body?.status !== 'ok') throw new Error(`/health answered 200 with ${JSON.stringify(res.body)}`);
+        const healthMs = performance.now() - t0;
+        await waitForOutput(cell, LISTENING, 5000);
+        return { healthMs, listeningMs: listeningMs ?? performance.now() - t0 };
+      }
+      await sleep(5);
+    }
+  } finally {
+    await cell.stop();
+  }
+}
+
+/** Walks the setup wizard as the first admin, completes it, then signs in afresh. */
+async function signedInSession(url) {
+  const cookieFrom = (res, previous) => {
+    const line = [res.headers['set-cookie'] ?? []].flat().find((c) => c.startsWith('pic.sid='));
+    return line ? line.split(';')[0] : previous;
+  };
+  let cookie;
+  const steps = [
+    ADMIN,
+    { cell_name: 'bench', domain: 'bench.example.org' },
+    { wireguard_port: 51820, subnet: '10.8.0.0/24', endpoint: 'vpn.bench.example.org:51820' },
+    {},
+  ];
+  for (const body of steps) {
+    const res = await httpJson(url, 'POST', '/api/setup/step', { json: body, headers: cookie ? { cookie } : {} });
+    if (res.status !== 200) throw new Error(`setup step → ${res.status} ${JSON.stringify(res.body)}`);
+    cookie = cookieFrom(res, cookie);
+  }
+  const done = await httpJson(url, 'POST', '/api/setup/complete', { json: {}, headers: { cookie } });
+  if (done.status !== 200 || done.body?.complete !== true) throw new Error(`setup complete → ${done.status} ${JSON.stringify(done.body)}`);
+
+  const login = await httpJson(url, 'POST', '/api/auth/login', { json: ADMIN });
+  if (login.status !== 200) throw new Error(`login → ${login.status} ${JSON.stringify(login.body)}`);
+  const fresh = cookieFrom(login, undefined);
+  if (!fresh) throw new Error('login set no pic.sid cookie');
+  const token = await httpJson(url, 'GET', '/api/auth/csrf-token', { headers: { cookie: fresh } });
+  if (token.status !== 200 || typeof token.body?.token !== 'string') throw new Error(`csrf-token → ${token.status}`);
+  return { cookie: fresh, csrf: token.body.token };
+}
+
+const fmt = (n, digits) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const round1 = (n) => Math.round(n * 10) / 10;
+const round3 = (n) => Math.round(n * 1000) / 1000;
