@@ -1,12 +1,20 @@
 import type { Context, Next } from 'koa';
 import { errors } from './errors.js';
 
+/** A key's hits, oldest first, from `head` on: dropping old hits moves `head` instead of shifting the array. */
+interface HitLog {
+  times: number[];
+  head: number;
+}
+
 /**
  * Sliding-window counter per key (client IP): at most `limit` hits in `windowMs`.
  * Kept in memory: limits reset on restart, which is acceptable for a single-process cell.
+ * Each check is amortised O(1): refused requests are not recorded, so a log never holds more
+ * than `limit` live hits, and expired ones are skipped by index, compacted now and then.
  */
 export class SlidingWindowLimiter {
-  private readonly hits = new Map<string, number[]>();
+  private readonly hits = new Map<string, HitLog>();
   private sweeper: NodeJS.Timeout | undefined;
 
   constructor(
@@ -26,30 +34,36 @@ export class SlidingWindowLimiter {
     this.hits.clear();
   }
 
-  /** Hits still inside the window, oldest first. */
-  private live(key: string): number[] {
+  /** The key's log with expired hits dropped; undefined when nothing is live. */
+  private live(key: string): HitLog | undefined {
+    const log = this.hits.get(key);
+    if (!log) return undefined;
     const cutoff = this.now() - this.windowMs;
-    const list = this.hits.get(key);
-    if (!list) return [];
-    let drop = 0;
-    while (drop < list.length && list[drop]! <= cutoff) drop++;
-    if (drop > 0) list.splice(0, drop);
-    if (list.length === 0) this.hits.delete(key);
-    return list;
+    while (log.head < log.times.length && log.times[log.head]! <= cutoff) log.head++;
+    if (log.head === log.times.length) {
+      this.hits.delete(key);
+      return undefined;
+    }
+    if (log.head > 1024 && log.head * 2 > log.times.length) {
+      log.times = log.times.slice(log.head);
+      log.head = 0;
+    }
+    return log;
   }
 
   /** Remaining hits and seconds until the oldest one leaves the window. */
   peek(key: string): { remaining: number; resetSeconds: number } {
-    const list = this.live(key);
-    const oldest = list[0];
+    const log = this.live(key);
+    const count = log ? log.times.length - log.head : 0;
+    const oldest = log?.times[log.head];
     const resetMs = oldest === undefined ? this.windowMs : oldest + this.windowMs - this.now();
-    return { remaining: Math.max(0, this.limit - list.length), resetSeconds: Math.max(1, Math.ceil(resetMs / 1000)) };
+    return { remaining: Math.max(0, this.limit - count), resetSeconds: Math.max(1, Math.ceil(resetMs / 1000)) };
   }
 
   record(key: string): void {
-    const list = this.live(key);
-    if (list.length === 0) this.hits.set(key, list);
-    list.push(this.now());
+    const log = this.live(key);
+    if (log) log.times.push(this.now());
+    else this.hits.set(key, { times: [this.now()], head: 0 });
   }
 
   reset(key: string): void {

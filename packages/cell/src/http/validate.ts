@@ -16,12 +16,25 @@ export function validateBody<S extends TSchema>(schema: S, check?: SemanticCheck
     const body = (ctx.request as { body?: unknown }).body;
     // A body-less request validates as {} so "required" errors name the missing fields.
     const input = body === undefined ? {} : body;
-    if (!validate(input)) throw errors.validation(fieldErrors(validate.errors));
+    if (!validate(input)) {
+      // Report every bad field at once: the extra checks run too, on whatever fields they can read.
+      throw errors.validation({ ...semanticOfUnchecked(check, input), ...fieldErrors(validate.errors) });
+    }
     const semantic = check?.(input);
     if (semantic && Object.keys(semantic).length > 0) throw errors.validation(semantic);
     ctx.input = input;
     await next();
   };
+}
+
+/** Runs the extra checks on input the schema refused; they skip fields of the wrong type, and any throw is ignored. */
+function semanticOfUnchecked(check: SemanticCheck<never> | undefined, input: unknown): FieldErrors {
+  if (!check || typeof input !== 'object' || input === null || Array.isArray(input)) return {};
+  try {
+    return check(input as never);
+  } catch {
+    return {};
+  }
 }
 
 /**

@@ -39,9 +39,19 @@ export function fieldErrors(errs: ErrorObject[] | null | undefined, root = ''): 
       reason = e.parentSchema['errorMessage'] as string;
     }
     const key = join(root, path) || '_body';
-    fields[key] ??= reason;
+    // A union of constants fails once per branch ("must be equal to constant"); say what is allowed.
+    const choices = e.keyword === 'anyOf' ? constChoices(e.parentSchema) : undefined;
+    if (choices && !e.parentSchema?.['errorMessage']) fields[key] = `must be one of: ${choices.join(', ')}`;
+    else fields[key] ??= reason;
   }
   return fields;
+}
+
+function constChoices(schema: Record<string, unknown> | undefined): string[] | undefined {
+  const branches = schema?.['anyOf'];
+  if (!Array.isArray(branches)) return undefined;
+  const values = branches.map((b) => (b as { const?: unknown }).const);
+  return values.every((v) => v !== undefined) ? values.map((v) => JSON.stringify(v)) : undefined;
 }
 
 const join = (a: string, b: string) => (a && b ? `${a}.${b}` : a || b);

@@ -30,10 +30,10 @@ export type ConfigPatch = Static<typeof ConfigPatch>;
 /** Checks JSON Schema cannot express; `prefix` names the field's section (e.g. "identity."). */
 export function checkIdentity(input: Partial<Identity>, prefix = ''): FieldErrors {
   const fields: FieldErrors = {};
-  if (input.cell_name !== undefined && !isDnsLabel(input.cell_name)) {
+  if (typeof input.cell_name === 'string' && !isDnsLabel(input.cell_name)) {
     fields[`${prefix}cell_name`] = 'must be a DNS label: 1-63 lowercase letters, digits or inner hyphens';
   }
-  if (input.domain !== undefined && !isDnsName(input.domain)) {
+  if (typeof input.domain === 'string' && !isDnsName(input.domain)) {
     fields[`${prefix}domain`] = 'must be a lowercase DNS name like home.example.org';
   }
   return fields;
@@ -41,7 +41,7 @@ export function checkIdentity(input: Partial<Identity>, prefix = ''): FieldError
 
 export function checkNetwork(input: Partial<Network>, prefix = ''): FieldErrors {
   const fields: FieldErrors = {};
-  if (input.subnet !== undefined) {
+  if (typeof input.subnet === 'string') {
     const problem = subnetProblem(input.subnet);
     if (problem) fields[`${prefix}subnet`] = problem;
   }

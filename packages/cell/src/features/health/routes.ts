@@ -22,7 +22,7 @@ export function healthRoutes(deps: CellDeps, sqlite: SQLite.Database): Router {
           uptime_s: Math.round((Date.now() - deps.startedAt) / 1000),
           setup_complete: deps.setup.isComplete(),
         }
-      : { ok: false, status: 'down', error: 'database unavailable', fields: {} };
+      : { ok: false, status: 'down', error: 'database unavailable', code: 'unavailable', fields: {} };
   });
 
   router.get('/api/health/history', requireRole('admin'), validateQuery(HistoryQuery, ['limit', 'offset']), async (ctx) => {

@@ -12,10 +12,17 @@ export interface HealthSample {
   checks: Record<string, { ok: boolean; [detail: string]: unknown }>;
 }
 
+const probes = new WeakMap<SQLite.Database, SQLite.Statement>();
+
 /** Is the database answering? A cheap read through the raw handle (used by GET /health too). */
 export function probeDatabase(sqlite: SQLite.Database): { ok: boolean; error?: string } {
   try {
-    sqlite.prepare('SELECT count(*) AS n FROM settings').get();
+    let probe = probes.get(sqlite);
+    if (!probe) {
+      probe = sqlite.prepare('SELECT 1 FROM settings LIMIT 1');
+      probes.set(sqlite, probe);
+    }
+    probe.get();
     return { ok: true };
   } catch (err) {
     return { ok: false, error: err instanceof Error ? err.message : 'database error' };

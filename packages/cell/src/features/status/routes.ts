@@ -6,7 +6,7 @@ import { overallState } from './service.js';
 export function statusRoutes(deps: CellDeps): Router {
   const router = new Router();
   router.get('/api/status', requireRole('admin'), async (ctx) => {
-    const subsystems = await deps.status.collect();
+    const subsystems = await deps.status.summary();
     ctx.body = {
       ok: true,
       status: overallState(subsystems),

@@ -75,3 +75,19 @@ describe('overallState', () => {
     assert.equal(overallState(s('not_configured', 'degraded')), 'degraded');
   });
 });
+
+describe('StatusRegistry.summary', () => {
+  it('reuses one round of checks within maxAge, and asks again after it', async () => {
+    const r = new StatusRegistry();
+    let calls = 0;
+    r.register('counted', () => ({ state: 'ok', calls: ++calls }));
+    const [a, b] = await Promise.all([r.summary(1000, 0), r.summary(1000, 10)]);
+    assert.equal(calls, 1, 'concurrent callers share one round');
+    assert.deepEqual(a, b);
+    await r.summary(1000, 999);
+    assert.equal(calls, 1);
+    const later = await r.summary(1000, 1001);
+    assert.equal(calls, 2);
+    assert.equal(later['counted']!['calls'], 2);
+  });
+});

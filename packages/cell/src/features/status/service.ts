@@ -18,6 +18,18 @@ export class StatusRegistry {
     this.providers.set(name, provider);
   }
 
+  private recent: { at: number; result: Promise<Record<string, SubsystemStatus>> } | undefined;
+
+  /**
+   * The summary, at most `maxAgeMs` old: a dashboard polling /api/status (or many at once) costs
+   * one round of provider checks per interval, and concurrent callers share one round.
+   */
+  async summary(maxAgeMs = 1000, now = Date.now()): Promise<Record<string, SubsystemStatus>> {
+    if (!this.recent || now - this.recent.at > maxAgeMs) this.recent = { at: now, result: this.collect() };
+    return this.recent.result;
+  }
+
+  /** Asks every provider now. */
   async collect(timeoutMs = 2000): Promise<Record<string, SubsystemStatus>> {
     const entries = await Promise.all(
       [...this.providers].map(async ([name, provider]) => [name, await runProvider(provider, timeoutMs)] as const),
