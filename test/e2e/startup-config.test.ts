@@ -5,7 +5,7 @@ import { ApiClient } from '../support/client.js';
 
 /** Runs the cell, expects a start-up refusal, and returns its output for the message checks. */
 async function refused(opts: Parameters<typeof runCellExpectingFailure>[0]): Promise<string> {
-  const { code, output } = await runCellExpectingFailure({ timeoutMs: 10_000, ...opts });
+  const { code, output } = await runCellExpectingFailure({ timeoutMs: 30_000, ...opts });
   assert.equal(typeof code, 'number', `the process exited by itself (not killed):\n${output}`);
   assert.notEqual(code, 0, `a non-zero exit:\n${output}`);
   assert.doesNotMatch(output, /PIC cell listening/, 'it never served');

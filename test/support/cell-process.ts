@@ -32,7 +32,8 @@ export async function startCellProcess(opts: StartOptions = {}): Promise<CellPro
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'pic-e2e-'));
   if (opts.cellYaml !== undefined) writeFileSync(join(dataDir, 'cell.yaml'), opts.cellYaml);
   const child = spawn(process.execPath, [CELL_MAIN], {
-    env: { ...process.env, PIC_PORT: '0', PIC_HOST: '127.0.0.1', PIC_DATA_DIR: dataDir, ...opts.env },
+    // WireGuard off unless a test asks for it: parallel cells would otherwise fight over one interface and port.
+    env: { ...process.env, PIC_PORT: '0', PIC_HOST: '127.0.0.1', PIC_DATA_DIR: dataDir, PIC_WIREGUARD_MODE: 'off', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -13,6 +13,8 @@ import { configRoutes } from './features/config/routes.js';
 import { healthRoutes } from './features/health/routes.js';
 import { statusRoutes } from './features/status/routes.js';
 import { auditRoutes } from './features/audit/routes.js';
+import { vaultRoutes } from './features/vault/routes.js';
+import { peerRoutes, peerSelfRoutes, wireguardRoutes } from './features/peers/routes.js';
 import { auditWrites, type RouteNamer } from './http/audit.js';
 import type Router from '@koa/router';
 import './http/context.js';
@@ -42,7 +44,8 @@ function routeNamer(routers: Router[]): RouteNamer {
 
 /** Composes the cell's middleware and feature routers; nothing else happens here. */
 export function buildApp(deps: CellDeps, sqlite: SQLite.Database): Koa {
-  const app = new Koa({ proxy: deps.config.trustProxy });
+  // Behind our own proxy, trust only the address it saw (the last X-Forwarded-For hop), not what a client wrote.
+  const app = new Koa({ proxy: deps.config.trustProxy, maxIpsCount: 1 });
   app.silent = true; // the error handler logs what matters
   app.use(errorHandler(deps.logger));
   const routers = [
@@ -52,6 +55,10 @@ export function buildApp(deps: CellDeps, sqlite: SQLite.Database): Koa {
     statusRoutes(deps),
     configRoutes(deps),
     auditRoutes(deps),
+    vaultRoutes(deps),
+    peerRoutes(deps),
+    peerSelfRoutes(deps),
+    wireguardRoutes(deps),
   ];
   app.use(auditWrites(deps.audit, deps.logger, routeNamer(routers)));
   app.use(securityHeaders);

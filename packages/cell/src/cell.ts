@@ -10,6 +10,8 @@ import { SetupState } from './features/setup/service.js';
 import { StatusRegistry } from './features/status/service.js';
 import { HealthMonitor, probeDatabase } from './features/health/service.js';
 import { AuditLog } from './features/audit/service.js';
+import { openVault } from './features/vault/vault.js';
+import { PeerNetwork } from './features/peers/network.js';
 import { buildApp } from './app.js';
 import type { CellDeps } from './deps.js';
 
@@ -30,6 +32,9 @@ export async function startCell(config: CellConfig, logger: Logger): Promise<Cel
   const applied = await database.migrate();
   if (applied.length) logger.info('migrations applied', { migrations: applied });
 
+  // Before anything else reads a secret: creates the identity, or repairs an interrupted rotation, or refuses.
+  const vault = await openVault({ dataDir: config.dataDir, db: database.db, logger });
+
   const setup = new SetupState();
   await setup.load(database.db);
   const status = new StatusRegistry();
@@ -39,14 +44,25 @@ export async function startCell(config: CellConfig, logger: Logger): Promise<Cel
   const apiLimiter = new SlidingWindowLimiter(config.rateLimit.apiPerMinute, 60_000);
   const audit = new AuditLog(database.db, database.sqlite);
   const deps: CellDeps = {
-    config, db: database.db, logger, sessions, loginLimiter, apiLimiter, setup, status, health, audit, version: VERSION, startedAt,
+    config, db: database.db, logger, sessions, loginLimiter, apiLimiter, setup, status, health, audit, vault, version: VERSION, startedAt,
+    peerNetwork: new PeerNetwork(database.db, vault, config, logger),
+    peerDeletionHooks: [],
   };
+  const { peerNetwork } = deps;
 
   status.register('database', () => {
     const probe = probeDatabase(database.sqlite);
     return probe.ok ? { state: 'ok', file: config.dbFile } : { state: 'down', error: probe.error };
   });
   status.register('setup', () => ({ state: setup.isComplete() ? 'ok' : 'not_configured', complete: setup.isComplete() }));
+  status.register('vault', () => vault.status());
+  status.register('wireguard', async () => {
+    const wg = await peerNetwork.status();
+    if (wg.running) return { state: 'ok', interface: wg.interface, peers: wg.peers.length };
+    // switched off on purpose, or waiting for setup, is not a fault; failing to come up is
+    const intended = config.wireguard.mode === 'off' || !setup.isComplete();
+    return { state: intended ? 'not_configured' : 'degraded', reason: wg.reason };
+  });
   status.register('health', () => {
     const latest = health.latest;
     return latest ? { state: latest.status, last_check: latest.ts } : { state: 'degraded', error: 'no health sample yet' };
@@ -66,6 +82,8 @@ export async function startCell(config: CellConfig, logger: Logger): Promise<Cel
     server.listen(config.port, config.host, () => resolve());
   });
   await health.start();
+  // The tunnel needs the wizard's network settings: before setup completes, it waits for it.
+  if (setup.isComplete()) await peerNetwork.start();
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
@@ -74,6 +92,7 @@ export async function startCell(config: CellConfig, logger: Logger): Promise<Cel
   const stop = () =>
     (stopping ??= (async () => {
       health.stop();
+      await peerNetwork.stop();
       clearInterval(purge);
       loginLimiter.stop();
       apiLimiter.stop();

@@ -29,6 +29,19 @@ export const CellYamlSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    wireguard: Type.Optional(
+      Type.Object(
+        {
+          /** The interface the cell owns (default pic0). */
+          interface: Type.Optional(Type.String({ pattern: '^[a-zA-Z0-9_=+.-]{1,15}$', errorMessage: 'must be an interface name of 1-15 letters, digits or _=+.-' })),
+          /** auto: kernel module, else wireguard-go; off: render configs only, no interface. */
+          mode: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('kernel'), Type.Literal('userspace'), Type.Literal('off')])),
+          /** Run the interface inside this network namespace (tests, containers). */
+          netns: Type.Optional(Type.String({ pattern: '^[a-zA-Z0-9_.-]{1,64}$', errorMessage: 'must be a namespace name of letters, digits, _ . -' })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     audit: Type.Optional(
       Type.Object(
         {
@@ -63,6 +76,7 @@ export interface CellConfig {
   rateLimit: { apiPerMinute: number; loginFailures: number; loginWindowMs: number };
   health: { intervalMs: number; keep: number };
   audit: { retentionDays: number | null };
+  wireguard: { interface: string; mode: 'auto' | 'kernel' | 'userspace' | 'off'; netns: string | null };
 }
 
 export class ConfigError extends Error {
@@ -73,6 +87,13 @@ function envPort(value: string | undefined, fallback: number): number {
   if (value === undefined || value === '') return fallback;
   if (!/^\d+$/.test(value) || Number(value) > 65535) throw new ConfigError(`PIC_PORT must be a port number 0-65535, got "${value}"`);
   return Number(value);
+}
+
+/** PIC_WIREGUARD_MODE overrides cell.yaml (the test harness sets "off" so parallel cells do not fight over one interface). */
+function wireguardMode(value: string | undefined): CellConfig['wireguard']['mode'] | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (value === 'auto' || value === 'kernel' || value === 'userspace' || value === 'off') return value;
+  throw new ConfigError(`PIC_WIREGUARD_MODE must be auto, kernel, userspace or off, got "${value}"`);
 }
 
 /** env + optional cell.yaml → typed, validated config. Throws ConfigError naming the bad key. */
@@ -119,5 +140,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CellConfig {
       keep: yaml.health?.keep ?? 1440,
     },
     audit: { retentionDays: yaml.audit?.retention_days ?? null },
+    wireguard: {
+      interface: yaml.wireguard?.interface ?? 'pic0',
+      mode: wireguardMode(env['PIC_WIREGUARD_MODE']) ?? yaml.wireguard?.mode ?? 'auto',
+      netns: yaml.wireguard?.netns ?? null,
+    },
   };
 }

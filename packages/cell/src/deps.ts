@@ -7,6 +7,9 @@ import type { SetupState } from './features/setup/service.js';
 import type { StatusRegistry } from './features/status/service.js';
 import type { HealthMonitor } from './features/health/service.js';
 import type { AuditLog } from './features/audit/service.js';
+import type { Vault } from './features/vault/vault.js';
+import type { PeerNetwork } from './features/peers/network.js';
+import type { PeerDeletionHook } from './features/peers/service.js';
 
 /** Everything a feature's routes may use, built once by the cell and passed in (no globals). */
 export interface CellDeps {
@@ -20,6 +23,10 @@ export interface CellDeps {
   status: StatusRegistry;
   health: HealthMonitor;
   audit: AuditLog;
+  peerNetwork: PeerNetwork;
+  /** Run inside the transaction that deletes a peer (the store removes its service accounts). */
+  peerDeletionHooks: PeerDeletionHook[];
+  vault: Vault;
   version: string;
   startedAt: number;
 }

@@ -79,7 +79,91 @@ export interface AuditArchivesTable {
   created_at: string;
 }
 
+export interface VaultStateTable {
+  id: number;
+  /** The age recipient every secret is encrypted to; the key file in the data dir must match it. */
+  recipient: string;
+  generation: ColumnType<number, number | undefined, number>;
+  created_at: string;
+  rotated_at: string | null;
+}
+
+export interface VaultSecretsTable {
+  name: string;
+  /** age ciphertext (binary format); never the plaintext. */
+  ciphertext: Uint8Array;
+  recipient: string;
+  /** Plaintext length in bytes (the ciphertext length reveals it anyway). */
+  size: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface VaultCaTable {
+  id: number;
+  serial: string;
+  subject: string;
+  certificate_pem: string;
+  not_before: string;
+  not_after: string;
+  created_at: string;
+}
+
+export interface VaultCertificatesTable {
+  serial: string;
+  name: string;
+  type: 'server' | 'client';
+  subject: string;
+  /** JSON array of DNS names. */
+  sans: string;
+  not_before: string;
+  not_after: string;
+  certificate_pem: string;
+  /** Vault secret name of the private key; null once revoked. */
+  key_secret: string | null;
+  revoked_at: string | null;
+  revocation_reason: string | null;
+  created_at: string;
+}
+
+export interface VaultTrustKeysTable {
+  name: string;
+  key_type: 'ecdsa-p256' | 'ed25519';
+  /** SHA-256 of the DER SubjectPublicKeyInfo, lowercase hex. */
+  fingerprint: string;
+  public_key_pem: string;
+  created_at: string;
+}
+
+export interface PeersTable {
+  id: Generated<number>;
+  name: string;
+  description: string;
+  user_id: number | null;
+  public_key: string;
+  address: string;
+  /** JSON arrays */
+  dns: string;
+  allowed_ips: string;
+  peer_group: string | null;
+  tags: string;
+  enabled: ColumnType<Bool01, Bool01 | undefined, Bool01>;
+  expires_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface PeerTrafficTable {
+  peer_id: number;
+  ts: string;
+  rx_bytes: number;
+  tx_bytes: number;
+  latest_handshake: string | null;
+}
+
 export interface Database {
+  peers: PeersTable;
+  peer_traffic: PeerTrafficTable;
   audit_log: AuditLogTable;
   audit_chain: AuditChainTable;
   audit_archives: AuditArchivesTable;
@@ -87,6 +171,11 @@ export interface Database {
   sessions: SessionsTable;
   settings: SettingsTable;
   health_checks: HealthChecksTable;
+  vault_state: VaultStateTable;
+  vault_secrets: VaultSecretsTable;
+  vault_ca: VaultCaTable;
+  vault_certificates: VaultCertificatesTable;
+  vault_trust_keys: VaultTrustKeysTable;
 }
 
 export type User = Selectable<UsersTable>;

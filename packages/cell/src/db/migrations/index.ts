@@ -2,12 +2,14 @@ import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './0001_core.js';
 import * as m0002 from './0002_vault.js';
 import * as m0003 from './0003_audit.js';
+import * as m0004 from './0004_peers.js';
 
 /** Migrations are listed statically so the built cell needs no directory scanning. */
 const migrations: Record<string, Migration> = {
   '0001_core': m0001,
   '0002_vault': m0002,
   '0003_audit': m0003,
+  '0004_peers': m0004,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -6,6 +6,7 @@ import { errors } from '../../http/errors.js';
 import type { SessionUser } from '../../http/context.js';
 import { findCredentials, findUserById, findUserByName, setPasswordHash, type PublicUser } from '../users/service.js';
 import type { ChangePasswordBody } from './schema.js';
+import { isLive } from '../peers/service.js';
 
 /** Checks a username and password; undefined for any failure, so callers cannot tell which part was wrong. */
 export async function authenticate(db: Kysely<Database>, username: string, password: string): Promise<PublicUser | undefined> {
@@ -16,7 +17,14 @@ export async function authenticate(db: Kysely<Database>, username: string, passw
   }
   const ok = await verifyPassword(password, creds.password_hash);
   if (!ok || creds.disabled === 1) return undefined;
+  if (creds.role === 'peer' && !(await peerLoginOpen(db, creds.id))) return undefined;
   return findUserById(db, creds.id);
+}
+
+/** A peer's login is open only while its peer is enabled and not expired. */
+async function peerLoginOpen(db: Kysely<Database>, userId: number): Promise<boolean> {
+  const peer = await db.selectFrom('peers').select(['enabled', 'expires_at']).where('user_id', '=', userId).executeTakeFirst();
+  return peer ? isLive(peer) : true;
 }
 
 /** Verifies the current password (throws 400 naming it when wrong) and returns the new hash to store. */

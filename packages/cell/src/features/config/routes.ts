@@ -20,6 +20,8 @@ export function configRoutes(deps: CellDeps): Router {
     const patch = ctx.input as ConfigPatch;
     ctx.audit!.details = { changed: Object.entries(patch).flatMap(([section, fields]) => Object.keys(fields ?? {}).map((f) => `${section}.${f}`)) };
     const settings = await updateCellSettings(ctx.trx, patch);
+    // a new port or subnet needs the interface brought up again with them
+    if (patch.network?.wireguard_port !== undefined || patch.network?.subnet !== undefined) ctx.afterCommit(() => deps.peerNetwork.restart());
     ctx.body = { ok: true, config: presentConfig(settings, config) };
   });
 

@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../../db/schema.js';
 import { readSetting, writeSetting } from '../../db/settings.js';
 import type { ConfigPatch, Identity, Network } from './schema.js';
+import { errors } from '../../http/errors.js';
 
 export const IDENTITY_KEY = 'cell.identity';
 export const NETWORK_KEY = 'cell.network';
@@ -33,6 +34,12 @@ export async function writeNetwork(trx: Kysely<Database>, network: Network): Pro
 /** Applies a validated partial update and returns the settings as they now stand. */
 export async function updateCellSettings(trx: Kysely<Database>, patch: ConfigPatch): Promise<CellSettings> {
   const current = await readCellSettings(trx);
+  if (patch.network?.subnet !== undefined && patch.network.subnet !== current.network.subnet) {
+    const peers = await trx.selectFrom('peers').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    if (Number(peers.n) > 0) {
+      throw errors.conflict('the subnet cannot change while peers have addresses in it; remove the peers first', { 'network.subnet': 'in use by peers' });
+    }
+  }
   const next: CellSettings = {
     identity: { ...current.identity, ...patch.identity },
     network: { ...current.network, ...patch.network },

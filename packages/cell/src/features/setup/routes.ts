@@ -75,7 +75,10 @@ export function setupRoutes(deps: CellDeps): Router {
   router.post('setup.complete', '/complete', audited('setup', () => 'complete'), refuseWhenComplete, requireWizardOwner, transactional(db), async (ctx) => {
     const progress = await completeSetup(ctx.trx);
     ctx.body = { ok: true, ...presentStatus(progress) };
-    ctx.afterCommit(() => setup.committed(progress));
+    ctx.afterCommit(async () => {
+      setup.committed(progress);
+      await deps.peerNetwork.start();
+    });
   });
 
   return router;

@@ -1,0 +1,179 @@
+import { join } from 'node:path';
+import type { Kysely } from 'kysely';
+import type { CellConfig } from '../../config.js';
+import type { Database } from '../../db/schema.js';
+import type { Logger } from '../../lib/logger.js';
+import { nowIso } from '../../lib/tokens.js';
+import { readCellSettings } from '../config/service.js';
+import type { Vault } from '../vault/vault.js';
+import { cellAddress, cellInterfaceAddress } from '../wireguard/addresses.js';
+import { generateKeyPair, publicKeyOf } from '../wireguard/keys.js';
+import { WireGuardInterface, type WireGuardStatus } from '../wireguard/interface.js';
+import type { WgPeer } from '../wireguard/config.js';
+import type { WireGuardPeerStatus } from '../wireguard/status.js';
+import { expiredButOpen, peerSecret, syncPeerLogin } from './service.js';
+
+/** The cell's own WireGuard private key, in the vault. */
+export const CELL_KEY_SECRET = 'wireguard/private_key';
+
+/**
+ * Keeps the live WireGuard interface in step with the peers table: brings it up once setup is
+ * complete, re-applies (wg syncconf) after every peer change, closes expired peers, and samples
+ * traffic counters into the database. start()/stop(); nothing here throws when the machine
+ * cannot run WireGuard — the interface then reports running:false with the reason.
+ */
+export class PeerNetwork {
+  private iface: WireGuardInterface | undefined;
+  private publicKey: string | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  /** PSKs decrypted once: re-applying 10,000 peers must not mean 10,000 vault decryptions. */
+  private readonly pskCache = new Map<number, string>();
+  private notStarted = 'setup is not complete';
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly vault: Vault,
+    private readonly config: CellConfig,
+    private readonly logger: Logger,
+    private readonly opts: { sampleEveryMs?: number; expiryEveryMs?: number; keepTrafficDays?: number } = {},
+  ) {}
+
+  /** The cell's public key (creating the key pair on first use). */
+  async cellPublicKey(): Promise<string> {
+    this.publicKey ??= publicKeyOf(await this.cellPrivateKey());
+    return this.publicKey;
+  }
+
+  private async cellPrivateKey(): Promise<string> {
+    const existing = await this.vault.get(CELL_KEY_SECRET);
+    if (existing) return existing;
+    const { privateKey } = generateKeyPair();
+    await this.vault.put(CELL_KEY_SECRET, privateKey);
+    return privateKey;
+  }
+
+  /** Brings the interface up with every live peer. Call when setup is (or becomes) complete. */
+  async start(): Promise<void> {
+    if (this.iface) return;
+    const { network } = await readCellSettings(this.db);
+    this.iface = new WireGuardInterface({
+      name: this.config.wireguard.interface,
+      privateKey: await this.cellPrivateKey(),
+      listenPort: network.wireguard_port,
+      address: cellInterfaceAddress(network.subnet),
+      configDir: join(this.config.dataDir, 'wireguard'),
+      netns: this.config.wireguard.netns ?? undefined,
+      mode: this.config.wireguard.mode,
+      logger: this.logger,
+    });
+    await this.iface.start(await this.livePeers());
+    const every = (ms: number, job: () => Promise<unknown>, what: string) => {
+      const t = setInterval(() => void job().catch((err) => this.logger.warn(`${what} failed`, { error: String(err) })), ms);
+      t.unref();
+      this.timers.push(t);
+    };
+    every(this.opts.expiryEveryMs ?? 30_000, () => this.closeExpired(), 'peer expiry');
+    every(this.opts.sampleEveryMs ?? 60_000, () => this.sampleTraffic(), 'traffic sampling');
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    await this.iface?.stop();
+    this.iface = undefined;
+  }
+
+  /** Restart with new settings (listen port, subnet). */
+  async restart(): Promise<void> {
+    if (!this.iface) return;
+    await this.stop();
+    await this.start();
+  }
+
+  /** The server side of every live peer: its address, public key and PSK. */
+  async livePeers(): Promise<WgPeer[]> {
+    const now = nowIso();
+    const rows = await this.db
+      .selectFrom('peers')
+      .select(['id', 'public_key', 'address'])
+      .where('enabled', '=', 1)
+      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
+      .orderBy('id')
+      .execute();
+    const peers: WgPeer[] = [];
+    for (const row of rows) {
+      peers.push({ publicKey: row.public_key, presharedKey: await this.psk(row.id), allowedIps: [`${row.address}/32`] });
+    }
+    return peers;
+  }
+
+  async psk(peerId: number): Promise<string | undefined> {
+    let psk = this.pskCache.get(peerId);
+    if (psk === undefined) {
+      psk = await this.vault.get(peerSecret(peerId, 'psk'));
+      if (psk !== undefined) this.pskCache.set(peerId, psk);
+    }
+    return psk;
+  }
+
+  forget(peerId: number): void {
+    this.pskCache.delete(peerId);
+  }
+
+  /** Re-applies the live peers to the interface (wg syncconf: existing tunnels stay up). */
+  async sync(): Promise<void> {
+    if (!this.iface) return;
+    const result = await this.iface.apply(await this.livePeers());
+    if (!result.applied && result.reason) this.logger.debug('wireguard apply not live', { reason: result.reason });
+  }
+
+  async status(): Promise<WireGuardStatus | { interface: string; running: false; reason: string; peers: WireGuardPeerStatus[]; publicKey: string | null }> {
+    if (!this.iface) {
+      return { interface: this.config.wireguard.interface, running: false, reason: this.notStarted, peers: [], publicKey: null };
+    }
+    return this.iface.status();
+  }
+
+  /** Live counters by public key (empty when the interface is not running). */
+  async liveByKey(): Promise<Map<string, WireGuardPeerStatus>> {
+    const status = await this.status();
+    return new Map(status.running ? status.peers.map((p) => [p.publicKey, p]) : []);
+  }
+
+  /** Expired peers leave the interface and their logins close; their rows stay (an admin may extend them). */
+  async closeExpired(): Promise<number> {
+    const expired = await expiredButOpen(this.db);
+    if (expired.length === 0) return 0;
+    await this.db.transaction().execute(async (trx) => {
+      for (const peer of expired) await syncPeerLogin(trx, peer.user_id, false);
+    });
+    this.logger.info('peers expired', { peers: expired.map((p) => p.name) });
+    await this.sync();
+    return expired.length;
+  }
+
+  /** Stores cumulative rx/tx counters per peer; traffic over a period is the difference of samples. */
+  async sampleTraffic(): Promise<number> {
+    const live = await this.liveByKey();
+    if (live.size === 0) return 0;
+    const rows = await this.db.selectFrom('peers').select(['id', 'public_key']).execute();
+    const ts = nowIso();
+    const samples = rows.flatMap((r) => {
+      const s = live.get(r.public_key);
+      return s ? [{ peer_id: r.id, ts, rx_bytes: s.rxBytes, tx_bytes: s.txBytes, latest_handshake: s.latestHandshake?.toISOString() ?? null }] : [];
+    });
+    if (samples.length === 0) return 0;
+    const cutoff = new Date(Date.now() - (this.opts.keepTrafficDays ?? 31) * 86_400_000).toISOString();
+    await this.db.transaction().execute(async (trx) => {
+      // chunks keep each INSERT under SQLite's bound-parameter limit
+      for (let i = 0; i < samples.length; i += 1000) await trx.insertInto('peer_traffic').values(samples.slice(i, i + 1000)).execute();
+      await trx.deleteFrom('peer_traffic').where('ts', '<', cutoff).execute();
+    });
+    return samples.length;
+  }
+
+  /** The address peers use to reach the cell inside the tunnel (its DNS, later). */
+  async cellTunnelAddress(): Promise<string> {
+    return cellAddress((await readCellSettings(this.db)).network.subnet);
+  }
+}

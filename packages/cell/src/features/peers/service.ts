@@ -1,0 +1,177 @@
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Database } from '../../db/schema.js';
+import { errors } from '../../http/errors.js';
+import { nowIso } from '../../lib/tokens.js';
+import { readCellSettings } from '../config/service.js';
+import { createUser } from '../users/service.js';
+import type { Vault } from '../vault/vault.js';
+import { generateKeyPair, generatePresharedKey } from '../wireguard/keys.js';
+import { nextFreeAddress } from '../wireguard/addresses.js';
+import type { CreatePeerBody, ListPeersQuery, UpdatePeerBody } from './schema.js';
+
+/** Columns that may leave this module: the peers table holds no secret (keys live in the vault). */
+export const PEER_COLUMNS = [
+  'id', 'name', 'description', 'user_id', 'public_key', 'address', 'dns', 'allowed_ips', 'peer_group', 'tags',
+  'enabled', 'expires_at', 'created_at', 'updated_at',
+] as const;
+export type PeerRow = Awaited<ReturnType<typeof findPeer>> & object;
+
+/** Where a peer's secrets live in the vault. */
+export const peerSecret = (peerId: number, kind: 'private_key' | 'psk') => `peer/${peerId}/${kind}`;
+
+/** A peer is live (on the interface, able to sign in) when enabled and not expired. */
+export function isLive(peer: { enabled: number; expires_at: string | null }, now = nowIso()): boolean {
+  return peer.enabled === 1 && (peer.expires_at === null || peer.expires_at > now);
+}
+
+export async function findPeer(db: Kysely<Database>, name: string) {
+  return db.selectFrom('peers').select(PEER_COLUMNS).where('name', '=', name).executeTakeFirst();
+}
+
+export async function requirePeer(db: Kysely<Database>, name: string): Promise<PeerRow> {
+  const peer = await findPeer(db, name);
+  if (!peer) throw errors.notFound(`no peer "${name}"`);
+  return peer;
+}
+
+/**
+ * Creates the peer, its keys (private key and PSK into the vault), its address and its `peer`
+ * login, all in `trx`. The caller hashed the login password before opening the transaction.
+ */
+export async function createPeer(
+  trx: Transaction<Database>,
+  vault: Vault,
+  input: CreatePeerBody,
+  passwordHash: string,
+): Promise<PeerRow> {
+  if (await findPeer(trx, input.name)) throw errors.conflict(`peer "${input.name}" already exists`, { name: 'is taken' });
+  const { network } = await readCellSettings(trx);
+  const taken = await trx.selectFrom('peers').select('address').execute();
+  const address = nextFreeAddress(network.subnet, taken.map((r) => r.address));
+  if (!address) throw errors.conflict(`the cell subnet ${network.subnet} is full`, { subnet: 'has no free address' });
+
+  const user = await createUser(trx, { username: input.name, role: 'peer', passwordHash });
+  const keys = generateKeyPair();
+  const now = nowIso();
+  const { id } = await trx
+    .insertInto('peers')
+    .values({
+      name: input.name,
+      description: input.description ?? '',
+      user_id: user.id,
+      public_key: keys.publicKey,
+      address,
+      dns: JSON.stringify(input.dns ?? []),
+      allowed_ips: JSON.stringify(input.allowed_ips ?? []),
+      peer_group: input.group ?? null,
+      tags: JSON.stringify(input.tags ?? []),
+      enabled: 1,
+      expires_at: input.expires_at ? new Date(input.expires_at).toISOString() : null,
+      created_at: now,
+      updated_at: now,
+    })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  await vault.putIn(trx, peerSecret(id, 'private_key'), keys.privateKey);
+  await vault.putIn(trx, peerSecret(id, 'psk'), generatePresharedKey());
+  return (await findPeer(trx, input.name))!;
+}
+
+export async function listPeers(db: Kysely<Database>, q: ListPeersQuery) {
+  let base = db.selectFrom('peers');
+  if (q.group) base = base.where('peer_group', '=', q.group);
+  if (q.enabled) base = base.where('enabled', '=', q.enabled === 'true' ? 1 : 0);
+  if (q.q) base = base.where('name', 'like', `%${q.q.replace(/[%_\\]/g, '\\$&')}%`);
+  // tags is a JSON array: match an element exactly, not a substring
+  if (q.tag) base = base.where(sql<boolean>`exists (select 1 from json_each(peers.tags) where json_each.value = ${q.tag})`);
+  const limit = q.limit ?? 100;
+  const offset = q.offset ?? 0;
+  const [peers, count] = await Promise.all([
+    base.select(PEER_COLUMNS).orderBy('name').limit(limit).offset(offset).execute(),
+    base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
+  ]);
+  return { peers, total: Number(count.n), limit, offset };
+}
+
+/** Applies a validated change; keeps the peer's login in step with whether the peer is live. */
+export async function updatePeer(trx: Transaction<Database>, name: string, patch: UpdatePeerBody): Promise<PeerRow> {
+  const peer = await requirePeer(trx, name);
+  const next = {
+    description: patch.description ?? peer.description,
+    dns: patch.dns ? JSON.stringify(patch.dns) : peer.dns,
+    allowed_ips: patch.allowed_ips ? JSON.stringify(patch.allowed_ips) : peer.allowed_ips,
+    enabled: patch.enabled === undefined ? peer.enabled : patch.enabled ? (1 as const) : (0 as const),
+    expires_at: patch.expires_at === undefined ? peer.expires_at : patch.expires_at === null ? null : new Date(patch.expires_at).toISOString(),
+    peer_group: patch.group === undefined ? peer.peer_group : patch.group,
+    tags: patch.tags ? JSON.stringify(patch.tags) : peer.tags,
+    updated_at: nowIso(),
+  };
+  await trx.updateTable('peers').set(next).where('id', '=', peer.id).execute();
+  await syncPeerLogin(trx, peer.user_id, isLive({ enabled: next.enabled, expires_at: next.expires_at }));
+  return (await findPeer(trx, name))!;
+}
+
+/** A disabled or expired peer cannot sign in, and its sessions end. */
+export async function syncPeerLogin(trx: Kysely<Database>, userId: number | null, live: boolean): Promise<void> {
+  if (userId === null) return;
+  await trx.updateTable('users').set({ disabled: live ? 0 : 1, updated_at: nowIso() }).where('id', '=', userId).execute();
+  if (!live) await trx.deleteFrom('sessions').where('user_id', '=', userId).execute();
+}
+
+/** Hooks run inside the deleting transaction, e.g. the store deprovisions the peer's service accounts. */
+export type PeerDeletionHook = (trx: Transaction<Database>, peer: PeerRow) => Promise<void>;
+
+export async function deletePeer(trx: Transaction<Database>, vault: Vault, name: string, hooks: PeerDeletionHook[] = []): Promise<PeerRow> {
+  const peer = await requirePeer(trx, name);
+  for (const hook of hooks) await hook(trx, peer);
+  await vault.deleteIn(trx, peerSecret(peer.id, 'private_key'));
+  await vault.deleteIn(trx, peerSecret(peer.id, 'psk'));
+  await trx.deleteFrom('peers').where('id', '=', peer.id).execute();
+  if (peer.user_id !== null) await trx.deleteFrom('users').where('id', '=', peer.user_id).execute();
+  return peer;
+}
+
+/** Peers whose expiry has passed but whose login is still open: the expiry job closes them. */
+export async function expiredButOpen(db: Kysely<Database>, now = nowIso()) {
+  return db
+    .selectFrom('peers')
+    .innerJoin('users', 'users.id', 'peers.user_id')
+    .select(['peers.id', 'peers.name', 'peers.user_id'])
+    .where('peers.expires_at', '<=', now)
+    .where('users.disabled', '=', 0)
+    .execute();
+}
+
+const PERIOD_MS = { '24h': 86_400_000, '7d': 7 * 86_400_000, '30d': 30 * 86_400_000 } as const;
+
+/**
+ * Traffic over a period from the sampled cumulative counters: one point per sample with the bytes
+ * moved since the previous one. A counter that went down (interface restarted) counts from zero.
+ */
+export async function peerTraffic(db: Kysely<Database>, peerId: number, period: keyof typeof PERIOD_MS, now = Date.now()) {
+  const since = new Date(now - PERIOD_MS[period]).toISOString();
+  const rows = await db
+    .selectFrom('peer_traffic')
+    .select(['ts', 'rx_bytes', 'tx_bytes'])
+    .where('peer_id', '=', peerId)
+    .where('ts', '>=', since)
+    .orderBy('ts')
+    .execute();
+  const points: Array<{ ts: string; rx_bytes: number; tx_bytes: number }> = [];
+  let prev: (typeof rows)[number] | undefined;
+  for (const row of rows) {
+    if (prev) {
+      const rx = row.rx_bytes >= prev.rx_bytes ? row.rx_bytes - prev.rx_bytes : row.rx_bytes;
+      const tx = row.tx_bytes >= prev.tx_bytes ? row.tx_bytes - prev.tx_bytes : row.tx_bytes;
+      points.push({ ts: row.ts, rx_bytes: rx, tx_bytes: tx });
+    }
+    prev = row;
+  }
+  return {
+    period,
+    since,
+    points,
+    rx_bytes: points.reduce((n, p) => n + p.rx_bytes, 0),
+    tx_bytes: points.reduce((n, p) => n + p.tx_bytes, 0),
+  };
+}

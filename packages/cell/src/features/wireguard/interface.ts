@@ -1,0 +1,403 @@
+/**
+ * The cell's WireGuard interface: one network interface, owned from start() to stop().
+ *
+ * It is brought up with the kernel module where there is one (`ip link add … type wireguard`), else
+ * with userspace `wireguard-go` (a child process of the cell). Peer changes go through
+ * `wg syncconf <iface> <file>`, which keeps every unchanged tunnel up. Where the machine cannot run
+ * an interface (no root, no tools, no TUN), start() does not throw: it records running:false and
+ * the reason, and apply() still writes the config file.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseCidr } from '../../lib/net.js';
+import { silentLogger, type Logger } from '../../lib/logger.js';
+import { CommandError, CommandRunner, findExecutable, isInterfaceName, outputTail, redactKeys } from './commands.js';
+import { renderWgConfig, type WgPeer } from './config.js';
+import { assertWireGuardKey, publicKeyOf } from './keys.js';
+import { parseWgShowDump, type WireGuardPeerStatus } from './status.js';
+
+/** How to bring the interface up: try the kernel then userspace, only one of them, or never (tests, no VPN). */
+export type WireGuardMode = 'auto' | 'kernel' | 'userspace' | 'off';
+
+export interface WireGuardInterfaceOptions {
+  /** Interface name, e.g. "pic0" (letters, digits, _ and -, at most 15, starting with a letter). */
+  name: string;
+  /** The cell's private key (base64). Written only to the config file, never to a command line. */
+  privateKey: string;
+  listenPort: number;
+  /** The cell's tunnel address with the subnet's prefix, e.g. 10.8.0.1/24. */
+  address: string;
+  /** Directory for `<name>.conf` (the data dir); created if missing. */
+  configDir: string;
+  /** Run every command inside this network namespace (`ip netns exec`). */
+  netns?: string;
+  mode?: WireGuardMode;
+  logger?: Logger;
+  /** How long wireguard-go may take to open its control socket. */
+  startTimeoutMs?: number;
+}
+
+export type RunningMode = 'kernel' | 'userspace' | 'existing';
+
+export interface WireGuardStatus {
+  interface: string;
+  listenPort: number;
+  publicKey: string;
+  /** The cell's tunnel address with prefix. */
+  address: string;
+  running: boolean;
+  /** How the interface runs: kernel module, wireguard-go, or an interface that was already there. */
+  mode: RunningMode | null;
+  /** Why it is not running (or what last went wrong), else null. */
+  reason: string | null;
+  peers: WireGuardPeerStatus[];
+}
+
+export interface ApplyResult {
+  /** The config file was written (always, unless rendering rejected the input). */
+  written: boolean;
+  /** The live interface took the change (`wg syncconf` succeeded). */
+  applied: boolean;
+  peers: number;
+  /** Why it was not applied. */
+  reason?: string;
+  durationMs: number;
+}
+
+export class WireGuardInterface {
+  readonly name: string;
+  readonly listenPort: number;
+  readonly address: string;
+  readonly publicKey: string;
+  readonly configPath: string;
+  readonly netns: string | undefined;
+
+  private readonly privateKey: string;
+  private readonly mode: WireGuardMode;
+  private readonly log: Logger;
+  private readonly runner: CommandRunner;
+  private readonly startTimeoutMs: number;
+  private peers: WgPeer[] = [];
+  private runningMode: RunningMode | null = null;
+  private reason: string | null = 'not started';
+  private child: ChildProcess | undefined;
+  private childExited: Promise<void> | undefined;
+  private childOutput = '';
+  private stopping = false;
+  /** start/apply/stop run one at a time, in call order: two syncconfs never race on one file. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(options: WireGuardInterfaceOptions) {
+    if (!isInterfaceName(options.name)) throw new TypeError(`invalid interface name ${JSON.stringify(options.name)}`);
+    assertWireGuardKey(options.privateKey, 'the cell private key');
+    if (!Number.isInteger(options.listenPort) || options.listenPort < 1 || options.listenPort > 65535) {
+      throw new TypeError('listenPort must be an integer 1-65535');
+    }
+    if (!parseCidr(options.address)) throw new TypeError(`address ${JSON.stringify(options.address)} must be an IPv4 CIDR like 10.8.0.1/24`);
+    this.name = options.name;
+    this.privateKey = options.privateKey;
+    this.publicKey = publicKeyOf(options.privateKey);
+    this.listenPort = options.listenPort;
+    this.address = options.address;
+    this.configPath = join(options.configDir, `${options.name}.conf`);
+    this.netns = options.netns;
+    this.mode = options.mode ?? 'auto';
+    this.log = options.logger ?? silentLogger;
+    this.runner = new CommandRunner(options.netns);
+    this.startTimeoutMs = options.startTimeoutMs ?? 5_000;
+  }
+
+  get running(): boolean {
+    return this.runningMode !== null;
+  }
+
+  /** Writes the config and brings the interface up where the machine allows; never throws for lack of means. */
+  start(initialPeers: WgPeer[] = this.peers): Promise<void> {
+    return this.serialize(async () => {
+      if (this.running) return;
+      this.peers = [...initialPeers];
+      await this.writeConfig();
+      const problem = await this.bringUp();
+      if (problem) {
+        this.runningMode = null;
+        this.reason = problem;
+        this.log.warn('wireguard interface not running', { interface: this.name, reason: problem });
+      } else {
+        this.reason = null;
+        this.log.info('wireguard interface up', { interface: this.name, mode: this.runningMode, peers: this.peers.length });
+      }
+    });
+  }
+
+  /** Takes the interface down (and wireguard-go with it). The config file stays. */
+  stop(): Promise<void> {
+    return this.serialize(async () => {
+      if (!this.running && !this.child) return;
+      this.stopping = true;
+      try {
+        await this.tearDown();
+      } finally {
+        this.stopping = false;
+        this.runningMode = null;
+        this.reason = 'stopped';
+      }
+    });
+  }
+
+  /**
+   * Makes `peers` the interface's complete peer list: writes the config file, then `wg syncconf`
+   * when running. Invalid input throws WireGuardConfigError before anything is written.
+   */
+  apply(peers: WgPeer[]): Promise<ApplyResult> {
+    return this.serialize(async () => {
+      const started = performance.now();
+      const text = this.render(peers);
+      this.peers = [...peers];
+      await this.writeFileAtomic(text);
+      const result = (applied: boolean, reason?: string): ApplyResult => ({
+        written: true,
+        applied,
+        peers: peers.length,
+        ...(reason ? { reason } : {}),
+        durationMs: performance.now() - started,
+      });
+      if (!this.running) return result(false, this.reason ?? 'not running');
+      try {
+        await this.syncconf();
+        return result(true);
+      } catch (err) {
+        const reason = `wg syncconf failed: ${errorText(err)}`;
+        this.log.warn('wireguard apply failed', { interface: this.name, reason });
+        if (!(await this.interfaceExists())) {
+          this.runningMode = null;
+          this.reason = `the interface disappeared (${reason})`;
+        }
+        return result(false, reason);
+      }
+    });
+  }
+
+  /** Interface, keys, and per-peer handshake and traffic from `wg show <iface> dump`. */
+  async status(): Promise<WireGuardStatus> {
+    const base = () => ({
+      interface: this.name,
+      listenPort: this.listenPort,
+      publicKey: this.publicKey,
+      address: this.address,
+    });
+    const configured = (): WireGuardPeerStatus[] =>
+      this.peers.map((p) => ({
+        publicKey: p.publicKey,
+        endpoint: p.endpoint ?? null,
+        allowedIps: [...p.allowedIps],
+        latestHandshake: null,
+        rxBytes: 0,
+        txBytes: 0,
+        persistentKeepalive: p.persistentKeepalive || null,
+      }));
+    if (this.running) {
+      const wg = findExecutable('wg');
+      try {
+        if (!wg) throw new Error("'wg' is missing");
+        const { stdout } = await this.runner.run(wg, ['show', this.name, 'dump'], 30_000);
+        const dump = parseWgShowDump(stdout);
+        return { ...base(), running: true, mode: this.runningMode, reason: null, peers: dump.peers };
+      } catch (err) {
+        if (this.running && !(await this.interfaceExists())) {
+          this.runningMode = null;
+          this.reason = `the interface disappeared (wg show: ${errorText(err)})`;
+        } else {
+          return { ...base(), running: true, mode: this.runningMode, reason: `wg show failed: ${errorText(err)}`, peers: configured() };
+        }
+      }
+    }
+    return { ...base(), running: false, mode: null, reason: this.reason, peers: configured() };
+  }
+
+  // ---- internals ----
+
+  private serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(fn, fn);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private render(peers: WgPeer[]): string {
+    return renderWgConfig({ privateKey: this.privateKey, listenPort: this.listenPort, peers });
+  }
+
+  private async writeConfig(): Promise<void> {
+    await this.writeFileAtomic(this.render(this.peers));
+  }
+
+  /** Mode 0600 from creation on (the file holds the private key); rename makes the swap atomic. */
+  private async writeFileAtomic(text: string): Promise<void> {
+    const dir = join(this.configPath, '..');
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const tmp = `${this.configPath}.${randomBytes(6).toString('hex')}.tmp`;
+    try {
+      await writeFile(tmp, text, { mode: 0o600, flag: 'wx' });
+      await rename(tmp, this.configPath);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  /** Returns undefined when up, else why not. Leaves nothing half-made behind on failure. */
+  private async bringUp(): Promise<string | undefined> {
+    if (this.mode === 'off') return 'disabled by configuration (wireguard mode "off")';
+    const wg = findExecutable('wg');
+    const ip = findExecutable('ip');
+    if (!wg) return "'wg' is not installed (Debian package wireguard-tools)";
+    if (!ip) return "'ip' is not installed (Debian package iproute2)";
+
+    let created = false;
+    try {
+      if (await this.interfaceExists()) {
+        // Left over from an earlier run (a crash, or a restart that kept tunnels): adopt it if it is WireGuard.
+        try {
+          await this.runner.run(wg, ['show', this.name, 'public-key']);
+        } catch {
+          return `an interface named ${this.name} already exists and is not a WireGuard interface`;
+        }
+        this.runningMode = 'existing';
+      } else {
+        const kernelProblem = this.mode === 'userspace' ? 'not tried (mode "userspace")' : await this.createKernel(ip);
+        if (kernelProblem === undefined) {
+          this.runningMode = 'kernel';
+        } else {
+          if (this.mode === 'kernel') return `kernel WireGuard unavailable: ${kernelProblem}`;
+          const userspaceProblem = await this.createUserspace(wg);
+          if (userspaceProblem) return `kernel WireGuard unavailable (${kernelProblem}); wireguard-go: ${userspaceProblem}`;
+          this.runningMode = 'userspace';
+        }
+        created = true;
+      }
+      await this.syncconf();
+      await this.runner.run(ip, ['address', 'replace', this.address, 'dev', this.name]);
+      await this.runner.run(ip, ['link', 'set', 'dev', this.name, 'up']);
+      return undefined;
+    } catch (err) {
+      const problem = `could not configure ${this.name}: ${errorText(err)}`;
+      if (created || this.child) await this.tearDown().catch(() => undefined);
+      this.runningMode = null;
+      return problem;
+    }
+  }
+
+  private async createKernel(ip: string): Promise<string | undefined> {
+    try {
+      await this.runner.run(ip, ['link', 'add', 'dev', this.name, 'type', 'wireguard']);
+      return undefined;
+    } catch (err) {
+      return errorText(err);
+    }
+  }
+
+  private async createUserspace(wg: string): Promise<string | undefined> {
+    const wireguardGo = findExecutable('wireguard-go');
+    if (!wireguardGo) return 'not installed (Debian package wireguard-go)';
+    if (!existsSync('/dev/net/tun')) return '/dev/net/tun is missing (no TUN support here)';
+    this.childOutput = '';
+    // -f: stay in the foreground as our child, so stop() and a crash are both visible to us.
+    const child = this.runner.spawn(wireguardGo, ['-f', this.name]);
+    this.child = child;
+    const keep = (d: Buffer) => {
+      this.childOutput = (this.childOutput + d.toString()).slice(-4000);
+    };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+    this.childExited = new Promise<void>((resolve) => {
+      child.once('error', (err) => {
+        this.childOutput += ` ${err.message}`;
+        resolve();
+      });
+      child.once('exit', (code, signal) => {
+        if (this.child === child) this.child = undefined;
+        if (!this.stopping && this.runningMode === 'userspace') {
+          this.runningMode = null;
+          this.reason = `wireguard-go exited unexpectedly (${code ?? signal}): ${outputTail(this.childOutput)}`;
+          this.log.error('wireguard-go exited', { interface: this.name, reason: this.reason });
+        }
+        resolve();
+      });
+    });
+    // Ready when its control socket answers `wg show`.
+    const deadline = Date.now() + this.startTimeoutMs;
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null || child.signalCode !== null || !this.child) {
+        return `exited at start (${child.exitCode ?? child.signalCode}): ${outputTail(this.childOutput) || 'no output'}`;
+      }
+      try {
+        await this.runner.run(wg, ['show', this.name, 'public-key'], 2_000);
+        return undefined;
+      } catch {
+        await sleep(50);
+      }
+    }
+    await this.killChild();
+    return `did not open its control socket within ${this.startTimeoutMs} ms: ${outputTail(this.childOutput) || 'no output'}`;
+  }
+
+  private async syncconf(): Promise<void> {
+    const wg = findExecutable('wg');
+    if (!wg) throw new Error("'wg' is missing");
+    await this.runner.run(wg, ['syncconf', this.name, this.configPath], 120_000);
+  }
+
+  private async interfaceExists(): Promise<boolean> {
+    const ip = findExecutable('ip');
+    if (!ip) return false;
+    try {
+      await this.runner.run(ip, ['link', 'show', 'dev', this.name]);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Deletes the link (wireguard-go exits when its device goes), then makes sure the child is gone. */
+  private async tearDown(): Promise<void> {
+    const ip = findExecutable('ip');
+    if (ip && (await this.interfaceExists())) {
+      try {
+        await this.runner.run(ip, ['link', 'delete', 'dev', this.name]);
+      } catch (err) {
+        this.log.warn('could not delete wireguard interface', { interface: this.name, error: errorText(err) });
+      }
+    }
+    await this.killChild();
+  }
+
+  private async killChild(): Promise<void> {
+    const child = this.child;
+    if (!child || !this.childExited) return;
+    const exited = this.childExited;
+    if (await settlesWithin(exited, 2_000)) return;
+    child.kill('SIGTERM');
+    if (await settlesWithin(exited, 3_000)) return;
+    child.kill('SIGKILL');
+    await exited;
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([p.then(() => true as const), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof CommandError) return err.message;
+  return redactKeys(err instanceof Error ? err.message : String(err));
+}

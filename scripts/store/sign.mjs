@@ -1,0 +1,107 @@
+#!/usr/bin/env node
+// Signs the store's catalog: recomputes every manifest's digest from manifests/, writes the index
+// and its sigstore bundle (keyed, offline). The private key is only read, never written or copied.
+import { readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { PASSPHRASE_ENV, UsageError, isInside, loadManifestPackage, parseArgs, repoRoot, resolveFrom, runMain } from './lib.mjs';
+
+const USAGE = `usage: npm run store:sign -- --key <private key PEM> [options]
+
+  --key <path>          the store's ECDSA P-256 private key (PEM; encrypted keys read the
+                        passphrase from $${PASSPHRASE_ENV}). Required: nothing is signed without it.
+  --root <dir>          catalog root holding manifests/ and services-index/ (default: this repository)
+  --index <path>        index to write, relative to the root (default services-index/index.json)
+  --out <path>          bundle to write, relative to the root (default services-index/index.sig.json)
+  --version <N>         release number; must exceed the current index's (default: current + 1)
+  --expires-days <D>    days until cells refuse this index (default 90)
+  --no-build            use packages/manifest/dist as it is (default: build the workspace first)
+`;
+
+await runMain(USAGE, async () => {
+  const args = parseArgs(process.argv.slice(2), {
+    key: 'string', root: 'string', index: 'string', out: 'string', version: 'string', 'expires-days': 'string', 'no-build': 'boolean', help: 'boolean',
+  });
+  if (args.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (!args.key) throw new UsageError('refusing to sign without --key <path to the store private key>');
+  const expiresDays = args['expires-days'] === undefined ? 90 : Number(args['expires-days']);
+  if (!Number.isInteger(expiresDays) || expiresDays < 1 || expiresDays > 3660) throw new UsageError('--expires-days must be a whole number of days, 1 to 3660');
+  const requestedVersion = args.version === undefined ? undefined : Number(args.version);
+  if (requestedVersion !== undefined && (!Number.isSafeInteger(requestedVersion) || requestedVersion < 1)) throw new UsageError('--version must be a positive integer');
+
+  const m = await loadManifestPackage({ build: !args['no-build'] });
+  const root = resolveFrom(process.cwd(), args.root ?? repoRoot);
+  const indexFile = resolveFrom(root, args.index ?? m.INDEX_PATH);
+  const bundleFile = resolveFrom(root, args.out ?? m.BUNDLE_PATH);
+  const keyFile = resolveFrom(process.cwd(), args.key);
+
+  const keyPem = await readFile(keyFile, 'utf8').catch((err) => {
+    throw new Error(`cannot read the key ${keyFile}: ${err.code ?? err.message}`);
+  });
+  let privateKey;
+  try {
+    privateKey = m.loadPrivateKey(keyPem, process.env[PASSPHRASE_ENV] || undefined);
+  } catch (err) {
+    throw new Error(`${keyFile} is not a usable store private key: ${err.message}`);
+  }
+  if (isInside(repoRoot, keyFile)) process.stderr.write(`warning: ${keyFile} lies inside the repository; never commit it\n`);
+
+  // Every manifest, validated and digested from its canonical bytes.
+  const manifestsDir = join(root, m.MANIFESTS_DIR);
+  const names = (await readdir(manifestsDir)).filter((n) => /\.ya?ml$/.test(n)).sort();
+  if (names.length === 0) throw new Error(`no manifests in ${manifestsDir}`);
+  const services = [];
+  for (const name of names) {
+    const path = `${m.MANIFESTS_DIR}/${name}`;
+    const manifest = m.parseManifest(await readFile(join(manifestsDir, name)), path);
+    const clash = services.find((s) => s.id === manifest.id);
+    if (clash) throw new Error(`${path} and ${clash.manifest} both declare id "${manifest.id}"`);
+    services.push(m.indexEntryFor(manifest, path));
+  }
+  services.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+
+  // Versions only go up: a cell refuses anything below the highest it has accepted.
+  const previous = await readFile(indexFile, 'utf8').then(
+    (text) => {
+      try {
+        return JSON.parse(text);
+      } catch {
+        return undefined;
+      }
+    },
+    () => undefined,
+  );
+  const previousVersion = Number.isSafeInteger(previous?.version) ? previous.version : 0;
+  const version = requestedVersion ?? previousVersion + 1;
+  if (version <= previousVersion) throw new Error(`--version ${version} must be greater than the current index version ${previousVersion}`);
+
+  const expires = new Date(Date.now() + expiresDays * 86_400_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const index = { version, expires, services };
+  const { bundle } = await m.signIndex(index, privateKey);
+  const indexText = `${JSON.stringify(index, null, 2)}\n`;
+  // Check what is about to be written before writing it.
+  const verified = m.verifyIndex(indexText, bundle, [privateKey]);
+
+  await writeAtomically(indexFile, indexText);
+  await writeAtomically(bundleFile, `${JSON.stringify(bundle, null, 2)}\n`);
+
+  const published = await readFile(join(root, m.PUBLIC_KEY_PATH), 'utf8').catch(() => undefined);
+  if (published !== undefined && m.keyFingerprint(published) !== verified.signedBy) {
+    process.stderr.write(`warning: the signing key (${verified.signedBy}) is not ${m.PUBLIC_KEY_PATH} (${m.keyFingerprint(published)}); cells that trust only that key will refuse this index\n`);
+  }
+  const rel = (p) => relative(process.cwd(), p) || p;
+  process.stdout.write(
+    `signed catalog version ${version} (${services.length} services, expires ${expires})\n` +
+      `  key       ${verified.signedBy}\n  index     ${rel(indexFile)} (${verified.digest})\n  bundle    ${rel(bundleFile)}\n` +
+      services.map((s) => `  ${s.id.padEnd(10)}${s.version.padEnd(10)}${s.digest}\n`).join(''),
+  );
+  return 0;
+});
+
+async function writeAtomically(file, text) {
+  const tmp = `${file}.tmp-${process.pid}`;
+  await writeFile(tmp, text, { mode: 0o644 });
+  await rename(tmp, file);
+}

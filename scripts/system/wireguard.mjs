@@ -1,0 +1,26 @@
+// Provider: WireGuard's userspace tools for the wireguard module's tests and the e2e tunnel test:
+// `wg` (wireguard-tools) configures an interface, `wireguard-go` creates one where the kernel has no
+// WireGuard module (the case on our VMs), `ip` (iproute2) assigns addresses and namespaces.
+// It only installs; tests still check for /dev/net/tun and root themselves and skip loudly.
+import { existsSync } from 'node:fs';
+import { aptInstall, haveCommands } from './apt.mjs';
+
+export const name = 'wireguard';
+
+/** Debian puts wg in /usr/bin, but `ip` lives in /usr/sbin, which is not on every PATH. */
+const haveIp = () => haveCommands('ip') || existsSync('/usr/sbin/ip') || existsSync('/sbin/ip');
+
+export async function ensure(log) {
+  const missing = [];
+  if (!haveCommands('wg')) missing.push('wireguard-tools');
+  if (!haveCommands('wireguard-go')) missing.push('wireguard-go');
+  if (!haveIp()) missing.push('iproute2');
+  if (missing.length) {
+    const failed = aptInstall(missing, log);
+    if (failed) return { ok: false, reason: failed };
+  }
+  if (!haveCommands('wg')) return { ok: false, reason: "'wg' is still missing after installing wireguard-tools" };
+  if (!haveCommands('wireguard-go')) return { ok: false, reason: "'wireguard-go' is still missing after installing wireguard-go" };
+  if (!existsSync('/dev/net/tun')) return { ok: false, reason: '/dev/net/tun is missing: wireguard-go cannot create an interface here' };
+  return { ok: true };
+}
