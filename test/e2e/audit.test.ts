@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { startCellProcess, type CellProcess } from '../support/cell-process.js';
 import { ApiClient, ADMIN, completeSetup } from '../support/client.js';
 import { openCellDb } from '../support/db.js';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 describe('audit log (real cell process)', () => {
   let cell: CellProcess;
@@ -136,6 +138,39 @@ describe('audit log (real cell process)', () => {
     } finally {
       db.close();
     }
+  });
+
+  it('archives old entries into an encrypted file; the live chain and the archives still verify', async () => {
+    const before = (await api.get('/api/audit?limit=1')).body;
+    const cut = new Date().toISOString();
+    const res = await api.post('/api/audit/archive', { before: cut });
+    assert.equal(res.status, 200, res.text);
+    assert.equal(res.body.first_id, 1);
+    assert.ok(res.body.archived >= before.total, `archived ${res.body.archived} of ${before.total}`);
+    const file = join(cell.dataDir, 'audit-archive', res.body.file);
+    const bytes = readFileSync(file);
+    assert.ok(bytes.subarray(0, 40).toString('latin1').startsWith('age-encryption.org/v1'), 'an age file');
+    assert.ok(!bytes.toString('latin1').includes('"actor"'), 'no plaintext entry in the archive');
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+
+    const live = await api.get('/api/audit/verify');
+    assert.equal(live.body.valid, true, JSON.stringify(live.body));
+    assert.equal(live.body.archived_through_id, res.body.last_id);
+    const all = await api.get('/api/audit/verify?archives=true');
+    assert.equal(all.body.valid, true, JSON.stringify(all.body));
+    assert.equal(all.body.archives.entries, res.body.archived);
+    // the archive request itself is the first live entry after the anchor
+    const newest = (await api.get('/api/audit?limit=5')).body.entries;
+    assert.ok(newest.some((e: any) => e.action === 'audit.archive' && e.result === 'ok'));
+    assert.equal((await api.post('/api/audit/archive', { before: 'last week' })).status, 400);
+
+    const saved = readFileSync(file);
+    rmSync(file);
+    const missing = await api.get('/api/audit/verify?archives=true');
+    assert.equal(missing.body.valid, false);
+    assert.match(missing.body.archives.reason, /missing/);
+    writeFileSync(file, saved, { mode: 0o600 });
+    assert.equal((await api.get('/api/audit/verify?archives=true')).body.valid, true);
   });
 
   it('is admin-only and read-only: there is no way to write to it', async () => {

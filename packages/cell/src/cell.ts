@@ -12,6 +12,7 @@ import { HealthMonitor, probeDatabase } from './features/health/service.js';
 import { AuditLog } from './features/audit/service.js';
 import { openVault } from './features/vault/vault.js';
 import { PeerNetwork } from './features/peers/network.js';
+import { AuditRetention } from './features/audit/retention.js';
 import { buildApp } from './app.js';
 import type { CellDeps } from './deps.js';
 
@@ -82,6 +83,8 @@ export async function startCell(config: CellConfig, logger: Logger): Promise<Cel
     server.listen(config.port, config.host, () => resolve());
   });
   await health.start();
+  const retention = new AuditRetention(database.db, audit, vault, config.dataDir, config.audit.retentionDays, logger);
+  retention.start();
   // The tunnel needs the wizard's network settings: before setup completes, it waits for it.
   if (setup.isComplete()) await peerNetwork.start();
   const address = server.address() as AddressInfo;
@@ -92,6 +95,7 @@ export async function startCell(config: CellConfig, logger: Logger): Promise<Cel
   const stop = () =>
     (stopping ??= (async () => {
       health.stop();
+      retention.stop();
       await peerNetwork.stop();
       clearInterval(purge);
       loginLimiter.stop();

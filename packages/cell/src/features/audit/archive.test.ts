@@ -81,13 +81,30 @@ describe('audit archiving (retention)', () => {
     assert.equal((await verifyArchives(database.db, xorCipher, dir)).valid, true);
   });
 
+  it('retention archives what is older than retention_days, and records that it did', async () => {
+    const { AuditRetention } = await import('./retention.js');
+    const { silentLogger } = await import('../../lib/logger.js');
+    const off = new AuditRetention(database.db, log, xorCipher, dir, null, silentLogger);
+    assert.equal(await off.runOnce(), 0, 'no retention setting, nothing archived');
+    await log.append({ actor: 'admin', action: 'kept', result: 'ok' });
+    const retention = new AuditRetention(database.db, log, xorCipher, dir, 30, silentLogger);
+    assert.equal(await retention.runOnce(Date.now()), 0, 'nothing is 30 days old yet');
+    const archived = await retention.runOnce(Date.now() + 31 * 86_400_000);
+    assert.ok(archived >= 1);
+    const rows = database.sqlite.prepare('SELECT action, actor FROM audit_log').all() as Array<{ action: string; actor: string }>;
+    assert.deepEqual(rows, [{ action: 'audit.archive', actor: 'system' }]);
+    assert.equal((await log.verify()).valid, true);
+    assert.equal((await verifyArchives(database.db, xorCipher, dir)).valid, true);
+  });
+
   it('refuses to archive a broken chain and changes nothing', async () => {
     for (let i = 0; i < 3; i++) await log.append({ actor: 'admin', action: 'x', result: 'ok' });
-    const head = await log.verify();
-    assert.equal(head.valid, true);
-    database.sqlite.prepare(`UPDATE audit_log SET entry = replace(entry, '"actor":"admin"', '"actor":"eve"') WHERE id = (SELECT min(id) FROM audit_log)`).run();
+    assert.equal((await log.verify()).valid, true);
+    const countRows = () => (database.sqlite.prepare('SELECT count(*) AS n FROM audit_log').get() as { n: number }).n;
+    const before = countRows();
+    database.sqlite.prepare(`UPDATE audit_log SET entry = replace(entry, '"result":"ok"', '"result":"denied"') WHERE id = (SELECT min(id) FROM audit_log)`).run();
+    assert.equal((await log.verify()).valid, false, 'the tamper took');
     await assert.rejects(archive(new Date(Date.now() + 1000).toISOString()), /broken/);
-    const count = database.sqlite.prepare('SELECT count(*) AS n FROM audit_log').get() as { n: number };
-    assert.equal(count.n, 3, 'nothing was deleted');
+    assert.equal(countRows(), before, 'nothing was deleted');
   });
 });

@@ -3,8 +3,11 @@ import { Readable } from 'node:stream';
 import { stringify } from 'csv-stringify';
 import type { CellDeps } from '../../deps.js';
 import { requireRole } from '../../http/guard.js';
-import { validateQuery } from '../../http/validate.js';
-import { AuditQuery, ExportQuery } from './schema.js';
+import { validateBody, validateQuery } from '../../http/validate.js';
+import { ArchiveBody, AuditQuery, ExportQuery, VerifyQuery } from './schema.js';
+import { archiveEntriesBefore, verifyArchives } from './archive.js';
+import { audited } from '../../http/audit.js';
+import { transactional } from '../../http/transaction.js';
 import { queryAudit, streamAudit } from './query.js';
 import { EXPORT_COLUMNS, presentAuditEntry } from './presenter.js';
 
@@ -39,10 +42,25 @@ export function auditRoutes(deps: CellDeps): Router {
     }
   });
 
-  router.get('/verify', requireRole('admin'), async (ctx) => {
+  router.get('/verify', requireRole('admin'), validateQuery(VerifyQuery), async (ctx) => {
     const started = performance.now();
     const result = await audit.verify();
-    ctx.body = { ok: true, ...result, duration_ms: Math.round(performance.now() - started) };
+    const { archives } = ctx.input as VerifyQuery;
+    const archiveCheck = archives === 'true' || archives === '1' ? await verifyArchives(db, deps.vault, deps.config.dataDir) : undefined;
+    ctx.body = {
+      ok: true,
+      ...result,
+      ...(archiveCheck ? { valid: result.valid && archiveCheck.valid, archives: archiveCheck } : {}),
+      duration_ms: Math.round(performance.now() - started),
+    };
+  });
+
+  // Moves entries older than `before` into an encrypted archive file; the live chain stays verifiable.
+  router.post('audit.archive', '/archive', requireRole('admin'), audited('audit'), validateBody(ArchiveBody), transactional(db), async (ctx) => {
+    const { before } = ctx.input as ArchiveBody;
+    const result = await archiveEntriesBefore(ctx.trx, deps.vault, deps.config.dataDir, before);
+    ctx.audit!.details = { before, archived: result.archived, first_id: result.first_id ?? null, last_id: result.last_id ?? null };
+    ctx.body = { ok: true, ...result };
   });
 
   return router;

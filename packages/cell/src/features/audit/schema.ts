@@ -32,3 +32,9 @@ export const ArchiveBody = Type.Object(
   { additionalProperties: false },
 );
 export type ArchiveBody = Static<typeof ArchiveBody>;
+
+export const VerifyQuery = Type.Object(
+  { archives: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false'), Type.Literal('1'), Type.Literal('0')])) },
+  { additionalProperties: false },
+);
+export type VerifyQuery = Static<typeof VerifyQuery>;
