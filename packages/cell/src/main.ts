@@ -1,42 +1,8 @@
-import { ConfigError, loadConfig } from './config.js';
-import { createLogger } from './lib/logger.js';
-import { startCell } from './cell.js';
+import { setFlagsFromString } from 'node:v8';
 
-/** Entry: load config → open db → build app → listen; SIGTERM/SIGINT stop it cleanly. */
-async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`pic: configuration error: ${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
-  const logger = createLogger(config.logLevel);
-  const cell = await startCell(config, logger);
-  logger.info('cell listening', { url: cell.url, data_dir: config.dataDir });
-  // A line people (and tests) can wait for.
-  process.stdout.write(`PIC cell listening on ${cell.url}\n`);
+// A home server idles most of its life on a small machine: favour memory over peak speed. This is
+// set before the rest of the cell is loaded, so the code it compiles is compiled for size too.
+setFlagsFromString('--optimize-for-size');
 
-  const shutdown = (signal: string) => {
-    logger.info('stopping', { signal });
-    const force = setTimeout(() => process.exit(1), 10_000);
-    force.unref();
-    cell.stop().then(
-      () => process.exit(0),
-      (err) => {
-        logger.error('stop failed', { error: String(err) });
-        process.exit(1);
-      },
-    );
-  };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
-}
-
-main().catch((err) => {
-  process.stderr.write(`pic: failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
-});
+/** Entry: the cell itself is in server.ts (load config → open db → build app → listen). */
+await import('./server.js');

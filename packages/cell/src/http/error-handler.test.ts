@@ -51,7 +51,7 @@ describe('errorHandler on a real Koa server', () => {
           return;
         case '/json':
           return jsonBody(ctx, async () => {
-            ctx.body = { ok: true, got: ctx.request.body };
+            ctx.body = { ok: true, got: (ctx.request as { body?: unknown }).body };
           });
         default:
           await next(); // nothing answers: Koa's 404

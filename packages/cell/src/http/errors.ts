@@ -20,6 +20,7 @@ export class HttpError extends Error {
 export const errors = {
   validation: (fields: FieldErrors, message = 'invalid input') => new HttpError(400, 'validation_failed', message, fields),
   badRequest: (message: string, fields: FieldErrors = {}) => new HttpError(400, 'bad_request', message, fields),
+  malformedJson: () => new HttpError(400, 'malformed_json', 'request body is not valid JSON'),
   unauthorized: (message = 'authentication required') => new HttpError(401, 'unauthorized', message),
   forbidden: (message = 'forbidden', id = 'forbidden') => new HttpError(403, id, message),
   notFound: (message = 'not found') => new HttpError(404, 'not_found', message),

@@ -1,6 +1,5 @@
 import Router from '@koa/router';
 import { Readable } from 'node:stream';
-import { stringify } from 'csv-stringify';
 import type { CellDeps } from '../../deps.js';
 import { requireRole } from '../../http/guard.js';
 import { validateBody, validateQuery } from '../../http/validate.js';
@@ -28,6 +27,7 @@ export function auditRoutes(deps: CellDeps): Router {
     ctx.set('Content-Disposition', `attachment; filename="audit-${stamp}.${format}"`);
     if (format === 'csv') {
       ctx.type = 'text/csv; charset=utf-8';
+      const { stringify } = await import('csv-stringify'); // loaded on first export only
       const csv = stringify({
         header: true,
         columns: [...EXPORT_COLUMNS],

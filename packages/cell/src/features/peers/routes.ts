@@ -8,7 +8,6 @@ import { transactional } from '../../http/transaction.js';
 import { validateBody, validateQuery } from '../../http/validate.js';
 import { hashPassword } from '../../lib/password.js';
 import { generatePassword } from '../../lib/tokens.js';
-import { configQrPng, configQrSvg } from '../wireguard/qr.js';
 import { configFileName, peerClientConfig } from './client-config.js';
 import { presentPeer } from './presenter.js';
 import {
@@ -25,12 +24,16 @@ export async function sendPeerConfig(ctx: Context, deps: CellDeps, peer: PeerRow
     ctx.type = 'text/plain; charset=utf-8';
     if (q.download === '1' || q.download === 'true') ctx.attachment(configFileName(peer.name));
     ctx.body = text;
-  } else if (q.format === 'svg') {
+    return;
+  }
+  // the QR encoder is loaded on first use: most cells render a handful of codes in their life
+  const qr = await import('../wireguard/qr.js');
+  if (q.format === 'svg') {
     ctx.type = 'image/svg+xml';
-    ctx.body = await configQrSvg(text);
+    ctx.body = await qr.configQrSvg(text);
   } else {
     ctx.type = 'image/png';
-    ctx.body = await configQrPng(text);
+    ctx.body = await qr.configQrPng(text);
   }
 }
 

@@ -1,7 +1,4 @@
-import 'reflect-metadata'; // @peculiar/x509's dependency injection needs it loaded first
-import * as x509 from '@peculiar/x509';
-import { CRLNumber } from '@peculiar/asn1-x509';
-import { AsnConvert } from '@peculiar/asn1-schema';
+import type * as X509 from '@peculiar/x509';
 import { randomBytes, webcrypto } from 'node:crypto';
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { Db } from '../../db/database.js';
@@ -12,7 +9,18 @@ import { nowIso } from '../../lib/tokens.js';
 import { readCellSettings } from '../config/service.js';
 import type { Vault } from './vault.js';
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+// The X.509 stack (with reflect-metadata and asn1 schemas) is ~10 MB of memory: loaded on first
+// use of the CA, not at start-up of every cell.
+let x509: typeof X509;
+let asn1: { CRLNumber: typeof import('@peculiar/asn1-x509').CRLNumber; AsnConvert: typeof import('@peculiar/asn1-schema').AsnConvert };
+async function loadX509(): Promise<void> {
+  if (x509) return;
+  await import('reflect-metadata'); // @peculiar/x509's dependency injection needs it loaded first
+  const [lib, asnX509, asnSchema] = await Promise.all([import('@peculiar/x509'), import('@peculiar/asn1-x509'), import('@peculiar/asn1-schema')]);
+  lib.cryptoProvider.set(webcrypto as unknown as Crypto);
+  asn1 = { CRLNumber: asnX509.CRLNumber, AsnConvert: asnSchema.AsnConvert };
+  x509 = lib;
+}
 
 /** ECDSA P-256 with SHA-256 for the CA and every certificate it issues. */
 const ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
@@ -29,12 +37,13 @@ export const certificateKeySecret = (serial: string): string => `certs/${serial}
 export type CertificateType = 'server' | 'client';
 export type CertificateRow = Selectable<VaultCertificatesTable>;
 
+/** RFC 5280 CRLReason codes (the values of @peculiar/x509's X509CrlReason). */
 export const REVOCATION_REASONS = {
-  unspecified: x509.X509CrlReason.unspecified,
-  key_compromise: x509.X509CrlReason.keyCompromise,
-  affiliation_changed: x509.X509CrlReason.affiliationChanged,
-  superseded: x509.X509CrlReason.superseded,
-  cessation_of_operation: x509.X509CrlReason.cessationOfOperation,
+  unspecified: 0,
+  key_compromise: 1,
+  affiliation_changed: 3,
+  superseded: 4,
+  cessation_of_operation: 5,
 } as const;
 export type RevocationReason = keyof typeof REVOCATION_REASONS;
 
@@ -52,7 +61,7 @@ export interface IssuedCertificate {
 }
 
 interface LoadedCa {
-  certificate: x509.X509Certificate;
+  certificate: X509.X509Certificate;
   pem: string;
   keyId: string;
   signingKey: CryptoKey;
@@ -104,6 +113,7 @@ export class CertificateAuthority {
   }
 
   private async load(): Promise<LoadedCa> {
+    await loadX509();
     let row = await this.db.selectFrom('vault_ca').select(['certificate_pem']).where('id', '=', 1).executeTakeFirst();
     if (!row) {
       await this.create();
@@ -119,6 +129,7 @@ export class CertificateAuthority {
   }
 
   private async create(): Promise<void> {
+    await loadX509();
     const { identity } = await readCellSettings(this.db);
     const keys = (await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])) as CryptoKeyPair;
     const now = Date.now();
@@ -167,6 +178,7 @@ export class CertificateAuthority {
    * writes: call it before the transaction, then `record` the result inside it.
    */
   async issue(request: IssueRequest, now = new Date()): Promise<IssuedCertificate> {
+    await loadX509();
     const ca = await this.ready();
     const keys = (await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])) as CryptoKeyPair;
     const serial = newSerial();
@@ -237,6 +249,7 @@ export class CertificateAuthority {
 
   /** A CRL (PEM, label "X509 CRL" as OpenSSL expects) of every revoked certificate, signed now. */
   async crl(now = new Date()): Promise<string> {
+    await loadX509();
     const ca = await this.ready();
     const revoked = await this.db
       .selectFrom('vault_certificates')
@@ -253,12 +266,12 @@ export class CertificateAuthority {
       entries: revoked.map((r) => ({
         serialNumber: r.serial,
         revocationDate: new Date(r.revoked_at!),
-        reason: REVOCATION_REASONS[(r.revocation_reason ?? 'unspecified') as RevocationReason] ?? x509.X509CrlReason.unspecified,
+        reason: REVOCATION_REASONS[(r.revocation_reason ?? 'unspecified') as RevocationReason] ?? REVOCATION_REASONS.unspecified,
       })),
       extensions: [
         new x509.AuthorityKeyIdentifierExtension(ca.keyId),
         // CRL numbers must increase: seconds since the epoch do, and need no stored counter.
-        new x509.Extension('2.5.29.20', false, AsnConvert.serialize(new CRLNumber(Math.floor(now.getTime() / 1000)))),
+        new x509.Extension('2.5.29.20', false, asn1.AsnConvert.serialize(new asn1.CRLNumber(Math.floor(now.getTime() / 1000)))),
       ],
     });
     return pem(crl.rawData, 'X509 CRL');
