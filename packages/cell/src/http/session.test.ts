@@ -1,9 +1,9 @@
 import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { openDatabase, type CellDatabase } from '../db/database.js';
+import { openTempDatabase, type TempDatabase } from '../db/testing.js';
+import { type CellDatabase } from '../db/database.js';
 import { createUser } from '../features/users/service.js';
 import { randomToken, sha256Hex } from '../lib/tokens.js';
 import { SqliteSessionStore } from './session.js';
@@ -15,6 +15,7 @@ const ABSOLUTE = 8 * 60 * MIN;
 describe('SqliteSessionStore on a real SQLite file', () => {
   let dir: string;
   let database: CellDatabase;
+  let temp: TempDatabase;
   let now: number;
   let store: SqliteSessionStore;
   let alice: number;
@@ -22,15 +23,13 @@ describe('SqliteSessionStore on a real SQLite file', () => {
   const rows = () => database.db.selectFrom('sessions').selectAll().orderBy('created_at').execute();
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'pic-session-'));
-    database = openDatabase(join(dir, 'cell.db'));
-    await database.migrate();
+    temp = await openTempDatabase('pic-session-');
+    ({ dir, database } = temp);
     alice = (await createUser(database.db, { username: 'alice', role: 'admin', passwordHash: 'x' })).id;
     bob = (await createUser(database.db, { username: 'bob', role: 'peer', passwordHash: 'x' })).id;
   });
   after(async () => {
-    await database.close();
-    rmSync(dir, { recursive: true, force: true });
+    await temp.remove();
   });
   beforeEach(async () => {
     await database.db.deleteFrom('sessions').execute();

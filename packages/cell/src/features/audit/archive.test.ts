@@ -1,9 +1,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { openDatabase, type CellDatabase } from '../../db/database.js';
+import { openTempDatabase, type TempDatabase } from '../../db/testing.js';
+import { type CellDatabase } from '../../db/database.js';
 import { AuditLog } from './service.js';
 import { ARCHIVE_DIR, archiveEntriesBefore, verifyArchives, type FileCipher } from './archive.js';
 
@@ -21,16 +21,15 @@ const xorCipher: FileCipher = {
 describe('audit archiving (retention)', () => {
   let dir: string;
   let database: CellDatabase;
+  let temp: TempDatabase;
   let log: AuditLog;
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'pic-archive-'));
-    database = openDatabase(join(dir, 'cell.db'));
-    await database.migrate();
+    temp = await openTempDatabase('pic-archive-');
+    ({ dir, database } = temp);
     log = new AuditLog(database.db, database.sqlite);
   });
   after(async () => {
-    await database.close();
-    rmSync(dir, { recursive: true, force: true });
+    await temp.remove();
   });
 
   const archive = (beforeIso: string) =>

@@ -1,9 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { openDatabase, type CellDatabase } from '../../db/database.js';
+import { openTempDatabase, type TempDatabase } from '../../db/testing.js';
+import { type CellDatabase } from '../../db/database.js';
 import { AuditLog, type AuditEntryInput } from './service.js';
 
 const entry = (action: string, details?: Record<string, unknown>): AuditEntryInput => ({
@@ -11,18 +9,16 @@ const entry = (action: string, details?: Record<string, unknown>): AuditEntryInp
 });
 
 describe('AuditLog on a real SQLite file', () => {
-  let dir: string;
   let database: CellDatabase;
+  let temp: TempDatabase;
   let log: AuditLog;
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'pic-audit-'));
-    database = openDatabase(join(dir, 'cell.db'));
-    await database.migrate();
+    temp = await openTempDatabase('pic-audit-');
+    ({ database } = temp);
     log = new AuditLog(database.db, database.sqlite);
   });
   after(async () => {
-    await database.close();
-    rmSync(dir, { recursive: true, force: true });
+    await temp.remove();
   });
 
   it('starts empty and valid, then chains appends from the genesis hash', async () => {

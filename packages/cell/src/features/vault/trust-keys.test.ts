@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createHash, generateKeyPairSync, sign, verify } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Transaction } from 'kysely';
-import { openDatabase, type CellDatabase } from '../../db/database.js';
+import { openTempDatabase, type TempDatabase } from '../../db/testing.js';
+import { type CellDatabase } from '../../db/database.js';
 import type { Database } from '../../db/schema.js';
 import type { HttpError } from '../../http/errors.js';
 import { addTrustKey, deleteTrustKey, listTrustKeys, listTrustedKeys, parseTrustKey, type ParsedTrustKey } from './trust-keys.js';
@@ -35,14 +35,13 @@ const parsed = (pem: string): ParsedTrustKey => {
 describe('trust keys', () => {
   let dir: string;
   let database: CellDatabase;
+  let temp: TempDatabase;
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'pic-trust-'));
-    database = openDatabase(join(dir, 'cell.db'));
-    await database.migrate();
+    temp = await openTempDatabase('pic-trust-');
+    ({ dir, database } = temp);
   });
   after(async () => {
-    await database.close();
-    rmSync(dir, { recursive: true, force: true });
+    await temp.remove();
   });
 
   it('accepts ECDSA P-256 and Ed25519 public keys; the fingerprint is SHA-256 of the DER SPKI (checked with openssl)', async () => {
