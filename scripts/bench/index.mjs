@@ -58,6 +58,8 @@ const SECTIONS = [
       };
     },
   },
+  // peers.mjs (issue 4) runs its own cell: a /16 subnet for 10,000 peers and, where possible, a real interface.
+  { name: 'peers', load: () => import('./peers.mjs') },
 ];
 
 const DEFAULTS = { seconds: 5, warmup: 1, connections: 16, rounds: 3, starts: 5, idle: 3 };

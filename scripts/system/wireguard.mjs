@@ -15,6 +15,7 @@ export async function ensure(log) {
   if (!haveCommands('wg')) missing.push('wireguard-tools');
   if (!haveCommands('wireguard-go')) missing.push('wireguard-go');
   if (!haveIp()) missing.push('iproute2');
+  if (!haveCommands('ping')) missing.push('iputils-ping'); // the e2e test pings through the tunnel
   if (missing.length) {
     const failed = aptInstall(missing, log);
     if (failed) return { ok: false, reason: failed };

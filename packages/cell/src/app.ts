@@ -15,6 +15,8 @@ import { statusRoutes } from './features/status/routes.js';
 import { auditRoutes } from './features/audit/routes.js';
 import { vaultRoutes } from './features/vault/routes.js';
 import { peerRoutes, peerSelfRoutes, wireguardRoutes } from './features/peers/routes.js';
+import { storeRoutes } from './features/store/routes.js';
+import { mountedServiceRoutes, serviceCredentialRoutes, servicesRoutes } from './features/services/routes.js';
 import { auditWrites, type RouteNamer } from './http/audit.js';
 import type Router from '@koa/router';
 import './http/context.js';
@@ -59,6 +61,11 @@ export function buildApp(deps: CellDeps, sqlite: SQLite.Database): Koa {
     peerRoutes(deps),
     peerSelfRoutes(deps),
     wireguardRoutes(deps),
+    storeRoutes(deps),
+    servicesRoutes(deps),
+    serviceCredentialRoutes(deps),
+    // Last: the routes of installed services (/api/<id>/…), swapped on install and removal.
+    mountedServiceRoutes(deps),
   ];
   app.use(auditWrites(deps.audit, deps.logger, routeNamer(routers)));
   app.use(securityHeaders);

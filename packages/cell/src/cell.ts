@@ -13,6 +13,7 @@ import { AuditLog } from './features/audit/service.js';
 import { openVault } from './features/vault/vault.js';
 import { PeerNetwork } from './features/peers/network.js';
 import { AuditRetention } from './features/audit/retention.js';
+import { Store } from './features/store/service.js';
 import { buildApp } from './app.js';
 import type { CellDeps } from './deps.js';
 
@@ -44,10 +45,12 @@ export async function startCell(config: CellConfig, logger: Logger): Promise<Cel
   const loginLimiter = new SlidingWindowLimiter(config.rateLimit.loginFailures, config.rateLimit.loginWindowMs);
   const apiLimiter = new SlidingWindowLimiter(config.rateLimit.apiPerMinute, 60_000);
   const audit = new AuditLog(database.db, database.sqlite);
+  const store = await Store.open({ db: database.db, vault, audit, logger, config });
   const deps: CellDeps = {
     config, db: database.db, logger, sessions, loginLimiter, apiLimiter, setup, status, health, audit, vault, version: VERSION, startedAt,
     peerNetwork: new PeerNetwork(database.db, vault, config, logger),
-    peerDeletionHooks: [],
+    peerDeletionHooks: [store.accounts.peerDeletionHook],
+    store,
   };
   const { peerNetwork } = deps;
 
@@ -75,6 +78,8 @@ export async function startCell(config: CellConfig, logger: Logger): Promise<Cel
   const purge = setInterval(() => void sessions.purgeExpired().catch(() => undefined), 10 * 60_000);
   purge.unref();
 
+  // Installed services' routes are mounted before the first request; job recovery runs in the background.
+  await store.start();
   const app = buildApp(deps, database.sqlite);
   const server = createServer(app.callback());
   server.keepAliveTimeout = 65_000;
@@ -96,6 +101,7 @@ export async function startCell(config: CellConfig, logger: Logger): Promise<Cel
     (stopping ??= (async () => {
       health.stop();
       retention.stop();
+      await store.stop();
       await peerNetwork.stop();
       clearInterval(purge);
       loginLimiter.stop();

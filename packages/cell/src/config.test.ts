@@ -46,6 +46,7 @@ describe('loadConfig', () => {
         health: { intervalMs: 60_000, keep: 1440 },
         audit: { retentionDays: null },
         wireguard: { interface: 'pic0', mode: 'auto', netns: null },
+        store: { catalogDir: resolve(import.meta.dirname, '..', '..', '..'), engineSocket: null, imageVerification: 'enforce' },
       });
     });
 
@@ -110,6 +111,15 @@ describe('loadConfig', () => {
     assert.deepEqual(c.rateLimit, { apiPerMinute: 1000, loginFailures: 3, loginWindowMs: 5 * 60_000 });
     assert.deepEqual(c.health, { intervalMs: 10_000, keep: 50 });
     assert.deepEqual(c.audit, { retentionDays: 90 });
+  });
+
+  it('reads the store section; catalog_dir is resolved against the data dir', () => {
+    const d = dataDir('store:\n  catalog_dir: catalog\n  engine_socket: unix:///run/x.sock\n  image_verification: warn\n');
+    assert.deepEqual(loadConfig({ PIC_DATA_DIR: d }).store, { catalogDir: join(d, 'catalog'), engineSocket: 'unix:///run/x.sock', imageVerification: 'warn' });
+    const abs = dataDir('store:\n  catalog_dir: /srv/catalog\n');
+    assert.equal(loadConfig({ PIC_DATA_DIR: abs }).store.catalogDir, '/srv/catalog');
+    configError({ PIC_DATA_DIR: dataDir('store:\n  image_verification: maybe\n') }, /"store\.image_verification"/);
+    configError({ PIC_DATA_DIR: dataDir('store:\n  catalog: x\n') }, /"store\.catalog" is not a known field/);
   });
 
   it('a partial or empty cell.yaml keeps the other defaults', () => {

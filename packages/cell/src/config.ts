@@ -60,6 +60,19 @@ export const CellYamlSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    store: Type.Optional(
+      Type.Object(
+        {
+          /** The catalog root: the directory holding services-index/ and manifests/ (default: this repository). */
+          catalog_dir: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+          /** The container engine: a socket path, unix:// or tcp:// (default: DOCKER_HOST, else /var/run/docker.sock). */
+          engine_socket: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+          /** enforce: refuse unpinned/mismatched/badly signed images; warn: log and audit, install anyway; off: skip. */
+          image_verification: Type.Optional(Type.Union([Type.Literal('enforce'), Type.Literal('warn'), Type.Literal('off')])),
+        },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -77,7 +90,11 @@ export interface CellConfig {
   health: { intervalMs: number; keep: number };
   audit: { retentionDays: number | null };
   wireguard: { interface: string; mode: 'auto' | 'kernel' | 'userspace' | 'off'; netns: string | null };
+  store: { catalogDir: string; engineSocket: string | null; imageVerification: 'enforce' | 'warn' | 'off' };
 }
+
+/** The store's default catalog: this repository's services-index/ and manifests/ (dist/config.js → repo root). */
+export const DEFAULT_CATALOG_DIR = resolve(import.meta.dirname, '..', '..', '..');
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -144,6 +161,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CellConfig {
       interface: yaml.wireguard?.interface ?? 'pic0',
       mode: wireguardMode(env['PIC_WIREGUARD_MODE']) ?? yaml.wireguard?.mode ?? 'auto',
       netns: yaml.wireguard?.netns ?? null,
+    },
+    store: {
+      catalogDir: yaml.store?.catalog_dir ? resolve(dataDir, yaml.store.catalog_dir) : DEFAULT_CATALOG_DIR,
+      engineSocket: yaml.store?.engine_socket ?? null,
+      imageVerification: yaml.store?.image_verification ?? 'enforce',
     },
   };
 }

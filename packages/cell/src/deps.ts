@@ -10,6 +10,7 @@ import type { AuditLog } from './features/audit/service.js';
 import type { Vault } from './features/vault/vault.js';
 import type { PeerNetwork } from './features/peers/network.js';
 import type { PeerDeletionHook } from './features/peers/service.js';
+import type { Store } from './features/store/service.js';
 
 /** Everything a feature's routes may use, built once by the cell and passed in (no globals). */
 export interface CellDeps {
@@ -27,6 +28,8 @@ export interface CellDeps {
   /** Run inside the transaction that deletes a peer (the store removes its service accounts). */
   peerDeletionHooks: PeerDeletionHook[];
   vault: Vault;
+  /** The signed store: catalog, container engine, install/remove jobs, mounted service routes, accounts. */
+  store: Store;
   version: string;
   startedAt: number;
 }

@@ -161,6 +161,49 @@ export interface PeerTrafficTable {
   latest_handshake: string | null;
 }
 
+export type ServiceInstallState = 'installing' | 'installed' | 'removing';
+export type ServiceJobState = 'verifying' | 'pulling' | 'creating' | 'starting' | 'healthy' | 'removing' | 'removed' | 'failed';
+
+export interface ServiceInstallationsTable {
+  service_id: string;
+  version: string;
+  /** The verified manifest (JSON) the service was installed from. */
+  manifest: string;
+  manifest_digest: string;
+  index_version: number;
+  state: ServiceInstallState;
+  job_id: number | null;
+  installed_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ServiceJobsTable {
+  id: Generated<number>;
+  service_id: string;
+  kind: 'install' | 'remove';
+  state: ServiceJobState;
+  version: string;
+  actor: string;
+  error: string | null;
+  /** JSON array of what the job created (for rollback). */
+  resources: ColumnType<string, string | undefined, string>;
+  purge: ColumnType<Bool01, Bool01 | undefined, Bool01>;
+  created_at: string;
+  updated_at: string;
+  finished_at: string | null;
+}
+
+export interface ServiceAccountsTable {
+  id: Generated<number>;
+  service_id: string;
+  username: string;
+  peer_id: number | null;
+  state: ColumnType<'active' | 'deleting', 'active' | 'deleting' | undefined, 'active' | 'deleting'>;
+  created_at: string;
+  updated_at: string;
+}
+
 export interface Database {
   peers: PeersTable;
   peer_traffic: PeerTrafficTable;
@@ -176,6 +219,9 @@ export interface Database {
   vault_ca: VaultCaTable;
   vault_certificates: VaultCertificatesTable;
   vault_trust_keys: VaultTrustKeysTable;
+  service_installations: ServiceInstallationsTable;
+  service_jobs: ServiceJobsTable;
+  service_accounts: ServiceAccountsTable;
 }
 
 export type User = Selectable<UsersTable>;

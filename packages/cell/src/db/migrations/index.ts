@@ -3,6 +3,7 @@ import * as m0001 from './0001_core.js';
 import * as m0002 from './0002_vault.js';
 import * as m0003 from './0003_audit.js';
 import * as m0004 from './0004_peers.js';
+import * as m0005 from './0005_store.js';
 
 /** Migrations are listed statically so the built cell needs no directory scanning. */
 const migrations: Record<string, Migration> = {
@@ -10,6 +11,7 @@ const migrations: Record<string, Migration> = {
   '0002_vault': m0002,
   '0003_audit': m0003,
   '0004_peers': m0004,
+  '0005_store': m0005,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -29,7 +29,8 @@ describe('tunnel addresses', () => {
       taken.push(next);
     }
     assert.deepEqual(taken, ['192.168.7.2', '192.168.7.3', '192.168.7.4', '192.168.7.5', '192.168.7.6']);
-    assert.equal(nextFreeAddress('10.8.0.0/30', []), undefined, '/30 holds the cell only');
+    assert.equal(nextFreeAddress('10.8.0.0/30', []), '10.8.0.2', '/30: the cell and one peer');
+    assert.equal(nextFreeAddress('10.8.0.0/30', ['10.8.0.2']), undefined);
     assert.equal(nextFreeAddress('10.8.0.0/31', []), undefined);
   });
 

@@ -22,7 +22,8 @@ export function redactKeys(text: string): string {
 
 /** Last `max` characters of a command's output, trimmed and redacted, for a one-line reason. */
 export function outputTail(text: string, max = 400): string {
-  const t = redactKeys(text.trim().replace(/\s*\n\s*/g, ' | '));
+  const lines = text.split('\n').filter((l) => l.trim() && !/^\s*[┌│└]/.test(l)); // drop wireguard-go's banner box
+  const t = redactKeys(lines.map((l) => l.trim()).join(' | '));
   return t.length > max ? '…' + t.slice(-max) : t;
 }
 
@@ -95,8 +96,8 @@ export class CommandRunner {
     });
   }
 
-  spawn(path: string, args: string[]): ChildProcess {
+  spawn(path: string, args: string[], env: Record<string, string> = {}): ChildProcess {
     const [file, argv] = this.argv(path, args);
-    return spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    return spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   }
 }

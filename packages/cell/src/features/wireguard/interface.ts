@@ -304,7 +304,8 @@ export class WireGuardInterface {
     if (!existsSync('/dev/net/tun')) return '/dev/net/tun is missing (no TUN support here)';
     this.childOutput = '';
     // -f: stay in the foreground as our child, so stop() and a crash are both visible to us.
-    const child = this.runner.spawn(wireguardGo, ['-f', this.name]);
+    // WG_PROCESS_FOREGROUND=1 also silences its "use the kernel module" banner, which would bury the real error.
+    const child = this.runner.spawn(wireguardGo, ['-f', this.name], { WG_PROCESS_FOREGROUND: '1' });
     this.child = child;
     const keep = (d: Buffer) => {
       this.childOutput = (this.childOutput + d.toString()).slice(-4000);

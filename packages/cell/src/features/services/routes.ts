@@ -1,0 +1,286 @@
+import Router from '@koa/router';
+import type { Context, Middleware, Next } from 'koa';
+import type { RouteSpec, ServiceManifest } from '@pic/manifest';
+import { manifestLib } from '../store/manifest-lib.js';
+import type { CellDeps } from '../../deps.js';
+import { audited } from '../../http/audit.js';
+import { errors, HttpError } from '../../http/errors.js';
+import { requireRole } from '../../http/guard.js';
+import { transactional } from '../../http/transaction.js';
+import { validateBody } from '../../http/validate.js';
+import { readCellSettings } from '../config/service.js';
+import { requirePeer } from '../peers/service.js';
+import { describeError, engineState, objectNames, requireEngine } from '../store/engine.js';
+import { serviceHealth, waitHealthy } from '../store/health.js';
+import { findInstallation, listInstallations, requireInstalled, type Installation } from '../store/installations.js';
+import { presentJob } from '../store/presenter.js';
+import { SERVICE_ID } from '../store/schema.js';
+import { serviceSecrets } from '../store/specs.js';
+import { containerBaseUrl, scrub, ServiceActionError } from './actions.js';
+import { checkCreateAccount, CreateAccountBody } from './schema.js';
+
+const PROXY_TIMEOUT_MS = 30_000;
+const MAX_PROXY_REPLY = 4 * 1024 * 1024;
+
+/** The service id from the path (`:id`), or 404 for one that cannot be a service id. */
+function idParam(ctx: Context): string {
+  const id = String(ctx.params['id'] ?? '').toLowerCase();
+  if (!SERVICE_ID.test(id)) throw errors.notFound(`no service "${id}"`);
+  return id;
+}
+
+/** Where a service stands: installed or not, and each container's state and health. Undefined for an unknown id. */
+export async function serviceStatus(deps: CellDeps, id: string): Promise<Record<string, unknown> | undefined> {
+  const { store, db } = deps;
+  const inst = await findInstallation(db, id);
+  if (!inst) {
+    const view = await store.catalog.read();
+    const known = view.ok && view.services.some((s) => s.entry.id === id);
+    if (!known) return undefined;
+    return { ok: true, service: id, installed: false, state: 'not_installed', healthy: false, containers: [] };
+  }
+  if (inst.state !== 'installed') {
+    const job = inst.jobId ? await store.installer.job(inst.jobId) : undefined;
+    return { ok: true, service: id, installed: false, state: inst.state, healthy: false, containers: [], job: job ? presentJob(job) : null };
+  }
+  const engine = await engineState(store.runtime);
+  if (!engine.reachable) {
+    return { ok: true, service: id, installed: true, state: 'installed', version: inst.version, healthy: false, engine: { reachable: false, reason: engine.reason }, containers: [] };
+  }
+  const containers = await serviceHealth(store.runtime, store.cellId, inst.manifest);
+  return {
+    ok: true,
+    service: id,
+    installed: true,
+    state: 'installed',
+    version: inst.version,
+    healthy: containers.every((c) => c.healthy),
+    containers,
+  };
+}
+
+/**
+ * The account endpoints of a service, shared by /api/services/catalog/<id>/accounts… and the
+ * `accounts.*` handlers a manifest mounts under /api/<id>/…. `idOf` says which service.
+ */
+function accountHandlers(deps: CellDeps, idOf: (ctx: Context) => string, names: { create: string; delete: string }) {
+  const { db, store, audit } = deps;
+  const accounts = store.accounts;
+
+  const list: Middleware = async (ctx) => {
+    const inst = await requireInstalled(db, idOf(ctx));
+    ctx.body = { ok: true, service: inst.id, ...(await accounts.list(inst)) };
+  };
+
+  const loadInstalled = async (ctx: Context, next: Next) => {
+    const inst = await requireInstalled(db, idOf(ctx));
+    if (!inst.manifest.accounts) throw errors.notFound(`service "${inst.id}" has no accounts`);
+    await requireEngine(store.runtime);
+    ctx.state['installation'] = inst;
+    await next();
+  };
+
+  const create: Middleware[] = [
+    requireRole('admin'),
+    audited('service_account'),
+    validateBody(CreateAccountBody, checkCreateAccount),
+    loadInstalled,
+    transactional(db),
+    async (ctx) => {
+      const inst = ctx.state['installation'] as Installation;
+      const input = ctx.input as CreateAccountBody;
+      const who = input.peer ?? input.username!;
+      ctx.audit!.targetId = `${inst.id}/${who}`;
+      ctx.audit!.details = input.peer !== undefined ? { peer: input.peer } : { username: input.username };
+      const account = await accounts.create(ctx.trx, inst, input);
+      ctx.status = 201;
+      // No password here: GET …/accounts/<username>/credentials hands it out.
+      ctx.body = { ok: true, service: inst.id, account };
+    },
+  ];
+
+  const remove: Middleware[] = [
+    requireRole('admin'),
+    audited('service_account', (ctx) => `${idOf(ctx)}/${String(ctx.params['username'] ?? '')}`),
+    loadInstalled,
+    transactional(db),
+    async (ctx) => {
+      const inst = ctx.state['installation'] as Installation;
+      const row = await accounts.remove(ctx.trx, inst, String(ctx.params['username']));
+      ctx.audit!.details = { peer_id: row.peer_id };
+      ctx.body = { ok: true, service: inst.id, deleted: row.username };
+    },
+  ];
+
+  const credentials: Middleware = async (ctx) => {
+    const inst = await requireInstalled(db, idOf(ctx));
+    const username = String(ctx.params['username']);
+    const filled = await accounts.credentials(db, inst, username);
+    // Handing out a password is worth a line in the audit log, even on a GET.
+    await audit.append({
+      actor: ctx.state.user?.username ?? 'anonymous',
+      action: 'services.account.credentials',
+      targetType: 'service_account',
+      targetId: `${inst.id}/${username}`,
+      result: 'ok',
+      ip: ctx.ip || null,
+    });
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { ok: true, service: inst.id, username, credentials: filled };
+  };
+
+  return { list, create, remove, credentials, names };
+}
+
+/** Forwards a request to a service container (a manifest route with handler `proxy`). */
+function proxyHandler(deps: CellDeps, id: string, route: RouteSpec): Middleware {
+  const proxy = route.proxy!;
+  return async (ctx) => {
+    const inst = await requireInstalled(deps.db, id);
+    let base: string;
+    try {
+      base = await containerBaseUrl(deps.store.runtime, deps.store.cellId, id, proxy.container, proxy.port);
+    } catch (err) {
+      if (err instanceof ServiceActionError) throw new HttpError(502, 'service_unavailable', err.message);
+      throw errors.unavailable(`the container engine did not answer: ${describeError(err)}`);
+    }
+    const path = proxy.path.replace(/:([a-zA-Z][a-zA-Z0-9]*)/g, (_m, name: string) => encodeURIComponent(String(ctx.params[name] ?? '')));
+    const { identity } = await readCellSettings(deps.db);
+    const values = { domain: identity.domain, subdomain: inst.manifest.subdomain, secrets: await serviceSecrets(deps.vault, deps.db, inst.manifest) };
+    const { renderTemplate } = await manifestLib();
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(proxy.headers ?? {})) headers[k] = renderTemplate(v, values);
+    const accept = ctx.get('accept');
+    if (accept) headers['accept'] = accept;
+    const parsed = (ctx.request as { body?: unknown }).body;
+    let body: string | undefined;
+    if (parsed !== undefined && ctx.method !== 'GET' && ctx.method !== 'DELETE') {
+      body = JSON.stringify(parsed);
+      headers['content-type'] = 'application/json';
+    }
+    let res: Response;
+    try {
+      const query = ctx.querystring ? `?${ctx.querystring}` : '';
+      res = await fetch(`${base}${path}${query}`, { method: ctx.method, headers, body, redirect: 'manual', signal: AbortSignal.timeout(PROXY_TIMEOUT_MS) });
+    } catch (err) {
+      throw new HttpError(502, 'service_unavailable', `${id} did not answer: ${scrub(describeError(err), values)}`);
+    }
+    const reply = Buffer.from(await res.arrayBuffer());
+    if (reply.length > MAX_PROXY_REPLY) throw new HttpError(502, 'service_reply_too_large', `${id} answered with more than ${MAX_PROXY_REPLY} bytes`);
+    ctx.status = res.status;
+    ctx.type = res.headers.get('content-type') ?? 'application/octet-stream';
+    ctx.body = reply;
+    if (ctx.audit) ctx.audit.details = { route: `${route.method} ${route.path}`, status: res.status };
+  };
+}
+
+/** The router of one installed service: its manifest's routes under /api/<id>. Route names are audit actions. */
+export function buildServiceRouter(deps: CellDeps, id: string, manifest: ServiceManifest): Router {
+  const router = new Router({ prefix: `/api/${id}` });
+  const h = accountHandlers(deps, () => id, { create: `${id}.accounts.create`, delete: `${id}.accounts.delete` });
+  for (const route of manifest.routes ?? []) {
+    const name = route.handler === 'proxy' ? `${id}.proxy.${route.method.toLowerCase()}${route.path.replace(/\//g, '.').replace(/:/g, '')}` : `${id}.${route.handler}`;
+    const chain: Middleware[] =
+      route.handler === 'proxy'
+        ? [requireRole('admin'), audited('service', () => id), proxyHandler(deps, id, route)]
+        : route.handler === 'accounts.list'
+          ? [requireRole('admin'), h.list]
+          : route.handler === 'accounts.create'
+            ? h.create
+            : route.handler === 'accounts.delete'
+              ? h.remove
+              : [requireRole('admin'), h.credentials];
+    router.register(route.path, [route.method], chain, { name });
+  }
+  return router;
+}
+
+/** /api/services: what is installed, container status, restart, accounts. */
+export function servicesRoutes(deps: CellDeps): Router {
+  const { db, store } = deps;
+  const router = new Router({ prefix: '/api/services' });
+  const h = accountHandlers(deps, idParam, { create: 'services.account.create', delete: 'services.account.delete' });
+
+  router.get('/active', requireRole('admin'), async (ctx) => {
+    const { identity } = await readCellSettings(db);
+    const services = (await listInstallations(db))
+      .filter((i) => i.state === 'installed')
+      .map((i) => ({
+        id: i.id,
+        name: i.manifest.name,
+        version: i.version,
+        subdomain: i.manifest.subdomain,
+        host: `${i.manifest.subdomain}.${identity.domain}`,
+        capabilities: i.manifest.capabilities,
+        installed_at: i.installedAt,
+      }));
+    ctx.body = { ok: true, services };
+  });
+
+  router.get('/catalog/:id/status', requireRole('admin'), async (ctx) => {
+    const status = await serviceStatus(deps, idParam(ctx));
+    if (!status) throw errors.notFound(`no service "${idParam(ctx)}" in the catalog or installed`);
+    ctx.body = status;
+  });
+
+  router.post('services.restart', '/catalog/:id/restart', requireRole('admin'), audited('service', (ctx) => String(ctx.params['id'] ?? '')), async (ctx) => {
+    const inst = await requireInstalled(db, idParam(ctx));
+    await requireEngine(store.runtime);
+    try {
+      const names = objectNames(store.cellId, inst.id);
+      for (const c of inst.manifest.containers) await store.runtime.restartContainer(names.container(c.name), { timeoutSeconds: 10 });
+      await waitHealthy(store.runtime, store.cellId, inst.manifest);
+    } catch (err) {
+      throw new HttpError(502, 'restart_failed', `restarting ${inst.id} failed: ${describeError(err)}`);
+    }
+    ctx.body = await serviceStatus(deps, inst.id);
+  });
+
+  router.get('/catalog/:id/accounts', requireRole('admin'), h.list);
+  router.post(h.names.create, '/catalog/:id/accounts', ...h.create);
+  router.delete(h.names.delete, '/catalog/:id/accounts/:username', ...h.remove);
+  router.get('/catalog/:id/accounts/:username/credentials', requireRole('admin'), h.credentials);
+  return router;
+}
+
+/** A peer's connection info for every installed service it has an account in: the admin's view and the peer's own. */
+export function serviceCredentialRoutes(deps: CellDeps): Router {
+  const { db, store, audit } = deps;
+  const router = new Router();
+  const send = async (ctx: Context, peer: { id: number; name: string }, action: string) => {
+    const services = await store.accounts.forPeer(db, peer.id);
+    await audit.append({ actor: ctx.state.user?.username ?? 'anonymous', action, targetType: 'peer', targetId: peer.name, result: 'ok', ip: ctx.ip || null, details: { services: services.map((s) => s.service) } });
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { ok: true, peer: peer.name, services };
+  };
+
+  router.get('/api/peers/:name/service-credentials', requireRole('admin'), async (ctx) => {
+    await send(ctx, await requirePeer(db, String(ctx.params['name'])), 'peers.service_credentials');
+  });
+
+  router.get('/api/peer/service-credentials', requireRole('peer'), async (ctx) => {
+    const peer = await db.selectFrom('peers').select(['id', 'name']).where('user_id', '=', ctx.state.user!.id).executeTakeFirst();
+    if (!peer) throw errors.notFound('this login has no peer');
+    await send(ctx, peer, 'peer.service_credentials');
+  });
+  return router;
+}
+
+/**
+ * The stable router of installed services' own routes (/api/<id>/…), last in the app's list.
+ * Also answers GET /api/<id>/status for every service the cell knows, installed or not.
+ */
+export function mountedServiceRoutes(deps: CellDeps): Router {
+  const { mounts } = deps.store;
+  mounts.setHandlers(
+    (id, manifest) => buildServiceRouter(deps, id, manifest),
+    async (ctx, id) => {
+      if (!SERVICE_ID.test(id)) return false;
+      const status = await serviceStatus(deps, id);
+      if (!status) return false;
+      ctx.body = status;
+      return true;
+    },
+  );
+  return mounts.router();
+}

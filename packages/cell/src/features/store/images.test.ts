@@ -1,0 +1,64 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { generateStoreKeyPair, signImage, type ServiceManifest } from '@pic/manifest';
+import { checkImages } from './images.js';
+import { demoManifest, FakeRuntime, IMAGE_ID } from './test-support.js';
+
+const trusted = generateStoreKeyPair();
+const stranger = generateStoreKeyPair();
+const OTHER_ID = `sha256:${'2'.repeat(64)}`;
+
+async function signed(m: ServiceManifest, key = trusted.privateKey): Promise<ServiceManifest> {
+  const copy = structuredClone(m);
+  for (const c of copy.containers) c.signature = (await signImage(c.image, key)) as never;
+  return copy;
+}
+
+function runtimeWith(digest: string | undefined): FakeRuntime {
+  const rt = new FakeRuntime();
+  if (digest) rt.images.set('pic-demo:1', digest);
+  return rt;
+}
+
+describe('checkImages (ADR 001: the image is the signed one)', () => {
+  it('enforce: a local image with the pinned digest and a trusted signature is run by its ID', async () => {
+    const { plans, warnings } = await checkImages(runtimeWith(IMAGE_ID), await signed(demoManifest()), [trusted.publicKey], 'enforce');
+    assert.deepEqual(warnings, []);
+    assert.deepEqual(plans.map((p) => [p.container, p.image, p.actual]), [['app', IMAGE_ID, IMAGE_ID], ['worker', IMAGE_ID, IMAGE_ID]]);
+    assert.ok(plans.every((p) => typeof p.signedBy === 'string' && p.signedBy.length === 64));
+  });
+
+  it('enforce: refuses a different local image, naming both digests', async () => {
+    await assert.rejects(checkImages(runtimeWith(OTHER_ID), await signed(demoManifest()), [trusted.publicKey], 'enforce'), (err: any) => {
+      assert.equal(err.code, 'image-digest-mismatch');
+      assert.match(err.message, new RegExp(`has digest ${OTHER_ID}.*pins ${IMAGE_ID}`));
+      return true;
+    });
+  });
+
+  it('enforce: refuses an unsigned image, and one signed by an untrusted key', async () => {
+    await assert.rejects(checkImages(runtimeWith(IMAGE_ID), demoManifest(), [trusted.publicKey], 'enforce'), (err: any) => err.code === 'missing-bundle' && /carries no signature/.test(err.message));
+    await assert.rejects(checkImages(runtimeWith(IMAGE_ID), await signed(demoManifest(), stranger.privateKey), [trusted.publicKey], 'enforce'), (err: any) => err.code === 'untrusted-key');
+  });
+
+  it('enforce: refuses a signature over another digest (the pin was changed after signing)', async () => {
+    const m = await signed(demoManifest());
+    m.containers[0]!.image = `pic-demo:1@${OTHER_ID}`;
+    await assert.rejects(checkImages(runtimeWith(OTHER_ID), m, [trusted.publicKey], 'enforce'), (err: any) => err.code === 'signature-mismatch');
+  });
+
+  it('warn: lets a mismatched, unsigned image through with warnings, running the local image', async () => {
+    const { plans, warnings } = await checkImages(runtimeWith(OTHER_ID), demoManifest(), [trusted.publicKey], 'warn');
+    assert.deepEqual(warnings.map((w) => w.code).sort(), ['image-digest-mismatch', 'image-digest-mismatch', 'missing-bundle', 'missing-bundle']);
+    assert.equal(plans[0]!.image, 'pic-demo:1', 'not the pinned ID: that is not what the engine has');
+  });
+
+  it('off: checks nothing but presence; a missing image is refused in every mode (the cell never pulls)', async () => {
+    const { plans, warnings } = await checkImages(runtimeWith(OTHER_ID), demoManifest(), [], 'off');
+    assert.deepEqual(warnings, []);
+    assert.equal(plans[0]!.image, 'pic-demo:1');
+    for (const mode of ['enforce', 'warn', 'off'] as const) {
+      await assert.rejects(checkImages(runtimeWith(undefined), demoManifest(), [], mode), (err: any) => err.code === 'image-digest-mismatch' && /not on the container engine/.test(err.message));
+    }
+  });
+});

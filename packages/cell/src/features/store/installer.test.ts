@@ -1,0 +1,184 @@
+import { after, afterEach, beforeEach, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { manifestDigest } from '@pic/manifest';
+import { EngineError } from '@pic/runtime';
+import { silentLogger } from '../../lib/logger.js';
+import { nowIso } from '../../lib/tokens.js';
+import { Installer, type InstallRequest } from './installer.js';
+import { findInstallation, findJob } from './installations.js';
+import { serviceSecretName } from './specs.js';
+import { demoManifest, FakeRuntime, IMAGE_ID, openTestCell, type TestCell } from './test-support.js';
+
+// The installer's bookkeeping — job states, rollback of exactly what it created, crash recovery,
+// idempotent removal — against an in-memory runtime double. The real engine path is covered by
+// test/e2e/store.test.ts.
+describe('Installer (runtime double)', () => {
+  let cell: TestCell;
+  let runtime: FakeRuntime;
+  let installer: Installer;
+  let installed: string[];
+  let removing: string[];
+  const manifest = demoManifest();
+  const names = (s: string) => `pic-c0ffee000000-demo-${s}`;
+
+  const request = (): InstallRequest => ({
+    id: 'demo',
+    manifest,
+    manifestDigest: manifestDigest(manifest),
+    indexVersion: 1,
+    plans: manifest.containers.map((c) => ({ container: c.name, image: IMAGE_ID, pinned: IMAGE_ID, actual: IMAGE_ID, signedBy: undefined })),
+    actor: 'admin',
+  });
+  const begin = async () => cell.database.db.transaction().execute((trx) => installer.begin(trx, request()));
+  const audit = (action: string) =>
+    (cell.database.sqlite.prepare('SELECT result, details FROM audit_log WHERE action = ? ORDER BY id').all(action) as Array<{ result: string; details: string }>).map((r) => ({
+      result: r.result,
+      details: JSON.parse(r.details) as Record<string, unknown>,
+    }));
+
+  beforeEach(async () => {
+    cell = await openTestCell();
+    runtime = new FakeRuntime();
+    runtime.images.set('pic-demo:1', IMAGE_ID);
+    installed = [];
+    removing = [];
+    installer = new Installer({
+      db: cell.database.db,
+      vault: cell.vault,
+      audit: cell.audit,
+      logger: silentLogger,
+      runtime,
+      cellId: runtime.cellId,
+      healthPollMs: 5,
+      onInstalled: (id) => void installed.push(id),
+      onRemoving: (id) => void removing.push(id),
+    });
+  });
+  afterEach(() => cell.close());
+  after(() => undefined);
+
+  it('runs verifying → pulling → creating → starting → healthy and records the installation', async () => {
+    const job = await begin();
+    assert.equal(job.state, 'verifying');
+    assert.equal((await findInstallation(cell.database.db, 'demo'))?.state, 'installing');
+    const done = await installer.run(job, request());
+    assert.equal(done.state, 'healthy', done.error ?? '');
+    assert.equal((await findInstallation(cell.database.db, 'demo'))?.state, 'installed');
+    assert.deepEqual(installed, ['demo']);
+    assert.deepEqual([...runtime.containers.keys()].sort(), [names('app'), names('worker')]);
+    const app = runtime.containers.get(names('app'))!;
+    assert.equal(app.spec.image, IMAGE_ID, 'created from the pinned image ID');
+    assert.equal(app.spec.env?.['DEMO_HOST'], 'demo.cell.lan');
+    const token = await cell.vault.get(serviceSecretName('demo', 'token'));
+    assert.equal(token?.length, 24);
+    assert.equal(app.spec.env?.['DEMO_TOKEN'], token, 'the secret is filled from the vault');
+    assert.deepEqual(app.spec.ports, [{ containerPort: 8080, protocol: 'tcp', hostIp: '127.0.0.1', hostPort: 0 }]);
+    assert.deepEqual(app.spec.volumes, [{ volume: names('data'), target: '/data', readOnly: false }]);
+    assert.deepEqual(audit('store.install.finished').map((e) => [e.result, e.details['state']]), [['ok', 'healthy']]);
+  });
+
+  it('a second begin for the same service is a 409, not a second job', async () => {
+    await begin();
+    await assert.rejects(begin(), (err: any) => err.status === 409 && /installing already/.test(err.message));
+    assert.equal((await cell.database.db.selectFrom('service_jobs').select('id').execute()).length, 1);
+  });
+
+  it('a failure rolls back exactly what the job created (newest first) and leaves the cell as it was', async () => {
+    runtime.failures.createContainer = (name) => (name === names('worker') ? new EngineError('no space left on device', 500) : undefined);
+    const done = await installer.run(await begin(), request());
+    assert.equal(done.state, 'failed');
+    assert.match(done.error!, /no space left on device/);
+    assert.equal(await findInstallation(cell.database.db, 'demo'), undefined, 'no installation left');
+    assert.deepEqual([...runtime.containers.keys()], [], 'the container it made is gone');
+    assert.deepEqual([...runtime.networks.keys()], [], 'the network it made is gone');
+    assert.deepEqual([...runtime.volumes.keys()], [], 'the volume it made is gone');
+    assert.equal(await cell.vault.get(serviceSecretName('demo', 'token')), undefined, 'the secret it made is gone');
+    const removals = runtime.calls.filter((c) => /^remove(Container|Network|Volume) /.test(c));
+    assert.deepEqual(removals, [`removeContainer ${names('worker')}`, `removeContainer ${names('app')}`, `removeVolume ${names('data')}`, `removeNetwork pic-c0ffee000000-demo`], 'newest first');
+    assert.deepEqual(installed, []);
+    const [entry] = audit('store.install.finished');
+    assert.equal(entry!.result, 'error');
+    assert.match(String(entry!.details['error']), /no space left/);
+  });
+
+  it('a rollback keeps what existed before the job: a kept data volume and the service\'s secrets', async () => {
+    runtime.volumes.set(names('data'), 'demo');
+    await cell.vault.put(serviceSecretName('demo', 'token'), 'kept-secret-from-an-earlier-install');
+    runtime.failures.startContainer = () => new EngineError('port already in use', 500);
+    const done = await installer.run(await begin(), request());
+    assert.equal(done.state, 'failed');
+    assert.deepEqual([...runtime.volumes.keys()], [names('data')]);
+    assert.equal(await cell.vault.get(serviceSecretName('demo', 'token')), 'kept-secret-from-an-earlier-install');
+    assert.deepEqual([...runtime.containers.keys()], []);
+  });
+
+  it('a container that does not become healthy fails the job and is rolled back', async () => {
+    const orig = runtime.startContainer.bind(runtime);
+    runtime.startContainer = async (name) => {
+      await orig(name);
+      Object.assign(runtime.containers.get(name)!, { health: 'unhealthy' });
+    };
+    const done = await installer.run(await begin(), request());
+    assert.equal(done.state, 'failed');
+    assert.match(done.error!, /unhealthy/);
+    assert.deepEqual([...runtime.containers.keys()], []);
+  });
+
+  it('leftover containers of the service (a crash before they were recorded) are cleared before creating', async () => {
+    await runtime.createContainer({ name: names('app'), service: 'demo', image: IMAGE_ID });
+    const done = await installer.run(await begin(), request());
+    assert.equal(done.state, 'healthy', done.error ?? '');
+  });
+
+  it('after a crash, recover() rolls back an interrupted install and completes an interrupted removal', async () => {
+    // An install that died while creating: its job row lists what it had made.
+    const job = await begin();
+    await runtime.createNetwork({ name: 'pic-c0ffee000000-demo', service: 'demo' });
+    await runtime.createContainer({ name: names('app'), service: 'demo', image: IMAGE_ID });
+    await cell.database.db
+      .updateTable('service_jobs')
+      .set({ state: 'creating', resources: JSON.stringify([{ kind: 'network', name: 'pic-c0ffee000000-demo' }, { kind: 'container', name: names('app') }]) })
+      .where('id', '=', job.id)
+      .execute();
+    // A removal that died half-way, of another service.
+    await runtime.createContainer({ name: 'pic-c0ffee000000-other-app', service: 'other', image: IMAGE_ID });
+    const now = nowIso();
+    await cell.database.db
+      .insertInto('service_installations')
+      .values({ service_id: 'other', version: '1.0.0', manifest: JSON.stringify(demoManifest('other')), manifest_digest: 'x', index_version: 1, state: 'removing', job_id: null, installed_at: now, created_at: now, updated_at: now })
+      .execute();
+    await cell.database.db.insertInto('service_jobs').values({ service_id: 'other', kind: 'remove', state: 'removing', version: '1.0.0', actor: 'admin', created_at: now, updated_at: now }).execute();
+
+    const result = await installer.recover();
+    assert.deepEqual(result, { rolledBack: 1, removed: 1 });
+    const failed = await findJob(cell.database.db, job.id);
+    assert.equal(failed?.state, 'failed');
+    assert.match(failed!.error!, /interrupted by a restart/);
+    assert.equal(await findInstallation(cell.database.db, 'demo'), undefined);
+    assert.equal(await findInstallation(cell.database.db, 'other'), undefined);
+    assert.deepEqual([...runtime.containers.keys()], []);
+    assert.deepEqual([...runtime.networks.keys()], []);
+    assert.deepEqual(removing, ['other']);
+    // nothing left to recover
+    assert.deepEqual(await installer.recover(), { rolledBack: 0, removed: 0 });
+  });
+
+  it('remove keeps volumes unless purged, is idempotent, and a failed removal can be retried', async () => {
+    await installer.run(await begin(), request());
+    runtime.failures.removeNetwork = () => new EngineError('network busy', 500);
+    await assert.rejects(installer.remove('demo', false, 'admin'), /network busy/);
+    assert.equal((await findInstallation(cell.database.db, 'demo'))?.state, 'removing', 'half removed, visible as such');
+    delete runtime.failures.removeNetwork;
+    const job = await installer.remove('demo', false, 'admin');
+    assert.equal(job?.state, 'removed');
+    assert.equal(await findInstallation(cell.database.db, 'demo'), undefined);
+    assert.deepEqual([...runtime.containers.keys()], []);
+    assert.deepEqual([...runtime.volumes.keys()], [names('data')], 'data kept');
+    assert.ok(await cell.vault.get(serviceSecretName('demo', 'token')), 'secrets kept');
+    assert.equal(await installer.remove('demo', false, 'admin'), undefined, 'nothing to remove: no job');
+    const purge = await installer.remove('demo', true, 'admin');
+    assert.equal(purge?.state, 'removed');
+    assert.deepEqual([...runtime.volumes.keys()], []);
+    assert.equal(await cell.vault.get(serviceSecretName('demo', 'token')), undefined);
+  });
+});

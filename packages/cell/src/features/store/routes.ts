@@ -1,0 +1,127 @@
+import Router from '@koa/router';
+import type { Context, Next } from 'koa';
+import type { CellDeps } from '../../deps.js';
+import { audited } from '../../http/audit.js';
+import { errors, HttpError } from '../../http/errors.js';
+import { requireRole } from '../../http/guard.js';
+import { transactional } from '../../http/transaction.js';
+import { validateBody } from '../../http/validate.js';
+import { requireEngine, describeError } from './engine.js';
+import { findInstallation, findJob } from './installations.js';
+import { ServiceBusyError } from './installer.js';
+import { presentInstallation, presentJob, presentStore } from './presenter.js';
+import { InstallBody, RemoveBody } from './schema.js';
+import type { PreparedInstall } from './service.js';
+
+/** The service id of a write's body, for its audit entry, before the body is validated. */
+export function bodyServiceId(ctx: Context): string | undefined {
+  const id = (ctx.request as { body?: { id?: unknown } }).body?.id;
+  return typeof id === 'string' ? id.slice(0, 64) : undefined;
+}
+
+/** /api/store: the signed catalog, install and remove (ADR 001, ADR 003). */
+export function storeRoutes(deps: CellDeps): Router {
+  const { db, store } = deps;
+  const router = new Router({ prefix: '/api/store' });
+
+  router.get('/', requireRole('admin'), async (ctx) => {
+    const [{ catalog, installations, jobs }, engine, accepted] = [await store.view(), await store.engine(), await store.catalog.highestAccepted()];
+    const actor = ctx.state.user?.username ?? 'anonymous';
+    // A refusal met while reading is audited too (once per distinct refusal).
+    if (!catalog.ok) await store.catalog.auditReadRefusal(catalog.refusal, actor, ctx.ip || null);
+    else for (const s of catalog.services) if (s.refusal) await store.catalog.auditReadRefusal(s.refusal, actor, ctx.ip || null, s.entry.id);
+    const body = presentStore(catalog, installations, jobs, engine, store.imageVerification, accepted?.version ?? null);
+    ctx.body = { ...body, engine: { ...body.engine, cell_id: store.cellId } };
+  });
+
+  router.get('/jobs/:job', requireRole('admin'), async (ctx) => {
+    const id = Number(ctx.params['job']);
+    const job = Number.isSafeInteger(id) ? await findJob(db, id) : undefined;
+    if (!job) throw errors.notFound('no such job');
+    ctx.body = { ok: true, job: presentJob(job) };
+  });
+
+  router.post(
+    'store.install',
+    '/install',
+    requireRole('admin'),
+    audited('service', bodyServiceId),
+    validateBody(InstallBody),
+    // Verification (catalog, manifest, engine, images) happens before the transaction opens.
+    async (ctx: Context, next: Next) => {
+      const { id } = ctx.input as InstallBody;
+      const actor = ctx.state.user!.username;
+      ctx.state['prepared'] = await store.prepareInstall(id, actor, (r) => {
+        ctx.audit!.details = { refusal: r.code, reason: r.reason, ...r.details };
+      });
+      await next();
+    },
+    transactional(db),
+    async (ctx) => {
+      const { id, wait = false } = ctx.input as InstallBody;
+      const prepared = ctx.state['prepared'] as PreparedInstall;
+      if (prepared.kind === 'installed') {
+        ctx.audit!.details = { already_installed: true, version: prepared.installation.version };
+        ctx.body = { ok: true, already_installed: true, service: presentInstallation(prepared.installation) };
+        return;
+      }
+      if (prepared.kind === 'busy') {
+        ctx.audit!.details = { already_running: true, job: prepared.job?.id ?? null };
+        ctx.status = 202;
+        ctx.body = { ok: true, already_running: true, job: prepared.job ? presentJob(prepared.job) : null };
+        if (wait) ctx.afterCommit(() => finishWaiting(ctx, id));
+        return;
+      }
+      const { request, warnings } = prepared;
+      const job = await store.installer.begin(ctx.trx, request);
+      ctx.audit!.details = {
+        job: job.id,
+        version: request.manifest.version,
+        index_version: request.indexVersion,
+        manifest_digest: request.manifestDigest,
+        images: request.plans.map((p) => ({ container: p.container, digest: p.actual ?? p.pinned, signed_by: p.signedBy ?? null })),
+        ...(warnings.length ? { image_warnings: warnings.map((w) => ({ refusal: w.code, reason: w.reason })) } : {}),
+      };
+      ctx.status = 202;
+      ctx.body = { ok: true, job: presentJob(job), warnings: warnings.map((w) => ({ code: w.code, reason: w.reason })) };
+      ctx.afterCommit(async () => {
+        const run = store.installer.run(job, request);
+        if (wait) await finishWaiting(ctx, id, run);
+      });
+    },
+  );
+
+  /** With `wait`: the answer is the finished job (200 healthy, 502 failed). */
+  async function finishWaiting(ctx: Context, id: string, run = store.installer.inFlight(id)): Promise<void> {
+    if (!run) return;
+    const final = await run;
+    ctx.status = final.state === 'healthy' ? 200 : 502;
+    ctx.body = final.state === 'healthy' ? { ok: true, job: presentJob(final) } : { ok: false, error: final.error ?? 'install failed', code: 'install_failed', fields: {}, job: presentJob(final) };
+  }
+
+  router.post('store.remove', '/remove', requireRole('admin'), audited('service', bodyServiceId), validateBody(RemoveBody), async (ctx) => {
+    const { id, purge = false } = ctx.input as RemoveBody;
+    ctx.audit!.details = { purge };
+    const inst = await findInstallation(db, id);
+    if (!inst && !purge) {
+      ctx.audit!.details = { purge, was_installed: false };
+      ctx.body = { ok: true, removed: false, reason: `${id} is not installed` };
+      return;
+    }
+    await requireEngine(store.runtime);
+    let job;
+    try {
+      job = await store.installer.remove(id, purge, ctx.state.user!.username, (trx, outcome) => {
+        ctx.audit!.details = { purge, was_installed: inst !== undefined, version: inst?.version ?? null, ...outcome };
+        ctx.audit!.writeIn(trx);
+      });
+    } catch (err) {
+      if (err instanceof ServiceBusyError) throw errors.conflict(err.message);
+      if (err instanceof HttpError) throw err;
+      throw new HttpError(502, 'remove_failed', `removing ${id} failed; POST /api/store/remove again to retry: ${describeError(err)}`);
+    }
+    ctx.body = { ok: true, removed: inst !== undefined, purged: purge, job: job ? presentJob(job) : null };
+  });
+
+  return router;
+}

@@ -1,0 +1,204 @@
+import type { ContainerRuntime } from '@pic/runtime';
+import type { ServiceManifest } from '@pic/manifest';
+import { manifestLib } from './manifest-lib.js';
+import { DEFAULT_CATALOG_DIR, type CellConfig } from '../../config.js';
+import type { Db } from '../../db/database.js';
+import { HttpError } from '../../http/errors.js';
+import type { Logger } from '../../lib/logger.js';
+import type { AuditLog } from '../audit/service.js';
+import type { Vault } from '../vault/vault.js';
+import { ServiceAccounts } from '../services/accounts.js';
+import { ServiceMounts } from '../services/mounts.js';
+import { seedTrustKey, StoreCatalog, storeTrustedKeys, toRefusal, type CatalogView, type Refusal } from './catalog.js';
+import { createRuntime, describeError, engineState, requireEngine, storeCellId, type EngineState } from './engine.js';
+import { checkImages, type ImageVerification } from './images.js';
+import { Installer, type InstallRequest } from './installer.js';
+import { findInstallation, listInstallations, latestJobs, TERMINAL_JOB_STATES, type Installation, type JobRow } from './installations.js';
+
+export interface StoreDeps {
+  db: Db;
+  vault: Vault;
+  audit: AuditLog;
+  logger: Logger;
+  config: Pick<CellConfig, 'store'>;
+}
+
+export interface StoreOptions {
+  /** A runtime to use instead of the engine from the config (unit tests). */
+  runtime?: ContainerRuntime;
+  /** Where the store key to seed the trust keys with lives (default: this repository). */
+  repoRoot?: string;
+  now?: () => Date;
+  healthPollMs?: number;
+  /** How often pending account deletions are retried (default 5 minutes; 0: never by timer). */
+  retryIntervalMs?: number;
+}
+
+/** A refusal as the API reports it: 422 with the refusal's code (hyphens as underscores). */
+export function refusalError(refusal: Refusal): HttpError {
+  return new HttpError(422, refusal.code.replace(/-/g, '_'), refusal.reason);
+}
+
+export type PreparedInstall =
+  | { kind: 'installed'; installation: Installation }
+  | { kind: 'busy'; job: JobRow | undefined }
+  | { kind: 'ready'; request: InstallRequest; warnings: Refusal[] };
+
+/**
+ * The store inside the cell: the signed catalog, the container engine, install/remove jobs,
+ * the routes of installed services and their accounts. One per cell, built at start-up.
+ */
+export class Store {
+  private retryTimer: NodeJS.Timeout | undefined;
+
+  private constructor(
+    private readonly d: StoreDeps,
+    readonly cellId: string,
+    readonly runtime: ContainerRuntime,
+    readonly catalog: StoreCatalog,
+    readonly installer: Installer,
+    readonly accounts: ServiceAccounts,
+    readonly mounts: ServiceMounts,
+    private readonly options: StoreOptions,
+  ) {}
+
+  static async open(d: StoreDeps, options: StoreOptions = {}): Promise<Store> {
+    // The key this repository ships, not the configured catalog's: a catalog never vouches for itself.
+    const repoRoot = options.repoRoot ?? DEFAULT_CATALOG_DIR;
+    await seedTrustKey(d.db, d.audit, d.logger, repoRoot);
+    const cellId = await storeCellId(d.db);
+    const runtime = options.runtime ?? createRuntime(cellId, d.config.store.engineSocket);
+    const catalog = new StoreCatalog(d.db, d.config.store.catalogDir, d.audit, d.logger, options.now);
+    const mounts = new ServiceMounts();
+    const accounts = new ServiceAccounts({ db: d.db, vault: d.vault, audit: d.audit, logger: d.logger, runtime, cellId });
+    const installer = new Installer({
+      db: d.db,
+      vault: d.vault,
+      audit: d.audit,
+      logger: d.logger,
+      runtime,
+      cellId,
+      ...(options.healthPollMs !== undefined ? { healthPollMs: options.healthPollMs } : {}),
+      onInstalled: async (id, manifest) => {
+        mounts.mount(id, manifest);
+        await accounts.retryTombstones(id);
+      },
+      onRemoving: (id) => mounts.unmount(id),
+      onPurge: async (trx, id) => void (await accounts.purge(trx, id)),
+    });
+    return new Store(d, cellId, runtime, catalog, installer, accounts, mounts, options);
+  }
+
+  get imageVerification(): ImageVerification {
+    return this.d.config.store.imageVerification;
+  }
+
+  /**
+   * After start-up: mounts the routes of installed services at once, then — in the background, so
+   * a slow or absent engine never delays the cell — finishes or rolls back jobs a dead process left
+   * and retries pending account deletions. `recovered` settles when that is done. Resolves once
+   * the routes are mounted.
+   */
+  async start(): Promise<void> {
+    for (const inst of await listInstallations(this.d.db)) if (inst.state === 'installed') this.mounts.mount(inst.id, inst.manifest);
+    this.recovered = this.recover();
+    const every = this.options.retryIntervalMs ?? 5 * 60_000;
+    if (every > 0) {
+      this.retryTimer = setInterval(() => void this.accounts.retryTombstones().catch(() => undefined), every);
+      this.retryTimer.unref();
+    }
+  }
+
+  /** Settles once start-up recovery is done (tests, and stop()). */
+  recovered: Promise<void> = Promise.resolve();
+
+  private async recover(): Promise<void> {
+    // Most starts have nothing to recover: then the engine (and its client library) is left alone.
+    const pendingJob = await this.d.db.selectFrom('service_jobs').select('id').where('state', 'not in', [...TERMINAL_JOB_STATES]).executeTakeFirst();
+    const pendingAccount = await this.d.db.selectFrom('service_accounts').select('id').where('state', '=', 'deleting').executeTakeFirst();
+    if (!pendingJob && !pendingAccount) return;
+    const engine = await engineState(this.runtime);
+    if (!engine.reachable) {
+      this.d.logger.warn('container engine not reachable; interrupted store jobs wait for it', { endpoint: engine.endpoint, reason: engine.reason });
+      return;
+    }
+    try {
+      const { rolledBack, removed } = await this.installer.recover();
+      if (rolledBack || removed) this.d.logger.info('store jobs recovered after a restart', { rolled_back: rolledBack, removed });
+      await this.accounts.retryTombstones();
+    } catch (err) {
+      this.d.logger.error('store recovery failed', { error: describeError(err) });
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.retryTimer) clearInterval(this.retryTimer);
+    await this.recovered.catch(() => undefined);
+    await this.installer.drain(5000);
+  }
+
+  engine(): Promise<EngineState> {
+    return engineState(this.runtime);
+  }
+
+  /**
+   * Everything that happens before an install job exists: idempotency (installed: nothing to do;
+   * a job running: that job), the catalog and manifest verification, the engine, and the image
+   * checks. A refusal throws 422 with its code and reason; `onRefusal` sees it first (for the audit
+   * entry). Warn-mode findings come back as `warnings`.
+   */
+  async prepareInstall(id: string, actor: string, onRefusal: (r: Refusal) => void): Promise<PreparedInstall> {
+    const { CatalogRefusal, manifestDigest } = await manifestLib();
+    const inFlight = this.installer.inFlight(id);
+    const existing = await findInstallation(this.d.db, id);
+    if (inFlight || existing?.state === 'installing' || existing?.state === 'removing') {
+      if (existing?.state === 'removing' && !inFlight) {
+        throw new HttpError(409, 'conflict', `${id} is half removed (a removal failed or was interrupted): POST /api/store/remove again first`);
+      }
+      return { kind: 'busy', job: existing?.jobId ? await this.installer.job(existing.jobId) : undefined };
+    }
+    if (existing?.state === 'installed') return { kind: 'installed', installation: existing };
+
+    let manifest: ServiceManifest;
+    let indexVersion: number;
+    try {
+      const verified = await this.catalog.manifest(id);
+      manifest = verified.manifest;
+      indexVersion = verified.index.index.version;
+    } catch (err) {
+      if (err instanceof CatalogRefusal) {
+        const refusal = toRefusal(err);
+        onRefusal(refusal);
+        if (err.code === 'not-listed') throw new HttpError(404, 'not_listed', refusal.reason);
+        throw refusalError(refusal);
+      }
+      throw err;
+    }
+    await requireEngine(this.runtime);
+    let check;
+    try {
+      check = await checkImages(this.runtime, manifest, await storeTrustedKeys(this.d.db), this.imageVerification);
+    } catch (err) {
+      if (err instanceof CatalogRefusal) {
+        const refusal = toRefusal(err);
+        onRefusal(refusal);
+        throw refusalError(refusal);
+      }
+      throw err;
+    }
+    for (const w of check.warnings) {
+      this.d.logger.warn('image verification (warn mode) let an image through', { service: id, refusal: w.code, reason: w.reason });
+    }
+    return {
+      kind: 'ready',
+      request: { id, manifest, manifestDigest: manifestDigest(manifest), indexVersion, plans: check.plans, actor },
+      warnings: check.warnings,
+    };
+  }
+
+  /** GET /api/store: the verified catalog (or why it is refused) and what is installed. */
+  async view(): Promise<{ catalog: CatalogView; installations: Installation[]; jobs: Map<string, JobRow> }> {
+    const [catalog, installations, jobs] = await Promise.all([this.catalog.read(), listInstallations(this.d.db), latestJobs(this.d.db)]);
+    return { catalog, installations, jobs };
+  }
+}

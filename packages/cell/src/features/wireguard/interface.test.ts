@@ -1,0 +1,180 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WireGuardConfigError } from './config.js';
+import { WireGuardInterface } from './interface.js';
+import { generateKeyPair, generatePresharedKey } from './keys.js';
+import { createNetns, deleteNetns, runIn, uniqueName, wireguardTestSkipReason } from './testing.js';
+
+const dirs: string[] = [];
+const tempDir = () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pic-wg-'));
+  dirs.push(dir);
+  return dir;
+};
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const cell = generateKeyPair();
+const peerA = { publicKey: generateKeyPair().publicKey, presharedKey: generatePresharedKey(), allowedIps: ['10.77.0.2/32'] };
+const peerB = { publicKey: generateKeyPair().publicKey, allowedIps: ['10.77.0.3/32'] };
+
+describe('WireGuardInterface where it cannot or may not run', () => {
+  it('mode "off": start does not throw, reports why, and apply still writes the 0600 config', async () => {
+    const dir = tempDir();
+    const wgi = new WireGuardInterface({ name: 'pic0', privateKey: cell.privateKey, listenPort: 51820, address: '10.77.0.1/24', configDir: dir, mode: 'off' });
+    await wgi.start();
+    const status = await wgi.status();
+    assert.equal(status.running, false);
+    assert.match(status.reason ?? '', /disabled by configuration/);
+    assert.equal(status.publicKey, cell.publicKey);
+    const result = await wgi.apply([peerA, peerB]);
+    assert.equal(result.written, true);
+    assert.equal(result.applied, false);
+    const file = join(dir, 'pic0.conf');
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    const text = readFileSync(file, 'utf8');
+    assert.ok(text.includes(`PrivateKey = ${cell.privateKey}`) && text.includes(`PublicKey = ${peerB.publicKey}`));
+    assert.deepEqual((await wgi.status()).peers.map((p) => [p.publicKey, p.latestHandshake, p.rxBytes]), [[peerA.publicKey, null, 0], [peerB.publicKey, null, 0]]);
+    // the reason never carries the private key
+    assert.ok(!JSON.stringify(await wgi.status()).includes(cell.privateKey));
+    await wgi.stop();
+  });
+
+  it('rejects invalid input before writing anything', async () => {
+    const dir = tempDir();
+    assert.throws(() => new WireGuardInterface({ name: 'pic0; rm -rf /', privateKey: cell.privateKey, listenPort: 1, address: '10.77.0.1/24', configDir: dir }), /invalid interface name/);
+    assert.throws(() => new WireGuardInterface({ name: 'averyveryverylongname', privateKey: cell.privateKey, listenPort: 1, address: '10.77.0.1/24', configDir: dir }), /invalid interface name/);
+    assert.throws(() => new WireGuardInterface({ name: 'pic0', privateKey: 'nope', listenPort: 1, address: '10.77.0.1/24', configDir: dir }), /not a WireGuard key/);
+    assert.throws(() => new WireGuardInterface({ name: 'pic0', privateKey: cell.privateKey, listenPort: 1, address: '10.77.0.1/24', configDir: dir, netns: '../x' }), /invalid network namespace/);
+    const wgi = new WireGuardInterface({ name: 'pic0', privateKey: cell.privateKey, listenPort: 51820, address: '10.77.0.1/24', configDir: dir, mode: 'off' });
+    await wgi.apply([peerA]);
+    const before = readFileSync(join(dir, 'pic0.conf'), 'utf8');
+    await assert.rejects(wgi.apply([{ publicKey: peerB.publicKey, allowedIps: ['10.77.0.3/32\n[Peer]'] }]), WireGuardConfigError);
+    assert.equal(readFileSync(join(dir, 'pic0.conf'), 'utf8'), before, 'the file is unchanged');
+  });
+
+  it('a namespace that does not exist: start records the reason instead of throwing', async (t) => {
+    const skip = wireguardTestSkipReason();
+    if (skip) return t.skip(`SKIPPED: ${skip}`);
+    const wgi = new WireGuardInterface({
+      name: uniqueName('pict'), privateKey: cell.privateKey, listenPort: 51820, address: '10.77.0.1/24', configDir: tempDir(), netns: uniqueName('picnone'),
+    });
+    await wgi.start();
+    const status = await wgi.status();
+    assert.equal(status.running, false);
+    assert.match(status.reason ?? '', /Cannot open network namespace|No such file/);
+    assert.equal((await wgi.apply([peerA])).applied, false);
+  });
+
+  it('not root: start records running:false with the kernel and wireguard-go reasons', async (t) => {
+    if (process.getuid?.() !== 0) return t.skip('SKIPPED: needs root to drop to an unprivileged user for this check');
+    const dir = tempDir();
+    chmodSync(dir, 0o777);
+    const moduleUrl = new URL('./interface.js', import.meta.url).href;
+    const script = `
+      const { WireGuardInterface } = await import(${JSON.stringify(moduleUrl)});
+      const wgi = new WireGuardInterface({ name: ${JSON.stringify(uniqueName('pict'))}, privateKey: ${JSON.stringify(cell.privateKey)},
+        listenPort: 51820, address: '10.77.0.1/24', configDir: ${JSON.stringify(dir)} });
+      await wgi.start();
+      const applied = await wgi.apply([]);
+      console.log(JSON.stringify({ status: await wgi.status(), applied }));`;
+    const res = spawnSync(process.execPath, ['--input-type=module', '-e', script], { uid: 65534, gid: 65534, encoding: 'utf8', timeout: 30_000 });
+    if (res.status !== 0 && /EACCES|Cannot find module|permission denied/i.test(res.stderr)) {
+      return t.skip(`SKIPPED: user nobody cannot read the build here: ${res.stderr.split('\n')[0]}`);
+    }
+    assert.equal(res.status, 0, res.stderr);
+    const { status, applied } = JSON.parse(res.stdout.trim().split('\n').pop()!);
+    assert.equal(status.running, false);
+    assert.match(status.reason, /kernel WireGuard unavailable .*wireguard-go: .*(permission denied|not permitted)/i);
+    assert.ok(!status.reason.includes(cell.privateKey));
+    assert.equal(applied.written, true);
+    assert.equal(applied.applied, false);
+  });
+});
+
+describe('WireGuardInterface on a real interface (in a throwaway network namespace)', () => {
+  const skip = wireguardTestSkipReason();
+  let netns: string | undefined;
+  const started: WireGuardInterface[] = [];
+
+  before(async () => {
+    if (!skip) netns = await createNetns('picwgt');
+  });
+  after(async () => {
+    for (const wgi of started) await wgi.stop().catch(() => undefined);
+    if (netns) await deleteNetns(netns);
+  });
+
+  const make = (name: string, dir = tempDir()) => {
+    const wgi = new WireGuardInterface({ name, privateKey: cell.privateKey, listenPort: 51820, address: '10.77.0.1/24', configDir: dir, netns: netns! });
+    started.push(wgi);
+    return wgi;
+  };
+
+  it('comes up (kernel or wireguard-go), carries its address, applies peers with syncconf, and stops cleanly', async (t) => {
+    if (skip) return t.skip(`SKIPPED: ${skip}`);
+    const name = uniqueName('pict');
+    const wgi = make(name);
+    await wgi.start([peerA]);
+    let status = await wgi.status();
+    assert.equal(status.running, true, status.reason ?? '');
+    assert.ok(status.mode === 'kernel' || status.mode === 'userspace', String(status.mode));
+    assert.equal(status.reason, null);
+    assert.deepEqual(status.peers.map((p) => p.publicKey), [peerA.publicKey]);
+    const addr = await runIn(netns!, 'ip', ['-o', 'address', 'show', 'dev', name]);
+    assert.match(addr, /inet 10\.77\.0\.1\/24/);
+    assert.match(await runIn(netns!, 'ip', ['-o', 'link', 'show', 'dev', name]), /[<,]UP[,>]/);
+    assert.equal((await runIn(netns!, 'wg', ['show', name, 'public-key'])).trim(), cell.publicKey);
+    assert.equal((await runIn(netns!, 'wg', ['show', name, 'listen-port'])).trim(), '51820');
+
+    const result = await wgi.apply([peerA, peerB]);
+    assert.equal(result.applied, true, result.reason);
+    const peers = (await runIn(netns!, 'wg', ['show', name, 'peers'])).trim().split('\n').sort();
+    assert.deepEqual(peers, [peerA.publicKey, peerB.publicKey].sort());
+    const psks = await runIn(netns!, 'wg', ['show', name, 'preshared-keys']);
+    assert.ok(psks.includes(`${peerA.publicKey}\t${peerA.presharedKey}`), 'the preshared key reached the interface');
+    status = await wgi.status();
+    assert.deepEqual(status.peers.map((p) => [p.publicKey, p.allowedIps]).sort(), [[peerA.publicKey, ['10.77.0.2/32']], [peerB.publicKey, ['10.77.0.3/32']]].sort());
+    assert.ok(!JSON.stringify(status).includes(peerA.presharedKey), 'status never carries the preshared key');
+
+    // removing a peer through syncconf
+    assert.equal((await wgi.apply([peerB])).applied, true);
+    assert.equal((await runIn(netns!, 'wg', ['show', name, 'peers'])).trim(), peerB.publicKey);
+
+    await wgi.stop();
+    assert.equal((await wgi.status()).running, false);
+    await assert.rejects(runIn(netns!, 'ip', ['link', 'show', 'dev', name]), /does not exist/);
+  });
+
+  it('notices when the interface goes away underneath it, and adopts an interface left from an earlier run', async (t) => {
+    if (skip) return t.skip(`SKIPPED: ${skip}`);
+    const name = uniqueName('pict');
+    const first = make(name);
+    await first.start([peerA]);
+    assert.equal((await first.status()).running, true);
+
+    // A second instance (a restarted cell) finds the interface up and takes it over without recreating it.
+    const second = make(name);
+    await second.start([peerA, peerB]);
+    const adopted = await second.status();
+    assert.equal(adopted.running, true, adopted.reason ?? '');
+    assert.equal(adopted.mode, 'existing');
+    assert.equal(adopted.peers.length, 2);
+
+    // Someone deletes the link: both instances report it instead of claiming to run.
+    await runIn(netns!, 'ip', ['link', 'delete', 'dev', name]);
+    for (let i = 0; i < 50 && (await first.status()).running; i++) await new Promise((r) => setTimeout(r, 100));
+    const lost = await first.status();
+    assert.equal(lost.running, false);
+    assert.match(lost.reason ?? '', /wireguard-go exited unexpectedly|disappeared/);
+    const gone = await second.status();
+    assert.equal(gone.running, false);
+    assert.match(gone.reason ?? '', /disappeared/);
+    assert.equal((await second.apply([peerA])).applied, false);
+  });
+});

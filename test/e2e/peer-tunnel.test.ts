@@ -1,0 +1,307 @@
+/**
+ * The issue's end-to-end tunnel test, through the API only: two network namespaces joined by a veth
+ * pair (10.250.0.1/30 for the cell, 10.250.0.2/30 for the client — private addresses that exist only
+ * inside them), the real cell process (HTTP on 127.0.0.1 in the root namespace) running its
+ * WireGuard interface with wireguard-go inside the cell namespace, and a client brought up in the
+ * other namespace from the config text GET /api/peers/<name>/config returned. Then a ping of the
+ * cell's tunnel address through the tunnel, the handshake and counters in /api/wireguard/status, and
+ * disable / enable / delete taking effect on the live interface without a restart.
+ *
+ * Needs root, `ip`, `wg`, `wireguard-go` and /dev/net/tun; where any is missing it skips, saying why.
+ * Everything it creates (namespaces, veth, interfaces, processes, temp files) is removed in after().
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { accessSync, constants, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { type CellProcess } from '../support/cell-process.js';
+import { ApiClient } from '../support/client.js';
+import { type ParsedWgQuickConfig, type WgConfigApi, loadWgConfig, sleep, startPeersCell } from './peers-helpers.js';
+
+const execFileP = promisify(execFile);
+
+function which(name: string): string | undefined {
+  const dirs = [...(process.env['PATH'] ?? '').split(':').filter(Boolean), '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+  for (const dir of dirs) {
+    try {
+      accessSync(join(dir, name), constants.X_OK);
+      return join(dir, name);
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+const IP = which('ip');
+const WG = which('wg');
+const WIREGUARD_GO = which('wireguard-go');
+const PING = which('ping');
+
+const suffix = randomBytes(3).toString('hex');
+const CELL_NS = `pic-t-cell-${suffix}`;
+const CLIENT_NS = `pic-t-client-${suffix}`;
+const VETH_CELL = `pictv${suffix}a`;
+const VETH_CLIENT = `pictv${suffix}b`;
+const CELL_IF = `picw${suffix}`;
+const CLIENT_IF = `picc${suffix}`;
+const CELL_UNDERLAY = '10.250.0.1';
+const CLIENT_UNDERLAY = '10.250.0.2';
+const WG_PORT = 51820;
+const NETWORK = { wireguard_port: WG_PORT, subnet: '10.8.0.0/24', endpoint: `${CELL_UNDERLAY}:${WG_PORT}` };
+const CELL_TUNNEL_ADDRESS = '10.8.0.1';
+
+async function run(file: string, args: string[], timeout = 15_000): Promise<string> {
+  try {
+    return (await execFileP(file, args, { timeout })).stdout;
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`${file} ${args.join(' ')}: ${e.stderr?.trim() || e.message}`);
+  }
+}
+const ip = (...args: string[]) => run(IP!, args);
+const inNs = (ns: string, file: string, ...args: string[]) => run(IP!, ['netns', 'exec', ns, file, ...args]);
+
+/** Why this machine cannot run the test, or undefined when it can (checked once, before anything is made). */
+async function whyNot(): Promise<string | undefined> {
+  if (process.platform !== 'linux') return `needs Linux network namespaces (this is ${process.platform})`;
+  if (process.getuid?.() !== 0) return 'needs root to create network namespaces and WireGuard interfaces (run the tests as root)';
+  if (!IP) return "'ip' is not installed (Debian package iproute2)";
+  if (!WG) return "'wg' is not installed (Debian package wireguard-tools)";
+  if (!WIREGUARD_GO) return "'wireguard-go' is not installed (Debian package wireguard-go)";
+  if (!existsSync('/dev/net/tun')) return '/dev/net/tun is missing: no TUN support, wireguard-go cannot create an interface';
+  const probe = `pic-t-probe-${suffix}`;
+  try {
+    await ip('netns', 'add', probe);
+  } catch (err) {
+    return `cannot create a network namespace here: ${(err as Error).message}`;
+  }
+  await ip('netns', 'del', probe).catch(() => undefined);
+  return undefined;
+}
+
+const skipReason = await whyNot();
+if (skipReason) process.stderr.write(`[peer-tunnel] SKIPPING the WireGuard tunnel test: ${skipReason}\n`);
+
+/**
+ * One probe of the cell's tunnel address from the client namespace. With `ping`: an ICMP echo.
+ * Without it: a TCP connection to a closed port, where "connection refused" is the cell's kernel
+ * answering through the tunnel (the client namespace has no other route to 10.8.0.0/24).
+ */
+async function reachesCell(): Promise<boolean> {
+  if (PING) {
+    try {
+      await inNs(CLIENT_NS, PING, '-c', '1', '-W', '1', '-n', '-q', CELL_TUNNEL_ADDRESS);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+  const script =
+    `const s=require('net').connect({host:${JSON.stringify(CELL_TUNNEL_ADDRESS)},port:9});` +
+    `s.setTimeout(1000,()=>process.exit(1));s.on('connect',()=>process.exit(0));` +
+    `s.on('error',(e)=>process.exit(e.code==='ECONNREFUSED'?0:1));`;
+  try {
+    await inNs(CLIENT_NS, process.execPath, '-e', script);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Probes until one gets through, or `timeoutMs` passes. Resolves with the ms it took, or undefined. */
+async function reachesCellWithin(timeoutMs: number): Promise<number | undefined> {
+  const started = Date.now();
+  while (Date.now() - started < timeoutMs) {
+    if (await reachesCell()) return Date.now() - started;
+    await sleep(250);
+  }
+  return undefined;
+}
+
+describe('WireGuard tunnel through the API (two network namespaces, wireguard-go)', () => {
+  let cell: CellProcess | undefined;
+  let admin: ApiClient;
+  let wg: WgConfigApi;
+  let client: ChildProcess | undefined;
+  let clientOutput = '';
+  let parsed: ParsedWgQuickConfig;
+  let peerKey: string;
+  const tmp = mkdtempSync(join(tmpdir(), 'pic-tunnel-'));
+
+  const status = async () => {
+    const res = await admin.get('/api/wireguard/status');
+    assert.equal(res.status, 200, res.text);
+    return res.body;
+  };
+  /** Public keys of the peers on the cell's live interface, read with `wg` itself, not through the cell. */
+  const interfacePeers = async () => (await inNs(CELL_NS, WG!, 'show', CELL_IF, 'peers')).split('\n').filter(Boolean);
+  const ifindex = async () => /^(\d+):/.exec(await ip('-n', CELL_NS, '-o', 'link', 'show', 'dev', CELL_IF))?.[1];
+
+  before(async () => {
+    if (skipReason) return;
+    wg = await loadWgConfig();
+    await ip('netns', 'add', CELL_NS);
+    await ip('netns', 'add', CLIENT_NS);
+    await ip('link', 'add', VETH_CELL, 'type', 'veth', 'peer', 'name', VETH_CLIENT);
+    await ip('link', 'set', VETH_CELL, 'netns', CELL_NS);
+    await ip('link', 'set', VETH_CLIENT, 'netns', CLIENT_NS);
+    await ip('-n', CELL_NS, 'address', 'add', `${CELL_UNDERLAY}/30`, 'dev', VETH_CELL);
+    await ip('-n', CLIENT_NS, 'address', 'add', `${CLIENT_UNDERLAY}/30`, 'dev', VETH_CLIENT);
+    for (const [ns, dev] of [[CELL_NS, VETH_CELL], [CLIENT_NS, VETH_CLIENT], [CELL_NS, 'lo'], [CLIENT_NS, 'lo']] as const) {
+      await ip('-n', ns, 'link', 'set', 'dev', dev, 'up');
+    }
+
+    const ready = await startPeersCell({
+      network: NETWORK,
+      cellYaml: ['rate_limit:', '  login_failures: 1000', 'wireguard:', '  mode: userspace', `  netns: ${CELL_NS}`, `  interface: ${CELL_IF}`, ''].join('\n'),
+      env: { PIC_WIREGUARD_MODE: 'userspace' },
+    });
+    cell = ready.cell;
+    admin = ready.admin;
+  });
+
+  after(async () => {
+    if (skipReason) return;
+    const problems: string[] = [];
+    const attempt = async (what: string, fn: () => Promise<unknown>) => {
+      try {
+        await fn();
+      } catch (err) {
+        problems.push(`${what}: ${(err as Error).message}`);
+      }
+    };
+    if (client && client.exitCode === null && client.signalCode === null) {
+      const exited = new Promise((resolve) => client!.once('exit', resolve));
+      client.kill('SIGTERM');
+      await Promise.race([exited, sleep(3_000)]);
+      if (client.exitCode === null && client.signalCode === null) client.kill('SIGKILL');
+    }
+    // SIGTERM: the cell takes its own interface down (and its wireguard-go with it)
+    await attempt('stop the cell', async () => cell?.destroy());
+    // anything still running inside our own namespaces was started by this test
+    for (const ns of [CELL_NS, CLIENT_NS]) {
+      await attempt(`processes in ${ns}`, async () => {
+        const pids = (await ip('netns', 'pids', ns).catch(() => '')).split('\n').filter(Boolean).map(Number);
+        for (const pid of pids) {
+          problems.push(`process ${pid} was still running in ${ns}; killed`);
+          process.kill(pid, 'SIGKILL');
+        }
+      });
+      await attempt(`delete ${ns}`, async () => ip('netns', 'del', ns));
+    }
+    // the veth is deleted with its namespace; if the move into it failed, it is still here
+    await ip('link', 'del', VETH_CELL).catch(() => undefined);
+    rmSync(tmp, { recursive: true, force: true });
+    const left = await ip('netns', 'list');
+    assert.ok(!left.includes(suffix), `namespaces left behind: ${left}`);
+    assert.deepEqual(problems, [], 'clean-up went wrong');
+  });
+
+  it("the cell brings its WireGuard interface up inside its namespace after setup", async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const s = await status();
+    assert.equal(s.running, true, `running: ${JSON.stringify(s)}\n${cell!.output()}`);
+    assert.equal(s.reason, null);
+    assert.equal(s.interface, CELL_IF);
+    assert.equal(s.listen_port, WG_PORT);
+    assert.equal(s.address, `${CELL_TUNNEL_ADDRESS}/24`);
+    assert.deepEqual(s.peers, []);
+    assert.equal((await inNs(CELL_NS, WG!, 'show', CELL_IF, 'public-key')).trim(), s.public_key, 'the live interface has the key the API reports');
+    assert.equal((await inNs(CELL_NS, WG!, 'show', CELL_IF, 'listen-port')).trim(), String(WG_PORT));
+    assert.match(await ip('-n', CELL_NS, '-o', 'address', 'show', 'dev', CELL_IF), /inet 10\.8\.0\.1\/24/);
+    await assert.rejects(ip('link', 'show', 'dev', CELL_IF), 'the interface is not in the root namespace');
+  });
+
+  it('a client using the config from the API pings the cell through the tunnel; status shows the handshake and traffic', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const created = await admin.post('/api/peers', { name: 'laptop' });
+    assert.equal(created.status, 201, created.text);
+    peerKey = created.body.peer.public_key;
+    assert.deepEqual(await interfacePeers(), [peerKey], 'the new peer is on the live interface at once');
+
+    const res = await admin.get('/api/peers/laptop/config');
+    assert.equal(res.status, 200, res.text);
+    parsed = wg.parseWgQuickConfig(res.text);
+    assert.equal(parsed.peers[0]!.endpoint, NETWORK.endpoint);
+    const serverPsk = (await inNs(CELL_NS, WG!, 'show', CELL_IF, 'preshared-keys')).trim().split(/\s+/)[1];
+    assert.equal(serverPsk, parsed.peers[0]!.presharedKey, 'the PSK in the config is the one on the interface');
+
+    // the client: wireguard-go in its namespace, configured from the parsed text (wg setconf + ip)
+    client = spawn(IP!, ['netns', 'exec', CLIENT_NS, WIREGUARD_GO!, '-f', CLIENT_IF], { stdio: ['ignore', 'pipe', 'pipe'] });
+    client.stdout!.on('data', (d: Buffer) => (clientOutput += d.toString()));
+    client.stderr!.on('data', (d: Buffer) => (clientOutput += d.toString()));
+    const deadline = Date.now() + 5_000;
+    for (;;) {
+      if (client.exitCode !== null) assert.fail(`the client's wireguard-go exited: ${clientOutput}`);
+      if (await inNs(CLIENT_NS, WG!, 'show', CLIENT_IF).then(() => true, () => false)) break;
+      if (Date.now() > deadline) assert.fail(`the client's wireguard-go did not come up: ${clientOutput}`);
+      await sleep(50);
+    }
+    const confFile = join(tmp, 'client.conf');
+    writeFileSync(confFile, wg.renderWgConfig(wg.toWgConfig(parsed)), { mode: 0o600 });
+    await inNs(CLIENT_NS, WG!, 'setconf', CLIENT_IF, confFile);
+    for (const address of parsed.interface.addresses) await ip('-n', CLIENT_NS, 'address', 'add', address, 'dev', CLIENT_IF);
+    await ip('-n', CLIENT_NS, 'link', 'set', 'dev', CLIENT_IF, 'up');
+    for (const route of parsed.peers[0]!.allowedIps) await ip('-n', CLIENT_NS, 'route', 'add', route, 'dev', CLIENT_IF);
+
+    const took = await reachesCellWithin(20_000);
+    assert.ok(took !== undefined, `${PING ? 'ping' : 'TCP probe'} of ${CELL_TUNNEL_ADDRESS} through the tunnel never answered\ncell:\n${cell!.output()}\nclient:\n${clientOutput}`);
+    t.diagnostic(`first answer through the tunnel after ${took} ms (${PING ? 'ping' : 'TCP probe'})`);
+    for (let i = 0; i < 3; i++) assert.ok(await reachesCell(), 'the tunnel stays up');
+
+    const s = await status();
+    const live = (s.peers as Array<Record<string, any>>).find((p) => p.public_key === peerKey);
+    assert.ok(live, `the peer in /api/wireguard/status: ${JSON.stringify(s.peers)}`);
+    assert.equal(live.name, 'laptop');
+    assert.equal(live.online, true);
+    assert.ok(live.latest_handshake && Date.now() - Date.parse(live.latest_handshake) < 60_000, `a recent handshake: ${live.latest_handshake}`);
+    assert.ok(live.rx_bytes > 0, `rx ${live.rx_bytes}`);
+    assert.ok(live.tx_bytes > 0, `tx ${live.tx_bytes}`);
+    assert.match(live.endpoint, new RegExp(`^${CLIENT_UNDERLAY.replace(/\./g, '\\.')}:\\d+$`), 'the client reached the cell from its veth address');
+
+    const peer = (await admin.get('/api/peers/laptop')).body.peer;
+    assert.equal(peer.online, true);
+    assert.ok(peer.rx_bytes > 0 && peer.tx_bytes > 0);
+    assert.equal(peer.endpoint, live.endpoint);
+  });
+
+  it('disabling takes the peer off the live interface (no restart): the ping fails; enabling brings it back', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    assert.ok(parsed, 'needs the client from the previous test');
+    const index = await ifindex();
+    const off = await admin.put('/api/peers/laptop', { enabled: false });
+    assert.equal(off.status, 200, off.text);
+    assert.deepEqual(await interfacePeers(), [], 'the peer left the live interface when PUT returned');
+    for (let i = 0; i < 3; i++) assert.equal(await reachesCell(), false, `probe ${i + 1} must fail while the peer is disabled`);
+    assert.ok(!(await status()).peers.some((p: { public_key: string }) => p.public_key === peerKey), 'and left the status');
+
+    const on = await admin.put('/api/peers/laptop', { enabled: true });
+    assert.equal(on.status, 200, on.text);
+    assert.deepEqual(await interfacePeers(), [peerKey]);
+    // the client re-handshakes on its own (it has been retrying since its packets went unanswered)
+    const took = await reachesCellWithin(45_000);
+    assert.ok(took !== undefined, `the tunnel did not come back after enabling\nclient:\n${clientOutput}`);
+    t.diagnostic(`tunnel back ${took} ms after enabling`);
+    assert.equal(await ifindex(), index, 'the same interface throughout: changes were applied with syncconf, not a down/up');
+    assert.equal((await status()).running, true);
+  });
+
+  it('deleting the peer takes it off the live interface', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    assert.ok(parsed, 'needs the client from the earlier tests');
+    const index = await ifindex();
+    // a second peer that stays: deleting one must not disturb the others
+    const other = await admin.post('/api/peers', { name: 'phone' });
+    assert.equal(other.status, 201);
+    const del = await admin.delete('/api/peers/laptop');
+    assert.equal(del.status, 200, del.text);
+    assert.deepEqual(await interfacePeers(), [other.body.peer.public_key]);
+    for (let i = 0; i < 3; i++) assert.equal(await reachesCell(), false, `probe ${i + 1} must fail after the peer was deleted`);
+    assert.equal(await ifindex(), index, 'no restart');
+  });
+});

@@ -1,0 +1,104 @@
+/**
+ * Helpers for the store's end-to-end tests: a signed test catalog written to a directory (the
+ * cell's store.catalog_dir), made with @pic/manifest and a throwaway key exactly as the
+ * maintainers' `npm run store:sign` makes the real one, and a view of the engine by label.
+ *
+ * @pic/manifest and @pic/runtime are loaded from their built packages by path: this test project
+ * does not depend on them (see test/support/docker-engine.ts).
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import type { KeyObject } from 'node:crypto';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { REPO_ROOT } from '../support/cell-process.js';
+
+/** The slice of @pic/manifest these tests use. */
+export interface ManifestModule {
+  generateStoreKeyPair(): { privateKey: KeyObject; publicKey: KeyObject };
+  publicKeyPem(key: KeyObject): string;
+  keyFingerprint(key: KeyObject): string;
+  parseManifest(text: string, subject?: string): any;
+  manifestDigest(manifest: unknown): string;
+  signIndex(index: unknown, key: KeyObject): Promise<{ bytes: Buffer; bundle: unknown }>;
+  signImage(imageReference: string, key: KeyObject): Promise<unknown>;
+}
+
+/** The slice of @pic/runtime's DockerRuntime these tests use. */
+export interface EngineView {
+  listContainers(filter?: { service?: string }): Promise<Array<{ name: string; running: boolean; labels: Record<string, string> }>>;
+  listNetworks(filter?: { service?: string }): Promise<Array<{ name: string }>>;
+  listVolumes(filter?: { service?: string }): Promise<Array<{ name: string }>>;
+  exec(name: string, argv: string[], opts?: { stdin?: string }): Promise<{ exitCode: number; stdout: string; stderr: string }>;
+}
+
+export async function loadManifestModule(): Promise<ManifestModule> {
+  return (await import(pathToFileURL(join(REPO_ROOT, 'packages', 'manifest', 'dist', 'index.js')).href)) as ManifestModule;
+}
+
+/** A runtime bound to the cell's id: it sees exactly the objects that cell created (pic.cell label). */
+export async function engineView(socketPath: string, cellId: string): Promise<EngineView> {
+  const mod = (await import(pathToFileURL(join(REPO_ROOT, 'packages', 'runtime', 'dist', 'index.js')).href)) as {
+    DockerRuntime: new (o: { cellId: string; socket: string }) => EngineView;
+  };
+  return new mod.DockerRuntime({ cellId, socket: socketPath });
+}
+
+export const TEST_ECHO_MANIFEST = join(REPO_ROOT, 'manifests', 'test-echo.yaml');
+
+export interface CatalogOptions {
+  version: number;
+  /** Signs the index. */
+  key: KeyObject;
+  /** The manifest written and listed (a JSON document is valid YAML 1.2). */
+  manifest: any;
+  /** Default: 30 days from now. */
+  expires?: string;
+  /** Changes the manifest file after the index was signed (mix-and-match / tampering). */
+  tamper?: (manifest: any) => void;
+}
+
+/** The repository's test-echo manifest pinned to `digest`, its image signed with `imageKey` (or unsigned). */
+export async function testEchoManifest(m: ManifestModule, digest: string, imageKey?: KeyObject): Promise<any> {
+  const manifest = m.parseManifest(readFileSync(TEST_ECHO_MANIFEST, 'utf8'), 'manifests/test-echo.yaml');
+  const server = manifest.containers[0];
+  server.image = server.image.replace(/@sha256:[0-9a-f]{64}$/, `@${digest}`);
+  if (imageKey) server.signature = await m.signImage(server.image, imageKey);
+  return manifest;
+}
+
+/** Writes <dir>/manifests/test-echo.yaml and <dir>/services-index/{index.json,index.sig.json}. */
+export async function writeCatalog(m: ManifestModule, dir: string, opts: CatalogOptions): Promise<void> {
+  mkdirSync(join(dir, 'manifests'), { recursive: true });
+  mkdirSync(join(dir, 'services-index'), { recursive: true });
+  const path = `manifests/${opts.manifest.id}.yaml`;
+  const index = {
+    version: opts.version,
+    expires: opts.expires ?? new Date(Date.now() + 30 * 86_400_000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    services: [{ id: opts.manifest.id, version: opts.manifest.version, manifest: path, digest: m.manifestDigest(opts.manifest) }],
+  };
+  const signed = await m.signIndex(index, opts.key);
+  let written = opts.manifest;
+  if (opts.tamper) {
+    written = structuredClone(opts.manifest);
+    opts.tamper(written);
+  }
+  writeFileSync(join(dir, path), `${JSON.stringify(written, null, 2)}\n`);
+  writeFileSync(join(dir, 'services-index', 'index.json'), `${JSON.stringify(index, null, 2)}\n`);
+  writeFileSync(join(dir, 'services-index', 'index.sig.json'), `${JSON.stringify(signed.bundle, null, 2)}\n`);
+}
+
+/** Polls until `check` returns a value (not undefined), or fails after `timeoutMs`. */
+export async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000, everyMs = 250): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
