@@ -46,7 +46,7 @@ export async function run(ctx) {
   writeFileSync(join(data.dir, 'cell.yaml'), `rate_limit:\n  api_per_minute: ${API_PER_MINUTE}\n`);
   notes.push(`cell.yaml sets rate_limit.api_per_minute: ${API_PER_MINUTE} so the API limiter (which still counts every request) never throttles the load`);
   const cell = spawnNode(cleanup, [cellMain], {
-    env: { PIC_PORT: '0', PIC_HOST: '127.0.0.1', PIC_DATA_DIR: data.dir },
+    env: { PIC_PORT: '0', PIC_HOST: '127.0.0.1', PIC_DATA_DIR: data.dir, PIC_WIREGUARD_MODE: 'off' },
   });
   const [, url] = await waitForOutput(cell, LISTENING);
   log(`cell pid ${cell.pid} on ${url}; idle ${opts.idle} s before reading its RSS`);
@@ -151,7 +151,7 @@ async function timeToHealth(ctx, cellMain, dataDir) {
   const base = `http://127.0.0.1:${port}`;
   const t0 = performance.now();
   const cell = spawnNode(ctx.cleanup, [cellMain], {
-    env: { PIC_PORT: String(port), PIC_HOST: '127.0.0.1', PIC_DATA_DIR: dataDir },
+    env: { PIC_PORT: String(port), PIC_HOST: '127.0.0.1', PIC_DATA_DIR: dataDir, PIC_WIREGUARD_MODE: 'off' },
   });
   let listeningMs;
   cell.child.stdout.on('data', () => {

@@ -89,8 +89,8 @@ export async function benchApply(root, { peers: count = 10_000, cleanup, log = (
       status_ms,
       live_peers: livePeers,
       note: started.running
-        ? `render + write + wg syncconf on a live ${started.mode} interface in namespace ${netns}`
-        : `interface cannot run here (${skip ?? started.reason}): figures are render + write of the config file only`,
+        ? `render + wg syncconf (via a RAM file) on a live ${started.mode} interface in namespace ${netns}`
+        : `interface cannot run here (${skip ?? started.reason}): figures are rendering and validating the config only`,
     };
   } finally {
     if (unregister) await unregister();

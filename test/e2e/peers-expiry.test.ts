@@ -41,6 +41,8 @@ describe('peer expiry (real cell process)', () => {
     assertError(await ready.anon().post('/api/auth/login', { username: 'soon', password: PASSWORD }), 401, {
       code: 'unauthorized', context: 'login right after expiry',
     });
+    // and its open session ends on its very next request, not when the job runs
+    assertError(await session.get('/api/peer/me'), 401, { code: 'unauthorized', context: 'open session right after expiry' });
     const shown = (await ready.admin.get('/api/peers/soon')).body.peer;
     assert.equal(shown.expired, true);
     assert.equal(shown.active, false);

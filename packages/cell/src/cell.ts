@@ -91,7 +91,12 @@ export async function startCell(config: CellConfig, logger: Logger): Promise<Cel
   const retention = new AuditRetention(database.db, audit, vault, config.dataDir, config.audit.retentionDays, logger);
   retention.start();
   // The tunnel needs the wizard's network settings: before setup completes, it waits for it.
-  if (setup.isComplete()) await peerNetwork.start();
+  // With thousands of peers, loading their keys takes seconds: wait briefly, then let it finish
+  // in the background (status says "starting") rather than hold the whole cell back.
+  if (setup.isComplete()) {
+    const up = peerNetwork.start().catch((err) => logger.error('wireguard start failed', { error: String(err) }));
+    await Promise.race([up, new Promise((resolve) => setTimeout(resolve, 3_000).unref())]);
+  }
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;

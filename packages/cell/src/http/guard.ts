@@ -38,12 +38,15 @@ export async function currentUser(ctx: Context, db: Db): Promise<SessionUser | u
   if (ctx.state.user) return ctx.state.user;
   const data = ctx.session as (SessionData & { isNew?: boolean }) | null;
   if (!data?.uid) return undefined;
+  // A peer's login also ends the moment its peer is disabled or expires, not when the expiry job next runs.
   const user = await db
     .selectFrom('users')
-    .select(['id', 'username', 'role', 'disabled'])
-    .where('id', '=', data.uid)
+    .leftJoin('peers', 'peers.user_id', 'users.id')
+    .select(['users.id', 'users.username', 'users.role', 'users.disabled', 'peers.enabled as peer_enabled', 'peers.expires_at as peer_expires_at'])
+    .where('users.id', '=', data.uid)
     .executeTakeFirst();
-  if (!user || user.disabled === 1 || user.role !== data.role) {
+  const peerClosed = user?.role === 'peer' && (user.peer_enabled === 0 || (user.peer_expires_at != null && user.peer_expires_at <= new Date().toISOString()));
+  if (!user || user.disabled === 1 || user.role !== data.role || peerClosed) {
     ctx.session = null; // the account changed under this session: end it
     return undefined;
   }

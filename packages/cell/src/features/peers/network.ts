@@ -8,10 +8,19 @@ import { readCellSettings } from '../config/service.js';
 import type { Vault } from '../vault/vault.js';
 import { cellAddress, cellInterfaceAddress } from '../wireguard/addresses.js';
 import { generateKeyPair, publicKeyOf } from '../wireguard/keys.js';
-import { WireGuardInterface, type WireGuardStatus } from '../wireguard/interface.js';
+import { WireGuardInterface, type WireGuardInterfaceOptions, type WireGuardStatus } from '../wireguard/interface.js';
 import type { WgPeer } from '../wireguard/config.js';
 import type { WireGuardPeerStatus } from '../wireguard/status.js';
 import { expiredButOpen, peerSecret, syncPeerLogin } from './service.js';
+
+/** How old a `wg show` snapshot may be before a read refreshes it, and how old it may be served while that runs. */
+export const SNAPSHOT_FRESH_MS = 2_000;
+export const SNAPSHOT_STALE_MS = 15_000;
+
+/** What PeerNetwork needs of the interface (WireGuardInterface; a stand-in in unit tests). */
+export type LiveInterface = Pick<WireGuardInterface, 'running' | 'start' | 'apply' | 'status' | 'stop'>;
+
+const byPublicKey = (peers: WireGuardPeerStatus[]) => new Map(peers.map((p) => [p.publicKey, p]));
 
 /** The cell's own WireGuard private key, in the vault. */
 export const CELL_KEY_SECRET = 'wireguard/private_key';
@@ -23,19 +32,33 @@ export const CELL_KEY_SECRET = 'wireguard/private_key';
  * cannot run WireGuard — the interface then reports running:false with the reason.
  */
 export class PeerNetwork {
-  private iface: WireGuardInterface | undefined;
+  private iface: LiveInterface | undefined;
   private publicKey: string | undefined;
   private timers: NodeJS.Timeout[] = [];
   /** PSKs decrypted once: re-applying 10,000 peers must not mean 10,000 vault decryptions. */
   private readonly pskCache = new Map<number, string>();
   private notStarted = 'setup is not complete';
+  /** The interface coming up (start() in flight), so status can say so and stop() can wait for it. */
+  private starting: Promise<void> | undefined;
+  /** The apply in progress, and at most one more queued behind it that every later caller shares. */
+  private applying: Promise<void> | undefined;
+  private queuedApply: Promise<void> | undefined;
+  /** `wg show` costs ~60 ms with 10,000 peers: lists read a snapshot at most a few seconds old. */
+  private snapshot: { at: number; byKey: Map<string, WireGuardPeerStatus> } | undefined;
+  private refreshing: Promise<Map<string, WireGuardPeerStatus>> | undefined;
 
   constructor(
     private readonly db: Kysely<Database>,
     private readonly vault: Vault,
     private readonly config: CellConfig,
     private readonly logger: Logger,
-    private readonly opts: { sampleEveryMs?: number; expiryEveryMs?: number; keepTrafficDays?: number } = {},
+    private readonly opts: {
+      sampleEveryMs?: number;
+      expiryEveryMs?: number;
+      keepTrafficDays?: number;
+      /** Unit tests pass a stand-in; the cell uses the real interface. */
+      createInterface?: (options: WireGuardInterfaceOptions) => LiveInterface;
+    } = {},
   ) {}
 
   /** The cell's public key (creating the key pair on first use). */
@@ -53,10 +76,18 @@ export class PeerNetwork {
   }
 
   /** Brings the interface up with every live peer. Call when setup is (or becomes) complete. */
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    this.starting ??= this.bringUp().finally(() => {
+      this.starting = undefined;
+    });
+    return this.starting;
+  }
+
+  private async bringUp(): Promise<void> {
     if (this.iface) return;
     const { network } = await readCellSettings(this.db);
-    this.iface = new WireGuardInterface({
+    const create = this.opts.createInterface ?? ((options: WireGuardInterfaceOptions) => new WireGuardInterface(options));
+    const iface = create({
       name: this.config.wireguard.interface,
       privateKey: await this.cellPrivateKey(),
       listenPort: network.wireguard_port,
@@ -66,7 +97,9 @@ export class PeerNetwork {
       mode: this.config.wireguard.mode,
       logger: this.logger,
     });
-    await this.iface.start(await this.livePeers());
+    // Published only once up: until then status() says "starting" and sync() has nothing to apply to.
+    await iface.start(await this.livePeers());
+    this.iface = iface;
     const every = (ms: number, job: () => Promise<unknown>, what: string) => {
       const t = setInterval(() => void job().catch((err) => this.logger.warn(`${what} failed`, { error: String(err) })), ms);
       t.unref();
@@ -77,14 +110,17 @@ export class PeerNetwork {
   }
 
   async stop(): Promise<void> {
+    await this.starting?.catch(() => undefined);
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     await this.iface?.stop();
     this.iface = undefined;
+    this.snapshot = undefined;
   }
 
   /** Restart with new settings (listen port, subnet). */
   async restart(): Promise<void> {
+    await this.starting?.catch(() => undefined);
     if (!this.iface) return;
     await this.stop();
     await this.start();
@@ -120,24 +156,69 @@ export class PeerNetwork {
     this.pskCache.delete(peerId);
   }
 
-  /** Re-applies the live peers to the interface (wg syncconf: existing tunnels stay up). */
-  async sync(): Promise<void> {
+  /**
+   * Re-applies the live peers to the interface (wg syncconf: existing tunnels stay up). A burst of
+   * changes coalesces: while one apply runs, every caller shares one more queued behind it, which
+   * reads the peers table when it starts — so each caller's committed change is live when its
+   * promise resolves, and 100 changes cost two applies, not 100.
+   */
+  sync(): Promise<void> {
+    if (this.queuedApply) return this.queuedApply;
+    if (!this.applying) return this.applyNow();
+    const next = () => {
+      this.queuedApply = undefined;
+      return this.applyNow();
+    };
+    this.queuedApply = this.applying.then(next, next);
+    return this.queuedApply;
+  }
+
+  private applyNow(): Promise<void> {
+    const run: Promise<void> = this.applyLivePeers().finally(() => {
+      if (this.applying === run) this.applying = undefined;
+    });
+    this.applying = run;
+    return run;
+  }
+
+  private async applyLivePeers(): Promise<void> {
+    // still coming up: start() reads the peers table after this change committed, or is about to
+    if (this.starting) await this.starting.catch(() => undefined);
     if (!this.iface) return;
     const result = await this.iface.apply(await this.livePeers());
+    if (this.snapshot) this.snapshot.at = 0; // the peer set changed: refresh on next read
     if (!result.applied && result.reason) this.logger.debug('wireguard apply not live', { reason: result.reason });
   }
 
   async status(): Promise<WireGuardStatus | { interface: string; running: false; reason: string; peers: WireGuardPeerStatus[]; publicKey: string | null }> {
     if (!this.iface) {
-      return { interface: this.config.wireguard.interface, running: false, reason: this.notStarted, peers: [], publicKey: null };
+      const reason = this.starting ? 'starting: loading peers and bringing the interface up' : this.notStarted;
+      return { interface: this.config.wireguard.interface, running: false, reason, peers: [], publicKey: null };
     }
-    return this.iface.status();
+    const status = await this.iface.status();
+    if (status.running) this.snapshot = { at: Date.now(), byKey: byPublicKey(status.peers) };
+    return status;
   }
 
-  /** Live counters by public key (empty when the interface is not running). */
+  /**
+   * Live counters by public key, from a snapshot at most SNAPSHOT_FRESH_MS old; a stale one (up to
+   * SNAPSHOT_STALE_MS) answers at once while one shared refresh runs behind it. Empty, without
+   * running anything, when the interface is not running.
+   */
   async liveByKey(): Promise<Map<string, WireGuardPeerStatus>> {
-    const status = await this.status();
-    return new Map(status.running ? status.peers.map((p) => [p.publicKey, p]) : []);
+    if (!this.iface?.running) return new Map();
+    const age = this.snapshot ? Date.now() - this.snapshot.at : Infinity;
+    if (age < SNAPSHOT_FRESH_MS) return this.snapshot!.byKey;
+    this.refreshing ??= this.status()
+      .then((s) => (s.running && this.snapshot ? this.snapshot.byKey : new Map<string, WireGuardPeerStatus>()))
+      .finally(() => {
+        this.refreshing = undefined;
+      });
+    if (this.snapshot && Date.now() - this.snapshot.at < SNAPSHOT_STALE_MS) {
+      this.refreshing.catch(() => undefined);
+      return this.snapshot.byKey;
+    }
+    return this.refreshing;
   }
 
   /** Expired peers leave the interface and their logins close; their rows stay (an admin may extend them). */
@@ -154,8 +235,10 @@ export class PeerNetwork {
 
   /** Stores cumulative rx/tx counters per peer; traffic over a period is the difference of samples. */
   async sampleTraffic(): Promise<number> {
-    const live = await this.liveByKey();
-    if (live.size === 0) return 0;
+    // samples are history: read the counters now, not a cached snapshot
+    const status = await this.status();
+    if (!status.running || status.peers.length === 0) return 0;
+    const live = byPublicKey(status.peers);
     const rows = await this.db.selectFrom('peers').select(['id', 'public_key']).execute();
     const ts = nowIso();
     const samples = rows.flatMap((r) => {

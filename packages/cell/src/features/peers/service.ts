@@ -81,7 +81,8 @@ export async function listPeers(db: Kysely<Database>, q: ListPeersQuery) {
   let base = db.selectFrom('peers');
   if (q.group) base = base.where('peer_group', '=', q.group);
   if (q.enabled) base = base.where('enabled', '=', q.enabled === 'true' ? 1 : 0);
-  if (q.q) base = base.where('name', 'like', `%${q.q.replace(/[%_\\]/g, '\\$&')}%`);
+  // the user's text matches literally: % and _ are escaped, and SQLite needs the ESCAPE clause to honour that
+  if (q.q) base = base.where(sql<boolean>`name like ${`%${q.q.replace(/[%_\\]/g, '\\$&')}%`} escape '\\'`);
   // tags is a JSON array: match an element exactly, not a substring
   if (q.tag) base = base.where(sql<boolean>`exists (select 1 from json_each(peers.tags) where json_each.value = ${q.tag})`);
   const limit = q.limit ?? 100;

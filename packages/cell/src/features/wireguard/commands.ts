@@ -85,7 +85,7 @@ export class CommandRunner {
   run(path: string, args: string[], timeoutMs = 15_000): Promise<CommandResult> {
     const [file, argv] = this.argv(path, args);
     return new Promise((resolve, reject) => {
-      execFile(file, argv, { timeout: timeoutMs, maxBuffer: 256 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
+      const child = execFile(file, argv, { timeout: timeoutMs, maxBuffer: 256 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
         if (err) {
           const code = (err as NodeJS.ErrnoException & { code?: number | string }).code ?? null;
           reject(new CommandError(this.label(path, args), err.killed ? 'timed out' : code, stderr || (err.message.includes('ENOENT') ? 'not found' : '')));
@@ -93,6 +93,7 @@ export class CommandRunner {
           resolve({ stdout, stderr });
         }
       });
+      child.stdin?.end(); // nothing reads from us; an open stdin would only keep a stuck child waiting
     });
   }
 

@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WireGuardConfigError } from './config.js';
@@ -23,9 +23,21 @@ const cell = generateKeyPair();
 const peerA = { publicKey: generateKeyPair().publicKey, presharedKey: generatePresharedKey(), allowedIps: ['10.77.0.2/32'] };
 const peerB = { publicKey: generateKeyPair().publicKey, allowedIps: ['10.77.0.3/32'] };
 
+/** Every file under `dir` (the config dir) is free of the private key and the preshared key. */
+function assertNoKeysOnDisk(dir: string): void {
+  for (const name of readdirSync(dir, { recursive: true }) as string[]) {
+    const path = join(dir, name);
+    if (!statSync(path).isFile()) continue;
+    const text = readFileSync(path, 'utf8');
+    assert.ok(!text.includes(cell.privateKey) && !text.includes(peerA.presharedKey), `${name} holds a key`);
+  }
+}
+
 describe('WireGuardInterface where it cannot or may not run', () => {
-  it('mode "off": start does not throw, reports why, and apply still writes the 0600 config', async () => {
+  it('mode "off": start does not throw, reports why, and apply keeps the peers — with no key ever written to disk', async () => {
     const dir = tempDir();
+    // an earlier version left its config (with the private key) here: start removes it
+    writeFileSync(join(dir, 'pic0.conf'), `[Interface]\nPrivateKey = ${cell.privateKey}\n`, { mode: 0o600 });
     const wgi = new WireGuardInterface({ name: 'pic0', privateKey: cell.privateKey, listenPort: 51820, address: '10.77.0.1/24', configDir: dir, mode: 'off' });
     await wgi.start();
     const status = await wgi.status();
@@ -35,10 +47,7 @@ describe('WireGuardInterface where it cannot or may not run', () => {
     const result = await wgi.apply([peerA, peerB]);
     assert.equal(result.written, true);
     assert.equal(result.applied, false);
-    const file = join(dir, 'pic0.conf');
-    assert.equal(statSync(file).mode & 0o777, 0o600);
-    const text = readFileSync(file, 'utf8');
-    assert.ok(text.includes(`PrivateKey = ${cell.privateKey}`) && text.includes(`PublicKey = ${peerB.publicKey}`));
+    assertNoKeysOnDisk(dir);
     assert.deepEqual((await wgi.status()).peers.map((p) => [p.publicKey, p.latestHandshake, p.rxBytes]), [[peerA.publicKey, null, 0], [peerB.publicKey, null, 0]]);
     // the reason never carries the private key
     assert.ok(!JSON.stringify(await wgi.status()).includes(cell.privateKey));
@@ -53,9 +62,8 @@ describe('WireGuardInterface where it cannot or may not run', () => {
     assert.throws(() => new WireGuardInterface({ name: 'pic0', privateKey: cell.privateKey, listenPort: 1, address: '10.77.0.1/24', configDir: dir, netns: '../x' }), /invalid network namespace/);
     const wgi = new WireGuardInterface({ name: 'pic0', privateKey: cell.privateKey, listenPort: 51820, address: '10.77.0.1/24', configDir: dir, mode: 'off' });
     await wgi.apply([peerA]);
-    const before = readFileSync(join(dir, 'pic0.conf'), 'utf8');
     await assert.rejects(wgi.apply([{ publicKey: peerB.publicKey, allowedIps: ['10.77.0.3/32\n[Peer]'] }]), WireGuardConfigError);
-    assert.equal(readFileSync(join(dir, 'pic0.conf'), 'utf8'), before, 'the file is unchanged');
+    assert.deepEqual((await wgi.status()).peers.map((p) => p.publicKey), [peerA.publicKey], 'the peer list is unchanged');
   });
 
   it('a namespace that does not exist: start records the reason instead of throwing', async (t) => {
@@ -110,7 +118,9 @@ describe('WireGuardInterface on a real interface (in a throwaway network namespa
     if (netns) await deleteNetns(netns);
   });
 
-  const make = (name: string, dir = tempDir()) => {
+  let dir = '';
+  const make = (name: string) => {
+    dir = tempDir();
     const wgi = new WireGuardInterface({ name, privateKey: cell.privateKey, listenPort: 51820, address: '10.77.0.1/24', configDir: dir, netns: netns! });
     started.push(wgi);
     return wgi;
@@ -134,6 +144,7 @@ describe('WireGuardInterface on a real interface (in a throwaway network namespa
 
     const result = await wgi.apply([peerA, peerB]);
     assert.equal(result.applied, true, result.reason);
+    assertNoKeysOnDisk(dir);
     const peers = (await runIn(netns!, 'wg', ['show', name, 'peers'])).trim().split('\n').sort();
     assert.deepEqual(peers, [peerA.publicKey, peerB.publicKey].sort());
     const psks = await runIn(netns!, 'wg', ['show', name, 'preshared-keys']);

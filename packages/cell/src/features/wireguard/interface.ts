@@ -3,14 +3,16 @@
  *
  * It is brought up with the kernel module where there is one (`ip link add … type wireguard`), else
  * with userspace `wireguard-go` (a child process of the cell). Peer changes go through
- * `wg syncconf <iface> <file>`, which keeps every unchanged tunnel up. Where the machine cannot run
- * an interface (no root, no tools, no TUN), start() does not throw: it records running:false and
- * the reason, and apply() still writes the config file.
+ * `wg syncconf`, which keeps every unchanged tunnel up. The config (private key, preshared keys) is
+ * rendered in memory and handed to `wg` through a file in RAM (/dev/shm) that lives only while `wg`
+ * reads it: the keys live in the vault, never in the data dir or on disk. Where the machine cannot run an interface (no root, no
+ * tools, no TUN), start() does not throw: it records running:false and the reason, and apply()
+ * still validates and keeps the peer list for when it can.
  */
 import type { ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseCidr } from '../../lib/net.js';
 import { silentLogger, type Logger } from '../../lib/logger.js';
@@ -25,12 +27,12 @@ export type WireGuardMode = 'auto' | 'kernel' | 'userspace' | 'off';
 export interface WireGuardInterfaceOptions {
   /** Interface name, e.g. "pic0" (letters, digits, _ and -, at most 15, starting with a letter). */
   name: string;
-  /** The cell's private key (base64). Written only to the config file, never to a command line. */
+  /** The cell's private key (base64). Reaches `wg` only on its stdin: never a file, never a command line. */
   privateKey: string;
   listenPort: number;
   /** The cell's tunnel address with the subnet's prefix, e.g. 10.8.0.1/24. */
   address: string;
-  /** Directory for `<name>.conf` (the data dir); created if missing. */
+  /** Where earlier versions wrote `<name>.conf` (it held the keys): a file left there is removed at start. */
   configDir: string;
   /** Run every command inside this network namespace (`ip netns exec`). */
   netns?: string;
@@ -57,7 +59,7 @@ export interface WireGuardStatus {
 }
 
 export interface ApplyResult {
-  /** The config file was written (always, unless rendering rejected the input). */
+  /** The peer list was accepted (always, unless rendering rejected the input); it is what the interface gets. */
   written: boolean;
   /** The live interface took the change (`wg syncconf` succeeded). */
   applied: boolean;
@@ -72,7 +74,8 @@ export class WireGuardInterface {
   readonly listenPort: number;
   readonly address: string;
   readonly publicKey: string;
-  readonly configPath: string;
+  /** Where earlier versions kept the config with its keys in plain text; removed at start. */
+  readonly legacyConfigPath: string;
   readonly netns: string | undefined;
 
   private readonly privateKey: string;
@@ -102,7 +105,7 @@ export class WireGuardInterface {
     this.publicKey = publicKeyOf(options.privateKey);
     this.listenPort = options.listenPort;
     this.address = options.address;
-    this.configPath = join(options.configDir, `${options.name}.conf`);
+    this.legacyConfigPath = join(options.configDir, `${options.name}.conf`);
     this.netns = options.netns;
     this.mode = options.mode ?? 'auto';
     this.log = options.logger ?? silentLogger;
@@ -118,8 +121,9 @@ export class WireGuardInterface {
   start(initialPeers: WgPeer[] = this.peers): Promise<void> {
     return this.serialize(async () => {
       if (this.running) return;
+      this.render(initialPeers); // invalid input throws before anything changes
       this.peers = [...initialPeers];
-      await this.writeConfig();
+      await rm(this.legacyConfigPath, { force: true });
       const problem = await this.bringUp();
       if (problem) {
         this.runningMode = null;
@@ -132,7 +136,7 @@ export class WireGuardInterface {
     });
   }
 
-  /** Takes the interface down (and wireguard-go with it). The config file stays. */
+  /** Takes the interface down (and wireguard-go with it). */
   stop(): Promise<void> {
     return this.serialize(async () => {
       if (!this.running && !this.child) return;
@@ -148,15 +152,14 @@ export class WireGuardInterface {
   }
 
   /**
-   * Makes `peers` the interface's complete peer list: writes the config file, then `wg syncconf`
-   * when running. Invalid input throws WireGuardConfigError before anything is written.
+   * Makes `peers` the interface's complete peer list (`wg syncconf` when running). Invalid input
+   * throws WireGuardConfigError before anything changes.
    */
   apply(peers: WgPeer[]): Promise<ApplyResult> {
     return this.serialize(async () => {
       const started = performance.now();
-      const text = this.render(peers);
+      this.render(peers);
       this.peers = [...peers];
-      await this.writeFileAtomic(text);
       const result = (applied: boolean, reason?: string): ApplyResult => ({
         written: true,
         applied,
@@ -227,24 +230,6 @@ export class WireGuardInterface {
 
   private render(peers: WgPeer[]): string {
     return renderWgConfig({ privateKey: this.privateKey, listenPort: this.listenPort, peers });
-  }
-
-  private async writeConfig(): Promise<void> {
-    await this.writeFileAtomic(this.render(this.peers));
-  }
-
-  /** Mode 0600 from creation on (the file holds the private key); rename makes the swap atomic. */
-  private async writeFileAtomic(text: string): Promise<void> {
-    const dir = join(this.configPath, '..');
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    const tmp = `${this.configPath}.${randomBytes(6).toString('hex')}.tmp`;
-    try {
-      await writeFile(tmp, text, { mode: 0o600, flag: 'wx' });
-      await rename(tmp, this.configPath);
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
-    }
   }
 
   /** Returns undefined when up, else why not. Leaves nothing half-made behind on failure. */
@@ -347,7 +332,16 @@ export class WireGuardInterface {
   private async syncconf(): Promise<void> {
     const wg = findExecutable('wg');
     if (!wg) throw new Error("'wg' is missing");
-    await this.runner.run(wg, ['syncconf', this.name, this.configPath], 120_000);
+    // Not /dev/stdin: Node's child stdio is a socket, which wg cannot fopen. A 0600 file in a 0700
+    // dir in RAM, removed as soon as wg returns (or fails), is the nearest to wg-quick's <(…).
+    const dir = await mkdtemp(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'pic-wg-'));
+    try {
+      const file = join(dir, `${this.name}.conf`);
+      await writeFile(file, this.render(this.peers), { mode: 0o600, flag: 'wx' });
+      await this.runner.run(wg, ['syncconf', this.name, file], 120_000);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }
 
   private async interfaceExists(): Promise<boolean> {

@@ -1,0 +1,113 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { CellConfig } from '../../config.js';
+import { openTempDatabase, type TempDatabase } from '../../db/testing.js';
+import { silentLogger } from '../../lib/logger.js';
+import { writeNetwork } from '../config/service.js';
+import { openVault, type Vault } from '../vault/vault.js';
+import type { WgPeer } from '../wireguard/config.js';
+import type { ApplyResult, WireGuardStatus } from '../wireguard/interface.js';
+import { PeerNetwork, type LiveInterface } from './network.js';
+import { createPeer, listPeers } from './service.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Stands in for the real interface: records what was applied, answers status with a counter. */
+class FakeInterface implements LiveInterface {
+  running = true;
+  readonly applied: number[] = [];
+  statusCalls = 0;
+  constructor(private readonly applyMs = 0) {}
+  async start(peers: WgPeer[] = []): Promise<void> {
+    this.applied.push(peers.length);
+  }
+  async apply(peers: WgPeer[]): Promise<ApplyResult> {
+    await sleep(this.applyMs);
+    this.applied.push(peers.length);
+    return { written: true, applied: true, peers: peers.length, durationMs: this.applyMs };
+  }
+  async status(): Promise<WireGuardStatus> {
+    this.statusCalls++;
+    return {
+      interface: 'pic-test', listenPort: 51820, publicKey: 'x', address: '10.8.0.1/24', running: this.running,
+      mode: 'userspace', reason: null,
+      peers: [{ publicKey: `k${this.statusCalls}`, endpoint: null, allowedIps: [], latestHandshake: null, rxBytes: 0, txBytes: 0, persistentKeepalive: null }],
+    };
+  }
+  async stop(): Promise<void> {}
+}
+
+describe('peers on a real SQLite file', () => {
+  let temp: TempDatabase;
+  let vault: Vault;
+  const config = { dataDir: '', wireguard: { interface: 'pic-test', mode: 'off', netns: null } } as unknown as CellConfig;
+  let seq = 0;
+
+  before(async () => {
+    temp = await openTempDatabase('pic-peers-');
+    config.dataDir = temp.dir;
+    vault = await openVault({ dataDir: temp.dir, db: temp.database.db, logger: silentLogger });
+    await temp.database.db.transaction().execute((trx) => writeNetwork(trx, { wireguard_port: 51820, subnet: '10.9.0.0/29', endpoint: null }));
+  });
+  after(async () => {
+    await temp.remove();
+  });
+
+  const addPeer = (name: string) =>
+    temp.database.db.transaction().execute((trx) => createPeer(trx, vault, { name }, `scrypt$unused$${++seq}`));
+
+  it('the name filter matches % and _ literally', async () => {
+    await addPeer('ab');
+    await addPeer('a-b');
+    const { db } = temp.database;
+    assert.deepEqual((await listPeers(db, { q: 'a-b' })).peers.map((p) => p.name), ['a-b']);
+    assert.equal((await listPeers(db, { q: 'a_b' })).total, 0, '_ is not a one-character wildcard');
+    assert.equal((await listPeers(db, { q: '%' })).total, 0, '% is not a wildcard');
+    assert.equal((await listPeers(db, { q: 'b' })).total, 2);
+  });
+
+  it('a /29 holds five peers after the cell; the sixth is a 409 and nothing is written', async () => {
+    await addPeer('p3');
+    await addPeer('p4');
+    await addPeer('p5');
+    await assert.rejects(addPeer('p6'), (err: { status?: number }) => err.status === 409);
+    assert.equal((await listPeers(temp.database.db, {})).total, 5);
+  });
+
+  it('a burst of syncs coalesces into one apply behind the running one, and each caller sees its change', async () => {
+    const fake = new FakeInterface(40);
+    const network = new PeerNetwork(temp.database.db, vault, config, silentLogger, { createInterface: () => fake });
+    await network.start();
+    assert.deepEqual(fake.applied, [5], 'start applies every live peer');
+    await temp.database.db.updateTable('peers').set({ enabled: 0 }).where('name', '=', 'p5').execute();
+    const first = network.sync();
+    await temp.database.db.updateTable('peers').set({ enabled: 0 }).where('name', '=', 'p4').execute();
+    const burst = Array.from({ length: 20 }, () => network.sync());
+    await Promise.all([first, ...burst]);
+    // the first apply may or may not have read the p4 change; the queued one surely did
+    assert.equal(fake.applied.length, 3, `20 syncs behind a running one make one more apply, not 20: ${fake.applied}`);
+    assert.equal(fake.applied.at(-1), 3);
+    await network.stop();
+  });
+
+  it('live counters come from a snapshot: fresh for 2 s, then served stale while one refresh runs', async () => {
+    const fake = new FakeInterface();
+    const network = new PeerNetwork(temp.database.db, vault, config, silentLogger, { createInterface: () => fake });
+    await network.start();
+    const a = await network.liveByKey();
+    const b = await network.liveByKey();
+    assert.equal(fake.statusCalls, 1, 'two reads within 2 s run wg show once');
+    assert.strictEqual(a, b);
+    await sleep(2_100);
+    const stale = await network.liveByKey();
+    assert.strictEqual(stale, a, 'a stale snapshot answers at once');
+    await sleep(10);
+    assert.equal(fake.statusCalls, 2, 'and one refresh ran behind it');
+    assert.ok((await network.liveByKey()).has('k2'));
+    fake.running = false;
+    const calls = fake.statusCalls;
+    assert.equal((await network.liveByKey()).size, 0, 'not running: empty');
+    assert.equal(fake.statusCalls, calls, 'without running wg show');
+    await network.stop();
+  });
+});
