@@ -53,7 +53,7 @@ describe('the store on a real container engine (real cell process)', () => {
 
   before(async () => {
     m = await loadManifestModule();
-    digest = await buildTestEchoImage(engine);
+    digest = await buildTestEchoImage(engine.socketPath);
     storeKey = m.generateStoreKeyPair();
     catalogDir = mkdtempSync(join(tmpdir(), 'pic-store-catalog-'));
     await publish();

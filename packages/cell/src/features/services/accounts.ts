@@ -1,21 +1,17 @@
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { ServiceManifest, TemplateValues } from '@pic/manifest';
-import type { ContainerRuntime } from '@pic/runtime';
 import type { Database, ServiceAccountsTable } from '../../db/schema.js';
-import type { Db } from '../../db/database.js';
 import { errors, HttpError } from '../../http/errors.js';
-import type { Logger } from '../../lib/logger.js';
 import { generatePassword, nowIso } from '../../lib/tokens.js';
-import type { AuditLog } from '../audit/service.js';
 import { readCellSettings } from '../config/service.js';
 import type { PeerDeletionHook } from '../peers/service.js';
-import type { Vault } from '../vault/vault.js';
 import { describeError } from '../store/engine.js';
 import { findInstallation, listInstallations, type Installation } from '../store/installations.js';
 import { readVaultSecret, serviceSecrets } from '../store/specs.js';
 import { parseAccountList, runAccountAction, ServiceActionError } from './actions.js';
 import { fillCredentials, type FilledCredential } from './credentials.js';
 import { manifestLib } from '../store/manifest-lib.js';
+import type { StoreDeps } from '../store/installer.js';
 
 export type AccountRow = Selectable<ServiceAccountsTable>;
 
@@ -28,14 +24,7 @@ export const accountSecretName = (serviceId: string, accountId: number) => `serv
 
 const ACCOUNT_PASSWORD_LENGTH = 24;
 
-export interface AccountsDeps {
-  db: Db;
-  vault: Vault;
-  audit: AuditLog;
-  logger: Logger;
-  runtime: ContainerRuntime;
-  cellId: string;
-}
+export type AccountsDeps = StoreDeps;
 
 export interface AccountView {
   username: string;

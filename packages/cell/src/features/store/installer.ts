@@ -16,13 +16,17 @@ import { containerSpec, generateSecret, manifestVolumes, serviceSecretName, serv
 import { readCellSettings } from '../config/service.js';
 import { manifestLib } from './manifest-lib.js';
 
-export interface InstallerDeps {
+/** What the store's and the services' modules work with: the database, vault, audit log and engine. */
+export interface StoreDeps {
   db: Db;
   vault: Vault;
   audit: AuditLog;
   logger: Logger;
   runtime: ContainerRuntime;
   cellId: string;
+}
+
+export interface InstallerDeps extends StoreDeps {
   /** Called once a service is healthy and recorded as installed (mount its routes, retry account deletions). */
   onInstalled?: (id: string, manifest: ServiceManifest) => Promise<void> | void;
   /** Called before a removal touches the engine (unmount its routes). */
@@ -187,21 +191,7 @@ export class Installer {
       const done = await db.transaction().execute(async (trx) => {
         const now = nowIso();
         await trx.updateTable('service_installations').set({ state: 'installed', installed_at: now, updated_at: now }).where('service_id', '=', req.id).execute();
-        const row = await trx
-          .updateTable('service_jobs')
-          .set({ state: 'healthy', updated_at: now, finished_at: now })
-          .where('id', '=', job.id)
-          .returningAll()
-          .executeTakeFirstOrThrow();
-        this.d.audit.appendIn(trx, {
-          actor: req.actor,
-          action: 'store.install.finished',
-          targetType: 'service',
-          targetId: req.id,
-          result: 'ok',
-          details: { job: job.id, version: manifest.version, state: 'healthy' },
-        });
-        return row;
+        return this.finishJob(trx, job, req, 'ok', { state: 'healthy' }, { version: manifest.version });
       });
       this.d.logger.info('service installed', { service: req.id, version: manifest.version, job: job.id });
       try {
@@ -215,6 +205,33 @@ export class Installer {
     }
   }
 
+  /** Records the job's end state and audits it, inside the caller's transaction. */
+  private async finishJob(
+    trx: Transaction<Database>,
+    job: JobRow,
+    req: Pick<InstallRequest, 'id' | 'actor'>,
+    result: 'ok' | 'error',
+    end: { state: 'healthy' } | { state: 'failed'; error: string },
+    details: Record<string, unknown>,
+  ): Promise<JobRow> {
+    const now = nowIso();
+    const row = await trx
+      .updateTable('service_jobs')
+      .set({ ...end, updated_at: now, finished_at: now })
+      .where('id', '=', job.id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    this.d.audit.appendIn(trx, {
+      actor: req.actor,
+      action: 'store.install.finished',
+      targetType: 'service',
+      targetId: req.id,
+      result,
+      details: { job: job.id, ...end, ...details },
+    });
+    return row;
+  }
+
   /** Undoes what the job created (newest first), records the failure and forgets the installation. */
   private async fail(job: JobRow, req: Pick<InstallRequest, 'id' | 'actor'>, resources: Resource[], err: unknown): Promise<JobRow> {
     const reason = describeError(err);
@@ -222,22 +239,8 @@ export class Installer {
     const leftovers = await this.rollback(resources);
     const error = leftovers.length ? `${reason} (rollback left: ${leftovers.join('; ')})` : reason;
     return this.d.db.transaction().execute(async (trx) => {
-      const now = nowIso();
       await trx.deleteFrom('service_installations').where('service_id', '=', req.id).where('job_id', '=', job.id).where('state', '=', 'installing').execute();
-      const row = await trx
-        .updateTable('service_jobs')
-        .set({ state: 'failed', error, updated_at: now, finished_at: now })
-        .where('id', '=', job.id)
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      this.d.audit.appendIn(trx, {
-        actor: req.actor,
-        action: 'store.install.finished',
-        targetType: 'service',
-        targetId: req.id,
-        result: 'error',
-        details: { job: job.id, state: 'failed', error, rolled_back: resources.length - leftovers.length },
-      });
+      const row = await this.finishJob(trx, job, req, 'error', { state: 'failed', error }, { rolled_back: resources.length - leftovers.length });
       return row;
     });
   }
