@@ -223,6 +223,9 @@ describe('the store on a real container engine (real cell process)', () => {
     );
     const status = await api.get('/api/services/catalog/test-echo/status');
     assert.equal(status.body.healthy, true, status.text);
+    const summary = (await api.get('/api/status')).body.subsystems.store;
+    assert.equal(summary.state, 'ok', JSON.stringify(summary));
+    assert.equal(summary.installed, 1);
     assert.equal(status.body.containers[0].image_digest, digest, 'the container runs the pinned image');
     assert.equal((await api.get('/api/test-echo/status')).body.installed, true);
 
@@ -388,5 +391,9 @@ describe('the store without a container engine (real cell process)', () => {
     assert.equal((await api.post('/api/store/remove', { id: 'test-echo' })).body.removed, false);
     assert.equal((await api.get('/api/services/catalog/test-echo/status')).body.installed, false);
     assert.equal((await api.get('/api/services/catalog/nothing/status')).status, 404);
+    // nothing installed and no engine: a store not in use, which does not make the cell degraded
+    const status = (await api.get('/api/status')).body;
+    assert.equal(status.subsystems.store.state, 'not_configured', JSON.stringify(status.subsystems.store));
+    assert.match(status.subsystems.store.reason, /nonexistent\/pic-docker\.sock/);
   });
 });

@@ -67,6 +67,7 @@ export async function startCell(config: CellConfig, logger: Logger): Promise<Cel
     const intended = config.wireguard.mode === 'off' || !setup.isComplete();
     return { state: intended ? 'not_configured' : 'degraded', reason: wg.reason };
   });
+  status.register('store', () => store.statusSummary());
   status.register('health', () => {
     const latest = health.latest;
     return latest ? { state: latest.status, last_check: latest.ts } : { state: 'degraded', error: 'no health sample yet' };

@@ -11,7 +11,7 @@ import { readVaultSecret, serviceSecrets } from '../store/specs.js';
 import { parseAccountList, runAccountAction, ServiceActionError } from './actions.js';
 import { fillCredentials, type FilledCredential } from './credentials.js';
 import { manifestLib } from '../store/manifest-lib.js';
-import type { StoreDeps } from '../store/installer.js';
+import type { EngineDeps } from '../store/installer.js';
 
 export type AccountRow = Selectable<ServiceAccountsTable>;
 
@@ -24,7 +24,7 @@ export const accountSecretName = (serviceId: string, accountId: number) => `serv
 
 const ACCOUNT_PASSWORD_LENGTH = 24;
 
-export type AccountsDeps = StoreDeps;
+export type AccountsDeps = EngineDeps;
 
 export interface AccountView {
   username: string;

@@ -16,8 +16,8 @@ import { containerSpec, generateSecret, manifestVolumes, serviceSecretName, serv
 import { readCellSettings } from '../config/service.js';
 import { manifestLib } from './manifest-lib.js';
 
-/** What the store's and the services' modules work with: the database, vault, audit log and engine. */
-export interface StoreDeps {
+/** What the installer and the accounts work with: the database, vault, audit log and the container engine. */
+export interface EngineDeps {
   db: Db;
   vault: Vault;
   audit: AuditLog;
@@ -26,7 +26,7 @@ export interface StoreDeps {
   cellId: string;
 }
 
-export interface InstallerDeps extends StoreDeps {
+export interface InstallerDeps extends EngineDeps {
   /** Called once a service is healthy and recorded as installed (mount its routes, retry account deletions). */
   onInstalled?: (id: string, manifest: ServiceManifest) => Promise<void> | void;
   /** Called before a removal touches the engine (unmount its routes). */

@@ -1,6 +1,7 @@
 import type { ContainerRuntime } from '@pic/runtime';
 import type { ServiceManifest } from '@pic/manifest';
 import { manifestLib } from './manifest-lib.js';
+import type { SubsystemStatus } from '../status/service.js';
 import { DEFAULT_CATALOG_DIR, type CellConfig } from '../../config.js';
 import type { Db } from '../../db/database.js';
 import { HttpError } from '../../http/errors.js';
@@ -139,6 +140,15 @@ export class Store {
 
   engine(): Promise<EngineState> {
     return engineState(this.runtime);
+  }
+
+  /** For GET /api/status: how many services are installed, and whether the engine answers. */
+  async statusSummary(): Promise<SubsystemStatus> {
+    const installed = (await listInstallations(this.d.db)).filter((i) => i.state === 'installed').length;
+    const engine = await this.engine();
+    if (engine.reachable) return { state: 'ok', installed, engine: engine.version };
+    // no engine and nothing installed is a store not in use, not a fault
+    return { state: installed ? 'degraded' : 'not_configured', installed, engine: null, reason: engine.reason };
   }
 
   /**
