@@ -299,7 +299,15 @@ describe('password change, admin reset and the user list (real cell process)', (
     assert.notEqual(again.body.password, generated);
     seen.add(again.body.password);
     assertError(await ready.anon().post('/api/auth/login', { username: 'pat', password: generated }), 401);
-    assert.equal((await ready.anon().post('/api/auth/login', { username: 'pat', password: again.body.password })).status, 200);
+    // Until pat picks a new password, only /api/auth/* answers; after it, the rest opens again.
+    const pat = ready.anon();
+    assert.equal((await pat.login('pat', again.body.password)).status, 200);
+    assertError(await pat.get('/api/peer/me'), 403, { code: 'password_change_required', context: 'before the change' });
+    assert.equal((await pat.get('/api/auth/me')).status, 200, 'its own account stays reachable');
+    const changed = await pat.post('/api/auth/change-password', { current_password: again.body.password, new_password: PEER.password });
+    assert.equal(changed.status, 200, changed.text);
+    assert.notEqual((await pat.get('/api/peer/me')).body.code, 'password_change_required', 'the change lifts the block');
+    assert.equal((await pat.get('/api/auth/me')).body.user.must_change_password, false);
   });
 
   it('admin reset-password refuses its own account, unknown users, bad input and non-admins', async () => {

@@ -105,9 +105,13 @@ describe('CSRF on and off, and roles both ways (real cell process)', () => {
     const out = await root2.post('/api/auth/logout', {}, { csrf: false });
     assert.equal(out.status, 200);
     assertError(await root2.get('/api/auth/me'), 401);
-    // The reset signed the peer out; sign it in again for the role tests.
+    // The reset signed the peer out; sign it in again, and pick a new password (a reset one opens
+    // only /api/auth/*), for the role tests.
     peer = new ApiClient(cell.url);
     assert.equal((await peer.login(PEER.username, PEER.password)).status, 200);
+    const own = await peer.post('/api/auth/change-password', { current_password: PEER.password, new_password: 'the peer chose this one' }, { csrf: false });
+    assert.equal(own.status, 200, own.text);
+    PEER.password = 'the peer chose this one';
   });
 
   it('admin → any /api/peer/... path → 403 wrong_role', async () => {

@@ -1,5 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DockerRuntime } from './docker-runtime.js';
@@ -25,12 +26,29 @@ const CELL = `test-${suffix}`;
 const name = (what: string) => `pic-rt-${suffix}-${what}`;
 
 /** Polls an HTTP URL until it answers 200 (the server inside needs a moment after start). */
-async function httpGet(url: string, init: RequestInit = {}, timeoutMs = 10_000): Promise<{ status: number; body: string }> {
+/**
+ * GET with retries until the service answers. node:http, not fetch: right after start, docker-proxy
+ * accepts and then drops connections, and a fetch body cut off that way has been seen to leave its
+ * promise pending with nothing keeping the event loop alive. Here every way a request can end —
+ * response end, error, close, timeout — settles the promise.
+ */
+async function httpGet(url: string, init: { headers?: Record<string, string> } = {}, timeoutMs = 10_000): Promise<{ status: number; body: string }> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      const res = await fetch(url, init);
-      return { status: res.status, body: await res.text() };
+      return await new Promise((resolve, reject) => {
+        const req = request(url, { headers: init.headers, timeout: 5_000 }, (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (body += chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+          res.on('error', reject);
+          res.on('close', () => reject(new Error('response closed before its end')));
+        });
+        req.on('timeout', () => req.destroy(new Error('request timed out')));
+        req.on('error', reject);
+        req.end();
+      });
     } catch (err) {
       if (Date.now() > deadline) throw err;
       await sleep(50);

@@ -7,6 +7,8 @@ export interface SessionUser {
   id: number;
   username: string;
   role: 'admin' | 'peer';
+  /** Set after an admin reset: only /api/auth/* answers until the user picks a new password. */
+  mustChangePassword: boolean;
 }
 
 declare module 'koa' {

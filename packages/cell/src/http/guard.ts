@@ -42,7 +42,7 @@ export async function currentUser(ctx: Context, db: Db): Promise<SessionUser | u
   const user = await db
     .selectFrom('users')
     .leftJoin('peers', 'peers.user_id', 'users.id')
-    .select(['users.id', 'users.username', 'users.role', 'users.disabled', 'peers.enabled as peer_enabled', 'peers.expires_at as peer_expires_at'])
+    .select(['users.id', 'users.username', 'users.role', 'users.disabled', 'users.must_change_password', 'peers.enabled as peer_enabled', 'peers.expires_at as peer_expires_at'])
     .where('users.id', '=', data.uid)
     .executeTakeFirst();
   const peerClosed = user?.role === 'peer' && (user.peer_enabled === 0 || (user.peer_expires_at != null && user.peer_expires_at <= new Date().toISOString()));
@@ -50,7 +50,7 @@ export async function currentUser(ctx: Context, db: Db): Promise<SessionUser | u
     ctx.session = null; // the account changed under this session: end it
     return undefined;
   }
-  ctx.state.user = { id: user.id, username: user.username, role: user.role };
+  ctx.state.user = { id: user.id, username: user.username, role: user.role, mustChangePassword: user.must_change_password === 1 };
   return ctx.state.user;
 }
 
@@ -60,7 +60,8 @@ export interface GuardOptions {
 }
 
 /**
- * The API's front door, in order: setup gate → session (401) → role (403) → CSRF (403).
+ * The API's front door, in order: setup gate → session (401) → role (403) → a password change
+ * that is due (403) → CSRF (403).
  * Routes declare their role too (`requireRole`), but this guard is what makes an
  * undeclared route safe by default.
  */
@@ -76,6 +77,10 @@ export function guardApi({ db, isSetupComplete }: GuardOptions) {
     if (!user) throw errors.unauthorized();
     if (access !== 'session' && user.role !== access) {
       throw errors.forbidden(`this needs the ${access} role`, 'wrong_role');
+    }
+    // A password an admin reset (and someone else saw) opens nothing but /api/auth/*, where it can be changed.
+    if (user.mustChangePassword && access !== 'session') {
+      throw errors.forbidden('change your password first (POST /api/auth/change-password)', 'password_change_required');
     }
     if (needsCsrf(ctx.method, ctx.path)) checkCsrf(ctx);
     await next();
