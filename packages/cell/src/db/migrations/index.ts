@@ -4,6 +4,7 @@ import * as m0002 from './0002_vault.js';
 import * as m0003 from './0003_audit.js';
 import * as m0004 from './0004_peers.js';
 import * as m0005 from './0005_store.js';
+import * as m0006 from './0006_peers_user_id.js';
 
 /** Migrations are listed statically so the built cell needs no directory scanning. */
 const migrations: Record<string, Migration> = {
@@ -12,6 +13,7 @@ const migrations: Record<string, Migration> = {
   '0003_audit': m0003,
   '0004_peers': m0004,
   '0005_store': m0005,
+  '0006_peers_user_id': m0006,
 };
 
 export const migrationProvider: MigrationProvider = {
