@@ -71,7 +71,7 @@ export function buildApp(deps: CellDeps, sqlite: SQLite.Database): Koa {
   app.use(securityHeaders);
   app.use(sessionMiddleware(app, deps.sessions, deps.config.session.idleMs));
   app.use(onlyApi(rateLimitRequests(deps.apiLimiter)));
-  app.use(guardApi({ isSetupComplete: () => deps.setup.isComplete() }));
+  app.use(guardApi({ db: deps.db, isSetupComplete: () => deps.setup.isComplete() }));
   app.use(onlyApi(jsonBody));
 
   for (const router of routers) {

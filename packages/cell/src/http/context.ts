@@ -1,7 +1,6 @@
 import type { Transaction } from 'kysely';
 import type { Database } from '../db/schema.js';
 import type { AuditRecord } from './audit.js';
-import type { Session } from './session.js';
 
 /** Who is asking: set by the session guard, read by handlers. */
 export interface SessionUser {
@@ -17,8 +16,6 @@ declare module 'koa' {
     user?: SessionUser;
   }
   interface DefaultContext {
-    /** This request's session (http/session.ts); null once removed. Set it to null to sign out. */
-    session: Session | null;
     /** Validated request input (body or query), set by `validateBody`/`validateQuery`. */
     input: unknown;
     /** The open transaction, set by `transactional`. */

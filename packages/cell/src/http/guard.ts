@@ -1,8 +1,9 @@
 import type { Context, Next } from 'koa';
+import type { Db } from '../db/database.js';
 import { errors } from './errors.js';
 import type { SessionUser } from './context.js';
 import { safeEqual } from '../lib/tokens.js';
-import { sessionAccount, type AccountRow, type SessionData } from './session.js';
+import type { SessionData } from './session.js';
 
 export const CSRF_HEADER = 'X-CSRF-Token';
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -32,35 +33,29 @@ export function needsCsrf(method: string, rawPath: string): boolean {
   return WRITE_METHODS.has(method) && path.startsWith('/api/') && !path.startsWith('/api/auth/') && !path.startsWith('/api/setup/');
 }
 
-/**
- * Whether the account behind a session may still use it. Checked on every request against the row
- * read with the session itself, so a change (disabled, role changed, peer disabled or expired)
- * takes effect on the very next request; nothing is cached across requests.
- */
-export function accountOpen(account: AccountRow, sessionRole: SessionData['role'], nowIso = new Date().toISOString()): boolean {
-  if (account.disabled === 1 || account.role !== sessionRole) return false;
-  // A peer's login ends the moment its peer is disabled or expires, not when the expiry job next runs.
-  if (account.role === 'peer' && (account.peer_enabled === 0 || (account.peer_expires_at !== null && account.peer_expires_at <= nowIso))) {
-    return false;
-  }
-  return true;
-}
-
 /** Loads the signed-in user from the session (once per request); undefined when there is none. */
-export async function currentUser(ctx: Context): Promise<SessionUser | undefined> {
+export async function currentUser(ctx: Context, db: Db): Promise<SessionUser | undefined> {
   if (ctx.state.user) return ctx.state.user;
-  const data = ctx.session;
+  const data = ctx.session as (SessionData & { isNew?: boolean }) | null;
   if (!data?.uid) return undefined;
-  const account = await sessionAccount(ctx, data.uid);
-  if (!account || !accountOpen(account, data.role)) {
+  // A peer's login also ends the moment its peer is disabled or expires, not when the expiry job next runs.
+  const user = await db
+    .selectFrom('users')
+    .leftJoin('peers', 'peers.user_id', 'users.id')
+    .select(['users.id', 'users.username', 'users.role', 'users.disabled', 'users.must_change_password', 'peers.enabled as peer_enabled', 'peers.expires_at as peer_expires_at'])
+    .where('users.id', '=', data.uid)
+    .executeTakeFirst();
+  const peerClosed = user?.role === 'peer' && (user.peer_enabled === 0 || (user.peer_expires_at != null && user.peer_expires_at <= new Date().toISOString()));
+  if (!user || user.disabled === 1 || user.role !== data.role || peerClosed) {
     ctx.session = null; // the account changed under this session: end it
     return undefined;
   }
-  ctx.state.user = { id: account.id, username: account.username, role: account.role, mustChangePassword: account.must_change_password === 1 };
+  ctx.state.user = { id: user.id, username: user.username, role: user.role, mustChangePassword: user.must_change_password === 1 };
   return ctx.state.user;
 }
 
 export interface GuardOptions {
+  db: Db;
   isSetupComplete: () => boolean;
 }
 
@@ -70,7 +65,7 @@ export interface GuardOptions {
  * Routes declare their role too (`requireRole`), but this guard is what makes an
  * undeclared route safe by default.
  */
-export function guardApi({ isSetupComplete }: GuardOptions) {
+export function guardApi({ db, isSetupComplete }: GuardOptions) {
   return async function guard(ctx: Context, next: Next): Promise<void> {
     const access = accessFor(ctx.path);
     if (access === 'public' || access === 'setup') return next();
@@ -78,7 +73,7 @@ export function guardApi({ isSetupComplete }: GuardOptions) {
     if (!isSetupComplete() && !apiPath(ctx.path).startsWith('/api/auth/')) {
       throw errors.forbidden('setup not complete', 'setup_incomplete');
     }
-    const user = await currentUser(ctx);
+    const user = await currentUser(ctx, db);
     if (!user) throw errors.unauthorized();
     if (access !== 'session' && user.role !== access) {
       throw errors.forbidden(`this needs the ${access} role`, 'wrong_role');
@@ -94,7 +89,7 @@ export function guardApi({ isSetupComplete }: GuardOptions) {
 
 export function checkCsrf(ctx: Context): void {
   const sent = ctx.get(CSRF_HEADER);
-  const expected = ctx.session?.csrf;
+  const expected = (ctx.session as SessionData | null)?.csrf;
   if (!sent || !expected || !safeEqual(sent, expected)) {
     throw errors.forbidden('missing or invalid CSRF token (header X-CSRF-Token from GET /api/auth/csrf-token)', 'csrf');
   }
@@ -111,9 +106,9 @@ export function requireRole(...roles: Array<'admin' | 'peer'>) {
 }
 
 /** For routes open to any signed-in user (the guard's 'session' access). */
-export function requireSession() {
+export function requireSession(db: Db) {
   return async function assertSession(ctx: Context, next: Next): Promise<void> {
-    if (!(await currentUser(ctx))) throw errors.unauthorized();
+    if (!(await currentUser(ctx, db))) throw errors.unauthorized();
     await next();
   };
 }

@@ -34,7 +34,7 @@ describe('SqliteSessionStore on a real SQLite file', () => {
   beforeEach(async () => {
     await database.db.deleteFrom('sessions').execute();
     now = Date.parse('2026-01-01T00:00:00.000Z');
-    store = new SqliteSessionStore(database, ABSOLUTE, () => now);
+    store = new SqliteSessionStore(database.db, ABSOLUTE, () => now);
   });
 
   it('stores the data under the SHA-256 of the id, and never the id itself', async () => {

@@ -7,6 +7,7 @@ import { requireRole, requireSession } from '../../http/guard.js';
 import { validateBody, validateQuery } from '../../http/validate.js';
 import { transactional } from '../../http/transaction.js';
 import { audited } from '../../http/audit.js';
+import type { SessionData } from '../../http/session.js';
 import { randomToken } from '../../lib/tokens.js';
 import { presentUser } from '../users/presenter.js';
 import { findUserById, listUsers } from '../users/service.js';
@@ -15,7 +16,7 @@ import { authenticate, prepareNewPassword, resetPassword, storeNewPassword } fro
 
 /** Starts a fresh session for `user` under a new id (no fixation) with its own CSRF token. */
 export async function signIn(ctx: Context, user: { id: number; role: 'admin' | 'peer' }): Promise<string> {
-  const session = ctx.session!;
+  const session = ctx.session as unknown as SessionData & { regenerate(): Promise<void> };
   const csrf = randomToken(32);
   session.uid = user.id;
   session.role = user.role;
@@ -24,7 +25,7 @@ export async function signIn(ctx: Context, user: { id: number; role: 'admin' | '
   return csrf;
 }
 
-const sessionKey = (ctx: Context): string | undefined => ctx.session?.externalKey;
+const sessionKey = (ctx: Context): string | undefined => (ctx.session as unknown as { externalKey?: string } | null)?.externalKey;
 
 export function authRoutes(deps: CellDeps): Router {
   const { db, sessions, loginLimiter } = deps;
@@ -51,14 +52,14 @@ export function authRoutes(deps: CellDeps): Router {
     ctx.body = { ok: true };
   });
 
-  router.get('/me', requireSession(), async (ctx) => {
+  router.get('/me', requireSession(db), async (ctx) => {
     const found = await findUserById(db, user(ctx).id);
     if (!found) throw errors.unauthorized();
     ctx.body = { ok: true, user: presentUser(found) };
   });
 
-  router.get('/csrf-token', requireSession(), async (ctx) => {
-    const session = ctx.session!;
+  router.get('/csrf-token', requireSession(db), async (ctx) => {
+    const session = ctx.session as unknown as SessionData;
     session.csrf ??= randomToken(32);
     ctx.set('Cache-Control', 'no-store');
     ctx.body = { ok: true, token: session.csrf };
@@ -68,7 +69,7 @@ export function authRoutes(deps: CellDeps): Router {
     'auth.change_password',
     '/change-password',
     rateLimitFailures(loginLimiter),
-    requireSession(),
+    requireSession(db),
     audited('user', (ctx) => ctx.state.user?.username),
     validateBody(ChangePasswordBody),
     async (ctx, next) => {
