@@ -2,10 +2,11 @@
 // The one entry behind `npm start`, `npm test`, `npm run bench` and `npm run build`:
 // installs what is missing (pnpm through npx, no global install), builds the TypeScript, then runs.
 // Nothing here goes through a shell: every child is spawned with an argument array.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { constants } from 'node:os';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const PNPM = 'pnpm@9.15.9';
@@ -39,8 +40,26 @@ export function ensureInstalled() {
   });
 }
 
-export function build() {
+export async function build() {
   run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-b', 'tsconfig.json']);
+  // What `npm start`, the end-to-end tests and the bench run: see scripts/bundle-cell.mjs for why.
+  const { bundleCell } = await import('./bundle-cell.mjs');
+  await bundleCell();
+}
+
+/**
+ * Runs the cell as packages/cell/launch.json says (node flags cannot be given to this process any
+ * more), passing on SIGTERM/SIGINT/SIGHUP and ending with the cell's exit code.
+ */
+function startCell() {
+  const launch = JSON.parse(read('packages/cell/launch.json'));
+  const cell = spawn(process.execPath, [...launch.nodeFlags, join(root, 'packages', 'cell', launch.main)], { cwd: root, stdio: 'inherit' });
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(signal, () => cell.kill(signal));
+  cell.once('error', (err) => {
+    log(`could not start the cell: ${err.message}`);
+    process.exit(1);
+  });
+  cell.once('exit', (code, signal) => process.exit(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1)));
 }
 
 function findTests(dir, out = []) {
@@ -65,13 +84,12 @@ function testFiles(filters) {
 
 const [command = 'start', ...rest] = process.argv.slice(2);
 ensureInstalled();
-build();
+await build();
 
 if (command === 'build') {
   process.exit(0);
 } else if (command === 'start') {
-  // Run the cell in this process, so SIGTERM from npm reaches it directly.
-  await import(pathToFileURL(join(root, 'packages/cell/dist/main.js')).href);
+  startCell();
 } else if (command === 'test') {
   run(process.execPath, [join(root, 'scripts/system-deps.mjs')]);
   const files = testFiles(rest);

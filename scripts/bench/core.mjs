@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runLoad } from './load.mjs';
 import {
-  freePort, httpJson, median, procCpuSeconds, procStatusBytes, sleep, spawnNode, tempDir, waitForOutput,
+  cellArgs, freePort, httpJson, median, procCpuSeconds, procStatusBytes, sleep, spawnNode, tempDir, waitForOutput,
 } from './lib.mjs';
 
 export const name = 'core';
@@ -23,7 +23,7 @@ const MB = 1e6;
  */
 export async function run(ctx) {
   const { root, cleanup, opts, log, shared } = ctx;
-  const cellMain = join(root, 'packages', 'cell', 'dist', 'main.js');
+  const cellCmd = cellArgs(root); // as npm start runs it: node flags and the bundle
   const notes = [];
 
   // --- 1. start-up: spawn → first 200 from /health, fresh data dir each time (first run: migrations included)
@@ -33,10 +33,10 @@ export async function run(ctx) {
   const listeningLine = [];
   for (let i = 0; i < opts.starts; i++) {
     const data = tempDir(cleanup, 'pic-bench-start-');
-    const first = await timeToHealth(ctx, cellMain, data.dir);
+    const first = await timeToHealth(ctx, cellCmd, data.dir);
     cold.push(first.healthMs);
     listeningLine.push(first.listeningMs);
-    const again = await timeToHealth(ctx, cellMain, data.dir);
+    const again = await timeToHealth(ctx, cellCmd, data.dir);
     restart.push(again.healthMs);
     await data.remove();
   }
@@ -45,7 +45,7 @@ export async function run(ctx) {
   const data = tempDir(cleanup, 'pic-bench-cell-');
   writeFileSync(join(data.dir, 'cell.yaml'), `rate_limit:\n  api_per_minute: ${API_PER_MINUTE}\n`);
   notes.push(`cell.yaml sets rate_limit.api_per_minute: ${API_PER_MINUTE} so the API limiter (which still counts every request) never throttles the load`);
-  const cell = spawnNode(cleanup, [cellMain], {
+  const cell = spawnNode(cleanup, cellCmd, {
     env: { PIC_PORT: '0', PIC_HOST: '127.0.0.1', PIC_DATA_DIR: data.dir, PIC_WIREGUARD_MODE: 'off' },
   });
   const [, url] = await waitForOutput(cell, LISTENING);
@@ -146,11 +146,11 @@ async function measured(pid, fn) {
  * Spawns the cell on a port picked beforehand (so /health can be polled from the moment of spawn)
  * and polls it every 5 ms until it answers 200; then stops the cell.
  */
-async function timeToHealth(ctx, cellMain, dataDir) {
+async function timeToHealth(ctx, cellCmd, dataDir) {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const t0 = performance.now();
-  const cell = spawnNode(ctx.cleanup, [cellMain], {
+  const cell = spawnNode(ctx.cleanup, cellCmd, {
     env: { PIC_PORT: String(port), PIC_HOST: '127.0.0.1', PIC_DATA_DIR: dataDir, PIC_WIREGUARD_MODE: 'off' },
   });
   let listeningMs;
@@ -176,7 +176,7 @@ async function timeToHealth(ctx, cellMain, dataDir) {
 }
 
 /** Walks the setup wizard as the first admin, completes it, then signs in afresh. */
-async function signedInSession(url) {
+export async function signedInSession(url) {
   const cookieFrom = (res, previous) => {
     const line = [res.headers['set-cookie'] ?? []].flat().find((c) => c.startsWith('pic.sid='));
     return line ? line.split(';')[0] : previous;

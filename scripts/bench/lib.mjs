@@ -184,3 +184,9 @@ export function httpJson(baseUrl, method, path, { json, headers = {}, timeoutMs 
     req.end(body);
   });
 }
+
+/** node's arguments for the cell as `npm start` runs it (packages/cell/launch.json): its flags, then its bundle. */
+export function cellArgs(root) {
+  const launch = JSON.parse(readFileSync(join(root, 'packages', 'cell', 'launch.json'), 'utf8'));
+  return [...launch.nodeFlags, join(root, 'packages', 'cell', launch.main)];
+}

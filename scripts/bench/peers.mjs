@@ -22,7 +22,7 @@ import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { median, sleep, spawnNode, tempDir, waitForOutput } from './lib.mjs';
+import { cellArgs, median, sleep, spawnNode, tempDir, waitForOutput } from './lib.mjs';
 
 export const name = 'peers';
 export const title = 'Peers and WireGuard (issue 4): adding peers via the API, GET /api/peers with 10,000 peers, applying 10,000 peers';
@@ -120,7 +120,7 @@ const round2 = (n) => Math.round(n * 100) / 100;
  */
 export async function run(ctx) {
   const { root, cleanup, log } = ctx;
-  const cellMain = join(root, 'packages', 'cell', 'dist', 'main.js');
+  const cellCmd = cellArgs(root); // as npm start runs it: node flags and the bundle
   const dist = (p) => import(pathToFileURL(join(root, 'packages', 'cell', 'dist', p)).href);
   const notes = [];
   const json = {};
@@ -181,7 +181,7 @@ export async function run(ctx) {
 
   const startCell = async () => {
     const t0 = performance.now();
-    const cell = spawnNode(cleanup, [cellMain], { env });
+    const cell = spawnNode(cleanup, cellCmd, { env });
     const [, url] = await waitForOutput(cell, LISTENING, 180_000);
     return { cell, url, listeningMs: performance.now() - t0 };
   };

@@ -5,6 +5,7 @@ import { startReadyCell, type ReadyCell } from '../support/ready-cell.js';
 import { startCellProcess } from '../support/cell-process.js';
 import { insertUser, sessionIdHash, withCellDb } from '../support/db.js';
 import { assertError } from '../support/expect.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const PEER = { username: 'pat', password: 'peer password 1234', role: 'peer' as const };
 
@@ -127,10 +128,13 @@ describe('login, logout, me and csrf-token (real cell process)', () => {
     assert.equal((await ready.anon().post('/api/auth/logout')).status, 200);
   });
 
-  it('ends a session whose account was disabled after sign-in', async () => {
+  it('ends a session whose account was disabled after sign-in, even by a write from outside the cell', async () => {
     const peer = ready.anon();
     assert.equal((await peer.login(PEER.username, PEER.password)).status, 200);
+    assert.equal((await peer.get('/api/auth/me')).status, 200, 'signed in, and the account is now in memory');
     withCellDb(ready.cell.dataDir, (db) => db.prepare("UPDATE users SET disabled = 1 WHERE username = 'pat'").run());
+    // The cell's own writes count at once; another connection's commit within 250 ms (WriteCounter.EXTERNAL_CHECK_MS).
+    await sleep(300);
     try {
       assertError(await peer.get('/api/auth/me'), 401, { code: 'unauthorized' });
     } finally {

@@ -1,10 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export const REPO_ROOT = process.env['PIC_REPO_ROOT'] ?? join(import.meta.dirname, '..', '..', '..');
-export const CELL_MAIN = join(REPO_ROOT, 'packages', 'cell', 'dist', 'main.js');
+/** What `npm start` runs (packages/cell/launch.json): node with its flags, and the bundle scripts/bundle-cell.mjs makes. */
+const launch = JSON.parse(readFileSync(join(REPO_ROOT, 'packages', 'cell', 'launch.json'), 'utf8')) as { main: string; nodeFlags: string[] };
+export const CELL_MAIN = join(REPO_ROOT, 'packages', 'cell', launch.main);
+export const CELL_ARGS = [...launch.nodeFlags, CELL_MAIN];
 
 export interface CellProcess {
   url: string;
@@ -31,7 +34,7 @@ export interface StartOptions {
 export async function startCellProcess(opts: StartOptions = {}): Promise<CellProcess> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'pic-e2e-'));
   if (opts.cellYaml !== undefined) writeFileSync(join(dataDir, 'cell.yaml'), opts.cellYaml);
-  const child = spawn(process.execPath, [CELL_MAIN], {
+  const child = spawn(process.execPath, CELL_ARGS, {
     // WireGuard off unless a test asks for it: parallel cells would otherwise fight over one interface and port.
     env: { ...process.env, PIC_PORT: '0', PIC_HOST: '127.0.0.1', PIC_DATA_DIR: dataDir, PIC_WIREGUARD_MODE: 'off', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -85,7 +88,7 @@ export async function startCellProcess(opts: StartOptions = {}): Promise<CellPro
 export async function runCellExpectingFailure(opts: StartOptions = {}): Promise<{ code: number | null; output: string }> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'pic-e2e-'));
   if (opts.cellYaml !== undefined) writeFileSync(join(dataDir, 'cell.yaml'), opts.cellYaml);
-  const child = spawn(process.execPath, [CELL_MAIN], {
+  const child = spawn(process.execPath, CELL_ARGS, {
     env: { ...process.env, PIC_PORT: '0', PIC_DATA_DIR: dataDir, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

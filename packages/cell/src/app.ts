@@ -7,6 +7,7 @@ import { sessionMiddleware } from './http/session.js';
 import { rateLimitRequests } from './http/rate-limit.js';
 import { guardApi, isApiPath } from './http/guard.js';
 import { jsonBody } from './http/json-body.js';
+import { routerDispatch } from './http/dispatch.js';
 import { authRoutes } from './features/auth/routes.js';
 import { setupRoutes } from './features/setup/routes.js';
 import { configRoutes } from './features/config/routes.js';
@@ -21,12 +22,14 @@ import { auditWrites, type RouteNamer } from './http/audit.js';
 import type Router from '@koa/router';
 import './http/context.js';
 
-async function securityHeaders(ctx: Context, next: Next): Promise<void> {
+// Middleware that only passes the request on returns next() itself instead of awaiting it: every
+// request crosses each of them, and an async wrapper per layer is a measurable share of a cheap GET.
+function securityHeaders(ctx: Context, next: Next): Promise<void> {
   ctx.set('X-Content-Type-Options', 'nosniff');
   ctx.set('X-Frame-Options', 'DENY');
   ctx.set('Referrer-Policy', 'no-referrer');
   if (isApiPath(ctx.path)) ctx.set('Cache-Control', 'no-store');
-  await next();
+  return next();
 }
 
 function onlyApi(middleware: (ctx: Context, next: Next) => Promise<void>) {
@@ -71,12 +74,10 @@ export function buildApp(deps: CellDeps, sqlite: SQLite.Database): Koa {
   app.use(securityHeaders);
   app.use(sessionMiddleware(app, deps.sessions, deps.config.session.idleMs));
   app.use(onlyApi(rateLimitRequests(deps.apiLimiter)));
-  app.use(guardApi({ db: deps.db, isSetupComplete: () => deps.setup.isComplete() }));
+  app.use(guardApi({ sessions: deps.sessions, isSetupComplete: () => deps.setup.isComplete() }));
   app.use(onlyApi(jsonBody));
 
-  for (const router of routers) {
-    app.use(router.routes());
-    app.use(router.allowedMethods({ throw: false }));
-  }
+  // Each router's routes() and allowedMethods(), in this order, for the routers that can match the path.
+  app.use(routerDispatch(routers));
   return app;
 }

@@ -41,7 +41,7 @@ export async function startCell(config: CellConfig, logger: Logger): Promise<Cel
   await setup.load(database.db);
   const status = new StatusRegistry();
   const health = new HealthMonitor(database.db, database.sqlite, config.dataDir, config.health, logger);
-  const sessions = new SqliteSessionStore(database.db, config.session.absoluteMs);
+  const sessions = new SqliteSessionStore(database, config.session.absoluteMs);
   const loginLimiter = new SlidingWindowLimiter(config.rateLimit.loginFailures, config.rateLimit.loginWindowMs);
   const apiLimiter = new SlidingWindowLimiter(config.rateLimit.apiPerMinute, 60_000);
   const audit = new AuditLog(database.db, database.sqlite);

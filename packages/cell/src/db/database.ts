@@ -4,6 +4,7 @@ import SQLite from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect, type SqliteDatabase } from 'kysely';
 import type { Database } from './schema.js';
 import { migrationProvider } from './migrations/index.js';
+import { WriteCounter } from './write-counter.js';
 
 export type Db = Kysely<Database>;
 
@@ -11,6 +12,8 @@ export interface CellDatabase {
   db: Db;
   /** The raw handle, for pragmas and the health probe. */
   sqlite: SQLite.Database;
+  /** Moves on every write through `db`: in-memory copies of rows check it before they are trusted. */
+  writes: WriteCounter;
   migrate(): Promise<string[]>;
   close(): Promise<void>;
 }
@@ -52,11 +55,13 @@ export function openDatabase(file: string): CellDatabase {
   sqlite.pragma('busy_timeout = 5000');
   sqlite.pragma('synchronous = NORMAL');
   for (const f of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+  const writes = new WriteCounter(sqlite);
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }), plugins: [writes] });
   let closed = false;
   return {
     db,
     sqlite,
+    writes,
     async migrate() {
       const migrator = new Migrator({ db, provider: migrationProvider });
       const { error, results } = await migrator.migrateToLatest();

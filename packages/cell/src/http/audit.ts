@@ -67,8 +67,13 @@ function resultFor(status: number): AuditResult {
  * recorded on its own afterwards.
  */
 export function auditWrites(log: AuditLog, logger: Logger, routeName: RouteNamer) {
-  return async function auditRequest(ctx: Context, next: Next): Promise<void> {
+  return function auditRequest(ctx: Context, next: Next): Promise<void> {
+    // reads pass straight through (no async wrapper: every request crosses this)
     if (!WRITE_METHODS.has(ctx.method) || !isApiPath(ctx.path)) return next();
+    return auditWrite(ctx, next);
+  };
+
+  async function auditWrite(ctx: Context, next: Next): Promise<void> {
     const record = new AuditRecord(ctx, log, routeName);
     ctx.audit = record;
     try {
@@ -87,7 +92,7 @@ export function auditWrites(log: AuditLog, logger: Logger, routeName: RouteNamer
         .writeAlone(resultFor(status), status >= 400 ? { status } : undefined)
         .catch((auditErr) => logger.error('audit append failed after a completed change', { error: String(auditErr) }));
     }
-  };
+  }
 }
 
 /**

@@ -1,9 +1,8 @@
 import type { Context, Next } from 'koa';
-import type { Db } from '../db/database.js';
 import { errors } from './errors.js';
 import type { SessionUser } from './context.js';
 import { safeEqual } from '../lib/tokens.js';
-import type { SessionData } from './session.js';
+import type { SessionAccount, SessionData, SqliteSessionStore } from './session.js';
 
 export const CSRF_HEADER = 'X-CSRF-Token';
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -16,7 +15,9 @@ export type Access = 'public' | 'setup' | 'session' | 'admin' | 'peer';
  * otherwise `/API/STATUS` would reach a route while skipping the checks meant for `/api/status`.
  */
 export const apiPath = (path: string): string => path.toLowerCase();
-export const isApiPath = (path: string): boolean => apiPath(path).startsWith('/api/');
+const API_PREFIX = /^\/api\//i;
+/** Same answer as `apiPath(path).startsWith('/api/')`, without a lowercased copy (several middleware ask, on every request). */
+export const isApiPath = (path: string): boolean => API_PREFIX.test(path);
 
 export function accessFor(rawPath: string): Access {
   const path = apiPath(rawPath);
@@ -33,29 +34,43 @@ export function needsCsrf(method: string, rawPath: string): boolean {
   return WRITE_METHODS.has(method) && path.startsWith('/api/') && !path.startsWith('/api/auth/') && !path.startsWith('/api/setup/');
 }
 
-/** Loads the signed-in user from the session (once per request); undefined when there is none. */
-export async function currentUser(ctx: Context, db: Db): Promise<SessionUser | undefined> {
+const NOT_CACHED = Symbol('account not in memory');
+
+/**
+ * The signed-in user when it can be told without a query: already found for this request, or
+ * the session's account is in the store's memory. NOT_CACHED when the account must be loaded.
+ */
+function userInMemory(ctx: Context, sessions: SqliteSessionStore): SessionUser | undefined | typeof NOT_CACHED {
   if (ctx.state.user) return ctx.state.user;
-  const data = ctx.session as (SessionData & { isNew?: boolean }) | null;
+  const data = ctx.session as SessionData | null;
   if (!data?.uid) return undefined;
+  const account = sessions.accountInMemory(data.uid);
+  return account ? admitAccount(ctx, data, account) : NOT_CACHED;
+}
+
+/** Loads the signed-in user from the session (once per request); undefined when there is none. */
+export async function currentUser(ctx: Context, sessions: SqliteSessionStore): Promise<SessionUser | undefined> {
+  const known = userInMemory(ctx, sessions);
+  if (known !== NOT_CACHED) return known;
+  const data = ctx.session as SessionData & { uid: number };
+  return admitAccount(ctx, data, await sessions.account(data.uid));
+}
+
+/** Whether the session's account still lets it in; when not, the session ends here. */
+function admitAccount(ctx: Context, data: SessionData, account: SessionAccount | undefined): SessionUser | undefined {
   // A peer's login also ends the moment its peer is disabled or expires, not when the expiry job next runs.
-  const user = await db
-    .selectFrom('users')
-    .leftJoin('peers', 'peers.user_id', 'users.id')
-    .select(['users.id', 'users.username', 'users.role', 'users.disabled', 'users.must_change_password', 'peers.enabled as peer_enabled', 'peers.expires_at as peer_expires_at'])
-    .where('users.id', '=', data.uid)
-    .executeTakeFirst();
-  const peerClosed = user?.role === 'peer' && (user.peer_enabled === 0 || (user.peer_expires_at != null && user.peer_expires_at <= new Date().toISOString()));
-  if (!user || user.disabled === 1 || user.role !== data.role || peerClosed) {
+  const peerClosed =
+    account?.role === 'peer' && (account.peerDisabled || (account.peerExpiresAtMs !== null && account.peerExpiresAtMs <= Date.now()));
+  if (!account || account.disabled || account.role !== data.role || peerClosed) {
     ctx.session = null; // the account changed under this session: end it
     return undefined;
   }
-  ctx.state.user = { id: user.id, username: user.username, role: user.role, mustChangePassword: user.must_change_password === 1 };
+  ctx.state.user = { id: account.id, username: account.username, role: account.role, mustChangePassword: account.mustChangePassword };
   return ctx.state.user;
 }
 
 export interface GuardOptions {
-  db: Db;
+  sessions: SqliteSessionStore;
   isSetupComplete: () => boolean;
 }
 
@@ -65,26 +80,32 @@ export interface GuardOptions {
  * Routes declare their role too (`requireRole`), but this guard is what makes an
  * undeclared route safe by default.
  */
-export function guardApi({ db, isSetupComplete }: GuardOptions) {
-  return async function guard(ctx: Context, next: Next): Promise<void> {
+export function guardApi({ sessions, isSetupComplete }: GuardOptions) {
+  return function guard(ctx: Context, next: Next): Promise<void> {
     const access = accessFor(ctx.path);
     if (access === 'public' || access === 'setup') return next();
     // Before setup completes, only the wizard and signing in (to resume it) are open.
     if (!isSetupComplete() && !apiPath(ctx.path).startsWith('/api/auth/')) {
       throw errors.forbidden('setup not complete', 'setup_incomplete');
     }
-    const user = await currentUser(ctx, db);
-    if (!user) throw errors.unauthorized();
-    if (access !== 'session' && user.role !== access) {
-      throw errors.forbidden(`this needs the ${access} role`, 'wrong_role');
-    }
-    // A password an admin reset (and someone else saw) opens nothing but /api/auth/*, where it can be changed.
-    if (user.mustChangePassword && access !== 'session') {
-      throw errors.forbidden('change your password first (POST /api/auth/change-password)', 'password_change_required');
-    }
-    if (needsCsrf(ctx.method, ctx.path)) checkCsrf(ctx);
-    await next();
+    // Synchronous while the account is in memory (almost always): no promise per request for it.
+    const known = userInMemory(ctx, sessions);
+    if (known === NOT_CACHED) return currentUser(ctx, sessions).then((user) => admit(ctx, next, access, user));
+    return admit(ctx, next, access, known);
   };
+}
+
+function admit(ctx: Context, next: Next, access: 'session' | 'admin' | 'peer', user: SessionUser | undefined): Promise<void> {
+  if (!user) throw errors.unauthorized();
+  if (access !== 'session' && user.role !== access) {
+    throw errors.forbidden(`this needs the ${access} role`, 'wrong_role');
+  }
+  // A password an admin reset (and someone else saw) opens nothing but /api/auth/*, where it can be changed.
+  if (user.mustChangePassword && access !== 'session') {
+    throw errors.forbidden('change your password first (POST /api/auth/change-password)', 'password_change_required');
+  }
+  if (needsCsrf(ctx.method, ctx.path)) checkCsrf(ctx);
+  return next();
 }
 
 export function checkCsrf(ctx: Context): void {
@@ -97,18 +118,18 @@ export function checkCsrf(ctx: Context): void {
 
 /** Route-level statement of who may call it (the guard has already enforced it; this keeps routes honest). */
 export function requireRole(...roles: Array<'admin' | 'peer'>) {
-  return async function assertRole(ctx: Context, next: Next): Promise<void> {
+  return function assertRole(ctx: Context, next: Next): Promise<void> {
     const user = ctx.state.user;
     if (!user) throw errors.unauthorized();
     if (!roles.includes(user.role)) throw errors.forbidden(`this needs the ${roles.join(' or ')} role`, 'wrong_role');
-    await next();
+    return next();
   };
 }
 
 /** For routes open to any signed-in user (the guard's 'session' access). */
-export function requireSession(db: Db) {
+export function requireSession(sessions: SqliteSessionStore) {
   return async function assertSession(ctx: Context, next: Next): Promise<void> {
-    if (!(await currentUser(ctx, db))) throw errors.unauthorized();
+    if (!(await currentUser(ctx, sessions))) throw errors.unauthorized();
     await next();
   };
 }

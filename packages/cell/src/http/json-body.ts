@@ -11,8 +11,14 @@ export const BODY_LIMIT = '1mb';
  * 415; malformed JSON is a 400 malformed_json; oversized bodies a 413 through the error handler.
  * The parsed value lands on ctx.request.body for the validator; handlers read ctx.input.
  */
-export async function jsonBody(ctx: Context, next: Next): Promise<void> {
-  if (!['POST', 'PUT', 'PATCH'].includes(ctx.method) || !hasBody(ctx)) return next();
+export function jsonBody(ctx: Context, next: Next): Promise<void> {
+  if (!BODY_METHODS.has(ctx.method) || !hasBody(ctx)) return next();
+  return readJsonBody(ctx, next);
+}
+
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
+
+async function readJsonBody(ctx: Context, next: Next): Promise<void> {
   if (!ctx.is('application/json')) throw errors.unsupportedMediaType();
   let text: string;
   try {

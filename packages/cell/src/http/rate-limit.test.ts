@@ -103,4 +103,17 @@ describe('SlidingWindowLimiter', () => {
     mock.timers.tick(5000);
     assert.equal(keysHeld(l), 1, 'no sweep runs after stop()');
   });
+
+  it('take() answers as peek() then record() would, in one pass', () => {
+    const c = clock();
+    const l = new SlidingWindowLimiter(2, 10_000, c.now);
+    assert.deepEqual(l.take('k'), { allowed: true, remaining: 1, resetSeconds: 10 });
+    c.advance(4_000);
+    assert.deepEqual(l.take('k'), { allowed: true, remaining: 0, resetSeconds: 6 }, 'the oldest hit decides the reset');
+    assert.deepEqual(l.take('k'), { allowed: false, remaining: 0, resetSeconds: 6 });
+    assert.equal(l.peek('k').remaining, 0, 'a refused take() records nothing');
+    c.advance(6_000);
+    assert.deepEqual(l.take('k'), { allowed: true, remaining: 0, resetSeconds: 4 }, 'the first hit left; the second is the oldest now');
+  });
 });
+

@@ -35,10 +35,10 @@ export class SlidingWindowLimiter {
   }
 
   /** The key's log with expired hits dropped; undefined when nothing is live. */
-  private live(key: string): HitLog | undefined {
+  private live(key: string, now = this.now()): HitLog | undefined {
     const log = this.hits.get(key);
     if (!log) return undefined;
-    const cutoff = this.now() - this.windowMs;
+    const cutoff = now - this.windowMs;
     while (log.head < log.times.length && log.times[log.head]! <= cutoff) log.head++;
     if (log.head === log.times.length) {
       this.hits.delete(key);
@@ -51,19 +51,40 @@ export class SlidingWindowLimiter {
     return log;
   }
 
+  private resetSeconds(log: HitLog | undefined, now: number): number {
+    const oldest = log?.times[log.head];
+    const resetMs = oldest === undefined ? this.windowMs : oldest + this.windowMs - now;
+    return Math.max(1, Math.ceil(resetMs / 1000));
+  }
+
   /** Remaining hits and seconds until the oldest one leaves the window. */
   peek(key: string): { remaining: number; resetSeconds: number } {
-    const log = this.live(key);
+    const now = this.now();
+    const log = this.live(key, now);
     const count = log ? log.times.length - log.head : 0;
-    const oldest = log?.times[log.head];
-    const resetMs = oldest === undefined ? this.windowMs : oldest + this.windowMs - this.now();
-    return { remaining: Math.max(0, this.limit - count), resetSeconds: Math.max(1, Math.ceil(resetMs / 1000)) };
+    return { remaining: Math.max(0, this.limit - count), resetSeconds: this.resetSeconds(log, now) };
   }
 
   record(key: string): void {
-    const log = this.live(key);
-    if (log) log.times.push(this.now());
-    else this.hits.set(key, { times: [this.now()], head: 0 });
+    const now = this.now();
+    const log = this.live(key, now);
+    if (log) log.times.push(now);
+    else this.hits.set(key, { times: [now], head: 0 });
+  }
+
+  /**
+   * peek() then record() when there is room, in one pass (the API-wide limiter runs it on every
+   * request). `remaining` counts this hit; `resetSeconds` is as peek() saw it before.
+   */
+  take(key: string): { allowed: boolean; remaining: number; resetSeconds: number } {
+    const now = this.now();
+    const log = this.live(key, now);
+    const count = log ? log.times.length - log.head : 0;
+    const resetSeconds = this.resetSeconds(log, now);
+    if (count >= this.limit) return { allowed: false, remaining: 0, resetSeconds };
+    if (log) log.times.push(now);
+    else this.hits.set(key, { times: [now], head: 0 });
+    return { allowed: true, remaining: this.limit - count - 1, resetSeconds };
   }
 
   reset(key: string): void {
@@ -83,15 +104,11 @@ function setRateLimitHeaders(ctx: Context, limiter: SlidingWindowLimiter, state:
 
 /** Every request counts against the limit (the API-wide limiter). */
 export function rateLimitRequests(limiter: SlidingWindowLimiter) {
-  return async function limitRequests(ctx: Context, next: Next): Promise<void> {
-    const before = limiter.peek(ctx.ip);
-    if (before.remaining === 0) {
-      setRateLimitHeaders(ctx, limiter, before);
-      throw errors.tooManyRequests(before.resetSeconds, 'too many requests; slow down');
-    }
-    limiter.record(ctx.ip);
-    setRateLimitHeaders(ctx, limiter, { ...before, remaining: before.remaining - 1 });
-    await next();
+  return function limitRequests(ctx: Context, next: Next): Promise<void> {
+    const state = limiter.take(ctx.ip);
+    setRateLimitHeaders(ctx, limiter, state);
+    if (!state.allowed) throw errors.tooManyRequests(state.resetSeconds, 'too many requests; slow down');
+    return next();
   };
 }
 

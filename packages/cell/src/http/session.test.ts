@@ -34,7 +34,7 @@ describe('SqliteSessionStore on a real SQLite file', () => {
   beforeEach(async () => {
     await database.db.deleteFrom('sessions').execute();
     now = Date.parse('2026-01-01T00:00:00.000Z');
-    store = new SqliteSessionStore(database.db, ABSOLUTE, () => now);
+    store = new SqliteSessionStore(database, ABSOLUTE, () => now);
   });
 
   it('stores the data under the SHA-256 of the id, and never the id itself', async () => {
@@ -145,5 +145,54 @@ describe('SqliteSessionStore on a real SQLite file', () => {
     const left = (await rows()).map((r) => r.id_hash);
     assert.deepEqual(left, [sha256Hex('alive-late')]);
     assert.equal(await store.purgeExpired(), 0);
+  });
+
+  describe('the in-memory copies (no query per request, yet every write counts at once)', () => {
+    it('serves a session and an account from memory until something is written', async () => {
+      await store.set('k', { uid: alice, role: 'admin', csrf: 'c1' }, IDLE);
+      assert.deepEqual(await store.get('k'), { uid: alice, role: 'admin', csrf: 'c1' });
+      assert.equal((await store.account(alice))?.username, 'alice');
+      // A write the cache cannot see (straight on the raw handle, which kysely's counter does not watch)…
+      database.sqlite.prepare("UPDATE sessions SET data = '{\"uid\":1,\"role\":\"admin\",\"csrf\":\"raw\"}'").run();
+      database.sqlite.prepare("UPDATE users SET username = 'renamed-raw' WHERE id = ?").run(alice);
+      assert.equal((await store.get('k'))?.csrf, 'c1', 'proves the answer came from memory');
+      assert.equal(store.accountInMemory(alice)?.username, 'alice');
+      // …and any write through kysely, on any table, retires the copies.
+      await database.db.updateTable('users').set({ username: 'alice' }).where('id', '=', alice).execute();
+      assert.equal(store.accountInMemory(alice), undefined);
+      assert.equal((await store.get('k'))?.csrf, 'raw', 'read again from the database');
+    });
+
+    it('a disabled account and a logout count from the very next read', async () => {
+      await store.set('k', { uid: bob, role: 'peer' }, IDLE);
+      assert.equal((await store.account(bob))?.disabled, false);
+      await database.db.updateTable('users').set({ disabled: 1 }).where('id', '=', bob).execute();
+      assert.equal((await store.account(bob))?.disabled, true);
+      await database.db.updateTable('users').set({ disabled: 0 }).where('id', '=', bob).execute();
+      await store.destroy('k');
+      assert.equal(await store.get('k'), undefined);
+    });
+
+    it('keeps nothing a write overlapped: a load queued behind a transaction that rolls back', async () => {
+      await store.set('k', { uid: alice, role: 'admin' }, IDLE);
+      let loading: Promise<unknown> | undefined;
+      await assert.rejects(
+        database.db.transaction().execute(async (trx) => {
+          await trx.updateTable('users').set({ disabled: 1 }).where('id', '=', alice).execute();
+          loading = store.account(alice); // waits for the connection the transaction holds
+          throw new Error('roll back');
+        }),
+        /roll back/,
+      );
+      assert.equal(((await loading) as { disabled: boolean }).disabled, false, 'the load saw the committed row');
+      assert.equal((await store.account(alice))?.disabled, false);
+    });
+
+    it('time still ends a session served from memory', async () => {
+      await store.set('k', { uid: alice, role: 'admin' }, IDLE);
+      assert.ok(await store.get('k'));
+      now += IDLE;
+      assert.equal(await store.get('k'), undefined);
+    });
   });
 });

@@ -1,5 +1,6 @@
 import type { Context, Next } from 'koa';
 import type { Static, TSchema } from '@sinclair/typebox';
+import type { ValidateFunction } from 'ajv';
 import { compile, fieldErrors } from '../lib/ajv.js';
 import { errors, type FieldErrors } from './errors.js';
 
@@ -11,8 +12,9 @@ export type SemanticCheck<T> = (input: T) => FieldErrors;
  * Handlers read `ctx.input`, never `ctx.request.body`.
  */
 export function validateBody<S extends TSchema>(schema: S, check?: SemanticCheck<Static<S>>) {
-  const validate = compile(schema);
+  const validator = lazyValidator(schema);
   return async function validateRequestBody(ctx: Context, next: Next): Promise<void> {
+    const validate = validator();
     const body = (ctx.request as { body?: unknown }).body;
     // A body-less request validates as {} so "required" errors name the missing fields.
     const input = body === undefined ? {} : body;
@@ -25,6 +27,15 @@ export function validateBody<S extends TSchema>(schema: S, check?: SemanticCheck
     ctx.input = input;
     await next();
   };
+}
+
+/**
+ * Compiled on first use: an idle cell holds no generated code for the dozens of routes nobody
+ * has called yet (compiling one takes about a millisecond). Every schema is exercised by the tests.
+ */
+function lazyValidator<S extends TSchema>(schema: S): () => ValidateFunction<Static<S>> {
+  let validate: ValidateFunction<Static<S>> | undefined;
+  return () => (validate ??= compile(schema));
 }
 
 /** Runs the extra checks on input the schema refused; they skip fields of the wrong type, and any throw is ignored. */
@@ -52,8 +63,9 @@ export function validateBodyBy(pick: (ctx: Context) => { schema: TSchema; check?
 
 /** Validates the query string. Values arrive as strings; the schema's own types are applied after numeric coercion of `numeric` keys. */
 export function validateQuery<S extends TSchema>(schema: S, numeric: string[] = []) {
-  const validate = compile(schema);
+  const validator = lazyValidator(schema);
   return async function validateRequestQuery(ctx: Context, next: Next): Promise<void> {
+    const validate = validator();
     const query: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(ctx.query)) {
       if (Array.isArray(value)) throw errors.validation({ [key]: 'must be given once' });

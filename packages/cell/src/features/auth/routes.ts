@@ -52,13 +52,13 @@ export function authRoutes(deps: CellDeps): Router {
     ctx.body = { ok: true };
   });
 
-  router.get('/me', requireSession(db), async (ctx) => {
+  router.get('/me', requireSession(sessions), async (ctx) => {
     const found = await findUserById(db, user(ctx).id);
     if (!found) throw errors.unauthorized();
     ctx.body = { ok: true, user: presentUser(found) };
   });
 
-  router.get('/csrf-token', requireSession(db), async (ctx) => {
+  router.get('/csrf-token', requireSession(sessions), async (ctx) => {
     const session = ctx.session as unknown as SessionData;
     session.csrf ??= randomToken(32);
     ctx.set('Cache-Control', 'no-store');
@@ -69,7 +69,7 @@ export function authRoutes(deps: CellDeps): Router {
     'auth.change_password',
     '/change-password',
     rateLimitFailures(loginLimiter),
-    requireSession(db),
+    requireSession(sessions),
     audited('user', (ctx) => ctx.state.user?.username),
     validateBody(ChangePasswordBody),
     async (ctx, next) => {

@@ -26,7 +26,7 @@ export function setupRoutes(deps: CellDeps): Router {
     // Remember which step this request is for: the body is validated against it.
     ctx.state['step'] = setup.current.step;
     if (setup.current.step !== 'admin') {
-      const user = await currentUser(ctx, db);
+      const user = await currentUser(ctx, deps.sessions);
       if (!user) throw errors.unauthorized('sign in as the admin created in the first step to continue setup');
       if (user.role !== 'admin') throw errors.forbidden('setup needs the admin role', 'wrong_role');
     }
@@ -34,7 +34,7 @@ export function setupRoutes(deps: CellDeps): Router {
   };
   /** After completion the status is no longer public: it needs any signed-in user. */
   const publicUntilComplete = async (ctx: Context, next: Next) => {
-    if (setup.isComplete() && !(await currentUser(ctx, db))) throw errors.unauthorized();
+    if (setup.isComplete() && !(await currentUser(ctx, deps.sessions))) throw errors.unauthorized();
     await next();
   };
 

@@ -1,19 +1,22 @@
 import Router from '@koa/router';
 import type { CellDeps } from '../../deps.js';
 import { requireRole } from '../../http/guard.js';
-import { overallState } from './service.js';
+import { overallState, type SubsystemStatus } from './service.js';
 
 export function statusRoutes(deps: CellDeps): Router {
   const router = new Router();
+  // The answer changes at most once a second (the summary is shared for a second, uptime counts
+  // seconds): a dashboard polling it gets the same text, serialized once.
+  let last: { subsystems: Record<string, SubsystemStatus>; uptime: number; json: string } | undefined;
   router.get('/api/status', requireRole('admin'), async (ctx) => {
     const subsystems = await deps.status.summary();
-    ctx.body = {
-      ok: true,
-      status: overallState(subsystems),
-      version: deps.version,
-      uptime_s: Math.round((Date.now() - deps.startedAt) / 1000),
-      subsystems,
-    };
+    const uptime = Math.round((Date.now() - deps.startedAt) / 1000);
+    if (last?.subsystems !== subsystems || last.uptime !== uptime) {
+      const body = { ok: true, status: overallState(subsystems), version: deps.version, uptime_s: uptime, subsystems };
+      last = { subsystems, uptime, json: JSON.stringify(body) };
+    }
+    ctx.type = 'application/json';
+    ctx.body = last.json;
   });
   return router;
 }
