@@ -63,7 +63,9 @@ export function openDatabase(file: string): CellDatabase {
     sqlite,
     writes,
     async migrate() {
-      const migrator = new Migrator({ db, provider: migrationProvider });
+      // Plain code-unit order for names like 0006_peers_user_id: kysely's default, localeCompare,
+      // loads ICU collation data (~2 MB of resident memory) for a sort of ASCII names.
+      const migrator = new Migrator({ db, provider: migrationProvider, nameComparator: (a, b) => (a < b ? -1 : a > b ? 1 : 0) });
       const { error, results } = await migrator.migrateToLatest();
       if (error) throw error instanceof Error ? error : new Error(String(error));
       return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
