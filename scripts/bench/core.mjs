@@ -72,31 +72,43 @@ export async function run(ctx) {
   const bodyFile = join(data.dir, 'bench-status-body.json');
   writeFileSync(bodyFile, JSON.stringify(probe.body));
   const stackCmd = [...cellCmd.slice(0, -1), join(root, 'scripts', 'bench', 'koa-stack.mjs')];
-  const stack = spawnNode(cleanup, stackCmd, { env: { PORT: '0', BODY_FILE: bodyFile } });
-  const [, stackUrl] = await waitForOutput(stack, /stack listening on (http:\/\/\S+)/);
   const { SESSION_ID } = await import('./koa-stack-session.mjs');
-  const stackTarget = { url: `${stackUrl}/api/status`, headers: { cookie: `pic.sid=${SESSION_ID}` } };
+  const startStack = async (env) => {
+    const proc = spawnNode(cleanup, stackCmd, { env: { PORT: '0', BODY_FILE: bodyFile, ...env } });
+    const [, stackUrl] = await waitForOutput(proc, /stack listening on (http:\/\/\S+)/);
+    return { proc, target: { url: `${stackUrl}/api/status`, headers: { cookie: `pic.sid=${SESSION_ID}` } } };
+  };
+  const stack = await startStack({});
+  const stackTarget = stack.target;
+  // and the same parts without koa-session, to show what that one part costs
+  const bare = await startStack({ WITHOUT_SESSION: '1' });
 
   // --- 4. alternate the two, `rounds` times; the figure is the median round
   const load = { connections: opts.connections, warmupMs: opts.warmup * 1000, durationMs: opts.seconds * 1000 };
   // Both start cold (the cell has just dropped its start-up code, see above): 3 s of load each
   // before the measured rounds, so the rounds compare warmed-up servers.
-  for (const target of [{ url: `${url}/api/status`, headers: { cookie: session.cookie } }, stackTarget, { url: `${koaUrl}/` }]) {
+  // The cell last: it starts the rounds, and an idle pause of 8 s lets V8 drop its code again.
+  for (const target of [stackTarget, bare.target, { url: `${koaUrl}/` }, { url: `${url}/api/status`, headers: { cookie: session.cookie } }]) {
     await runLoad({ ...target, connections: opts.connections, warmupMs: 0, durationMs: 3000 });
   }
   const rounds = [];
   for (let r = 1; r <= opts.rounds; r++) {
     const status = await measured(cell.pid, () => runLoad({ url: `${url}/api/status`, headers: { cookie: session.cookie }, ...load }));
-    const parts = await measured(stack.pid, () => runLoad({ ...stackTarget, ...load }));
+    const parts = await measured(stack.proc.pid, () => runLoad({ ...stackTarget, ...load }));
+    const noSession = await measured(bare.proc.pid, () => runLoad({ ...bare.target, ...load }));
     const hello = await measured(koa.pid, () => runLoad({ url: `${koaUrl}/`, ...load }));
-    rounds.push({ status, stack: parts, koa: hello, ratio: status.rps / hello.rps, stackRatio: parts.rps / hello.rps });
+    rounds.push({
+      status, stack: parts, noSession, koa: hello,
+      ratio: status.rps / hello.rps, stackRatio: parts.rps / hello.rps, noSessionRatio: noSession.rps / hello.rps,
+    });
     log(
       `round ${r}: /api/status ${fmt(status.rps, 0)} req/s, chosen parts alone ${fmt(parts.rps, 0)} req/s, koa ${fmt(hello.rps, 0)} req/s, ` +
-        `ratio ${fmt(status.rps / hello.rps, 3)} (parts alone ${fmt(parts.rps / hello.rps, 3)})`,
+        `ratio ${fmt(status.rps / hello.rps, 3)} (parts alone ${fmt(parts.rps / hello.rps, 3)}, without koa-session ${fmt(noSession.rps / hello.rps, 3)})`,
     );
   }
   await koa.stop();
-  await stack.stop();
+  await stack.proc.stop();
+  await bare.proc.stop();
   const stackRatio = median(rounds.map((r) => r.stackRatio));
   const statusRps = median(rounds.map((r) => r.status.rps));
   const koaRps = median(rounds.map((r) => r.koa.rps));
@@ -117,6 +129,7 @@ export async function run(ctx) {
     { label: 'ratio /api/status ÷ Koa (median round)', value: ratio, digits: 3, goal: { cmp: '>=', target: 0.66 } },
     { label: '  ceiling: the chosen parts alone ÷ Koa (median round)', value: stackRatio, digits: 3 },
     { label: '  the chosen parts alone (req/s)', value: median(rounds.map((r) => r.stack.rps)), digits: 0 },
+    { label: '  the same parts without koa-session ÷ Koa (median round)', value: median(rounds.map((r) => r.noSessionRatio)), digits: 3 },
     { label: `RSS ${opts.idle} s after it listens (MB)`, value: earlyRss / MB, digits: 1 },
     { label: `idle RSS, ${SETTLED_S} s after it listens (MB)`, value: idleRss / MB, digits: 1, goal: { cmp: '<', target: 80 } },
     { label: 'RSS idle after the load (MB)', value: afterLoadRss / MB, digits: 1 },
@@ -140,6 +153,7 @@ export async function run(ctx) {
     koa_rps: Math.round(koaRps),
     ratio: round3(ratio),
     parts_alone_ratio: round3(stackRatio),
+    parts_without_session_ratio: round3(median(rounds.map((r) => r.noSessionRatio))),
     rounds: rounds.map((r) => ({
       status_rps: Math.round(r.status.rps), parts_alone_rps: Math.round(r.stack.rps), koa_rps: Math.round(r.koa.rps), ratio: round3(r.ratio),
       status_p99_ms: r.status.p99_ms, koa_p99_ms: r.koa.p99_ms,

@@ -4,6 +4,8 @@
 // /api/status answered (BODY_FILE). No database, no guard logic, no rate-limit bookkeeping: a
 // cell built on these parts cannot be faster than this. Started like the cell (its node flags,
 // --optimize-for-size set at run time). Listens on PORT (0: any) and prints "stack listening on <url>".
+// WITHOUT_SESSION=1 leaves koa-session out (the route then checks the cookie itself), to show what
+// that one part costs.
 import { setFlagsFromString } from 'node:v8';
 setFlagsFromString('--optimize-for-size'); // as the cell's main.ts
 
@@ -51,10 +53,12 @@ app.use((ctx, next) => {
   ctx.set('RateLimit-Reset', '60');
   return next();
 });
-app.use(session({ key: 'pic.sid', store, maxAge: 7_200_000, renew: true, httpOnly: true, sameSite: 'strict', signed: false }, app));
+const withSession = process.env.WITHOUT_SESSION !== '1';
+if (withSession) app.use(session({ key: 'pic.sid', store, maxAge: 7_200_000, renew: true, httpOnly: true, sameSite: 'strict', signed: false }, app));
 const router = new Router();
 router.get('/api/status', (ctx) => {
-  if (ctx.session.uid !== 1) ctx.throw(401);
+  const uid = withSession ? ctx.session.uid : ctx.cookies.get('pic.sid') === SESSION_ID ? data.uid : undefined;
+  if (uid !== 1) ctx.throw(401);
   ctx.type = 'application/json';
   ctx.body = body;
 });

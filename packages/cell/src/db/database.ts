@@ -63,8 +63,8 @@ export function openDatabase(file: string): CellDatabase {
     sqlite,
     writes,
     async migrate() {
-      // Plain code-unit order for names like 0006_peers_user_id: kysely's default, localeCompare,
-      // loads ICU collation data (~2 MB of resident memory) for a sort of ASCII names.
+      // Plain code-unit order for names like 0006_peers_user_id, the same whatever the machine's
+      // locale (kysely's default is localeCompare).
       const migrator = new Migrator({ db, provider: migrationProvider, nameComparator: (a, b) => (a < b ? -1 : a > b ? 1 : 0) });
       const { error, results } = await migrator.migrateToLatest();
       if (error) throw error instanceof Error ? error : new Error(String(error));

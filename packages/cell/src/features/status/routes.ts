@@ -3,6 +3,8 @@ import type { CellDeps } from '../../deps.js';
 import { requireRole } from '../../http/guard.js';
 import { overallState, type SubsystemStatus } from './service.js';
 
+const JSON_TYPE = 'application/json; charset=utf-8';
+
 export function statusRoutes(deps: CellDeps): Router {
   const router = new Router();
   // The answer changes at most once a second (the summary is shared for a second, uptime counts
@@ -15,7 +17,7 @@ export function statusRoutes(deps: CellDeps): Router {
       const body = { ok: true, status: overallState(subsystems), version: deps.version, uptime_s: uptime, subsystems };
       last = { subsystems, uptime, json: JSON.stringify(body) };
     }
-    ctx.type = 'application/json';
+    ctx.set('Content-Type', JSON_TYPE); // the header itself: `ctx.type =` looks the type up in mime-db on every call
     ctx.body = last.json;
   });
   return router;
