@@ -75,4 +75,21 @@ describe('restart on the same data dir (real cell processes)', () => {
     assert.equal((await oldAdmin.get('/api/auth/me')).status, 401);
     assert.equal((await second.stop()), 0);
   });
+
+  it('a Ctrl-C that arrives twice (from the terminal and from npm start) still closes the database', async () => {
+    const cell = await startCellProcess();
+    running.push(cell);
+    const admin = new ApiClient(cell.url);
+    await completeSetup(admin); // writes: the WAL has something to fold back
+    assert.ok(existsSync(join(cell.dataDir, 'cell.db-wal')));
+    const exited = new Promise<number | null>((resolve) => cell.child.once('exit', (code) => resolve(code)));
+    cell.child.kill('SIGINT');
+    // the second copy once the first has started the shutdown (copies that arrive together merge)
+    while (!/"msg":"stopping"/.test(cell.output())) await new Promise((resolve) => setTimeout(resolve, 1));
+    cell.child.kill('SIGINT');
+    assert.equal(await exited, 0, `a clean exit:\n${cell.output()}`);
+    assert.equal(cell.output().match(/"msg":"stopping"/g)?.length, 1, 'one shutdown, the second signal ignored');
+    assert.ok(!existsSync(join(cell.dataDir, 'cell.db-wal')), 'the database was closed');
+    await cell.destroy();
+  });
 });

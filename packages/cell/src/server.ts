@@ -20,7 +20,12 @@ async function main(): Promise<void> {
   // A line people (and tests) can wait for.
   process.stdout.write(`PIC cell listening on ${cell.url}\n`);
 
+  let stopping = false;
   const shutdown = (signal: string) => {
+    // A terminal's Ctrl-C reaches both `npm start` (which passes it on) and the cell: the second
+    // copy must not end the process by default while the database is being closed.
+    if (stopping) return;
+    stopping = true;
     logger.info('stopping', { signal });
     const force = setTimeout(() => process.exit(1), 10_000);
     force.unref();
@@ -32,8 +37,8 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
 main().catch((err) => {
