@@ -43,14 +43,16 @@ app.use(async (ctx, next) => {
     ctx.status = 500;
   }
 });
+// set as the cell sets them: on Node's response, not through Koa's ctx.set
 app.use((ctx, next) => {
-  ctx.set('X-Content-Type-Options', 'nosniff');
-  ctx.set('X-Frame-Options', 'DENY');
-  ctx.set('Referrer-Policy', 'no-referrer');
-  ctx.set('Cache-Control', 'no-store');
-  ctx.set('RateLimit-Limit', '10000000');
-  ctx.set('RateLimit-Remaining', '9999999');
-  ctx.set('RateLimit-Reset', '60');
+  const res = ctx.res;
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  res.setHeader('X-Frame-Options', 'DENY');
+  res.setHeader('Referrer-Policy', 'no-referrer');
+  res.setHeader('Cache-Control', 'no-store');
+  res.setHeader('RateLimit-Limit', '10000000');
+  res.setHeader('RateLimit-Remaining', '9999999');
+  res.setHeader('RateLimit-Reset', '60');
   return next();
 });
 const withSession = process.env.WITHOUT_SESSION !== '1';
@@ -59,7 +61,7 @@ const router = new Router();
 router.get('/api/status', (ctx) => {
   const uid = withSession ? ctx.session.uid : ctx.cookies.get('pic.sid') === SESSION_ID ? data.uid : undefined;
   if (uid !== 1) ctx.throw(401);
-  ctx.type = 'application/json';
+  ctx.res.setHeader('Content-Type', 'application/json; charset=utf-8');
   ctx.body = body;
 });
 app.use(router.routes());

@@ -24,11 +24,14 @@ import './http/context.js';
 
 // Middleware that only passes the request on returns next() itself instead of awaiting it: every
 // request crosses each of them, and an async wrapper per layer is a measurable share of a cheap GET.
+// Headers that go on every answer are set on Node's response itself: Koa 3's ctx.set builds two
+// arrays and a closure per call, several times the cost of the header.
 function securityHeaders(ctx: Context, next: Next): Promise<void> {
-  ctx.set('X-Content-Type-Options', 'nosniff');
-  ctx.set('X-Frame-Options', 'DENY');
-  ctx.set('Referrer-Policy', 'no-referrer');
-  if (isApiPath(ctx.path)) ctx.set('Cache-Control', 'no-store');
+  const res = ctx.res;
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  res.setHeader('X-Frame-Options', 'DENY');
+  res.setHeader('Referrer-Policy', 'no-referrer');
+  if (isApiPath(ctx.path)) res.setHeader('Cache-Control', 'no-store');
   return next();
 }
 

@@ -97,9 +97,12 @@ export class SlidingWindowLimiter {
 }
 
 function setRateLimitHeaders(ctx: Context, limiter: SlidingWindowLimiter, state: { remaining: number; resetSeconds: number }): void {
-  ctx.set('RateLimit-Limit', String(limiter.limit));
-  ctx.set('RateLimit-Remaining', String(state.remaining));
-  ctx.set('RateLimit-Reset', String(state.resetSeconds));
+  // on Node's response itself, as app.ts's security headers (once the answer is sent, Koa's ctx.set would skip them)
+  if (ctx.headerSent) return;
+  const res = ctx.res;
+  res.setHeader('RateLimit-Limit', String(limiter.limit));
+  res.setHeader('RateLimit-Remaining', String(state.remaining));
+  res.setHeader('RateLimit-Reset', String(state.resetSeconds));
 }
 
 /** Every request counts against the limit (the API-wide limiter). */

@@ -17,7 +17,7 @@ export function statusRoutes(deps: CellDeps): Router {
       const body = { ok: true, status: overallState(subsystems), version: deps.version, uptime_s: uptime, subsystems };
       last = { subsystems, uptime, json: JSON.stringify(body) };
     }
-    ctx.set('Content-Type', JSON_TYPE); // the header itself: `ctx.type =` looks the type up in mime-db on every call
+    ctx.res.setHeader('Content-Type', JSON_TYPE); // directly: `ctx.type =` looks the type up in mime-db on every call
     ctx.body = last.json;
   });
   return router;
