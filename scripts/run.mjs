@@ -7,6 +7,7 @@ import { constants } from 'node:os';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cellLaunch } from './cell-launch.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const PNPM = 'pnpm@9.15.9';
@@ -52,8 +53,8 @@ export async function build() {
  * more), passing on SIGTERM/SIGINT/SIGHUP and ending with the cell's exit code.
  */
 function startCell() {
-  const launch = JSON.parse(read('packages/cell/launch.json'));
-  const cell = spawn(process.execPath, [...launch.nodeFlags, join(root, 'packages', 'cell', launch.main)], { cwd: root, stdio: 'inherit' });
+  const { nodeFlags, main } = cellLaunch(root);
+  const cell = spawn(process.execPath, [...nodeFlags, main], { cwd: root, stdio: 'inherit' });
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(signal, () => cell.kill(signal));
   cell.once('error', (err) => {
     log(`could not start the cell: ${err.message}`);

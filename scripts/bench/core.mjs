@@ -4,6 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runLoad } from './load.mjs';
+import { cellLaunch } from '../cell-launch.mjs';
 import {
   cellArgs, freePort, httpJson, median, procCpuSeconds, procStatusBytes, sleep, spawnNode, tempDir, waitForOutput,
 } from './lib.mjs';
@@ -71,7 +72,7 @@ export async function run(ctx) {
   // --- and the ceiling: the cell's chosen parts alone (koa-session, @koa/router, its headers), same body
   const bodyFile = join(data.dir, 'bench-status-body.json');
   writeFileSync(bodyFile, JSON.stringify(probe.body));
-  const stackCmd = [...cellCmd.slice(0, -1), join(root, 'scripts', 'bench', 'koa-stack.mjs')];
+  const stackCmd = [...cellLaunch(root).nodeFlags, join(root, 'scripts', 'bench', 'koa-stack.mjs')];
   const { SESSION_ID } = await import('./koa-stack-session.mjs');
   const startStack = async (env) => {
     const proc = spawnNode(cleanup, stackCmd, { env: { PORT: '0', BODY_FILE: bodyFile, ...env } });

@@ -6,6 +6,7 @@ import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { cellLaunch } from '../cell-launch.mjs';
 
 /**
  * Everything a section starts registers its undo here; index.mjs runs them (newest first) when the
@@ -187,6 +188,6 @@ export function httpJson(baseUrl, method, path, { json, headers = {}, timeoutMs 
 
 /** node's arguments for the cell as `npm start` runs it (packages/cell/launch.json): its flags, then its bundle. */
 export function cellArgs(root) {
-  const launch = JSON.parse(readFileSync(join(root, 'packages', 'cell', 'launch.json'), 'utf8'));
-  return [...launch.nodeFlags, join(root, 'packages', 'cell', launch.main)];
+  const { nodeFlags, main } = cellLaunch(root);
+  return [...nodeFlags, main];
 }

@@ -51,7 +51,11 @@ function userInMemory(ctx: Context, sessions: SqliteSessionStore): SessionUser |
 /** Loads the signed-in user from the session (once per request); undefined when there is none. */
 export async function currentUser(ctx: Context, sessions: SqliteSessionStore): Promise<SessionUser | undefined> {
   const known = userInMemory(ctx, sessions);
-  if (known !== NOT_CACHED) return known;
+  return known === NOT_CACHED ? loadUser(ctx, sessions) : known;
+}
+
+/** After userInMemory() answered NOT_CACHED: the session names a user whose account must be read. */
+async function loadUser(ctx: Context, sessions: SqliteSessionStore): Promise<SessionUser | undefined> {
   const data = ctx.session as SessionData & { uid: number };
   return admitAccount(ctx, data, await sessions.account(data.uid));
 }
@@ -90,7 +94,7 @@ export function guardApi({ sessions, isSetupComplete }: GuardOptions) {
     }
     // Synchronous while the account is in memory (almost always): no promise per request for it.
     const known = userInMemory(ctx, sessions);
-    if (known === NOT_CACHED) return currentUser(ctx, sessions).then((user) => admit(ctx, next, access, user));
+    if (known === NOT_CACHED) return loadUser(ctx, sessions).then((user) => admit(ctx, next, access, user));
     return admit(ctx, next, access, known);
   };
 }

@@ -67,7 +67,10 @@ export class SlidingWindowLimiter {
 
   record(key: string): void {
     const now = this.now();
-    const log = this.live(key, now);
+    this.addHit(key, this.live(key, now), now);
+  }
+
+  private addHit(key: string, log: HitLog | undefined, now: number): void {
     if (log) log.times.push(now);
     else this.hits.set(key, { times: [now], head: 0 });
   }
@@ -82,8 +85,7 @@ export class SlidingWindowLimiter {
     const count = log ? log.times.length - log.head : 0;
     const resetSeconds = this.resetSeconds(log, now);
     if (count >= this.limit) return { allowed: false, remaining: 0, resetSeconds };
-    if (log) log.times.push(now);
-    else this.hits.set(key, { times: [now], head: 0 });
+    this.addHit(key, log, now);
     return { allowed: true, remaining: this.limit - count - 1, resetSeconds };
   }
 

@@ -45,12 +45,7 @@ class RowCache<K, V> {
   constructor(private readonly writes: WriteCounter) {}
 
   get(key: K): V | undefined {
-    if (this.seen !== this.writes.value) {
-      this.entries.clear();
-      this.seen = this.writes.value;
-      return undefined;
-    }
-    return this.entries.get(key);
+    return this.startOverIfWritten(this.writes.value) ? undefined : this.entries.get(key);
   }
 
   /** Loads through `load` and keeps the result, unless a write happened while it loaded. */
@@ -58,14 +53,19 @@ class RowCache<K, V> {
     const before = this.writes.value;
     const value = await load();
     if (value !== undefined && this.writes.value === before) {
-      if (this.seen !== before) {
-        this.entries.clear();
-        this.seen = before;
-      }
+      this.startOverIfWritten(before);
       if (this.entries.size >= CACHE_LIMIT) this.entries.clear();
       this.entries.set(key, value);
     }
     return value;
+  }
+
+  /** Empties the copies when the write count is not the one they were made at; true when it did. */
+  private startOverIfWritten(count: number): boolean {
+    if (this.seen === count) return false;
+    this.entries.clear();
+    this.seen = count;
+    return true;
   }
 
   delete(key: K): void {
