@@ -12,7 +12,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { type CellProcess } from '../support/cell-process.js';
 import { ApiClient } from '../support/client.js';
-import { type ParsedWgQuickConfig, type WgConfigApi, loadWgConfig, sleep, startPeersCell } from './peers-helpers.js';
+import { type ParsedWgQuickConfig, type WgConfigApi, loadWgConfig, loadWgTesting, sleep, startPeersCell } from './peers-helpers.js';
 
 const execFileP = promisify(execFile);
 
@@ -128,7 +128,7 @@ describe('WireGuard tunnel through the API (two network namespaces, wireguard-go
   let admin: ApiClient;
   let wg: WgConfigApi;
   let client: ChildProcess | undefined;
-  let clientOutput = '';
+  let clientOutput = () => '';
   let parsed: ParsedWgQuickConfig;
   let peerKey: string;
   const tmp = mkdtempSync(join(tmpdir(), 'pic-tunnel-'));
@@ -232,16 +232,9 @@ describe('WireGuard tunnel through the API (two network namespaces, wireguard-go
     assert.equal(serverPsk, parsed.peers[0]!.presharedKey, 'the PSK in the config is the one on the interface');
 
     // the client: wireguard-go in its namespace, configured from the parsed text (wg setconf + ip)
-    client = spawn(IP!, ['netns', 'exec', CLIENT_NS, WIREGUARD_GO!, '-f', CLIENT_IF], { stdio: ['ignore', 'pipe', 'pipe'] });
-    client.stdout!.on('data', (d: Buffer) => (clientOutput += d.toString()));
-    client.stderr!.on('data', (d: Buffer) => (clientOutput += d.toString()));
-    const deadline = Date.now() + 5_000;
-    for (;;) {
-      if (client.exitCode !== null) assert.fail(`the client's wireguard-go exited: ${clientOutput}`);
-      if (await inNs(CLIENT_NS, WG!, 'show', CLIENT_IF).then(() => true, () => false)) break;
-      if (Date.now() > deadline) assert.fail(`the client's wireguard-go did not come up: ${clientOutput}`);
-      await sleep(50);
-    }
+    const started = await (await loadWgTesting()).startWireGuardGoIn(CLIENT_NS, CLIENT_IF);
+    client = started.child;
+    clientOutput = started.output;
     const confFile = join(tmp, 'client.conf');
     writeFileSync(confFile, wg.renderWgConfig(wg.toWgConfig(parsed)), { mode: 0o600 });
     await inNs(CLIENT_NS, WG!, 'setconf', CLIENT_IF, confFile);
@@ -250,7 +243,7 @@ describe('WireGuard tunnel through the API (two network namespaces, wireguard-go
     for (const route of parsed.peers[0]!.allowedIps) await ip('-n', CLIENT_NS, 'route', 'add', route, 'dev', CLIENT_IF);
 
     const took = await reachesCellWithin(20_000);
-    assert.ok(took !== undefined, `${PING ? 'ping' : 'TCP probe'} of ${CELL_TUNNEL_ADDRESS} through the tunnel never answered\ncell:\n${cell!.output()}\nclient:\n${clientOutput}`);
+    assert.ok(took !== undefined, `${PING ? 'ping' : 'TCP probe'} of ${CELL_TUNNEL_ADDRESS} through the tunnel never answered\ncell:\n${cell!.output()}\nclient:\n${clientOutput()}`);
     t.diagnostic(`first answer through the tunnel after ${took} ms (${PING ? 'ping' : 'TCP probe'})`);
     for (let i = 0; i < 3; i++) assert.ok(await reachesCell(), 'the tunnel stays up');
 
@@ -285,7 +278,7 @@ describe('WireGuard tunnel through the API (two network namespaces, wireguard-go
     assert.deepEqual(await interfacePeers(), [peerKey]);
     // the client re-handshakes on its own (it has been retrying since its packets went unanswered)
     const took = await reachesCellWithin(45_000);
-    assert.ok(took !== undefined, `the tunnel did not come back after enabling\nclient:\n${clientOutput}`);
+    assert.ok(took !== undefined, `the tunnel did not come back after enabling\nclient:\n${clientOutput()}`);
     t.diagnostic(`tunnel back ${took} ms after enabling`);
     assert.equal(await ifindex(), index, 'the same interface throughout: changes were applied with syncconf, not a down/up');
     assert.equal((await status()).running, true);

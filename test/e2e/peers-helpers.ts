@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type * as WgConfigModule from '../../packages/cell/src/features/wireguard/config.js';
+import type * as WgTestingModule from '../../packages/cell/src/features/wireguard/testing.js';
 import { REPO_ROOT, startCellProcess, type StartOptions } from '../support/cell-process.js';
 import { ADMIN, ApiClient, IDENTITY, NETWORK } from '../support/client.js';
 import { withCellDb } from '../support/db.js';
@@ -14,10 +15,16 @@ import type { ReadyCell } from '../support/ready-cell.js';
 export type WgConfigApi = typeof WgConfigModule;
 export type ParsedWgQuickConfig = WgConfigModule.ParsedWgQuickConfig;
 
+const wireguardDist = (file: string) => pathToFileURL(join(REPO_ROOT, 'packages', 'cell', 'dist', 'features', 'wireguard', file)).href;
+
 /** The wireguard module's config functions (parseWgQuickConfig, renderWgConfig, toWgConfig), from packages/cell/dist. */
 export async function loadWgConfig(): Promise<WgConfigApi> {
-  const url = pathToFileURL(join(REPO_ROOT, 'packages', 'cell', 'dist', 'features', 'wireguard', 'config.js')).href;
-  return (await import(url)) as WgConfigApi;
+  return (await import(wireguardDist('config.js'))) as WgConfigApi;
+}
+
+/** The wireguard module's test support (namespaces, a peer's wireguard-go), from packages/cell/dist. */
+export async function loadWgTesting(): Promise<typeof WgTestingModule> {
+  return (await import(wireguardDist('testing.js'))) as typeof WgTestingModule;
 }
 
 export interface NetworkStep {

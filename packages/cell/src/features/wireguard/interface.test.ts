@@ -5,6 +5,7 @@ import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WireGuardConfigError } from './config.js';
+import { findExecutable } from './commands.js';
 import { WireGuardInterface } from './interface.js';
 import { generateKeyPair, generatePresharedKey } from './keys.js';
 import { createNetns, deleteNetns, runIn, uniqueName, wireguardTestSkipReason } from './testing.js';
@@ -160,6 +161,49 @@ describe('WireGuardInterface on a real interface (in a throwaway network namespa
     await wgi.stop();
     assert.equal((await wgi.status()).running, false);
     await assert.rejects(runIn(netns!, 'ip', ['link', 'show', 'dev', name]), /does not exist/);
+  });
+
+  it('starts wireguard-go again when it exits at start (a transient seen in CI), and gives up after its attempts', async (t) => {
+    if (skip) return t.skip(`SKIPPED: ${skip}`);
+    const realWireguardGo = findExecutable('wireguard-go')!;
+    // A wireguard-go first on PATH that fails the way CI saw it for its first `failures` starts, then runs the real one.
+    const bin = tempDir();
+    const count = join(bin, 'starts');
+    writeFileSync(
+      join(bin, 'wireguard-go'),
+      `#!/bin/sh\necho x >> '${count}'\n` +
+        `if [ "$(wc -l < '${count}')" -le "$(cat '${bin}/failures')" ]; then echo 'ERROR: (pict) Failed to listen on uapi socket: no such file or directory' >&2; exit 1; fi\n` +
+        `exec '${realWireguardGo}' "$@"\n`,
+      { mode: 0o755 },
+    );
+    const path = process.env['PATH'];
+    process.env['PATH'] = `${bin}:${path ?? ''}`;
+    try {
+      writeFileSync(join(bin, 'failures'), '1');
+      const name = uniqueName('pict');
+      const wgi = new WireGuardInterface({ name, privateKey: cell.privateKey, listenPort: 51820, address: '10.77.0.1/24', configDir: tempDir(), netns: netns!, mode: 'userspace' });
+      started.push(wgi);
+      await wgi.start([peerA]);
+      const status = await wgi.status();
+      assert.equal(status.running, true, status.reason ?? '');
+      assert.equal(status.mode, 'userspace');
+      assert.equal(readFileSync(count, 'utf8').split('\n').filter(Boolean).length, 2, 'one failed start, one that worked');
+      assert.equal((await runIn(netns!, 'wg', ['show', name, 'peers'])).trim(), peerA.publicKey);
+      await wgi.stop();
+
+      // Failing every time: three starts, then the reason names the last error and the attempts.
+      writeFileSync(count, '');
+      writeFileSync(join(bin, 'failures'), '99');
+      const failing = new WireGuardInterface({ name: uniqueName('pict'), privateKey: cell.privateKey, listenPort: 51820, address: '10.77.0.1/24', configDir: tempDir(), netns: netns!, mode: 'userspace' });
+      started.push(failing);
+      await failing.start([peerA]);
+      const down = await failing.status();
+      assert.equal(down.running, false);
+      assert.match(down.reason ?? '', /wireguard-go: exited at start \(1\): .*Failed to listen on uapi socket.* \(attempt 3 of 3\)$/);
+      assert.equal(readFileSync(count, 'utf8').split('\n').filter(Boolean).length, 3);
+    } finally {
+      process.env['PATH'] = path;
+    }
   });
 
   it('notices when the interface goes away underneath it, and adopts an interface left from an earlier run', async (t) => {

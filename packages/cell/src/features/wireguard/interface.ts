@@ -40,6 +40,8 @@ export interface WireGuardInterfaceOptions {
   logger?: Logger;
   /** How long wireguard-go may take to open its control socket. */
   startTimeoutMs?: number;
+  /** How often to start wireguard-go when it exits at once (3). */
+  startAttempts?: number;
 }
 
 export type RunningMode = 'kernel' | 'userspace' | 'existing';
@@ -83,6 +85,7 @@ export class WireGuardInterface {
   private readonly log: Logger;
   private readonly runner: CommandRunner;
   private readonly startTimeoutMs: number;
+  private readonly startAttempts: number;
   private peers: WgPeer[] = [];
   private runningMode: RunningMode | null = null;
   private reason: string | null = 'not started';
@@ -111,6 +114,7 @@ export class WireGuardInterface {
     this.log = options.logger ?? silentLogger;
     this.runner = new CommandRunner(options.netns);
     this.startTimeoutMs = options.startTimeoutMs ?? 5_000;
+    this.startAttempts = Math.max(1, options.startAttempts ?? 3);
   }
 
   get running(): boolean {
@@ -283,10 +287,28 @@ export class WireGuardInterface {
     }
   }
 
+  /**
+   * Starts wireguard-go, again if it dies at start: once in CI it exited with "Failed to listen on
+   * uapi socket: no such file or directory" (its control socket gone between creating and watching
+   * it) and the same start a moment later worked. A cell at boot should not stay without its VPN
+   * for a transient like that. A child that hangs is not retried: it already had its full timeout.
+   */
   private async createUserspace(wg: string): Promise<string | undefined> {
     const wireguardGo = findExecutable('wireguard-go');
     if (!wireguardGo) return 'not installed (Debian package wireguard-go)';
     if (!existsSync('/dev/net/tun')) return '/dev/net/tun is missing (no TUN support here)';
+    for (let attempt = 1; ; attempt++) {
+      const problem = await this.spawnUserspace(wireguardGo, wg);
+      if (!problem?.startsWith(EXITED_AT_START) || attempt >= this.startAttempts) {
+        return problem && attempt > 1 ? `${problem} (attempt ${attempt} of ${this.startAttempts})` : problem;
+      }
+      this.log.warn('wireguard-go exited at start; trying again', { interface: this.name, attempt, reason: problem });
+      await sleep(250 * attempt);
+    }
+  }
+
+  /** One start of wireguard-go: undefined once its control socket answers, else why not. */
+  private async spawnUserspace(wireguardGo: string, wg: string): Promise<string | undefined> {
     this.childOutput = '';
     // -f: stay in the foreground as our child, so stop() and a crash are both visible to us.
     // WG_PROCESS_FOREGROUND=1 also silences its "use the kernel module" banner, which would bury the real error.
@@ -316,7 +338,7 @@ export class WireGuardInterface {
     const deadline = Date.now() + this.startTimeoutMs;
     while (Date.now() < deadline) {
       if (child.exitCode !== null || child.signalCode !== null || !this.child) {
-        return `exited at start (${child.exitCode ?? child.signalCode}): ${outputTail(this.childOutput) || 'no output'}`;
+        return `${EXITED_AT_START} (${child.exitCode ?? child.signalCode}): ${outputTail(this.childOutput) || 'no output'}`;
       }
       try {
         await this.runner.run(wg, ['show', this.name, 'public-key'], 2_000);
@@ -380,6 +402,7 @@ export class WireGuardInterface {
   }
 }
 
+const EXITED_AT_START = 'exited at start';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {

@@ -94,3 +94,35 @@ export async function stopChild(child: ChildProcess, graceMs = 3_000): Promise<v
   await exited;
   clearTimeout(timer);
 }
+
+/**
+ * A peer's wireguard-go (-f, in `netns`) whose control socket answers `wg show`. Started again when
+ * it exits at once, as the cell's own interface is (interface.ts says why); fails with its output
+ * when it never comes up. `output` keeps what it printed.
+ */
+export async function startWireGuardGoIn(netns: string, name: string, attempts = 3): Promise<{ child: ChildProcess; output: () => string }> {
+  let last = '';
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    const child = spawnIn(netns, 'wireguard-go', ['-f', name]);
+    let output = '';
+    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    const deadline = Date.now() + 5_000;
+    for (;;) {
+      if (child.exitCode !== null || child.signalCode !== null) break;
+      try {
+        await runIn(netns, 'wg', ['show', name]);
+        return { child, output: () => output };
+      } catch (err) {
+        if (Date.now() > deadline) {
+          await stopChild(child);
+          throw new Error(`wireguard-go ${name} did not open its control socket in 5 s: ${output || String(err)}`);
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    last = `exited at start (${child.exitCode ?? child.signalCode}): ${output.trim() || 'no output'}`;
+    await new Promise((r) => setTimeout(r, 250 * attempt));
+  }
+  throw new Error(`wireguard-go ${name} ${last} (${attempts} attempts)`);
+}
