@@ -89,7 +89,7 @@ export async function benchApply(root, { peers: count = 10_000, cleanup, log = (
       status_ms,
       live_peers: livePeers,
       note: started.running
-        ? `render + wg syncconf (via a RAM file) on a live ${started.mode} interface in namespace ${netns}`
+        ? `validate, wg show dump, then only what differs (wg set … remove, wg addconf via a RAM file) on a live ${started.mode} interface in namespace ${netns}`
         : `interface cannot run here (${skip ?? started.reason}): figures are rendering and validating the config only`,
     };
   } finally {

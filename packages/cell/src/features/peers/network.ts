@@ -30,7 +30,7 @@ export const CELL_KEY_SECRET = 'wireguard/private_key';
 
 /**
  * Keeps the live WireGuard interface in step with the peers table: brings it up once setup is
- * complete, re-applies (wg syncconf) after every peer change, closes expired peers, and samples
+ * complete, re-applies (only the peers that differ) after every peer change, closes expired peers, and samples
  * traffic counters into the database. start()/stop(); nothing here throws when the machine
  * cannot run WireGuard — the interface then reports running:false with the reason.
  */
@@ -164,7 +164,7 @@ export class PeerNetwork {
   }
 
   /**
-   * Re-applies the live peers to the interface (wg syncconf: existing tunnels stay up). A burst of
+   * Re-applies the live peers to the interface (only what differs changes: other tunnels are untouched). A burst of
    * changes coalesces: while one apply runs, every caller shares one more queued behind it, which
    * reads the peers table when it starts — so each caller's committed change is live when its
    * promise resolves, and 100 changes cost two applies, not 100.

@@ -141,13 +141,26 @@ function checkWgQuick(config: WgQuickConfig): void {
 
 // ---- rendering ----
 
-function peerLines(peer: WgPeer): string[] {
+function peerLines(peer: WgPeer, keepaliveOff = false): string[] {
   const lines = ['[Peer]', `PublicKey = ${peer.publicKey}`];
   if (peer.presharedKey !== undefined) lines.push(`PresharedKey = ${peer.presharedKey}`);
   if (peer.endpoint !== undefined) lines.push(`Endpoint = ${peer.endpoint}`);
   if (peer.allowedIps.length) lines.push(`AllowedIPs = ${peer.allowedIps.join(', ')}`);
   if (peer.persistentKeepalive) lines.push(`PersistentKeepalive = ${peer.persistentKeepalive}`);
+  else if (keepaliveOff) lines.push('PersistentKeepalive = 0');
   return lines;
+}
+
+/**
+ * Peer sections only, for `wg addconf`: it adds or updates these peers and leaves the interface's
+ * own settings and every other peer alone. Keepalive is always written (0 = off), so a peer that
+ * had one and no longer does is updated too. AllowedIPs, when given, replace the peer's list.
+ */
+export function renderWgPeers(peers: WgPeer[]): string {
+  return peers.map((peer, n) => {
+    checkPeer(peer, `peers[${n}]`);
+    return peerLines(peer, true).join('\n') + '\n';
+  }).join('\n');
 }
 
 /**

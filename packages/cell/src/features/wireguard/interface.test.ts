@@ -4,10 +4,11 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { WireGuardConfigError } from './config.js';
+import { WireGuardConfigError, type WgPeer } from './config.js';
 import { findExecutable } from './commands.js';
 import { WireGuardInterface } from './interface.js';
 import { generateKeyPair, generatePresharedKey } from './keys.js';
+import { parseWgShowDump } from './status.js';
 import { createNetns, deleteNetns, runIn, uniqueName, wireguardTestSkipReason } from './testing.js';
 
 const dirs: string[] = [];
@@ -127,7 +128,7 @@ describe('WireGuardInterface on a real interface (in a throwaway network namespa
     return wgi;
   };
 
-  it('comes up (kernel or wireguard-go), carries its address, applies peers with syncconf, and stops cleanly', async (t) => {
+  it('comes up (kernel or wireguard-go), carries its address, applies peers, and stops cleanly', async (t) => {
     if (skip) return t.skip(`SKIPPED: ${skip}`);
     const name = uniqueName('pict');
     const wgi = make(name);
@@ -154,7 +155,7 @@ describe('WireGuardInterface on a real interface (in a throwaway network namespa
     assert.deepEqual(status.peers.map((p) => [p.publicKey, p.allowedIps]).sort(), [[peerA.publicKey, ['10.77.0.2/32']], [peerB.publicKey, ['10.77.0.3/32']]].sort());
     assert.ok(!JSON.stringify(status).includes(peerA.presharedKey), 'status never carries the preshared key');
 
-    // removing a peer through syncconf
+    // removing a peer
     assert.equal((await wgi.apply([peerB])).applied, true);
     assert.equal((await runIn(netns!, 'wg', ['show', name, 'peers'])).trim(), peerB.publicKey);
 
@@ -163,47 +164,110 @@ describe('WireGuardInterface on a real interface (in a throwaway network namespa
     await assert.rejects(runIn(netns!, 'ip', ['link', 'show', 'dev', name]), /does not exist/);
   });
 
-  it('starts wireguard-go again when it exits at start (a transient seen in CI), and gives up after its attempts', async (t) => {
-    if (skip) return t.skip(`SKIPPED: ${skip}`);
-    const realWireguardGo = findExecutable('wireguard-go')!;
-    // A wireguard-go first on PATH that fails the way CI saw it for its first `failures` starts, then runs the real one.
+  /**
+   * A wireguard-go first on PATH (for the body of `use`) that fails the way CI saw it for its first
+   * `failures` starts, then runs the real one with its verbose log going to `log`.
+   */
+  async function withWrappedWireguardGo(use: (w: { starts: () => number; failures: (n: number) => void; log: () => string }) => Promise<void>): Promise<void> {
+    const real = findExecutable('wireguard-go')!;
     const bin = tempDir();
     const count = join(bin, 'starts');
+    const log = join(bin, 'log');
+    writeFileSync(join(bin, 'failures'), '0');
+    writeFileSync(count, '');
+    writeFileSync(log, '');
     writeFileSync(
       join(bin, 'wireguard-go'),
       `#!/bin/sh\necho x >> '${count}'\n` +
         `if [ "$(wc -l < '${count}')" -le "$(cat '${bin}/failures')" ]; then echo 'ERROR: (pict) Failed to listen on uapi socket: no such file or directory' >&2; exit 1; fi\n` +
-        `exec '${realWireguardGo}' "$@"\n`,
+        `LOG_LEVEL=verbose exec '${real}' "$@" >> '${log}'\n`,
       { mode: 0o755 },
     );
     const path = process.env['PATH'];
     process.env['PATH'] = `${bin}:${path ?? ''}`;
     try {
-      writeFileSync(join(bin, 'failures'), '1');
+      await use({
+        starts: () => readFileSync(count, 'utf8').split('\n').filter(Boolean).length,
+        failures: (n) => {
+          writeFileSync(count, '');
+          writeFileSync(join(bin, 'failures'), String(n));
+        },
+        log: () => readFileSync(log, 'utf8'),
+      });
+    } finally {
+      process.env['PATH'] = path;
+    }
+  }
+  const userspace = (name: string) => {
+    const wgi = new WireGuardInterface({ name, privateKey: cell.privateKey, listenPort: 51820, address: '10.77.0.1/24', configDir: tempDir(), netns: netns!, mode: 'userspace' });
+    started.push(wgi);
+    return wgi;
+  };
+  /** wireguard-go's log names a peer by the first and last four characters of its key (without the = padding). */
+  const logName = (publicKey: string) => `peer(${publicKey.slice(0, 4)}…${publicKey.slice(-5, -1)})`;
+
+  it('starts wireguard-go again when it exits at start (a transient seen in CI), and gives up after its attempts', async (t) => {
+    if (skip) return t.skip(`SKIPPED: ${skip}`);
+    await withWrappedWireguardGo(async (wrapped) => {
+      wrapped.failures(1);
       const name = uniqueName('pict');
-      const wgi = new WireGuardInterface({ name, privateKey: cell.privateKey, listenPort: 51820, address: '10.77.0.1/24', configDir: tempDir(), netns: netns!, mode: 'userspace' });
-      started.push(wgi);
+      const wgi = userspace(name);
       await wgi.start([peerA]);
       const status = await wgi.status();
       assert.equal(status.running, true, status.reason ?? '');
       assert.equal(status.mode, 'userspace');
-      assert.equal(readFileSync(count, 'utf8').split('\n').filter(Boolean).length, 2, 'one failed start, one that worked');
+      assert.equal(wrapped.starts(), 2, 'one failed start, one that worked');
       assert.equal((await runIn(netns!, 'wg', ['show', name, 'peers'])).trim(), peerA.publicKey);
       await wgi.stop();
 
       // Failing every time: three starts, then the reason names the last error and the attempts.
-      writeFileSync(count, '');
-      writeFileSync(join(bin, 'failures'), '99');
-      const failing = new WireGuardInterface({ name: uniqueName('pict'), privateKey: cell.privateKey, listenPort: 51820, address: '10.77.0.1/24', configDir: tempDir(), netns: netns!, mode: 'userspace' });
-      started.push(failing);
+      wrapped.failures(99);
+      const failing = userspace(uniqueName('pict'));
       await failing.start([peerA]);
       const down = await failing.status();
       assert.equal(down.running, false);
       assert.match(down.reason ?? '', /wireguard-go: exited at start \(1\): .*Failed to listen on uapi socket.* \(attempt 3 of 3\)$/);
-      assert.equal(readFileSync(count, 'utf8').split('\n').filter(Boolean).length, 3);
-    } finally {
-      process.env['PATH'] = path;
-    }
+      assert.equal(wrapped.starts(), 3);
+    });
+  });
+
+  it('apply changes only the peers that differ: no socket reopened, unchanged peers untouched (wireguard-go\'s own log)', async (t) => {
+    if (skip) return t.skip(`SKIPPED: ${skip}`);
+    await withWrappedWireguardGo(async (wrapped) => {
+      const name = uniqueName('pict');
+      const wgi = userspace(name);
+      await wgi.start([peerA]);
+      assert.equal((await wgi.status()).running, true);
+      const peerC = { publicKey: generateKeyPair().publicKey, presharedKey: generatePresharedKey(), allowedIps: ['10.77.0.4/32'], persistentKeepalive: 25 };
+      const steps: { peers: WgPeer[]; touched: string[] }[] = [
+        { peers: [peerA, peerB], touched: [peerB.publicKey] }, // one added
+        { peers: [peerA, peerB], touched: [] }, // nothing changed
+        { peers: [peerA, { ...peerB, allowedIps: ['10.77.0.3/32', '10.77.1.0/24'] }], touched: [peerB.publicKey] }, // one changed
+        { peers: [peerA, peerC], touched: [peerB.publicKey, peerC.publicKey] }, // one removed, one added
+        { peers: [peerA, { ...peerC, persistentKeepalive: 0 }], touched: [peerC.publicKey] }, // keepalive off
+      ];
+      for (const [i, step] of steps.entries()) {
+        const before = wrapped.log().length;
+        const result = await wgi.apply(step.peers);
+        assert.equal(result.applied, true, result.reason);
+        const lines = wrapped.log().slice(before).split('\n').filter((l) => l.includes('UAPI'));
+        assert.ok(!lines.some((l) => /listen port|private key|bind/i.test(l)), `step ${i}: the interface itself was not touched:\n${lines.join('\n')}`);
+        for (const p of [peerA, peerB, peerC]) {
+          const touched = lines.some((l) => l.includes(logName(p.publicKey)));
+          assert.equal(touched, step.touched.includes(p.publicKey), `step ${i}: ${logName(p.publicKey)} ${touched ? 'was' : 'was not'} touched:\n${lines.join('\n')}`);
+        }
+        // and the live interface is exactly what was asked for
+        const dump = parseWgShowDump(await runIn(netns!, 'wg', ['show', name, 'dump']));
+        assert.deepEqual(
+          dump.peers.map((p) => [p.publicKey, [...p.allowedIps].sort(), p.persistentKeepalive ?? 0]).sort(),
+          step.peers.map((p) => [p.publicKey, [...p.allowedIps].sort(), p.persistentKeepalive ?? 0]).sort(),
+          `step ${i}`,
+        );
+      }
+      const psks = await runIn(netns!, 'wg', ['show', name, 'preshared-keys']);
+      assert.ok(psks.includes(`${peerC.publicKey}\t${peerC.presharedKey}`), "the new peer's preshared key reached the interface");
+      await wgi.stop();
+    });
   });
 
   it('notices when the interface goes away underneath it, and adopts an interface left from an earlier run', async (t) => {

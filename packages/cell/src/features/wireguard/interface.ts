@@ -2,12 +2,13 @@
  * The cell's WireGuard interface: one network interface, owned from start() to stop().
  *
  * It is brought up with the kernel module where there is one (`ip link add … type wireguard`), else
- * with userspace `wireguard-go` (a child process of the cell). Peer changes go through
- * `wg syncconf`, which keeps every unchanged tunnel up. The config (private key, preshared keys) is
- * rendered in memory and handed to `wg` through a file in RAM (/dev/shm) that lives only while `wg`
- * reads it: the keys live in the vault, never in the data dir or on disk. Where the machine cannot run an interface (no root, no
- * tools, no TUN), start() does not throw: it records running:false and the reason, and apply()
- * still validates and keeps the peer list for when it can.
+ * with userspace `wireguard-go` (a child process of the cell). Peer changes touch only the peers
+ * that differ (`wg set … remove`, `wg addconf`; sync.ts), so every other tunnel is left alone.
+ * The config (private key, preshared keys) is rendered in memory and handed to `wg` through a file
+ * in RAM (/dev/shm) that lives only while `wg` reads it: the keys live in the vault, never in the
+ * data dir or on disk. Where the machine cannot run an interface (no root, no tools, no TUN),
+ * start() does not throw: it records running:false and the reason, and apply() still validates
+ * and keeps the peer list for when it can.
  */
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -17,9 +18,10 @@ import { join } from 'node:path';
 import { parseCidr } from '../../lib/net.js';
 import { silentLogger, type Logger } from '../../lib/logger.js';
 import { CommandError, CommandRunner, findExecutable, isInterfaceName, outputTail, redactKeys } from './commands.js';
-import { renderWgConfig, type WgPeer } from './config.js';
+import { renderWgConfig, renderWgPeers, type WgPeer } from './config.js';
 import { assertWireGuardKey, publicKeyOf } from './keys.js';
 import { parseWgShowDump, type WireGuardPeerStatus } from './status.js';
+import { planPeerSync } from './sync.js';
 
 /** How to bring the interface up: try the kernel then userspace, only one of them, or never (tests, no VPN). */
 export type WireGuardMode = 'auto' | 'kernel' | 'userspace' | 'off';
@@ -63,7 +65,7 @@ export interface WireGuardStatus {
 export interface ApplyResult {
   /** The peer list was accepted (always, unless rendering rejected the input); it is what the interface gets. */
   written: boolean;
-  /** The live interface took the change (`wg syncconf` succeeded). */
+  /** The live interface took the change. */
   applied: boolean;
   peers: number;
   /** Why it was not applied. */
@@ -93,7 +95,7 @@ export class WireGuardInterface {
   private childExited: Promise<void> | undefined;
   private childOutput = '';
   private stopping = false;
-  /** start/apply/stop run one at a time, in call order: two syncconfs never race on one file. */
+  /** start/apply/stop run one at a time, in call order: two applies never interleave. */
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(options: WireGuardInterfaceOptions) {
@@ -156,8 +158,9 @@ export class WireGuardInterface {
   }
 
   /**
-   * Makes `peers` the interface's complete peer list (`wg syncconf` when running). Invalid input
-   * throws WireGuardConfigError before anything changes.
+   * Makes `peers` the interface's complete peer list; on a running interface only the peers that
+   * differ change, and every other tunnel is left untouched. Invalid input throws
+   * WireGuardConfigError before anything changes.
    */
   apply(peers: WgPeer[]): Promise<ApplyResult> {
     return this.serialize(async () => {
@@ -173,10 +176,10 @@ export class WireGuardInterface {
       });
       if (!this.running) return result(false, this.reason ?? 'not running');
       try {
-        await this.syncconf();
+        await this.syncPeers();
         return result(true);
       } catch (err) {
-        const reason = `wg syncconf failed: ${errorText(err)}`;
+        const reason = `applying the peers failed: ${errorText(err)}`;
         this.log.warn('wireguard apply failed', { interface: this.name, reason });
         if (!(await this.interfaceExists())) {
           this.runningMode = null;
@@ -351,16 +354,40 @@ export class WireGuardInterface {
     return `did not open its control socket within ${this.startTimeoutMs} ms: ${outputTail(this.childOutput) || 'no output'}`;
   }
 
+  /** At bring-up: the interface's own key and port, and every peer. */
   private async syncconf(): Promise<void> {
-    const wg = findExecutable('wg');
-    if (!wg) throw new Error("'wg' is missing");
-    // Not /dev/stdin: Node's child stdio is a socket, which wg cannot fopen. A 0600 file in a 0700
-    // dir in RAM, removed as soon as wg returns (or fails), is the nearest to wg-quick's <(…).
+    const wg = wgPath();
+    await this.withConfigFile(this.render(this.peers), (file) => this.runner.run(wg, ['syncconf', this.name, file], 120_000));
+  }
+
+  /**
+   * Once up: only the peers that differ from the live interface change (sync.ts says why not
+   * `wg syncconf`). Removals first, so that an address moving to a new peer is free for it.
+   */
+  private async syncPeers(): Promise<void> {
+    const wg = wgPath();
+    const { stdout } = await this.runner.run(wg, ['show', this.name, 'dump'], 30_000);
+    const plan = planPeerSync(this.peers, stdout);
+    for (let i = 0; i < plan.remove.length; i += REMOVE_PER_COMMAND) {
+      const args = plan.remove.slice(i, i + REMOVE_PER_COMMAND).flatMap((key) => ['peer', key, 'remove']);
+      await this.runner.run(wg, ['set', this.name, ...args], 120_000);
+    }
+    if (plan.upsert.length) {
+      await this.withConfigFile(renderWgPeers(plan.upsert), (file) => this.runner.run(wg, ['addconf', this.name, file], 120_000));
+    }
+  }
+
+  /**
+   * Hands `text` (it holds keys) to `wg` as a file. Not /dev/stdin: Node's child stdio is a socket,
+   * which wg cannot fopen. A 0600 file in a 0700 dir in RAM, removed as soon as wg returns (or
+   * fails), is the nearest to wg-quick's <(…).
+   */
+  private async withConfigFile(text: string, use: (file: string) => Promise<unknown>): Promise<void> {
     const dir = await mkdtemp(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'pic-wg-'));
     try {
       const file = join(dir, `${this.name}.conf`);
-      await writeFile(file, this.render(this.peers), { mode: 0o600, flag: 'wx' });
-      await this.runner.run(wg, ['syncconf', this.name, file], 120_000);
+      await writeFile(file, text, { mode: 0o600, flag: 'wx' });
+      await use(file);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -403,6 +430,14 @@ export class WireGuardInterface {
 }
 
 const EXITED_AT_START = 'exited at start';
+/** Public keys per `wg set … peer K remove …` call: far below the kernel's limit on arguments. */
+const REMOVE_PER_COMMAND = 500;
+
+function wgPath(): string {
+  const wg = findExecutable('wg');
+  if (!wg) throw new Error("'wg' is missing");
+  return wg;
+}
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
