@@ -1,6 +1,9 @@
 // How the cell is started everywhere (packages/cell/launch.json): node's flags and the bundle's
 // entry. Read by `npm start` (run.mjs) and the bench; test/support/cell-process.ts reads the same file.
+// Run directly (`node scripts/cell-launch.mjs`), it supervises an already built cell as `npm start` does.
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { constants } from 'node:os';
 import { join } from 'node:path';
 
 /** `{ nodeFlags, main }` with `main` an absolute path, for the repository at `root`. */
@@ -8,3 +11,34 @@ export function cellLaunch(root) {
   const launch = JSON.parse(readFileSync(join(root, 'packages', 'cell', 'launch.json'), 'utf8'));
   return { nodeFlags: launch.nodeFlags, main: join(root, 'packages', 'cell', launch.main) };
 }
+
+/** How often to check that whoever started us is still there. */
+const PARENT_CHECK_MS = 500;
+
+/**
+ * Runs the cell as launch.json says (node flags cannot be given to this process any more),
+ * passes SIGTERM/SIGINT/SIGHUP on to it, and ends with its exit code.
+ *
+ * npm runs a script through `sh -c`, and that shell dies of a SIGTERM sent to npm (`kill <pid of
+ * npm start>`) without passing it on: we would be left running, the cell with us, holding the
+ * port. So when our parent goes away, the cell gets a SIGTERM as if it had been sent to us.
+ */
+export function superviseCell(root, log = (msg) => process.stderr.write(`[pic] ${msg}\n`)) {
+  const { nodeFlags, main } = cellLaunch(root);
+  const cell = spawn(process.execPath, [...nodeFlags, main], { cwd: root, stdio: 'inherit' });
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(signal, () => cell.kill(signal));
+  const parent = process.ppid;
+  const parentWatch = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(parentWatch);
+    log(`the process that started the cell (pid ${parent}) is gone: stopping the cell`);
+    cell.kill('SIGTERM');
+  }, PARENT_CHECK_MS);
+  cell.once('error', (err) => {
+    log(`could not start the cell: ${err.message}`);
+    process.exit(1);
+  });
+  cell.once('exit', (code, signal) => process.exit(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1)));
+}
+
+if (process.argv[1] === import.meta.filename) superviseCell(join(import.meta.dirname, '..'));

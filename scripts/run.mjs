@@ -2,12 +2,11 @@
 // The one entry behind `npm start`, `npm test`, `npm run bench` and `npm run build`:
 // installs what is missing (pnpm through npx, no global install), builds the TypeScript, then runs.
 // Nothing here goes through a shell: every child is spawned with an argument array.
-import { spawn, spawnSync } from 'node:child_process';
-import { constants } from 'node:os';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cellLaunch } from './cell-launch.mjs';
+import { superviseCell } from './cell-launch.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const PNPM = 'pnpm@9.15.9';
@@ -48,21 +47,6 @@ export async function build() {
   await bundleCell();
 }
 
-/**
- * Runs the cell as packages/cell/launch.json says (node flags cannot be given to this process any
- * more), passing on SIGTERM/SIGINT/SIGHUP and ending with the cell's exit code.
- */
-function startCell() {
-  const { nodeFlags, main } = cellLaunch(root);
-  const cell = spawn(process.execPath, [...nodeFlags, main], { cwd: root, stdio: 'inherit' });
-  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(signal, () => cell.kill(signal));
-  cell.once('error', (err) => {
-    log(`could not start the cell: ${err.message}`);
-    process.exit(1);
-  });
-  cell.once('exit', (code, signal) => process.exit(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1)));
-}
-
 function findTests(dir, out = []) {
   if (!existsSync(dir)) return out;
   for (const name of readdirSync(dir)) {
@@ -90,7 +74,7 @@ await build();
 if (command === 'build') {
   process.exit(0);
 } else if (command === 'start') {
-  startCell();
+  superviseCell(root, log);
 } else if (command === 'test') {
   run(process.execPath, [join(root, 'scripts/system-deps.mjs')]);
   const files = testFiles(rest);

@@ -1,0 +1,68 @@
+// `npm start`'s supervisor (scripts/cell-launch.mjs, what run.mjs runs once the build is done),
+// started as npm starts a script: under `sh -c`. A SIGTERM to npm reaches that shell, which dies
+// without passing it on; the cell must stop cleanly anyway instead of running on with the port.
+// The already built cell is used: nothing here rebuilds (the suite reads dist/ and bundle/).
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { REPO_ROOT } from '../support/cell-process.js';
+import { ApiClient, completeSetup } from '../support/client.js';
+
+const dirs: string[] = [];
+const supervisors: number[] = [];
+after(() => {
+  // should the test fail, leave no cell behind (a supervisor passes SIGTERM on to its cell)
+  for (const pid of supervisors) if (alive(pid)) process.kill(pid, 'SIGTERM');
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('npm start supervisor (scripts/cell-launch.mjs)', () => {
+  it('stops the cell cleanly when the shell npm started it from is killed', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'pic-launch-'));
+    dirs.push(dataDir);
+    const launcher = join(REPO_ROOT, 'scripts', 'cell-launch.mjs');
+    // `; echo` keeps sh waiting as the parent (as npm's `sh -c` is), rather than exec'ing node.
+    // $! is the supervisor's pid: printed so the test can watch it.
+    const sh = spawn('/bin/sh', ['-c', `"$0" "$1" & echo "supervisor $!"; wait; echo`, process.execPath, launcher], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, PIC_PORT: '0', PIC_HOST: '127.0.0.1', PIC_DATA_DIR: dataDir, PIC_WIREGUARD_MODE: 'off' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    sh.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    sh.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const deadline = Date.now() + 15_000;
+    while (!/PIC cell listening on (http:\/\/\S+)/.test(out) || !/supervisor \d+/.test(out)) {
+      assert.ok(Date.now() < deadline, `the cell did not start:\n${out}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const url = /PIC cell listening on (http:\/\/\S+)/.exec(out)![1]!;
+    const supervisor = Number(/supervisor (\d+)/.exec(out)![1]);
+    supervisors.push(supervisor);
+    const admin = new ApiClient(url);
+    await completeSetup(admin); // writes: the WAL has something to fold back
+    assert.ok(existsSync(join(dataDir, 'cell.db-wal')));
+
+    sh.kill('SIGTERM'); // what the shell under npm gets; it does not pass it on
+    while (alive(supervisor)) {
+      assert.ok(Date.now() < deadline + 15_000, `the supervisor is still running after its parent died:\n${out}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.match(out, /the process that started the cell \(pid \d+\) is gone: stopping the cell/);
+    assert.match(out, /"msg":"stopping","signal":"SIGTERM"/);
+    assert.ok(!existsSync(join(dataDir, 'cell.db-wal')), `the database was closed:\n${out}`);
+    await assert.rejects(fetch(`${url}/health`), 'nothing listens on the port any more');
+  });
+});
