@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCellProcess, type CellProcess } from '../support/cell-process.js';
+import { runCellExpectingFailure, startCellProcess, type CellProcess } from '../support/cell-process.js';
 import { ApiClient, ADMIN, IDENTITY, NETWORK, completeSetup } from '../support/client.js';
 import { insertUser } from '../support/db.js';
 
@@ -91,5 +91,34 @@ describe('restart on the same data dir (real cell processes)', () => {
     assert.equal(cell.output().match(/"msg":"stopping"/g)?.length, 1, 'one shutdown, the second signal ignored');
     assert.ok(!existsSync(join(cell.dataDir, 'cell.db-wal')), 'the database was closed');
     await cell.destroy();
+  });
+
+  it('one cell per data dir: a second refuses at once and names the first; a killed cell leaves no stale lock', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pic-e2e-lock-'));
+    try {
+      const first = await startCellProcess({ dataDir: dir });
+      running.push(first);
+      const admin = new ApiClient(first.url);
+      await completeSetup(admin);
+
+      const second = await runCellExpectingFailure({ dataDir: dir });
+      assert.equal(second.code, 1, second.output);
+      assert.match(second.output, new RegExp(`another cell is already running on the data dir .* \\(pid ${first.child.pid}\\): stop it first`));
+      assert.doesNotMatch(second.output, /migrations applied|cell listening/, 'it stopped before touching anything');
+      // the first one did not notice
+      assert.equal((await admin.get('/api/auth/me')).status, 200);
+
+      // SIGKILL: no clean-up runs, yet the next cell starts (the kernel dropped the lock with the process)
+      const killed = new Promise((resolve) => first.child.once('exit', resolve));
+      first.child.kill('SIGKILL');
+      await killed;
+      const third = await startCellProcess({ dataDir: dir });
+      running.push(third);
+      assert.equal((await new ApiClient(third.url).get('/health')).status, 200);
+      assert.equal(await third.stop(), 0);
+      assert.ok(!existsSync(join(dir, 'cell.pid')), 'a clean stop removes the pid note');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,8 +1,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import type { CellConfig } from './config.js';
 import { openDatabase, type CellDatabase } from './db/database.js';
+import { DataDirLock } from './db/data-dir-lock.js';
 import type { Logger } from './lib/logger.js';
 import { SqliteSessionStore } from './http/session.js';
 import { SlidingWindowLimiter } from './http/rate-limit.js';
@@ -27,8 +28,23 @@ export interface Cell {
   stop(): Promise<void>;
 }
 
-/** Opens the database, migrates, builds the app and listens. `stop()` undoes it all, in reverse. */
+/**
+ * Takes the data dir (one cell per data dir: DataDirLock), opens the database, migrates, builds
+ * the app and listens. `stop()` undoes it all, in reverse. A start that fails lets the data dir go.
+ */
 export async function startCell(config: CellConfig, logger: Logger): Promise<Cell> {
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const lock = new DataDirLock(config.dataDir);
+  lock.start();
+  try {
+    return await startLocked(config, logger, lock);
+  } catch (err) {
+    lock.stop();
+    throw err;
+  }
+}
+
+async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock): Promise<Cell> {
   const startedAt = Date.now();
   const database = openDatabase(config.dbFile);
   const applied = await database.migrate();
@@ -117,6 +133,7 @@ export async function startCell(config: CellConfig, logger: Logger): Promise<Cel
         server.closeIdleConnections();
       });
       await database.close();
+      lock.stop();
     })());
 
   return { deps, database, server, url, stop };
