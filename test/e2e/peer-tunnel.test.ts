@@ -280,7 +280,7 @@ describe('WireGuard tunnel through the API (two network namespaces, wireguard-go
     const took = await reachesCellWithin(45_000);
     assert.ok(took !== undefined, `the tunnel did not come back after enabling\nclient:\n${clientOutput()}`);
     t.diagnostic(`tunnel back ${took} ms after enabling`);
-    assert.equal(await ifindex(), index, 'the same interface throughout: changes were applied with syncconf, not a down/up');
+    assert.equal(await ifindex(), index, 'the same interface throughout: changes were applied in place, not a down/up');
     assert.equal((await status()).running, true);
   });
 
