@@ -93,6 +93,19 @@ describe('restart on the same data dir (real cell processes)', () => {
     await cell.destroy();
   });
 
+  it('SIGHUP (a closed terminal) stops the cell as cleanly as SIGTERM', async () => {
+    const cell = await startCellProcess();
+    running.push(cell);
+    await completeSetup(new ApiClient(cell.url)); // writes: the WAL has something to fold back
+    assert.ok(existsSync(join(cell.dataDir, 'cell.db-wal')));
+    const exited = new Promise<number | null>((resolve) => cell.child.once('exit', (code) => resolve(code)));
+    cell.child.kill('SIGHUP');
+    assert.equal(await exited, 0, `a clean exit, not death by signal:\n${cell.output()}`);
+    assert.match(cell.output(), /"msg":"stopping","signal":"SIGHUP"/);
+    assert.ok(!existsSync(join(cell.dataDir, 'cell.db-wal')), 'the database was closed');
+    await cell.destroy();
+  });
+
   it('one cell per data dir: a second refuses at once and names the first; a killed cell leaves no stale lock', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'pic-e2e-lock-'));
     try {

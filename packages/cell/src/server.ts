@@ -2,7 +2,7 @@ import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './lib/logger.js';
 import { startCell } from './cell.js';
 
-/** Loads config, starts the cell, and stops it cleanly on SIGTERM/SIGINT. */
+/** Loads config, starts the cell, and stops it cleanly on SIGTERM, SIGINT or SIGHUP. */
 async function main(): Promise<void> {
   let config;
   try {
@@ -37,8 +37,9 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  // SIGHUP too: a closed terminal or a dropped SSH session sends it, and by default it would end
+  // the process on the spot, cutting off requests and the database close.
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => shutdown(signal));
 }
 
 main().catch((err) => {
