@@ -1,5 +1,6 @@
 import type Router from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
+import compose from 'koa-compose';
 
 /**
  * The part of a path that decides which routers can match it: `/api/<segment>` under /api/, else
@@ -27,25 +28,6 @@ function keysOf(router: Router): Set<string> | 'any' {
   return keys;
 }
 
-/** koa-compose, for a fixed list. */
-function chain(middleware: Middleware[]): Middleware {
-  return function chained(ctx: Context, next: Next) {
-    let last = -1;
-    const run = (i: number): Promise<void> => {
-      if (i <= last) return Promise.reject(new Error('next() called multiple times'));
-      last = i;
-      const fn = i === middleware.length ? next : middleware[i];
-      if (!fn) return Promise.resolve();
-      try {
-        return Promise.resolve(fn(ctx, () => run(i + 1)));
-      } catch (err) {
-        return Promise.reject(err);
-      }
-    };
-    return run(0);
-  };
-}
-
 /**
  * The feature routers as one middleware, each with its `routes()` and `allowedMethods()` as if
  * they were all `app.use`d in order, but a request only passes through the routers that can match
@@ -58,10 +40,10 @@ export function routerDispatch(routers: Router[]): Middleware {
     keys: keysOf(router),
     middleware: [router.routes() as unknown as Middleware, router.allowedMethods({ throw: false }) as unknown as Middleware],
   }));
-  const all = chain(parts.flatMap((p) => p.middleware));
+  const all = compose(parts.flatMap((p) => p.middleware));
   const byKey = new Map<string, Middleware>();
   for (const key of new Set(parts.flatMap((p) => (p.keys === 'any' ? [] : [...p.keys])))) {
-    byKey.set(key, chain(parts.filter((p) => p.keys === 'any' || p.keys.has(key)).flatMap((p) => p.middleware)));
+    byKey.set(key, compose(parts.filter((p) => p.keys === 'any' || p.keys.has(key)).flatMap((p) => p.middleware)));
   }
   return function dispatch(ctx: Context, next: Next) {
     return (byKey.get(routeKey(ctx.path)) ?? all)(ctx, next);
