@@ -29,6 +29,8 @@ export function parseCidr(text: string): Cidr | undefined {
 }
 
 export const maskOf = (prefix: number): number => (prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0);
+/** The network address of a CIDR: its host bits cleared. */
+export const networkOf = (c: Cidr): number => (c.network & maskOf(c.prefix)) >>> 0;
 
 const PRIVATE_RANGES: Cidr[] = [
   { network: parseIPv4('10.0.0.0')!, prefix: 8 },
@@ -47,7 +49,7 @@ export function subnetProblem(text: string, minPrefix = 16, maxPrefix = 29): str
   const cidr = parseCidr(text);
   if (!cidr) return 'must be an IPv4 CIDR like 10.8.0.0/24';
   if (cidr.prefix < minPrefix || cidr.prefix > maxPrefix) return `prefix must be /${minPrefix} to /${maxPrefix}`;
-  const base = (cidr.network & maskOf(cidr.prefix)) >>> 0;
+  const base = networkOf(cidr);
   if (base !== cidr.network) return `host bits are set; did you mean ${formatIPv4(base)}/${cidr.prefix}?`;
   if (!isPrivateCidr(cidr)) return 'must be inside a private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)';
   return undefined;

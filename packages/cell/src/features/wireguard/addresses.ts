@@ -1,5 +1,5 @@
 /** Tunnel addresses inside the cell subnet: the cell takes the first host, peers the ones after it. */
-import { formatIPv4, maskOf, parseCidr, parseIPv4 } from '../../lib/net.js';
+import { formatIPv4, maskOf, networkOf, parseCidr, parseIPv4 } from '../../lib/net.js';
 
 interface HostRange {
   first: number;
@@ -10,7 +10,7 @@ interface HostRange {
 function hostRange(subnet: string): HostRange {
   const cidr = parseCidr(subnet);
   if (!cidr) throw new TypeError(`${JSON.stringify(subnet)} is not an IPv4 CIDR`);
-  const network = (cidr.network & maskOf(cidr.prefix)) >>> 0;
+  const network = networkOf(cidr);
   const broadcast = (network | (~maskOf(cidr.prefix) >>> 0)) >>> 0;
   // /31 and /32 have no room for a cell and a peer; report an empty range.
   return { first: network + 1, last: cidr.prefix >= 31 ? network : broadcast - 1, prefix: cidr.prefix };

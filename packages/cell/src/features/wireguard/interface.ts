@@ -209,11 +209,8 @@ export class WireGuardInterface {
         persistentKeepalive: p.persistentKeepalive || null,
       }));
     if (this.running) {
-      const wg = findExecutable('wg');
       try {
-        if (!wg) throw new Error("'wg' is missing");
-        const { stdout } = await this.runner.run(wg, ['show', this.name, 'dump'], 30_000);
-        const dump = parseWgShowDump(stdout);
+        const dump = parseWgShowDump(await this.readDump());
         return { ...base(), running: true, mode: this.runningMode, reason: null, peers: dump.peers };
       } catch (err) {
         if (this.running && !(await this.interfaceExists())) {
@@ -366,8 +363,7 @@ export class WireGuardInterface {
    */
   private async syncPeers(): Promise<void> {
     const wg = wgPath();
-    const { stdout } = await this.runner.run(wg, ['show', this.name, 'dump'], 30_000);
-    const plan = planPeerSync(this.peers, stdout);
+    const plan = planPeerSync(this.peers, await this.readDump());
     for (let i = 0; i < plan.remove.length; i += REMOVE_PER_COMMAND) {
       const args = plan.remove.slice(i, i + REMOVE_PER_COMMAND).flatMap((key) => ['peer', key, 'remove']);
       await this.runner.run(wg, ['set', this.name, ...args], 120_000);
@@ -375,6 +371,11 @@ export class WireGuardInterface {
     if (plan.upsert.length) {
       await this.withConfigFile(renderWgPeers(plan.upsert), (file) => this.runner.run(wg, ['addconf', this.name, file], 120_000));
     }
+  }
+
+  /** `wg show <iface> dump`: the live interface, its keys included (never quoted in an error). */
+  private async readDump(): Promise<string> {
+    return (await this.runner.run(wgPath(), ['show', this.name, 'dump'], 30_000)).stdout;
   }
 
   /**

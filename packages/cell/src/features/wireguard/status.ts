@@ -1,6 +1,7 @@
 /**
  * Parsing `wg show <iface> dump`. Its first line carries the interface's private key and every peer
- * line its preshared key: those columns are dropped here, and no error message quotes a line.
+ * line its preshared key: parseWgShowDump drops those columns (sync.ts alone compares the
+ * preshared keys, through splitWgShowDump), and no error message quotes a line.
  */
 
 export interface WireGuardPeerStatus {
@@ -27,15 +28,28 @@ const count = (field: string, what: string, line: number): number => {
   return Number(field);
 };
 
-export function parseWgShowDump(text: string): WgShowDump {
+type PeerFields = [publicKey: string, presharedKey: string, endpoint: string, allowedIps: string, handshake: string, rx: string, tx: string, keepalive: string];
+
+/**
+ * The dump's lines as fields, shapes checked: the interface line (4 fields) and a line per peer
+ * (8, the second being its preshared key). Callers decide which columns they keep.
+ */
+export function splitWgShowDump(text: string): { head: string[]; peers: PeerFields[] } {
   const lines = text.split('\n').filter((l) => l.length > 0);
   const head = lines[0]?.split('\t');
   if (!head || head.length !== 4) throw new Error('wg show dump: the interface line has an unexpected shape');
-  const peers = lines.slice(1).map((line, i): WireGuardPeerStatus => {
+  const peers = lines.slice(1).map((line, i) => {
     const f = line.split('\t');
+    if (f.length !== 8) throw new Error(`wg show dump: line ${i + 2} has ${f.length} fields, expected 8`);
+    return f as PeerFields;
+  });
+  return { head, peers };
+}
+
+export function parseWgShowDump(text: string): WgShowDump {
+  const { head, peers: lines } = splitWgShowDump(text);
+  const peers = lines.map(([publicKey, , endpoint, allowedIps, handshake, rx, tx, keepalive], i): WireGuardPeerStatus => {
     const n = i + 2;
-    if (f.length !== 8) throw new Error(`wg show dump: line ${n} has ${f.length} fields, expected 8`);
-    const [publicKey, , endpoint, allowedIps, handshake, rx, tx, keepalive] = f as [string, string, string, string, string, string, string, string];
     const handshakeSeconds = count(handshake, 'latest handshake', n);
     return {
       publicKey,

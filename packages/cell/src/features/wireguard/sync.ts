@@ -11,7 +11,8 @@
  * function; no error message quotes a line.
  */
 import type { WgPeer } from './config.js';
-import { parseCidr, formatIPv4, maskOf } from '../../lib/net.js';
+import { formatIPv4, networkOf, parseCidr } from '../../lib/net.js';
+import { splitWgShowDump } from './status.js';
 
 export interface PeerSyncPlan {
   /** Public keys to remove: not wanted, or wanted without the preshared key they have (wg cannot unset one). */
@@ -30,18 +31,14 @@ interface LivePeer {
 /** A CIDR as `wg show` prints it (IPv4 host bits cleared); anything else as given. */
 function canonicalCidr(text: string): string {
   const c = parseCidr(text);
-  return c ? `${formatIPv4((c.network & maskOf(c.prefix)) >>> 0)}/${c.prefix}` : text.toLowerCase();
+  return c ? `${formatIPv4(networkOf(c))}/${c.prefix}` : text.toLowerCase();
 }
 
 const allowedKey = (cidrs: string[]): string => cidrs.map(canonicalCidr).sort().join(',');
 
 function parseLivePeers(dump: string): Map<string, LivePeer> {
-  const lines = dump.split('\n').filter((l) => l.length > 0);
   const live = new Map<string, LivePeer>();
-  for (let i = 1; i < lines.length; i++) {
-    const f = lines[i]!.split('\t');
-    if (f.length !== 8) throw new Error(`wg show dump: line ${i + 1} has ${f.length} fields, expected 8`);
-    const [publicKey, psk, endpoint, allowedIps, , , , keepalive] = f as [string, string, string, string, string, string, string, string];
+  for (const [publicKey, psk, endpoint, allowedIps, , , , keepalive] of splitWgShowDump(dump).peers) {
     live.set(publicKey, {
       presharedKey: psk === '(none)' ? null : psk,
       endpoint: endpoint === '(none)' ? null : endpoint,
