@@ -80,7 +80,6 @@ export async function run(ctx) {
     return { proc, target: { url: `${stackUrl}/api/status`, headers: { cookie: `pic.sid=${SESSION_ID}` } } };
   };
   const stack = await startStack({});
-  const stackTarget = stack.target;
   // and the same parts without koa-session, to show what that one part costs
   const bare = await startStack({ WITHOUT_SESSION: '1' });
 
@@ -89,13 +88,13 @@ export async function run(ctx) {
   // Both start cold (the cell has just dropped its start-up code, see above): 3 s of load each
   // before the measured rounds, so the rounds compare warmed-up servers.
   // The cell last: it starts the rounds, and an idle pause of 8 s lets V8 drop its code again.
-  for (const target of [stackTarget, bare.target, { url: `${koaUrl}/` }, { url: `${url}/api/status`, headers: { cookie: session.cookie } }]) {
+  for (const target of [stack.target, bare.target, { url: `${koaUrl}/` }, { url: `${url}/api/status`, headers: { cookie: session.cookie } }]) {
     await runLoad({ ...target, connections: opts.connections, warmupMs: 0, durationMs: 3000 });
   }
   const rounds = [];
   for (let r = 1; r <= opts.rounds; r++) {
     const status = await measured(cell.pid, () => runLoad({ url: `${url}/api/status`, headers: { cookie: session.cookie }, ...load }));
-    const parts = await measured(stack.proc.pid, () => runLoad({ ...stackTarget, ...load }));
+    const parts = await measured(stack.proc.pid, () => runLoad({ ...stack.target, ...load }));
     const noSession = await measured(bare.proc.pid, () => runLoad({ ...bare.target, ...load }));
     const hello = await measured(koa.pid, () => runLoad({ url: `${koaUrl}/`, ...load }));
     rounds.push({
@@ -111,6 +110,7 @@ export async function run(ctx) {
   await stack.proc.stop();
   await bare.proc.stop();
   const stackRatio = median(rounds.map((r) => r.stackRatio));
+  const noSessionRatio = median(rounds.map((r) => r.noSessionRatio));
   const statusRps = median(rounds.map((r) => r.status.rps));
   const koaRps = median(rounds.map((r) => r.koa.rps));
   const ratio = median(rounds.map((r) => r.ratio));
@@ -130,7 +130,7 @@ export async function run(ctx) {
     { label: 'ratio /api/status ÷ Koa (median round)', value: ratio, digits: 3, goal: { cmp: '>=', target: 0.66 } },
     { label: '  ceiling: the chosen parts alone ÷ Koa (median round)', value: stackRatio, digits: 3 },
     { label: '  the chosen parts alone (req/s)', value: median(rounds.map((r) => r.stack.rps)), digits: 0 },
-    { label: '  the same parts without koa-session ÷ Koa (median round)', value: median(rounds.map((r) => r.noSessionRatio)), digits: 3 },
+    { label: '  the same parts without koa-session ÷ Koa (median round)', value: noSessionRatio, digits: 3 },
     { label: `RSS ${opts.idle} s after it listens (MB)`, value: earlyRss / MB, digits: 1 },
     { label: `idle RSS, ${SETTLED_S} s after it listens (MB)`, value: idleRss / MB, digits: 1, goal: { cmp: '<', target: 80 } },
     { label: 'RSS idle after the load (MB)', value: afterLoadRss / MB, digits: 1 },
@@ -154,7 +154,7 @@ export async function run(ctx) {
     koa_rps: Math.round(koaRps),
     ratio: round3(ratio),
     parts_alone_ratio: round3(stackRatio),
-    parts_without_session_ratio: round3(median(rounds.map((r) => r.noSessionRatio))),
+    parts_without_session_ratio: round3(noSessionRatio),
     rounds: rounds.map((r) => ({
       status_rps: Math.round(r.status.rps), parts_alone_rps: Math.round(r.stack.rps), koa_rps: Math.round(r.koa.rps), ratio: round3(r.ratio),
       status_p99_ms: r.status.p99_ms, koa_p99_ms: r.koa.p99_ms,
@@ -225,7 +225,7 @@ async function timeToHealth(ctx, cellCmd, dataDir) {
 }
 
 /** Walks the setup wizard as the first admin, completes it, then signs in afresh. */
-export async function signedInSession(url) {
+async function signedInSession(url) {
   const cookieFrom = (res, previous) => {
     const line = [res.headers['set-cookie'] ?? []].flat().find((c) => c.startsWith('pic.sid='));
     return line ? line.split(';')[0] : previous;

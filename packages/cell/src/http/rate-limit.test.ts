@@ -116,4 +116,3 @@ describe('SlidingWindowLimiter', () => {
     assert.deepEqual(l.take('k'), { allowed: true, remaining: 0, resetSeconds: 4 }, 'the first hit left; the second is the oldest now');
   });
 });
-
