@@ -6,6 +6,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsImport from 'ajv-formats';
 import type { Static, TSchema } from '@sinclair/typebox';
 import type { FieldErrors } from './errors.js';
+import { isStrictDateTime } from './date-time.js';
 
 export type { FieldErrors };
 type FormatName = 'date-time' | 'uri' | 'email';
@@ -17,6 +18,8 @@ const addFormats = addFormatsImport.default;
 export function createAjv(formats: FormatName[]): Ajv {
   const instance = new Ajv({ allErrors: true, strict: true, coerceTypes: false, useDefaults: false, verbose: true });
   addFormats(instance, formats);
+  // ajv-formats' date-time takes a lowercase t/z and a leap second, which Date cannot represent.
+  if (formats.includes('date-time')) instance.addFormat('date-time', { type: 'string', validate: isStrictDateTime });
   // A schema may carry a human message for its field; ajv itself ignores it.
   instance.addKeyword({ keyword: 'errorMessage', schemaType: 'string' });
   return instance;

@@ -67,14 +67,32 @@ export function validateQuery<S extends TSchema>(schema: S, numeric: string[] = 
   return async function validateRequestQuery(ctx: Context, next: Next): Promise<void> {
     const validate = validator();
     const query: Record<string, unknown> = {};
+    const unsafe: FieldErrors = {};
     for (const [key, value] of Object.entries(ctx.query)) {
       if (Array.isArray(value)) throw errors.validation({ [key]: 'must be given once' });
-      query[key] = numeric.includes(key) && value !== undefined && /^-?\d+$/.test(value) ? Number(value) : value;
+      const coerced = numeric.includes(key) ? queryInteger(value) : value;
+      if (coerced === UNSAFE) unsafe[key] = SAFE_RANGE;
+      query[key] = coerced;
     }
-    if (!validate(query)) throw errors.validation(fieldErrors(validate.errors));
+    // Past 2^53 a number is rounded (9007199254740993 reads as …992) or beyond SQLite's integers:
+    // refused here, for every paginated route, besides the schema's own limits.
+    const valid = validate(query);
+    if (!valid || Object.keys(unsafe).length > 0) {
+      throw errors.validation({ ...(valid ? {} : fieldErrors(validate.errors)), ...unsafe });
+    }
     ctx.input = query;
     await next();
   };
+}
+
+const UNSAFE = Symbol('unsafe integer');
+const SAFE_RANGE = `must be an integer from -${Number.MAX_SAFE_INTEGER} to ${Number.MAX_SAFE_INTEGER}`;
+
+/** Digits as a number when exactly representable (UNSAFE when not); other text stays text for the schema to refuse. */
+function queryInteger(value: string | undefined): string | number | undefined | typeof UNSAFE {
+  if (value === undefined || !/^-?\d+$/.test(value)) return value;
+  const n = Number(value);
+  return Number.isSafeInteger(n) ? n : UNSAFE;
 }
 
 export type Input<S extends TSchema> = Static<S>;

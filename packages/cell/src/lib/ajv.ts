@@ -1,4 +1,5 @@
 import type { ErrorObject } from 'ajv';
+import { Type } from '@sinclair/typebox';
 import { createAjv, fieldErrors as shapeFieldErrors, schemaCompiler } from '@pic/manifest/ajv';
 import type { FieldErrors } from '../http/errors.js';
 
@@ -10,3 +11,10 @@ export const compile = schemaCompiler(ajv);
 export function fieldErrors(errs: ErrorObject[] | null | undefined, root = ''): FieldErrors {
   return shapeFieldErrors(errs, { root, whole: '_body' });
 }
+
+/**
+ * A strict RFC 3339 date-time (the shared ajv's format: upper-case T and Z, no leap second, a value
+ * `Date` can hold). Every date-time the API accepts uses this, so none can fail later as a 500.
+ */
+export const DateTime = (example = '2026-01-31T00:00:00Z') =>
+  Type.String({ format: 'date-time', maxLength: 40, errorMessage: `must be an RFC 3339 date-time, e.g. ${example}` });

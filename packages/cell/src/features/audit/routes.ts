@@ -1,9 +1,9 @@
 import Router from '@koa/router';
-import { Readable } from 'node:stream';
+import { PassThrough, pipeline, Readable } from 'node:stream';
 import type { CellDeps } from '../../deps.js';
 import { requireRole } from '../../http/guard.js';
 import { validateBody, validateQuery } from '../../http/validate.js';
-import { ArchiveBody, AuditQuery, ExportQuery, VerifyQuery } from './schema.js';
+import { ArchiveBody, AuditQuery, checkArchiveBody, ExportQuery, VerifyQuery } from './schema.js';
 import { archiveEntriesBefore, verifyArchives } from './archive.js';
 import { audited } from '../../http/audit.js';
 import { transactional } from '../../http/transaction.js';
@@ -20,11 +20,16 @@ export function auditRoutes(deps: CellDeps): Router {
     ctx.body = { ok: true, entries: rows.map(presentAuditEntry), total, limit, offset };
   });
 
-  // Streams page by page: the table is never held in memory, whatever its size.
+  // Streams page by page: the table is never held in memory, whatever its size. The parts are joined
+  // with stream.pipeline, so a failure in the middle (a page that cannot be read) ends this response
+  // (the connection is cut: a 200 was already sent) and is logged; it never reaches the process.
   router.get('/export', requireRole('admin'), validateQuery(ExportQuery), async (ctx) => {
     const { format = 'csv', ...filters } = ctx.input as ExportQuery;
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     ctx.set('Content-Disposition', `attachment; filename="audit-${stamp}.${format}"`);
+    const ended = (err: NodeJS.ErrnoException | null) => {
+      if (err && err.code !== 'ERR_STREAM_PREMATURE_CLOSE') deps.logger.warn('audit export ended early', { error: String(err) });
+    };
     if (format === 'csv') {
       ctx.type = 'text/csv; charset=utf-8';
       const { stringify } = await import('csv-stringify'); // loaded on first export only
@@ -32,13 +37,15 @@ export function auditRoutes(deps: CellDeps): Router {
         header: true,
         columns: [...EXPORT_COLUMNS],
         record_delimiter: 'windows', // RFC 4180: CRLF
+        // With a record_delimiter set, csv-stringify quotes only fields holding that delimiter: a bare \n
+        // or \r (an attempted username) would start a line of its own. Quote them as RFC 4180 says.
+        quote_record_delimiter: true,
         escape_formulas: true, // a cell like =HYPERLINK(…) from an attempted username must not run in a spreadsheet
       });
-      Readable.from(streamAudit(db, filters)).pipe(csv);
-      ctx.body = csv;
+      ctx.body = pipeline(Readable.from(streamAudit(db, filters)), csv, ended);
     } else {
       ctx.type = 'application/json; charset=utf-8';
-      ctx.body = Readable.from(jsonArray(streamAudit(db, filters)));
+      ctx.body = pipeline(Readable.from(jsonArray(streamAudit(db, filters))), new PassThrough(), ended);
     }
   });
 
@@ -56,7 +63,7 @@ export function auditRoutes(deps: CellDeps): Router {
   });
 
   // Moves entries older than `before` into an encrypted archive file; the live chain stays verifiable.
-  router.post('audit.archive', '/archive', requireRole('admin'), audited('audit'), validateBody(ArchiveBody), transactional(db), async (ctx) => {
+  router.post('audit.archive', '/archive', requireRole('admin'), audited('audit'), validateBody(ArchiveBody, checkArchiveBody), transactional(db), async (ctx) => {
     const { before } = ctx.input as ArchiveBody;
     const result = await archiveEntriesBefore(ctx.trx, deps.vault, deps.config.dataDir, before);
     ctx.audit!.details = { before, archived: result.archived, first_id: result.first_id ?? null, last_id: result.last_id ?? null };

@@ -1,4 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
+import type { FieldErrors } from '../../http/errors.js';
+import { DateTime } from '../../lib/ajv.js';
 
 const filters = {
   actor: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
@@ -6,8 +8,8 @@ const filters = {
   target_type: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
   target_id: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
   result: Type.Optional(Type.Union([Type.Literal('ok'), Type.Literal('denied'), Type.Literal('error')])),
-  since: Type.Optional(Type.String({ format: 'date-time', errorMessage: 'must be an ISO-8601 date-time, e.g. 2026-01-31T00:00:00Z' })),
-  until: Type.Optional(Type.String({ format: 'date-time', errorMessage: 'must be an ISO-8601 date-time, e.g. 2026-01-31T00:00:00Z' })),
+  since: Type.Optional(DateTime()),
+  until: Type.Optional(DateTime()),
 };
 
 export const AuditQuery = Type.Object(
@@ -28,10 +30,15 @@ export const ExportQuery = Type.Object(
 export type ExportQuery = Static<typeof ExportQuery>;
 
 export const ArchiveBody = Type.Object(
-  { before: Type.String({ format: 'date-time', errorMessage: 'must be an ISO-8601 date-time, e.g. 2026-01-31T00:00:00Z' }) },
+  { before: DateTime() },
   { additionalProperties: false },
 );
 export type ArchiveBody = Static<typeof ArchiveBody>;
+
+/** Archiving up to a time that has not come yet would take entries still being written. */
+export function checkArchiveBody(body: ArchiveBody, now = Date.now()): FieldErrors {
+  return Date.parse(body.before) > now ? { before: 'must not be in the future' } : {};
+}
 
 export const VerifyQuery = Type.Object(
   { archives: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false'), Type.Literal('1'), Type.Literal('0')])) },

@@ -2,6 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FieldErrors } from '../../http/errors.js';
 import { isDnsLabel, parseCidr, parseIPv4 } from '../../lib/net.js';
 import { Password } from '../users/schema.js';
+import { DateTime } from '../../lib/ajv.js';
 
 const PeerName = Type.String({
   minLength: 1,
@@ -14,7 +15,7 @@ const DnsList = Type.Array(Type.String({ maxLength: 15 }), { maxItems: 4, unique
 const CidrList = Type.Array(Type.String({ maxLength: 18 }), { minItems: 1, maxItems: 64, uniqueItems: true });
 const Group = Type.Union([Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,31}$', errorMessage: 'must be 1-32 characters: lowercase letters, digits, _ and -' }), Type.Null()]);
 const Tags = Type.Array(Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,31}$', errorMessage: 'each tag: 1-32 lowercase letters, digits, _ and -' }), { maxItems: 16, uniqueItems: true });
-const ExpiresAt = Type.Union([Type.String({ format: 'date-time', errorMessage: 'must be an ISO-8601 date-time, e.g. 2027-01-31T00:00:00Z' }), Type.Null()]);
+const ExpiresAt = Type.Union([DateTime('2027-01-31T00:00:00Z'), Type.Null()]);
 
 export const CreatePeerBody = Type.Object(
   {
