@@ -153,3 +153,70 @@ describe('hardening: date-times, integers, CSV, the archive (real cell process)'
     assert.ok(actors.includes("'\r+1+1") && actors.includes("'@SUM(A1)"), 'formulas are neutralised with a leading quote');
   });
 });
+
+describe('hardening: every refused write leaves a trace (real cell process, trust_proxy)', () => {
+  let ready: ReadyCell;
+  let admin: ApiClient;
+
+  before(async () => {
+    ready = await startReadyCell({ cellYaml: 'trust_proxy: true\n' });
+    admin = ready.admin;
+  });
+  after(async () => ready.cell.destroy());
+
+  const newest = async (action: string) => {
+    const res = await admin.get(`/api/audit?action=${encodeURIComponent(action)}&limit=1`);
+    assert.equal(res.status, 200, res.text);
+    return res.body.entries[0] as Record<string, any> | undefined;
+  };
+
+  it('a lone surrogate in a login name or a store id is audited, as well-formed text', async () => {
+    const login = await ready.anon().request('POST', '/api/auth/login', {
+      rawBody: '{"username":"admin0\\ud800","password":"not the password"}',
+      headers: { 'content-type': 'application/json' },
+    });
+    assert.equal(login.status, 401, login.text);
+    const entry = await newest('auth.login');
+    assert.equal(entry?.actor, 'admin0\ufffd', `the refused login is recorded: ${JSON.stringify(entry)}`);
+    assert.equal(entry?.result, 'denied');
+
+    const install = await admin.request('POST', '/api/store/install', {
+      rawBody: '{"id":"\\udfff"}',
+      headers: { 'content-type': 'application/json' },
+    });
+    assertError(install, 400, { context: 'install of a lone surrogate id' });
+    const refused = await newest('store.install');
+    assert.equal(refused?.target_id, '\ufffd', `the refused install is recorded: ${JSON.stringify(refused)}`);
+    assert.equal(refused?.result, 'error');
+    assert.equal(refused?.details.error, 'validation_failed');
+    assert.equal((await admin.get('/api/audit/verify')).body.valid, true, 'the chain verifies');
+  });
+
+  it('a 413 is audited as payload_too_large', async () => {
+    const big = JSON.stringify({ identity: { cell_name: 'x'.repeat(1024 * 1024 + 16) } });
+    const res = await admin.request('PUT', '/api/config', { rawBody: big, headers: { 'content-type': 'application/json' } });
+    assertError(res, 413, { code: 'payload_too_large' });
+    const entry = await newest('config.update');
+    assert.equal(entry?.details.status, 413);
+    assert.equal(entry?.details.error, 'payload_too_large', JSON.stringify(entry));
+  });
+
+  it('with trust_proxy, the audited ip is a parsed address, never the raw X-Forwarded-For text', async () => {
+    const cases: Array<[string, string]> = [
+      ['203.0.113.9', '203.0.113.9'],
+      ['198.51.100.1, 2001:db8::7', '2001:db8::7'],
+      ['<script>alert(1)</script>', '127.0.0.1'],
+      ['203.0.113.9:4444', '127.0.0.1'],
+      ['x'.repeat(4000), '127.0.0.1'],
+      ['198.51.100.1, not-an-address', '127.0.0.1'],
+    ];
+    for (const [forwarded, expected] of cases) {
+      const res = await ready.anon().post('/api/auth/login', { username: 'nobody', password: 'not the password' }, {
+        headers: { 'x-forwarded-for': forwarded },
+      });
+      assert.equal(res.status, 401, res.text);
+      const entry = await newest('auth.login');
+      assert.equal(entry?.ip, expected, `X-Forwarded-For ${forwarded.slice(0, 40)} → ${entry?.ip}`);
+    }
+  });
+});

@@ -19,6 +19,7 @@ import { peerRoutes, peerSelfRoutes, wireguardRoutes } from './features/peers/ro
 import { storeRoutes } from './features/store/routes.js';
 import { mountedServiceRoutes, serviceCredentialRoutes, servicesRoutes } from './features/services/routes.js';
 import { auditWrites, type RouteNamer } from './http/audit.js';
+import { clientAddress } from './http/client-ip.js';
 import type Router from '@koa/router';
 import './http/context.js';
 
@@ -55,6 +56,7 @@ export function buildApp(deps: CellDeps, sqlite: SQLite.Database): Koa {
   // Behind our own proxy, trust only the address it saw (the last X-Forwarded-For hop), not what a client wrote.
   const app = new Koa({ proxy: deps.config.trustProxy, maxIpsCount: 1 });
   app.silent = true; // the error handler logs what matters
+  if (deps.config.trustProxy) app.use(clientAddress);
   app.use(errorHandler(deps.logger));
   const routers = [
     healthRoutes(deps, sqlite),

@@ -3,7 +3,7 @@ import type { Transaction } from 'kysely';
 import type { Database } from '../db/schema.js';
 import type { AuditLog, AuditResult } from '../features/audit/service.js';
 import type { Logger } from '../lib/logger.js';
-import { HttpError } from './errors.js';
+import { asHttpError } from './error-handler.js';
 import { isApiPath } from './guard.js';
 
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -79,8 +79,10 @@ export function auditWrites(log: AuditLog, logger: Logger, routeName: RouteNamer
     try {
       await next();
     } catch (err) {
-      const status = err instanceof HttpError ? err.status : ((err as { status?: number }).status ?? 500);
-      const code = err instanceof HttpError ? err.id : 'internal';
+      // The status and code the client gets: a library's 413 is payload_too_large here too, not internal.
+      const known = asHttpError(err);
+      const status = known?.status ?? 500;
+      const code = known?.id ?? 'internal';
       await record.writeAlone(resultFor(status), { status, error: code }).catch((auditErr) =>
         logger.error('audit append failed', { error: String(auditErr) }),
       );

@@ -11,6 +11,11 @@ interface ExposedError {
   message?: string;
 }
 
+/** The error as the client will see it (an HttpError), or undefined for an internal error (a 500). */
+export function asHttpError(err: unknown): HttpError | undefined {
+  return err instanceof HttpError ? err : fromLibraryError((err ?? {}) as ExposedError);
+}
+
 function fromLibraryError(err: ExposedError): HttpError | undefined {
   const status = err.status ?? err.statusCode;
   if (!status || status < 400 || status >= 500) return undefined;
@@ -45,7 +50,7 @@ export function errorHandler(logger: Logger) {
         ctx.body = { ok: false, error, code, fields: {} };
       }
     } catch (raw) {
-      const err = raw instanceof HttpError ? raw : fromLibraryError(raw as ExposedError);
+      const err = asHttpError(raw);
       if (err) {
         ctx.status = err.status;
         for (const [name, value] of Object.entries(err.headers)) ctx.set(name, value);

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { canonicalEntry, chainHash, entryIdOf, GENESIS_HASH, type ChainEntry } from './chain.js';
+import { canonicalEntry, chainHash, entryIdOf, GENESIS_HASH, wellFormed, type ChainEntry } from './chain.js';
 
 const base: ChainEntry = {
   id: 7,
@@ -25,6 +25,17 @@ describe('audit chain', () => {
     );
     const shuffled = { ts: base.ts, details: { a: { b: null, y: [3, 'x'] }, z: 1 }, ip: base.ip, id: 7, result: 'ok', actor: 'admin', action: 'config.update', target_type: 'config', target_id: 'cell' } as ChainEntry;
     assert.equal(canonicalEntry(shuffled), text);
+  });
+
+  it('wellFormed makes any entry canonicalizable: lone surrogates, NaN, bigints', () => {
+    const odd = { ...base, actor: 'admin0\ud800', target_id: '\udfff', details: { n: NaN, big: 10n, ['k\ud800']: ['\udc00x'], ok: '😀' } };
+    assert.throws(() => canonicalEntry(odd as ChainEntry), /surrogate/, 'canonicalize refuses a lone surrogate');
+    const text = canonicalEntry(wellFormed(odd) as ChainEntry);
+    const back = JSON.parse(text);
+    assert.equal(back.actor, 'admin0\ufffd');
+    assert.equal(back.target_id, '\ufffd');
+    assert.deepEqual(back.details, { n: null, big: '10', ['k\ufffd']: ['\ufffdx'], ok: '😀' }, 'pairs are kept');
+    assert.equal(canonicalEntry(wellFormed(base) as ChainEntry), canonicalEntry(base), 'a well-formed entry is unchanged');
   });
 
   it('hashes prev_hash ‖ canonical JSON with SHA-256', () => {

@@ -17,6 +17,26 @@ export interface ChainEntry {
   details: Record<string, unknown>;
 }
 
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/**
+ * A copy of `value` that RFC 8785 can always canonicalize: lone surrogates (a login name of
+ * "admin0\ud800") become U+FFFD, non-finite numbers null, bigints text. A refused write is
+ * recorded whatever bytes it carried; canonicalize would otherwise throw and the entry be lost.
+ */
+export function wellFormed(value: unknown): unknown {
+  if (typeof value === 'string') return value.replace(LONE_SURROGATE, '\ufffd');
+  if (typeof value === 'number') return Number.isFinite(value) ? value : null;
+  if (typeof value === 'bigint') return value.toString();
+  if (Array.isArray(value)) return value.map(wellFormed);
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[wellFormed(k) as string] = wellFormed(v);
+    return out;
+  }
+  return value;
+}
+
 /** RFC 8785 canonical JSON of an entry: the bytes stored in `audit_log.entry` and hashed. */
 export function canonicalEntry(e: ChainEntry): string {
   const text = canonicalize(e);

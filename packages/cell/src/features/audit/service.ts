@@ -3,7 +3,7 @@ import type SQLite from 'better-sqlite3';
 import type { Database } from '../../db/schema.js';
 import type { Db } from '../../db/database.js';
 import { nowIso } from '../../lib/tokens.js';
-import { canonicalEntry, chainHash, entryIdOf, GENESIS_HASH, type ChainEntry } from './chain.js';
+import { canonicalEntry, chainHash, entryIdOf, GENESIS_HASH, wellFormed, type ChainEntry } from './chain.js';
 
 export type AuditResult = 'ok' | 'denied' | 'error';
 
@@ -76,7 +76,7 @@ export class AuditLog {
       ip: input.ip ?? null,
       details: input.details ?? {},
     };
-    const text = canonicalEntry(entry);
+    const text = canonicalOrWellFormed(entry);
     const row: AuditRow = { id: entry.id, entry: text, prev_hash: head.head_hash, hash: chainHash(head.head_hash, text) };
     this.insertEntry.run(row);
     this.moveHead.run(row.id, row.hash, entry.ts);
@@ -106,6 +106,19 @@ export class AuditLog {
     const problem = walker.end(chain.head_id, chain.head_hash);
     if (problem) return { valid: false, entries: walker.entries, ...problem };
     return { valid: true, entries: walker.entries, head_id: chain.head_id, archived_through_id: chain.archived_through_id };
+  }
+}
+
+/**
+ * The entry's canonical JSON. Whatever bytes the request carried (a lone surrogate in an attempted
+ * username or a target id from the body), the entry is written: if canonicalize refuses it, the
+ * well-formed copy is (lone surrogates as U+FFFD). The common case pays for no copy.
+ */
+function canonicalOrWellFormed(entry: ChainEntry): string {
+  try {
+    return canonicalEntry(entry);
+  } catch {
+    return canonicalEntry(wellFormed(entry) as ChainEntry);
   }
 }
 
