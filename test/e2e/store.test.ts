@@ -115,17 +115,17 @@ describe('the store on a real container engine (real cell process)', () => {
     const res = await api.get('/api/store');
     assert.equal(res.status, 200);
     assert.equal(res.body.catalog.verified, false);
-    assert.equal(res.body.catalog.refusal.code, 'untrusted-key');
+    assert.equal(res.body.catalog.refusal.code, 'untrusted_key');
     assert.match(res.body.catalog.refusal.reason, /does not trust/);
     const install = await api.post('/api/store/install', { id: 'test-echo' });
     assert.equal(install.status, 422, install.text);
     assert.equal(install.body.code, 'untrusted_key');
     assert.match(install.body.error, new RegExp(m.keyFingerprint(stranger.publicKey)));
-    const denied = (await auditEntries('store.install')).find((e) => e.details.refusal === 'untrusted-key');
+    const denied = (await auditEntries('store.install')).find((e) => e.details.refusal === 'untrusted_key');
     assert.ok(denied, 'the refused install is audited with the reason');
     assert.equal(denied.result, 'error');
     assert.equal(denied.target_id, 'test-echo');
-    assert.ok((await auditEntries('store.catalog.refused')).some((e) => e.details.refusal === 'untrusted-key'), 'the refused read is audited too');
+    assert.ok((await auditEntries('store.catalog.refused')).some((e) => e.details.refusal === 'untrusted_key'), 'the refused read is audited too');
     await assertEngineEmpty('an untrusted catalog');
   });
 
@@ -135,12 +135,12 @@ describe('the store on a real container engine (real cell process)', () => {
     assert.equal(res.body.catalog.verified, true, 'the index itself is fine');
     const echo = res.body.services.find((s: any) => s.id === 'test-echo');
     assert.equal(echo.verified, false);
-    assert.equal(echo.refusal.code, 'digest-mismatch');
+    assert.equal(echo.refusal.code, 'digest_mismatch');
     const install = await api.post('/api/store/install', { id: 'test-echo' });
     assert.equal(install.status, 422, install.text);
     assert.equal(install.body.code, 'digest_mismatch');
     assert.match(install.body.error, /changed after signing/);
-    assert.ok((await auditEntries('store.install')).some((e) => e.details.refusal === 'digest-mismatch' && e.result === 'error'));
+    assert.ok((await auditEntries('store.install')).some((e) => e.details.refusal === 'digest_mismatch' && e.result === 'error'));
     await assertEngineEmpty('a tampered manifest');
   });
 
@@ -151,7 +151,7 @@ describe('the store on a real container engine (real cell process)', () => {
     assert.equal(install.status, 422, install.text);
     assert.equal(install.body.code, 'image_digest_mismatch');
     assert.match(install.body.error, new RegExp(`has digest ${digest}.*pins sha256:0{64}`));
-    const entry = (await auditEntries('store.install')).find((e) => e.details.refusal === 'image-digest-mismatch');
+    const entry = (await auditEntries('store.install')).find((e) => e.details.refusal === 'image_digest_mismatch');
     assert.ok(entry, 'audited');
     assert.equal(entry.details.actual, digest);
 

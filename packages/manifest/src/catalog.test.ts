@@ -92,9 +92,9 @@ describe('catalog index: sign and verify', () => {
     for (const change of tampered) {
       const copy = clone(index);
       change(copy);
-      assert.throws(() => verifyIndex(JSON.stringify(copy), s.bundle, [store.publicKey]), refusal('signature-mismatch', /changed after signing/), change.toString());
+      assert.throws(() => verifyIndex(JSON.stringify(copy), s.bundle, [store.publicKey]), refusal('signature_mismatch', /changed after signing/), change.toString());
     }
-    assert.throws(() => verifyIndex(s.text.replace('"version": 5', '"version": 5,'), s.bundle, [store.publicKey]), refusal('signature-mismatch'), 'garbled bytes');
+    assert.throws(() => verifyIndex(s.text.replace('"version": 5', '"version": 5,'), s.bundle, [store.publicKey]), refusal('signature_mismatch'), 'garbled bytes');
   });
 
   it('refuses a tampered index even when the bundle\'s digest was updated to match (the signature decides)', async () => {
@@ -103,13 +103,13 @@ describe('catalog index: sign and verify', () => {
     const forged = { ...index, version: 50 };
     const bundle = clone(s.bundle) as any;
     bundle.messageSignature.messageDigest.digest = createHash('sha256').update(canonicalBytes(forged)).digest('base64');
-    assert.throws(() => verifyIndex(JSON.stringify(forged), bundle, [store.publicKey]), refusal('signature-mismatch'));
+    assert.throws(() => verifyIndex(JSON.stringify(forged), bundle, [store.publicKey]), refusal('signature_mismatch'));
   });
 
   it('refuses an index signed by an untrusted key', async () => {
     const s = await signed(indexOf(1, []), attacker.privateKey);
-    assert.throws(() => verifyIndex(s.text, s.bundle, [store.publicKey]), refusal('untrusted-key', new RegExp(keyFingerprint(attacker.publicKey))));
-    assert.throws(() => verifyIndex(s.text, s.bundle, []), refusal('untrusted-key', /trusts no ECDSA P-256 store key/));
+    assert.throws(() => verifyIndex(s.text, s.bundle, [store.publicKey]), refusal('untrusted_key', new RegExp(keyFingerprint(attacker.publicKey))));
+    assert.throws(() => verifyIndex(s.text, s.bundle, []), refusal('untrusted_key', /trusts no ECDSA P-256 store key/));
   });
 
   it('refuses an untrusted key that claims a trusted key\'s name', async () => {
@@ -118,15 +118,15 @@ describe('catalog index: sign and verify', () => {
     const real = await signBytes(bytes, store.privateKey);
     const forged = clone(real) as any;
     forged.messageSignature.signature = cryptoSign('sha256', bytes, attacker.privateKey).toString('base64');
-    assert.throws(() => verifyIndex(JSON.stringify(index), forged, [store.publicKey]), refusal('signature-mismatch', /signed by a key other than/));
+    assert.throws(() => verifyIndex(JSON.stringify(index), forged, [store.publicKey]), refusal('signature_mismatch', /signed by a key other than/));
   });
 
   it('refuses a missing bundle', async () => {
     const s = await signed(indexOf(1, []));
     for (const missing of [undefined, null, '', '  \n', Buffer.alloc(0)]) {
-      assert.throws(() => verifyIndex(s.text, missing, [store.publicKey]), refusal('missing-bundle', /without a signature bundle/));
+      assert.throws(() => verifyIndex(s.text, missing, [store.publicKey]), refusal('missing_bundle', /without a signature bundle/));
     }
-    assert.throws(() => verifyIndex('not json', undefined, [store.publicKey]), refusal('missing-bundle'), 'an unsigned garbled index is refused as unsigned');
+    assert.throws(() => verifyIndex('not json', undefined, [store.publicKey]), refusal('missing_bundle'), 'an unsigned garbled index is refused as unsigned');
   });
 
   it('refuses a garbled bundle', async () => {
@@ -139,14 +139,14 @@ describe('catalog index: sign and verify', () => {
     delete dsse.messageSignature;
     dsse.dsseEnvelope = { payload: 'e30=', payloadType: 'application/json', signatures: [{ sig: 'AA==', keyid: '' }] };
     const cases: Array<[unknown, RefusalCode, RegExp]> = [
-      ['{"mediaType": ', 'malformed-bundle', /not JSON/],
-      ['[1,2]', 'malformed-bundle', /not a JSON object/],
-      ['{}', 'malformed-bundle', /not a valid sigstore bundle/],
-      [{ ...s.bundle, mediaType: 'text/plain' }, 'malformed-bundle', /not a valid sigstore bundle/],
-      [noHint, 'malformed-bundle', /does not name a public key|not a valid sigstore bundle/],
-      [dsse, 'malformed-bundle', /not a message signature/],
-      [badSig, 'signature-mismatch', /does not match its signature/],
-      [s.bundleText.slice(0, -20), 'malformed-bundle', /not JSON/],
+      ['{"mediaType": ', 'malformed_bundle', /not JSON/],
+      ['[1,2]', 'malformed_bundle', /not a JSON object/],
+      ['{}', 'malformed_bundle', /not a valid sigstore bundle/],
+      [{ ...s.bundle, mediaType: 'text/plain' }, 'malformed_bundle', /not a valid sigstore bundle/],
+      [noHint, 'malformed_bundle', /does not name a public key|not a valid sigstore bundle/],
+      [dsse, 'malformed_bundle', /not a message signature/],
+      [badSig, 'signature_mismatch', /does not match its signature/],
+      [s.bundleText.slice(0, -20), 'malformed_bundle', /not JSON/],
     ];
     for (const [bundle, code, message] of cases) {
       assert.throws(() => verifyIndex(s.text, bundle, [store.publicKey]), refusal(code, message), JSON.stringify(bundle).slice(0, 80));
@@ -156,10 +156,10 @@ describe('catalog index: sign and verify', () => {
   it('refuses signed bytes that are not an index', async () => {
     const data = { hello: 'world' };
     const bundle = await signBytes(canonicalBytes(data), store.privateKey);
-    assert.throws(() => verifyIndex(JSON.stringify(data), bundle, [store.publicKey]), refusal('malformed-index', /signed but not a valid index/));
+    assert.throws(() => verifyIndex(JSON.stringify(data), bundle, [store.publicKey]), refusal('malformed_index', /signed but not a valid index/));
     const dup = { version: 1, expires: '2027-01-01T00:00:00Z', services: [indexEntryFor(validManifest(), 'manifests/a.yaml'), indexEntryFor(validManifest(), 'manifests/b.yaml')] };
     const dupBundle = await signBytes(canonicalBytes(dup), store.privateKey);
-    assert.throws(() => verifyIndex(JSON.stringify(dup), dupBundle, [store.publicKey]), refusal('malformed-index', /repeats service "demo"/));
+    assert.throws(() => verifyIndex(JSON.stringify(dup), dupBundle, [store.publicKey]), refusal('malformed_index', /repeats service "demo"/));
   });
 
   it('uses only ECDSA P-256 trusted keys, and says so when the bundle names another kind', async () => {
@@ -168,11 +168,11 @@ describe('catalog index: sign and verify', () => {
     const s = await signed(indexOf(1, []));
     // Other trusted keys (a cell may trust Ed25519 keys for other things) do not get in the way.
     assert.equal(verifyIndex(s.text, s.bundle, [ed.publicKey, store.publicKey]).index.version, 1);
-    assert.throws(() => verifyIndex(s.text, s.bundle, [ed.publicKey]), refusal('untrusted-key', /trusts no ECDSA P-256 store key/));
+    assert.throws(() => verifyIndex(s.text, s.bundle, [ed.publicKey]), refusal('untrusted_key', /trusts no ECDSA P-256 store key/));
     const edFingerprint = createHash('sha256').update(ed.publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
     const claimsEd = clone(s.bundle) as any;
     claimsEd.verificationMaterial.publicKey.hint = edFingerprint;
-    assert.throws(() => verifyIndex(s.text, claimsEd, [ed.publicKey, store.publicKey]), refusal('untrusted-key', /not an ECDSA P-256 key/));
+    assert.throws(() => verifyIndex(s.text, claimsEd, [ed.publicKey, store.publicKey]), refusal('untrusted_key', /not an ECDSA P-256 key/));
     assert.throws(() => keyFingerprint(p384.publicKey), /secp384r1/);
     await assert.rejects(signBytes(Buffer.from('x'), p384.privateKey as never), /must be ECDSA P-256/);
   });
@@ -201,7 +201,7 @@ describe('catalog policy', () => {
 
   it('checks the signature before rollback and expiry (an unsigned index says it is unsigned)', async () => {
     const index = indexOf(1, [], '2000-01-01T00:00:00Z');
-    assert.throws(() => acceptIndex({ indexBytes: JSON.stringify(index), bundle: undefined, trustedKeys: [store.publicKey], highestAcceptedVersion: 5, now: NOW }), refusal('missing-bundle'));
+    assert.throws(() => acceptIndex({ indexBytes: JSON.stringify(index), bundle: undefined, trustedKeys: [store.publicKey], highestAcceptedVersion: 5, now: NOW }), refusal('missing_bundle'));
   });
 
   it('accepts a manifest whose canonical digest the signed index lists, in any layout', async () => {
@@ -214,8 +214,8 @@ describe('catalog policy', () => {
   it('refuses a manifest changed after signing', () => {
     const index = indexOf(1, [validManifest()]);
     const changed = manifestYaml((m) => (m.containers[0]!.image = `evil/demo@sha256:${'f'.repeat(64)}`));
-    assert.throws(() => verifyManifest(index, 'demo', changed), refusal('digest-mismatch', /changed after signing/));
-    assert.throws(() => verifyManifest(index, 'demo', 'id: [broken'), refusal('digest-mismatch', /not valid YAML/));
+    assert.throws(() => verifyManifest(index, 'demo', changed), refusal('digest_mismatch', /changed after signing/));
+    assert.throws(() => verifyManifest(index, 'demo', 'id: [broken'), refusal('digest_mismatch', /not valid YAML/));
   });
 
   it('mix-and-match: refuses a manifest from another signed release', async () => {
@@ -228,7 +228,7 @@ describe('catalog policy', () => {
     // Both releases are genuinely signed; only their pairing is wrong.
     const s2 = await signed(index2);
     const accepted = acceptIndex({ indexBytes: s2.text, bundle: s2.bundle, trustedKeys: [store.publicKey], now: NOW });
-    assert.throws(() => verifyManifest(accepted.index, 'demo', stringify(v1)), refusal('digest-mismatch', new RegExp(index2.services[0]!.digest)));
+    assert.throws(() => verifyManifest(accepted.index, 'demo', stringify(v1)), refusal('digest_mismatch', new RegExp(index2.services[0]!.digest)));
     assert.deepEqual(verifyManifest(accepted.index, 'demo', stringify(v2)), v2);
     assert.deepEqual(verifyManifest(index1, 'demo', stringify(v1)), v1);
   });
@@ -236,17 +236,17 @@ describe('catalog policy', () => {
   it('refuses a service the index does not list, and a manifest that is not the listed service', () => {
     const m = validManifest();
     const index = indexOf(1, [m]);
-    assert.throws(() => verifyManifest(index, 'email', stringify(m)), refusal('not-listed', /does not list a service "email"/));
+    assert.throws(() => verifyManifest(index, 'email', stringify(m)), refusal('not_listed', /does not list a service "email"/));
     const wrong = clone(index);
     wrong.services[0]!.version = '9.9.9';
-    assert.throws(() => verifyManifest(wrong, 'demo', stringify(m)), refusal('manifest-mismatch', /is demo 1\.2\.3, but the signed index lists demo 9\.9\.9/));
+    assert.throws(() => verifyManifest(wrong, 'demo', stringify(m)), refusal('manifest_mismatch', /is demo 1\.2\.3, but the signed index lists demo 9\.9\.9/));
   });
 
   it('refuses a signed manifest that is not valid, naming the field', () => {
     const bad = clone(validManifest()) as any;
     bad.containers[0].image = 'pic/demo:latest';
     const index: CatalogIndex = { version: 1, expires: '2027-01-01T00:00:00Z', services: [{ ...indexEntryFor(validManifest(), 'manifests/demo.yaml'), digest: `sha256:${createHash('sha256').update(canonicalBytes(bad)).digest('hex')}` }] };
-    assert.throws(() => verifyManifest(index, 'demo', stringify(bad)), refusal('invalid-manifest', /containers\.0\.image must be pinned by digest/));
+    assert.throws(() => verifyManifest(index, 'demo', stringify(bad)), refusal('invalid_manifest', /containers\.0\.image must be pinned by digest/));
   });
 });
 
@@ -261,12 +261,12 @@ describe('trust key rotation', () => {
 
     // 1. Only the old key is trusted: the old key's index is accepted, the new one's is not yet.
     assert.equal(accept(byOld, [oldKey.publicKey]).signedBy, keyFingerprint(oldKey.publicKey));
-    assert.throws(() => accept(byNew, [oldKey.publicKey]), refusal('untrusted-key'));
+    assert.throws(() => accept(byNew, [oldKey.publicKey]), refusal('untrusted_key'));
     // 2. Both trusted: either signature is accepted.
     assert.equal(accept(byOld, [oldKey.publicKey, newKey.publicKey], 10).signedBy, keyFingerprint(oldKey.publicKey));
     assert.equal(accept(byNew, [oldKey.publicKey, newKey.publicKey], 10).signedBy, keyFingerprint(newKey.publicKey));
     // 3. Old key removed: its signatures are refused, the new key's still accepted.
-    assert.throws(() => accept(byOld, [newKey.publicKey]), refusal('untrusted-key', new RegExp(keyFingerprint(oldKey.publicKey))));
+    assert.throws(() => accept(byOld, [newKey.publicKey]), refusal('untrusted_key', new RegExp(keyFingerprint(oldKey.publicKey))));
     assert.equal(accept(byNew, [newKey.publicKey], 11).index.version, 11);
   });
 });

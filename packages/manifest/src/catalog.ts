@@ -58,31 +58,31 @@ export interface VerifiedIndex {
  * Verifies an index file's signature against the trusted keys, and only then reads it as an index.
  * The signature covers the canonical JSON of the file's data, so the file's whitespace and key
  * order do not matter, but any change to the data does. Throws CatalogRefusal:
- * missing-bundle, malformed-bundle, untrusted-key, signature-mismatch or malformed-index.
+ * missing_bundle, malformed_bundle, untrusted_key, signature_mismatch or malformed_index.
  */
 export function verifyIndex(indexBytes: Uint8Array | string, bundle: unknown, trustedKeys: readonly TrustedKeyInput[]): VerifiedIndex {
   const text = typeof indexBytes === 'string' ? indexBytes : Buffer.from(indexBytes).toString('utf8');
-  if (Buffer.byteLength(text) > MAX_INDEX_BYTES) throw new CatalogRefusal('malformed-index', `the catalog index is larger than ${MAX_INDEX_BYTES} bytes`);
+  if (Buffer.byteLength(text) > MAX_INDEX_BYTES) throw new CatalogRefusal('malformed_index', `the catalog index is larger than ${MAX_INDEX_BYTES} bytes`);
   let data: unknown;
   try {
     data = JSON.parse(text);
   } catch (err) {
     // A bundle is still required first: an unsigned garbled file is "unsigned", not "garbled".
     verifySignedBytes(Buffer.from(text), bundle, trustedKeys, 'the catalog index');
-    throw new CatalogRefusal('malformed-index', `the catalog index is not JSON: ${(err as Error).message}`);
+    throw new CatalogRefusal('malformed_index', `the catalog index is not JSON: ${(err as Error).message}`);
   }
   let bytes: Buffer;
   try {
     bytes = canonicalBytes(data);
   } catch (err) {
-    throw new CatalogRefusal('malformed-index', `the catalog index has no canonical form: ${(err as Error).message}`);
+    throw new CatalogRefusal('malformed_index', `the catalog index has no canonical form: ${(err as Error).message}`);
   }
   const { fingerprint } = verifySignedBytes(bytes, bundle, trustedKeys, 'the catalog index');
   let index: CatalogIndex;
   try {
     index = validateIndex(data);
   } catch (err) {
-    throw new CatalogRefusal('malformed-index', `the catalog index is signed but not a valid index: ${(err as Error).message}`);
+    throw new CatalogRefusal('malformed_index', `the catalog index is signed but not a valid index: ${(err as Error).message}`);
   }
   return { index, bytes, digest: sha256Digest(bytes), signedBy: fingerprint };
 }
@@ -126,18 +126,18 @@ export function acceptIndex(options: AcceptIndexOptions): VerifiedIndex {
   return verified;
 }
 
-/** The index's entry for a service, or refusal not-listed. */
+/** The index's entry for a service, or refusal not_listed. */
 export function indexEntry(index: CatalogIndex, id: string): IndexEntry {
   const entry = index.services.find((s) => s.id === id);
-  if (!entry) throw new CatalogRefusal('not-listed', `the signed catalog index does not list a service "${id}"`, { id });
+  if (!entry) throw new CatalogRefusal('not_listed', `the signed catalog index does not list a service "${id}"`, { id });
   return entry;
 }
 
 /**
  * Mix-and-match: reads a manifest file and accepts it only if its canonical digest is the one the
  * signed index lists for that service, before the manifest is otherwise trusted (the schema check
- * runs after the digest check). Throws CatalogRefusal: not-listed, digest-mismatch,
- * invalid-manifest or manifest-mismatch.
+ * runs after the digest check). Throws CatalogRefusal: not_listed, digest_mismatch,
+ * invalid_manifest or manifest_mismatch.
  */
 export function verifyManifest(index: CatalogIndex, id: string, manifestText: string | Uint8Array): ServiceManifest {
   const entry = indexEntry(index, id);
@@ -146,18 +146,18 @@ export function verifyManifest(index: CatalogIndex, id: string, manifestText: st
     data = readManifestYaml(manifestText, entry.manifest);
   } catch (err) {
     // Unreadable bytes cannot have the listed digest: this is a substituted file, not a bad signed one.
-    throw new CatalogRefusal('digest-mismatch', `${entry.manifest} does not match the signed index: ${(err as Error).message}`, { id, expected: entry.digest });
+    throw new CatalogRefusal('digest_mismatch', `${entry.manifest} does not match the signed index: ${(err as Error).message}`, { id, expected: entry.digest });
   }
   checkManifestDigest(entry, data);
   let manifest: ServiceManifest;
   try {
     manifest = validateManifest(data, entry.manifest);
   } catch (err) {
-    throw new CatalogRefusal('invalid-manifest', (err as Error).message, { id });
+    throw new CatalogRefusal('invalid_manifest', (err as Error).message, { id });
   }
   if (manifest.id !== entry.id || manifest.version !== entry.version) {
     throw new CatalogRefusal(
-      'manifest-mismatch',
+      'manifest_mismatch',
       `${entry.manifest} is ${manifest.id} ${manifest.version}, but the signed index lists ${entry.id} ${entry.version}`,
       { id },
     );
@@ -165,17 +165,17 @@ export function verifyManifest(index: CatalogIndex, id: string, manifestText: st
   return manifest;
 }
 
-/** Compares a manifest's canonical digest with its index entry; refusal digest-mismatch. */
+/** Compares a manifest's canonical digest with its index entry; refusal digest_mismatch. */
 export function checkManifestDigest(entry: IndexEntry, manifestData: unknown): void {
   let actual: string;
   try {
     actual = manifestDigest(manifestData);
   } catch (err) {
-    throw new CatalogRefusal('digest-mismatch', `${entry.manifest} has no canonical form: ${(err as Error).message}`, { id: entry.id, expected: entry.digest });
+    throw new CatalogRefusal('digest_mismatch', `${entry.manifest} has no canonical form: ${(err as Error).message}`, { id: entry.id, expected: entry.digest });
   }
   if (actual !== entry.digest) {
     throw new CatalogRefusal(
-      'digest-mismatch',
+      'digest_mismatch',
       `${entry.manifest} has digest ${actual}, but the signed index lists ${entry.digest} for "${entry.id}": the manifest changed after signing or comes from another release`,
       { id: entry.id, expected: entry.digest, actual },
     );

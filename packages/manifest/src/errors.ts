@@ -20,31 +20,31 @@ export class ManifestError extends Error {
  */
 export type RefusalCode =
   /** No signature bundle came with the index (or the image signature is absent where required). */
-  | 'missing-bundle'
+  | 'missing_bundle'
   /** The bundle is not JSON, not a sigstore bundle, or not a keyed message signature. */
-  | 'malformed-bundle'
+  | 'malformed_bundle'
   /** The bundle names a key the cell does not trust (or the cell trusts no key at all). */
-  | 'untrusted-key'
+  | 'untrusted_key'
   /** The signature does not verify: the bytes changed after signing, or another key signed them. */
-  | 'signature-mismatch'
+  | 'signature_mismatch'
   /** The index is not JSON or not a valid catalog index. */
-  | 'malformed-index'
+  | 'malformed_index'
   /** The index is older than the newest one this cell has already accepted. */
   | 'rollback'
   /** The index's expiry time has passed (a frozen catalog). */
   | 'expired'
   /** The signed index does not list this service. */
-  | 'not-listed'
+  | 'not_listed'
   /** The index lists a manifest file that cannot be read. */
-  | 'missing-manifest'
+  | 'missing_manifest'
   /** The manifest's canonical digest differs from the one the signed index lists (mix-and-match). */
-  | 'digest-mismatch'
+  | 'digest_mismatch'
   /** The manifest's id or version differs from its index entry. */
-  | 'manifest-mismatch'
+  | 'manifest_mismatch'
   /** The manifest matches its digest but is not a valid manifest (unparseable or schema errors). */
-  | 'invalid-manifest'
+  | 'invalid_manifest'
   /** The local image's digest differs from the digest the manifest pins. */
-  | 'image-digest-mismatch';
+  | 'image_digest_mismatch';
 
 /** A typed refusal: `code` for programs (audit, HTTP mapping), `message` for people. */
 export class CatalogRefusal extends Error {

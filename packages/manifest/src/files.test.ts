@@ -72,7 +72,7 @@ describe('catalog files', () => {
   it('refuses a catalog whose bundle file is missing', async () => {
     const root = await makeCatalog('nobundle');
     await rm(join(root, BUNDLE_PATH));
-    await assert.rejects(readCatalogIndex({ root, trustedKeys: [store.publicKey] }), refusal('missing-bundle'));
+    await assert.rejects(readCatalogIndex({ root, trustedKeys: [store.publicKey] }), refusal('missing_bundle'));
   });
 
   it('refuses a manifest file edited after signing, and one that is gone', async () => {
@@ -80,11 +80,11 @@ describe('catalog files', () => {
     const { index } = await readCatalogIndex({ root, trustedKeys: [store.publicKey] });
     const file = join(root, 'manifests', 'other.yaml');
     await writeFile(file, (await readFile(file, 'utf8')).replace('name: Demo', 'name: Evil'));
-    await assert.rejects(readCatalogManifest(root, index, 'other'), refusal('digest-mismatch', /manifests\/other\.yaml has digest/));
-    await assert.rejects(loadCatalog({ root, trustedKeys: [store.publicKey] }), refusal('digest-mismatch'));
+    await assert.rejects(readCatalogManifest(root, index, 'other'), refusal('digest_mismatch', /manifests\/other\.yaml has digest/));
+    await assert.rejects(loadCatalog({ root, trustedKeys: [store.publicKey] }), refusal('digest_mismatch'));
     assert.equal((await readCatalogManifest(root, index, 'demo')).id, 'demo', 'the untouched manifest still verifies');
     await rm(join(root, 'manifests', 'demo.yaml'));
-    await assert.rejects(readCatalogManifest(root, index, 'demo'), refusal('missing-manifest', /ENOENT/));
+    await assert.rejects(readCatalogManifest(root, index, 'demo'), refusal('missing_manifest', /ENOENT/));
   });
 });
 
@@ -161,7 +161,7 @@ describe('maintainer scripts', () => {
     await writeFile(otherKey, publicKeyPem(generateStoreKeyPair().publicKey));
     const untrusted = await script('verify.mjs', ['--root', root, '--key', otherKey]);
     assert.equal(untrusted.code, 1);
-    assert.match(untrusted.stderr, /refused \(untrusted-key\)/);
+    assert.match(untrusted.stderr, /refused \(untrusted_key\)/);
     const rotated = await script('verify.mjs', ['--root', root, '--key', otherKey, '--key', join(root, 'services-index', 'store.pub.pem')]);
     assert.equal(rotated.code, 0, rotated.stderr);
 
@@ -175,12 +175,12 @@ describe('maintainer scripts', () => {
     await writeFile(manifestFile, (await readFile(manifestFile, 'utf8')).replace('retries: 3', 'retries: 4'));
     const tampered = await script('verify.mjs', ['--root', root]);
     assert.equal(tampered.code, 1);
-    assert.match(tampered.stderr, /refused \(digest-mismatch\): manifests\/demo\.yaml has digest/);
+    assert.match(tampered.stderr, /refused \(digest_mismatch\): manifests\/demo\.yaml has digest/);
 
     await writeFile(join(root, INDEX_PATH), JSON.stringify({ ...index, version: 99 }));
     const tamperedIndex = await script('verify.mjs', ['--root', root]);
     assert.equal(tamperedIndex.code, 1);
-    assert.match(tamperedIndex.stderr, /refused \(signature-mismatch\)/);
+    assert.match(tamperedIndex.stderr, /refused \(signature_mismatch\)/);
   });
 
   it('sign refuses an invalid manifest, naming the file and field', async () => {

@@ -28,7 +28,7 @@ export interface LoadedCatalog extends VerifiedIndex {
 export async function readCatalogIndex(files: CatalogFiles): Promise<VerifiedIndex> {
   const indexPath = join(files.root, files.indexPath ?? INDEX_PATH);
   const indexBytes = await readFile(indexPath).catch((err: NodeJS.ErrnoException) => {
-    throw new CatalogRefusal('malformed-index', `cannot read the catalog index ${indexPath}: ${err.code ?? err.message}`);
+    throw new CatalogRefusal('malformed_index', `cannot read the catalog index ${indexPath}: ${err.code ?? err.message}`);
   });
   // A missing bundle file is the "missing bundle" refusal, not an I/O error.
   const bundle = await readFile(join(files.root, files.bundlePath ?? BUNDLE_PATH)).catch((err: NodeJS.ErrnoException) => {
@@ -45,9 +45,9 @@ export async function readCatalogManifest(root: string, index: CatalogIndex, id:
   const file = resolve(base, entry.manifest);
   const rel = relative(base, file);
   // The schema already forbids "..", but a path is only trusted if it really stays inside the root.
-  if (rel.startsWith('..') || isAbsolute(rel)) throw new CatalogRefusal('missing-manifest', `${entry.manifest} lies outside the catalog root`, { id });
+  if (rel.startsWith('..') || isAbsolute(rel)) throw new CatalogRefusal('missing_manifest', `${entry.manifest} lies outside the catalog root`, { id });
   const text = await readFile(file).catch((err: NodeJS.ErrnoException) => {
-    throw new CatalogRefusal('missing-manifest', `the signed index lists ${entry.manifest} for "${id}", but it cannot be read (${err.code ?? err.message})`, { id });
+    throw new CatalogRefusal('missing_manifest', `the signed index lists ${entry.manifest} for "${id}", but it cannot be read (${err.code ?? err.message})`, { id });
   });
   return verifyManifest(index, id, text);
 }

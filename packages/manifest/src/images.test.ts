@@ -48,17 +48,17 @@ describe('image signatures', () => {
     const signature = await signImage(IMAGE, key.privateKey);
     assert.throws(
       () => verifyImageSignature({ image: `pic/email-postfix:3.7@${DIGEST_B}`, signature: signature as never }, [key.publicKey]),
-      refusal('signature-mismatch', /image pic\/email-postfix:3\.7@sha256:b+ does not match/),
+      refusal('signature_mismatch', /image pic\/email-postfix:3\.7@sha256:b+ does not match/),
     );
-    assert.throws(() => verifyImageSignature({ image: `evil/email-postfix@${DIGEST_A}`, signature: signature as never }, [key.publicKey]), refusal('signature-mismatch'));
+    assert.throws(() => verifyImageSignature({ image: `evil/email-postfix@${DIGEST_A}`, signature: signature as never }, [key.publicKey]), refusal('signature_mismatch'));
     // A tag is a label only: the same repository and digest under another tag is the same image.
     assert.equal(verifyImageSignature({ image: `pic/email-postfix:other@${DIGEST_A}`, signature: signature as never }, [key.publicKey]).signed, true);
   });
 
   it('refuses a signature by an untrusted key, and a garbled one', async () => {
     const signature = await signImage(IMAGE, other.privateKey);
-    assert.throws(() => verifyImageSignature({ image: IMAGE, signature: signature as never }, [key.publicKey]), refusal('untrusted-key'));
-    assert.throws(() => verifyImageSignature({ image: IMAGE, signature: { mediaType: 'x' } as never }, [key.publicKey]), refusal('malformed-bundle'));
+    assert.throws(() => verifyImageSignature({ image: IMAGE, signature: signature as never }, [key.publicKey]), refusal('untrusted_key'));
+    assert.throws(() => verifyImageSignature({ image: IMAGE, signature: { mediaType: 'x' } as never }, [key.publicKey]), refusal('malformed_bundle'));
   });
 });
 
@@ -69,9 +69,9 @@ describe('image digests', () => {
   });
 
   it('refuses a different or absent local image, saying which', () => {
-    assert.throws(() => assertImageDigest(DIGEST_A, DIGEST_B, 'pic/email-postfix'), refusal('image-digest-mismatch', /pic\/email-postfix on the container engine has digest sha256:b+, but the manifest pins sha256:a+/));
-    assert.throws(() => assertImageDigest(DIGEST_A, undefined, 'pic/email-postfix'), refusal('image-digest-mismatch', /not present/));
-    assert.throws(() => assertImageDigest(DIGEST_A, '', 'x'), refusal('image-digest-mismatch'));
+    assert.throws(() => assertImageDigest(DIGEST_A, DIGEST_B, 'pic/email-postfix'), refusal('image_digest_mismatch', /pic\/email-postfix on the container engine has digest sha256:b+, but the manifest pins sha256:a+/));
+    assert.throws(() => assertImageDigest(DIGEST_A, undefined, 'pic/email-postfix'), refusal('image_digest_mismatch', /not present/));
+    assert.throws(() => assertImageDigest(DIGEST_A, '', 'x'), refusal('image_digest_mismatch'));
     assert.throws(() => assertImageDigest('latest', DIGEST_A), /not sha256/);
   });
 });

@@ -34,7 +34,7 @@ export type ImageSignatureResult = { signed: false } | { signed: true; fingerpri
  * Verifies a container's optional image signature: a sigstore bundle over cosign's payload for the
  * manifest's repository and pinned digest. `{ signed: false }` when the container carries none
  * (whether that is acceptable is the cell's verification mode). Throws CatalogRefusal
- * (malformed-bundle, untrusted-key, signature-mismatch) when a signature is present but fails.
+ * (malformed_bundle, untrusted_key, signature_mismatch) when a signature is present but fails.
  */
 export function verifyImageSignature(container: Pick<ContainerSpec, 'image' | 'signature'>, trustedKeys: readonly TrustedKeyInput[]): ImageSignatureResult {
   if (container.signature === undefined) return { signed: false };
@@ -52,11 +52,11 @@ export function assertImageDigest(expectedDigest: string, actualDigest: string |
   if (!isDigest(expected)) throw new TypeError(`expected digest "${expectedDigest}" is not sha256:<64 hex>`);
   const actual = actualDigest?.trim().toLowerCase();
   if (!actual) {
-    throw new CatalogRefusal('image-digest-mismatch', `${image} is not present on the container engine; the manifest pins ${expected}`, { expected });
+    throw new CatalogRefusal('image_digest_mismatch', `${image} is not present on the container engine; the manifest pins ${expected}`, { expected });
   }
   if (actual !== expected) {
     throw new CatalogRefusal(
-      'image-digest-mismatch',
+      'image_digest_mismatch',
       `${image} on the container engine has digest ${actual}, but the manifest pins ${expected}: refusing to run an image other than the signed one`,
       { expected, actual },
     );

@@ -44,17 +44,17 @@ export function verifySignedBytes(bytes: Uint8Array, bundleInput: unknown, trust
   const bundle = readBundle(bundleInput, what);
   const hint = bundle.verificationMaterial.content.$case === 'publicKey' ? normalizeFingerprint(bundle.verificationMaterial.content.publicKey.hint) : '';
   if (trusted.length === 0 && !unusable.includes(hint)) {
-    throw new CatalogRefusal('untrusted-key', `${what} cannot be verified: this cell trusts no ECDSA P-256 store key`);
+    throw new CatalogRefusal('untrusted_key', `${what} cannot be verified: this cell trusts no ECDSA P-256 store key`);
   }
   const key = trusted.find((k) => k.fingerprint === hint);
   if (!key && unusable.includes(hint)) {
-    throw new CatalogRefusal('untrusted-key', `${what} names key ${hint}, which this cell trusts, but it is not an ECDSA P-256 key as store signatures require`, {
+    throw new CatalogRefusal('untrusted_key', `${what} names key ${hint}, which this cell trusts, but it is not an ECDSA P-256 key as store signatures require`, {
       keyFingerprint: hint,
     });
   }
   if (!key) {
     throw new CatalogRefusal(
-      'untrusted-key',
+      'untrusted_key',
       `${what} is signed by key ${hint || '(unnamed)'}, which this cell does not trust (trusted: ${trusted.map((k) => k.fingerprint).join(', ')})`,
       { keyFingerprint: hint },
     );
@@ -64,7 +64,7 @@ export function verifySignedBytes(bytes: Uint8Array, bundleInput: unknown, trust
   const claimed = signature?.messageDigest ? `sha256:${Buffer.from(signature.messageDigest.digest).toString('hex')}` : undefined;
   const mismatch = () =>
     new CatalogRefusal(
-      'signature-mismatch',
+      'signature_mismatch',
       `${what} does not match its signature: it was changed after signing, or signed by a key other than the one the bundle names (${key.fingerprint})`,
       { keyFingerprint: key.fingerprint },
     );
@@ -90,32 +90,32 @@ export function verifySignedBytes(bytes: Uint8Array, bundleInput: unknown, trust
 /** Parses and checks the bundle's shape: a sigstore bundle with a keyed message signature. */
 export function readBundle(input: unknown, what: string): Bundle {
   if (input === undefined || input === null || (typeof input === 'string' && input.trim() === '') || (input instanceof Uint8Array && input.length === 0)) {
-    throw new CatalogRefusal('missing-bundle', `${what} comes without a signature bundle; nothing unsigned is trusted`);
+    throw new CatalogRefusal('missing_bundle', `${what} comes without a signature bundle; nothing unsigned is trusted`);
   }
   let json: unknown = input;
   if (typeof input === 'string' || input instanceof Uint8Array) {
     const text = typeof input === 'string' ? input : Buffer.from(input).toString('utf8');
-    if (Buffer.byteLength(text) > MAX_BUNDLE_BYTES) throw new CatalogRefusal('malformed-bundle', `the signature bundle of ${what} is larger than ${MAX_BUNDLE_BYTES} bytes`);
+    if (Buffer.byteLength(text) > MAX_BUNDLE_BYTES) throw new CatalogRefusal('malformed_bundle', `the signature bundle of ${what} is larger than ${MAX_BUNDLE_BYTES} bytes`);
     try {
       json = JSON.parse(text);
     } catch (err) {
-      throw new CatalogRefusal('malformed-bundle', `the signature bundle of ${what} is not JSON: ${(err as Error).message}`);
+      throw new CatalogRefusal('malformed_bundle', `the signature bundle of ${what} is not JSON: ${(err as Error).message}`);
     }
   }
   if (json === null || typeof json !== 'object' || Array.isArray(json)) {
-    throw new CatalogRefusal('malformed-bundle', `the signature bundle of ${what} is not a JSON object`);
+    throw new CatalogRefusal('malformed_bundle', `the signature bundle of ${what} is not a JSON object`);
   }
   let bundle: Bundle;
   try {
     bundle = bundleFromJSON(json);
   } catch (err) {
-    throw new CatalogRefusal('malformed-bundle', `the signature bundle of ${what} is not a valid sigstore bundle: ${(err as Error).message}`);
+    throw new CatalogRefusal('malformed_bundle', `the signature bundle of ${what} is not a valid sigstore bundle: ${(err as Error).message}`);
   }
   if (!isBundleWithMessageSignature(bundle)) {
-    throw new CatalogRefusal('malformed-bundle', `the signature bundle of ${what} is not a message signature (got ${bundle.content.$case})`);
+    throw new CatalogRefusal('malformed_bundle', `the signature bundle of ${what} is not a message signature (got ${bundle.content.$case})`);
   }
   if (!isBundleWithPublicKey(bundle) || !bundle.verificationMaterial.content.publicKey.hint) {
-    throw new CatalogRefusal('malformed-bundle', `the signature bundle of ${what} does not name a public key (keyed signing with a key hint is required)`);
+    throw new CatalogRefusal('malformed_bundle', `the signature bundle of ${what} does not name a public key (keyed signing with a key hint is required)`);
   }
   return bundle;
 }

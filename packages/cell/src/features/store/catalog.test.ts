@@ -56,20 +56,20 @@ describe('StoreCatalog: the signed catalog as the cell reads it', () => {
   it('refuses a missing bundle', async () => {
     await writeTestCatalog(root, { version: 1, key: trustedPair.privateKey, manifests: [demoManifest()], unsigned: true });
     const r = refused(await catalog.read());
-    assert.equal(r.code, 'missing-bundle');
+    assert.equal(r.code, 'missing_bundle');
   });
 
   it('refuses an index signed by a key the vault does not trust, naming the key', async () => {
     await writeTestCatalog(root, { version: 1, key: strangerPair.privateKey, manifests: [demoManifest()] });
     const r = refused(await catalog.read());
-    assert.equal(r.code, 'untrusted-key');
+    assert.equal(r.code, 'untrusted_key');
     assert.match(r.reason, new RegExp(keyFingerprint(strangerPair.publicKey)));
     assert.equal(await readSetting(cell.database.db, INDEX_SETTING), undefined, 'a refused index is never remembered');
   });
 
   it('refuses an index changed after signing', async () => {
     await writeTestCatalog(root, { version: 1, key: trustedPair.privateKey, manifests: [demoManifest()], tamperIndex: (i) => (i.version = 99) });
-    assert.equal(refused(await catalog.read()).code, 'signature-mismatch');
+    assert.equal(refused(await catalog.read()).code, 'signature_mismatch');
   });
 
   it('refuses a rollback to an older version than the one accepted, and accepts newer ones', async () => {
@@ -99,10 +99,10 @@ describe('StoreCatalog: the signed catalog as the cell reads it', () => {
     const view = await catalog.read();
     assert.ok(view.ok);
     assert.equal(view.services[0]!.manifest?.id, 'demo');
-    assert.equal(view.services[1]!.refusal?.code, 'digest-mismatch');
-    await assert.rejects(catalog.manifest('other'), (err: Error & { code?: string }) => err.code === 'digest-mismatch');
+    assert.equal(view.services[1]!.refusal?.code, 'digest_mismatch');
+    await assert.rejects(catalog.manifest('other'), (err: Error & { code?: string }) => err.code === 'digest_mismatch');
     assert.equal((await catalog.manifest('demo')).manifest.id, 'demo');
-    await assert.rejects(catalog.manifest('absent'), (err: Error & { code?: string }) => err.code === 'not-listed');
+    await assert.rejects(catalog.manifest('absent'), (err: Error & { code?: string }) => err.code === 'not_listed');
   });
 
   it('rotates the store key without reinstalling: add the new key, sign with it, remove the old one', async () => {
@@ -110,14 +110,14 @@ describe('StoreCatalog: the signed catalog as the cell reads it', () => {
     await writeTestCatalog(root, { version: 1, key: trustedPair.privateKey, manifests: [demoManifest()] });
     assert.ok((await catalog.read()).ok, 'the old key signs');
     await writeTestCatalog(root, { version: 2, key: next.privateKey, manifests: [demoManifest()] });
-    assert.equal(refused(await catalog.read()).code, 'untrusted-key', 'not before the new key is trusted');
+    assert.equal(refused(await catalog.read()).code, 'untrusted_key', 'not before the new key is trusted');
     await trust('next', publicKeyPem(next.publicKey));
     assert.ok((await catalog.read()).ok, 'both keys trusted: the new signature verifies');
     await cell.database.db.transaction().execute((trx) => deleteTrustKey(trx, 'test'));
     try {
       assert.ok((await catalog.read()).ok, 'the old key removed: still fine');
       await writeTestCatalog(root, { version: 3, key: trustedPair.privateKey, manifests: [demoManifest()] });
-      assert.equal(refused(await catalog.read()).code, 'untrusted-key', 'the retired key signs nothing any more');
+      assert.equal(refused(await catalog.read()).code, 'untrusted_key', 'the retired key signs nothing any more');
     } finally {
       await cell.database.db.transaction().execute((trx) => deleteTrustKey(trx, 'next'));
       await trust('test', publicKeyPem(trustedPair.publicKey));
@@ -135,7 +135,7 @@ describe('StoreCatalog: the signed catalog as the cell reads it', () => {
     assert.equal(added.length, 1);
     assert.equal(added[0]!.action, 'store.catalog.refused');
     assert.equal(added[0]!.result, 'denied');
-    assert.equal(JSON.parse(added[0]!.details).refusal, 'untrusted-key');
+    assert.equal(JSON.parse(added[0]!.details).refusal, 'untrusted_key');
   });
 });
 

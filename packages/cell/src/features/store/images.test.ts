@@ -30,26 +30,26 @@ describe('checkImages (ADR 001: the image is the signed one)', () => {
 
   it('enforce: refuses a different local image, naming both digests', async () => {
     await assert.rejects(checkImages(runtimeWith(OTHER_ID), await signed(demoManifest()), [trusted.publicKey], 'enforce'), (err: any) => {
-      assert.equal(err.code, 'image-digest-mismatch');
+      assert.equal(err.code, 'image_digest_mismatch');
       assert.match(err.message, new RegExp(`has digest ${OTHER_ID}.*pins ${IMAGE_ID}`));
       return true;
     });
   });
 
   it('enforce: refuses an unsigned image, and one signed by an untrusted key', async () => {
-    await assert.rejects(checkImages(runtimeWith(IMAGE_ID), demoManifest(), [trusted.publicKey], 'enforce'), (err: any) => err.code === 'missing-bundle' && /carries no signature/.test(err.message));
-    await assert.rejects(checkImages(runtimeWith(IMAGE_ID), await signed(demoManifest(), stranger.privateKey), [trusted.publicKey], 'enforce'), (err: any) => err.code === 'untrusted-key');
+    await assert.rejects(checkImages(runtimeWith(IMAGE_ID), demoManifest(), [trusted.publicKey], 'enforce'), (err: any) => err.code === 'missing_bundle' && /carries no signature/.test(err.message));
+    await assert.rejects(checkImages(runtimeWith(IMAGE_ID), await signed(demoManifest(), stranger.privateKey), [trusted.publicKey], 'enforce'), (err: any) => err.code === 'untrusted_key');
   });
 
   it('enforce: refuses a signature over another digest (the pin was changed after signing)', async () => {
     const m = await signed(demoManifest());
     m.containers[0]!.image = `pic-demo:1@${OTHER_ID}`;
-    await assert.rejects(checkImages(runtimeWith(OTHER_ID), m, [trusted.publicKey], 'enforce'), (err: any) => err.code === 'signature-mismatch');
+    await assert.rejects(checkImages(runtimeWith(OTHER_ID), m, [trusted.publicKey], 'enforce'), (err: any) => err.code === 'signature_mismatch');
   });
 
   it('warn: lets a mismatched, unsigned image through with warnings, running the local image', async () => {
     const { plans, warnings } = await checkImages(runtimeWith(OTHER_ID), demoManifest(), [trusted.publicKey], 'warn');
-    assert.deepEqual(warnings.map((w) => w.code).sort(), ['image-digest-mismatch', 'image-digest-mismatch', 'missing-bundle', 'missing-bundle']);
+    assert.deepEqual(warnings.map((w) => w.code).sort(), ['image_digest_mismatch', 'image_digest_mismatch', 'missing_bundle', 'missing_bundle']);
     assert.equal(plans[0]!.image, 'pic-demo:1', 'not the pinned ID: that is not what the engine has');
   });
 
@@ -58,7 +58,7 @@ describe('checkImages (ADR 001: the image is the signed one)', () => {
     assert.deepEqual(warnings, []);
     assert.equal(plans[0]!.image, 'pic-demo:1');
     for (const mode of ['enforce', 'warn', 'off'] as const) {
-      await assert.rejects(checkImages(runtimeWith(undefined), demoManifest(), [], mode), (err: any) => err.code === 'image-digest-mismatch' && /not on the container engine/.test(err.message));
+      await assert.rejects(checkImages(runtimeWith(undefined), demoManifest(), [], mode), (err: any) => err.code === 'image_digest_mismatch' && /not on the container engine/.test(err.message));
     }
   });
 });

@@ -53,7 +53,7 @@ export async function checkImages(
     const local = ref.tag ? `${ref.repository}:${ref.tag}` : ref.digest;
     const info = await runtime.inspectImage(local);
     if (!info) {
-      throw new CatalogRefusal('image-digest-mismatch', `image ${local} (container "${c.name}") is not on the container engine; the manifest pins ${ref.digest} and the cell never pulls: load that image first`, {
+      throw new CatalogRefusal('image_digest_mismatch', `image ${local} (container "${c.name}") is not on the container engine; the manifest pins ${ref.digest} and the cell never pulls: load that image first`, {
         container: c.name,
         expected: ref.digest,
       });
@@ -74,7 +74,7 @@ export async function checkImages(
     try {
       const sig = verifyImageSignature(c, trustedKeys);
       if (sig.signed) signedBy = sig.fingerprint;
-      else problem(new CatalogRefusal('missing-bundle', `image ${c.image} (container "${c.name}") carries no signature, and this cell's image_verification is enforce`, { container: c.name }));
+      else problem(new CatalogRefusal('missing_bundle', `image ${c.image} (container "${c.name}") carries no signature, and this cell's image_verification is enforce`, { container: c.name }));
     } catch (err) {
       if (!(err instanceof CatalogRefusal)) throw err;
       problem(err);

@@ -35,9 +35,9 @@ export interface StoreOptions {
   retryIntervalMs?: number;
 }
 
-/** A refusal as the API reports it: 422 with the refusal's code (hyphens as underscores). */
+/** A refusal as the API reports it: 422 with the refusal's code (the same snake_case as everywhere). */
 export function refusalError(refusal: Refusal): HttpError {
-  return new HttpError(422, refusal.code.replace(/-/g, '_'), refusal.reason);
+  return new HttpError(422, refusal.code, refusal.reason);
 }
 
 export type PreparedInstall =
@@ -179,7 +179,7 @@ export class Store {
       if (err instanceof CatalogRefusal) {
         const refusal = toRefusal(err);
         onRefusal(refusal);
-        if (err.code === 'not-listed') throw new HttpError(404, 'not_listed', refusal.reason);
+        if (err.code === 'not_listed') throw new HttpError(404, 'not_listed', refusal.reason);
         throw refusalError(refusal);
       }
       throw err;
