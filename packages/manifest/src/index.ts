@@ -11,3 +11,4 @@ export * from './signing.js';
 export * from './catalog.js';
 export * from './images.js';
 export * from './files.js';
+export * from './read-file.js';

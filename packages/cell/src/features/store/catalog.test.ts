@@ -1,6 +1,7 @@
 import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateStoreKeyPair, keyFingerprint, publicKeyPem } from '@pic/manifest';
@@ -151,8 +152,21 @@ describe('seedTrustKey', () => {
     rmSync(repo, { recursive: true, force: true });
   });
 
+  it('a FIFO in place of the repository key seeds nothing, at once (the start is not held up)', async () => {
+    const fifoRepo = mkdtempSync(join(tmpdir(), 'pic-seed-fifo-'));
+    try {
+      mkdirSync(join(fifoRepo, 'services-index'));
+      execFileSync('mkfifo', [join(fifoRepo, 'services-index', 'store.pub.pem')]);
+      const started = performance.now();
+      assert.equal(await seedTrustKey(cell.database.db, cell.audit, silentLogger, fifoRepo), undefined);
+      assert.ok(performance.now() - started < 1000, 'refused without waiting for a writer');
+      assert.deepEqual(await listTrustKeys(cell.database.db), []);
+    } finally {
+      rmSync(fifoRepo, { recursive: true, force: true });
+    }
+  });
+
   it('trusts the repository key once, as "pic-store", audited; not again after the admin removed every key', async () => {
-    const { mkdirSync } = await import('node:fs');
     mkdirSync(join(repo, 'services-index'));
     writeFileSync(join(repo, 'services-index', 'store.pub.pem'), publicKeyPem(trustedPair.publicKey));
     const fp = await seedTrustKey(cell.database.db, cell.audit, silentLogger, repo);

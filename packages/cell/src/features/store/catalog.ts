@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readRegularFile } from '@pic/manifest/read-file';
 import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import type { CatalogRefusal, IndexEntry, RefusalCode, ServiceManifest, TrustedKeyInput, VerifiedIndex } from '@pic/manifest';
@@ -13,6 +13,9 @@ import { manifestLib } from './manifest-lib.js';
 
 /** The store key a catalog ships (@pic/manifest's PUBLIC_KEY_PATH; not imported, so starting a cell does not load sigstore). */
 const PUBLIC_KEY_PATH = 'services-index/store.pub.pem';
+
+/** A PEM public key is a few hundred bytes; the trust-key API takes at most 16 KiB. */
+const MAX_KEY_FILE_BYTES = 16 * 1024;
 
 /** The settings row remembering the newest index this cell accepted (rollback protection, ADR 001). */
 export const INDEX_SETTING = 'store.index';
@@ -160,9 +163,10 @@ export async function seedTrustKey(db: Db, audit: AuditLog, logger: Logger, repo
   const file = join(repoRoot, PUBLIC_KEY_PATH);
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    // a regular file of a few kB only, read with a time limit: a FIFO here must not hold up the start
+    text = (await readRegularFile(file, { maxBytes: MAX_KEY_FILE_BYTES })).toString('utf8');
   } catch (err) {
-    logger.warn('no store key to seed the trust keys with', { file, error: (err as NodeJS.ErrnoException).code ?? String(err) });
+    logger.warn('no store key to seed the trust keys with', { file, error: (err as Error).message });
     return undefined;
   }
   const parsed = parseTrustKey(text);
