@@ -164,4 +164,15 @@ describe('catalog files that are not regular, huge or endless (real cell process
     }
     assert.equal((await store()).body.catalog.verified, true);
   });
+
+  it('another index claiming the accepted version is refused (version_reused); the change under a higher version is not', async () => {
+    assert.equal((await store()).body.catalog.verified, true);
+    const changed = { ...manifest, description: 'the same version number, other contents' };
+    await writeCatalog(m, catalogDir, { version, key: storeKey.privateKey, manifest: changed });
+    await assertRefusedButListed('version_reused', new RegExp(`claims version ${version}, which this cell already accepted`), 'version reused');
+    await writeCatalog(m, catalogDir, { version: ++version, key: storeKey.privateKey, manifest: changed });
+    const res = await store();
+    assert.equal(res.body.catalog.verified, true, JSON.stringify(res.body.catalog));
+    assert.equal(res.body.catalog.highest_accepted_version, version);
+  });
 });

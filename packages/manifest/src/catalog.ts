@@ -115,13 +115,33 @@ export interface AcceptIndexOptions {
   trustedKeys: readonly TrustedKeyInput[];
   /** The highest index version this cell has accepted before; undefined on first use. */
   highestAcceptedVersion?: number | null;
+  /** The digest of the index accepted as that version: the same version with other contents is refused. */
+  highestAcceptedDigest?: string | null;
   now?: Date;
+}
+
+/**
+ * A version number names one index: the store publishes a change as a higher version. An index
+ * that claims the version this cell accepted, with other contents (its canonical digest differs),
+ * is refused, as a rollback is: otherwise a replayed or forged-by-mistake index could swap the
+ * catalog without the version moving.
+ */
+export function checkVersionReuse(verified: VerifiedIndex, highestAcceptedVersion?: number | null, acceptedDigest?: string | null): void {
+  if (highestAcceptedVersion == null || !acceptedDigest || verified.index.version !== highestAcceptedVersion) return;
+  if (verified.digest === acceptedDigest) return;
+  throw new CatalogRefusal(
+    'version_reused',
+    `the catalog index claims version ${verified.index.version}, which this cell already accepted with other contents ` +
+      `(${acceptedDigest}, now ${verified.digest}); a changed index must carry a higher version`,
+    { version: verified.index.version, accepted_digest: acceptedDigest, digest: verified.digest },
+  );
 }
 
 /** Everything a cell checks before it uses an index: signature, then rollback, then expiry. */
 export function acceptIndex(options: AcceptIndexOptions): VerifiedIndex {
   const verified = verifyIndex(options.indexBytes, options.bundle, options.trustedKeys);
   checkRollback(verified.index, options.highestAcceptedVersion);
+  checkVersionReuse(verified, options.highestAcceptedVersion, options.highestAcceptedDigest);
   checkExpiry(verified.index, options.now);
   return verified;
 }

@@ -31,6 +31,8 @@ export type RefusalCode =
   | 'malformed_index'
   /** The index is older than the newest one this cell has already accepted. */
   | 'rollback'
+  /** The index claims the version this cell accepted, but its contents differ from the accepted one. */
+  | 'version_reused'
   /** The index's expiry time has passed (a frozen catalog). */
   | 'expired'
   /** The signed index does not list this service. */

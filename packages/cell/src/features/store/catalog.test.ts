@@ -85,6 +85,23 @@ describe('StoreCatalog: the signed catalog as the cell reads it', () => {
     assert.equal((await catalog.highestAccepted())?.version, 6);
   });
 
+  it('refuses an index that claims the accepted version with other contents; the same index again is fine', async () => {
+    const expires = '2099-01-01T00:00:00Z';
+    await writeTestCatalog(root, { version: 5, key: trustedPair.privateKey, manifests: [demoManifest()], expires });
+    assert.ok((await catalog.read()).ok);
+    const accepted = await catalog.highestAccepted();
+    await writeTestCatalog(root, { version: 5, key: trustedPair.privateKey, manifests: [demoManifest(), demoManifest('other')], expires });
+    const r = refused(await catalog.read());
+    assert.equal(r.code, 'version_reused');
+    assert.match(r.reason, /version 5, which this cell already accepted with other contents/);
+    assert.deepEqual(await catalog.highestAccepted(), accepted, 'the accepted index is unchanged');
+    await writeTestCatalog(root, { version: 5, key: trustedPair.privateKey, manifests: [demoManifest()], expires });
+    assert.ok((await catalog.read()).ok, 'the accepted index itself, read again');
+    await writeTestCatalog(root, { version: 6, key: trustedPair.privateKey, manifests: [demoManifest(), demoManifest('other')], expires });
+    assert.ok((await catalog.read()).ok, 'the change under a higher version');
+    assert.equal((await catalog.highestAccepted())?.version, 6);
+  });
+
   it('refuses an expired index (freeze)', async () => {
     await writeTestCatalog(root, { version: 1, key: trustedPair.privateKey, manifests: [demoManifest()], expires: '2030-01-01T00:00:00Z' });
     now = new Date('2030-01-01T00:00:01Z');

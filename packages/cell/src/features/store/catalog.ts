@@ -88,6 +88,8 @@ export class StoreCatalog {
       root: this.root,
       trustedKeys: await storeTrustedKeys(this.db),
       highestAcceptedVersion: accepted?.version ?? null,
+      // the same version with other contents is refused (version_reused): the digest is remembered with it
+      highestAcceptedDigest: accepted?.digest ?? null,
       now: this.now(),
     });
     if (!accepted || verified.index.version > accepted.version) {
