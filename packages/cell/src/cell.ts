@@ -104,6 +104,7 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());
   });
+  store.listeningOn((server.address() as AddressInfo).port); // a manifest may not publish on it
   await health.start();
   const retention = new AuditRetention(database.db, audit, vault, config.dataDir, config.audit.retentionDays, logger);
   retention.start();

@@ -46,7 +46,12 @@ describe('loadConfig', () => {
         health: { intervalMs: 60_000, keep: 1440 },
         audit: { retentionDays: null },
         wireguard: { interface: 'pic0', mode: 'auto', netns: null },
-        store: { catalogDir: resolve(import.meta.dirname, '..', '..', '..'), engineSocket: null, imageVerification: 'enforce' },
+        store: {
+          catalogDir: resolve(import.meta.dirname, '..', '..', '..'),
+          engineSocket: null,
+          imageVerification: 'enforce',
+          publishAddress: '127.0.0.1',
+        },
       });
     });
 
@@ -115,7 +120,15 @@ describe('loadConfig', () => {
 
   it('reads the store section; catalog_dir is resolved against the data dir', () => {
     const d = dataDir('store:\n  catalog_dir: catalog\n  engine_socket: unix:///run/x.sock\n  image_verification: warn\n');
-    assert.deepEqual(loadConfig({ PIC_DATA_DIR: d }).store, { catalogDir: join(d, 'catalog'), engineSocket: 'unix:///run/x.sock', imageVerification: 'warn' });
+    assert.deepEqual(loadConfig({ PIC_DATA_DIR: d }).store, {
+      catalogDir: join(d, 'catalog'),
+      engineSocket: 'unix:///run/x.sock',
+      imageVerification: 'warn',
+      publishAddress: '127.0.0.1',
+    });
+    const onTunnel = dataDir('store:\n  publish_address: 10.8.0.1\n');
+    assert.equal(loadConfig({ PIC_DATA_DIR: onTunnel }).store.publishAddress, '10.8.0.1');
+    assert.throws(() => loadConfig({ PIC_DATA_DIR: dataDir('store:\n  publish_address: every\n') }), /publish_address/);
     const abs = dataDir('store:\n  catalog_dir: /srv/catalog\n');
     assert.equal(loadConfig({ PIC_DATA_DIR: abs }).store.catalogDir, '/srv/catalog');
     configError({ PIC_DATA_DIR: dataDir('store:\n  image_verification: maybe\n') }, /"store\.image_verification"/);

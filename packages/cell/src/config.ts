@@ -69,6 +69,10 @@ export const CellYamlSchema = Type.Object(
           engine_socket: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
           /** enforce: refuse unpinned/mismatched/badly signed images; warn: log and audit, install anyway; off: skip. */
           image_verification: Type.Optional(Type.Union([Type.Literal('enforce'), Type.Literal('warn'), Type.Literal('off')])),
+          /** Where service ports with `host` are published (default 127.0.0.1); never a manifest's choice. */
+          publish_address: Type.Optional(
+            Type.String({ format: 'ipv4', errorMessage: 'must be an IPv4 address, e.g. 127.0.0.1 or the VPN address' }),
+          ),
         },
         { additionalProperties: false },
       ),
@@ -90,7 +94,12 @@ export interface CellConfig {
   health: { intervalMs: number; keep: number };
   audit: { retentionDays: number | null };
   wireguard: { interface: string; mode: 'auto' | 'kernel' | 'userspace' | 'off'; netns: string | null };
-  store: { catalogDir: string; engineSocket: string | null; imageVerification: 'enforce' | 'warn' | 'off' };
+  store: {
+    catalogDir: string;
+    engineSocket: string | null;
+    imageVerification: 'enforce' | 'warn' | 'off';
+    publishAddress: string;
+  };
 }
 
 /** The store's default catalog: this repository's services-index/ and manifests/ (dist/config.js → repo root). */
@@ -166,6 +175,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CellConfig {
       catalogDir: yaml.store?.catalog_dir ? resolve(dataDir, yaml.store.catalog_dir) : DEFAULT_CATALOG_DIR,
       engineSocket: yaml.store?.engine_socket ?? null,
       imageVerification: yaml.store?.image_verification ?? 'enforce',
+      publishAddress: yaml.store?.publish_address ?? '127.0.0.1',
     },
   };
 }

@@ -9,7 +9,7 @@ import type { FieldErrors } from './errors.js';
 import { isStrictDateTime } from './date-time.js';
 
 export type { FieldErrors };
-type FormatName = 'date-time' | 'uri' | 'email';
+type FormatName = 'date-time' | 'uri' | 'email' | 'ipv4';
 
 // ajv-formats is CommonJS; under NodeNext its default export arrives wrapped.
 const addFormats = addFormatsImport.default;

@@ -62,6 +62,14 @@ export function validateManifest(data: unknown, subject = 'manifest'): ServiceMa
   return data;
 }
 
+/**
+ * Host ports no service may publish, whatever cell it runs on: SSH, DNS, and HTTP(S) (the cell's
+ * reverse proxy). The ports a particular cell uses (its WireGuard and API ports) are refused when
+ * it installs (see the cell's store), since a manifest cannot know them.
+ */
+export const RESERVED_HOST_PORTS: ReadonlySet<number> = new Set([22, 53, 80, 443]);
+const RESERVED_HOST_PORTS_TEXT = '22 SSH, 53 DNS, 80 and 443 HTTP(S)';
+
 /** The rules JSON Schema cannot say: references between fields, uniqueness, placeholders. */
 export function manifestRuleErrors(m: ServiceManifest): FieldErrors {
   const errors: FieldErrors = {};
@@ -85,6 +93,9 @@ export function manifestRuleErrors(m: ServiceManifest): FieldErrors {
       if (seenPorts.has(key)) fail(`${at}.ports.${j}`, `repeats port ${key}`);
       seenPorts.add(key);
       if (p.host !== undefined) {
+        if (RESERVED_HOST_PORTS.has(p.host)) {
+          fail(`${at}.ports.${j}.host`, `is reserved for the cell's host (${RESERVED_HOST_PORTS_TEXT}); publish on another port`);
+        }
         const hostKey = `${p.host}/${p.protocol}`;
         const other = hostPorts.get(hostKey);
         if (other) fail(`${at}.ports.${j}.host`, `publishes host port ${hostKey}, already published by ${other}`);

@@ -123,6 +123,9 @@ describe('manifest schema', () => {
     rejects('containers.0.ports.0.container', /<= 65535/, (m) => (m.containers[0].ports[0].container = 70000));
     rejects('containers.0.ports.0.protocol', /tcp, udp/, (m) => (m.containers[0].ports[0].protocol = 'sctp'));
     rejects('containers.1.ports.0.host', /already published/, (m) => (m.containers[1].ports = [{ container: 9001, protocol: 'tcp', host: 9000 }]));
+    for (const host of [22, 53, 80, 443]) {
+      rejects('containers.0.ports.0.host', /is reserved for the cell's host/, (m) => (m.containers[0].ports = [{ container: 8080, protocol: 'udp', host }]));
+    }
     rejects('containers.1.name', /repeats container name/, (m) => (m.containers[1].name = 'app'));
   });
 

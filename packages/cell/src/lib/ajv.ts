@@ -4,7 +4,7 @@ import { createAjv, fieldErrors as shapeFieldErrors, schemaCompiler } from '@pic
 import type { FieldErrors } from '../http/errors.js';
 
 /** One ajv for the whole cell (the project's shared setup), with the formats the API uses. */
-export const ajv = createAjv(['date-time', 'uri', 'email']);
+export const ajv = createAjv(['date-time', 'uri', 'email', 'ipv4']);
 export const compile = schemaCompiler(ajv);
 
 /** `{ field: reason }`, one reason per field, named by its JSON path; `_body` for the body as a whole. */

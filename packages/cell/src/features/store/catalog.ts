@@ -32,7 +32,7 @@ export interface AcceptedIndex {
 
 /** Why the cell refuses a catalog, a manifest or an image, as the API and the audit log show it. */
 export interface Refusal {
-  code: RefusalCode | 'unsigned_image';
+  code: RefusalCode | 'unsigned_image' | 'reserved_port';
   reason: string;
   details: Record<string, string | number>;
 }

@@ -35,6 +35,8 @@ export interface InstallerDeps extends EngineDeps {
   onPurge?: (trx: Transaction<Database>, id: string) => Promise<void>;
   /** How often the health wait polls (tests shorten it). */
   healthPollMs?: number;
+  /** The host address ports with `host` are published on (store.publish_address; 127.0.0.1 by default). */
+  publishAddress?: string;
 }
 
 export interface InstallRequest {
@@ -179,7 +181,8 @@ export class Installer {
       const values = { domain: identity.domain, subdomain: manifest.subdomain, secrets: await serviceSecrets(vault, db, manifest) };
       const { renderTemplate } = await manifestLib();
       for (const c of manifest.containers) {
-        const spec = containerSpec(cellId, manifest, c, images.get(c.name)!.image, values, renderTemplate);
+        const image = images.get(c.name)!.image;
+        const spec = containerSpec(cellId, manifest, c, image, values, renderTemplate, this.d.publishAddress);
         await record({ kind: 'container', name: spec.name });
         await runtime.createContainer(spec);
       }

@@ -14,6 +14,8 @@ import { seedTrustKey, StoreCatalog, storeTrustedKeys, toRefusal, type CatalogVi
 import { createRuntime, describeError, engineState, requireEngine, storeCellId, type EngineState } from './engine.js';
 import { checkImages, type ImageVerification } from './images.js';
 import { Installer, type InstallRequest } from './installer.js';
+import { reservedPortProblems } from './specs.js';
+import { readCellSettings } from '../config/service.js';
 import { findInstallation, listInstallations, latestJobs, TERMINAL_JOB_STATES, type Installation, type JobRow } from './installations.js';
 
 export interface StoreDeps {
@@ -21,7 +23,7 @@ export interface StoreDeps {
   vault: Vault;
   audit: AuditLog;
   logger: Logger;
-  config: Pick<CellConfig, 'store'>;
+  config: Pick<CellConfig, 'store' | 'port'>;
 }
 
 export interface StoreOptions {
@@ -80,6 +82,7 @@ export class Store {
       runtime,
       cellId,
       ...(options.healthPollMs !== undefined ? { healthPollMs: options.healthPollMs } : {}),
+      publishAddress: d.config.store.publishAddress,
       onInstalled: async (id, manifest) => {
         mounts.mount(id, manifest);
         await accounts.retryTombstones(id);
@@ -88,6 +91,18 @@ export class Store {
       onPurge: async (trx, id) => void (await accounts.purge(trx, id)),
     });
     return new Store(d, cellId, runtime, catalog, installer, accounts, mounts, options);
+  }
+
+  private listeningPort: number | undefined;
+
+  /** The port the API listens on (config.port until the server reports the one it got, e.g. for port 0). */
+  get apiPort(): number {
+    return this.listeningPort ?? this.d.config.port;
+  }
+
+  /** Called once the HTTP server listens: the port it really got. */
+  listeningOn(port: number): void {
+    this.listeningPort = port;
   }
 
   get imageVerification(): ImageVerification {
@@ -183,6 +198,15 @@ export class Store {
         throw refusalError(refusal);
       }
       throw err;
+    }
+    // A manifest may not take a port this cell itself listens on (its WireGuard port, its API port).
+    const { network } = await readCellSettings(this.d.db);
+    const ports = reservedPortProblems(manifest, { wireguardPort: network.wireguard_port, apiPort: this.apiPort });
+    if (Object.keys(ports).length > 0) {
+      const reason = `${id} cannot be installed: ${Object.values(ports).join('; ')}`;
+      const refusal: Refusal = { code: 'reserved_port', reason, details: ports };
+      onRefusal(refusal);
+      throw new HttpError(422, refusal.code, refusal.reason, ports);
     }
     await requireEngine(this.runtime);
     let check;

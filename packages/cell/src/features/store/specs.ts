@@ -45,7 +45,8 @@ export function healthDeadlineMs(c: ManifestContainer): number {
 /**
  * The engine's container spec for a manifest container. Every declared tcp port is published on
  * 127.0.0.1 at a port the engine picks (how the cell reaches health checks, account endpoints and
- * proxied routes); a port with `host` is also published on every address at that number.
+ * proxied routes); a port with `host` is also published at that number, on `publishAddress` only:
+ * the address is the cell's choice (store.publish_address, 127.0.0.1 by default), never the manifest's.
  */
 export function containerSpec(
   cellId: string,
@@ -54,6 +55,7 @@ export function containerSpec(
   image: string,
   values: TemplateValues,
   renderTemplate: ManifestLib['renderTemplate'],
+  publishAddress = DEFAULT_PUBLISH_ADDRESS,
 ): ContainerSpec {
   const names = objectNames(cellId, manifest.id);
   const env: Record<string, string> = {};
@@ -61,7 +63,8 @@ export function containerSpec(
   const ports: PortSpec[] = [];
   for (const p of c.ports ?? []) {
     if (p.protocol === 'tcp') ports.push({ containerPort: p.container, protocol: 'tcp', hostIp: '127.0.0.1', hostPort: 0 });
-    if (p.host !== undefined) ports.push({ containerPort: p.container, protocol: p.protocol, hostIp: '0.0.0.0', hostPort: p.host });
+    if (p.host === undefined) continue;
+    ports.push({ containerPort: p.container, protocol: p.protocol, hostIp: publishAddress, hostPort: p.host });
   }
   const hc = c.healthcheck;
   return {
@@ -90,6 +93,35 @@ export function containerSpec(
         }
       : {}),
   };
+}
+
+export const DEFAULT_PUBLISH_ADDRESS = '127.0.0.1';
+
+/**
+ * The host ports a manifest asks for that this cell uses itself: its WireGuard listen port, its
+ * API port (and the fixed ones the manifest rules already refuse: SSH, DNS, HTTP(S)).
+ * Returns `{ "containers.0.ports.1.host": reason }` for each, empty when there is none.
+ */
+export function reservedPortProblems(
+  manifest: ServiceManifest,
+  cell: { wireguardPort: number; apiPort: number },
+): Record<string, string> {
+  const reserved = new Map<number, string>([
+    [22, 'SSH'],
+    [53, 'DNS'],
+    [80, 'HTTP'],
+    [443, 'HTTPS'],
+    [cell.wireguardPort, "the cell's WireGuard listen port"],
+    [cell.apiPort, "the cell's API port"],
+  ]);
+  const problems: Record<string, string> = {};
+  manifest.containers.forEach((c, i) =>
+    (c.ports ?? []).forEach((p, j) => {
+      const use = p.host !== undefined ? reserved.get(p.host) : undefined;
+      if (use) problems[`containers.${i}.ports.${j}.host`] = `host port ${p.host} is used by this cell (${use})`;
+    }),
+  );
+  return problems;
 }
 
 /** Every distinct volume name of the manifest. */
