@@ -126,7 +126,11 @@ export interface AcceptIndexOptions {
  * is refused, as a rollback is: otherwise a replayed or forged-by-mistake index could swap the
  * catalog without the version moving.
  */
-export function checkVersionReuse(verified: VerifiedIndex, highestAcceptedVersion?: number | null, acceptedDigest?: string | null): void {
+export function checkVersionReuse(
+  verified: VerifiedIndex,
+  highestAcceptedVersion?: number | null,
+  acceptedDigest?: string | null,
+): void {
   if (highestAcceptedVersion == null || !acceptedDigest || verified.index.version !== highestAcceptedVersion) return;
   if (verified.digest === acceptedDigest) return;
   throw new CatalogRefusal(

@@ -36,12 +36,13 @@ export interface LoadedCatalog extends VerifiedIndex {
  */
 export async function readCatalogIndex(files: CatalogFiles): Promise<VerifiedIndex> {
   const indexPath = join(files.root, files.indexPath ?? INDEX_PATH);
-  const indexBytes = await readRegularFile(indexPath, { maxBytes: MAX_INDEX_BYTES, timeoutMs: files.readTimeoutMs }).catch((err) => {
+  const timeoutMs = files.readTimeoutMs;
+  const indexBytes = await readRegularFile(indexPath, { maxBytes: MAX_INDEX_BYTES, timeoutMs }).catch((err) => {
     throw new CatalogRefusal('malformed_index', `cannot read the catalog index ${indexPath}: it ${describe(err)}`);
   });
   // A missing bundle file is the "missing bundle" refusal; anything else wrong with it is a malformed one.
   const bundlePath = join(files.root, files.bundlePath ?? BUNDLE_PATH);
-  const bundle = await readRegularFile(bundlePath, { maxBytes: MAX_BUNDLE_BYTES, timeoutMs: files.readTimeoutMs }).catch((err) => {
+  const bundle = await readRegularFile(bundlePath, { maxBytes: MAX_BUNDLE_BYTES, timeoutMs }).catch((err) => {
     if (err instanceof FileReadError && err.problem === 'missing') return undefined;
     throw new CatalogRefusal('malformed_bundle', `cannot read the signature bundle ${bundlePath}: it ${describe(err)}`);
   });
@@ -49,7 +50,12 @@ export async function readCatalogIndex(files: CatalogFiles): Promise<VerifiedInd
 }
 
 /** Reads one listed manifest from the catalog root and verifies it against the signed index. */
-export async function readCatalogManifest(root: string, index: CatalogIndex, id: string, readTimeoutMs?: number): Promise<ServiceManifest> {
+export async function readCatalogManifest(
+  root: string,
+  index: CatalogIndex,
+  id: string,
+  readTimeoutMs?: number,
+): Promise<ServiceManifest> {
   const entry = indexEntry(index, id);
   const base = resolve(root);
   const file = resolve(base, entry.manifest);
@@ -57,7 +63,8 @@ export async function readCatalogManifest(root: string, index: CatalogIndex, id:
   // The schema already forbids "..", but a path is only trusted if it really stays inside the root.
   if (rel.startsWith('..') || isAbsolute(rel)) throw new CatalogRefusal('missing_manifest', `${entry.manifest} lies outside the catalog root`, { id });
   const text = await readRegularFile(file, { maxBytes: MAX_MANIFEST_BYTES, timeoutMs: readTimeoutMs }).catch((err) => {
-    throw new CatalogRefusal('missing_manifest', `the signed index lists ${entry.manifest} for "${id}", but it ${describe(err)}`, { id });
+    const reason = `the signed index lists ${entry.manifest} for "${id}", but it ${describe(err)}`;
+    throw new CatalogRefusal('missing_manifest', reason, { id });
   });
   return verifyManifest(index, id, text);
 }
@@ -70,6 +77,8 @@ function describe(err: unknown): string {
 export async function loadCatalog(files: CatalogFiles): Promise<LoadedCatalog> {
   const verified = await readCatalogIndex(files);
   const manifests: ServiceManifest[] = [];
-  for (const entry of verified.index.services) manifests.push(await readCatalogManifest(files.root, verified.index, entry.id, files.readTimeoutMs));
+  for (const entry of verified.index.services) {
+    manifests.push(await readCatalogManifest(files.root, verified.index, entry.id, files.readTimeoutMs));
+  }
   return { ...verified, manifests };
 }

@@ -9,7 +9,7 @@
  *   so a file that grows while it is read is refused too;
  * - every step races a deadline: a file system that stalls fails this read, not the caller.
  */
-import { constants } from 'node:fs';
+import { constants, type Stats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 
 export type FileProblem = 'missing' | 'not_regular' | 'too_large' | 'too_slow' | 'unreadable';
@@ -39,7 +39,8 @@ export async function readRegularFile(path: string, opts: ReadBoundedOptions): P
   const timeoutMs = opts.timeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new FileReadError('too_slow', `reading took longer than ${timeoutMs} ms`)), timeoutMs);
+    const late = () => reject(new FileReadError('too_slow', `took longer than ${timeoutMs} ms to read`));
+    timer = setTimeout(late, timeoutMs);
   });
   const opening = open(path, OPEN_FLAGS);
   let handle: FileHandle | undefined;
@@ -66,23 +67,25 @@ async function readOpen(handle: FileHandle, maxBytes: number): Promise<Buffer> {
   const buffer = Buffer.alloc(Math.min(stat.size, maxBytes) + 1);
   let length = 0;
   for (;;) {
-    if (length === buffer.length) throw new FileReadError('too_large', `is larger than ${maxBytes} bytes (it grew while read)`);
+    const grew = () => new FileReadError('too_large', `is larger than ${maxBytes} bytes (it grew while read)`);
+    if (length === buffer.length) throw grew();
     const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
     if (bytesRead === 0) break;
     length += bytesRead;
-    if (length > maxBytes) throw new FileReadError('too_large', `is larger than ${maxBytes} bytes (it grew while read)`);
+    if (length > maxBytes) throw grew();
   }
   return buffer.subarray(0, length);
 }
 
 function asFileReadError(err: NodeJS.ErrnoException): FileReadError {
-  if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return new FileReadError('missing', `does not exist (${err.code})`);
-  if (err.code === 'ELOOP') return new FileReadError('not_regular', 'is a symbolic link (catalog files must be regular files)');
+  const code = err.code;
+  if (code === 'ENOENT' || code === 'ENOTDIR') return new FileReadError('missing', `does not exist (${code})`);
+  if (code === 'ELOOP') return new FileReadError('not_regular', 'is a symbolic link (catalog files must be regular files)');
   if (err.code === 'ENXIO') return new FileReadError('not_regular', 'is not a regular file (a socket or a device)');
   return new FileReadError('unreadable', `cannot be read (${err.code ?? err.message})`);
 }
 
-function kindOf(stat: { isDirectory(): boolean; isFIFO(): boolean; isSocket(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean }): string {
+function kindOf(stat: Stats): string {
   if (stat.isDirectory()) return 'a directory';
   if (stat.isFIFO()) return 'a FIFO';
   if (stat.isSocket()) return 'a socket';

@@ -28,14 +28,15 @@ describe('audit chain', () => {
   });
 
   it('wellFormed makes any entry canonicalizable: lone surrogates, NaN, bigints', () => {
-    const odd = { ...base, actor: 'admin0\ud800', target_id: '\udfff', details: { n: NaN, big: 10n, ['k\ud800']: ['\udc00x'], ok: '😀' } };
+    const details = { n: NaN, big: 10n, ['k\ud800']: ['\udc00x'], ok: '😀' };
+    const odd = { ...base, actor: 'admin0\ud800', target_id: '\udfff', details };
     assert.throws(() => canonicalEntry(odd as ChainEntry), /surrogate/, 'canonicalize refuses a lone surrogate');
     const text = canonicalEntry(wellFormed(odd) as ChainEntry);
     const back = JSON.parse(text);
     assert.equal(back.actor, 'admin0\ufffd');
     assert.equal(back.target_id, '\ufffd');
     assert.deepEqual(back.details, { n: null, big: '10', ['k\ufffd']: ['\ufffdx'], ok: '😀' }, 'pairs are kept');
-    assert.equal(canonicalEntry(wellFormed(base) as ChainEntry), canonicalEntry(base), 'a well-formed entry is unchanged');
+    assert.equal(canonicalEntry(wellFormed(base) as ChainEntry), canonicalEntry(base), 'well-formed: unchanged');
   });
 
   it('hashes prev_hash ‖ canonical JSON with SHA-256', () => {

@@ -28,7 +28,8 @@ export function auditRoutes(deps: CellDeps): Router {
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     ctx.set('Content-Disposition', `attachment; filename="audit-${stamp}.${format}"`);
     const ended = (err: NodeJS.ErrnoException | null) => {
-      if (err && err.code !== 'ERR_STREAM_PREMATURE_CLOSE') deps.logger.warn('audit export ended early', { error: String(err) });
+      if (!err || err.code === 'ERR_STREAM_PREMATURE_CLOSE') return; // done, or the client went away
+      deps.logger.warn('audit export ended early', { error: String(err) });
     };
     if (format === 'csv') {
       ctx.type = 'text/csv; charset=utf-8';
@@ -63,7 +64,9 @@ export function auditRoutes(deps: CellDeps): Router {
   });
 
   // Moves entries older than `before` into an encrypted archive file; the live chain stays verifiable.
-  router.post('audit.archive', '/archive', requireRole('admin'), audited('audit'), validateBody(ArchiveBody, checkArchiveBody), transactional(db), async (ctx) => {
+  const archiveBody = validateBody(ArchiveBody, checkArchiveBody);
+  const archiveChain = [requireRole('admin'), audited('audit'), archiveBody, transactional(db)];
+  router.post('audit.archive', '/archive', ...archiveChain, async (ctx) => {
     const { before } = ctx.input as ArchiveBody;
     const result = await archiveEntriesBefore(ctx.trx, deps.vault, deps.config.dataDir, before);
     ctx.audit!.details = { before, archived: result.archived, first_id: result.first_id ?? null, last_id: result.last_id ?? null };

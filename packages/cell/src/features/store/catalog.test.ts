@@ -85,19 +85,20 @@ describe('StoreCatalog: the signed catalog as the cell reads it', () => {
     assert.equal((await catalog.highestAccepted())?.version, 6);
   });
 
-  it('refuses an index that claims the accepted version with other contents; the same index again is fine', async () => {
+  it('refuses another index claiming the accepted version; the same index again is fine', async () => {
     const expires = '2099-01-01T00:00:00Z';
+    const both = [demoManifest(), demoManifest('other')];
     await writeTestCatalog(root, { version: 5, key: trustedPair.privateKey, manifests: [demoManifest()], expires });
     assert.ok((await catalog.read()).ok);
     const accepted = await catalog.highestAccepted();
-    await writeTestCatalog(root, { version: 5, key: trustedPair.privateKey, manifests: [demoManifest(), demoManifest('other')], expires });
+    await writeTestCatalog(root, { version: 5, key: trustedPair.privateKey, manifests: both, expires });
     const r = refused(await catalog.read());
     assert.equal(r.code, 'version_reused');
     assert.match(r.reason, /version 5, which this cell already accepted with other contents/);
     assert.deepEqual(await catalog.highestAccepted(), accepted, 'the accepted index is unchanged');
     await writeTestCatalog(root, { version: 5, key: trustedPair.privateKey, manifests: [demoManifest()], expires });
     assert.ok((await catalog.read()).ok, 'the accepted index itself, read again');
-    await writeTestCatalog(root, { version: 6, key: trustedPair.privateKey, manifests: [demoManifest(), demoManifest('other')], expires });
+    await writeTestCatalog(root, { version: 6, key: trustedPair.privateKey, manifests: both, expires });
     assert.ok((await catalog.read()).ok, 'the change under a higher version');
     assert.equal((await catalog.highestAccepted())?.version, 6);
   });
