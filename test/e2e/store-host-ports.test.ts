@@ -145,5 +145,10 @@ describe('manifest host ports (real cell process and engine)', () => {
     for (const b of Object.values(inspect.HostConfig.PortBindings).flat() as Array<{ HostIp: string }>) {
       assert.equal(b.HostIp, '127.0.0.1', `every binding is on 127.0.0.1: ${JSON.stringify(inspect.HostConfig.PortBindings)}`);
     }
+    // and the cell's WireGuard port may not move onto it later
+    const moved = await api.put('/api/config', { network: { wireguard_port: port } });
+    assert.equal(moved.status, 409, moved.text);
+    assert.match(moved.body.fields['network.wireguard_port'], /installed service test-echo/);
+    assert.equal((await api.get('/api/config')).body.config.network.wireguard_port, NETWORK.wireguard_port);
   });
 });

@@ -7,6 +7,8 @@ import { audited } from '../../http/audit.js';
 import { ConfigPatch, checkConfigPatch } from './schema.js';
 import { readCellSettings, updateCellSettings } from './service.js';
 import { presentConfig } from './presenter.js';
+import { errors } from '../../http/errors.js';
+import { hostPortOwner } from '../store/installations.js';
 
 export function configRoutes(deps: CellDeps): Router {
   const { db, config } = deps;
@@ -19,6 +21,14 @@ export function configRoutes(deps: CellDeps): Router {
   router.put('config.update', '/', requireRole('admin'), audited('config', () => 'cell'), validateBody(ConfigPatch, checkConfigPatch), transactional(db), async (ctx) => {
     const patch = ctx.input as ConfigPatch;
     ctx.audit!.details = { changed: Object.entries(patch).flatMap(([section, fields]) => Object.keys(fields ?? {}).map((f) => `${section}.${f}`)) };
+    // the WireGuard port may not move onto a host port an installed service publishes (and the
+    // store refuses a service that publishes the WireGuard port: see reservedPortProblems)
+    const port = patch.network?.wireguard_port;
+    const owner = port === undefined ? undefined : await hostPortOwner(ctx.trx, port);
+    if (owner) {
+      const reason = `is published on the host by the installed service ${owner}`;
+      throw errors.conflict(`port ${port} ${reason}`, { 'network.wireguard_port': reason });
+    }
     const settings = await updateCellSettings(ctx.trx, patch);
     // a new port or subnet needs the interface brought up again with them
     if (patch.network?.wireguard_port !== undefined || patch.network?.subnet !== undefined) ctx.afterCommit(() => deps.peerNetwork.restart());

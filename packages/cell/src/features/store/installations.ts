@@ -49,6 +49,14 @@ export async function listInstallations(db: Kysely<Database>): Promise<Installat
   return (await db.selectFrom('service_installations').selectAll().orderBy('service_id').execute()).map(toInstallation);
 }
 
+/** The installed (or half-installed) service that publishes `port` on the host, if any. */
+export async function hostPortOwner(db: Kysely<Database>, port: number): Promise<string | undefined> {
+  const owner = (await listInstallations(db)).find((i) =>
+    i.manifest.containers.some((c) => (c.ports ?? []).some((p) => p.host === port)),
+  );
+  return owner?.id;
+}
+
 /** The installation, which must be fully installed: 404 otherwise (the service's API does not exist). */
 export async function requireInstalled(db: Kysely<Database>, id: string): Promise<Installation> {
   const inst = await findInstallation(db, id);
