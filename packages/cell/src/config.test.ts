@@ -45,7 +45,7 @@ describe('loadConfig', () => {
         rateLimit: { apiPerMinute: 600, loginFailures: 10, loginWindowMs: 15 * 60_000 },
         health: { intervalMs: 60_000, keep: 1440 },
         audit: { retentionDays: null },
-        wireguard: { interface: 'pic0', mode: 'auto', netns: null },
+        wireguard: { interface: 'pic0', mode: 'auto', netns: null, driftCheckMs: 300_000 },
         store: {
           catalogDir: resolve(import.meta.dirname, '..', '..', '..'),
           engineSocket: null,
@@ -133,6 +133,13 @@ describe('loadConfig', () => {
     assert.equal(loadConfig({ PIC_DATA_DIR: abs }).store.catalogDir, '/srv/catalog');
     configError({ PIC_DATA_DIR: dataDir('store:\n  image_verification: maybe\n') }, /"store\.image_verification"/);
     configError({ PIC_DATA_DIR: dataDir('store:\n  catalog: x\n') }, /"store\.catalog" is not a known field/);
+  });
+
+  it('reads wireguard.drift_check_seconds (0 turns the check off) and refuses anything but a whole number', () => {
+    assert.equal(loadConfig({ PIC_DATA_DIR: dataDir('wireguard:\n  drift_check_seconds: 30\n') }).wireguard.driftCheckMs, 30_000);
+    assert.equal(loadConfig({ PIC_DATA_DIR: dataDir('wireguard:\n  drift_check_seconds: 0\n') }).wireguard.driftCheckMs, 0);
+    configError({ PIC_DATA_DIR: dataDir('wireguard:\n  drift_check_seconds: -1\n') }, /"wireguard\.drift_check_seconds"/);
+    configError({ PIC_DATA_DIR: dataDir('wireguard:\n  drift_check_seconds: often\n') }, /"wireguard\.drift_check_seconds"/);
   });
 
   it('a partial or empty cell.yaml keeps the other defaults', () => {

@@ -38,6 +38,8 @@ export const CellYamlSchema = Type.Object(
           mode: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('kernel'), Type.Literal('userspace'), Type.Literal('off')])),
           /** Run the interface inside this network namespace (tests, containers). */
           netns: Type.Optional(Type.String({ pattern: '^[a-zA-Z0-9_.-]{1,64}$', errorMessage: 'must be a namespace name of letters, digits, _ . -' })),
+          /** How often to compare the live interface with the database and repair it (0 = never). */
+          drift_check_seconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 86_400 })),
         },
         { additionalProperties: false },
       ),
@@ -93,7 +95,13 @@ export interface CellConfig {
   rateLimit: { apiPerMinute: number; loginFailures: number; loginWindowMs: number };
   health: { intervalMs: number; keep: number };
   audit: { retentionDays: number | null };
-  wireguard: { interface: string; mode: 'auto' | 'kernel' | 'userspace' | 'off'; netns: string | null };
+  wireguard: {
+    interface: string;
+    mode: 'auto' | 'kernel' | 'userspace' | 'off';
+    netns: string | null;
+    /** Interval of the drift check (live interface vs database); 0 = off. */
+    driftCheckMs: number;
+  };
   store: {
     catalogDir: string;
     engineSocket: string | null;
@@ -170,6 +178,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CellConfig {
       interface: yaml.wireguard?.interface ?? 'pic0',
       mode: wireguardMode(env['PIC_WIREGUARD_MODE']) ?? yaml.wireguard?.mode ?? 'auto',
       netns: yaml.wireguard?.netns ?? null,
+      driftCheckMs: (yaml.wireguard?.drift_check_seconds ?? 300) * 1000,
     },
     store: {
       catalogDir: yaml.store?.catalog_dir ? resolve(dataDir, yaml.store.catalog_dir) : DEFAULT_CATALOG_DIR,

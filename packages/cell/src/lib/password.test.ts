@@ -1,6 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { burnPasswordCheck, hashPassword, verifyPassword } from './password.js';
+import {
+  GENERATED_PASSWORD_LENGTH, burnPasswordCheck, generateLoginPassword, generatedPasswordBits, hashPassword, verifyPassword,
+} from './password.js';
 
 describe('hashPassword / verifyPassword (scrypt)', () => {
   it('round-trips: the right password verifies, a wrong one does not', async () => {
@@ -58,5 +60,40 @@ describe('hashPassword / verifyPassword (scrypt)', () => {
     const started = performance.now();
     await burnPasswordCheck('whatever');
     assert.ok(performance.now() - started > 1, 'it did work');
+  });
+});
+
+describe('generated login passwords (fast hash) beside chosen ones (scrypt)', () => {
+  it('a generated password carries at least 128 bits and is stored as sha256$…, never as given', async () => {
+    const { password, hash } = generateLoginPassword();
+    assert.equal(password.length, GENERATED_PASSWORD_LENGTH);
+    assert.ok(generatedPasswordBits(password.length) >= 128, `${generatedPasswordBits(password.length)} bits`);
+    assert.match(hash, /^sha256\$[A-Za-z0-9_-]{43}$/);
+    assert.ok(!hash.includes(password));
+    assert.notEqual(generateLoginPassword().password, password, 'a new password each time');
+    assert.equal(await verifyPassword(password, hash), true);
+    assert.equal(await verifyPassword(password.slice(1), hash), false);
+    assert.equal(await verifyPassword(password.toLowerCase() === password ? password.toUpperCase() : password.toLowerCase(), hash), false);
+  });
+
+  it('a sha256 check still spends one scrypt, so a failed login does not tell which kind of hash it met', async () => {
+    const { hash } = generateLoginPassword();
+    const started = performance.now();
+    assert.equal(await verifyPassword('wrong password', hash), false);
+    const fastMs = performance.now() - started;
+    const s2 = performance.now();
+    await burnPasswordCheck('wrong password');
+    const scryptMs = performance.now() - s2;
+    assert.ok(fastMs > scryptMs / 4, `sha256 verify ${fastMs.toFixed(1)} ms vs scrypt ${scryptMs.toFixed(1)} ms`);
+  });
+
+  it('existing scrypt hashes keep verifying next to sha256 ones; malformed sha256 values never verify', async () => {
+    const chosen = await hashPassword('a person chose this one');
+    assert.ok(chosen.startsWith('scrypt$'));
+    assert.equal(await verifyPassword('a person chose this one', chosen), true);
+    const { password } = generateLoginPassword();
+    for (const bad of ['sha256$', 'sha256$short', `sha256$${'A'.repeat(42)}`, 'SHA256$' + 'A'.repeat(43), `sha256$${'A'.repeat(44)}`]) {
+      assert.equal(await verifyPassword(password, bad), false, bad);
+    }
   });
 });

@@ -6,7 +6,7 @@ import { silentLogger } from '../../lib/logger.js';
 import { writeNetwork } from '../config/service.js';
 import { openVault, type Vault } from '../vault/vault.js';
 import type { WgPeer } from '../wireguard/config.js';
-import type { ApplyResult, WireGuardStatus } from '../wireguard/interface.js';
+import type { ApplyResult, PeerChange, WireGuardStatus } from '../wireguard/interface.js';
 import { PSK_DECRYPTS_IN_FLIGHT, PeerNetwork, type LiveInterface } from './network.js';
 import { createPeer, listPeers } from './service.js';
 
@@ -21,10 +21,17 @@ class FakeInterface implements LiveInterface {
   async start(peers: WgPeer[] = []): Promise<void> {
     this.applied.push(peers.length);
   }
+  /** Per-peer changes, as [upserted keys, removed keys]. */
+  readonly changes: Array<[string[], string[]]> = [];
   async apply(peers: WgPeer[]): Promise<ApplyResult> {
     await sleep(this.applyMs);
     this.applied.push(peers.length);
     return { written: true, applied: true, peers: peers.length, durationMs: this.applyMs };
+  }
+  async applyPeerChanges(change: PeerChange): Promise<ApplyResult> {
+    await sleep(this.applyMs);
+    this.changes.push([change.upsert.map((p) => p.publicKey), change.remove]);
+    return { written: true, applied: true, peers: 0, durationMs: this.applyMs };
   }
   async status(): Promise<WireGuardStatus> {
     this.statusCalls++;
@@ -128,6 +135,31 @@ describe('peers on a real SQLite file', () => {
     // the first apply may or may not have read the p4 change; the queued one surely did
     assert.equal(fake.applied.length, 3, `20 syncs behind a running one make one more apply, not 20: ${fake.applied}`);
     assert.equal(fake.applied.at(-1), 3);
+    await temp.database.db.updateTable('peers').set({ enabled: 1 }).where('name', 'in', ['p4', 'p5']).execute();
+    await network.stop();
+  });
+
+  it('a change to one peer applies that peer alone, and a burst of them coalesces into one more apply', async () => {
+    const { db } = temp.database;
+    const fake = new FakeInterface(40);
+    const network = new PeerNetwork(db, vault, config, silentLogger, { createInterface: () => fake });
+    await network.start();
+    const keyOf = async (name: string) => (await db.selectFrom('peers').select('public_key').where('name', '=', name).executeTakeFirstOrThrow()).public_key;
+    const [k3, k4, k5] = [await keyOf('p3'), await keyOf('p4'), await keyOf('p5')];
+    await db.updateTable('peers').set({ enabled: 0 }).where('name', '=', 'p5').execute();
+    await network.peersChanged([k5]);
+    assert.deepEqual(fake.changes, [[[], [k5]]], 'a disabled peer: removed, and nothing else touched');
+    assert.deepEqual(fake.applied, [5], 'no full apply');
+    await db.updateTable('peers').set({ enabled: 1 }).where('name', '=', 'p5').execute();
+    const first = network.peersChanged([k5]);
+    await db.updateTable('peers').set({ expires_at: '2000-01-01T00:00:00.000Z' }).where('name', '=', 'p4').execute();
+    const burst = [network.peersChanged([k4]), network.peersChanged([k3]), network.peersChanged([k4])];
+    await Promise.all([first, ...burst]);
+    assert.equal(fake.changes.length, 3, `three changes behind a running one make one more apply: ${JSON.stringify(fake.changes)}`);
+    const [upserted, removed] = [fake.changes.slice(1).flatMap((c) => c[0]), fake.changes.slice(1).flatMap((c) => c[1])];
+    assert.deepEqual(upserted.sort(), [k3, k5].sort(), 're-enabled p5 and unchanged-but-named p3 are put back whole');
+    assert.deepEqual(removed, [k4], 'expired p4 comes off');
+    await db.updateTable('peers').set({ expires_at: null }).where('name', '=', 'p4').execute();
     await network.stop();
   });
 

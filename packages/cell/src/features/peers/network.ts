@@ -8,10 +8,13 @@ import { readCellSettings } from '../config/service.js';
 import type { Vault } from '../vault/vault.js';
 import { cellAddress, cellInterfaceAddress } from '../wireguard/addresses.js';
 import { generateKeyPair, publicKeyOf } from '../wireguard/keys.js';
-import { WireGuardInterface, type WireGuardInterfaceOptions, type WireGuardStatus } from '../wireguard/interface.js';
+import {
+  WireGuardInterface, type ApplyResult, type WireGuardInterfaceOptions, type WireGuardStatus,
+} from '../wireguard/interface.js';
+import type { AuditLog } from '../audit/service.js';
 import type { WgPeer } from '../wireguard/config.js';
 import type { WireGuardPeerStatus } from '../wireguard/status.js';
-import { expiredButOpen, peerSecret, syncPeerLogin } from './service.js';
+import { expiredButOpen, isLive, peerSecret, syncPeerLogin } from './service.js';
 
 /** How old a `wg show` snapshot may be before a read refreshes it, and how old it may be served while that runs. */
 export const SNAPSHOT_FRESH_MS = 2_000;
@@ -21,7 +24,20 @@ export const SNAPSHOT_STALE_MS = 15_000;
 export const PSK_DECRYPTS_IN_FLIGHT = 16;
 
 /** What PeerNetwork needs of the interface (WireGuardInterface; a stand-in in unit tests). */
-export type LiveInterface = Pick<WireGuardInterface, 'running' | 'start' | 'apply' | 'status' | 'stop'>;
+export type LiveInterface = Pick<WireGuardInterface, 'running' | 'start' | 'apply' | 'applyPeerChanges' | 'status' | 'stop'>;
+
+/** What a drift check found changed on the interface behind the cell's back (and put back). */
+export interface DriftReport {
+  /** Peer names (or public keys, for peers the cell does not know) per kind of difference. */
+  missing: string[];
+  unexpected: string[];
+  changed: string[];
+}
+
+/** Names listed per kind in a drift audit entry; the counts are always whole. */
+const DRIFT_NAMES_LISTED = 50;
+/** Values per `IN (…)` list: under SQLite's limit on bound parameters. */
+const IN_CHUNK = 500;
 
 const byPublicKey = (peers: WireGuardPeerStatus[]) => new Map(peers.map((p) => [p.publicKey, p]));
 
@@ -30,7 +46,8 @@ export const CELL_KEY_SECRET = 'wireguard/private_key';
 
 /**
  * Keeps the live WireGuard interface in step with the peers table: brings it up once setup is
- * complete, re-applies (only the peers that differ) after every peer change, closes expired peers, and samples
+ * complete, applies each peer change to just that peer, checks now and then that nothing changed
+ * the interface behind its back (and repairs and audits what did), closes expired peers, and samples
  * traffic counters into the database. start()/stop(); nothing here throws when the machine
  * cannot run WireGuard — the interface then reports running:false with the reason.
  */
@@ -46,6 +63,13 @@ export class PeerNetwork {
   /** The apply in progress, and at most one more queued behind it that every later caller shares. */
   private applying: Promise<void> | undefined;
   private queuedApply: Promise<void> | undefined;
+  /** Public keys of peers changed since the last apply began; the next one applies just them. */
+  private readonly pendingKeys = new Set<string>();
+  /** A full apply (every live peer, diffed against `wg show dump`) was asked for. */
+  private fullPending = false;
+  private drifting: Promise<DriftReport | undefined> | undefined;
+  /** Applies and drift checks touch the interface one at a time, in order. */
+  private lane: Promise<unknown> = Promise.resolve();
   /** `wg show` costs ~60 ms with 10,000 peers: lists read a snapshot at most a few seconds old. */
   private snapshot: { at: number; byKey: Map<string, WireGuardPeerStatus> } | undefined;
   private refreshing: Promise<Map<string, WireGuardPeerStatus>> | undefined;
@@ -59,6 +83,10 @@ export class PeerNetwork {
       sampleEveryMs?: number;
       expiryEveryMs?: number;
       keepTrafficDays?: number;
+      /** How often to compare the live interface with the database and repair it; 0 = never. */
+      driftCheckMs?: number;
+      /** Where drift checks record what they found; without it they only log. */
+      audit?: AuditLog;
       /** Unit tests pass a stand-in; the cell uses the real interface. */
       createInterface?: (options: WireGuardInterfaceOptions) => LiveInterface;
     } = {},
@@ -110,12 +138,15 @@ export class PeerNetwork {
     };
     every(this.opts.expiryEveryMs ?? 30_000, () => this.closeExpired(), 'peer expiry');
     every(this.opts.sampleEveryMs ?? 60_000, () => this.sampleTraffic(), 'traffic sampling');
+    const driftMs = this.opts.driftCheckMs ?? 300_000;
+    if (driftMs > 0) every(driftMs, () => this.checkDrift(), 'wireguard drift check');
   }
 
   async stop(): Promise<void> {
     await this.starting?.catch(() => undefined);
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    await this.drifting?.catch(() => undefined);
     await this.iface?.stop();
     this.iface = undefined;
     this.snapshot = undefined;
@@ -163,13 +194,34 @@ export class PeerNetwork {
     this.pskCache.delete(peerId);
   }
 
+  /** A new peer's PSK, known in the clear when it was made: its apply need not decrypt it again. */
+  rememberPsk(peerId: number, psk: string): void {
+    this.pskCache.set(peerId, psk);
+  }
+
   /**
-   * Re-applies the live peers to the interface (only what differs changes: other tunnels are untouched). A burst of
-   * changes coalesces: while one apply runs, every caller shares one more queued behind it, which
-   * reads the peers table when it starts — so each caller's committed change is live when its
-   * promise resolves, and 100 changes cost two applies, not 100.
+   * The peers with these public keys changed (added, enabled, disabled, expired, deleted): puts
+   * just them on the interface as the peers table now has them, or takes them off — `wg set` /
+   * `wg addconf` for those peers alone, no `wg show`, so it costs the same with 10 peers or 10,000.
+   * A burst coalesces: while one apply runs, every caller shares one more queued behind it, which
+   * reads the rows when it starts — so each caller's committed change is live when its promise
+   * resolves, and 100 changes cost two applies, not 100.
+   */
+  peersChanged(publicKeys: Iterable<string>): Promise<void> {
+    for (const key of publicKeys) this.pendingKeys.add(key);
+    return this.schedule();
+  }
+
+  /**
+   * Makes the interface hold every live peer: a full apply, diffed against `wg show dump` (only
+   * what differs changes). Per-peer changes use peersChanged; this is for when any peer may differ.
    */
   sync(): Promise<void> {
+    this.fullPending = true;
+    return this.schedule();
+  }
+
+  private schedule(): Promise<void> {
     if (this.queuedApply) return this.queuedApply;
     if (!this.applying) return this.applyNow();
     const next = () => {
@@ -181,20 +233,110 @@ export class PeerNetwork {
   }
 
   private applyNow(): Promise<void> {
-    const run: Promise<void> = this.applyLivePeers().finally(() => {
+    const run: Promise<void> = this.inLane(async () => void (await this.applyPending())).finally(() => {
       if (this.applying === run) this.applying = undefined;
     });
     this.applying = run;
     return run;
   }
 
-  private async applyLivePeers(): Promise<void> {
+  private inLane<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.lane.then(fn, fn);
+    this.lane = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Applies what is pending: everything (a full apply) or just the changed peers. Runs in the lane. */
+  private async applyPending(): Promise<ApplyResult | undefined> {
     // still coming up: start() reads the peers table after this change committed, or is about to
     if (this.starting) await this.starting.catch(() => undefined);
-    if (!this.iface) return;
-    const result = await this.iface.apply(await this.livePeers());
+    const keys = [...this.pendingKeys];
+    const full = this.fullPending;
+    this.pendingKeys.clear();
+    this.fullPending = false;
+    if (!this.iface || (!full && keys.length === 0)) return undefined;
+    const result = full ? await this.iface.apply(await this.livePeers()) : await this.iface.applyPeerChanges(await this.changeOf(keys));
     if (this.snapshot) this.snapshot.at = 0; // the peer set changed: refresh on next read
     if (!result.applied && result.reason) this.logger.debug('wireguard apply not live', { reason: result.reason });
+    return result;
+  }
+
+  /** What the interface should hold of these peers now: live ones (re)added whole, the rest removed. */
+  private async changeOf(keys: string[]): Promise<{ upsert: WgPeer[]; remove: string[] }> {
+    const now = nowIso();
+    const rows: Array<{ id: number; public_key: string; address: string; enabled: number; expires_at: string | null }> = [];
+    for (let i = 0; i < keys.length; i += IN_CHUNK) {
+      rows.push(
+        ...(await this.db
+          .selectFrom('peers')
+          .select(['id', 'public_key', 'address', 'enabled', 'expires_at'])
+          .where('public_key', 'in', keys.slice(i, i + IN_CHUNK))
+          .orderBy('id')
+          .execute()),
+      );
+    }
+    const live = rows.filter((r) => isLive(r, now));
+    const liveKeys = new Set(live.map((r) => r.public_key));
+    const upsert: WgPeer[] = [];
+    for (const row of live) {
+      upsert.push({ publicKey: row.public_key, presharedKey: await this.psk(row.id), allowedIps: [`${row.address}/32`] });
+    }
+    return { upsert, remove: keys.filter((k) => !liveKeys.has(k)) };
+  }
+
+  /**
+   * Compares the live interface (`wg show dump`) with the database and repairs what differs: peers
+   * missing from it, peers it should not hold, peers whose allowed IPs, PSK or keepalive were
+   * changed behind the cell's back (`wg set` by hand, another tool). What it finds is logged and
+   * audited (`wireguard.drift`, actor `system`); nothing found, nothing written. Changes the cell
+   * itself has pending are applied first, so they are never mistaken for drift.
+   */
+  checkDrift(): Promise<DriftReport | undefined> {
+    // one at a time: a slow check is not joined by the next tick's
+    this.drifting ??= this.findDrift().finally(() => {
+      this.drifting = undefined;
+    });
+    return this.drifting;
+  }
+
+  private async findDrift(): Promise<DriftReport | undefined> {
+    if (this.starting || !this.iface?.running) return undefined;
+    await this.livePeers(); // decrypts any PSK not cached yet, outside the lane: PUTs need not wait for it
+    const result = await this.inLane(async () => {
+      await this.applyPending();
+      if (!this.iface?.running) return undefined;
+      return this.iface.apply(await this.livePeers());
+    });
+    if (this.snapshot) this.snapshot.at = 0;
+    if (!result?.applied || !result.changed) return undefined;
+    const { added, removed, updated } = result.changed;
+    if (added.length + removed.length + updated.length === 0) return undefined;
+    const names = await this.namesOf([...added, ...removed, ...updated]);
+    const report: DriftReport = {
+      missing: added.map((k) => names.get(k) ?? k),
+      unexpected: removed.map((k) => names.get(k) ?? k),
+      changed: updated.map((k) => names.get(k) ?? k),
+    };
+    const details = Object.fromEntries(
+      Object.entries(report).flatMap(([kind, list]) => [
+        [kind, list.slice(0, DRIFT_NAMES_LISTED)],
+        [`${kind}_count`, list.length],
+      ]),
+    );
+    this.logger.warn('wireguard interface drifted from the database; repaired', details);
+    await this.opts.audit?.append({
+      actor: 'system', action: 'wireguard.drift', targetType: 'wireguard', targetId: this.config.wireguard.interface, result: 'ok', details,
+    });
+    return report;
+  }
+
+  private async namesOf(keys: string[]): Promise<Map<string, string>> {
+    const names = new Map<string, string>();
+    for (let i = 0; i < keys.length; i += IN_CHUNK) {
+      const rows = await this.db.selectFrom('peers').select(['name', 'public_key']).where('public_key', 'in', keys.slice(i, i + IN_CHUNK)).execute();
+      for (const r of rows) names.set(r.public_key, r.name);
+    }
+    return names;
   }
 
   async status(): Promise<WireGuardStatus | { interface: string; running: false; reason: string; peers: WireGuardPeerStatus[]; publicKey: string | null }> {
@@ -236,7 +378,7 @@ export class PeerNetwork {
       for (const peer of expired) await syncPeerLogin(trx, peer.user_id, false);
     });
     this.logger.info('peers expired', { peers: expired.map((p) => p.name) });
-    await this.sync();
+    await this.peersChanged(expired.map((p) => p.public_key));
     return expired.length;
   }
 

@@ -6,14 +6,45 @@ import { errors } from '../../http/errors.js';
 import { requireRole } from '../../http/guard.js';
 import { transactional } from '../../http/transaction.js';
 import { validateBody, validateQuery } from '../../http/validate.js';
-import { hashPassword } from '../../lib/password.js';
-import { generatePassword } from '../../lib/tokens.js';
+import { generateLoginPassword, hashPassword } from '../../lib/password.js';
 import { configFileName, peerClientConfig } from './client-config.js';
 import { presentPeer } from './presenter.js';
 import {
-  BatchBody, CreatePeerBody, FormatQuery, ListPeersQuery, TrafficQuery, UpdatePeerBody, checkPeerFields, checkPeerUpdate,
+  BatchBody, CreatePeerBody, FormatQuery, ListPeersQuery, TrafficQuery, UpdatePeerBody, checkBatch, checkPeerFields,
+  checkPeerUpdate,
 } from './schema.js';
-import { createPeer, deletePeer, findPeer, listPeers, peerTraffic, requirePeer, updatePeer, type PeerRow } from './service.js';
+import {
+  createPeers, deletePeer, findPeer, listPeers, peerTraffic, requirePeer, updatePeer, type CreatedPeer, type PeerRow,
+} from './service.js';
+
+/** A new peer's login: the password as given or generated, and the hash to store. */
+interface PreparedLogin {
+  password: string;
+  hash: string;
+}
+
+/** scrypt hashes of chosen passwords run at once (libuv's pool has 4 threads). */
+const HASHES_IN_FLIGHT = 4;
+
+/**
+ * The logins of new peers, before the transaction opens: a password the admin chose takes scrypt
+ * (~100 ms each); one the cell generates (≥ 128 bits) takes SHA-256 (lib/password.ts says why).
+ */
+async function prepareLogins(inputs: CreatePeerBody[]): Promise<PreparedLogin[]> {
+  const logins: PreparedLogin[] = new Array(inputs.length);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < inputs.length; i = next++) {
+      const chosen = inputs[i]!.password;
+      logins[i] = chosen === undefined ? generateLoginPassword() : { password: chosen, hash: await hashPassword(chosen) };
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(HASHES_IN_FLIGHT, inputs.length) }, worker));
+  return logins;
+}
+
+/** Fields of a PUT that change what the interface holds (the others live only in the client's config). */
+const INTERFACE_FIELDS = ['enabled', 'expires_at'] as const;
 
 /** Sends a peer's config as text (optionally a download) or as a QR code (PNG, or SVG). */
 export async function sendPeerConfig(ctx: Context, deps: CellDeps, peer: PeerRow, as: 'text' | 'qr'): Promise<void> {
@@ -41,14 +72,19 @@ export function peerRoutes(deps: CellDeps): Router {
   const { db, vault, peerNetwork } = deps;
   const router = new Router({ prefix: '/api/peers' });
   const byName = (ctx: Context) => (ctx.params as { name?: string }).name;
-  const syncAfterCommit = (ctx: Context) => ctx.afterCommit(() => peerNetwork.sync());
+  /** After the commit, puts just these peers on the interface as they now are (or takes them off). */
+  const applyAfterCommit = (ctx: Context, keys: string[]) => ctx.afterCommit(() => peerNetwork.peersChanged(keys));
+  /** New peers: their PSKs are known in the clear here, so the apply decrypts nothing. */
+  const addAfterCommit = (ctx: Context, created: CreatedPeer[]) =>
+    ctx.afterCommit(() => {
+      for (const c of created) peerNetwork.rememberPsk(c.peer.id, c.presharedKey);
+      return peerNetwork.peersChanged(created.map((c) => c.peer.public_key));
+    });
 
-  /** Hashes the peer's login password before the transaction opens (scrypt takes ~100 ms). */
-  const preparePassword = async (ctx: Context, next: Next) => {
-    const input = ctx.input as CreatePeerBody;
-    const password = input.password ?? generatePassword();
-    ctx.state['peerPassword'] = password;
-    ctx.state['peerPasswordHash'] = await hashPassword(password);
+  /** Hashes the new peers' login passwords before the transaction opens. */
+  const prepareLoginsOf = (inputs: (ctx: Context) => CreatePeerBody[] | undefined) => async (ctx: Context, next: Next) => {
+    const list = inputs(ctx);
+    if (list) ctx.state['peerLogins'] = await prepareLogins(list);
     await next();
   };
 
@@ -64,34 +100,74 @@ export function peerRoutes(deps: CellDeps): Router {
     requireRole('admin'),
     audited('peer'),
     validateBody(CreatePeerBody, checkPeerFields),
-    preparePassword,
+    prepareLoginsOf((ctx) => [ctx.input as CreatePeerBody]),
     transactional(db),
     async (ctx) => {
       const input = ctx.input as CreatePeerBody;
       ctx.audit!.targetId = input.name;
-      const peer = await createPeer(ctx.trx, vault, input, ctx.state['peerPasswordHash'] as string);
+      const [login] = ctx.state['peerLogins'] as PreparedLogin[];
+      const [created] = await createPeers(ctx.trx, vault, [{ input, passwordHash: login!.hash }]);
+      const peer = created!.peer;
       ctx.audit!.details = { address: peer.address };
-      syncAfterCommit(ctx);
+      addAfterCommit(ctx, [created!]);
       ctx.status = 201;
       ctx.set('Cache-Control', 'no-store');
       // the login password is shown this once; only its hash is kept
-      ctx.body = { ok: true, peer: presentPeer(peer), login: { username: peer.name, password: ctx.state['peerPassword'] } };
+      ctx.body = { ok: true, peer: presentPeer(peer), login: { username: peer.name, password: login!.password } };
     },
   );
 
-  router.post('peers.batch', '/batch', requireRole('admin'), audited('peer'), validateBody(BatchBody), transactional(db), async (ctx) => {
-    const { action, names } = ctx.input as BatchBody;
-    ctx.audit!.details = { action, names };
-    const missing = [];
-    for (const name of names) if (!(await findPeer(ctx.trx, name))) missing.push(name);
-    if (missing.length) throw errors.notFound(`no such peers: ${missing.join(', ')}; nothing was changed`);
-    for (const name of names) {
-      if (action === 'delete') peerNetwork.forget((await deletePeer(ctx.trx, vault, name, deps.peerDeletionHooks)).id);
-      else await updatePeer(ctx.trx, name, { enabled: action === 'enable' });
-    }
-    syncAfterCommit(ctx);
-    ctx.body = { ok: true, action, names };
-  });
+  router.post(
+    'peers.batch',
+    '/batch',
+    requireRole('admin'),
+    audited('peer'),
+    validateBody(BatchBody, checkBatch),
+    prepareLoginsOf((ctx) => (ctx.input as BatchBody).peers),
+    transactional(db),
+    async (ctx) => {
+      const body = ctx.input as BatchBody;
+      const { action } = body;
+      if (action === 'add') {
+        // all or nothing: one transaction (a taken name or a full subnet rolls back every peer), one apply
+        const inputs = body.peers!;
+        const logins = ctx.state['peerLogins'] as PreparedLogin[];
+        ctx.audit!.details = { action, names: inputs.map((p) => p.name) };
+        const created = await createPeers(ctx.trx, vault, inputs.map((input, i) => ({ input, passwordHash: logins[i]!.hash })));
+        addAfterCommit(ctx, created);
+        ctx.status = 201;
+        ctx.set('Cache-Control', 'no-store');
+        ctx.body = {
+          ok: true,
+          action,
+          peers: created.map((c) => presentPeer(c.peer)),
+          // shown this once, in the order given; only their hashes are kept
+          logins: created.map((c, i) => ({ username: c.peer.name, password: logins[i]!.password })),
+        };
+        return;
+      }
+      const names = body.names!;
+      ctx.audit!.details = { action, names };
+      const peers: PeerRow[] = [];
+      const missing = [];
+      for (const name of names) {
+        const peer = await findPeer(ctx.trx, name);
+        if (peer) peers.push(peer);
+        else missing.push(name);
+      }
+      if (missing.length) throw errors.notFound(`no such peers: ${missing.join(', ')}; nothing was changed`);
+      for (const name of names) {
+        if (action === 'delete') {
+          const gone = await deletePeer(ctx.trx, vault, name, deps.peerDeletionHooks);
+          ctx.afterCommit(() => peerNetwork.forget(gone.id));
+        } else {
+          await updatePeer(ctx.trx, name, { enabled: action === 'enable' });
+        }
+      }
+      applyAfterCommit(ctx, peers.map((p) => p.public_key));
+      ctx.body = { ok: true, action, names };
+    },
+  );
 
   router.get('/:name', requireRole('admin'), async (ctx) => {
     const peer = await requirePeer(db, byName(ctx)!);
@@ -110,7 +186,8 @@ export function peerRoutes(deps: CellDeps): Router {
       const patch = ctx.input as UpdatePeerBody;
       ctx.audit!.details = { changed: Object.keys(patch) };
       const peer = await updatePeer(ctx.trx, byName(ctx)!, patch);
-      syncAfterCommit(ctx);
+      // a description, DNS, routes, group or tags: nothing on the interface changes
+      if (INTERFACE_FIELDS.some((f) => patch[f] !== undefined)) applyAfterCommit(ctx, [peer.public_key]);
       ctx.body = { ok: true, peer: presentPeer(peer) };
     },
   );
@@ -118,7 +195,7 @@ export function peerRoutes(deps: CellDeps): Router {
   router.delete('peers.delete', '/:name', requireRole('admin'), audited('peer', byName), transactional(db), async (ctx) => {
     const peer = await deletePeer(ctx.trx, vault, byName(ctx)!, deps.peerDeletionHooks);
     ctx.afterCommit(() => peerNetwork.forget(peer.id));
-    syncAfterCommit(ctx);
+    applyAfterCommit(ctx, [peer.public_key]);
     ctx.body = { ok: true, deleted: peer.name };
   });
 

@@ -61,14 +61,43 @@ export const ListPeersQuery = Type.Object(
 );
 export type ListPeersQuery = Static<typeof ListPeersQuery>;
 
+/** Peers per batch: 1,000 adds are one transaction of a few seconds, and their answer stays well under 1 MB. */
+export const BATCH_MAX = 1000;
+
+/**
+ * `add` takes `peers` (each as POST /api/peers takes one); `enable`, `disable` and `delete` take
+ * `names`. All or nothing: checkBatch refuses the wrong list for the action.
+ */
 export const BatchBody = Type.Object(
   {
-    action: Type.Union([Type.Literal('enable'), Type.Literal('disable'), Type.Literal('delete')]),
-    names: Type.Array(PeerName, { minItems: 1, maxItems: 1000, uniqueItems: true }),
+    action: Type.Union([Type.Literal('add'), Type.Literal('enable'), Type.Literal('disable'), Type.Literal('delete')]),
+    names: Type.Optional(Type.Array(PeerName, { minItems: 1, maxItems: BATCH_MAX, uniqueItems: true })),
+    peers: Type.Optional(Type.Array(CreatePeerBody, { minItems: 1, maxItems: BATCH_MAX })),
   },
   { additionalProperties: false },
 );
 export type BatchBody = Static<typeof BatchBody>;
+
+/** The list the action needs (and not the other one), each new peer's fields, and no name twice. */
+export function checkBatch(input: BatchBody): FieldErrors {
+  const fields: FieldErrors = {};
+  if (input.action === 'add') {
+    if (input.peers === undefined) fields['peers'] = 'is required for "add"';
+    if (input.names !== undefined) fields['names'] = 'is not used by "add": give the new peers in "peers"';
+    const seen = new Set<string>();
+    input.peers?.forEach((peer, i) => {
+      if (typeof peer?.name === 'string') {
+        if (seen.has(peer.name)) fields[`peers.${i}.name`] = 'appears earlier in this batch';
+        seen.add(peer.name);
+      }
+      for (const [field, problem] of Object.entries(checkPeerFields(peer ?? {}))) fields[`peers.${i}.${field}`] = problem;
+    });
+  } else {
+    if (input.names === undefined) fields['names'] = `is required for "${input.action}"`;
+    if (input.peers !== undefined) fields['peers'] = `is only for "add"; "${input.action}" takes "names"`;
+  }
+  return fields;
+}
 
 export const TrafficQuery = Type.Object(
   { period: Type.Optional(Type.Union([Type.Literal('24h'), Type.Literal('7d'), Type.Literal('30d')])) },

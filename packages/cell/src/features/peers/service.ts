@@ -6,7 +6,7 @@ import { readCellSettings } from '../config/service.js';
 import { createUser } from '../users/service.js';
 import type { Vault } from '../vault/vault.js';
 import { generateKeyPair, generatePresharedKey } from '../wireguard/keys.js';
-import { nextFreeAddress } from '../wireguard/addresses.js';
+import { nextFreeAddresses } from '../wireguard/addresses.js';
 import type { CreatePeerBody, ListPeersQuery, UpdatePeerBody } from './schema.js';
 
 /** Columns that may leave this module: the peers table holds no secret (keys live in the vault). */
@@ -34,6 +34,12 @@ export async function requirePeer(db: Kysely<Database>, name: string): Promise<P
   return peer;
 }
 
+/** A peer just made, with its preshared key (the network primes its cache with it: no decryption). */
+export interface CreatedPeer {
+  peer: PeerRow;
+  presharedKey: string;
+}
+
 /**
  * Creates the peer, its keys (private key and PSK into the vault), its address and its `peer`
  * login, all in `trx`. The caller hashed the login password before opening the transaction.
@@ -44,38 +50,77 @@ export async function createPeer(
   input: CreatePeerBody,
   passwordHash: string,
 ): Promise<PeerRow> {
-  if (await findPeer(trx, input.name)) throw errors.conflict(`peer "${input.name}" already exists`, { name: 'is taken' });
-  const { network } = await readCellSettings(trx);
-  const taken = await trx.selectFrom('peers').select('address').execute();
-  const address = nextFreeAddress(network.subnet, taken.map((r) => r.address));
-  if (!address) throw errors.conflict(`the cell subnet ${network.subnet} is full`, { subnet: 'has no free address' });
-
-  const user = await createUser(trx, { username: input.name, role: 'peer', passwordHash });
-  const keys = generateKeyPair();
-  const now = nowIso();
-  const { id } = await trx
-    .insertInto('peers')
-    .values({
-      name: input.name,
-      description: input.description ?? '',
-      user_id: user.id,
-      public_key: keys.publicKey,
-      address,
-      dns: JSON.stringify(input.dns ?? []),
-      allowed_ips: JSON.stringify(input.allowed_ips ?? []),
-      peer_group: input.group ?? null,
-      tags: JSON.stringify(input.tags ?? []),
-      enabled: 1,
-      expires_at: input.expires_at ? new Date(input.expires_at).toISOString() : null,
-      created_at: now,
-      updated_at: now,
-    })
-    .returning('id')
-    .executeTakeFirstOrThrow();
-  await vault.putIn(trx, peerSecret(id, 'private_key'), keys.privateKey);
-  await vault.putIn(trx, peerSecret(id, 'psk'), generatePresharedKey());
-  return (await findPeer(trx, input.name))!;
+  return (await createPeers(trx, vault, [{ input, passwordHash }]))[0]!.peer;
 }
+
+/**
+ * Creates several peers in `trx`, as createPeer does each: the subnet's free addresses are read
+ * once and handed out lowest first, in the order given. The first problem throws (409 for a taken
+ * name or a full subnet) and the caller's transaction rolls back: none of them is created.
+ */
+export async function createPeers(
+  trx: Transaction<Database>,
+  vault: Vault,
+  items: Array<{ input: CreatePeerBody; passwordHash: string }>,
+): Promise<CreatedPeer[]> {
+  const names = items.map((i) => i.input.name);
+  const taken = new Set<string>();
+  for (let i = 0; i < names.length; i += IN_CHUNK) {
+    const chunk = names.slice(i, i + IN_CHUNK);
+    const rows = await trx.selectFrom('peers').select('name').where('name', 'in', chunk).execute();
+    rows.forEach((r) => taken.add(r.name));
+  }
+  if (taken.size) {
+    const list = [...taken];
+    throw errors.conflict(`peer${list.length > 1 ? 's' : ''} ${list.map((n) => `"${n}"`).join(', ')} already exist${list.length > 1 ? '' : 's'}`, { name: 'is taken' });
+  }
+  const { network } = await readCellSettings(trx);
+  const used = await trx.selectFrom('peers').select('address').execute();
+  const addresses = nextFreeAddresses(network.subnet, used.map((r) => r.address), items.length);
+  if (addresses.length < items.length) {
+    const room = addresses.length;
+    throw errors.conflict(
+      items.length === 1 ? `the cell subnet ${network.subnet} is full` : `the cell subnet ${network.subnet} has room for ${room} more peers, not ${items.length}`,
+      { subnet: 'has no free address' },
+    );
+  }
+  const created: CreatedPeer[] = [];
+  for (const [n, { input, passwordHash }] of items.entries()) {
+    const user = await createUser(trx, { username: input.name, role: 'peer', passwordHash });
+    const keys = generateKeyPair();
+    const presharedKey = generatePresharedKey();
+    const now = nowIso();
+    const peer = await trx
+      .insertInto('peers')
+      .values({
+        name: input.name,
+        description: input.description ?? '',
+        user_id: user.id,
+        public_key: keys.publicKey,
+        address: addresses[n]!,
+        dns: JSON.stringify(input.dns ?? []),
+        allowed_ips: JSON.stringify(input.allowed_ips ?? []),
+        peer_group: input.group ?? null,
+        tags: JSON.stringify(input.tags ?? []),
+        enabled: 1,
+        expires_at: input.expires_at ? new Date(input.expires_at).toISOString() : null,
+        created_at: now,
+        updated_at: now,
+      })
+      .returning(PEER_COLUMNS)
+      .executeTakeFirstOrThrow();
+    // the two encryptions of one peer run together (their X25519 work is on libuv's pool)
+    await Promise.all([
+      vault.putIn(trx, peerSecret(peer.id, 'private_key'), keys.privateKey),
+      vault.putIn(trx, peerSecret(peer.id, 'psk'), presharedKey),
+    ]);
+    created.push({ peer, presharedKey });
+  }
+  return created;
+}
+
+/** Values per `IN (…)` list: well under SQLite's limit on bound parameters. */
+const IN_CHUNK = 500;
 
 export async function listPeers(db: Kysely<Database>, q: ListPeersQuery) {
   let base = db.selectFrom('peers');
@@ -137,7 +182,7 @@ export async function expiredButOpen(db: Kysely<Database>, now = nowIso()) {
   return db
     .selectFrom('peers')
     .innerJoin('users', 'users.id', 'peers.user_id')
-    .select(['peers.id', 'peers.name', 'peers.user_id'])
+    .select(['peers.id', 'peers.name', 'peers.user_id', 'peers.public_key'])
     .where('peers.expires_at', '<=', now)
     .where('users.disabled', '=', 0)
     .execute();

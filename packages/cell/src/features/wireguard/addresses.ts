@@ -34,12 +34,18 @@ export function cellInterfaceAddress(subnet: string): string {
  * prefix ("10.8.0.2" or "10.8.0.2/32"); entries that are not IPv4 addresses cannot collide and are skipped.
  */
 export function nextFreeAddress(subnet: string, taken: Iterable<string>): string | undefined {
+  return nextFreeAddresses(subnet, taken, 1)[0];
+}
+
+/** The `count` lowest free host addresses (fewer when the subnet has fewer), in one pass over `taken`. */
+export function nextFreeAddresses(subnet: string, taken: Iterable<string>, count: number): string[] {
   const range = hostRange(subnet);
   const used = new Set<number>();
   for (const entry of taken) {
     const ip = parseIPv4(entry.split('/')[0]!);
     if (ip !== undefined) used.add(ip);
   }
-  for (let ip = range.first + 1; ip <= range.last; ip++) if (!used.has(ip)) return formatIPv4(ip);
-  return undefined;
+  const free: string[] = [];
+  for (let ip = range.first + 1; ip <= range.last && free.length < count; ip++) if (!used.has(ip)) free.push(formatIPv4(ip));
+  return free;
 }

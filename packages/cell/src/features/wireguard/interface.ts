@@ -21,7 +21,7 @@ import { CommandError, CommandRunner, findExecutable, isInterfaceName, outputTai
 import { renderWgConfig, renderWgPeers, type WgPeer } from './config.js';
 import { assertWireGuardKey, publicKeyOf } from './keys.js';
 import { parseWgShowDump, type WireGuardPeerStatus } from './status.js';
-import { planPeerSync } from './sync.js';
+import { planPeerSync, type PeerSyncPlan } from './sync.js';
 
 /** How to bring the interface up: try the kernel then userspace, only one of them, or never (tests, no VPN). */
 export type WireGuardMode = 'auto' | 'kernel' | 'userspace' | 'off';
@@ -44,6 +44,8 @@ export interface WireGuardInterfaceOptions {
   startTimeoutMs?: number;
   /** How often to start wireguard-go when it exits at once (3). */
   startAttempts?: number;
+  /** Runs `wg`, `ip` and `wireguard-go` (default: a CommandRunner for `netns`); unit tests pass a recorder. */
+  runner?: Pick<CommandRunner, 'run' | 'spawn'>;
 }
 
 export type RunningMode = 'kernel' | 'userspace' | 'existing';
@@ -71,6 +73,19 @@ export interface ApplyResult {
   /** Why it was not applied. */
   reason?: string;
   durationMs: number;
+  /**
+   * A full apply on a running interface: what it found different and changed, by public key —
+   * peers it added (missing), removed (not wanted), and updated (allowed IPs, PSK or keepalive differed).
+   */
+  changed?: { added: string[]; removed: string[]; updated: string[] };
+}
+
+/** A change to a few peers, each given whole: no `wg show`, nothing read, no other peer touched. */
+export interface PeerChange {
+  /** Peers to add or update, with their complete desired settings. */
+  upsert: WgPeer[];
+  /** Public keys to take off the interface (absent ones are no error). */
+  remove: string[];
 }
 
 export class WireGuardInterface {
@@ -85,10 +100,11 @@ export class WireGuardInterface {
   private readonly privateKey: string;
   private readonly mode: WireGuardMode;
   private readonly log: Logger;
-  private readonly runner: CommandRunner;
+  private readonly runner: Pick<CommandRunner, 'run' | 'spawn'>;
   private readonly startTimeoutMs: number;
   private readonly startAttempts: number;
-  private peers: WgPeer[] = [];
+  /** The peer list the interface should hold, by public key (kept for status and start when not running). */
+  private peers = new Map<string, WgPeer>();
   private runningMode: RunningMode | null = null;
   private reason: string | null = 'not started';
   private child: ChildProcess | undefined;
@@ -114,7 +130,7 @@ export class WireGuardInterface {
     this.netns = options.netns;
     this.mode = options.mode ?? 'auto';
     this.log = options.logger ?? silentLogger;
-    this.runner = new CommandRunner(options.netns);
+    this.runner = options.runner ?? new CommandRunner(options.netns);
     this.startTimeoutMs = options.startTimeoutMs ?? 5_000;
     this.startAttempts = Math.max(1, options.startAttempts ?? 3);
   }
@@ -124,11 +140,11 @@ export class WireGuardInterface {
   }
 
   /** Writes the config and brings the interface up where the machine allows; never throws for lack of means. */
-  start(initialPeers: WgPeer[] = this.peers): Promise<void> {
+  start(initialPeers: WgPeer[] = [...this.peers.values()]): Promise<void> {
     return this.serialize(async () => {
       if (this.running) return;
       this.render(initialPeers); // invalid input throws before anything changes
-      this.peers = [...initialPeers];
+      this.peers = byKey(initialPeers);
       await rm(this.legacyConfigPath, { force: true });
       const problem = await this.bringUp();
       if (problem) {
@@ -137,7 +153,7 @@ export class WireGuardInterface {
         this.log.warn('wireguard interface not running', { interface: this.name, reason: problem });
       } else {
         this.reason = null;
-        this.log.info('wireguard interface up', { interface: this.name, mode: this.runningMode, peers: this.peers.length });
+        this.log.info('wireguard interface up', { interface: this.name, mode: this.runningMode, peers: this.peers.size });
       }
     });
   }
@@ -166,28 +182,63 @@ export class WireGuardInterface {
     return this.serialize(async () => {
       const started = performance.now();
       this.render(peers);
-      this.peers = [...peers];
-      const result = (applied: boolean, reason?: string): ApplyResult => ({
-        written: true,
-        applied,
-        peers: peers.length,
-        ...(reason ? { reason } : {}),
-        durationMs: performance.now() - started,
-      });
-      if (!this.running) return result(false, this.reason ?? 'not running');
+      this.peers = byKey(peers);
+      if (!this.running) return this.result(started, false, this.reason ?? 'not running');
       try {
-        await this.syncPeers();
-        return result(true);
+        const plan = await this.syncPeers();
+        return { ...this.result(started, true), changed: describePlan(plan) };
       } catch (err) {
-        const reason = `applying the peers failed: ${errorText(err)}`;
-        this.log.warn('wireguard apply failed', { interface: this.name, reason });
-        if (!(await this.interfaceExists())) {
-          this.runningMode = null;
-          this.reason = `the interface disappeared (${reason})`;
-        }
-        return result(false, reason);
+        return this.result(started, false, await this.applyFailed(err));
       }
     });
+  }
+
+  /**
+   * Changes just the peers named, as given, with `wg set … remove` and `wg addconf` for them alone:
+   * no `wg show dump`, no other peer read or touched, so it costs the same with 10 peers or 10,000.
+   * It trusts that the interface holds what the cell last gave it; the periodic full apply (the
+   * drift check) is what finds and repairs changes made behind the cell's back. Invalid input throws
+   * WireGuardConfigError before anything changes.
+   */
+  applyPeerChanges(change: PeerChange): Promise<ApplyResult> {
+    return this.serialize(async () => {
+      const started = performance.now();
+      const upsertText = change.upsert.length ? renderWgPeers(change.upsert) : '';
+      for (const key of change.remove) assertWireGuardKey(key, 'a removed peer');
+      for (const key of change.remove) this.peers.delete(key);
+      for (const peer of change.upsert) this.peers.set(peer.publicKey, peer);
+      if (!this.running) return this.result(started, false, this.reason ?? 'not running');
+      try {
+        // A PSK cannot be unset in place: a peer wanted without one is removed and added back.
+        const remove = [...change.remove, ...change.upsert.filter((p) => p.presharedKey === undefined).map((p) => p.publicKey)];
+        await this.removePeers(remove);
+        if (upsertText) await this.addconf(upsertText);
+        return this.result(started, true);
+      } catch (err) {
+        return this.result(started, false, await this.applyFailed(err));
+      }
+    });
+  }
+
+  private result(started: number, applied: boolean, reason?: string): ApplyResult {
+    return {
+      written: true,
+      applied,
+      peers: this.peers.size,
+      ...(reason ? { reason } : {}),
+      durationMs: performance.now() - started,
+    };
+  }
+
+  /** Logs a failed apply and notices an interface that went away; returns the reason. */
+  private async applyFailed(err: unknown): Promise<string> {
+    const reason = `applying the peers failed: ${errorText(err)}`;
+    this.log.warn('wireguard apply failed', { interface: this.name, reason });
+    if (!(await this.interfaceExists())) {
+      this.runningMode = null;
+      this.reason = `the interface disappeared (${reason})`;
+    }
+    return reason;
   }
 
   /** Interface, keys, and per-peer handshake and traffic from `wg show <iface> dump`. */
@@ -199,7 +250,7 @@ export class WireGuardInterface {
       address: this.address,
     });
     const configured = (): WireGuardPeerStatus[] =>
-      this.peers.map((p) => ({
+      [...this.peers.values()].map((p) => ({
         publicKey: p.publicKey,
         endpoint: p.endpoint ?? null,
         allowedIps: [...p.allowedIps],
@@ -354,23 +405,33 @@ export class WireGuardInterface {
   /** At bring-up: the interface's own key and port, and every peer. */
   private async syncconf(): Promise<void> {
     const wg = wgPath();
-    await this.withConfigFile(this.render(this.peers), (file) => this.runner.run(wg, ['syncconf', this.name, file], 120_000));
+    await this.withConfigFile(this.render([...this.peers.values()]), (file) => this.runner.run(wg, ['syncconf', this.name, file], 120_000));
   }
 
   /**
    * Once up: only the peers that differ from the live interface change (sync.ts says why not
    * `wg syncconf`). Removals first, so that an address moving to a new peer is free for it.
    */
-  private async syncPeers(): Promise<void> {
+  private async syncPeers(): Promise<PeerSyncPlan> {
+    const plan = planPeerSync([...this.peers.values()], await this.readDump());
+    await this.removePeers(plan.remove);
+    if (plan.upsert.length) await this.addconf(renderWgPeers(plan.upsert));
+    return plan;
+  }
+
+  /** `wg set <iface> peer K remove …`, in chunks. */
+  private async removePeers(keys: string[]): Promise<void> {
     const wg = wgPath();
-    const plan = planPeerSync(this.peers, await this.readDump());
-    for (let i = 0; i < plan.remove.length; i += REMOVE_PER_COMMAND) {
-      const args = plan.remove.slice(i, i + REMOVE_PER_COMMAND).flatMap((key) => ['peer', key, 'remove']);
+    for (let i = 0; i < keys.length; i += REMOVE_PER_COMMAND) {
+      const args = keys.slice(i, i + REMOVE_PER_COMMAND).flatMap((key) => ['peer', key, 'remove']);
       await this.runner.run(wg, ['set', this.name, ...args], 120_000);
     }
-    if (plan.upsert.length) {
-      await this.withConfigFile(renderWgPeers(plan.upsert), (file) => this.runner.run(wg, ['addconf', this.name, file], 120_000));
-    }
+  }
+
+  /** `wg addconf` of rendered [Peer] sections: adds or updates those peers, nothing else. */
+  private async addconf(peersText: string): Promise<void> {
+    const wg = wgPath();
+    await this.withConfigFile(peersText, (file) => this.runner.run(wg, ['addconf', this.name, file], 120_000));
   }
 
   /** `wg show <iface> dump`: the live interface, its keys included (never quoted in an error). */
@@ -431,6 +492,19 @@ export class WireGuardInterface {
 }
 
 const EXITED_AT_START = 'exited at start';
+
+const byKey = (peers: WgPeer[]) => new Map(peers.map((p) => [p.publicKey, p]));
+
+/** What a full apply's plan changed: peers added that were missing, removed, and updated in place. */
+function describePlan(plan: PeerSyncPlan): NonNullable<ApplyResult['changed']> {
+  const missing = new Set(plan.missing);
+  const upserted = new Set(plan.upsert.map((p) => p.publicKey));
+  return {
+    added: plan.missing,
+    removed: plan.remove.filter((key) => !upserted.has(key)),
+    updated: [...upserted].filter((key) => !missing.has(key)),
+  };
+}
 /** Public keys per `wg set … peer K remove …` call: far below the kernel's limit on arguments. */
 const REMOVE_PER_COMMAND = 500;
 

@@ -21,15 +21,15 @@ describe('planPeerSync (what apply changes on a live interface)', () => {
       [{ publicKey: A, presharedKey: PSK, allowedIps: ['10.8.0.2/32'] }, { publicKey: B, allowedIps: ['10.8.0.3/32', '10.9.0.0/24'], persistentKeepalive: 25 }],
       dump(live(A, PSK, '10.8.0.2/32'), live(B, '(none)', '10.9.0.0/24,10.8.0.3/32', '25')),
     );
-    assert.deepEqual(plan, { remove: [], upsert: [] });
+    assert.deepEqual(plan, { remove: [], upsert: [], missing: [] });
   });
 
   it('adds new peers and removes peers no longer wanted', () => {
     const c = { publicKey: C, presharedKey: PSK, allowedIps: ['10.8.0.4/32'] };
     const plan = planPeerSync([{ publicKey: A, presharedKey: PSK, allowedIps: ['10.8.0.2/32'] }, c], dump(live(A, PSK, '10.8.0.2/32'), live(B, PSK, '10.8.0.3/32')));
-    assert.deepEqual(plan, { remove: [B], upsert: [c] });
-    assert.deepEqual(planPeerSync([], dump(live(A, PSK, '10.8.0.2/32'), live(B, PSK, '10.8.0.3/32'))), { remove: [A, B], upsert: [] });
-    assert.deepEqual(planPeerSync([c], dump()), { remove: [], upsert: [c] });
+    assert.deepEqual(plan, { remove: [B], upsert: [c], missing: [C] });
+    assert.deepEqual(planPeerSync([], dump(live(A, PSK, '10.8.0.2/32'), live(B, PSK, '10.8.0.3/32'))), { remove: [A, B], upsert: [], missing: [] });
+    assert.deepEqual(planPeerSync([c], dump()), { remove: [], upsert: [c], missing: [C] });
   });
 
   it('updates a peer whose allowed IPs, preshared key, keepalive or configured endpoint changed', () => {
@@ -42,24 +42,24 @@ describe('planPeerSync (what apply changes on a live interface)', () => {
       { ...base, persistentKeepalive: 25 },
       { ...base, endpoint: '192.0.2.1:51820' },
     ]) {
-      assert.deepEqual(planPeerSync([changed], was), { remove: [], upsert: [changed] }, JSON.stringify(changed));
+      assert.deepEqual(planPeerSync([changed], was), { remove: [], upsert: [changed], missing: [] }, JSON.stringify(changed));
     }
     // keepalive switched off: written as 0 so that addconf turns it off
     const off = { ...base, persistentKeepalive: 0 };
-    assert.deepEqual(planPeerSync([off], dump(live(A, PSK, '10.8.0.2/32', '25'))), { remove: [], upsert: [off] });
+    assert.deepEqual(planPeerSync([off], dump(live(A, PSK, '10.8.0.2/32', '25'))), { remove: [], upsert: [off], missing: [] });
     // a peer given a preshared key it did not have
-    assert.deepEqual(planPeerSync([base], dump(live(A, '(none)', '10.8.0.2/32'))), { remove: [], upsert: [base] });
+    assert.deepEqual(planPeerSync([base], dump(live(A, '(none)', '10.8.0.2/32'))), { remove: [], upsert: [base], missing: [] });
   });
 
   it('re-creates a peer that must lose its preshared key (wg cannot unset one through addconf)', () => {
     const bare = { publicKey: A, allowedIps: ['10.8.0.2/32'] };
-    assert.deepEqual(planPeerSync([bare], dump(live(A, PSK, '10.8.0.2/32'))), { remove: [A], upsert: [bare] });
+    assert.deepEqual(planPeerSync([bare], dump(live(A, PSK, '10.8.0.2/32'))), { remove: [A], upsert: [bare], missing: [] });
   });
 
   it('compares allowed IPs as wg prints them: order and IPv4 host bits do not count as a change', () => {
     const peer = { publicKey: A, allowedIps: ['10.9.1.5/24', '10.8.0.2/32', 'FD00::2/128'] };
-    assert.deepEqual(planPeerSync([peer], dump(live(A, '(none)', 'fd00::2/128,10.8.0.2/32,10.9.1.0/24'))), { remove: [], upsert: [] });
-    assert.deepEqual(planPeerSync([{ publicKey: D, allowedIps: [] }], dump(live(D, '(none)', '(none)'))), { remove: [], upsert: [] });
+    assert.deepEqual(planPeerSync([peer], dump(live(A, '(none)', 'fd00::2/128,10.8.0.2/32,10.9.1.0/24'))), { remove: [], upsert: [], missing: [] });
+    assert.deepEqual(planPeerSync([{ publicKey: D, allowedIps: [] }], dump(live(D, '(none)', '(none)'))), { remove: [], upsert: [], missing: [] });
   });
 
   it('fails on a malformed dump without quoting it (it holds preshared keys)', () => {

@@ -19,6 +19,8 @@ export interface PeerSyncPlan {
   remove: string[];
   /** Peers to add or update with `wg addconf`, in the order given. */
   upsert: WgPeer[];
+  /** Public keys of the wanted peers the interface does not hold at all. */
+  missing: string[];
 }
 
 interface LivePeer {
@@ -54,10 +56,12 @@ export function planPeerSync(desired: WgPeer[], dump: string): PeerSyncPlan {
   const wanted = new Set(desired.map((p) => p.publicKey));
   const remove = [...live.keys()].filter((key) => !wanted.has(key));
   const upsert: WgPeer[] = [];
+  const missing: string[] = [];
   for (const peer of desired) {
     const now = live.get(peer.publicKey);
     if (!now) {
       upsert.push(peer);
+      missing.push(peer.publicKey);
       continue;
     }
     if (now.presharedKey !== null && peer.presharedKey === undefined) {
@@ -72,5 +76,5 @@ export function planPeerSync(desired: WgPeer[], dump: string): PeerSyncPlan {
       (peer.endpoint !== undefined && peer.endpoint !== now.endpoint);
     if (changed) upsert.push(peer);
   }
-  return { remove, upsert };
+  return { remove, upsert, missing };
 }
