@@ -54,6 +54,8 @@ const CLIENT_UNDERLAY = '10.250.0.2';
 const WG_PORT = 51820;
 const NETWORK = { wireguard_port: WG_PORT, subnet: '10.8.0.0/24', endpoint: `${CELL_UNDERLAY}:${WG_PORT}` };
 const CELL_TUNNEL_ADDRESS = '10.8.0.1';
+/** The cell's drift check runs this often here (the default is 300 s). */
+const DRIFT_CHECK_SECONDS = 1;
 
 async function run(file: string, args: string[], timeout = 15_000): Promise<string> {
   try {
@@ -158,7 +160,10 @@ describe('WireGuard tunnel through the API (two network namespaces, wireguard-go
 
     const ready = await startPeersCell({
       network: NETWORK,
-      cellYaml: ['rate_limit:', '  login_failures: 1000', 'wireguard:', '  mode: userspace', `  netns: ${CELL_NS}`, `  interface: ${CELL_IF}`, ''].join('\n'),
+      cellYaml: [
+        'rate_limit:', '  login_failures: 1000',
+        'wireguard:', '  mode: userspace', `  netns: ${CELL_NS}`, `  interface: ${CELL_IF}`, `  drift_check_seconds: ${DRIFT_CHECK_SECONDS}`, '',
+      ].join('\n'),
       env: { PIC_WIREGUARD_MODE: 'userspace' },
     });
     cell = ready.cell;
@@ -261,6 +266,82 @@ describe('WireGuard tunnel through the API (two network namespaces, wireguard-go
     assert.equal(peer.online, true);
     assert.ok(peer.rx_bytes > 0 && peer.tx_bytes > 0);
     assert.equal(peer.endpoint, live.endpoint);
+  });
+
+  it('no ping is lost while other peers are added, changed and removed through the API (each applied alone)', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    if (!PING) return t.skip("needs 'ping' (iputils-ping) to count lost packets");
+    assert.ok(parsed, 'needs the client from the previous test');
+    const before = (await status()).peers.find((p: { public_key: string }) => p.public_key === peerKey).latest_handshake;
+    const continuous = inNs(CLIENT_NS, PING, '-c', '60', '-i', '0.05', '-W', '1', '-n', CELL_TUNNEL_ADDRESS);
+    await sleep(300);
+    const batch = await admin.post('/api/peers/batch', { action: 'add', peers: Array.from({ length: 20 }, (_, i) => ({ name: `flood-${i}` })) });
+    assert.equal(batch.status, 201, batch.text);
+    assert.equal((await admin.put('/api/peers/flood-0', { enabled: false })).status, 200);
+    assert.equal((await admin.put('/api/peers/flood-1', { description: 'only words' })).status, 200);
+    assert.equal((await admin.put('/api/peers/laptop', { description: 'the pinging one' })).status, 200);
+    assert.equal((await admin.post('/api/peers/batch', { action: 'delete', names: batch.body.peers.map((p: { name: string }) => p.name) })).status, 200);
+    const pings = await continuous;
+    assert.match(pings, /60 packets transmitted, 60 received, 0% packet loss/, `not one ping was lost during the changes:\n${pings}`);
+    assert.deepEqual(await interfacePeers(), [peerKey], 'the batch came and went; laptop stayed');
+    const after = (await status()).peers.find((p: { public_key: string }) => p.public_key === peerKey).latest_handshake;
+    assert.equal(after, before, "laptop's session was kept (no new handshake)");
+  });
+
+  it('the drift check finds what was changed with wg behind the cell\'s back, puts it back and audits it', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    assert.ok(parsed, 'needs the client from the earlier tests');
+    const driftEntries = async () => {
+      const res = await admin.get('/api/audit?action=wireguard.drift&limit=100');
+      assert.equal(res.status, 200, res.text);
+      return res.body.entries as Array<{ actor: string; target_type: string; target_id: string; details: Record<string, unknown> }>;
+    };
+    const seen = (await driftEntries()).length;
+    const waitFor = async (what: string, ok: () => Promise<boolean>) => {
+      const deadline = Date.now() + (DRIFT_CHECK_SECONDS + 10) * 1000;
+      while (!(await ok())) {
+        assert.ok(Date.now() < deadline, `${what}: not within ${DRIFT_CHECK_SECONDS + 10} s\n${cell!.output().slice(-3000)}`);
+        await sleep(100);
+      }
+    };
+
+    // 1. the peer removed by hand: the check adds it back, and the client's tunnel works again
+    await inNs(CELL_NS, WG!, 'set', CELL_IF, 'peer', peerKey, 'remove');
+    assert.deepEqual(await interfacePeers(), [], 'gone from the live interface');
+    await waitFor('the removed peer restored', async () => (await interfacePeers()).includes(peerKey));
+    const psk = (await inNs(CELL_NS, WG!, 'show', CELL_IF, 'preshared-keys')).trim().split(/\s+/)[1];
+    assert.equal(psk, parsed.peers[0]!.presharedKey, 'with its preshared key');
+    const took = await reachesCellWithin(45_000);
+    assert.ok(took !== undefined, `the tunnel did not come back after the repair\nclient:\n${clientOutput()}`);
+    await waitFor('an audit entry', async () => (await driftEntries()).length > seen);
+    const [restored] = await driftEntries();
+    assert.equal(restored!.actor, 'system');
+    assert.equal(restored!.target_type, 'wireguard');
+    assert.equal(restored!.target_id, CELL_IF);
+    assert.deepEqual(restored!.details['missing'], ['laptop'], JSON.stringify(restored!.details));
+    assert.equal(restored!.details['missing_count'], 1);
+
+    // 2. a stranger added and laptop's allowed IPs changed by hand: the stranger goes, laptop's IPs come back
+    const stranger = randomBytes(32).toString('base64'); // any 32 bytes make a WireGuard public key
+    await inNs(CELL_NS, WG!, 'set', CELL_IF, 'peer', stranger, 'allowed-ips', '10.8.0.200/32');
+    await inNs(CELL_NS, WG!, 'set', CELL_IF, 'peer', peerKey, 'allowed-ips', '10.8.0.201/32');
+    const allowed = async () => (await inNs(CELL_NS, WG!, 'show', CELL_IF, 'allowed-ips')).trim();
+    await waitFor('the stranger removed and the allowed IPs restored', async () => {
+      const now = await allowed();
+      return !now.includes(stranger) && now.includes(`${peerKey}\t${parsed.interface.addresses[0]!.split('/')[0]}/32`);
+    });
+    await waitFor('a second audit entry', async () => (await driftEntries()).length > seen + 1);
+    const entries = await driftEntries();
+    const details = entries.slice(0, entries.length - seen).map((e) => e.details);
+    assert.ok(details.some((d) => (d['unexpected'] as string[]).includes(stranger)), `the stranger named by its key: ${JSON.stringify(details)}`);
+    assert.ok(details.some((d) => (d['changed'] as string[]).includes('laptop')), `laptop named as changed: ${JSON.stringify(details)}`);
+    assert.ok(!JSON.stringify(entries).includes(parsed.peers[0]!.presharedKey!), 'no key in the audit log');
+    assert.ok(await reachesCellWithin(45_000) !== undefined, 'the tunnel works after the second repair');
+
+    // 3. nothing changed: a check finds nothing and writes nothing
+    const count = (await driftEntries()).length;
+    await sleep(DRIFT_CHECK_SECONDS * 1000 * 3);
+    assert.equal((await driftEntries()).length, count, 'no drift, no entry');
   });
 
   it('disabling takes the peer off the live interface (no restart): the ping fails; enabling brings it back', async (t) => {

@@ -309,7 +309,9 @@ export class PeerNetwork {
     });
     if (this.snapshot) this.snapshot.at = 0;
     if (!result?.applied || !result.changed) return undefined;
-    const { added, removed, updated } = result.changed;
+    // a change committed while the check ran is the cell's own, on its way: not drift
+    const own = (keys: string[]) => keys.filter((k) => !this.pendingKeys.has(k));
+    const [added, removed, updated] = [own(result.changed.added), own(result.changed.removed), own(result.changed.updated)];
     if (added.length + removed.length + updated.length === 0) return undefined;
     const names = await this.namesOf([...added, ...removed, ...updated]);
     const report: DriftReport = {
