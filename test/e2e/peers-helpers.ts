@@ -87,4 +87,9 @@ export function userExists(dataDir: string, username: string): boolean {
   return withCellDb(dataDir, (db) => db.prepare('SELECT count(*) AS n FROM users WHERE username = ?').get(username).n > 0);
 }
 
+/** The scheme of a user's stored password hash (`scrypt`, `sha256`), never the hash itself. */
+export function passwordScheme(dataDir: string, username: string): string | undefined {
+  return withCellDb(dataDir, (db) => (db.prepare('SELECT password_hash FROM users WHERE username = ?').get(username)?.password_hash as string | undefined)?.split('$')[0]);
+}
+
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -7,7 +7,7 @@ import { ApiClient, NETWORK, type ApiResponse } from '../support/client.js';
 import { assertError, assertNoInternals } from '../support/expect.js';
 import type { ReadyCell } from '../support/ready-cell.js';
 import {
-  PNG_SIGNATURE, getBytes, loadWgConfig, peerId, startPeersCell, userExists, vaultSecretNames, type WgConfigApi,
+  PNG_SIGNATURE, getBytes, loadWgConfig, passwordScheme, peerId, startPeersCell, userExists, vaultSecretNames, type WgConfigApi,
 } from './peers-helpers.js';
 
 const WG_KEY = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
@@ -100,6 +100,13 @@ describe('peers API (real cell process)', () => {
     assert.equal(login.body.user.role, 'peer');
     assert.equal(login.body.user.username, 'laptop');
     assert.equal((await api.get('/api/peer/me')).body.peer.name, 'laptop');
+
+    // a generated password (≥ 128 bits) is stored as SHA-256; the one a person chose keeps scrypt; both sign in
+    assert.ok(res.body.login.password.length >= 23, '23 characters of 54 symbols: over 128 bits');
+    assert.equal(passwordScheme(ready.cell.dataDir, 'laptop'), 'sha256');
+    assert.equal(passwordScheme(ready.cell.dataDir, 'desktop'), 'scrypt');
+    assert.equal((await ready.anon().login('desktop', 'a password chosen by the admin')).status, 200);
+    assertError(await ready.anon().post('/api/auth/login', { username: 'laptop', password: `${logins.get('laptop')}x` }), 401, { code: 'unauthorized' });
   });
 
   it('refuses a duplicate name with 409 and each bad field with a 400 naming it; nothing is created', async () => {
@@ -516,6 +523,54 @@ describe('peers API (real cell process)', () => {
     }
   });
 
+  it('batch add: many peers validated as a whole, in one transaction; any problem adds none', async () => {
+    const countPeers = async () => (await admin.get('/api/peers?limit=1')).body.total as number;
+    const before = await countPeers();
+    const bad = await admin.post('/api/peers/batch', {
+      action: 'add',
+      peers: [{ name: 'ba-one' }, { name: 'ba-one' }, { name: 'ba-three', dns: ['nope'] }, { name: 'Bad!' }],
+    });
+    assertError(bad, 400, { fields: ['peers.1.name', 'peers.2.dns.0', 'peers.3.name'] });
+    // one name already taken: 409 naming it, and not one of the others is made
+    const taken = await admin.post('/api/peers/batch', { action: 'add', peers: [{ name: 'ba-one' }, { name: 'laptop' }, { name: 'ba-two' }] });
+    assertError(taken, 409, { code: 'conflict' });
+    assert.match(taken.body.error, /"laptop"/);
+    assert.equal(await countPeers(), before, 'nothing was added');
+    assert.equal(userExists(ready.cell.dataDir, 'ba-one'), false, 'no login left behind');
+    for (const [body, field] of [
+      [{ action: 'add' }, 'peers'],
+      [{ action: 'add', names: ['x'], peers: [{ name: 'x' }] }, 'names'],
+      [{ action: 'add', peers: [] }, 'peers'],
+      [{ action: 'disable', peers: [{ name: 'x' }] }, 'peers'],
+    ] as const) {
+      assertError(await admin.post('/api/peers/batch', body), 400, { fields: [field], context: JSON.stringify(body) });
+    }
+
+    const added = await admin.post('/api/peers/batch', {
+      action: 'add',
+      peers: [{ name: 'ba-one', group: 'bulk', tags: ['t1'] }, { name: 'ba-two', group: 'bulk' }, { name: 'ba-three', group: 'bulk', password: 'chosen for ba-three' }],
+    });
+    assert.equal(added.status, 201, added.text);
+    assert.equal(added.headers.get('cache-control'), 'no-store', 'the one-time passwords are not cached');
+    assert.deepEqual(added.body.peers.map((p: { name: string }) => p.name), ['ba-one', 'ba-two', 'ba-three']);
+    const addresses = added.body.peers.map((p: { address: string }) => p.address);
+    assert.equal(new Set(addresses).size, 3, `three different addresses: ${addresses}`);
+    assert.deepEqual(added.body.peers[0].tags, ['t1']);
+    assert.deepEqual(added.body.logins.map((l: { username: string }) => l.username), ['ba-one', 'ba-two', 'ba-three']);
+    assert.equal(added.body.logins[2].password, 'chosen for ba-three');
+    for (const l of added.body.logins as Array<{ username: string; password: string }>) {
+      logins.set(l.username, l.password);
+      secrets.set(`password of ${l.username}`, l.password);
+      assert.equal((await ready.anon().login(l.username, l.password)).status, 200, `${l.username} signs in`);
+    }
+    assert.equal(passwordScheme(ready.cell.dataDir, 'ba-one'), 'sha256');
+    assert.equal(passwordScheme(ready.cell.dataDir, 'ba-three'), 'scrypt');
+    assert.equal((await configOf('ba-two')).parsed.interface.addresses[0], `${addresses[1]}/32`, 'each has a working config');
+    assert.equal(await countPeers(), before + 3);
+    const gone = await admin.post('/api/peers/batch', { action: 'delete', names: ['ba-one', 'ba-two', 'ba-three'] });
+    assert.equal(gone.status, 200, gone.text);
+  });
+
   it('audits every mutating action with its target, failed ones too, without secrets', async () => {
     const entries = async (q: string) => {
       const res = await admin.get(`/api/audit?limit=1000&${q}`);
@@ -540,7 +595,7 @@ describe('peers API (real cell process)', () => {
     assert.ok(deletes.some((e) => e.result === 'error'), 'the second DELETE temp (404)');
     const batches = await entries('action=peers.batch&result=ok');
     const actions = batches.map((e) => `${e.details.action}:${(e.details.names as string[]).join(',')}`);
-    for (const a of ['disable:b-one,b-two', 'enable:b-one,b-two', 'delete:b-one,b-two,b-three']) assert.ok(actions.includes(a), `peers.batch ${a} in ${actions.join(' | ')}`);
+    for (const a of ['disable:b-one,b-two', 'enable:b-one,b-two', 'delete:b-one,b-two,b-three', 'add:ba-one,ba-two,ba-three']) assert.ok(actions.includes(a), `peers.batch ${a} in ${actions.join(' | ')}`);
     assert.ok((await entries('action=peers.batch&result=error')).length >= 2, 'refused batches are recorded');
 
     const everything = await admin.get('/api/audit/export?format=json');
