@@ -7,7 +7,7 @@ import { writeNetwork } from '../config/service.js';
 import { openVault, type Vault } from '../vault/vault.js';
 import type { WgPeer } from '../wireguard/config.js';
 import type { ApplyResult, PeerChange, WireGuardStatus } from '../wireguard/interface.js';
-import { PSK_DECRYPTS_IN_FLIGHT, PeerNetwork, type LiveInterface } from './network.js';
+import { PSK_BUNDLE_SECRET, PSK_DECRYPTS_IN_FLIGHT, PeerNetwork, type LiveInterface } from './network.js';
 import { createPeer, listPeers } from './service.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -120,6 +120,49 @@ describe('peers on a real SQLite file', () => {
     // and the real vault's PSKs arrive on the right peers too
     const real = await new PeerNetwork(db, vault, config, silentLogger).livePeers();
     for (const [i, row] of rows.entries()) assert.equal(real[i]!.presharedKey, await vault.get(`peer/${row.id}/psk`));
+  });
+
+  it('start-up reads every PSK from one bundle secret once it exists; adds and deletes reach it', async () => {
+    const { db } = temp.database;
+    const reads: string[] = [];
+    const counting = new Proxy(vault, {
+      get(target, prop, receiver) {
+        if (prop === 'get') return (name: string) => (reads.push(name), target.get(name));
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const peerReads = () => reads.filter((n) => n.startsWith('peer/')).length;
+    await vault.delete(PSK_BUNDLE_SECRET);
+    const live = await db.selectFrom('peers').select(['id', 'public_key']).where('enabled', '=', 1).orderBy('id').execute();
+
+    const first = new PeerNetwork(db, counting, config, silentLogger, { createInterface: () => new FakeInterface() });
+    await first.start();
+    assert.equal(peerReads(), live.length, 'the first start reads each PSK on its own');
+    await first.stop();
+    const bundle = JSON.parse((await vault.get(PSK_BUNDLE_SECRET))!) as { v: number; psks: Record<string, string> };
+    assert.equal(bundle.v, 1);
+    for (const row of live) assert.equal(bundle.psks[row.public_key], await vault.get(`peer/${row.id}/psk`));
+
+    reads.length = 0;
+    let started: WgPeer[] = [];
+    const fake = Object.assign(new FakeInterface(), { async start(peers: WgPeer[] = []) { started = peers; } });
+    const second = new PeerNetwork(db, counting, config, silentLogger, { createInterface: () => fake });
+    await second.start();
+    assert.equal(peerReads(), 0, `the next start reads no peer's secret: ${reads}`);
+    assert.deepEqual(reads, ['wireguard/private_key', PSK_BUNDLE_SECRET], 'its own key and the bundle');
+    for (const [i, row] of live.entries()) assert.equal(started[i]!.presharedKey, bundle.psks[row.public_key]);
+
+    // a peer deleted and one added (its PSK handed over in the clear): the bundle follows at stop
+    const gone = live[0]!;
+    second.forget(gone.id);
+    second.rememberPsk(987654, 'not-a-real-psk');
+    await db.updateTable('peers').set({ public_key: 'renamed-for-this-test' }).where('id', '=', gone.id).execute();
+    await second.stop();
+    const after = JSON.parse((await vault.get(PSK_BUNDLE_SECRET))!) as { psks: Record<string, string> };
+    assert.equal(after.psks[gone.public_key], undefined, "a deleted peer's PSK leaves the bundle");
+    assert.equal(Object.keys(after.psks).length, live.length - 1);
+    await db.updateTable('peers').set({ public_key: gone.public_key }).where('id', '=', gone.id).execute();
   });
 
   it('a burst of syncs coalesces into one apply behind the running one, and each caller sees its change', async () => {

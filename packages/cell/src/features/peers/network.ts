@@ -45,6 +45,17 @@ const byPublicKey = (peers: WireGuardPeerStatus[]) => new Map(peers.map((p) => [
 export const CELL_KEY_SECRET = 'wireguard/private_key';
 
 /**
+ * Every peer's PSK in one vault secret, by public key (`{"v":1,"psks":{…}}`): start-up decrypts
+ * this one secret instead of one per peer (10,000 age decryptions took ~10 s on 2 cores). It is a
+ * copy: each peer's own `peer/<id>/psk` stays the source, and a PSK missing here is read from there.
+ * Keyed by public key, which is unique to a peer for good (ids can be reused after a delete). A
+ * PSK never changes while its peer exists; a future PSK rotation must write this copy too.
+ */
+export const PSK_BUNDLE_SECRET = 'wireguard/psk-bundle';
+/** How long after a peer is added or deleted the bundle is rewritten (one write for a burst). */
+export const PSK_BUNDLE_SAVE_DELAY_MS = 5_000;
+
+/**
  * Keeps the live WireGuard interface in step with the peers table: brings it up once setup is
  * complete, applies each peer change to just that peer, checks now and then that nothing changed
  * the interface behind its back (and repairs and audits what did), closes expired peers, and samples
@@ -58,6 +69,11 @@ export class PeerNetwork {
   /** PSKs decrypted once: re-applying 10,000 peers must not mean 10,000 vault decryptions. */
   private readonly pskCache = new Map<number, string>();
   private notStarted = 'setup is not complete';
+  /** PSK_BUNDLE_SECRET as last read or written (public key → PSK), and whether the peers moved on since. */
+  private bundle: Map<string, string> | undefined;
+  private bundleDirty = false;
+  private bundleTimer: NodeJS.Timeout | undefined;
+  private bundleSaving: Promise<void> | undefined;
   /** The interface coming up (start() in flight), so status can say so and stop() can wait for it. */
   private starting: Promise<void> | undefined;
   /** The apply in progress, and at most one more queued behind it that every later caller shares. */
@@ -129,7 +145,9 @@ export class PeerNetwork {
       logger: this.logger,
     });
     // Published only once up: until then status() says "starting" and sync() has nothing to apply to.
+    await this.loadBundle();
     await iface.start(await this.livePeers());
+    if (this.bundleDirty) this.scheduleBundleSave(0);
     this.iface = iface;
     const every = (ms: number, job: () => Promise<unknown>, what: string) => {
       const t = setInterval(() => void job().catch((err) => this.logger.warn(`${what} failed`, { error: String(err) })), ms);
@@ -147,6 +165,10 @@ export class PeerNetwork {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     await this.drifting?.catch(() => undefined);
+    clearTimeout(this.bundleTimer);
+    this.bundleTimer = undefined;
+    await this.bundleSaving?.catch(() => undefined);
+    if (this.bundleDirty) await this.saveBundle().catch((err) => this.logger.warn('saving the PSK bundle failed', { error: String(err) }));
     await this.iface?.stop();
     this.iface = undefined;
     this.snapshot = undefined;
@@ -175,7 +197,7 @@ export class PeerNetwork {
     const psks: Array<string | undefined> = new Array(rows.length);
     let next = 0;
     const worker = async () => {
-      for (let i = next++; i < rows.length; i = next++) psks[i] = await this.psk(rows[i]!.id);
+      for (let i = next++; i < rows.length; i = next++) psks[i] = await this.pskOf(rows[i]!.id, rows[i]!.public_key);
     };
     await Promise.all(Array.from({ length: Math.min(PSK_DECRYPTS_IN_FLIGHT, rows.length) }, worker));
     return rows.map((row, i) => ({ publicKey: row.public_key, presharedKey: psks[i], allowedIps: [`${row.address}/32`] }));
@@ -190,13 +212,72 @@ export class PeerNetwork {
     return psk;
   }
 
+  /** From the cache, else the bundle, else the peer's own vault secret (and then the bundle is behind). */
+  private async pskOf(peerId: number, publicKey: string): Promise<string | undefined> {
+    const cached = this.pskCache.get(peerId) ?? this.bundle?.get(publicKey);
+    if (cached !== undefined) {
+      this.pskCache.set(peerId, cached);
+      return cached;
+    }
+    const psk = await this.psk(peerId);
+    if (psk !== undefined) this.bundleDirty = true;
+    return psk;
+  }
+
+  /** A deleted peer: its PSK leaves the cache now, and the bundle soon after. */
   forget(peerId: number): void {
     this.pskCache.delete(peerId);
+    this.scheduleBundleSave();
   }
 
   /** A new peer's PSK, known in the clear when it was made: its apply need not decrypt it again. */
   rememberPsk(peerId: number, psk: string): void {
     this.pskCache.set(peerId, psk);
+    this.scheduleBundleSave();
+  }
+
+  private async loadBundle(): Promise<void> {
+    if (this.bundle) return;
+    this.bundle = new Map();
+    try {
+      const text = await this.vault.get(PSK_BUNDLE_SECRET);
+      if (text === undefined) return;
+      const parsed = JSON.parse(text) as { v?: unknown; psks?: unknown };
+      if (parsed.v !== 1 || typeof parsed.psks !== 'object' || parsed.psks === null) throw new Error('unknown format');
+      for (const [key, psk] of Object.entries(parsed.psks)) if (typeof psk === 'string') this.bundle.set(key, psk);
+    } catch (err) {
+      // only slower: each PSK is then read from its own secret, and the bundle written again
+      this.logger.warn('the PSK bundle could not be read; reading each peer\'s PSK instead', { error: String(err) });
+      this.bundleDirty = true;
+    }
+  }
+
+  private scheduleBundleSave(delayMs = PSK_BUNDLE_SAVE_DELAY_MS): void {
+    this.bundleDirty = true;
+    if (this.bundleTimer || (!this.iface && !this.starting)) return; // not started: start() saves it
+    this.bundleTimer = setTimeout(() => {
+      this.bundleTimer = undefined;
+      this.bundleSaving = this.saveBundle()
+        .catch((err) => this.logger.warn('saving the PSK bundle failed', { error: String(err) }))
+        .finally(() => {
+          this.bundleSaving = undefined;
+        });
+    }, delayMs);
+    this.bundleTimer.unref();
+  }
+
+  /** Writes the PSK of every peer that exists and whose PSK is known, and nothing of deleted ones. */
+  private async saveBundle(): Promise<void> {
+    await this.loadBundle(); // what it holds of peers not in the cache is kept
+    this.bundleDirty = false;
+    const rows = await this.db.selectFrom('peers').select(['id', 'public_key']).execute();
+    const psks: Record<string, string> = {};
+    for (const row of rows) {
+      const psk = this.pskCache.get(row.id) ?? this.bundle?.get(row.public_key);
+      if (psk !== undefined) psks[row.public_key] = psk;
+    }
+    await this.vault.put(PSK_BUNDLE_SECRET, JSON.stringify({ v: 1, psks }));
+    this.bundle = new Map(Object.entries(psks));
   }
 
   /**
