@@ -210,7 +210,7 @@ export async function run(ctx) {
   const scryptMs = (performance.now() - t) / 10;
 
   // --- 2. 1,000 peers one after another
-  log(`peers: adding ${API_ADDS} peers through POST /api/peers, one at a time (each hashes a login password with scrypt)`);
+  log(`peers: adding ${API_ADDS} peers through POST /api/peers, one at a time`);
   const seqLatencies = [];
   t = performance.now();
   for (let i = 0; i < API_ADDS; i++) {
@@ -243,28 +243,42 @@ export async function run(ctx) {
   await bulkInsert({ dist, dataDir: data.dir, count: bulk, passwordHash: await hashPassword('bulk peer password') });
   const bulkMs = performance.now() - t;
 
-  // --- 5. the cell again, now with 10,000 peers: start-up brings the interface up with all of them
-  log('peers: restarting the cell with 10,000 peers');
-  ({ cell, url } = await startCell().then((r) => {
-    json.start_with_10k_ms = Math.round(r.listeningMs);
-    return r;
-  }));
-  api = client(url);
-  await api.must('POST', '/api/auth/login', ADMIN);
-  api.state.csrf = (await api.must('GET', '/api/auth/csrf-token')).body.token;
-  // the cell answers while the interface still loads its peers (status reason "starting…"): wait for it
-  const restartT0 = performance.now();
-  let status = (await api.must('GET', '/api/wireguard/status')).body;
-  while (!status.running && /^starting/.test(status.reason ?? '')) {
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    status = (await api.must('GET', '/api/wireguard/status')).body;
-  }
-  json.interface_up_after_listening_ms = Math.round(performance.now() - restartT0);
-  if (!why) {
-    // converged means the live interface holds every peer: count them with wg itself
-    const held = (await exec(which('ip'), ['netns', 'exec', netns, which('wg'), 'show', iface, 'peers'])).split('\n').filter(Boolean).length;
-    if (held !== TOTAL) throw new Error(`the interface holds ${held} peers after start-up, expected ${TOTAL}`);
-  }
+  // --- 5. the cell again, now with 10,000 peers: start-up brings the interface up with all of them.
+  // The first start after the bulk write reads 8,000 PSKs one by one (they were written behind the
+  // cell's back, so its PSK bundle lacks them) and then saves the bundle; the second start is the
+  // everyday one, a cell that made its peers itself: one bundle secret to decrypt.
+  const restart = async (label) => {
+    log(`peers: restarting the cell with 10,000 peers (${label})`);
+    const started = await startCell();
+    const c = client(started.url);
+    await c.must('POST', '/api/auth/login', ADMIN);
+    c.state.csrf = (await c.must('GET', '/api/auth/csrf-token')).body.token;
+    // the cell answers while the interface still loads its peers (status reason "starting…"): wait for it
+    const t0 = performance.now();
+    let s = (await c.must('GET', '/api/wireguard/status')).body;
+    while (!s.running && /^starting/.test(s.reason ?? '')) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      s = (await c.must('GET', '/api/wireguard/status')).body;
+    }
+    const upAfterMs = Math.round(performance.now() - t0);
+    if (!why) {
+      // converged means the live interface holds every peer: count them with wg itself
+      const held = (await exec(which('ip'), ['netns', 'exec', netns, which('wg'), 'show', iface, 'peers'])).split('\n').filter(Boolean).length;
+      if (held !== TOTAL) throw new Error(`the interface holds ${held} peers after start-up, expected ${TOTAL}`);
+    }
+    return { ...started, api: c, status: s, listeningMs: Math.round(started.listeningMs), upAfterMs };
+  };
+  const cold = await restart('first start after the bulk write: PSKs read one by one');
+  json.cold_start_with_10k_ms = cold.listeningMs;
+  json.cold_interface_up_after_listening_ms = cold.upAfterMs;
+  await sleep(500); // the bundle is written just after start-up
+  cold.api.close();
+  await cold.cell.stop();
+  const warm = await restart('PSKs from the bundle');
+  ({ cell, url, api } = warm);
+  const status = warm.status;
+  json.start_with_10k_ms = warm.listeningMs;
+  json.interface_up_after_listening_ms = warm.upAfterMs;
   if (status.peers.length !== TOTAL) throw new Error(`expected ${TOTAL} live peers, the status shows ${status.peers.length}`);
   if (!why && !status.running) throw new Error(`the interface is not running after the restart: ${status.reason}`);
   const total = (await api.must('GET', '/api/peers?limit=1')).body.total;
@@ -364,9 +378,10 @@ export async function run(ctx) {
     { label: `add ${API_ADDS} peers via the API, ${CONCURRENCY} concurrent clients (s)`, value: parTotalMs / 1000, digits: 1 },
     { label: '  per peer (ms, wall time ÷ peers)', value: parTotalMs / API_ADDS, digits: 1 },
     { label: `bulk-write ${bulk} peers into SQLite + vault (s, setup only)`, value: bulkMs / 1000, digits: 1 },
+    { label: `first start after the bulk write, PSKs one by one: spawn → listening; then → converged (ms)`, text: `${json.cold_start_with_10k_ms}; ${json.cold_interface_up_after_listening_ms}` },
     { label: `cell start-up with ${TOTAL} peers, spawn → listening (ms)`, value: json.start_with_10k_ms, digits: 0 },
     { label: 'then until the interface is converged with all of them (ms)', value: json.interface_up_after_listening_ms, digits: 0, goal: { cmp: '<', target: 3000 } },
-    { label: '  spawn → interface up, in all (ms; PSKs decrypted from the vault)', value: json.start_with_10k_ms + json.interface_up_after_listening_ms, digits: 0 },
+    { label: '  spawn → interface converged, in all (ms; PSKs from the bundle)', value: json.start_with_10k_ms + json.interface_up_after_listening_ms, digits: 0 },
     { label: `GET /api/peers?limit=100, ${TOTAL} peers: p50 (ms)`, value: list100.p50, digits: 1 },
     { label: `GET /api/peers?limit=100, ${TOTAL} peers: p99 (ms)`, value: list100.p99, digits: 1, goal: { cmp: '<', target: 50 } },
     { label: `GET /api/peers?limit=1000, ${TOTAL} peers: p50 (ms)`, value: list1000.p50, digits: 1 },

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { cellAddress, cellInterfaceAddress, nextFreeAddress } from './addresses.js';
+import { cellAddress, cellInterfaceAddress, nextFreeAddress, nextFreeAddresses } from './addresses.js';
 
 describe('tunnel addresses', () => {
   it('the cell takes the first host', () => {
@@ -40,5 +40,20 @@ describe('tunnel addresses', () => {
     assert.equal(nextFreeAddress('10.9.0.0/16', taken), '10.9.39.18'); // 10002 = 39 * 256 + 18
     // 10.9.0.255 and 10.9.1.0 are ordinary hosts inside a /16
     assert.ok(taken.has('10.9.0.255') && taken.has('10.9.1.0'));
+  });
+
+  it('hands out several addresses at once, lowest first, around the taken ones; fewer when the subnet is short', () => {
+    assert.deepEqual(nextFreeAddresses('10.8.0.0/24', ['10.8.0.3', '10.8.0.5/32'], 4), ['10.8.0.2', '10.8.0.4', '10.8.0.6', '10.8.0.7']);
+    assert.deepEqual(nextFreeAddresses('192.168.7.0/29', ['192.168.7.2'], 10), ['192.168.7.3', '192.168.7.4', '192.168.7.5', '192.168.7.6']);
+    assert.deepEqual(nextFreeAddresses('10.8.0.0/31', [], 3), []);
+    assert.deepEqual(nextFreeAddresses('200.1.0.0/24', ['200.1.0.2'], 1), ['200.1.0.3'], 'first octet over 127');
+  });
+
+  it('reads taken addresses as parseIPv4 does: malformed ones (leading zeros, big octets) take nothing', () => {
+    for (const bad of ['10.8.0.02', '10.8.0.256', '10.8.0', '10.8.0.2.1', '10..0.2', ' 10.8.0.2', '10.8.0.2x', '010.8.0.2', '']) {
+      assert.equal(nextFreeAddress('10.8.0.0/24', [bad]), '10.8.0.2', JSON.stringify(bad));
+    }
+    assert.equal(nextFreeAddress('10.8.0.0/24', ['10.8.0.2/24']), '10.8.0.3', 'with a prefix');
+    assert.equal(nextFreeAddress('10.8.0.0/24', ['10.9.0.2']), '10.8.0.2', 'outside the subnet');
   });
 });
