@@ -89,7 +89,9 @@ export function userExists(dataDir: string, username: string): boolean {
 
 /** The scheme of a user's stored password hash (`scrypt`, `sha256`), never the hash itself. */
 export function passwordScheme(dataDir: string, username: string): string | undefined {
-  return withCellDb(dataDir, (db) => (db.prepare('SELECT password_hash FROM users WHERE username = ?').get(username)?.password_hash as string | undefined)?.split('$')[0]);
+  const query = 'SELECT password_hash FROM users WHERE username = ?';
+  const hash = withCellDb(dataDir, (db) => db.prepare(query).get(username)?.password_hash);
+  return (hash as string | undefined)?.split('$')[0];
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -7,7 +7,8 @@ import { ApiClient, NETWORK, type ApiResponse } from '../support/client.js';
 import { assertError, assertNoInternals } from '../support/expect.js';
 import type { ReadyCell } from '../support/ready-cell.js';
 import {
-  PNG_SIGNATURE, getBytes, loadWgConfig, passwordScheme, peerId, startPeersCell, userExists, vaultSecretNames, type WgConfigApi,
+  PNG_SIGNATURE, getBytes, loadWgConfig, passwordScheme, peerId, startPeersCell, userExists, vaultSecretNames,
+  type WgConfigApi,
 } from './peers-helpers.js';
 
 const WG_KEY = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
@@ -106,7 +107,9 @@ describe('peers API (real cell process)', () => {
     assert.equal(passwordScheme(ready.cell.dataDir, 'laptop'), 'sha256');
     assert.equal(passwordScheme(ready.cell.dataDir, 'desktop'), 'scrypt');
     assert.equal((await ready.anon().login('desktop', 'a password chosen by the admin')).status, 200);
-    assertError(await ready.anon().post('/api/auth/login', { username: 'laptop', password: `${logins.get('laptop')}x` }), 401, { code: 'unauthorized' });
+    const wrongPassword = { username: 'laptop', password: `${logins.get('laptop')}x` };
+    const wrong = await ready.anon().post('/api/auth/login', wrongPassword);
+    assertError(wrong, 401, { code: 'unauthorized' });
   });
 
   it('refuses a duplicate name with 409 and each bad field with a 400 naming it; nothing is created', async () => {
@@ -532,7 +535,8 @@ describe('peers API (real cell process)', () => {
     });
     assertError(bad, 400, { fields: ['peers.1.name', 'peers.2.dns.0', 'peers.3.name'] });
     // one name already taken: 409 naming it, and not one of the others is made
-    const taken = await admin.post('/api/peers/batch', { action: 'add', peers: [{ name: 'ba-one' }, { name: 'laptop' }, { name: 'ba-two' }] });
+    const takenPeers = [{ name: 'ba-one' }, { name: 'laptop' }, { name: 'ba-two' }];
+    const taken = await admin.post('/api/peers/batch', { action: 'add', peers: takenPeers });
     assertError(taken, 409, { code: 'conflict' });
     assert.match(taken.body.error, /"laptop"/);
     assert.equal(await countPeers(), before, 'nothing was added');
@@ -548,7 +552,11 @@ describe('peers API (real cell process)', () => {
 
     const added = await admin.post('/api/peers/batch', {
       action: 'add',
-      peers: [{ name: 'ba-one', group: 'bulk', tags: ['t1'] }, { name: 'ba-two', group: 'bulk' }, { name: 'ba-three', group: 'bulk', password: 'chosen for ba-three' }],
+      peers: [
+        { name: 'ba-one', group: 'bulk', tags: ['t1'] },
+        { name: 'ba-two', group: 'bulk' },
+        { name: 'ba-three', group: 'bulk', password: 'chosen for ba-three' },
+      ],
     });
     assert.equal(added.status, 201, added.text);
     assert.equal(added.headers.get('cache-control'), 'no-store', 'the one-time passwords are not cached');
@@ -565,7 +573,8 @@ describe('peers API (real cell process)', () => {
     }
     assert.equal(passwordScheme(ready.cell.dataDir, 'ba-one'), 'sha256');
     assert.equal(passwordScheme(ready.cell.dataDir, 'ba-three'), 'scrypt');
-    assert.equal((await configOf('ba-two')).parsed.interface.addresses[0], `${addresses[1]}/32`, 'each has a working config');
+    const config = (await configOf('ba-two')).parsed;
+    assert.equal(config.interface.addresses[0], `${addresses[1]}/32`, 'each has a working config');
     assert.equal(await countPeers(), before + 3);
     const gone = await admin.post('/api/peers/batch', { action: 'delete', names: ['ba-one', 'ba-two', 'ba-three'] });
     assert.equal(gone.status, 200, gone.text);
@@ -595,7 +604,10 @@ describe('peers API (real cell process)', () => {
     assert.ok(deletes.some((e) => e.result === 'error'), 'the second DELETE temp (404)');
     const batches = await entries('action=peers.batch&result=ok');
     const actions = batches.map((e) => `${e.details.action}:${(e.details.names as string[]).join(',')}`);
-    for (const a of ['disable:b-one,b-two', 'enable:b-one,b-two', 'delete:b-one,b-two,b-three', 'add:ba-one,ba-two,ba-three']) assert.ok(actions.includes(a), `peers.batch ${a} in ${actions.join(' | ')}`);
+    const expected = [
+      'disable:b-one,b-two', 'enable:b-one,b-two', 'delete:b-one,b-two,b-three', 'add:ba-one,ba-two,ba-three',
+    ];
+    for (const a of expected) assert.ok(actions.includes(a), `peers.batch ${a} in ${actions.join(' | ')}`);
     assert.ok((await entries('action=peers.batch&result=error')).length >= 2, 'refused batches are recorded');
 
     const everything = await admin.get('/api/audit/export?format=json');

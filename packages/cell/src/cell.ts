@@ -64,7 +64,10 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
   const store = await Store.open({ db: database.db, vault, audit, logger, config });
   const deps: CellDeps = {
     config, db: database.db, logger, sessions, loginLimiter, apiLimiter, setup, status, health, audit, vault, version: VERSION, startedAt,
-    peerNetwork: new PeerNetwork(database.db, vault, config, logger, { audit, driftCheckMs: config.wireguard.driftCheckMs }),
+    peerNetwork: new PeerNetwork(database.db, vault, config, logger, {
+      audit,
+      driftCheckMs: config.wireguard.driftCheckMs,
+    }),
     peerDeletionHooks: [store.accounts.peerDeletionHook],
     store,
   };

@@ -136,10 +136,11 @@ describe('loadConfig', () => {
   });
 
   it('reads wireguard.drift_check_seconds (0 turns the check off) and refuses anything but a whole number', () => {
-    assert.equal(loadConfig({ PIC_DATA_DIR: dataDir('wireguard:\n  drift_check_seconds: 30\n') }).wireguard.driftCheckMs, 30_000);
-    assert.equal(loadConfig({ PIC_DATA_DIR: dataDir('wireguard:\n  drift_check_seconds: 0\n') }).wireguard.driftCheckMs, 0);
-    configError({ PIC_DATA_DIR: dataDir('wireguard:\n  drift_check_seconds: -1\n') }, /"wireguard\.drift_check_seconds"/);
-    configError({ PIC_DATA_DIR: dataDir('wireguard:\n  drift_check_seconds: often\n') }, /"wireguard\.drift_check_seconds"/);
+    const drift = (value: string) => ({ PIC_DATA_DIR: dataDir(`wireguard:\n  drift_check_seconds: ${value}\n`) });
+    assert.equal(loadConfig(drift('30')).wireguard.driftCheckMs, 30_000);
+    assert.equal(loadConfig(drift('0')).wireguard.driftCheckMs, 0);
+    configError(drift('-1'), /"wireguard\.drift_check_seconds"/);
+    configError(drift('often'), /"wireguard\.drift_check_seconds"/);
   });
 
   it('a partial or empty cell.yaml keeps the other defaults', () => {

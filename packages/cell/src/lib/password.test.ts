@@ -1,7 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  GENERATED_PASSWORD_LENGTH, burnPasswordCheck, generateLoginPassword, generatedPasswordBits, hashPassword, verifyPassword,
+  GENERATED_PASSWORD_LENGTH, burnPasswordCheck, generateLoginPassword, generatedPasswordBits, hashPassword,
+  verifyPassword,
 } from './password.js';
 
 describe('hashPassword / verifyPassword (scrypt)', () => {
@@ -73,7 +74,8 @@ describe('generated login passwords (fast hash) beside chosen ones (scrypt)', ()
     assert.notEqual(generateLoginPassword().password, password, 'a new password each time');
     assert.equal(await verifyPassword(password, hash), true);
     assert.equal(await verifyPassword(password.slice(1), hash), false);
-    assert.equal(await verifyPassword(password.toLowerCase() === password ? password.toUpperCase() : password.toLowerCase(), hash), false);
+    const otherCase = password.toLowerCase() === password ? password.toUpperCase() : password.toLowerCase();
+    assert.equal(await verifyPassword(otherCase, hash), false);
   });
 
   it('a sha256 check still spends one scrypt, so a failed login does not tell which kind of hash it met', async () => {
@@ -92,7 +94,9 @@ describe('generated login passwords (fast hash) beside chosen ones (scrypt)', ()
     assert.ok(chosen.startsWith('scrypt$'));
     assert.equal(await verifyPassword('a person chose this one', chosen), true);
     const { password } = generateLoginPassword();
-    for (const bad of ['sha256$', 'sha256$short', `sha256$${'A'.repeat(42)}`, 'SHA256$' + 'A'.repeat(43), `sha256$${'A'.repeat(44)}`]) {
+    const a = (n: number) => 'A'.repeat(n);
+    const malformed = ['sha256$', 'sha256$short', `sha256$${a(42)}`, `SHA256$${a(43)}`, `sha256$${a(44)}`];
+    for (const bad of malformed) {
       assert.equal(await verifyPassword(password, bad), false, bad);
     }
   });

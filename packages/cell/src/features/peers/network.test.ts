@@ -134,7 +134,12 @@ describe('peers on a real SQLite file', () => {
     });
     const peerReads = () => reads.filter((n) => n.startsWith('peer/')).length;
     await vault.delete(PSK_BUNDLE_SECRET);
-    const live = await db.selectFrom('peers').select(['id', 'public_key']).where('enabled', '=', 1).orderBy('id').execute();
+    const live = await db
+      .selectFrom('peers')
+      .select(['id', 'public_key'])
+      .where('enabled', '=', 1)
+      .orderBy('id')
+      .execute();
 
     const first = new PeerNetwork(db, counting, config, silentLogger, { createInterface: () => new FakeInterface() });
     await first.start();
@@ -187,7 +192,8 @@ describe('peers on a real SQLite file', () => {
     const fake = new FakeInterface(40);
     const network = new PeerNetwork(db, vault, config, silentLogger, { createInterface: () => fake });
     await network.start();
-    const keyOf = async (name: string) => (await db.selectFrom('peers').select('public_key').where('name', '=', name).executeTakeFirstOrThrow()).public_key;
+    const keyOf = async (name: string) =>
+      (await db.selectFrom('peers').select('public_key').where('name', '=', name).executeTakeFirstOrThrow()).public_key;
     const [k3, k4, k5] = [await keyOf('p3'), await keyOf('p4'), await keyOf('p5')];
     await db.updateTable('peers').set({ enabled: 0 }).where('name', '=', 'p5').execute();
     await network.peersChanged([k5]);
@@ -198,8 +204,10 @@ describe('peers on a real SQLite file', () => {
     await db.updateTable('peers').set({ expires_at: '2000-01-01T00:00:00.000Z' }).where('name', '=', 'p4').execute();
     const burst = [network.peersChanged([k4]), network.peersChanged([k3]), network.peersChanged([k4])];
     await Promise.all([first, ...burst]);
-    assert.equal(fake.changes.length, 3, `three changes behind a running one make one more apply: ${JSON.stringify(fake.changes)}`);
-    const [upserted, removed] = [fake.changes.slice(1).flatMap((c) => c[0]), fake.changes.slice(1).flatMap((c) => c[1])];
+    const changes = JSON.stringify(fake.changes);
+    assert.equal(fake.changes.length, 3, `three changes behind a running one make one more apply: ${changes}`);
+    const upserted = fake.changes.slice(1).flatMap((c) => c[0]);
+    const removed = fake.changes.slice(1).flatMap((c) => c[1]);
     assert.deepEqual(upserted.sort(), [k3, k5].sort(), 're-enabled p5 and unchanged-but-named p3 are put back whole');
     assert.deepEqual(removed, [k4], 'expired p4 comes off');
     await db.updateTable('peers').set({ expires_at: null }).where('name', '=', 'p4').execute();

@@ -24,7 +24,10 @@ export const SNAPSHOT_STALE_MS = 15_000;
 export const PSK_DECRYPTS_IN_FLIGHT = 16;
 
 /** What PeerNetwork needs of the interface (WireGuardInterface; a stand-in in unit tests). */
-export type LiveInterface = Pick<WireGuardInterface, 'running' | 'start' | 'apply' | 'applyPeerChanges' | 'status' | 'stop'>;
+export type LiveInterface = Pick<
+  WireGuardInterface,
+  'running' | 'start' | 'apply' | 'applyPeerChanges' | 'status' | 'stop'
+>;
 
 /** What a drift check found changed on the interface behind the cell's back (and put back). */
 export interface DriftReport {
@@ -168,7 +171,9 @@ export class PeerNetwork {
     clearTimeout(this.bundleTimer);
     this.bundleTimer = undefined;
     await this.bundleSaving?.catch(() => undefined);
-    if (this.bundleDirty) await this.saveBundle().catch((err) => this.logger.warn('saving the PSK bundle failed', { error: String(err) }));
+    if (this.bundleDirty) {
+      await this.saveBundle().catch((err) => this.logger.warn('saving the PSK bundle failed', { error: String(err) }));
+    }
     await this.iface?.stop();
     this.iface = undefined;
     this.snapshot = undefined;
@@ -336,7 +341,9 @@ export class PeerNetwork {
     this.pendingKeys.clear();
     this.fullPending = false;
     if (!this.iface || (!full && keys.length === 0)) return undefined;
-    const result = full ? await this.iface.apply(await this.livePeers()) : await this.iface.applyPeerChanges(await this.changeOf(keys));
+    const result = full
+      ? await this.iface.apply(await this.livePeers())
+      : await this.iface.applyPeerChanges(await this.changeOf(keys));
     if (this.snapshot) this.snapshot.at = 0; // the peer set changed: refresh on next read
     if (!result.applied && result.reason) this.logger.debug('wireguard apply not live', { reason: result.reason });
     return result;
@@ -345,7 +352,8 @@ export class PeerNetwork {
   /** What the interface should hold of these peers now: live ones (re)added whole, the rest removed. */
   private async changeOf(keys: string[]): Promise<{ upsert: WgPeer[]; remove: string[] }> {
     const now = nowIso();
-    const rows: Array<{ id: number; public_key: string; address: string; enabled: number; expires_at: string | null }> = [];
+    type Row = { id: number; public_key: string; address: string; enabled: number; expires_at: string | null };
+    const rows: Row[] = [];
     for (let i = 0; i < keys.length; i += IN_CHUNK) {
       rows.push(
         ...(await this.db
@@ -360,7 +368,8 @@ export class PeerNetwork {
     const liveKeys = new Set(live.map((r) => r.public_key));
     const upsert: WgPeer[] = [];
     for (const row of live) {
-      upsert.push({ publicKey: row.public_key, presharedKey: await this.psk(row.id), allowedIps: [`${row.address}/32`] });
+      const presharedKey = await this.psk(row.id);
+      upsert.push({ publicKey: row.public_key, presharedKey, allowedIps: [`${row.address}/32`] });
     }
     return { upsert, remove: keys.filter((k) => !liveKeys.has(k)) };
   }
@@ -392,7 +401,9 @@ export class PeerNetwork {
     if (!result?.applied || !result.changed) return undefined;
     // a change committed while the check ran is the cell's own, on its way: not drift
     const own = (keys: string[]) => keys.filter((k) => !this.pendingKeys.has(k));
-    const [added, removed, updated] = [own(result.changed.added), own(result.changed.removed), own(result.changed.updated)];
+    const added = own(result.changed.added);
+    const removed = own(result.changed.removed);
+    const updated = own(result.changed.updated);
     if (added.length + removed.length + updated.length === 0) return undefined;
     const names = await this.namesOf([...added, ...removed, ...updated]);
     const report: DriftReport = {
@@ -408,7 +419,12 @@ export class PeerNetwork {
     );
     this.logger.warn('wireguard interface drifted from the database; repaired', details);
     await this.opts.audit?.append({
-      actor: 'system', action: 'wireguard.drift', targetType: 'wireguard', targetId: this.config.wireguard.interface, result: 'ok', details,
+      actor: 'system',
+      action: 'wireguard.drift',
+      targetType: 'wireguard',
+      targetId: this.config.wireguard.interface,
+      result: 'ok',
+      details,
     });
     return report;
   }
@@ -416,7 +432,11 @@ export class PeerNetwork {
   private async namesOf(keys: string[]): Promise<Map<string, string>> {
     const names = new Map<string, string>();
     for (let i = 0; i < keys.length; i += IN_CHUNK) {
-      const rows = await this.db.selectFrom('peers').select(['name', 'public_key']).where('public_key', 'in', keys.slice(i, i + IN_CHUNK)).execute();
+      const rows = await this.db
+        .selectFrom('peers')
+        .select(['name', 'public_key'])
+        .where('public_key', 'in', keys.slice(i, i + IN_CHUNK))
+        .execute();
       for (const r of rows) names.set(r.public_key, r.name);
     }
     return names;

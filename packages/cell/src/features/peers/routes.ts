@@ -36,7 +36,9 @@ async function prepareLogins(inputs: CreatePeerBody[]): Promise<PreparedLogin[]>
   const worker = async () => {
     for (let i = next++; i < inputs.length; i = next++) {
       const chosen = inputs[i]!.password;
-      logins[i] = chosen === undefined ? generateLoginPassword() : { password: chosen, hash: await hashPassword(chosen) };
+      logins[i] = chosen === undefined
+        ? generateLoginPassword()
+        : { password: chosen, hash: await hashPassword(chosen) };
     }
   };
   await Promise.all(Array.from({ length: Math.min(HASHES_IN_FLIGHT, inputs.length) }, worker));
@@ -82,11 +84,12 @@ export function peerRoutes(deps: CellDeps): Router {
     });
 
   /** Hashes the new peers' login passwords before the transaction opens. */
-  const prepareLoginsOf = (inputs: (ctx: Context) => CreatePeerBody[] | undefined) => async (ctx: Context, next: Next) => {
-    const list = inputs(ctx);
-    if (list) ctx.state['peerLogins'] = await prepareLogins(list);
-    await next();
-  };
+  const prepareLoginsOf =
+    (inputs: (ctx: Context) => CreatePeerBody[] | undefined) => async (ctx: Context, next: Next) => {
+      const list = inputs(ctx);
+      if (list) ctx.state['peerLogins'] = await prepareLogins(list);
+      await next();
+    };
 
   router.get('/', requireRole('admin'), validateQuery(ListPeersQuery, ['limit', 'offset']), async (ctx) => {
     const page = await listPeers(db, ctx.input as ListPeersQuery);
@@ -133,7 +136,8 @@ export function peerRoutes(deps: CellDeps): Router {
         const inputs = body.peers!;
         const logins = ctx.state['peerLogins'] as PreparedLogin[];
         ctx.audit!.details = { action, names: inputs.map((p) => p.name) };
-        const created = await createPeers(ctx.trx, vault, inputs.map((input, i) => ({ input, passwordHash: logins[i]!.hash })));
+        const items = inputs.map((input, i) => ({ input, passwordHash: logins[i]!.hash }));
+        const created = await createPeers(ctx.trx, vault, items);
         addAfterCommit(ctx, created);
         ctx.status = 201;
         ctx.set('Cache-Control', 'no-store');

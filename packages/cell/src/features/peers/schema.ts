@@ -90,7 +90,9 @@ export function checkBatch(input: BatchBody): FieldErrors {
         if (seen.has(peer.name)) fields[`peers.${i}.name`] = 'appears earlier in this batch';
         seen.add(peer.name);
       }
-      for (const [field, problem] of Object.entries(checkPeerFields(peer ?? {}))) fields[`peers.${i}.${field}`] = problem;
+      for (const [field, problem] of Object.entries(checkPeerFields(peer ?? {}))) {
+        fields[`peers.${i}.${field}`] = problem;
+      }
     });
   } else {
     if (input.names === undefined) fields['names'] = `is required for "${input.action}"`;

@@ -72,7 +72,9 @@ export async function createPeers(
   }
   if (taken.size) {
     const list = [...taken];
-    throw errors.conflict(`peer${list.length > 1 ? 's' : ''} ${list.map((n) => `"${n}"`).join(', ')} already exist${list.length > 1 ? '' : 's'}`, { name: 'is taken' });
+    const quoted = list.map((n) => `"${n}"`).join(', ');
+    const message = list.length > 1 ? `peers ${quoted} already exist` : `peer ${quoted} already exists`;
+    throw errors.conflict(message, { name: 'is taken' });
   }
   const { network } = await readCellSettings(trx);
   const used = await trx.selectFrom('peers').select('address').execute();
@@ -80,7 +82,9 @@ export async function createPeers(
   if (addresses.length < items.length) {
     const room = addresses.length;
     throw errors.conflict(
-      items.length === 1 ? `the cell subnet ${network.subnet} is full` : `the cell subnet ${network.subnet} has room for ${room} more peers, not ${items.length}`,
+      items.length === 1
+        ? `the cell subnet ${network.subnet} is full`
+        : `the cell subnet ${network.subnet} has room for ${room} more peers, not ${items.length}`,
       { subnet: 'has no free address' },
     );
   }

@@ -43,14 +43,17 @@ describe('tunnel addresses', () => {
   });
 
   it('hands out several addresses at once, lowest first, around the taken ones; fewer when the subnet is short', () => {
-    assert.deepEqual(nextFreeAddresses('10.8.0.0/24', ['10.8.0.3', '10.8.0.5/32'], 4), ['10.8.0.2', '10.8.0.4', '10.8.0.6', '10.8.0.7']);
-    assert.deepEqual(nextFreeAddresses('192.168.7.0/29', ['192.168.7.2'], 10), ['192.168.7.3', '192.168.7.4', '192.168.7.5', '192.168.7.6']);
+    const around = nextFreeAddresses('10.8.0.0/24', ['10.8.0.3', '10.8.0.5/32'], 4);
+    assert.deepEqual(around, ['10.8.0.2', '10.8.0.4', '10.8.0.6', '10.8.0.7']);
+    const short = nextFreeAddresses('192.168.7.0/29', ['192.168.7.2'], 10);
+    assert.deepEqual(short, ['192.168.7.3', '192.168.7.4', '192.168.7.5', '192.168.7.6']);
     assert.deepEqual(nextFreeAddresses('10.8.0.0/31', [], 3), []);
     assert.deepEqual(nextFreeAddresses('200.1.0.0/24', ['200.1.0.2'], 1), ['200.1.0.3'], 'first octet over 127');
   });
 
   it('reads taken addresses as parseIPv4 does: malformed ones (leading zeros, big octets) take nothing', () => {
-    for (const bad of ['10.8.0.02', '10.8.0.256', '10.8.0', '10.8.0.2.1', '10..0.2', ' 10.8.0.2', '10.8.0.2x', '010.8.0.2', '']) {
+    const malformed = ['10.8.0.02', '10.8.0.256', '10.8.0', '10.8.0.2.1', '10..0.2', ' 10.8.0.2', '10.8.0.2x', '010.8.0.2', ''];
+    for (const bad of malformed) {
       assert.equal(nextFreeAddress('10.8.0.0/24', [bad]), '10.8.0.2', JSON.stringify(bad));
     }
     assert.equal(nextFreeAddress('10.8.0.0/24', ['10.8.0.2/24']), '10.8.0.3', 'with a prefix');

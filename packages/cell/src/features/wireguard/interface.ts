@@ -153,7 +153,8 @@ export class WireGuardInterface {
         this.log.warn('wireguard interface not running', { interface: this.name, reason: problem });
       } else {
         this.reason = null;
-        this.log.info('wireguard interface up', { interface: this.name, mode: this.runningMode, peers: this.peers.size });
+        const up = { interface: this.name, mode: this.runningMode, peers: this.peers.size };
+        this.log.info('wireguard interface up', up);
       }
     });
   }
@@ -210,7 +211,8 @@ export class WireGuardInterface {
       if (!this.running) return this.result(started, false, this.reason ?? 'not running');
       try {
         // A PSK cannot be unset in place: a peer wanted without one is removed and added back.
-        const remove = [...change.remove, ...change.upsert.filter((p) => p.presharedKey === undefined).map((p) => p.publicKey)];
+        const bare = change.upsert.filter((p) => p.presharedKey === undefined).map((p) => p.publicKey);
+        const remove = [...change.remove, ...bare];
         await this.removePeers(remove);
         if (upsertText) await this.addconf(upsertText);
         return this.result(started, true);
@@ -405,7 +407,8 @@ export class WireGuardInterface {
   /** At bring-up: the interface's own key and port, and every peer. */
   private async syncconf(): Promise<void> {
     const wg = wgPath();
-    await this.withConfigFile(this.render([...this.peers.values()]), (file) => this.runner.run(wg, ['syncconf', this.name, file], 120_000));
+    const text = this.render([...this.peers.values()]);
+    await this.withConfigFile(text, (file) => this.runner.run(wg, ['syncconf', this.name, file], 120_000));
   }
 
   /**

@@ -27,7 +27,8 @@ class RecordingRunner {
   async run(path: string, args: string[]): Promise<CommandResult> {
     const command = path.split('/').pop()!;
     const call: Call = { command, args };
-    if (command === 'wg' && (args[0] === 'addconf' || args[0] === 'syncconf')) call.file = readFileSync(args[2]!, 'utf8');
+    const readsFile = command === 'wg' && (args[0] === 'addconf' || args[0] === 'syncconf');
+    if (readsFile) call.file = readFileSync(args[2]!, 'utf8');
     this.calls.push(call);
     return { stdout: '', stderr: '' };
   }
@@ -36,18 +37,28 @@ class RecordingRunner {
   }
 }
 
-const skip = !findExecutable('wg') || !findExecutable('ip') ? "needs 'wg' and 'ip' on PATH (wireguard-tools, iproute2)" : undefined;
+const skip = !findExecutable('wg') || !findExecutable('ip')
+  ? "needs 'wg' and 'ip' on PATH (wireguard-tools, iproute2)"
+  : undefined;
 if (skip) console.log(`# SKIP peer-changes: ${skip}`);
 
-const peer = (n: number) => ({ publicKey: generateKeyPair().publicKey, presharedKey: generatePresharedKey(), allowedIps: [`10.70.${n >> 8}.${n & 255}/32`] });
+const peer = (n: number) => ({
+  publicKey: generateKeyPair().publicKey,
+  presharedKey: generatePresharedKey(),
+  allowedIps: [`10.70.${n >> 8}.${n & 255}/32`],
+});
+/** An interface that `ip link show` says exists, so start() adopts it through the recorder. */
+const recorded = (name: string, configDir: string, runner: RecordingRunner) =>
+  new WireGuardInterface({
+    name, privateKey: generateKeyPair().privateKey, listenPort: 51820, address: '10.70.0.1/16', configDir,
+    mode: 'userspace', runner,
+  });
 
 describe('WireGuardInterface.applyPeerChanges', { skip }, () => {
   it('adds, updates and removes exactly the peers named, and reads nothing of the others', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'pic-wg-changes-'));
     const runner = new RecordingRunner();
-    const wgi = new WireGuardInterface({
-      name: 'picrec0', privateKey: generateKeyPair().privateKey, listenPort: 51820, address: '10.70.0.1/16', configDir: dir, mode: 'userspace', runner,
-    });
+    const wgi = recorded('picrec0', dir, runner);
     try {
       const all = Array.from({ length: 200 }, (_, i) => peer(i + 2));
       await wgi.start(all);
@@ -88,13 +99,12 @@ describe('WireGuardInterface.applyPeerChanges', { skip }, () => {
   it('refuses an invalid peer before running anything', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'pic-wg-changes-'));
     const runner = new RecordingRunner();
-    const wgi = new WireGuardInterface({
-      name: 'picrec1', privateKey: generateKeyPair().privateKey, listenPort: 51820, address: '10.70.0.1/16', configDir: dir, mode: 'userspace', runner,
-    });
+    const wgi = recorded('picrec1', dir, runner);
     try {
       await wgi.start([]);
       runner.calls.length = 0;
-      await assert.rejects(wgi.applyPeerChanges({ upsert: [{ publicKey: 'nope', allowedIps: ['10.70.0.9/32'] }], remove: [] }));
+      const bad = { publicKey: 'nope', allowedIps: ['10.70.0.9/32'] };
+      await assert.rejects(wgi.applyPeerChanges({ upsert: [bad], remove: [] }));
       await assert.rejects(wgi.applyPeerChanges({ upsert: [], remove: ['not-a-key'] }));
       assert.deepEqual(runner.calls, []);
     } finally {
