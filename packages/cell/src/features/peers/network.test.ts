@@ -8,7 +8,7 @@ import { openVault, type Vault } from '../vault/vault.js';
 import type { WgPeer } from '../wireguard/config.js';
 import type { ApplyResult, PeerChange, WireGuardStatus } from '../wireguard/interface.js';
 import { PSK_BUNDLE_SECRET, PSK_DECRYPTS_IN_FLIGHT, PeerNetwork, type LiveInterface } from './network.js';
-import { createPeer, listPeers } from './service.js';
+import { createPeer, listPeers, peerTraffic } from './service.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -239,6 +239,35 @@ describe('peers on a real SQLite file', () => {
     await Promise.all([up, sync]);
     assert.equal(fake.applied.length, 2, `start, then the waiting change: ${fake.applied}`);
     assert.equal((await network.status()).running, true);
+    await network.stop();
+  });
+
+  it('traffic sampling writes one row per peer on the interface, and traffic is the difference of samples', async () => {
+    const { db } = temp.database;
+    const rows = await db.selectFrom('peers').select(['id', 'public_key']).orderBy('id').execute();
+    let rx = 1000;
+    const fake = Object.assign(new FakeInterface(), {
+      async status(): Promise<WireGuardStatus> {
+        rx += 500;
+        return {
+          interface: 'pic-test', listenPort: 51820, publicKey: 'x', address: '10.8.0.1/24', running: true,
+          mode: 'userspace', reason: null,
+          peers: rows.map((r) => ({
+            publicKey: r.public_key, endpoint: null, allowedIps: [], latestHandshake: null, rxBytes: rx, txBytes: 7,
+            persistentKeepalive: null,
+          })),
+        };
+      },
+    });
+    const network = new PeerNetwork(db, vault, config, silentLogger, { createInterface: () => fake });
+    await network.start();
+    await db.deleteFrom('peer_traffic').execute();
+    assert.equal(await network.sampleTraffic(), rows.length);
+    assert.equal(await network.sampleTraffic(), rows.length);
+    const count = await db.selectFrom('peer_traffic').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    assert.equal(Number(count.n), 2 * rows.length);
+    const traffic = await peerTraffic(db, rows[0]!.id, '24h');
+    assert.deepEqual([traffic.points.length, traffic.rx_bytes, traffic.tx_bytes], [1, 500, 0]);
     await network.stop();
   });
 
