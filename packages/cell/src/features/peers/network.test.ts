@@ -242,7 +242,7 @@ describe('peers on a real SQLite file', () => {
     await network.stop();
   });
 
-  it('traffic sampling writes one row per peer on the interface, and traffic is the difference of samples', async () => {
+  it('traffic sampling writes a row per peer on the interface; traffic is the difference of samples', async () => {
     const { db } = temp.database;
     const rows = await db.selectFrom('peers').select(['id', 'public_key']).orderBy('id').execute();
     let rx = 1000;
@@ -264,7 +264,10 @@ describe('peers on a real SQLite file', () => {
     await db.deleteFrom('peer_traffic').execute();
     assert.equal(await network.sampleTraffic(), rows.length);
     assert.equal(await network.sampleTraffic(), rows.length);
-    const count = await db.selectFrom('peer_traffic').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const count = await db
+      .selectFrom('peer_traffic')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
     assert.equal(Number(count.n), 2 * rows.length);
     const traffic = await peerTraffic(db, rows[0]!.id, '24h');
     assert.deepEqual([traffic.points.length, traffic.rx_bytes, traffic.tx_bytes], [1, 500, 0]);
