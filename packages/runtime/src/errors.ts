@@ -7,6 +7,8 @@ export type RuntimeErrorCode =
   | 'engine_error'
   | 'image_missing'
   | 'image_digest_mismatch'
+  | 'registry_unreachable'
+  | 'image_pull_failed'
   | 'name_conflict'
   | 'not_found'
   | 'not_owned'
@@ -58,6 +60,31 @@ export class ImageDigestMismatchError extends RuntimeError {
     readonly actual: string,
   ) {
     super('image_digest_mismatch', `image ${ref} has digest ${actual}, expected ${expected}`);
+  }
+}
+
+/** The registry a pull names does not answer (refused, no such host, timeout, not speaking the registry API). */
+export class RegistryUnreachableError extends RuntimeError {
+  constructor(
+    readonly ref: string,
+    readonly registry: string,
+    detail: string,
+    cause?: unknown,
+  ) {
+    super('registry_unreachable', `registry ${registry} is not reachable to pull ${ref}: ${detail}`, { cause });
+  }
+}
+
+/** The registry answered, but the pull failed: no such image there, or content that did not verify. */
+export class ImagePullError extends RuntimeError {
+  constructor(
+    readonly ref: string,
+    /** not_found: the registry has no such manifest; verification_failed: what it served is not that digest. */
+    readonly reason: 'not_found' | 'verification_failed' | 'failed',
+    detail: string,
+    cause?: unknown,
+  ) {
+    super('image_pull_failed', `pulling ${ref} failed: ${detail}`, { cause });
   }
 }
 

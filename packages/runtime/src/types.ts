@@ -24,6 +24,27 @@ export interface ImageInfo {
   labels: Record<string, string>;
 }
 
+/** How far a pull has come, summed over the image's layers as the engine reports them. */
+export interface PullProgress {
+  /** Layers the engine named for this image so far. */
+  layers: number;
+  /** Layers finished: downloaded and extracted, or already present locally. */
+  layersDone: number;
+  /** Bytes downloaded so far, over the layers whose size the engine announced. */
+  bytesDone: number;
+  /** The announced sizes summed (grows as the engine starts each layer's download). */
+  bytesTotal: number;
+  /** The engine's latest status line, e.g. `Downloading` or `Digest: sha256:…`. */
+  status: string;
+}
+
+export interface PullOptions {
+  /** Called as the engine reports progress (often: once per chunk of every layer). */
+  onProgress?: (progress: PullProgress) => void;
+  /** Give up on the whole pull after this long (default 10 minutes). */
+  timeoutMs?: number;
+}
+
 export interface EnsureImageOptions {
   /** Refuse the image unless its digest (image ID) equals this `sha256:…`. */
   digest?: string;
@@ -217,6 +238,12 @@ export interface ContainerRuntime {
   imageDigest(ref: string): Promise<string>;
   /** The image must be present locally (no registry is consulted); optionally with this digest. */
   ensureImage(ref: string, options?: EnsureImageOptions): Promise<ImageInfo>;
+  /**
+   * Pulls `registry/repository@sha256:…` from the registry the reference names (only by digest: a
+   * tag can be moved) and checks that the engine now holds an image whose RepoDigests contain that
+   * exact reference. Throws RegistryUnreachableError, ImagePullError or ImageDigestMismatchError.
+   */
+  pullImage(ref: string, options?: PullOptions): Promise<ImageInfo>;
 
   createContainer(spec: ContainerSpec): Promise<ContainerInfo>;
   startContainer(idOrName: string): Promise<void>;

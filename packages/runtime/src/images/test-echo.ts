@@ -29,6 +29,10 @@ export interface TestEchoOptions {
   /** Directory with image.json and rootfs/; TEST_ECHO_SOURCE when omitted. */
   sourceDir?: string;
   log?: (msg: string) => void;
+  /** Files added to the image: a variant with its own layer and digest (registry tests). */
+  extraEntries?: ImageEntry[];
+  /** The tag it is loaded under; TEST_ECHO_IMAGE (from image.json) when omitted. */
+  repoTag?: string;
 }
 
 /**
@@ -54,8 +58,9 @@ export async function testEchoArchive(options: TestEchoOptions = {}): Promise<Im
     ...applets.map((a): ImageEntry => ({ type: 'symlink', path: `bin/${a}`, target: 'busybox' })),
     ...Object.entries(source.dirs).map(([path, mode]): ImageEntry => ({ type: 'dir', path, mode: parseInt(mode, 8) })),
     ...(await filesUnder(join(sourceDir, 'rootfs'))),
+    ...(options.extraEntries ?? []),
   ];
-  return buildImageArchive({ repoTag: source.repoTag, entries, config: source.config });
+  return buildImageArchive({ repoTag: options.repoTag ?? source.repoTag, entries, config: source.config });
 }
 
 /**
@@ -80,6 +85,20 @@ export async function buildTestEchoImage(runtimeOrSocket: DockerRuntime | string
     throw new EngineError(`engine ${runtime.endpoint} reports ${built.repoTag} as ${loaded}, but the archive's config digest is ${built.digest}`, undefined);
   }
   log(`${built.repoTag} loaded in ${Date.now() - started} ms (${(built.archive.length / 1e6).toFixed(1)} MB, ${built.digest})`);
+  return built.digest;
+}
+
+/**
+ * A test-echo image of its own: the same service plus a file holding `marker`, so it has a layer and
+ * an image ID no other test shares (a test may delete it from the engine without disturbing others).
+ * Loaded under `repoTag`; returns its image ID.
+ */
+export async function buildTestEchoVariant(runtimeOrSocket: DockerRuntime | string, marker: string, repoTag: string, options: TestEchoOptions = {}): Promise<string> {
+  const runtime = typeof runtimeOrSocket === 'string' ? new DockerRuntime({ cellId: 'pic-image-builder', socket: runtimeOrSocket }) : runtimeOrSocket;
+  const built = await testEchoArchive({ ...options, repoTag, extraEntries: [{ type: 'file', path: 'etc/pic-variant', content: `${marker}\n`, mode: 0o644 }] });
+  await runtime.loadImage(built.archive);
+  const loaded = await runtime.imageDigest(repoTag);
+  if (loaded !== built.digest) throw new EngineError(`engine ${runtime.endpoint} reports ${repoTag} as ${loaded}, but the archive's config digest is ${built.digest}`, undefined);
   return built.digest;
 }
 
