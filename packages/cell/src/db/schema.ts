@@ -192,6 +192,10 @@ export interface ServiceJobsTable {
   created_at: string;
   updated_at: string;
   finished_at: string | null;
+  /** JSON: how far the image pulls have come (JobProgress), while pulling and after. */
+  progress: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Why a failed job failed, as a stable snake_case word (e.g. registry_unreachable). */
+  error_code: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface ServiceAccountsTable {

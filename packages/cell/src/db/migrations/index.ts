@@ -5,6 +5,7 @@ import * as m0003 from './0003_audit.js';
 import * as m0004 from './0004_peers.js';
 import * as m0005 from './0005_store.js';
 import * as m0006 from './0006_peers_user_id.js';
+import * as m0007 from './0007_store_pull.js';
 
 /** Migrations are listed statically so the built cell needs no directory scanning. */
 const migrations: Record<string, Migration> = {
@@ -14,6 +15,7 @@ const migrations: Record<string, Migration> = {
   '0004_peers': m0004,
   '0005_store': m0005,
   '0006_peers_user_id': m0006,
+  '0007_store_pull': m0007,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -92,7 +92,7 @@ export function loopbackPort(info: ContainerInfo, containerPort: number): number
 }
 
 const RUNTIME_ERROR_CODES: ReadonlySet<string> = new Set<RuntimeErrorCode>([
-  'engine_unreachable', 'engine_error', 'image_missing', 'image_digest_mismatch', 'name_conflict', 'not_found', 'not_owned', 'invalid_spec', 'exec_timeout',
+  'engine_unreachable', 'engine_error', 'image_missing', 'image_digest_mismatch', 'registry_unreachable', 'image_pull_failed', 'name_conflict', 'not_found', 'not_owned', 'invalid_spec', 'exec_timeout',
 ]);
 
 /** A @pic/runtime error (by its stable code: the runtime's classes are loaded lazily, see createRuntime). */

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateStoreKeyPair, signImage, type ServiceManifest } from '@pic/manifest';
-import { checkImages } from './images.js';
+import { checkImages, registryOf } from './images.js';
 import { demoManifest, FakeRuntime, IMAGE_ID } from './test-support.js';
 
 const trusted = generateStoreKeyPair();
@@ -60,5 +60,33 @@ describe('checkImages (ADR 001: the image is the signed one)', () => {
     for (const mode of ['enforce', 'warn', 'off'] as const) {
       await assert.rejects(checkImages(runtimeWith(undefined), demoManifest(), [], mode), (err: any) => err.code === 'image_digest_mismatch' && /not on the container engine/.test(err.message));
     }
+  });
+
+  it('a registry image the engine lacks is planned as a pull by digest (signature still checked first)', async () => {
+    const ref = `127.0.0.1:5000/pic/demo@${OTHER_ID}`;
+    const m = demoManifest();
+    for (const c of m.containers) c.image = `127.0.0.1:5000/pic/demo:1@${OTHER_ID}`;
+    const { plans } = await checkImages(new FakeRuntime(), await signed(m), [trusted.publicKey], 'enforce');
+    assert.deepEqual(plans.map((p) => [p.image, p.pull, p.actual]), [[ref, ref, undefined], [ref, ref, undefined]]);
+    await assert.rejects(checkImages(new FakeRuntime(), m, [trusted.publicKey], 'enforce'), (err: any) => err.code === 'missing_bundle');
+    await assert.rejects(checkImages(new FakeRuntime(), await signed(m, stranger.privateKey), [trusted.publicKey], 'enforce'), (err: any) => err.code === 'untrusted_key');
+  });
+
+  it('a registry image the engine has (by its RepoDigest) is run by that digest reference, not pulled', async () => {
+    const ref = `registry.example:5000/pic/demo@${OTHER_ID}`;
+    const m = demoManifest();
+    for (const c of m.containers) c.image = `registry.example:5000/pic/demo:1@${OTHER_ID}`;
+    const rt = new FakeRuntime();
+    rt.repoDigests.set(ref, IMAGE_ID);
+    const { plans } = await checkImages(rt, await signed(m), [trusted.publicKey], 'enforce');
+    assert.deepEqual(plans.map((p) => [p.image, p.pull, p.actual]), [[ref, undefined, IMAGE_ID], [ref, undefined, IMAGE_ID]]);
+  });
+
+  it('registryOf follows Docker: a dot, a port or localhost names a registry; anything else does not', () => {
+    assert.equal(registryOf('127.0.0.1:5000/pic/demo'), '127.0.0.1:5000');
+    assert.equal(registryOf('registry.example/pic/demo'), 'registry.example');
+    assert.equal(registryOf('localhost/demo'), 'localhost');
+    assert.equal(registryOf('pic/demo'), undefined);
+    assert.equal(registryOf('pic-demo'), undefined);
   });
 });

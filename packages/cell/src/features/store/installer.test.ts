@@ -181,4 +181,46 @@ describe('Installer (runtime double)', () => {
     assert.deepEqual([...runtime.volumes.keys()], []);
     assert.equal(await cell.vault.get(serviceSecretName('demo', 'token')), undefined);
   });
+
+  describe('the pulling step', () => {
+    const REF = `127.0.0.1:5000/pic/demo@sha256:${'3'.repeat(64)}`;
+    const pulling = (): InstallRequest => ({
+      ...request(),
+      plans: manifest.containers.map((c) => ({ container: c.name, image: REF, pinned: REF.split('@')[1]!, actual: undefined, signedBy: undefined, pull: REF })),
+    });
+
+    it('pulls a missing image once by digest, keeps the progress in the job, and creates from that digest', async () => {
+      runtime.registry.set(REF, IMAGE_ID);
+      const job = await cell.database.db.transaction().execute((trx) => installer.begin(trx, pulling()));
+      const done = await installer.run(job, pulling());
+      assert.equal(done.state, 'healthy', done.error ?? '');
+      assert.equal(runtime.calls.filter((c) => c.startsWith('pullImage')).length, 1, 'two containers, one image, one pull');
+      const progress = JSON.parse((await findJob(cell.database.db, job.id))!.progress!);
+      assert.deepEqual(progress.images, [{ ref: REF, containers: ['app', 'worker'], state: 'pulled', layers: 1, layers_done: 1, bytes_done: 100, bytes_total: 100 }]);
+      assert.equal(runtime.containers.get(names('app'))!.spec.image, REF);
+    });
+
+    it('a failed pull fails the job with its snake_case code and creates nothing', async () => {
+      runtime.failures.pullImage = () => Object.assign(new Error('registry 127.0.0.1:5000 is not reachable'), { code: 'registry_unreachable' });
+      const job = await cell.database.db.transaction().execute((trx) => installer.begin(trx, pulling()));
+      const done = await installer.run(job, pulling());
+      assert.equal(done.state, 'failed');
+      assert.equal(done.error_code, 'registry_unreachable');
+      assert.match(done.error ?? '', /not reachable/);
+      assert.equal(runtime.containers.size + runtime.networks.size + runtime.volumes.size, 0, 'nothing created');
+      assert.equal(await cell.vault.get(serviceSecretName('demo', 'token')), undefined, 'not even the secret');
+      assert.equal(await findInstallation(cell.database.db, 'demo'), undefined);
+      assert.deepEqual(audit('store.install.finished').map((e) => [e.result, e.details['error_code']]), [['error', 'registry_unreachable']]);
+    });
+
+    it('an image that arrives without the pinned digest is refused before anything is created', async () => {
+      runtime.registry.set(REF, IMAGE_ID);
+      runtime.pullImage = async () => ({ digest: IMAGE_ID, repoTags: [], repoDigests: ['127.0.0.1:5000/pic/demo@sha256:' + '4'.repeat(64)], created: '', sizeBytes: 1, labels: {} });
+      const job = await cell.database.db.transaction().execute((trx) => installer.begin(trx, pulling()));
+      const done = await installer.run(job, pulling());
+      assert.equal(done.state, 'failed');
+      assert.equal(done.error_code, 'image_digest_mismatch');
+      assert.equal(runtime.containers.size + runtime.networks.size + runtime.volumes.size, 0, 'nothing created');
+    });
+  });
 });

@@ -48,6 +48,47 @@ export interface InstallRequest {
   actor: string;
 }
 
+/** How often pull progress is written to the job row at most. */
+const PROGRESS_EVERY_MS = 250;
+
+/** The job row's `progress`: one entry per image the job pulls. */
+export interface JobProgress {
+  images: Array<{
+    /** `registry/repository@sha256:…` */
+    ref: string;
+    containers: string[];
+    state: 'waiting' | 'pulling' | 'pulled';
+    layers: number;
+    layers_done: number;
+    bytes_done: number;
+    bytes_total: number;
+  }>;
+}
+
+/** A failure of an install job with its stable snake_case code (the job's error_code). */
+export class InstallError extends Error {
+  override readonly name = 'InstallError';
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+/**
+ * The job's error_code for what ended it: the pull's own words (registry_unreachable,
+ * image_not_in_registry, image_digest_mismatch, image_pull_failed), the engine's, or install_failed.
+ */
+export function installErrorCode(err: unknown): string {
+  if (err instanceof InstallError) return err.code;
+  if (isRuntimeError(err)) {
+    if (err.code === 'image_pull_failed') {
+      const reason = (err as { reason?: string }).reason;
+      return reason === 'verification_failed' ? 'image_digest_mismatch' : reason === 'not_found' ? 'image_not_in_registry' : 'image_pull_failed';
+    }
+    if (['registry_unreachable', 'image_digest_mismatch', 'image_missing', 'engine_unreachable'].includes(err.code)) return err.code;
+  }
+  return 'install_failed';
+}
+
 /** A job already in flight for this service: install and remove are one at a time per service. */
 export class ServiceBusyError extends Error {
   override readonly name = 'ServiceBusyError';
@@ -57,8 +98,8 @@ export class ServiceBusyError extends Error {
 }
 
 /**
- * Install and remove jobs (ADR 003). An install runs verifying → pulling (the local image is
- * checked, never pulled) → creating → starting → healthy, or ends failed; every object it creates
+ * Install and remove jobs (ADR 003). An install runs verifying → pulling (a missing image is pulled
+ * by digest from its registry and checked; one the engine has is checked again) → creating → starting → healthy, or ends failed; every object it creates
  * is written to the job row *before* it is created, so a failure, or a crash found at the next
  * start, removes exactly what this job made and leaves the cell as it was. Both are idempotent:
  * installing an installed service, or removing an absent one, changes nothing.
@@ -148,11 +189,12 @@ export class Installer {
     const step = (state: JobRow['state']) => db.updateTable('service_jobs').set({ state, updated_at: nowIso() }).where('id', '=', job.id).execute();
     try {
       await step('pulling');
+      await this.pullImages(job, req.plans);
       const images = new Map(req.plans.map((p) => [p.container, p]));
       for (const c of manifest.containers) {
         const plan = images.get(c.name);
         if (!plan) throw new Error(`no image plan for container "${c.name}"`);
-        // The image was checked when the job was accepted; make sure it is still there.
+        // The image was checked when the job was accepted (or pulled and checked just now); make sure it is still there.
         await runtime.ensureImage(plan.image);
       }
 
@@ -208,13 +250,62 @@ export class Installer {
     }
   }
 
+  /**
+   * The pulling step: every image the engine lacked is pulled by digest from the registry its
+   * reference names, and checked (its RepoDigests must hold exactly the pinned reference) before
+   * anything is created. Progress (layers, bytes) goes to the job row as it comes, at most every
+   * PROGRESS_EVERY_MS, and stays there after the step.
+   */
+  private async pullImages(job: JobRow, plans: readonly ImagePlan[]): Promise<void> {
+    const pulls = [...new Set(plans.flatMap((p) => (p.pull ? [p.pull] : [])))];
+    if (pulls.length === 0) return;
+    const progress: JobProgress = {
+      images: pulls.map((ref) => ({
+        ref,
+        containers: plans.filter((p) => p.pull === ref).map((p) => p.container),
+        state: 'waiting',
+        layers: 0,
+        layers_done: 0,
+        bytes_done: 0,
+        bytes_total: 0,
+      })),
+    };
+    let written = 0;
+    let writing: Promise<unknown> = Promise.resolve();
+    const save = (force = false) => {
+      if (!force && Date.now() - written < PROGRESS_EVERY_MS) return writing;
+      written = Date.now();
+      const text = JSON.stringify(progress);
+      writing = writing.then(() =>
+        this.d.db.updateTable('service_jobs').set({ progress: text, updated_at: nowIso() }).where('id', '=', job.id).execute().catch(() => undefined),
+      );
+      return writing;
+    };
+    for (const image of progress.images) {
+      image.state = 'pulling';
+      await save(true);
+      const info = await this.d.runtime.pullImage(image.ref, {
+        onProgress: (p) => {
+          Object.assign(image, { layers: p.layers, layers_done: p.layersDone, bytes_done: p.bytesDone, bytes_total: p.bytesTotal });
+          void save();
+        },
+      });
+      if (!info.repoDigests.includes(image.ref)) {
+        throw new InstallError('image_digest_mismatch', `the image pulled for ${image.ref} does not carry that digest (it has ${info.repoDigests.join(', ') || 'no registry digest'}): refusing to run it`);
+      }
+      image.state = 'pulled';
+      await save(true);
+      this.d.logger.info('image pulled', { service: job.service_id, job: job.id, image: image.ref, bytes: image.bytes_total, layers: image.layers });
+    }
+  }
+
   /** Records the job's end state and audits it, inside the caller's transaction. */
   private async finishJob(
     trx: Transaction<Database>,
     job: JobRow,
     req: Pick<InstallRequest, 'id' | 'actor'>,
     result: 'ok' | 'error',
-    end: { state: 'healthy' } | { state: 'failed'; error: string },
+    end: { state: 'healthy' } | { state: 'failed'; error: string; error_code: string },
     details: Record<string, unknown>,
   ): Promise<JobRow> {
     const now = nowIso();
@@ -238,12 +329,13 @@ export class Installer {
   /** Undoes what the job created (newest first), records the failure and forgets the installation. */
   private async fail(job: JobRow, req: Pick<InstallRequest, 'id' | 'actor'>, resources: Resource[], err: unknown): Promise<JobRow> {
     const reason = describeError(err);
-    this.d.logger.warn('service install failed; rolling back', { service: req.id, job: job.id, error: reason, resources: resources.length });
+    const code = installErrorCode(err);
+    this.d.logger.warn('service install failed; rolling back', { service: req.id, job: job.id, error: reason, code, resources: resources.length });
     const leftovers = await this.rollback(resources);
     const error = leftovers.length ? `${reason} (rollback left: ${leftovers.join('; ')})` : reason;
     return this.d.db.transaction().execute(async (trx) => {
       await trx.deleteFrom('service_installations').where('service_id', '=', req.id).where('job_id', '=', job.id).where('state', '=', 'installing').execute();
-      const row = await this.finishJob(trx, job, req, 'error', { state: 'failed', error }, { rolled_back: resources.length - leftovers.length });
+      const row = await this.finishJob(trx, job, req, 'error', { state: 'failed', error, error_code: code }, { rolled_back: resources.length - leftovers.length });
       return row;
     });
   }
@@ -373,7 +465,7 @@ export class Installer {
       if (this.running.has(job.service_id)) continue;
       if (job.kind === 'install') {
         const resources = JSON.parse(job.resources) as Resource[];
-        await this.fail(job, { id: job.service_id, actor: job.actor }, resources, new Error(`interrupted by a restart of the cell while ${job.state}; rolled back, install again`));
+        await this.fail(job, { id: job.service_id, actor: job.actor }, resources, new InstallError('interrupted', `interrupted by a restart of the cell while ${job.state}; rolled back, install again`));
         rolledBack++;
       } else {
         // Mark the old job failed, then finish the removal with a fresh one.

@@ -13,6 +13,8 @@ export function presentJob(job: JobRow) {
     version: job.version,
     purge: job.purge === 1,
     error: job.error,
+    error_code: job.error_code,
+    progress: job.progress ? (JSON.parse(job.progress) as unknown) : null,
     actor: job.actor,
     created_at: job.created_at,
     updated_at: job.updated_at,

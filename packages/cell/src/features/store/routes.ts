@@ -96,7 +96,7 @@ export function storeRoutes(deps: CellDeps): Router {
     if (!run) return;
     const final = await run;
     ctx.status = final.state === 'healthy' ? 200 : 502;
-    ctx.body = final.state === 'healthy' ? { ok: true, job: presentJob(final) } : { ok: false, error: final.error ?? 'install failed', code: 'install_failed', fields: {}, job: presentJob(final) };
+    ctx.body = final.state === 'healthy' ? { ok: true, job: presentJob(final) } : { ok: false, error: final.error ?? 'install failed', code: final.error_code ?? 'install_failed', fields: {}, job: presentJob(final) };
   }
 
   router.post('store.remove', '/remove', requireRole('admin'), audited('service', bodyServiceId), validateBody(RemoveBody), async (ctx) => {

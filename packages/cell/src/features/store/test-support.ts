@@ -16,6 +16,7 @@ import type {
   ImageInfo,
   ListFilter,
   NetworkInfo,
+  PullOptions,
   NetworkSpec,
   VolumeInfo,
   VolumeSpec,
@@ -116,6 +117,10 @@ export class FakeRuntime implements ContainerRuntime {
   readonly endpoint = 'unix:///fake.sock';
   reachable = true;
   images = new Map<string, string>(); // ref → digest
+  /** What a registry would serve: digest reference → the image ID a pull of it gives. */
+  registry = new Map<string, string>();
+  /** Pulled references (the RepoDigests the engine then reports). */
+  repoDigests = new Map<string, string>(); // digest ref → image ID
   containers = new Map<string, ContainerInfo & { spec: ContainerSpec }>();
   networks = new Map<string, string>(); // name → service
   volumes = new Map<string, string>(); // name → service
@@ -140,6 +145,8 @@ export class FakeRuntime implements ContainerRuntime {
   }
   async inspectImage(ref: string): Promise<ImageInfo | undefined> {
     this.check('inspectImage', ref);
+    const pulled = this.repoDigests.get(ref);
+    if (pulled) return { digest: pulled, repoTags: [], repoDigests: [ref], created: '', sizeBytes: 1, labels: {} };
     const digest = this.images.get(ref) ?? ([...this.images.values()].includes(ref) ? ref : undefined);
     return digest ? { digest, repoTags: [ref], repoDigests: [], created: '', sizeBytes: 1, labels: {} } : undefined;
   }
@@ -153,6 +160,15 @@ export class FakeRuntime implements ContainerRuntime {
     if (!info) throw new ImageMissingError(ref);
     return info;
   }
+  async pullImage(ref: string, options: PullOptions = {}): Promise<ImageInfo> {
+    this.check('pullImage', ref);
+    const id = this.registry.get(ref);
+    if (!id) throw new ImageMissingError(ref, 'not in the fake registry');
+    options.onProgress?.({ layers: 1, layersDone: 0, bytesDone: 50, bytesTotal: 100, status: 'Downloading' });
+    options.onProgress?.({ layers: 1, layersDone: 1, bytesDone: 100, bytesTotal: 100, status: 'Pull complete' });
+    this.repoDigests.set(ref, id);
+    return (await this.inspectImage(ref))!;
+  }
   async createContainer(spec: ContainerSpec): Promise<ContainerInfo> {
     this.check('createContainer', spec.name);
     if (this.containers.has(spec.name)) throw new NameConflictError('container', spec.name);
@@ -163,7 +179,7 @@ export class FakeRuntime implements ContainerRuntime {
       cellId: this.cellId,
       service: spec.service,
       image: spec.image,
-      imageDigest: this.images.get(spec.image) ?? spec.image,
+      imageDigest: this.images.get(spec.image) ?? this.repoDigests.get(spec.image) ?? spec.image,
       state: 'created',
       running: false,
       exitCode: undefined,
