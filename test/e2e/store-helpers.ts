@@ -43,7 +43,8 @@ export async function engineView(socketPath: string, cellId: string): Promise<En
   return new mod.DockerRuntime({ cellId, socket: socketPath });
 }
 
-export const TEST_ECHO_MANIFEST = join(REPO_ROOT, 'manifests', 'test-echo.yaml');
+/** The tests' own catalog's test-echo manifest (never in the user's catalog). */
+export const TEST_ECHO_MANIFEST = join(REPO_ROOT, 'test', 'catalog', 'manifests', 'test-echo.yaml');
 
 export interface CatalogOptions {
   version: number;
@@ -57,11 +58,15 @@ export interface CatalogOptions {
   tamper?: (manifest: any) => void;
 }
 
-/** The repository's test-echo manifest pinned to `digest`, its image signed with `imageKey` (or unsigned). */
-export async function testEchoManifest(m: ManifestModule, digest: string, imageKey?: KeyObject): Promise<any> {
+/**
+ * The tests' test-echo manifest pinned to `pin`: a digest (the locally built image's ID, with the
+ * manifest's own name) or a whole reference (`registry/repo:tag@sha256:…`); its image signed with
+ * `imageKey` (or unsigned).
+ */
+export async function testEchoManifest(m: ManifestModule, pin: string, imageKey?: KeyObject): Promise<any> {
   const manifest = m.parseManifest(readFileSync(TEST_ECHO_MANIFEST, 'utf8'), 'manifests/test-echo.yaml');
   const server = manifest.containers[0];
-  server.image = server.image.replace(/@sha256:[0-9a-f]{64}$/, `@${digest}`);
+  server.image = pin.includes('@') ? pin : server.image.replace(/@sha256:[0-9a-f]{64}$/, `@${pin}`);
   if (imageKey) server.signature = await m.signImage(server.image, imageKey);
   return manifest;
 }

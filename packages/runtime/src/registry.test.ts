@@ -22,6 +22,7 @@ describe('pulling by digest from a real registry', { skip }, () => {
   let repository: string;
   let pinned: string;
   let otherDigest: string;
+  let tamperedDigest: string;
   const local = `pic-rt-pull-${suffix}:1`;
   const otherLocal = `pic-rt-pull-${suffix}:other`;
 
@@ -43,12 +44,18 @@ describe('pulling by digest from a real registry', { skip }, () => {
     await buildTestEchoVariant(runtime, `other-${suffix}`, otherLocal);
     await runtime.tagImage(otherLocal, `${repository}-other`, '1');
     otherDigest = await runtime.pushImage(`${repository}-other:1`);
+    // Never pulled here: the engine keeps manifests it pulled (by digest), so the tampering test
+    // needs one it has to fetch from the registry.
+    await buildTestEchoVariant(runtime, `tampered-${suffix}`, `${local}-t`);
+    await runtime.tagImage(`${local}-t`, `${repository}-t`, '1');
+    tamperedDigest = await runtime.pushImage(`${repository}-t:1`);
     await forget(local);
     await forget(otherLocal);
+    await forget(`${local}-t`);
   });
 
   after(async () => {
-    if (runtime) for (const ref of [`${repository}@${pinned}`, `${repository}:1`, `${repository}-other:1`]) await forget(ref).catch(() => undefined);
+    if (runtime) for (const ref of [`${repository}@${pinned}`, `${repository}:1`, `${repository}-other:1`, `${repository}-t:1`]) await forget(ref).catch(() => undefined);
     if (registry) await registry.stop();
     if (!('skip' in engineStart)) await engineStart.stop();
   });
@@ -92,14 +99,14 @@ describe('pulling by digest from a real registry', { skip }, () => {
   });
 
   it('a registry serving other content under the pinned digest is refused (verification_failed), nothing pulled', async () => {
-    await forget(`${repository}@${pinned}`);
     // The registry's stored manifest for the pinned digest is replaced by the other image's manifest.
-    copyFileSync(registryBlobPath(registry.storageDir, otherDigest), registryBlobPath(registry.storageDir, pinned));
-    await assert.rejects(runtime.pullImage(`${repository}@${pinned}`), (err: unknown) => {
+    copyFileSync(registryBlobPath(registry.storageDir, otherDigest), registryBlobPath(registry.storageDir, tamperedDigest));
+    await assert.rejects(runtime.pullImage(`${repository}-t@${tamperedDigest}`), (err: unknown) => {
       assert.ok(err instanceof ImagePullError, String(err));
       assert.equal(err.reason, 'verification_failed', err.message);
+      assert.match(err.message, /manifest verification failed/);
       return true;
     });
-    assert.equal(await runtime.inspectImage(`${repository}@${pinned}`), undefined);
+    assert.equal(await runtime.inspectImage(`${repository}-t@${tamperedDigest}`), undefined);
   });
 });

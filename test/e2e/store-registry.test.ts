@@ -1,0 +1,187 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes, type KeyObject } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { REPO_ROOT, startCellProcess, type CellProcess } from '../support/cell-process.js';
+import { ApiClient, completeSetup } from '../support/client.js';
+import { buildTestEchoVariant, freePort, registryBlobPath, startDockerEngine, startRegistry, type RegistryProcess } from '../support/docker-engine.js';
+import { engineView, loadManifestModule, testEchoManifest, writeCatalog, type EngineView, type ManifestModule } from './store-helpers.js';
+
+// Getting an image to the cell (ADR 001): a real registry (Debian's docker-registry) holds the
+// test service's image; the signed manifest pins it by registry digest; the cell, which does not
+// have the image, pulls it by digest as the install job's pulling step (progress in the job),
+// checks it, and only then creates anything. A tag moved in the registry changes nothing; a
+// registry serving other content under the pinned digest, or no registry at all, fails the job
+// with a snake_case code and leaves nothing behind.
+const engineStart = await startDockerEngine();
+const registryStart = 'skip' in engineStart ? engineStart : await startRegistry();
+const skip = 'skip' in engineStart ? `NO CONTAINER ENGINE: ${engineStart.skip}` : 'skip' in registryStart ? `NO REGISTRY: ${registryStart.skip}` : false;
+
+/** The slice of DockerRuntime this file uses beyond the cell's view (tag, push, forget images). */
+interface Tools {
+  tagImage(source: string, repository: string, tag: string): Promise<void>;
+  pushImage(ref: string): Promise<string>;
+  inspectImage(ref: string): Promise<{ digest: string; repoDigests: string[] } | undefined>;
+  docker: { getImage(ref: string): { remove(opts: { force: boolean }): Promise<unknown> } };
+}
+
+describe('the store pulls images by digest from a real registry (real cell process)', () => {
+  if (skip) {
+    it('needs an engine and a registry', { skip: `store registry e2e not run: ${skip}` }, () => {});
+    if (!('skip' in engineStart)) after(() => engineStart.stop());
+    return;
+  }
+  const engine = engineStart as Exclude<typeof engineStart, { skip: string }>;
+  const registry = registryStart as RegistryProcess;
+  const suffix = randomBytes(4).toString('hex');
+  const repository = `${registry.host}/pic/test-echo-${suffix}`;
+  let tools: Tools;
+  let m: ManifestModule;
+  let storeKey: { privateKey: KeyObject; publicKey: KeyObject };
+  let catalogDir: string;
+  let cell: CellProcess;
+  let api: ApiClient;
+  let view: EngineView;
+  let version = 0;
+  let pinned: string; // registry manifest digest of the image the catalog pins
+  let pinnedId: string; // its image ID
+  let otherId: string;
+  let movedDigest: string; // registry digest of the other image, pushed under the pinned image's tag
+  let fresh: string; // registry digest of an image this engine never pulled (it keeps the manifests it did)
+
+  const publish = async (image: string) =>
+    writeCatalog(m, catalogDir, { version: ++version, key: storeKey.privateKey, manifest: await testEchoManifest(m, image, storeKey.privateKey) });
+  /** Removes an image (every tag and digest of it) from the engine, so the cell has to pull it. */
+  const forget = async (ref: string) => {
+    const info = await tools.inspectImage(ref);
+    if (info) await tools.docker.getImage(info.digest).remove({ force: true });
+  };
+  const assertEngineEmpty = async (why: string) => {
+    assert.deepEqual((await view.listContainers()).map((c) => c.name), [], `no container after ${why}`);
+    assert.deepEqual((await view.listNetworks()).map((n) => n.name), [], `no network after ${why}`);
+    assert.deepEqual((await view.listVolumes()).map((v) => v.name), [], `no volume after ${why}`);
+  };
+  const install = () => api.post('/api/store/install', { id: 'test-echo', wait: true });
+
+  before(async () => {
+    const runtime = (await import(pathToFileURL(join(REPO_ROOT, 'packages', 'runtime', 'dist', 'index.js')).href)) as {
+      DockerRuntime: new (o: { cellId: string; socket: string }) => Tools;
+    };
+    tools = new runtime.DockerRuntime({ cellId: `e2e-${suffix}`, socket: engine.socketPath });
+    // An image of this test's own (other tests share pic-test-echo:1 on this engine and must keep it).
+    pinnedId = await buildTestEchoVariant(engine.socketPath, `pinned-${suffix}`, `pic-e2e-pull-${suffix}:pinned`);
+    await tools.tagImage(`pic-e2e-pull-${suffix}:pinned`, repository, '1');
+    pinned = await tools.pushImage(`${repository}:1`);
+    otherId = await buildTestEchoVariant(engine.socketPath, `other-${suffix}`, `pic-e2e-pull-${suffix}:other`);
+    await buildTestEchoVariant(engine.socketPath, `fresh-${suffix}`, `pic-e2e-pull-${suffix}:fresh`);
+    await tools.tagImage(`pic-e2e-pull-${suffix}:fresh`, `${repository}-fresh`, '1');
+    fresh = await tools.pushImage(`${repository}-fresh:1`);
+    await forget(`pic-e2e-pull-${suffix}:pinned`);
+    await forget(`pic-e2e-pull-${suffix}:fresh`);
+    assert.equal(await tools.inspectImage(`${repository}@${pinned}`), undefined, 'the engine lacks the pinned image');
+
+    m = await loadManifestModule();
+    storeKey = m.generateStoreKeyPair();
+    catalogDir = mkdtempSync(join(tmpdir(), 'pic-store-registry-'));
+    await publish(`${repository}:1@${pinned}`);
+    cell = await startCellProcess({ cellYaml: `store:\n  catalog_dir: ${catalogDir}\n  engine_socket: ${engine.socketPath}\n`, timeoutMs: 30_000 });
+    api = new ApiClient(cell.url);
+    await completeSetup(api);
+    const trusted = await api.post('/api/vault/trust-keys', { name: 'test-store', public_key: m.publicKeyPem(storeKey.publicKey) });
+    assert.equal(trusted.status, 201, trusted.text);
+    view = await engineView(engine.socketPath, (await api.get('/api/store')).body.engine.cell_id);
+  });
+
+  after(async () => {
+    try {
+      if (cell) {
+        await api.post('/api/store/remove', { id: 'test-echo', purge: true }).catch(() => undefined);
+        await cell.destroy();
+      }
+      if (tools) for (const ref of [`${repository}@${pinned}`, `${repository}:1`, `${repository}-fresh:1`, `pic-e2e-pull-${suffix}:other`]) await forget(ref).catch(() => undefined);
+      if (catalogDir) rmSync(catalogDir, { recursive: true, force: true });
+    } finally {
+      await registry.stop();
+      await engine.stop();
+    }
+  });
+
+  it('installs by pulling the pinned digest: the job goes through pulling with layers and bytes, and runs that image', async () => {
+    const listed = (await api.get('/api/store')).body.services.find((s: any) => s.id === 'test-echo');
+    assert.equal(listed.verified, true, JSON.stringify(listed));
+    assert.deepEqual(listed.containers, [{ name: 'server', image: `${repository}:1@${pinned}`, signed: true }]);
+
+    const res = await install();
+    assert.equal(res.status, 200, res.text);
+    const job = res.body.job;
+    assert.equal(job.state, 'healthy');
+    assert.equal(job.error_code, null);
+    const [image] = job.progress.images;
+    assert.equal(image.ref, `${repository}@${pinned}`);
+    assert.equal(image.state, 'pulled');
+    assert.deepEqual(image.containers, ['server']);
+    assert.equal(image.layers, 1);
+    assert.equal(image.layers_done, 1);
+    assert.ok(image.bytes_total > 100_000, `the layer's bytes were downloaded: ${JSON.stringify(image)}`);
+    assert.equal(image.bytes_done, image.bytes_total);
+    assert.deepEqual((await api.get(`/api/store/jobs/${job.id}`)).body.job.progress, job.progress, 'the job keeps its progress');
+    const pulled = await tools.inspectImage(`${repository}@${pinned}`);
+    assert.equal(pulled?.digest, pinnedId, 'the engine now has the pinned image');
+    const status = await api.get('/api/services/catalog/test-echo/status');
+    assert.equal(status.body.healthy, true, status.text);
+    assert.equal(status.body.containers[0].image_digest, pinnedId, 'the container runs the pinned image');
+    const audit = (await api.get('/api/audit?action=store.install.finished&limit=5')).body.entries[0];
+    assert.equal(audit.result, 'ok');
+
+    assert.equal((await api.post('/api/store/remove', { id: 'test-echo', purge: true })).status, 200);
+    await forget(`${repository}@${pinned}`);
+  });
+
+  it('a tag moved in the registry changes nothing: the cell pulls the pinned digest, not the tag', async () => {
+    await tools.tagImage(`pic-e2e-pull-${suffix}:other`, repository, '1');
+    movedDigest = await tools.pushImage(`${repository}:1`);
+    assert.notEqual(movedDigest, pinned, 'the tag now names another image');
+    await forget(`${repository}:1`);
+    const res = await install();
+    assert.equal(res.status, 200, res.text);
+    const status = await api.get('/api/services/catalog/test-echo/status');
+    assert.equal(status.body.containers[0].image_digest, pinnedId, 'still the pinned image, not the one under the tag');
+    assert.notEqual(status.body.containers[0].image_digest, otherId);
+    assert.equal((await api.post('/api/store/remove', { id: 'test-echo', purge: true })).status, 200);
+    await forget(`${repository}@${pinned}`);
+  });
+
+  it('refuses a registry that serves other content under a pinned digest: job failed, image_digest_mismatch, nothing created', async () => {
+    // What a compromised registry does: the pinned digest now answers with another image's manifest.
+    await publish(`${repository}-fresh:1@${fresh}`);
+    copyFileSync(registryBlobPath(registry.storageDir, movedDigest), registryBlobPath(registry.storageDir, fresh));
+    const res = await install();
+    assert.equal(res.status, 502, res.text);
+    assert.equal(res.body.ok, false);
+    assert.equal(res.body.code, 'image_digest_mismatch');
+    assert.equal(res.body.job.state, 'failed');
+    assert.equal(res.body.job.error_code, 'image_digest_mismatch');
+    assert.match(res.body.job.error, /does not verify/);
+    assert.equal(await tools.inspectImage(`${repository}-fresh@${fresh}`), undefined, 'nothing pulled');
+    assert.equal(await tools.inspectImage(otherId), undefined, 'not the other image either');
+    await assertEngineEmpty('a tampered registry');
+    const entry = (await api.get('/api/audit?action=store.install.finished&limit=5')).body.entries[0];
+    assert.equal(entry.result, 'error');
+    assert.equal(entry.details.error_code, 'image_digest_mismatch');
+    assert.equal((await api.get('/api/store')).body.services.find((s: any) => s.id === 'test-echo').state, 'available');
+  });
+
+  it('a registry that does not answer fails the job with registry_unreachable, naming it, and creates nothing', async () => {
+    const dead = `127.0.0.1:${await freePort()}`;
+    await publish(`${dead}/pic/test-echo:1@${pinned}`);
+    const res = await install();
+    assert.equal(res.status, 502, res.text);
+    assert.equal(res.body.code, 'registry_unreachable');
+    assert.equal(res.body.job.error_code, 'registry_unreachable');
+    assert.match(res.body.job.error, new RegExp(`registry ${dead.replace(/\./g, '\\.')} is not reachable`));
+    await assertEngineEmpty('an unreachable registry');
+  });
+});
