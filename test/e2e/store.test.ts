@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -86,12 +86,13 @@ describe('the store on a real container engine (real cell process)', () => {
     }
   });
 
-  it('seeds the repository store key on first start, and lists the verified catalog with the engine', async () => {
+  it('trusts only the key it was given (the repository ships none), and lists the verified catalog with the engine', async () => {
     const keys = (await api.get('/api/vault/trust-keys')).body.trust_keys.map((k: any) => k.name);
-    assert.deepEqual(keys.sort(), ['pic-store', 'test-store']);
+    assert.deepEqual(keys.sort(), ['test-store']);
     const res = await api.get('/api/store');
     assert.equal(res.body.catalog.verified, true, JSON.stringify(res.body.catalog));
     assert.equal(res.body.catalog.signed_by, m.keyFingerprint(storeKey.publicKey));
+    assert.equal(res.body.catalog.signed_by_key, 'test-store');
     assert.equal(res.body.engine.reachable, true, JSON.stringify(res.body.engine));
     assert.equal(res.body.image_verification, 'enforce');
     const echo = res.body.services.find((s: any) => s.id === 'test-echo');
@@ -367,18 +368,45 @@ describe('the store on a real container engine (real cell process)', () => {
 describe('the store without a container engine (real cell process)', () => {
   let cell: CellProcess;
   let api: ApiClient;
+  let m: ManifestModule;
+  let key: { privateKey: KeyObject; publicKey: KeyObject };
+  let dir: string;
   before(async () => {
-    cell = await startCellProcess({ cellYaml: 'store:\n  engine_socket: /nonexistent/pic-docker.sock\n' });
+    // The tests' own catalog, signed with a throwaway key that cell.yaml tells the cell to trust.
+    m = await loadManifestModule();
+    key = m.generateStoreKeyPair();
+    dir = mkdtempSync(join(tmpdir(), 'pic-store-noengine-'));
+    await writeCatalog(m, join(dir, 'catalog'), { version: 1, key: key.privateKey, manifest: await testEchoManifest(m, `sha256:${'5'.repeat(64)}`, key.privateKey) });
+    writeFileSync(join(dir, 'test-store.pub.pem'), m.publicKeyPem(key.publicKey));
+    cell = await startCellProcess({
+      cellYaml: [
+        'store:',
+        `  catalog_dir: ${join(dir, 'catalog')}`,
+        '  engine_socket: /nonexistent/pic-docker.sock',
+        '  trusted_keys:',
+        '    - name: test-store',
+        `      file: ${join(dir, 'test-store.pub.pem')}`,
+        '',
+      ].join('\n'),
+    });
     api = new ApiClient(cell.url);
     await completeSetup(api);
   });
-  after(() => cell.destroy());
+  after(async () => {
+    await cell?.destroy();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
 
-  it('still lists the verified catalog, and install answers 503 with the engine\'s reason (audited)', async () => {
+  it('trusts the key cell.yaml names (audited), lists the verified catalog, and install answers 503 with the engine\'s reason', async () => {
+    const keys = (await api.get('/api/vault/trust-keys')).body.trust_keys;
+    assert.deepEqual(keys.map((k: any) => [k.name, k.fingerprint]), [['test-store', m.keyFingerprint(key.publicKey)]]);
+    const seeded = (await api.get('/api/audit?action=store.trust_key.seed')).body.entries[0];
+    assert.equal(seeded.target_id, 'test-store');
     const store = await api.get('/api/store');
     assert.equal(store.status, 200, store.text);
-    assert.equal(store.body.catalog.verified, true, 'the repository catalog, checked against the seeded key');
-    assert.deepEqual(store.body.services.map((s: any) => s.id).sort(), ['calendar', 'email', 'files', 'test-echo']);
+    assert.equal(store.body.catalog.verified, true, JSON.stringify(store.body.catalog));
+    assert.equal(store.body.catalog.signed_by_key, 'test-store');
+    assert.deepEqual(store.body.services.map((s: any) => s.id), ['test-echo']);
     assert.equal(store.body.engine.reachable, false);
     assert.match(store.body.engine.reason, /nonexistent\/pic-docker\.sock/);
     const install = await api.post('/api/store/install', { id: 'test-echo' });
@@ -395,5 +423,26 @@ describe('the store without a container engine (real cell process)', () => {
     const status = (await api.get('/api/status')).body;
     assert.equal(status.subsystems.store.state, 'not_configured', JSON.stringify(status.subsystems.store));
     assert.match(status.subsystems.store.reason, /nonexistent\/pic-docker\.sock/);
+  });
+});
+
+describe('the store with the repository\'s own catalog (real cell process)', () => {
+  let cell: CellProcess;
+  let api: ApiClient;
+  before(async () => {
+    cell = await startCellProcess({ cellYaml: 'store:\n  engine_socket: /nonexistent/pic-docker.sock\n' });
+    api = new ApiClient(cell.url);
+    await completeSetup(api);
+  });
+  after(() => cell.destroy());
+
+  it('lists nothing: the repository ships no signed index and no key, and test-echo is in no user\'s store', async () => {
+    assert.deepEqual((await api.get('/api/vault/trust-keys')).body.trust_keys, []);
+    const store = await api.get('/api/store');
+    assert.equal(store.status, 200, store.text);
+    assert.equal(store.body.catalog.verified, false);
+    assert.match(store.body.catalog.refusal.reason, /services-index\/index\.json/);
+    assert.deepEqual(store.body.services, []);
+    assert.equal((await api.post('/api/store/install', { id: 'test-echo' })).status, 422);
   });
 });

@@ -51,6 +51,7 @@ describe('loadConfig', () => {
           engineSocket: null,
           imageVerification: 'enforce',
           publishAddress: '127.0.0.1',
+          trustedKeys: [],
         },
       });
     });
@@ -125,10 +126,14 @@ describe('loadConfig', () => {
       engineSocket: 'unix:///run/x.sock',
       imageVerification: 'warn',
       publishAddress: '127.0.0.1',
+      trustedKeys: [],
     });
     const onTunnel = dataDir('store:\n  publish_address: 10.8.0.1\n');
     assert.equal(loadConfig({ PIC_DATA_DIR: onTunnel }).store.publishAddress, '10.8.0.1');
     assert.throws(() => loadConfig({ PIC_DATA_DIR: dataDir('store:\n  publish_address: every\n') }), /publish_address/);
+    const keys = dataDir('store:\n  trusted_keys:\n    - name: local-store\n      file: store-local/store.pub.pem\n');
+    assert.deepEqual(loadConfig({ PIC_DATA_DIR: keys }).store.trustedKeys, [{ name: 'local-store', file: join(keys, 'store-local', 'store.pub.pem') }]);
+    configError({ PIC_DATA_DIR: dataDir('store:\n  trusted_keys:\n    - name: Bad Name\n      file: k.pem\n') }, /"store\.trusted_keys\.0\.name"/);
     const abs = dataDir('store:\n  catalog_dir: /srv/catalog\n');
     assert.equal(loadConfig({ PIC_DATA_DIR: abs }).store.catalogDir, '/srv/catalog');
     configError({ PIC_DATA_DIR: dataDir('store:\n  image_verification: maybe\n') }, /"store\.image_verification"/);

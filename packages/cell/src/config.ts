@@ -75,6 +75,22 @@ export const CellYamlSchema = Type.Object(
           publish_address: Type.Optional(
             Type.String({ format: 'ipv4', errorMessage: 'must be an IPv4 address, e.g. 127.0.0.1 or the VPN address' }),
           ),
+          /**
+           * Public keys (PEM files, relative to the data dir) the cell adds to its trust keys at start, once
+           * each, under the given name: how `npm run services:local` makes the cell trust its local catalog.
+           */
+          trusted_keys: Type.Optional(
+            Type.Array(
+              Type.Object(
+                {
+                  name: Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,62}$', errorMessage: 'must be 1-63 lowercase letters, digits, ".", "_" or "-"' }),
+                  file: Type.String({ minLength: 1, maxLength: 4096 }),
+                },
+                { additionalProperties: false },
+              ),
+              { maxItems: 16 },
+            ),
+          ),
         },
         { additionalProperties: false },
       ),
@@ -107,6 +123,8 @@ export interface CellConfig {
     engineSocket: string | null;
     imageVerification: 'enforce' | 'warn' | 'off';
     publishAddress: string;
+    /** Keys to trust from files (absolute paths), each once: cell.yaml store.trusted_keys. */
+    trustedKeys: Array<{ name: string; file: string }>;
   };
 }
 
@@ -185,6 +203,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CellConfig {
       engineSocket: yaml.store?.engine_socket ?? null,
       imageVerification: yaml.store?.image_verification ?? 'enforce',
       publishAddress: yaml.store?.publish_address ?? '127.0.0.1',
+      trustedKeys: (yaml.store?.trusted_keys ?? []).map((k) => ({ name: k.name, file: resolve(dataDir, k.file) })),
     },
   };
 }

@@ -1,7 +1,7 @@
 import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateStoreKeyPair, keyFingerprint, publicKeyPem } from '@pic/manifest';
@@ -199,8 +199,15 @@ describe('seedTrustKey', () => {
     assert.deepEqual(await listTrustKeys(cell.database.db), []);
   });
 
-  it('the repository really ships a seedable key', () => {
-    const pem = readFileSync(join(import.meta.dirname, '..', '..', '..', '..', '..', 'services-index', 'store.pub.pem'), 'utf8');
-    assert.ok(!('problem' in parseTrustKey(pem)));
+  it('seeds nothing when the repository ships no key (it ships none: see services-index/README.md)', async () => {
+    const empty = mkdtempSync(join(tmpdir(), 'pic-seed-none-'));
+    const other = await openTestCell();
+    try {
+      assert.equal(await seedTrustKey(other.database.db, other.audit, silentLogger, empty), undefined);
+      assert.deepEqual(await listTrustKeys(other.database.db), []);
+    } finally {
+      await other.close();
+      rmSync(empty, { recursive: true, force: true });
+    }
   });
 });

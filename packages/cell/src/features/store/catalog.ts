@@ -168,7 +168,11 @@ export async function seedTrustKey(db: Db, audit: AuditLog, logger: Logger, repo
     // a regular file of a few kB only, read with a time limit: a FIFO here must not hold up the start
     text = (await readRegularFile(file, { maxBytes: MAX_KEY_FILE_BYTES })).toString('utf8');
   } catch (err) {
-    logger.warn('no store key to seed the trust keys with', { file, error: (err as Error).message });
+    // The repository ships no key today (services-index/README.md); keys come from cell.yaml or the API.
+    if ((err as { problem?: string }).problem === 'missing') {
+      const hint = 'the catalog ships no store key to trust; add one with store.trusted_keys or /api/vault/trust-keys';
+      logger.info(hint, { file });
+    } else logger.warn('no store key to seed the trust keys with', { file, error: (err as Error).message });
     return undefined;
   }
   const parsed = parseTrustKey(text);

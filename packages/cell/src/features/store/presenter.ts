@@ -61,6 +61,8 @@ export function presentStore(
   engine: EngineState,
   imageVerification: string,
   highestAccepted: number | null,
+  /** Names of the trusted keys by fingerprint: the catalog's signer is shown by name too. */
+  keyNames: ReadonlyMap<string, string> = new Map(),
 ) {
   const installed = new Map(installations.map((i) => [i.id, i]));
   const stateOf = (id: string) => {
@@ -104,6 +106,7 @@ export function presentStore(
           expires: catalog.index.index.expires,
           digest: catalog.index.digest,
           signed_by: catalog.index.signedBy,
+          signed_by_key: keyNames.get(catalog.index.signedBy) ?? null,
           highest_accepted_version: highestAccepted,
         }
       : { verified: false, refusal: presentRefusal(catalog.refusal), highest_accepted_version: highestAccepted },

@@ -9,6 +9,7 @@ import { validateBody } from '../../http/validate.js';
 import { requireEngine, describeError } from './engine.js';
 import { findInstallation, findJob } from './installations.js';
 import { ServiceBusyError } from './installer.js';
+import { listTrustKeys } from '../vault/trust-keys.js';
 import { presentInstallation, presentJob, presentStore } from './presenter.js';
 import { InstallBody, RemoveBody } from './schema.js';
 import type { PreparedInstall } from './service.js';
@@ -30,7 +31,8 @@ export function storeRoutes(deps: CellDeps): Router {
     // A refusal met while reading is audited too (once per distinct refusal).
     if (!catalog.ok) await store.catalog.auditReadRefusal(catalog.refusal, actor, ctx.ip || null);
     else for (const s of catalog.services) if (s.refusal) await store.catalog.auditReadRefusal(s.refusal, actor, ctx.ip || null, s.entry.id);
-    const body = presentStore(catalog, installations, jobs, engine, store.imageVerification, accepted?.version ?? null);
+    const keyNames = new Map((await listTrustKeys(db)).map((k) => [k.fingerprint, k.name]));
+    const body = presentStore(catalog, installations, jobs, engine, store.imageVerification, accepted?.version ?? null, keyNames);
     ctx.body = { ...body, engine: { ...body.engine, cell_id: store.cellId } };
   });
 
@@ -79,7 +81,7 @@ export function storeRoutes(deps: CellDeps): Router {
         version: request.manifest.version,
         index_version: request.indexVersion,
         manifest_digest: request.manifestDigest,
-        images: request.plans.map((p) => ({ container: p.container, digest: p.actual ?? p.pinned, signed_by: p.signedBy ?? null })),
+        images: request.plans.map((p) => ({ container: p.container, digest: p.actual ?? p.pinned, signed_by: p.signedBy ?? null, pull: p.pull ?? null })),
         ...(warnings.length ? { image_warnings: warnings.map((w) => ({ refusal: w.code, reason: w.reason })) } : {}),
       };
       ctx.status = 202;

@@ -13,6 +13,7 @@ import { ServiceMounts } from '../services/mounts.js';
 import { seedTrustKey, StoreCatalog, storeTrustedKeys, toRefusal, type CatalogView, type Refusal } from './catalog.js';
 import { createRuntime, describeError, engineState, requireEngine, storeCellId, type EngineState } from './engine.js';
 import { checkImages, type ImageVerification } from './images.js';
+import { seedConfiguredKeys } from './trust.js';
 import { Installer, type InstallRequest } from './installer.js';
 import { reservedPortProblems } from './specs.js';
 import { readCellSettings } from '../config/service.js';
@@ -69,6 +70,7 @@ export class Store {
     // The key this repository ships, not the configured catalog's: a catalog never vouches for itself.
     const repoRoot = options.repoRoot ?? DEFAULT_CATALOG_DIR;
     await seedTrustKey(d.db, d.audit, d.logger, repoRoot);
+    await seedConfiguredKeys(d.db, d.audit, d.logger, d.config.store.trustedKeys ?? []);
     const cellId = await storeCellId(d.db);
     const runtime = options.runtime ?? createRuntime(cellId, d.config.store.engineSocket);
     const catalog = new StoreCatalog(d.db, d.config.store.catalogDir, d.audit, d.logger, options.now);
