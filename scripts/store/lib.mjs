@@ -2,6 +2,7 @@
 // @pic/manifest from packages/manifest/dist (built first, so the scripts never run stale code).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -65,6 +66,23 @@ export async function loadManifestPackage({ build = true } = {}) {
   }
 }
 
+/** Builds packages/runtime (unless skipped) and imports it: the engine client the image tools use. */
+export async function loadRuntimePackage({ build = true } = {}) {
+  if (build) {
+    const tsc = join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc');
+    if (!existsSync(tsc)) throw new Error('dependencies are not installed: run "npm run build" once first');
+    const res = spawnSync(process.execPath, [tsc, '-b', join(repoRoot, 'packages', 'runtime', 'tsconfig.json')], { cwd: repoRoot, stdio: ['ignore', 2, 2] });
+    if (res.error) throw res.error;
+    if (res.status !== 0) throw new Error(`building packages/runtime failed (exit ${res.status ?? res.signal})`);
+  }
+  const entry = join(repoRoot, 'packages', 'runtime', 'dist', 'index.js');
+  try {
+    return await import(pathToFileURL(entry).href);
+  } catch (err) {
+    throw new Error(`cannot load ${entry} (${err.code ?? err.message}): run "npm run build" first`);
+  }
+}
+
 /** Runs a script's main: usage errors exit 2 with the usage text, refusals and failures exit 1. */
 export async function runMain(usage, main) {
   try {
@@ -81,4 +99,67 @@ export async function runMain(usage, main) {
       process.exitCode = 1;
     }
   }
+}
+
+/** Reads a store private key (PEM; an encrypted one takes its passphrase from $PIC_STORE_KEY_PASSPHRASE). */
+export async function loadPrivateKeyFile(m, keyFile) {
+  const keyPem = await readFile(keyFile, 'utf8').catch((err) => {
+    throw new Error(`cannot read the key ${keyFile}: ${err.code ?? err.message}`);
+  });
+  try {
+    return m.loadPrivateKey(keyPem, process.env[PASSPHRASE_ENV] || undefined);
+  } catch (err) {
+    throw new Error(`${keyFile} is not a usable store private key: ${err.message}`);
+  }
+}
+
+/**
+ * Signs a catalog root: every manifest under <root>/manifests, validated and digested from its
+ * canonical bytes, into a new index (version above the current one, or `requestedVersion`, which
+ * must be higher) and its sigstore bundle, checked before either file is written.
+ */
+export async function signCatalog(m, { root, indexFile, bundleFile, privateKey, requestedVersion, expiresDays = 90 }) {
+  const manifestsDir = join(root, m.MANIFESTS_DIR);
+  const names = (await readdir(manifestsDir).catch(() => [])).filter((n) => /\.ya?ml$/.test(n)).sort();
+  if (names.length === 0) throw new Error(`no manifests in ${manifestsDir}`);
+  const services = [];
+  for (const name of names) {
+    const path = `${m.MANIFESTS_DIR}/${name}`;
+    const manifest = m.parseManifest(await readFile(join(manifestsDir, name)), path);
+    const clash = services.find((s) => s.id === manifest.id);
+    if (clash) throw new Error(`${path} and ${clash.manifest} both declare id "${manifest.id}"`);
+    services.push(m.indexEntryFor(manifest, path));
+  }
+  services.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+
+  // Versions only go up: a cell refuses anything below the highest it has accepted.
+  const previous = await readFile(indexFile, 'utf8').then(
+    (text) => {
+      try {
+        return JSON.parse(text);
+      } catch {
+        return undefined;
+      }
+    },
+    () => undefined,
+  );
+  const previousVersion = Number.isSafeInteger(previous?.version) ? previous.version : 0;
+  const version = requestedVersion ?? previousVersion + 1;
+  if (version <= previousVersion) throw new Error(`--version ${version} must be greater than the current index version ${previousVersion}`);
+
+  const expires = new Date(Date.now() + expiresDays * 86_400_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const index = { version, expires, services };
+  const { bundle } = await m.signIndex(index, privateKey);
+  const indexText = `${JSON.stringify(index, null, 2)}\n`;
+  // Check what is about to be written before writing it.
+  const verified = m.verifyIndex(indexText, bundle, [privateKey]);
+  await writeAtomically(indexFile, indexText);
+  await writeAtomically(bundleFile, `${JSON.stringify(bundle, null, 2)}\n`);
+  return { version, expires, services, verified };
+}
+
+export async function writeAtomically(file, text, mode = 0o644) {
+  const tmp = `${file}.tmp-${process.pid}`;
+  await writeFile(tmp, text, { mode });
+  await rename(tmp, file);
 }

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // Signs the store's catalog: recomputes every manifest's digest from manifests/, writes the index
 // and its sigstore bundle (keyed, offline). The private key is only read, never written or copied.
-import { readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { PASSPHRASE_ENV, UsageError, isInside, loadManifestPackage, parseArgs, repoRoot, resolveFrom, runMain } from './lib.mjs';
+import { PASSPHRASE_ENV, UsageError, isInside, loadManifestPackage, loadPrivateKeyFile, parseArgs, repoRoot, resolveFrom, runMain, signCatalog } from './lib.mjs';
 
 const USAGE = `usage: npm run store:sign -- --key <private key PEM> [options]
 
@@ -37,55 +37,10 @@ await runMain(USAGE, async () => {
   const bundleFile = resolveFrom(root, args.out ?? m.BUNDLE_PATH);
   const keyFile = resolveFrom(process.cwd(), args.key);
 
-  const keyPem = await readFile(keyFile, 'utf8').catch((err) => {
-    throw new Error(`cannot read the key ${keyFile}: ${err.code ?? err.message}`);
-  });
-  let privateKey;
-  try {
-    privateKey = m.loadPrivateKey(keyPem, process.env[PASSPHRASE_ENV] || undefined);
-  } catch (err) {
-    throw new Error(`${keyFile} is not a usable store private key: ${err.message}`);
-  }
+  const privateKey = await loadPrivateKeyFile(m, keyFile);
   if (isInside(repoRoot, keyFile)) process.stderr.write(`warning: ${keyFile} lies inside the repository; never commit it\n`);
 
-  // Every manifest, validated and digested from its canonical bytes.
-  const manifestsDir = join(root, m.MANIFESTS_DIR);
-  const names = (await readdir(manifestsDir)).filter((n) => /\.ya?ml$/.test(n)).sort();
-  if (names.length === 0) throw new Error(`no manifests in ${manifestsDir}`);
-  const services = [];
-  for (const name of names) {
-    const path = `${m.MANIFESTS_DIR}/${name}`;
-    const manifest = m.parseManifest(await readFile(join(manifestsDir, name)), path);
-    const clash = services.find((s) => s.id === manifest.id);
-    if (clash) throw new Error(`${path} and ${clash.manifest} both declare id "${manifest.id}"`);
-    services.push(m.indexEntryFor(manifest, path));
-  }
-  services.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-
-  // Versions only go up: a cell refuses anything below the highest it has accepted.
-  const previous = await readFile(indexFile, 'utf8').then(
-    (text) => {
-      try {
-        return JSON.parse(text);
-      } catch {
-        return undefined;
-      }
-    },
-    () => undefined,
-  );
-  const previousVersion = Number.isSafeInteger(previous?.version) ? previous.version : 0;
-  const version = requestedVersion ?? previousVersion + 1;
-  if (version <= previousVersion) throw new Error(`--version ${version} must be greater than the current index version ${previousVersion}`);
-
-  const expires = new Date(Date.now() + expiresDays * 86_400_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
-  const index = { version, expires, services };
-  const { bundle } = await m.signIndex(index, privateKey);
-  const indexText = `${JSON.stringify(index, null, 2)}\n`;
-  // Check what is about to be written before writing it.
-  const verified = m.verifyIndex(indexText, bundle, [privateKey]);
-
-  await writeAtomically(indexFile, indexText);
-  await writeAtomically(bundleFile, `${JSON.stringify(bundle, null, 2)}\n`);
+  const { version, expires, services, verified } = await signCatalog(m, { root, indexFile, bundleFile, privateKey, requestedVersion, expiresDays });
 
   const published = await readFile(join(root, m.PUBLIC_KEY_PATH), 'utf8').catch(() => undefined);
   if (published !== undefined && m.keyFingerprint(published) !== verified.signedBy) {
@@ -99,9 +54,3 @@ await runMain(USAGE, async () => {
   );
   return 0;
 });
-
-async function writeAtomically(file, text) {
-  const tmp = `${file}.tmp-${process.pid}`;
-  await writeFile(tmp, text, { mode: 0o644 });
-  await rename(tmp, file);
-}

@@ -12,3 +12,4 @@ export * from './catalog.js';
 export * from './images.js';
 export * from './files.js';
 export * from './read-file.js';
+export * from './publish.js';
