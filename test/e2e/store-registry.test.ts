@@ -109,6 +109,38 @@ describe('the store pulls images by digest from a real registry (real cell proce
     }
   });
 
+  it('refuses a registry-pinned catalog signed by an untrusted key, changed after signing, rolled back or expired, before any pull', async () => {
+    const good = `${repository}:1@${pinned}`;
+    const refused = async (code: string) => {
+      const res = await api.post('/api/store/install', { id: 'test-echo' });
+      assert.equal(res.status, 422, res.text);
+      assert.equal(res.body.code, code);
+      assert.equal(await tools.inspectImage(`${repository}@${pinned}`), undefined, `nothing pulled (${code})`);
+    };
+    const stranger = m.generateStoreKeyPair();
+    await writeCatalog(m, catalogDir, { version: ++version, key: stranger.privateKey, manifest: await testEchoManifest(m, good, storeKey.privateKey) });
+    await refused('untrusted_key');
+    // Mix-and-match: the pin swapped for the moved tag's image after the index was signed.
+    await writeCatalog(m, catalogDir, {
+      version: ++version,
+      key: storeKey.privateKey,
+      manifest: await testEchoManifest(m, good, storeKey.privateKey),
+      tamper: (man) => (man.containers[0].image = `${repository}:1@sha256:${'6'.repeat(64)}`),
+    });
+    await refused('digest_mismatch');
+    // An image signature made for another digest (the index itself is fine).
+    const swapped = await testEchoManifest(m, good, storeKey.privateKey);
+    swapped.containers[0].image = `${repository}:1@sha256:${'7'.repeat(64)}`;
+    await writeCatalog(m, catalogDir, { version: ++version, key: storeKey.privateKey, manifest: swapped });
+    await refused('signature_mismatch');
+    await writeCatalog(m, catalogDir, { version: version - 1, key: storeKey.privateKey, manifest: await testEchoManifest(m, good, storeKey.privateKey) });
+    await refused('rollback');
+    await writeCatalog(m, catalogDir, { version: ++version, key: storeKey.privateKey, manifest: await testEchoManifest(m, good, storeKey.privateKey), expires: '2020-01-01T00:00:00Z' });
+    await refused('expired');
+    await assertEngineEmpty('refused catalogs');
+    await publish(good);
+  });
+
   it('installs by pulling the pinned digest: the job goes through pulling with layers and bytes, and runs that image', async () => {
     const listed = (await api.get('/api/store')).body.services.find((s: any) => s.id === 'test-echo');
     assert.equal(listed.verified, true, JSON.stringify(listed));
