@@ -137,8 +137,8 @@ export class DockerRuntime implements ContainerRuntime {
 
   async ensureImage(ref: string, options: EnsureImageOptions = {}): Promise<ImageInfo> {
     const info = await this.inspectImage(ref);
-    // No pull: no registry is assumed reachable, and a cell must not fetch what it did not verify.
-    if (!info) throw new ImageMissingError(ref, 'build or load it onto the engine first (the runtime never pulls)');
+    // No implicit pull: only pullImage() fetches, and only by digest.
+    if (!info) throw new ImageMissingError(ref, 'pull it by digest, or build or load it onto the engine first');
     if (options.digest !== undefined && info.digest !== options.digest) throw new ImageDigestMismatchError(ref, options.digest, info.digest);
     return info;
   }
@@ -308,7 +308,7 @@ export class DockerRuntime implements ContainerRuntime {
       created = await this.call('create container', () => this.docker.createContainer(options), { kind: 'container', name: spec.name, creating: true });
     } catch (err) {
       // The only thing a create can miss, once the network was checked, is the image.
-      if (err instanceof NotFoundError) throw new ImageMissingError(spec.image, 'the runtime never pulls; build or load it first');
+      if (err instanceof NotFoundError) throw new ImageMissingError(spec.image, 'creating a container never pulls; pull it by digest, or build or load it first');
       throw err;
     }
     return this.inspectContainer(created.id);

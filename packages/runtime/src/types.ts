@@ -236,7 +236,7 @@ export interface ContainerRuntime {
   inspectImage(ref: string): Promise<ImageInfo | undefined>;
   /** The digest the cell pins for `ref` (its image ID); ImageMissingError when absent. */
   imageDigest(ref: string): Promise<string>;
-  /** The image must be present locally (no registry is consulted); optionally with this digest. */
+  /** The image must be present locally (no registry is consulted here); optionally with this digest. */
   ensureImage(ref: string, options?: EnsureImageOptions): Promise<ImageInfo>;
   /**
    * Pulls `registry/repository@sha256:…` from the registry the reference names (only by digest: a

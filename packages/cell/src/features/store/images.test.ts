@@ -53,7 +53,7 @@ describe('checkImages (ADR 001: the image is the signed one)', () => {
     assert.equal(plans[0]!.image, 'pic-demo:1', 'not the pinned ID: that is not what the engine has');
   });
 
-  it('off: checks nothing but presence; a missing image is refused in every mode (the cell never pulls)', async () => {
+  it('off: checks nothing but presence; a missing image that names no registry is refused in every mode (it is never pulled)', async () => {
     const { plans, warnings } = await checkImages(runtimeWith(OTHER_ID), demoManifest(), [], 'off');
     assert.deepEqual(warnings, []);
     assert.equal(plans[0]!.image, 'pic-demo:1');
