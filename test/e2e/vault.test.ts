@@ -172,9 +172,8 @@ describe('vault API (real cell process)', () => {
     const ecPem = ec.publicKey.export({ type: 'spki', format: 'pem' }).toString();
     const edPem = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
 
-    // On first start the store trusts the repository's key as "pic-store" (ADR 001); start from none.
-    assert.deepEqual((await api.get('/api/vault/trust-keys')).body.trust_keys.map((k: { name: string }) => k.name), ['pic-store']);
-    assert.equal((await api.delete('/api/vault/trust-keys/pic-store')).status, 200);
+    // The repository ships no store key (services-index/README.md), so a new cell trusts none.
+    assert.deepEqual((await api.get('/api/vault/trust-keys')).body.trust_keys, []);
 
     const added = await api.post('/api/vault/trust-keys', { name: 'pic-store', public_key: ecPem });
     assert.equal(added.status, 201, added.text);
@@ -237,8 +236,7 @@ describe('vault API (real cell process)', () => {
     assert.equal(find('vault.cert.revoke')[0]?.target_type, 'certificate');
     assert.equal(find('vault.cert.revoke', 'error').length >= 2, true);
     assert.equal(find('vault.trust_key.add')[0]?.target_type, 'trust_key');
-    // newest first: the test's own delete, then the seeded store key it removed first
-    assert.deepEqual(find('vault.trust_key.delete').map((e) => e.target_id), ['ed', 'pic-store']);
+    assert.deepEqual(find('vault.trust_key.delete').map((e) => e.target_id), ['ed']);
     assert.equal(find('vault.rotate').length, 1);
     assert.ok(find('vault.rotate', 'denied').length >= 1, "the peer's attempt is recorded as denied");
     assert.equal((await api.get('/api/audit/verify')).body.valid, true);
