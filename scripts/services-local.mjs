@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // npm run services:local: the one command that gets the first-party services (email, calendar,
 // files) to a cell on a machine with no registry reachable. It
+//   0. installs docker-registry and debootstrap with apt when missing (as root),
 //   1. builds the images (scripts/images/first-party/build.mjs),
 //   2. starts a registry (Debian's docker-registry) on 127.0.0.1, its blobs kept under
 //      <data dir>/store-local/registry, pushes the images, reads back their digests, and pulls them
@@ -16,6 +17,8 @@ import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { UsageError, loadManifestPackage, loadRuntimePackage, parseArgs, repoRoot, resolveFrom, runMain, writeAtomically } from './store/lib.mjs';
 import { DEFAULT_BUILDER, loadBuilder, publishCatalog } from './store/publish-lib.mjs';
+import { aptInstall, haveCommands } from './system/apt.mjs';
+import { ensure as ensureRegistryInstalled } from './system/registry.mjs';
 
 const USAGE = `usage: npm run services:local [-- options]
 
@@ -56,6 +59,15 @@ await runMain(USAGE, async () => {
   const cellYamlText = existsSync(cellYamlFile) ? await readFile(cellYamlFile, 'utf8') : '';
   const doc = yaml.parseDocument(cellYamlText);
   if (doc.errors.length) throw new Error(`${cellYamlFile} is not valid YAML: ${doc.errors[0].message}`);
+
+  // What this command needs from the system, installed with apt when missing (as root): the
+  // registry, and debootstrap for the first-party image builds. Docker itself must be running.
+  const registryPart = await ensureRegistryInstalled(log);
+  if (!registryPart.ok) log(`docker-registry: ${registryPart.reason}`);
+  if (!args.builder && !haveCommands('debootstrap') && !existsSync('/usr/sbin/debootstrap')) {
+    const failed = aptInstall(['debootstrap'], log);
+    if (failed) log(`debootstrap: ${failed}`);
+  }
 
   const m = await loadManifestPackage({ build: !args['no-build'] });
   const rt = await loadRuntimePackage({ build: !args['no-build'] });

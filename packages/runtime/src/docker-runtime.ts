@@ -670,7 +670,7 @@ export function splitDigestReference(ref: string): { registry: string; repositor
   return { registry: first, repository, digest: m[2]! };
 }
 
-const UNREACHABLE_REGISTRY = /dial tcp|connection refused|no such host|i\/o timeout|network is unreachable|no route to host|server gave HTTP response to HTTPS client|TLS handshake|connection reset|EOF$/i;
+const UNREACHABLE_REGISTRY = /dial tcp|connection refused|no such host|i\/o timeout|network is unreachable|no route to host|server gave HTTP response to HTTPS client|TLS handshake|x509|certificate|connection reset|EOF$/i;
 const NOT_IN_REGISTRY = /manifest unknown|not found|name unknown|blob unknown/i;
 const NOT_VERIFIED = /verif|did not match|digest mismatch|unexpected digest/i;
 
