@@ -15,7 +15,16 @@ import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
-import { UsageError, loadManifestPackage, loadRuntimePackage, parseArgs, repoRoot, resolveFrom, runMain, writeAtomically } from './store/lib.mjs';
+import {
+  UsageError,
+  loadManifestPackage,
+  loadRuntimePackage,
+  parseArgs,
+  repoRoot,
+  resolveFrom,
+  runMain,
+  writeAtomically,
+} from './store/lib.mjs';
 import { DEFAULT_BUILDER, loadBuilder, publishCatalog } from './store/publish-lib.mjs';
 import { aptInstall, haveCommands } from './system/apt.mjs';
 import { ensure as ensureRegistryInstalled } from './system/registry.mjs';
@@ -38,17 +47,27 @@ const log = (msg) => process.stderr.write(`[services:local] ${msg}\n`);
 
 await runMain(USAGE, async () => {
   const args = parseArgs(process.argv.slice(2), {
-    'data-dir': 'string', service: 'strings', port: 'string', builder: 'string', root: 'string', 'expires-days': 'string', 'no-build': 'boolean', help: 'boolean',
+    'data-dir': 'string',
+    service: 'strings',
+    port: 'string',
+    builder: 'string',
+    root: 'string',
+    'expires-days': 'string',
+    'no-build': 'boolean',
+    help: 'boolean',
   });
   if (args.help) {
     process.stdout.write(USAGE);
     return 0;
   }
   const expiresDays = args['expires-days'] === undefined ? 365 : Number(args['expires-days']);
-  if (!Number.isInteger(expiresDays) || expiresDays < 1 || expiresDays > 3660) throw new UsageError('--expires-days must be a whole number of days, 1 to 3660');
+  if (!Number.isInteger(expiresDays) || expiresDays < 1 || expiresDays > 3660)
+    throw new UsageError('--expires-days must be a whole number of days, 1 to 3660');
   const portArg = args.port === undefined ? undefined : Number(args.port);
-  if (portArg !== undefined && (!Number.isInteger(portArg) || portArg < 1 || portArg > 65535)) throw new UsageError('--port must be a port number');
-  for (const s of args.service ?? []) if (!/^[a-z][a-z0-9-]{0,62}$/.test(s)) throw new UsageError(`--service "${s}" is not a service id`);
+  if (portArg !== undefined && (!Number.isInteger(portArg) || portArg < 1 || portArg > 65535))
+    throw new UsageError('--port must be a port number');
+  for (const s of args.service ?? [])
+    if (!/^[a-z][a-z0-9-]{0,62}$/.test(s)) throw new UsageError(`--service "${s}" is not a service id`);
 
   const dataDir = resolve(args['data-dir'] ?? (process.env.PIC_DATA_DIR || './data'));
   const local = join(dataDir, 'store-local');
@@ -74,11 +93,17 @@ await runMain(USAGE, async () => {
 
   // The engine the cell itself uses.
   const socket = doc.getIn(['store', 'engine_socket']);
-  const runtime = new rt.DockerRuntime({ cellId: 'pic-services-local', socket: typeof socket === 'string' ? socket : undefined, dockerHost: process.env.DOCKER_HOST });
+  const runtime = new rt.DockerRuntime({
+    cellId: 'pic-services-local',
+    socket: typeof socket === 'string' ? socket : undefined,
+    dockerHost: process.env.DOCKER_HOST,
+  });
   try {
     await runtime.ping();
   } catch (err) {
-    throw new Error(`no container engine answers at ${runtime.endpoint}: ${err.message}\nInstall and start Docker (see wiki/admin-install-and-first-run.md), then run this again.`);
+    throw new Error(
+      `no container engine answers at ${runtime.endpoint}: ${err.message}\nInstall and start Docker (see wiki/admin-install-and-first-run.md), then run this again.`,
+    );
   }
   const dockerHost = runtime.endpoint;
 
@@ -103,7 +128,9 @@ await runMain(USAGE, async () => {
   const port = portArg ?? (Number.isInteger(saved.port) ? saved.port : await rt.freePort());
   const registry = await rt.startRegistry({ storageDir: join(local, 'registry'), port });
   if ('skip' in registry) {
-    throw new Error(`${registry.skip}\nInstall it with: apt-get install docker-registry (or run npm test once as root, which installs it).`);
+    throw new Error(
+      `${registry.skip}\nInstall it with: apt-get install docker-registry (or run npm test once as root, which installs it).`,
+    );
   }
   await writeAtomically(registryFile, `${JSON.stringify({ port }, null, 2)}\n`);
   log(`registry on ${registry.host} (blobs in ${registry.storageDir})`);
@@ -113,7 +140,17 @@ await runMain(USAGE, async () => {
     const build = await loadBuilder(args.builder ? resolveFrom(process.cwd(), args.builder) : DEFAULT_BUILDER);
     const catalog = join(local, 'catalog');
     result = await publishCatalog({
-      m, runtime, build, registry: registry.host, root: resolveFrom(process.cwd(), args.root ?? repoRoot), out: catalog, services: args.service, privateKey, dockerHost, expiresDays, log,
+      m,
+      runtime,
+      build,
+      registry: registry.host,
+      root: resolveFrom(process.cwd(), args.root ?? repoRoot),
+      out: catalog,
+      services: args.service,
+      privateKey,
+      dockerHost,
+      expiresDays,
+      log,
     });
     await writeFile(join(catalog, m.PUBLIC_KEY_PATH), m.publicKeyPem(privateKey), { mode: 0o644 });
     // Pull each image by digest into the engine now: installing then needs no running registry.
@@ -132,11 +169,16 @@ await runMain(USAGE, async () => {
   // cell.yaml: this catalog, and the local key to trust (added once at the cell's next start).
   if (!doc.contents) doc.contents = doc.createNode({});
   const previousCatalog = doc.getIn(['store', 'catalog_dir']);
-  if (typeof previousCatalog === 'string' && resolve(dataDir, previousCatalog) !== result.catalog) log(`cell.yaml: store.catalog_dir was ${previousCatalog}; now the local catalog`);
+  if (typeof previousCatalog === 'string' && resolve(dataDir, previousCatalog) !== result.catalog)
+    log(`cell.yaml: store.catalog_dir was ${previousCatalog}; now the local catalog`);
   doc.setIn(['store', 'catalog_dir'], result.catalog);
   const keys = doc.getIn(['store', 'trusted_keys']);
   const list = keys && typeof keys.toJSON === 'function' ? keys.toJSON() : [];
-  if (!list.some((k) => k?.name === KEY_NAME)) doc.setIn(['store', 'trusted_keys'], doc.createNode([...list, { name: KEY_NAME, file: 'store-local/store.pub.pem' }]));
+  if (!list.some((k) => k?.name === KEY_NAME))
+    doc.setIn(
+      ['store', 'trusted_keys'],
+      doc.createNode([...list, { name: KEY_NAME, file: 'store-local/store.pub.pem' }]),
+    );
   await writeAtomically(cellYamlFile, doc.toString(), 0o600);
 
   process.stdout.write(

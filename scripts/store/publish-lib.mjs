@@ -15,7 +15,9 @@ const REGISTRY_RE = /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-
 
 export function checkRegistry(registry) {
   if (!REGISTRY_RE.test(registry) || !(registry.includes('.') || registry.includes(':') || registry === 'localhost')) {
-    throw new Error(`--registry "${registry}" is not a registry host: give host:port or a dotted name, e.g. 127.0.0.1:5000 or registry.example.org`);
+    throw new Error(
+      `--registry "${registry}" is not a registry host: give host:port or a dotted name, e.g. 127.0.0.1:5000 or registry.example.org`,
+    );
   }
   return registry;
 }
@@ -27,7 +29,8 @@ export async function loadBuilder(path = DEFAULT_BUILDER) {
   } catch (err) {
     throw new Error(`cannot load the image builder ${path} (${err.code ?? err.message})`);
   }
-  if (typeof mod.buildFirstPartyImage !== 'function') throw new Error(`${path} does not export buildFirstPartyImage(service, { dockerHost, log })`);
+  if (typeof mod.buildFirstPartyImage !== 'function')
+    throw new Error(`${path} does not export buildFirstPartyImage(service, { dockerHost, log })`);
   return mod.buildFirstPartyImage;
 }
 
@@ -39,7 +42,8 @@ function builtImages(service, result) {
     if (typeof b.image !== 'string' || !/^[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(b.image)) {
       throw new Error(`the builder's image for ${service} is not repository:tag: ${JSON.stringify(b.image)}`);
     }
-    if (typeof b.id !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(b.id)) throw new Error(`the builder's image id for ${service} is not sha256:<hex>: ${JSON.stringify(b.id)}`);
+    if (typeof b.id !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(b.id))
+      throw new Error(`the builder's image id for ${service} is not sha256:<hex>: ${JSON.stringify(b.id)}`);
   }
   return list;
 }
@@ -48,7 +52,9 @@ const repositoryOf = (ref) => ref.replace(/@sha256:[0-9a-f]{64}$/, '').replace(/
 /** The repository path without a registry host, e.g. pic/calendar. */
 const pathOf = (repository) => {
   const [first, ...rest] = repository.split('/');
-  return rest.length > 0 && (first.includes('.') || first.includes(':') || first === 'localhost') ? rest.join('/') : repository;
+  return rest.length > 0 && (first.includes('.') || first.includes(':') || first === 'localhost')
+    ? rest.join('/')
+    : repository;
 };
 
 /**
@@ -67,12 +73,15 @@ function registryDigest(registry, path, digest) {
         port: Number(port ?? 80),
         method: 'HEAD',
         path: `/v2/${path}/manifests/${digest}`,
-        headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json' },
+        headers: {
+          accept: 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json',
+        },
         timeout: 10_000,
       },
       (res) => {
         res.resume();
-        if (res.statusCode !== 200) reject(new Error(`registry ${registry} answers ${res.statusCode} for ${path}@${digest}`));
+        if (res.statusCode !== 200)
+          reject(new Error(`registry ${registry} answers ${res.statusCode} for ${path}@${digest}`));
         else resolve(String(res.headers['docker-content-digest'] ?? ''));
       },
     );
@@ -86,7 +95,18 @@ function registryDigest(registry, path, digest) {
  * Builds, pushes and pins one service: returns the manifest text with every container's image
  * replaced by `<registry>/<repo>:<tag>@<digest>` and signed with `privateKey`.
  */
-export async function publishService({ m, runtime, build, registry, service, manifestText, subject, privateKey, dockerHost, log }) {
+export async function publishService({
+  m,
+  runtime,
+  build,
+  registry,
+  service,
+  manifestText,
+  subject,
+  privateKey,
+  dockerHost,
+  log,
+}) {
   const manifest = m.parseManifest(manifestText, subject);
   log(`building the ${service} image`);
   const built = builtImages(service, await build(service, { dockerHost, log }));
@@ -102,17 +122,26 @@ export async function publishService({ m, runtime, build, registry, service, man
     // Read back: the engine now records the registry digest, and the registry serves that digest.
     const info = await runtime.inspectImage(`${target}:${tag}`);
     if (info?.digest !== b.id || !info.repoDigests.includes(`${target}@${digest}`)) {
-      throw new Error(`after the push, ${target}:${tag} does not carry RepoDigest ${target}@${digest} for image ${b.id}`);
+      throw new Error(
+        `after the push, ${target}:${tag} does not carry RepoDigest ${target}@${digest} for image ${b.id}`,
+      );
     }
     const served = await registryDigest(registry, pathOf(repo), digest);
-    if (served !== undefined && served !== digest) throw new Error(`registry ${registry} serves ${served} for ${target}@${digest}`);
+    if (served !== undefined && served !== digest)
+      throw new Error(`registry ${registry} serves ${served} for ${target}@${digest}`);
     pushed.set(b, `${target}:${tag}@${digest}`);
   }
   // Containers map to the built image of the same repository; one image serves every container.
   const images = {};
   for (const c of manifest.containers) {
-    const b = built.length === 1 ? built[0] : built.find((x) => pathOf(x.image.slice(0, x.image.lastIndexOf(':'))) === pathOf(repositoryOf(c.image)));
-    if (!b) throw new Error(`${subject}: no built image for container "${c.name}" (${c.image}); the builder made ${built.map((x) => x.image).join(', ')}`);
+    const b =
+      built.length === 1
+        ? built[0]
+        : built.find((x) => pathOf(x.image.slice(0, x.image.lastIndexOf(':'))) === pathOf(repositoryOf(c.image)));
+    if (!b)
+      throw new Error(
+        `${subject}: no built image for container "${c.name}" (${c.image}); the builder made ${built.map((x) => x.image).join(', ')}`,
+      );
     const image = pushed.get(b);
     images[c.name] = { image, signature: await m.signImage(image, privateKey) };
   }
@@ -124,7 +153,20 @@ export async function publishService({ m, runtime, build, registry, service, man
  * pushed and pinned into <out>/manifests/<id>.yaml, then <out>'s catalog is signed (every manifest
  * under <out>/manifests). Returns what was signed.
  */
-export async function publishCatalog({ m, runtime, build, registry, root, out, services, privateKey, dockerHost, version, expiresDays, log }) {
+export async function publishCatalog({
+  m,
+  runtime,
+  build,
+  registry,
+  root,
+  out,
+  services,
+  privateKey,
+  dockerHost,
+  version,
+  expiresDays,
+  log,
+}) {
   const manifestsDir = join(root, m.MANIFESTS_DIR);
   const files = (await readdir(manifestsDir).catch(() => [])).filter((n) => /\.ya?ml$/.test(n)).sort();
   const available = new Map();
@@ -134,14 +176,29 @@ export async function publishCatalog({ m, runtime, build, registry, root, out, s
   }
   const wanted = services?.length ? services : [...available.keys()];
   if (wanted.length === 0) throw new Error(`no manifests in ${manifestsDir}`);
-  for (const id of wanted) if (!available.has(id)) throw new Error(`no manifest for "${id}" in ${manifestsDir} (there are: ${[...available.keys()].join(', ') || 'none'})`);
+  for (const id of wanted)
+    if (!available.has(id))
+      throw new Error(
+        `no manifest for "${id}" in ${manifestsDir} (there are: ${[...available.keys()].join(', ') || 'none'})`,
+      );
   await mkdir(join(out, m.MANIFESTS_DIR), { recursive: true });
   await mkdir(join(out, 'services-index'), { recursive: true });
   const published = [];
   for (const id of wanted) {
     const { file, text } = available.get(id);
     const subject = `${m.MANIFESTS_DIR}/${file}`;
-    const result = await publishService({ m, runtime, build, registry, service: id, manifestText: text, subject, privateKey, dockerHost, log });
+    const result = await publishService({
+      m,
+      runtime,
+      build,
+      registry,
+      service: id,
+      manifestText: text,
+      subject,
+      privateKey,
+      dockerHost,
+      log,
+    });
     await writeFile(join(out, m.MANIFESTS_DIR, file), result.text, { mode: 0o644 });
     published.push({ id, images: result.images });
   }

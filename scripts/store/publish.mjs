@@ -5,7 +5,18 @@
 // was not pushed, so a digest in the signed catalog is always the digest of a real image.
 import { writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { PASSPHRASE_ENV, UsageError, isInside, loadManifestPackage, loadPrivateKeyFile, loadRuntimePackage, parseArgs, repoRoot, resolveFrom, runMain } from './lib.mjs';
+import {
+  PASSPHRASE_ENV,
+  UsageError,
+  isInside,
+  loadManifestPackage,
+  loadPrivateKeyFile,
+  loadRuntimePackage,
+  parseArgs,
+  repoRoot,
+  resolveFrom,
+  runMain,
+} from './lib.mjs';
 import { DEFAULT_BUILDER, checkRegistry, loadBuilder, publishCatalog } from './publish-lib.mjs';
 
 const USAGE = `usage: npm run store:publish -- --registry <host:port> --key <private key PEM> [options]
@@ -30,8 +41,16 @@ its manifest is rewritten; the index is signed last, over every manifest under -
 
 await runMain(USAGE, async () => {
   const args = parseArgs(process.argv.slice(2), {
-    registry: 'string', key: 'string', service: 'strings', root: 'string', out: 'string', builder: 'string',
-    version: 'string', 'expires-days': 'string', 'no-build': 'boolean', help: 'boolean',
+    registry: 'string',
+    key: 'string',
+    service: 'strings',
+    root: 'string',
+    out: 'string',
+    builder: 'string',
+    version: 'string',
+    'expires-days': 'string',
+    'no-build': 'boolean',
+    help: 'boolean',
   });
   if (args.help) {
     process.stdout.write(USAGE);
@@ -40,12 +59,16 @@ await runMain(USAGE, async () => {
   const registryArg = args.registry ?? process.env.PIC_STORE_REGISTRY;
   if (!registryArg) throw new UsageError('refusing to publish without --registry (or $PIC_STORE_REGISTRY)');
   const keyArg = args.key ?? process.env.PIC_STORE_KEY;
-  if (!keyArg) throw new UsageError('refusing to publish without --key <path to the store private key> (or $PIC_STORE_KEY)');
+  if (!keyArg)
+    throw new UsageError('refusing to publish without --key <path to the store private key> (or $PIC_STORE_KEY)');
   const expiresDays = args['expires-days'] === undefined ? 90 : Number(args['expires-days']);
-  if (!Number.isInteger(expiresDays) || expiresDays < 1 || expiresDays > 3660) throw new UsageError('--expires-days must be a whole number of days, 1 to 3660');
+  if (!Number.isInteger(expiresDays) || expiresDays < 1 || expiresDays > 3660)
+    throw new UsageError('--expires-days must be a whole number of days, 1 to 3660');
   const version = args.version === undefined ? undefined : Number(args.version);
-  if (version !== undefined && (!Number.isSafeInteger(version) || version < 1)) throw new UsageError('--version must be a positive integer');
-  for (const s of args.service ?? []) if (!/^[a-z][a-z0-9-]{0,62}$/.test(s)) throw new UsageError(`--service "${s}" is not a service id`);
+  if (version !== undefined && (!Number.isSafeInteger(version) || version < 1))
+    throw new UsageError('--version must be a positive integer');
+  for (const s of args.service ?? [])
+    if (!/^[a-z][a-z0-9-]{0,62}$/.test(s)) throw new UsageError(`--service "${s}" is not a service id`);
   let registry;
   try {
     registry = checkRegistry(registryArg);
@@ -58,14 +81,28 @@ await runMain(USAGE, async () => {
   const root = resolveFrom(process.cwd(), args.root ?? repoRoot);
   const out = resolveFrom(process.cwd(), args.out ?? root);
   const keyFile = resolveFrom(process.cwd(), keyArg);
-  if (isInside(repoRoot, keyFile)) process.stderr.write(`warning: ${keyFile} lies inside the repository; never commit it\n`);
+  if (isInside(repoRoot, keyFile))
+    process.stderr.write(`warning: ${keyFile} lies inside the repository; never commit it\n`);
   const privateKey = await loadPrivateKeyFile(m, keyFile);
   const build = await loadBuilder(args.builder ? resolveFrom(process.cwd(), args.builder) : DEFAULT_BUILDER);
   const dockerHost = process.env.DOCKER_HOST;
   const runtime = new rt.DockerRuntime({ cellId: 'pic-store-publish', dockerHost });
   const log = (msg) => process.stderr.write(`[publish] ${msg}\n`);
 
-  const result = await publishCatalog({ m, runtime, build, registry, root, out, services: args.service, privateKey, dockerHost, version, expiresDays, log });
+  const result = await publishCatalog({
+    m,
+    runtime,
+    build,
+    registry,
+    root,
+    out,
+    services: args.service,
+    privateKey,
+    dockerHost,
+    version,
+    expiresDays,
+    log,
+  });
   await writeFile(join(out, m.PUBLIC_KEY_PATH), m.publicKeyPem(privateKey), { mode: 0o644 });
   const rel = (p) => relative(process.cwd(), p) || p;
   process.stdout.write(

@@ -2,7 +2,17 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +29,12 @@ import { loadManifestModule, TEST_ECHO_MANIFEST, type ManifestModule } from './s
 // and installs from it.
 const engineStart = await startDockerEngine();
 const registryStart = 'skip' in engineStart ? engineStart : await startRegistry();
-const skip = 'skip' in engineStart ? `NO CONTAINER ENGINE: ${engineStart.skip}` : 'skip' in registryStart ? `NO REGISTRY: ${registryStart.skip}` : false;
+const skip =
+  'skip' in engineStart
+    ? `NO CONTAINER ENGINE: ${engineStart.skip}`
+    : 'skip' in registryStart
+      ? `NO REGISTRY: ${registryStart.skip}`
+      : false;
 const BUILDER = join(REPO_ROOT, 'test', 'catalog', 'builder.mjs');
 
 interface Run {
@@ -29,8 +44,11 @@ interface Run {
 }
 function script(path: string, args: string[], env: Record<string, string>): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [join(REPO_ROOT, path), ...args], { env: { ...process.env, ...env }, timeout: 120_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    execFile(
+      process.execPath,
+      [join(REPO_ROOT, path), ...args],
+      { env: { ...process.env, ...env }, timeout: 120_000 },
+      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
 }
@@ -40,7 +58,13 @@ function servedDigest(host: string, path: string, reference: string): Promise<{ 
   const [hostname, port] = host.split(':');
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: hostname, port: Number(port), method: 'HEAD', path: `/v2/${path}/manifests/${reference}`, headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' } },
+      {
+        host: hostname,
+        port: Number(port),
+        method: 'HEAD',
+        path: `/v2/${path}/manifests/${reference}`,
+        headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' },
+      },
       (res) => {
         res.resume();
         resolve({ status: res.statusCode ?? 0, digest: String(res.headers['docker-content-digest'] ?? '') });
@@ -94,7 +118,11 @@ describe('store:publish and services:local (real scripts, engine and registry)',
       await cell?.destroy();
       for (const ref of images) {
         const info = await tools.inspectImage(ref).catch(() => undefined);
-        if (info) await tools.docker.getImage(info.digest).remove({ force: true }).catch(() => undefined);
+        if (info)
+          await tools.docker
+            .getImage(info.digest)
+            .remove({ force: true })
+            .catch(() => undefined);
       }
       if (work) rmSync(work, { recursive: true, force: true });
     } finally {
@@ -110,40 +138,78 @@ describe('store:publish and services:local (real scripts, engine and registry)',
     const noKey = await script('scripts/store/publish.mjs', ['--registry', registry.host, '--no-build'], env);
     assert.equal(noKey.code, 2);
     assert.match(noKey.stderr, /refusing to publish without --key/);
-    const bad = await script('scripts/store/publish.mjs', ['--registry', 'Not A Registry', '--key', keyFile, '--no-build'], env);
+    const bad = await script(
+      'scripts/store/publish.mjs',
+      ['--registry', 'Not A Registry', '--key', keyFile, '--no-build'],
+      env,
+    );
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /is not a registry host/);
   });
 
   it('an unreachable registry fails the publish, and nothing is pinned or signed', async () => {
     const out = join(work, 'dead');
-    const res = await script('scripts/store/publish.mjs', ['--registry', `127.0.0.1:${await freePort()}`, '--key', keyFile, '--root', root, '--out', out, '--builder', BUILDER, '--no-build'], env);
+    const res = await script(
+      'scripts/store/publish.mjs',
+      [
+        '--registry',
+        `127.0.0.1:${await freePort()}`,
+        '--key',
+        keyFile,
+        '--root',
+        root,
+        '--out',
+        out,
+        '--builder',
+        BUILDER,
+        '--no-build',
+      ],
+      env,
+    );
     assert.equal(res.code, 1, res.stdout);
     assert.match(res.stderr, /push|connection refused|127\.0\.0\.1/);
     assert.ok(!existsSync(join(out, 'services-index', 'index.json')), 'no index');
-    assert.deepEqual(existsSync(join(out, 'manifests')) ? readdirSync(join(out, 'manifests')) : [], [], 'no manifest written');
+    assert.deepEqual(
+      existsSync(join(out, 'manifests')) ? readdirSync(join(out, 'manifests')) : [],
+      [],
+      'no manifest written',
+    );
   });
 
   it('publish pushes, pins the digest the registry serves, signs image and index; store:verify accepts it', async () => {
     const out = join(work, 'published');
-    const res = await script('scripts/store/publish.mjs', ['--registry', registry.host, '--key', keyFile, '--root', root, '--out', out, '--builder', BUILDER, '--no-build'], env);
+    const res = await script(
+      'scripts/store/publish.mjs',
+      ['--registry', registry.host, '--key', keyFile, '--root', root, '--out', out, '--builder', BUILDER, '--no-build'],
+      env,
+    );
     assert.equal(res.code, 0, res.stderr);
     assert.match(res.stdout, /published and signed catalog version 1 \(1 services/);
     const manifest = m.parseManifest(readFileSync(join(out, 'manifests', 'test-echo.yaml'), 'utf8'));
     const ref = manifest.containers[0].image as string;
-    const match = new RegExp(`^${registry.host.replace(/\./g, '\\.')}/pic/test-echo:pub-${suffix}@(sha256:[0-9a-f]{64})$`).exec(ref);
+    const match = new RegExp(
+      `^${registry.host.replace(/\./g, '\\.')}/pic/test-echo:pub-${suffix}@(sha256:[0-9a-f]{64})$`,
+    ).exec(ref);
     assert.ok(match, ref);
     images.push(ref.replace(/@.*/, ''));
     const served = await servedDigest(registry.host, 'pic/test-echo', `pub-${suffix}`);
     assert.equal(served.status, 200);
     assert.equal(served.digest, match[1], 'the pin is the digest the registry serves for that tag');
     assert.ok(manifest.containers[0].signature, 'the image is signed');
-    assert.match(readFileSync(join(out, 'manifests', 'test-echo.yaml'), 'utf8'), /^# test-echo: a tiny HTTP service/, 'comments are kept');
+    assert.match(
+      readFileSync(join(out, 'manifests', 'test-echo.yaml'), 'utf8'),
+      /^# test-echo: a tiny HTTP service/,
+      'comments are kept',
+    );
     const verify = await script('scripts/store/verify.mjs', ['--root', out, '--no-build'], env);
     assert.equal(verify.code, 0, verify.stderr);
     assert.match(verify.stdout, /verified catalog version 1/);
 
-    const again = await script('scripts/store/publish.mjs', ['--registry', registry.host, '--key', keyFile, '--root', root, '--out', out, '--builder', BUILDER, '--no-build'], env);
+    const again = await script(
+      'scripts/store/publish.mjs',
+      ['--registry', registry.host, '--key', keyFile, '--root', root, '--out', out, '--builder', BUILDER, '--no-build'],
+      env,
+    );
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /catalog version 2/, 'a new release, never the same version');
   });
@@ -158,17 +224,21 @@ describe('store:publish and services:local (real scripts, engine and registry)',
     assert.equal(res.code, 0, res.stderr);
     assert.match(res.stdout, /local catalog version 1 signed \(test-echo/);
     const local = join(data, 'store-local');
-    assert.equal(statSync(join(local, 'store.key.pem')).mode & 0o777, 0o600, 'the private key is the owner\'s only');
+    assert.equal(statSync(join(local, 'store.key.pem')).mode & 0o777, 0o600, "the private key is the owner's only");
     assert.equal(statSync(local).mode & 0o777, 0o700);
     const fingerprint = m.keyFingerprint(readFileSync(join(local, 'store.pub.pem'), 'utf8') as never);
     assert.match(res.stdout, new RegExp(fingerprint));
     const cellYaml = readFileSync(join(data, 'cell.yaml'), 'utf8');
-    assert.match(cellYaml, /^# my settings/, 'the admin\'s cell.yaml is kept');
+    assert.match(cellYaml, /^# my settings/, "the admin's cell.yaml is kept");
     assert.match(cellYaml, new RegExp(`engine_socket: ${engine.socketPath}`));
     assert.match(cellYaml, /catalog_dir: .*store-local\/catalog/);
     assert.match(cellYaml, /name: local-store\n\s+file: store-local\/store\.pub\.pem/);
     const { port } = JSON.parse(readFileSync(join(local, 'registry.json'), 'utf8'));
-    assert.equal((await servedDigest(`127.0.0.1:${port}`, 'pic/test-echo', `local-${suffix}`).catch(() => ({ status: 0 }))).status, 0, 'the registry is stopped again');
+    assert.equal(
+      (await servedDigest(`127.0.0.1:${port}`, 'pic/test-echo', `local-${suffix}`).catch(() => ({ status: 0 }))).status,
+      0,
+      'the registry is stopped again',
+    );
     const manifest = m.parseManifest(readFileSync(join(local, 'catalog', 'manifests', 'test-echo.yaml'), 'utf8'));
     const ref = manifest.containers[0].image as string;
     assert.match(ref, new RegExp(`^127\\.0\\.0\\.1:${port}/pic/test-echo:local-${suffix}@sha256:[0-9a-f]{64}$`));
@@ -179,12 +249,18 @@ describe('store:publish and services:local (real scripts, engine and registry)',
     const api = new ApiClient(cell.url);
     await completeSetup(api);
     const keys = (await api.get('/api/vault/trust-keys')).body.trust_keys;
-    assert.deepEqual(keys.map((k: any) => [k.name, k.fingerprint]), [['local-store', fingerprint]]);
+    assert.deepEqual(
+      keys.map((k: any) => [k.name, k.fingerprint]),
+      [['local-store', fingerprint]],
+    );
     const store = (await api.get('/api/store')).body;
     assert.equal(store.catalog.verified, true, JSON.stringify(store.catalog));
     assert.equal(store.catalog.signed_by, fingerprint);
     assert.equal(store.catalog.signed_by_key, 'local-store');
-    assert.deepEqual(store.services.map((s: any) => [s.id, s.verified, s.state]), [['test-echo', true, 'available']]);
+    assert.deepEqual(
+      store.services.map((s: any) => [s.id, s.verified, s.state]),
+      [['test-echo', true, 'available']],
+    );
     const install = await api.post('/api/store/install', { id: 'test-echo', wait: true });
     assert.equal(install.status, 200, install.text);
     assert.equal(install.body.job.state, 'healthy');
@@ -199,6 +275,10 @@ describe('store:publish and services:local (real scripts, engine and registry)',
     assert.match(again.stdout, /local catalog version 2 signed/);
     assert.match(again.stdout, new RegExp(fingerprint));
     assert.equal(JSON.parse(readFileSync(join(local, 'registry.json'), 'utf8')).port, port);
-    assert.equal((readFileSync(join(data, 'cell.yaml'), 'utf8').match(/local-store/g) ?? []).length, 1, 'the key is named once');
+    assert.equal(
+      (readFileSync(join(data, 'cell.yaml'), 'utf8').match(/local-store/g) ?? []).length,
+      1,
+      'the key is named once',
+    );
   });
 });

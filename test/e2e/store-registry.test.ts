@@ -7,8 +7,22 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { REPO_ROOT, startCellProcess, type CellProcess } from '../support/cell-process.js';
 import { ApiClient, completeSetup } from '../support/client.js';
-import { buildTestEchoVariant, freePort, registryBlobPath, startDockerEngine, startRegistry, type RegistryProcess } from '../support/docker-engine.js';
-import { engineView, loadManifestModule, testEchoManifest, writeCatalog, type EngineView, type ManifestModule } from './store-helpers.js';
+import {
+  buildTestEchoVariant,
+  freePort,
+  registryBlobPath,
+  startDockerEngine,
+  startRegistry,
+  type RegistryProcess,
+} from '../support/docker-engine.js';
+import {
+  engineView,
+  loadManifestModule,
+  testEchoManifest,
+  writeCatalog,
+  type EngineView,
+  type ManifestModule,
+} from './store-helpers.js';
 
 // Getting an image to the cell (ADR 001): a real registry (Debian's docker-registry) holds the
 // test service's image; the signed manifest pins it by registry digest; the cell, which does not
@@ -18,7 +32,12 @@ import { engineView, loadManifestModule, testEchoManifest, writeCatalog, type En
 // with a snake_case code and leaves nothing behind.
 const engineStart = await startDockerEngine();
 const registryStart = 'skip' in engineStart ? engineStart : await startRegistry();
-const skip = 'skip' in engineStart ? `NO CONTAINER ENGINE: ${engineStart.skip}` : 'skip' in registryStart ? `NO REGISTRY: ${registryStart.skip}` : false;
+const skip =
+  'skip' in engineStart
+    ? `NO CONTAINER ENGINE: ${engineStart.skip}`
+    : 'skip' in registryStart
+      ? `NO REGISTRY: ${registryStart.skip}`
+      : false;
 
 /** The slice of DockerRuntime this file uses beyond the cell's view (tag, push, forget images). */
 interface Tools {
@@ -53,16 +72,32 @@ describe('the store pulls images by digest from a real registry (real cell proce
   let fresh: string; // registry digest of an image this engine never pulled (it keeps the manifests it did)
 
   const publish = async (image: string) =>
-    writeCatalog(m, catalogDir, { version: ++version, key: storeKey.privateKey, manifest: await testEchoManifest(m, image, storeKey.privateKey) });
+    writeCatalog(m, catalogDir, {
+      version: ++version,
+      key: storeKey.privateKey,
+      manifest: await testEchoManifest(m, image, storeKey.privateKey),
+    });
   /** Removes an image (every tag and digest of it) from the engine, so the cell has to pull it. */
   const forget = async (ref: string) => {
     const info = await tools.inspectImage(ref);
     if (info) await tools.docker.getImage(info.digest).remove({ force: true });
   };
   const assertEngineEmpty = async (why: string) => {
-    assert.deepEqual((await view.listContainers()).map((c) => c.name), [], `no container after ${why}`);
-    assert.deepEqual((await view.listNetworks()).map((n) => n.name), [], `no network after ${why}`);
-    assert.deepEqual((await view.listVolumes()).map((v) => v.name), [], `no volume after ${why}`);
+    assert.deepEqual(
+      (await view.listContainers()).map((c) => c.name),
+      [],
+      `no container after ${why}`,
+    );
+    assert.deepEqual(
+      (await view.listNetworks()).map((n) => n.name),
+      [],
+      `no network after ${why}`,
+    );
+    assert.deepEqual(
+      (await view.listVolumes()).map((v) => v.name),
+      [],
+      `no volume after ${why}`,
+    );
   };
   const install = () => api.post('/api/store/install', { id: 'test-echo', wait: true });
 
@@ -87,10 +122,16 @@ describe('the store pulls images by digest from a real registry (real cell proce
     storeKey = m.generateStoreKeyPair();
     catalogDir = mkdtempSync(join(tmpdir(), 'pic-store-registry-'));
     await publish(`${repository}:1@${pinned}`);
-    cell = await startCellProcess({ cellYaml: `store:\n  catalog_dir: ${catalogDir}\n  engine_socket: ${engine.socketPath}\n`, timeoutMs: 30_000 });
+    cell = await startCellProcess({
+      cellYaml: `store:\n  catalog_dir: ${catalogDir}\n  engine_socket: ${engine.socketPath}\n`,
+      timeoutMs: 30_000,
+    });
     api = new ApiClient(cell.url);
     await completeSetup(api);
-    const trusted = await api.post('/api/vault/trust-keys', { name: 'test-store', public_key: m.publicKeyPem(storeKey.publicKey) });
+    const trusted = await api.post('/api/vault/trust-keys', {
+      name: 'test-store',
+      public_key: m.publicKeyPem(storeKey.publicKey),
+    });
     assert.equal(trusted.status, 201, trusted.text);
     view = await engineView(engine.socketPath, (await api.get('/api/store')).body.engine.cell_id);
   });
@@ -101,7 +142,14 @@ describe('the store pulls images by digest from a real registry (real cell proce
         await api.post('/api/store/remove', { id: 'test-echo', purge: true }).catch(() => undefined);
         await cell.destroy();
       }
-      if (tools) for (const ref of [`${repository}@${pinned}`, `${repository}:1`, `${repository}-fresh:1`, `pic-e2e-pull-${suffix}:other`]) await forget(ref).catch(() => undefined);
+      if (tools)
+        for (const ref of [
+          `${repository}@${pinned}`,
+          `${repository}:1`,
+          `${repository}-fresh:1`,
+          `pic-e2e-pull-${suffix}:other`,
+        ])
+          await forget(ref).catch(() => undefined);
       if (catalogDir) rmSync(catalogDir, { recursive: true, force: true });
     } finally {
       await registry.stop();
@@ -118,7 +166,11 @@ describe('the store pulls images by digest from a real registry (real cell proce
       assert.equal(await tools.inspectImage(`${repository}@${pinned}`), undefined, `nothing pulled (${code})`);
     };
     const stranger = m.generateStoreKeyPair();
-    await writeCatalog(m, catalogDir, { version: ++version, key: stranger.privateKey, manifest: await testEchoManifest(m, good, storeKey.privateKey) });
+    await writeCatalog(m, catalogDir, {
+      version: ++version,
+      key: stranger.privateKey,
+      manifest: await testEchoManifest(m, good, storeKey.privateKey),
+    });
     await refused('untrusted_key');
     // Mix-and-match: the pin swapped for the moved tag's image after the index was signed.
     await writeCatalog(m, catalogDir, {
@@ -133,9 +185,18 @@ describe('the store pulls images by digest from a real registry (real cell proce
     swapped.containers[0].image = `${repository}:1@sha256:${'7'.repeat(64)}`;
     await writeCatalog(m, catalogDir, { version: ++version, key: storeKey.privateKey, manifest: swapped });
     await refused('signature_mismatch');
-    await writeCatalog(m, catalogDir, { version: version - 1, key: storeKey.privateKey, manifest: await testEchoManifest(m, good, storeKey.privateKey) });
+    await writeCatalog(m, catalogDir, {
+      version: version - 1,
+      key: storeKey.privateKey,
+      manifest: await testEchoManifest(m, good, storeKey.privateKey),
+    });
     await refused('rollback');
-    await writeCatalog(m, catalogDir, { version: ++version, key: storeKey.privateKey, manifest: await testEchoManifest(m, good, storeKey.privateKey), expires: '2020-01-01T00:00:00Z' });
+    await writeCatalog(m, catalogDir, {
+      version: ++version,
+      key: storeKey.privateKey,
+      manifest: await testEchoManifest(m, good, storeKey.privateKey),
+      expires: '2020-01-01T00:00:00Z',
+    });
     await refused('expired');
     await assertEngineEmpty('refused catalogs');
     await publish(good);
@@ -159,7 +220,11 @@ describe('the store pulls images by digest from a real registry (real cell proce
     assert.equal(image.layers_done, 1);
     assert.ok(image.bytes_total > 100_000, `the layer's bytes were downloaded: ${JSON.stringify(image)}`);
     assert.equal(image.bytes_done, image.bytes_total);
-    assert.deepEqual((await api.get(`/api/store/jobs/${job.id}`)).body.job.progress, job.progress, 'the job keeps its progress');
+    assert.deepEqual(
+      (await api.get(`/api/store/jobs/${job.id}`)).body.job.progress,
+      job.progress,
+      'the job keeps its progress',
+    );
     const pulled = await tools.inspectImage(`${repository}@${pinned}`);
     assert.equal(pulled?.digest, pinnedId, 'the engine now has the pinned image');
     const status = await api.get('/api/services/catalog/test-echo/status');

@@ -19,7 +19,10 @@ describe('pinManifestImages (store:publish)', () => {
     assert.equal(manifest.containers[0]!.image, ref);
     assert.deepEqual(verifyImageSignature(manifest.containers[0]!, [key.publicKey]).signed, true);
     const before = validManifest();
-    assert.deepEqual({ ...manifest, containers: manifest.containers.slice(1) }, { ...before, containers: before.containers.slice(1) });
+    assert.deepEqual(
+      { ...manifest, containers: manifest.containers.slice(1) },
+      { ...before, containers: before.containers.slice(1) },
+    );
   });
 
   it('drops a stale signature when none is given, and refuses a container the manifest lacks', () => {

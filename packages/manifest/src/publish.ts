@@ -16,7 +16,11 @@ export interface PublishedImage {
  * (comments, order, layout) kept. `images` maps container names to what they now run; a name the
  * manifest does not have is an error. Returns the new text and the manifest it parses to (validated).
  */
-export function pinManifestImages(text: string, images: Readonly<Record<string, PublishedImage>>, subject = 'manifest'): { text: string; manifest: ServiceManifest } {
+export function pinManifestImages(
+  text: string,
+  images: Readonly<Record<string, PublishedImage>>,
+  subject = 'manifest',
+): { text: string; manifest: ServiceManifest } {
   const doc = parseDocument(text);
   if (doc.errors.length > 0) throw new TypeError(`${subject}: not valid YAML: ${doc.errors[0]!.message}`);
   const containers = doc.get('containers');
@@ -29,11 +33,13 @@ export function pinManifestImages(text: string, images: Readonly<Record<string, 
     if (!published) return;
     seen.add(name);
     doc.setIn(['containers', i, 'image'], published.image);
-    if (published.signature) doc.setIn(['containers', i, 'signature'], doc.createNode(published.signature, { flow: true }));
+    if (published.signature)
+      doc.setIn(['containers', i, 'signature'], doc.createNode(published.signature, { flow: true }));
     else if (item.has('signature')) doc.deleteIn(['containers', i, 'signature']);
   });
   const missing = Object.keys(images).filter((n) => !seen.has(n));
-  if (missing.length > 0) throw new TypeError(`${subject}: no container named ${missing.map((n) => `"${n}"`).join(', ')}`);
+  if (missing.length > 0)
+    throw new TypeError(`${subject}: no container named ${missing.map((n) => `"${n}"`).join(', ')}`);
   const out = doc.toString({ lineWidth: 0 });
   return { text: out, manifest: parseManifest(out, subject) };
 }

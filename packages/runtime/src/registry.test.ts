@@ -5,7 +5,14 @@ import { copyFileSync } from 'node:fs';
 import { DockerRuntime } from './docker-runtime.js';
 import { ImagePullError, InvalidSpecError, RegistryUnreachableError } from './errors.js';
 import type { PullProgress } from './types.js';
-import { buildTestEchoVariant, freePort, registryBlobPath, startDockerEngine, startRegistry, type RegistryProcess } from './testing/index.js';
+import {
+  buildTestEchoVariant,
+  freePort,
+  registryBlobPath,
+  startDockerEngine,
+  startRegistry,
+  type RegistryProcess,
+} from './testing/index.js';
 
 // Pulling by digest from a real registry (Debian's docker-registry) into the run's private engine:
 // progress as layers and bytes, the result checked by RepoDigests, and the ways a pull fails sorted
@@ -55,7 +62,9 @@ describe('pulling by digest from a real registry', { skip }, () => {
   });
 
   after(async () => {
-    if (runtime) for (const ref of [`${repository}@${pinned}`, `${repository}:1`, `${repository}-other:1`, `${repository}-t:1`]) await forget(ref).catch(() => undefined);
+    if (runtime)
+      for (const ref of [`${repository}@${pinned}`, `${repository}:1`, `${repository}-other:1`, `${repository}-t:1`])
+        await forget(ref).catch(() => undefined);
     if (registry) await registry.stop();
     if (!('skip' in engineStart)) await engineStart.stop();
   });
@@ -70,7 +79,10 @@ describe('pulling by digest from a real registry', { skip }, () => {
     assert.equal(last.layersDone, 1);
     assert.ok(last.bytesTotal > 100_000, `a real layer's bytes: ${JSON.stringify(last)}`);
     assert.equal(last.bytesDone, last.bytesTotal);
-    assert.ok(seen.some((p) => p.bytesDone > 0 && p.layersDone === 0), 'progress while downloading');
+    assert.ok(
+      seen.some((p) => p.bytesDone > 0 && p.layersDone === 0),
+      'progress while downloading',
+    );
     // Pulling again is quick and harmless.
     await runtime.pullImage(`${repository}@${pinned}`);
   });
@@ -100,7 +112,10 @@ describe('pulling by digest from a real registry', { skip }, () => {
 
   it('a registry serving other content under the pinned digest is refused (verification_failed), nothing pulled', async () => {
     // The registry's stored manifest for the pinned digest is replaced by the other image's manifest.
-    copyFileSync(registryBlobPath(registry.storageDir, otherDigest), registryBlobPath(registry.storageDir, tamperedDigest));
+    copyFileSync(
+      registryBlobPath(registry.storageDir, otherDigest),
+      registryBlobPath(registry.storageDir, tamperedDigest),
+    );
     await assert.rejects(runtime.pullImage(`${repository}-t@${tamperedDigest}`), (err: unknown) => {
       assert.ok(err instanceof ImagePullError, String(err));
       assert.equal(err.reason, 'verification_failed', err.message);

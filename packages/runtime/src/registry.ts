@@ -1,5 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -69,7 +79,10 @@ export function freePort(): Promise<number> {
 /** Starts a registry and waits until `GET /v2/` answers 200; `{ skip }` with the reason when it cannot. */
 export async function startRegistry(options: RegistryOptions = {}): Promise<RegistryStart> {
   const binary = findRegistryBinary();
-  if (!binary) return { skip: 'docker-registry is not installed (scripts/system/registry.mjs installs Debian\'s docker-registry on `npm test`)' };
+  if (!binary)
+    return {
+      skip: "docker-registry is not installed (scripts/system/registry.mjs installs Debian's docker-registry on `npm test`)",
+    };
   const temporary = options.storageDir === undefined;
   const storageDir = options.storageDir ?? mkdtempSync(join(tmpdir(), 'pic-registry-'));
   mkdirSync(storageDir, { recursive: true, mode: 0o700 });
@@ -123,7 +136,10 @@ async function startOnce(
   );
   const logFile = options.logFile ?? join(configDir, 'registry.log');
   const fd = openSync(logFile, 'a');
-  const child = spawn(binary, ['serve', configFile], { stdio: ['ignore', fd, fd], detached: options.detached ?? false });
+  const child = spawn(binary, ['serve', configFile], {
+    stdio: ['ignore', fd, fd],
+    detached: options.detached ?? false,
+  });
   closeSync(fd);
   if (options.detached) child.unref();
   let exited: string | undefined;
@@ -145,10 +161,13 @@ async function startOnce(
 export function v2Status(host: string, timeoutMs = 1000): Promise<number> {
   const [hostname, port] = host.split(':');
   return new Promise((resolve) => {
-    const req = request({ host: hostname, port: Number(port), path: '/v2/', method: 'GET', timeout: timeoutMs }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
+    const req = request(
+      { host: hostname, port: Number(port), path: '/v2/', method: 'GET', timeout: timeoutMs },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
     req.on('timeout', () => req.destroy());
     req.on('error', () => resolve(0));
     req.end();

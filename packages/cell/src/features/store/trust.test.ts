@@ -29,9 +29,13 @@ describe('seedConfiguredKeys (cell.yaml store.trusted_keys)', () => {
 
   it('trusts the key once under its name, audited; a second start changes nothing', async () => {
     const keys = [{ name: 'local-store', file: join(dir, 'local.pub.pem') }];
-    assert.deepEqual(await seedConfiguredKeys(cell.database.db, cell.audit, silentLogger, keys), [keyFingerprint(local.publicKey)]);
+    assert.deepEqual(await seedConfiguredKeys(cell.database.db, cell.audit, silentLogger, keys), [
+      keyFingerprint(local.publicKey),
+    ]);
     assert.deepEqual(await names(), [['local-store', keyFingerprint(local.publicKey)]]);
-    const entry = cell.database.sqlite.prepare("SELECT actor, target_id, details FROM audit_log WHERE action = 'store.trust_key.seed'").get() as { actor: string; target_id: string; details: string };
+    const entry = cell.database.sqlite
+      .prepare("SELECT actor, target_id, details FROM audit_log WHERE action = 'store.trust_key.seed'")
+      .get() as { actor: string; target_id: string; details: string };
     assert.equal(entry.actor, 'system');
     assert.equal(entry.target_id, 'local-store');
     assert.equal(JSON.parse(entry.details).fingerprint, keyFingerprint(local.publicKey));
@@ -40,7 +44,12 @@ describe('seedConfiguredKeys (cell.yaml store.trusted_keys)', () => {
 
   it('does not bring back a key the admin removed', async () => {
     await cell.database.db.transaction().execute((trx) => deleteTrustKey(trx, 'local-store'));
-    assert.deepEqual(await seedConfiguredKeys(cell.database.db, cell.audit, silentLogger, [{ name: 'local-store', file: join(dir, 'local.pub.pem') }]), []);
+    assert.deepEqual(
+      await seedConfiguredKeys(cell.database.db, cell.audit, silentLogger, [
+        { name: 'local-store', file: join(dir, 'local.pub.pem') },
+      ]),
+      [],
+    );
     assert.deepEqual(await names(), []);
   });
 
@@ -51,10 +60,17 @@ describe('seedConfiguredKeys (cell.yaml store.trusted_keys)', () => {
       { name: 'a-dir', file: dir },
       { name: 'other', file: join(dir, 'other.pub.pem') },
     ];
-    assert.deepEqual(await seedConfiguredKeys(cell.database.db, cell.audit, silentLogger, keys), [keyFingerprint(other.publicKey)]);
+    assert.deepEqual(await seedConfiguredKeys(cell.database.db, cell.audit, silentLogger, keys), [
+      keyFingerprint(other.publicKey),
+    ]);
     const again = generateStoreKeyPair();
     writeFileSync(join(dir, 'again.pub.pem'), publicKeyPem(again.publicKey));
-    assert.deepEqual(await seedConfiguredKeys(cell.database.db, cell.audit, silentLogger, [{ name: 'other', file: join(dir, 'again.pub.pem') }]), []);
+    assert.deepEqual(
+      await seedConfiguredKeys(cell.database.db, cell.audit, silentLogger, [
+        { name: 'other', file: join(dir, 'again.pub.pem') },
+      ]),
+      [],
+    );
     assert.deepEqual(await names(), [['other', keyFingerprint(other.publicKey)]]);
   });
 });

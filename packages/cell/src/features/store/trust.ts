@@ -24,34 +24,59 @@ export interface ConfiguredKey {
  * (under any name) is left as it is. A file that is missing, too big or not a public key is
  * logged and skipped; the cell starts anyway. Returns the fingerprints added.
  */
-export async function seedConfiguredKeys(db: Db, audit: AuditLog, logger: Logger, keys: readonly ConfiguredKey[]): Promise<string[]> {
+export async function seedConfiguredKeys(
+  db: Db,
+  audit: AuditLog,
+  logger: Logger,
+  keys: readonly ConfiguredKey[],
+): Promise<string[]> {
   const added: string[] = [];
   for (const k of keys) {
     const text = await readSmallFile(k.file).catch((err: NodeJS.ErrnoException) => {
-      logger.error('a store trust key from cell.yaml cannot be read', { name: k.name, file: k.file, error: err.code ?? err.message });
+      logger.error('a store trust key from cell.yaml cannot be read', {
+        name: k.name,
+        file: k.file,
+        error: err.code ?? err.message,
+      });
       return undefined;
     });
     if (text === undefined) continue;
     const parsed = parseTrustKey(text);
     if ('problem' in parsed) {
-      logger.error('a store trust key from cell.yaml is not usable', { name: k.name, file: k.file, problem: parsed.problem });
+      logger.error('a store trust key from cell.yaml is not usable', {
+        name: k.name,
+        file: k.file,
+        problem: parsed.problem,
+      });
       continue;
     }
     const seeded = (await readSetting<string[]>(db, CONFIG_KEYS_SETTING)) ?? [];
     const existing = await listTrustKeys(db);
     if (existing.some((e) => e.fingerprint === parsed.fingerprint)) continue;
     if (seeded.includes(parsed.fingerprint)) {
-      logger.info('a store trust key from cell.yaml was removed by an admin; not adding it again', { name: k.name, fingerprint: parsed.fingerprint });
+      logger.info('a store trust key from cell.yaml was removed by an admin; not adding it again', {
+        name: k.name,
+        fingerprint: parsed.fingerprint,
+      });
       continue;
     }
     if (existing.some((e) => e.name === k.name)) {
-      logger.error('a store trust key from cell.yaml has the name of another trusted key; skipped', { name: k.name, fingerprint: parsed.fingerprint });
+      logger.error('a store trust key from cell.yaml has the name of another trusted key; skipped', {
+        name: k.name,
+        fingerprint: parsed.fingerprint,
+      });
       continue;
     }
     await db.transaction().execute(async (trx) => {
       await trx
         .insertInto('vault_trust_keys')
-        .values({ name: k.name, key_type: parsed.keyType, fingerprint: parsed.fingerprint, public_key_pem: parsed.pem, created_at: nowIso() })
+        .values({
+          name: k.name,
+          key_type: parsed.keyType,
+          fingerprint: parsed.fingerprint,
+          public_key_pem: parsed.pem,
+          created_at: nowIso(),
+        })
         .execute();
       await writeSetting(trx, CONFIG_KEYS_SETTING, [...seeded, parsed.fingerprint]);
       audit.appendIn(trx, {
@@ -75,10 +100,12 @@ async function readSmallFile(file: string): Promise<string> {
   try {
     const st = await fh.stat();
     if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'ENOTFILE' });
-    if (st.size > MAX_KEY_BYTES) throw Object.assign(new Error(`larger than ${MAX_KEY_BYTES} bytes`), { code: 'EFBIG' });
+    if (st.size > MAX_KEY_BYTES)
+      throw Object.assign(new Error(`larger than ${MAX_KEY_BYTES} bytes`), { code: 'EFBIG' });
     const buf = Buffer.alloc(MAX_KEY_BYTES + 1);
     const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
-    if (bytesRead > MAX_KEY_BYTES) throw Object.assign(new Error(`larger than ${MAX_KEY_BYTES} bytes`), { code: 'EFBIG' });
+    if (bytesRead > MAX_KEY_BYTES)
+      throw Object.assign(new Error(`larger than ${MAX_KEY_BYTES} bytes`), { code: 'EFBIG' });
     return buf.subarray(0, bytesRead).toString('utf8');
   } finally {
     await fh.close();
