@@ -3,6 +3,7 @@ import { Readable, type Duplex } from 'node:stream';
 import Docker from 'dockerode';
 import { Demuxer, demuxBuffer } from './demux.js';
 import { describeEndpoint, resolveEndpoint, type EngineEndpoint, type EndpointSource } from './endpoint.js';
+import { followStream, PullTracker, pullError, splitDigestReference } from './pull.js';
 import {
   EngineError,
   EngineUnreachableError,
@@ -10,7 +11,6 @@ import {
   ImageDigestMismatchError,
   ImageMissingError,
   ImagePullError,
-  RegistryUnreachableError,
   InvalidSpecError,
   NameConflictError,
   NotFoundError,
@@ -33,7 +33,6 @@ import {
   type ListFilter,
   type Logs,
   type PullOptions,
-  type PullProgress,
   type LogsOptions,
   type NetworkInfo,
   type NetworkSpec,
@@ -145,27 +144,33 @@ export class DockerRuntime implements ContainerRuntime {
 
   async pullImage(ref: string, options: PullOptions = {}): Promise<ImageInfo> {
     const parsed = splitDigestReference(ref);
-    if (!parsed) throw new InvalidSpecError(`pull ${JSON.stringify(ref)}: only registry/repository@sha256:<64 hex> is pulled (a tag can be moved)`);
+    if (!parsed) {
+      const wanted = 'only registry/repository@sha256:<64 hex> (a tag can move)';
+      throw new InvalidSpecError(`pull ${JSON.stringify(ref)}: ${wanted}`);
+    }
     const timeoutMs = options.timeoutMs ?? 10 * 60_000;
     const deadline = Date.now() + timeoutMs;
     const progress = new PullTracker(options.onProgress);
     try {
-      // The engine answers at once with a stream of progress lines (or an error for an unreachable registry).
+      // The engine answers at once with a stream of progress lines (or an error: registry unreachable).
       const stream = await this.call('pull image', () => this.docker.pull(ref), { timeoutMs });
-      await this.followStream(stream as NodeJS.ReadableStream, deadline, (event) => progress.event(event));
+      await followStream(this.docker, stream, deadline, this.endpoint, (event) => progress.event(event));
     } catch (err) {
       throw pullError(ref, parsed.registry, err);
     }
     const info = await this.inspectImage(ref);
     // A pull by digest is verified by the engine; check the result anyway before anyone uses it.
-    if (!info) throw new ImagePullError(ref, 'failed', 'the engine reported success but holds no image for that reference');
-    if (!info.repoDigests.includes(ref)) throw new ImageDigestMismatchError(ref, parsed.digest, info.repoDigests.join(', ') || info.digest);
+    if (!info) throw new ImagePullError(ref, 'failed', 'the engine reported success but holds no such image');
+    if (!info.repoDigests.includes(ref)) {
+      throw new ImageDigestMismatchError(ref, parsed.digest, info.repoDigests.join(', ') || info.digest);
+    }
     return info;
   }
 
   /** Tags a local image `source` as `repository:tag` (maintainer tools: publishing to a registry). */
   async tagImage(source: string, repository: string, tag: string): Promise<void> {
-    await this.call('tag image', () => this.docker.getImage(source).tag({ repo: repository, tag }), { kind: 'image', name: source });
+    const image = this.docker.getImage(source);
+    await this.call('tag image', () => image.tag({ repo: repository, tag }), { kind: 'image', name: source });
   }
 
   /**
@@ -176,39 +181,18 @@ export class DockerRuntime implements ContainerRuntime {
     const timeoutMs = options.timeoutMs ?? 10 * 60_000;
     const deadline = Date.now() + timeoutMs;
     let digest: string | undefined;
+    const image = this.docker.getImage(ref);
     // The engine wants an X-Registry-Auth header even for a registry without authentication.
-    const stream = await this.call('push image', () => this.docker.getImage(ref).push({ authconfig: {} }), { kind: 'image', name: ref, timeoutMs });
-    await this.followStream(stream as NodeJS.ReadableStream, deadline, (event) => {
+    const context = { kind: 'image' as const, name: ref, timeoutMs };
+    const stream = await this.call('push image', () => image.push({ authconfig: {} }), context);
+    await followStream(this.docker, stream, deadline, this.endpoint, (event) => {
       const d = (event.aux as { Digest?: unknown } | undefined)?.Digest;
       if (typeof d === 'string') digest = d;
     });
-    if (!digest || !/^sha256:[0-9a-f]{64}$/.test(digest)) throw new EngineError(`push ${ref}: the engine reported no manifest digest`, undefined);
+    if (!digest || !/^sha256:[0-9a-f]{64}$/.test(digest)) {
+      throw new EngineError(`push ${ref}: the engine reported no manifest digest`, undefined);
+    }
     return digest;
-  }
-
-  /** Reads an engine progress stream (JSON lines) to its end; an `error` line or the deadline rejects. */
-  private async followStream(stream: NodeJS.ReadableStream, deadline: number, onEvent: (e: StreamEvent) => void): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        (stream as { destroy?: () => void }).destroy?.();
-        reject(new EngineUnreachableError(this.endpoint, 'the engine did not finish the transfer in time'));
-      }, Math.max(1, deadline - Date.now()));
-      // An error line does not end the stream with an error (docker-modem hands it over as an event).
-      let failed: string | undefined;
-      this.docker.modem.followProgress(
-        stream,
-        (err: Error | null) => {
-          clearTimeout(timer);
-          if (err) reject(err);
-          else if (failed !== undefined) reject(new EngineError(failed, undefined));
-          else resolve();
-        },
-        (event: StreamEvent) => {
-          if (event.error !== undefined || event.errorDetail?.message !== undefined) failed ??= event.errorDetail?.message ?? event.error ?? 'unknown error';
-          else onEvent(event);
-        },
-      );
-    });
   }
 
   /**
@@ -308,7 +292,9 @@ export class DockerRuntime implements ContainerRuntime {
       created = await this.call('create container', () => this.docker.createContainer(options), { kind: 'container', name: spec.name, creating: true });
     } catch (err) {
       // The only thing a create can miss, once the network was checked, is the image.
-      if (err instanceof NotFoundError) throw new ImageMissingError(spec.image, 'creating a container never pulls; pull it by digest, or build or load it first');
+      if (err instanceof NotFoundError) {
+        throw new ImageMissingError(spec.image, 'creating a container never pulls; pull it by digest, or build or load it first');
+      }
       throw err;
     }
     return this.inspectContainer(created.id);
@@ -645,79 +631,6 @@ export class DockerRuntime implements ContainerRuntime {
     }
     if (e.statusCode === 409 && ctx.creating && ctx.kind) return new NameConflictError(ctx.kind, ctx.name ?? '?', message);
     return new EngineError(`${op}${ctx.name ? ` ${ctx.name}` : ''}: engine answered ${e.statusCode}: ${message}`, e.statusCode, err);
-  }
-}
-
-/** One line of an engine pull/push stream. */
-interface StreamEvent {
-  status?: string;
-  id?: string;
-  progressDetail?: { current?: number; total?: number };
-  aux?: unknown;
-  error?: string;
-  errorDetail?: { message?: string };
-}
-
-/** `registry/repository@sha256:…` split up; undefined for anything else (no registry, or no digest). */
-export function splitDigestReference(ref: string): { registry: string; repository: string; digest: string } | undefined {
-  const m = /^([^@\s]+)@(sha256:[0-9a-f]{64})$/.exec(ref);
-  if (!m) return undefined;
-  const repository = m[1]!;
-  const first = repository.split('/')[0]!;
-  // Docker's rule: the first component names a registry when it has a dot or a port, or is localhost.
-  if (!repository.includes('/') || !(first.includes('.') || first.includes(':') || first === 'localhost')) return undefined;
-  if (/:[^/]*$/.test(repository.slice(first.length))) return undefined; // a tag as well: pass the digest alone
-  return { registry: first, repository, digest: m[2]! };
-}
-
-const UNREACHABLE_REGISTRY = /dial tcp|connection refused|no such host|i\/o timeout|network is unreachable|no route to host|server gave HTTP response to HTTPS client|TLS handshake|x509|certificate|connection reset|EOF$/i;
-const NOT_IN_REGISTRY = /manifest unknown|not found|name unknown|blob unknown/i;
-const NOT_VERIFIED = /verif|did not match|digest mismatch|unexpected digest/i;
-
-/** Sorts an engine's pull failure into the registry being away, the image being absent, or bad content. */
-function pullError(ref: string, registry: string, err: unknown): RuntimeError {
-  if (err instanceof EngineUnreachableError) return err;
-  const message = err instanceof EngineError ? err.message.replace(/^pull image: engine answered \d+: /, '') : err instanceof Error ? err.message : String(err);
-  if (UNREACHABLE_REGISTRY.test(message)) return new RegistryUnreachableError(ref, registry, message, err);
-  if (NOT_VERIFIED.test(message)) return new ImagePullError(ref, 'verification_failed', `what the registry served does not verify: ${message}`, err);
-  if (NOT_IN_REGISTRY.test(message)) return new ImagePullError(ref, 'not_found', `the registry has no such image: ${message}`, err);
-  return new ImagePullError(ref, 'failed', message, err);
-}
-
-/** Turns engine pull events into layer and byte counts. */
-class PullTracker {
-  private readonly layers = new Map<string, { current: number; total: number; done: boolean }>();
-  private lastStatus = '';
-
-  constructor(private readonly onProgress: ((p: PullProgress) => void) | undefined) {}
-
-  event(e: StreamEvent): void {
-    const status = e.status ?? '';
-    // Layer lines carry a 12-hex short id; the first line's id is the reference itself.
-    if (e.id && /^[0-9a-f]{12}$/.test(e.id)) {
-      const layer = this.layers.get(e.id) ?? { current: 0, total: 0, done: false };
-      this.layers.set(e.id, layer);
-      if (status === 'Downloading' && e.progressDetail) {
-        layer.current = e.progressDetail.current ?? layer.current;
-        layer.total = e.progressDetail.total ?? layer.total;
-      } else if (status === 'Download complete' || status === 'Verifying Checksum') {
-        layer.current = layer.total;
-      } else if (status === 'Pull complete' || status === 'Already exists') {
-        layer.current = layer.total;
-        layer.done = true;
-      }
-    }
-    this.lastStatus = e.id && !/^[0-9a-f]{12}$/.test(e.id) ? status : status ? `${status}${e.id ? ` ${e.id}` : ''}` : this.lastStatus;
-    if (!this.onProgress) return;
-    let bytesDone = 0;
-    let bytesTotal = 0;
-    let layersDone = 0;
-    for (const l of this.layers.values()) {
-      bytesDone += l.current;
-      bytesTotal += l.total;
-      if (l.done) layersDone++;
-    }
-    this.onProgress({ layers: this.layers.size, layersDone, bytesDone, bytesTotal, status: this.lastStatus });
   }
 }
 

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { splitDigestReference } from './docker-runtime.js';
+import { splitDigestReference } from './pull.js';
 
 const D = `sha256:${'a'.repeat(64)}`;
 
