@@ -83,7 +83,10 @@ export const CellYamlSchema = Type.Object(
             Type.Array(
               Type.Object(
                 {
-                  name: Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,62}$', errorMessage: 'must be 1-63 lowercase letters, digits, ".", "_" or "-"' }),
+                  name: Type.String({
+                    pattern: '^[a-z0-9][a-z0-9._-]{0,62}$',
+                    errorMessage: 'must be 1-63 lowercase letters, digits, ".", "_" or "-"',
+                  }),
                   file: Type.String({ minLength: 1, maxLength: 4096 }),
                 },
                 { additionalProperties: false },

@@ -93,12 +93,22 @@ export async function buildTestEchoImage(runtimeOrSocket: DockerRuntime | string
  * an image ID no other test shares (a test may delete it from the engine without disturbing others).
  * Loaded under `repoTag`; returns its image ID.
  */
-export async function buildTestEchoVariant(runtimeOrSocket: DockerRuntime | string, marker: string, repoTag: string, options: TestEchoOptions = {}): Promise<string> {
-  const runtime = typeof runtimeOrSocket === 'string' ? new DockerRuntime({ cellId: 'pic-image-builder', socket: runtimeOrSocket }) : runtimeOrSocket;
-  const built = await testEchoArchive({ ...options, repoTag, extraEntries: [{ type: 'file', path: 'etc/pic-variant', content: `${marker}\n`, mode: 0o644 }] });
+export async function buildTestEchoVariant(
+  runtimeOrSocket: DockerRuntime | string,
+  marker: string,
+  repoTag: string,
+  options: TestEchoOptions = {},
+): Promise<string> {
+  const runtime =
+    typeof runtimeOrSocket === 'string' ? new DockerRuntime({ cellId: 'pic-image-builder', socket: runtimeOrSocket }) : runtimeOrSocket;
+  const extraEntries: ImageEntry[] = [{ type: 'file', path: 'etc/pic-variant', content: `${marker}\n`, mode: 0o644 }];
+  const built = await testEchoArchive({ ...options, repoTag, extraEntries });
   await runtime.loadImage(built.archive);
   const loaded = await runtime.imageDigest(repoTag);
-  if (loaded !== built.digest) throw new EngineError(`engine ${runtime.endpoint} reports ${repoTag} as ${loaded}, but the archive's config digest is ${built.digest}`, undefined);
+  if (loaded !== built.digest) {
+    const why = `engine ${runtime.endpoint} reports ${repoTag} as ${loaded}, but the archive's config digest is ${built.digest}`;
+    throw new EngineError(why, undefined);
+  }
   return built.digest;
 }
 

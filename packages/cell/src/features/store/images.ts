@@ -45,7 +45,11 @@ export function registryOf(repository: string): string | undefined {
  * `repository@digest`, set by a pull, which the engine verified) or, for an image built or loaded
  * without a registry, its image ID.
  */
-export function imageMatches(info: { digest: string; repoDigests: string[] }, repository: string, digest: string): boolean {
+export function imageMatches(
+  info: { digest: string; repoDigests: string[] },
+  repository: string,
+  digest: string,
+): boolean {
   return info.digest === digest || info.repoDigests.includes(`${repository}@${digest}`);
 }
 
@@ -80,17 +84,20 @@ export async function checkImages(
     const local = registry ? byDigest : ref.tag ? `${ref.repository}:${ref.tag}` : ref.digest;
     const info = await runtime.inspectImage(local);
     if (!info && !registry) {
-      throw new CatalogRefusal('image_digest_mismatch', `image ${local} (container "${c.name}") is not on the container engine, and its reference names no registry to pull it from; the manifest pins ${ref.digest}: load that image first`, {
-        container: c.name,
-        expected: ref.digest,
-      });
+      const why =
+        `image ${local} (container "${c.name}") is not on the container engine, and its reference names no ` +
+        `registry to pull it from; the manifest pins ${ref.digest}: load that image first`;
+      throw new CatalogRefusal('image_digest_mismatch', why, { container: c.name, expected: ref.digest });
     }
     let signedBy: string | undefined;
     if (mode !== 'off') {
       try {
         const sig = verifyImageSignature(c, trustedKeys);
         if (sig.signed) signedBy = sig.fingerprint;
-        else problem(new CatalogRefusal('missing_bundle', `image ${c.image} (container "${c.name}") carries no signature, and this cell's image_verification is enforce`, { container: c.name }));
+        else {
+          const why = `image ${c.image} (container "${c.name}") carries no signature, and this cell's image_verification is enforce`;
+          problem(new CatalogRefusal('missing_bundle', why, { container: c.name }));
+        }
       } catch (err) {
         if (!(err instanceof CatalogRefusal)) throw err;
         problem(err);
@@ -115,7 +122,8 @@ export async function checkImages(
       }
     }
     // Create from the verified digest reference, so a tag moved after this check cannot change what runs.
-    plans.push({ container: c.name, image: matches ? (registry ? byDigest : ref.digest) : local, pinned: ref.digest, actual: info.digest, signedBy });
+    const image = matches ? (registry ? byDigest : ref.digest) : local;
+    plans.push({ container: c.name, image, pinned: ref.digest, actual: info.digest, signedBy });
   }
   return { plans, warnings };
 }

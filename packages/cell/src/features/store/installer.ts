@@ -82,9 +82,11 @@ export function installErrorCode(err: unknown): string {
   if (isRuntimeError(err)) {
     if (err.code === 'image_pull_failed') {
       const reason = (err as { reason?: string }).reason;
-      return reason === 'verification_failed' ? 'image_digest_mismatch' : reason === 'not_found' ? 'image_not_in_registry' : 'image_pull_failed';
+      if (reason === 'verification_failed') return 'image_digest_mismatch';
+      return reason === 'not_found' ? 'image_not_in_registry' : 'image_pull_failed';
     }
-    if (['registry_unreachable', 'image_digest_mismatch', 'image_missing', 'engine_unreachable'].includes(err.code)) return err.code;
+    const own = ['registry_unreachable', 'image_digest_mismatch', 'image_missing', 'engine_unreachable'];
+    if (own.includes(err.code)) return err.code;
   }
   return 'install_failed';
 }
@@ -99,7 +101,8 @@ export class ServiceBusyError extends Error {
 
 /**
  * Install and remove jobs (ADR 003). An install runs verifying → pulling (a missing image is pulled
- * by digest from its registry and checked; one the engine has is checked again) → creating → starting → healthy, or ends failed; every object it creates
+ * by digest from its registry and checked; one the engine has is checked again) → creating →
+ * starting → healthy, or ends failed; every object it creates
  * is written to the job row *before* it is created, so a failure, or a crash found at the next
  * start, removes exactly what this job made and leaves the cell as it was. Both are idempotent:
  * installing an installed service, or removing an absent one, changes nothing.
@@ -194,7 +197,7 @@ export class Installer {
       for (const c of manifest.containers) {
         const plan = images.get(c.name);
         if (!plan) throw new Error(`no image plan for container "${c.name}"`);
-        // The image was checked when the job was accepted (or pulled and checked just now); make sure it is still there.
+        // Checked when the job was accepted (or pulled and checked just now): make sure it is still there.
         await runtime.ensureImage(plan.image);
       }
 
@@ -277,7 +280,12 @@ export class Installer {
       written = Date.now();
       const text = JSON.stringify(progress);
       writing = writing.then(() =>
-        this.d.db.updateTable('service_jobs').set({ progress: text, updated_at: nowIso() }).where('id', '=', job.id).execute().catch(() => undefined),
+        this.d.db
+          .updateTable('service_jobs')
+          .set({ progress: text, updated_at: nowIso() })
+          .where('id', '=', job.id)
+          .execute()
+          .catch(() => undefined),
       );
       return writing;
     };
@@ -286,16 +294,20 @@ export class Installer {
       await save(true);
       const info = await this.d.runtime.pullImage(image.ref, {
         onProgress: (p) => {
-          Object.assign(image, { layers: p.layers, layers_done: p.layersDone, bytes_done: p.bytesDone, bytes_total: p.bytesTotal });
+          Object.assign(image, { layers: p.layers, layers_done: p.layersDone });
+          Object.assign(image, { bytes_done: p.bytesDone, bytes_total: p.bytesTotal });
           void save();
         },
       });
       if (!info.repoDigests.includes(image.ref)) {
-        throw new InstallError('image_digest_mismatch', `the image pulled for ${image.ref} does not carry that digest (it has ${info.repoDigests.join(', ') || 'no registry digest'}): refusing to run it`);
+        const has = info.repoDigests.join(', ') || 'no registry digest';
+        const why = `the image pulled for ${image.ref} does not carry that digest (it has ${has}): refusing to run it`;
+        throw new InstallError('image_digest_mismatch', why);
       }
       image.state = 'pulled';
       await save(true);
-      this.d.logger.info('image pulled', { service: job.service_id, job: job.id, image: image.ref, bytes: image.bytes_total, layers: image.layers });
+      const facts = { image: image.ref, bytes: image.bytes_total, layers: image.layers };
+      this.d.logger.info('image pulled', { service: job.service_id, job: job.id, ...facts });
     }
   }
 
@@ -330,12 +342,14 @@ export class Installer {
   private async fail(job: JobRow, req: Pick<InstallRequest, 'id' | 'actor'>, resources: Resource[], err: unknown): Promise<JobRow> {
     const reason = describeError(err);
     const code = installErrorCode(err);
-    this.d.logger.warn('service install failed; rolling back', { service: req.id, job: job.id, error: reason, code, resources: resources.length });
+    const facts = { error: reason, code, resources: resources.length };
+    this.d.logger.warn('service install failed; rolling back', { service: req.id, job: job.id, ...facts });
     const leftovers = await this.rollback(resources);
     const error = leftovers.length ? `${reason} (rollback left: ${leftovers.join('; ')})` : reason;
     return this.d.db.transaction().execute(async (trx) => {
       await trx.deleteFrom('service_installations').where('service_id', '=', req.id).where('job_id', '=', job.id).where('state', '=', 'installing').execute();
-      const row = await this.finishJob(trx, job, req, 'error', { state: 'failed', error, error_code: code }, { rolled_back: resources.length - leftovers.length });
+      const end = { state: 'failed' as const, error, error_code: code };
+      const row = await this.finishJob(trx, job, req, 'error', end, { rolled_back: resources.length - leftovers.length });
       return row;
     });
   }
@@ -465,7 +479,8 @@ export class Installer {
       if (this.running.has(job.service_id)) continue;
       if (job.kind === 'install') {
         const resources = JSON.parse(job.resources) as Resource[];
-        await this.fail(job, { id: job.service_id, actor: job.actor }, resources, new InstallError('interrupted', `interrupted by a restart of the cell while ${job.state}; rolled back, install again`));
+        const why = `interrupted by a restart of the cell while ${job.state}; rolled back, install again`;
+        await this.fail(job, { id: job.service_id, actor: job.actor }, resources, new InstallError('interrupted', why));
         rolledBack++;
       } else {
         // Mark the old job failed, then finish the removal with a fresh one.

@@ -32,7 +32,8 @@ export function storeRoutes(deps: CellDeps): Router {
     if (!catalog.ok) await store.catalog.auditReadRefusal(catalog.refusal, actor, ctx.ip || null);
     else for (const s of catalog.services) if (s.refusal) await store.catalog.auditReadRefusal(s.refusal, actor, ctx.ip || null, s.entry.id);
     const keyNames = new Map((await listTrustKeys(db)).map((k) => [k.fingerprint, k.name]));
-    const body = presentStore(catalog, installations, jobs, engine, store.imageVerification, accepted?.version ?? null, keyNames);
+    const highest = accepted?.version ?? null;
+    const body = presentStore(catalog, installations, jobs, engine, store.imageVerification, highest, keyNames);
     ctx.body = { ...body, engine: { ...body.engine, cell_id: store.cellId } };
   });
 
@@ -81,7 +82,12 @@ export function storeRoutes(deps: CellDeps): Router {
         version: request.manifest.version,
         index_version: request.indexVersion,
         manifest_digest: request.manifestDigest,
-        images: request.plans.map((p) => ({ container: p.container, digest: p.actual ?? p.pinned, signed_by: p.signedBy ?? null, pull: p.pull ?? null })),
+        images: request.plans.map((p) => ({
+          container: p.container,
+          digest: p.actual ?? p.pinned,
+          signed_by: p.signedBy ?? null,
+          pull: p.pull ?? null,
+        })),
         ...(warnings.length ? { image_warnings: warnings.map((w) => ({ refusal: w.code, reason: w.reason })) } : {}),
       };
       ctx.status = 202;
@@ -98,7 +104,11 @@ export function storeRoutes(deps: CellDeps): Router {
     if (!run) return;
     const final = await run;
     ctx.status = final.state === 'healthy' ? 200 : 502;
-    ctx.body = final.state === 'healthy' ? { ok: true, job: presentJob(final) } : { ok: false, error: final.error ?? 'install failed', code: final.error_code ?? 'install_failed', fields: {}, job: presentJob(final) };
+    const job = presentJob(final);
+    ctx.body =
+      final.state === 'healthy'
+        ? { ok: true, job }
+        : { ok: false, error: final.error ?? 'install failed', code: final.error_code ?? 'install_failed', fields: {}, job };
   }
 
   router.post('store.remove', '/remove', requireRole('admin'), audited('service', bodyServiceId), validateBody(RemoveBody), async (ctx) => {
