@@ -70,6 +70,7 @@ describe('the store pulls images by digest from a real registry (real cell proce
   let otherId: string;
   let movedDigest: string; // registry digest of the other image, pushed under the pinned image's tag
   let fresh: string; // registry digest of an image this engine never pulled (it keeps the manifests it did)
+  let gone: string; // registry digest of an image whose tag was then moved to another image
 
   const publish = async (image: string) =>
     writeCatalog(m, catalogDir, {
@@ -114,8 +115,15 @@ describe('the store pulls images by digest from a real registry (real cell proce
     await buildTestEchoVariant(engine.socketPath, `fresh-${suffix}`, `pic-e2e-pull-${suffix}:fresh`);
     await tools.tagImage(`pic-e2e-pull-${suffix}:fresh`, `${repository}-fresh`, '1');
     fresh = await tools.pushImage(`${repository}-fresh:1`);
+    await buildTestEchoVariant(engine.socketPath, `gone-${suffix}`, `pic-e2e-pull-${suffix}:gone`);
+    await tools.tagImage(`pic-e2e-pull-${suffix}:gone`, `${repository}-gone`, '1');
+    gone = await tools.pushImage(`${repository}-gone:1`);
+    // Then someone pushes a different image under the same tag.
+    await tools.tagImage(`pic-e2e-pull-${suffix}:other`, `${repository}-gone`, '1');
+    assert.notEqual(await tools.pushImage(`${repository}-gone:1`), gone);
     await forget(`pic-e2e-pull-${suffix}:pinned`);
     await forget(`pic-e2e-pull-${suffix}:fresh`);
+    await forget(`pic-e2e-pull-${suffix}:gone`);
     assert.equal(await tools.inspectImage(`${repository}@${pinned}`), undefined, 'the engine lacks the pinned image');
 
     m = await loadManifestModule();
@@ -147,6 +155,7 @@ describe('the store pulls images by digest from a real registry (real cell proce
           `${repository}@${pinned}`,
           `${repository}:1`,
           `${repository}-fresh:1`,
+          `${repository}-gone:1`,
           `pic-e2e-pull-${suffix}:other`,
         ])
           await forget(ref).catch(() => undefined);
@@ -269,6 +278,20 @@ describe('the store pulls images by digest from a real registry (real cell proce
     assert.equal(entry.result, 'error');
     assert.equal(entry.details.error_code, 'image_digest_mismatch');
     assert.equal((await api.get('/api/store')).body.services.find((s: any) => s.id === 'test-echo').state, 'available');
+  });
+
+  it('a different image pushed under the tag, the pinned one deleted: refused (image_not_in_registry), never the new one', async () => {
+    const path = `pic/test-echo-${suffix}-gone`;
+    const deleted = await fetch(`http://${registry.host}/v2/${path}/manifests/${gone}`, { method: 'DELETE' });
+    assert.equal(deleted.status, 202, await deleted.text());
+    await publish(`${repository}-gone:1@${gone}`);
+    const res = await install();
+    assert.equal(res.status, 502, res.text);
+    assert.equal(res.body.code, 'image_not_in_registry');
+    assert.equal(res.body.job.error_code, 'image_not_in_registry');
+    assert.match(res.body.job.error, /has no such image/);
+    assert.equal(await tools.inspectImage(`${repository}-gone:1`), undefined, 'the image now under the tag was not pulled');
+    await assertEngineEmpty('a registry without the pinned image');
   });
 
   it('a registry that does not answer fails the job with registry_unreachable, naming it, and creates nothing', async () => {
