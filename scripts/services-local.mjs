@@ -171,7 +171,8 @@ await runMain(USAGE, async () => {
   const previousCatalog = doc.getIn(['store', 'catalog_dir']);
   if (typeof previousCatalog === 'string' && resolve(dataDir, previousCatalog) !== result.catalog)
     log(`cell.yaml: store.catalog_dir was ${previousCatalog}; now the local catalog`);
-  doc.setIn(['store', 'catalog_dir'], result.catalog);
+  // Relative: cell.yaml paths are read from the data dir, so the data dir may move.
+  doc.setIn(['store', 'catalog_dir'], 'store-local/catalog');
   const keys = doc.getIn(['store', 'trusted_keys']);
   const list = keys && typeof keys.toJSON === 'function' ? keys.toJSON() : [];
   if (!list.some((k) => k?.name === KEY_NAME))
