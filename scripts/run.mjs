@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The one entry behind `npm start`, `npm test`, `npm run bench` and `npm run build`:
+// The one entry behind `npm start`, `npm test`, `npm run bench`, `npm run build` and `npm run services:local`:
 // installs what is missing (pnpm through npx, no global install), builds the TypeScript, then runs.
 // Nothing here goes through a shell: every child is spawned with an argument array.
 import { spawnSync } from 'node:child_process';
@@ -85,9 +85,12 @@ if (command === 'build') {
   run(process.execPath, ['--test', '--test-concurrency=2', '--test-timeout=120000', ...files], {
     env: { ...process.env, PIC_REPO_ROOT: root },
   });
+} else if (command === 'services-local') {
+  // npm run services:local: dependencies installed and the workspace built above, so a fresh clone works.
+  run(process.execPath, [join(root, 'scripts/services-local.mjs'), '--no-build', ...rest]);
 } else if (command === 'bench') {
   run(process.execPath, [join(root, 'scripts/bench/index.mjs'), ...rest]);
 } else {
-  log(`unknown command "${command}": use start, test, bench or build`);
+  log(`unknown command "${command}": use start, test, bench, build or services-local`);
   process.exit(2);
 }
