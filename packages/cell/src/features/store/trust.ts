@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises';
+import { readRegularFile } from '@pic/manifest/read-file';
 import type { Db } from '../../db/database.js';
 import { readSetting, writeSetting } from '../../db/settings.js';
 import type { Logger } from '../../lib/logger.js';
@@ -32,11 +32,13 @@ export async function seedConfiguredKeys(
 ): Promise<string[]> {
   const added: string[] = [];
   for (const k of keys) {
-    const text = await readSmallFile(k.file).catch((err: NodeJS.ErrnoException) => {
+    // A regular file of a few kB, read with a time limit (the shared catalog-file reader).
+    const read = readRegularFile(k.file, { maxBytes: MAX_KEY_BYTES }).then((b) => b.toString('utf8'));
+    const text = await read.catch((err: Error) => {
       logger.error('a store trust key from cell.yaml cannot be read', {
         name: k.name,
         file: k.file,
-        error: err.code ?? err.message,
+        error: err.message,
       });
       return undefined;
     });
@@ -92,22 +94,4 @@ export async function seedConfiguredKeys(
     added.push(parsed.fingerprint);
   }
   return added;
-}
-
-/** A regular file of at most MAX_KEY_BYTES, read through one descriptor. */
-async function readSmallFile(file: string): Promise<string> {
-  const fh = await open(file, 'r');
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'ENOTFILE' });
-    if (st.size > MAX_KEY_BYTES)
-      throw Object.assign(new Error(`larger than ${MAX_KEY_BYTES} bytes`), { code: 'EFBIG' });
-    const buf = Buffer.alloc(MAX_KEY_BYTES + 1);
-    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
-    if (bytesRead > MAX_KEY_BYTES)
-      throw Object.assign(new Error(`larger than ${MAX_KEY_BYTES} bytes`), { code: 'EFBIG' });
-    return buf.subarray(0, bytesRead).toString('utf8');
-  } finally {
-    await fh.close();
-  }
 }
