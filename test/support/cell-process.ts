@@ -36,7 +36,8 @@ export async function startCellProcess(opts: StartOptions = {}): Promise<CellPro
   if (opts.cellYaml !== undefined) writeFileSync(join(dataDir, 'cell.yaml'), opts.cellYaml);
   const child = spawn(process.execPath, CELL_ARGS, {
     // WireGuard off unless a test asks for it: parallel cells would otherwise fight over one interface and port.
-    env: { ...process.env, PIC_PORT: '0', PIC_HOST: '127.0.0.1', PIC_DATA_DIR: dataDir, PIC_WIREGUARD_MODE: 'off', ...opts.env },
+    // Caddy and the resolver off too: they outlive the cell, and listen on the tunnel's address.
+    env: { ...process.env, PIC_PORT: '0', PIC_HOST: '127.0.0.1', PIC_DATA_DIR: dataDir, PIC_WIREGUARD_MODE: 'off', PIC_REACH_MODE: 'off', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -17,6 +17,8 @@ import { auditRoutes } from './features/audit/routes.js';
 import { vaultRoutes } from './features/vault/routes.js';
 import { peerRoutes, peerSelfRoutes, wireguardRoutes } from './features/peers/routes.js';
 import { storeRoutes } from './features/store/routes.js';
+import { caddyRoutes } from './features/caddy/routes.js';
+import { dnsRoutes } from './features/dns/routes.js';
 import { mountedServiceRoutes, serviceCredentialRoutes, servicesRoutes } from './features/services/routes.js';
 import { auditWrites, type RouteNamer } from './http/audit.js';
 import { clientAddress } from './http/client-ip.js';
@@ -70,6 +72,8 @@ export function buildApp(deps: CellDeps, sqlite: SQLite.Database): Koa {
     peerSelfRoutes(deps),
     wireguardRoutes(deps),
     storeRoutes(deps),
+    caddyRoutes(deps),
+    dnsRoutes(deps),
     servicesRoutes(deps),
     serviceCredentialRoutes(deps),
     // Last: the routes of installed services (/api/<id>/…), swapped on install and removal.

@@ -15,6 +15,8 @@ import { openVault } from './features/vault/vault.js';
 import { PeerNetwork } from './features/peers/network.js';
 import { AuditRetention } from './features/audit/retention.js';
 import { Store } from './features/store/service.js';
+import { CaddyService } from './features/caddy/service.js';
+import { DnsService } from './features/dns/service.js';
 import { buildApp } from './app.js';
 import type { CellDeps } from './deps.js';
 
@@ -62,7 +64,21 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
   const apiLimiter = new SlidingWindowLimiter(config.rateLimit.apiPerMinute, 60_000);
   const audit = new AuditLog(database.db, database.sqlite);
   const store = await Store.open({ db: database.db, vault, audit, logger, config });
+  let cellUpstream = '';
+  let peerNetworkRef: PeerNetwork | undefined;
+  const caddy = new CaddyService({
+    config,
+    db: database.db,
+    vault,
+    logger,
+    web: store,
+    cellUpstream: () => cellUpstream,
+    tunnel: () => tunnelAddress(peerNetworkRef, setup),
+  });
+  const dns = new DnsService({ config, db: database.db, logger, tunnel: () => tunnelAddress(peerNetworkRef, setup) });
   const deps: CellDeps = {
+    caddy,
+    dns,
     config, db: database.db, logger, sessions, loginLimiter, apiLimiter, setup, status, health, audit, vault, version: VERSION, startedAt,
     peerNetwork: new PeerNetwork(database.db, vault, config, logger, {
       audit,
@@ -72,6 +88,7 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
     store,
   };
   const { peerNetwork } = deps;
+  peerNetworkRef = peerNetwork;
 
   status.register('database', () => {
     const probe = probeDatabase(database.sqlite);
@@ -87,6 +104,8 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
     return { state: intended ? 'not_configured' : 'degraded', reason: wg.reason };
   });
   status.register('store', () => store.statusSummary());
+  status.register('caddy', () => caddy.status());
+  status.register('dns', () => dns.status());
   status.register('health', () => {
     const latest = health.latest;
     return latest ? { state: latest.status, last_check: latest.ts } : { state: 'degraded', error: 'no health sample yet' };
@@ -121,12 +140,20 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
+  // Caddy reaches the cell on loopback whatever address the cell listens on.
+  const loopback = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : host;
+  cellUpstream = `${loopback}:${address.port}`;
+  store.onWebRoutesChanged(() => void caddy.converge().catch((err) => logger.error('caddy: config load failed', { error: String(err) })));
+  caddy.start();
+  dns.start();
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       health.stop();
       retention.stop();
+      await caddy.stop();
+      await dns.stop();
       await store.stop();
       await peerNetwork.stop();
       clearInterval(purge);
@@ -141,4 +168,13 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
     })());
 
   return { deps, database, server, url, stop };
+}
+
+/** The cell's tunnel address once its interface is up (and setup is complete), else why not yet. */
+async function tunnelAddress(peerNetwork: PeerNetwork | undefined, setup: SetupState): Promise<{ address: string } | { reason: string }> {
+  if (!setup.isComplete()) return { reason: 'waiting for setup to complete' };
+  if (!peerNetwork) return { reason: 'starting' };
+  const wg = await peerNetwork.status();
+  if (!wg.running || !('address' in wg)) return { reason: `waiting for the WireGuard interface${wg.reason ? `: ${wg.reason}` : ''}` };
+  return { address: wg.address.split('/')[0]! };
 }

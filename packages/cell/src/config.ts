@@ -4,6 +4,9 @@ import { Type, type Static } from '@sinclair/typebox';
 import { parse as parseYaml } from 'yaml';
 import { compile, fieldErrors } from './lib/ajv.js';
 
+const IPV4 = '^((25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.){3}(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$';
+const Ipv4 = () => Type.String({ pattern: IPV4, errorMessage: 'must be IPv4 addresses like 192.168.1.10' });
+
 /** Settings read at start-up from `<data dir>/cell.yaml`; every key optional. */
 export const CellYamlSchema = Type.Object(
   {
@@ -98,6 +101,25 @@ export const CellYamlSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    /** How peers reach the cell and its services by name: Caddy (HTTPS) and the resolver (DNS); see wiki/admin-domains-tls-dns.md. */
+    reach: Type.Optional(
+      Type.Object(
+        {
+          /** auto: run Caddy and the resolver on the WireGuard address once the tunnel is up; off: neither. */
+          mode: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('off')])),
+          https_port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+          /** Also serve HTTPS on these LAN addresses of this machine (the resolver stays on the tunnel). */
+          lan_addresses: Type.Optional(Type.Array(Ipv4(), { maxItems: 16 })),
+          /** internal: certificates from the cell's CA (default); acme: Let's Encrypt for a public domain. */
+          tls: Type.Optional(Type.Union([Type.Literal('internal'), Type.Literal('acme')])),
+          acme_email: Type.Optional(Type.String({ format: 'email', maxLength: 254 })),
+          dns_port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+          /** Where the resolver forwards names outside the cell's domain (default 1.1.1.1 and 9.9.9.9). */
+          dns_upstreams: Type.Optional(Type.Array(Ipv4(), { minItems: 1, maxItems: 8 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -129,6 +151,15 @@ export interface CellConfig {
     /** Keys to trust from files (absolute paths), each once: cell.yaml store.trusted_keys. */
     trustedKeys: Array<{ name: string; file: string }>;
   };
+  reach: {
+    mode: 'auto' | 'off';
+    httpsPort: number;
+    lanAddresses: string[];
+    tls: 'internal' | 'acme';
+    acmeEmail: string | null;
+    dnsPort: number;
+    dnsUpstreams: string[];
+  };
 }
 
 /** The store's default catalog: this repository's services-index/ and manifests/ (dist/config.js → repo root). */
@@ -149,6 +180,13 @@ function wireguardMode(value: string | undefined): CellConfig['wireguard']['mode
   if (value === undefined || value === '') return undefined;
   if (value === 'auto' || value === 'kernel' || value === 'userspace' || value === 'off') return value;
   throw new ConfigError(`PIC_WIREGUARD_MODE must be auto, kernel, userspace or off, got "${value}"`);
+}
+
+/** PIC_REACH_MODE overrides cell.yaml (the test harness sets "off": Caddy and the resolver outlive the cell). */
+function reachMode(value: string | undefined): CellConfig['reach']['mode'] | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (value === 'auto' || value === 'off') return value;
+  throw new ConfigError(`PIC_REACH_MODE must be auto or off, got "${value}"`);
 }
 
 /** env + optional cell.yaml → typed, validated config. Throws ConfigError naming the bad key. */
@@ -207,6 +245,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CellConfig {
       imageVerification: yaml.store?.image_verification ?? 'enforce',
       publishAddress: yaml.store?.publish_address ?? '127.0.0.1',
       trustedKeys: (yaml.store?.trusted_keys ?? []).map((k) => ({ name: k.name, file: resolve(dataDir, k.file) })),
+    },
+    reach: {
+      mode: reachMode(env['PIC_REACH_MODE']) ?? yaml.reach?.mode ?? 'auto',
+      httpsPort: yaml.reach?.https_port ?? 443,
+      lanAddresses: yaml.reach?.lan_addresses ?? [],
+      tls: yaml.reach?.tls ?? 'internal',
+      acmeEmail: yaml.reach?.acme_email ?? null,
+      dnsPort: yaml.reach?.dns_port ?? 53,
+      dnsUpstreams: yaml.reach?.dns_upstreams ?? ['1.1.1.1', '9.9.9.9'],
     },
   };
 }

@@ -11,6 +11,8 @@ import type { Vault } from './features/vault/vault.js';
 import type { PeerNetwork } from './features/peers/network.js';
 import type { PeerDeletionHook } from './features/peers/service.js';
 import type { Store } from './features/store/service.js';
+import type { CaddyService } from './features/caddy/service.js';
+import type { DnsService } from './features/dns/service.js';
 
 /** Everything a feature's routes may use, built once by the cell and passed in (no globals). */
 export interface CellDeps {
@@ -30,6 +32,10 @@ export interface CellDeps {
   vault: Vault;
   /** The signed store: catalog, container engine, install/remove jobs, mounted service routes, accounts. */
   store: Store;
+  /** Caddy in front of the cell on the tunnel address: TLS, the cell's domain, services' subdomains. */
+  caddy: CaddyService;
+  /** The resolver on the tunnel address: the cell's names (split horizon), custom records, forwarding. */
+  dns: DnsService;
   version: string;
   startedAt: number;
 }

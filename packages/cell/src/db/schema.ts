@@ -208,7 +208,16 @@ export interface ServiceAccountsTable {
   updated_at: string;
 }
 
+export interface DnsRecordsTable {
+  id: Generated<number>;
+  name: string;
+  type: 'A' | 'AAAA' | 'CNAME' | 'TXT';
+  value: string;
+  created_at: string;
+}
+
 export interface Database {
+  dns_records: DnsRecordsTable;
   peers: PeersTable;
   peer_traffic: PeerTrafficTable;
   audit_log: AuditLogTable;

@@ -4,6 +4,7 @@ import { errors } from '../../http/errors.js';
 import { readCellSettings } from '../config/service.js';
 import type { Vault } from '../vault/vault.js';
 import { renderClientConfig } from '../wireguard/config.js';
+import { cellAddress } from '../wireguard/addresses.js';
 import type { PeerNetwork } from './network.js';
 import { peerSecret, type PeerRow } from './service.js';
 
@@ -11,11 +12,19 @@ import { peerSecret, type PeerRow } from './service.js';
  * The peer's full wg-quick config: its own private key and PSK from the vault, the cell's public
  * key and endpoint. This text is a secret; only the config/QR endpoints hand it out.
  */
-export async function peerClientConfig(db: Kysely<Database>, vault: Vault, network: PeerNetwork, peer: PeerRow): Promise<string> {
+export async function peerClientConfig(
+  db: Kysely<Database>,
+  vault: Vault,
+  network: PeerNetwork,
+  peer: PeerRow,
+  cellResolver = false,
+): Promise<string> {
   const { identity, network: net } = await readCellSettings(db);
   const privateKey = await vault.get(peerSecret(peer.id, 'private_key'));
   if (!privateKey) throw errors.conflict(`peer "${peer.name}" has no private key in the vault; delete and add it again`);
-  const dns = JSON.parse(peer.dns) as string[];
+  const own = JSON.parse(peer.dns) as string[];
+  // The cell's resolver (on its tunnel address) answers the cell's names, unless the peer has its own servers.
+  const dns = own.length > 0 || !cellResolver ? own : [cellAddress(net.subnet)];
   const routes = JSON.parse(peer.allowed_ips) as string[];
   return renderClientConfig({
     privateKey,

@@ -51,7 +51,7 @@ const INTERFACE_FIELDS = ['enabled', 'expires_at'] as const;
 /** Sends a peer's config as text (optionally a download) or as a QR code (PNG, or SVG). */
 export async function sendPeerConfig(ctx: Context, deps: CellDeps, peer: PeerRow, as: 'text' | 'qr'): Promise<void> {
   const q = ctx.input as FormatQuery;
-  const text = await peerClientConfig(deps.db, deps.vault, deps.peerNetwork, peer);
+  const text = await peerClientConfig(deps.db, deps.vault, deps.peerNetwork, peer, deps.caddy.enabled);
   ctx.set('Cache-Control', 'no-store');
   if (as === 'text') {
     ctx.type = 'text/plain; charset=utf-8';
@@ -233,6 +233,13 @@ export function peerSelfRoutes(deps: CellDeps): Router {
     const peer = await own(ctx);
     const live = await deps.peerNetwork.liveByKey();
     ctx.body = { ok: true, peer: presentPeer(peer, live.get(peer.public_key)) };
+  });
+  // The CA that signs https://<domain> and the services' names: a device installs it once.
+  router.get('/ca.crt', requireRole('peer'), async (ctx) => {
+    await own(ctx);
+    ctx.type = 'application/x-pem-file';
+    ctx.set('Content-Disposition', 'attachment; filename="cell-ca.crt"');
+    ctx.body = await deps.caddy.certificate.ca.certificatePem();
   });
   router.get('/config', requireRole('peer'), validateQuery(FormatQuery), async (ctx) => {
     await sendPeerConfig(ctx, deps, await own(ctx), 'text');

@@ -42,6 +42,10 @@ export class ServiceMounts {
     this.routers.delete(id);
   }
 
+  manifest(id: string): ServiceManifest | undefined {
+    return this.manifests.get(id);
+  }
+
   isMounted(id: string): boolean {
     return this.manifests.has(id);
   }

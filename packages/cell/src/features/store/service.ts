@@ -11,7 +11,7 @@ import type { Vault } from '../vault/vault.js';
 import { ServiceAccounts } from '../services/accounts.js';
 import { ServiceMounts } from '../services/mounts.js';
 import { seedTrustKey, StoreCatalog, storeTrustedKeys, toRefusal, type CatalogView, type Refusal } from './catalog.js';
-import { createRuntime, describeError, engineState, requireEngine, storeCellId, type EngineState } from './engine.js';
+import { createRuntime, describeError, engineState, loopbackPort, objectNames, requireEngine, storeCellId, type EngineState } from './engine.js';
 import { checkImages, type ImageVerification } from './images.js';
 import { seedConfiguredKeys } from './trust.js';
 import { Installer, type InstallRequest } from './installer.js';
@@ -52,8 +52,17 @@ export type PreparedInstall =
  * The store inside the cell: the signed catalog, the container engine, install/remove jobs,
  * the routes of installed services and their accounts. One per cell, built at start-up.
  */
+/** Where an installed service's web port is: what Caddy proxies its subdomain to. */
+export interface WebRoute {
+  id: string;
+  subdomain: string;
+  /** 127.0.0.1:<published port> */
+  dial: string;
+}
+
 export class Store {
   private retryTimer: NodeJS.Timeout | undefined;
+  private readonly webListeners: Array<() => void> = [];
 
   private constructor(
     private readonly d: StoreDeps,
@@ -87,12 +96,43 @@ export class Store {
       publishAddress: d.config.store.publishAddress,
       onInstalled: async (id, manifest) => {
         mounts.mount(id, manifest);
+        store.webRoutesChanged();
         await accounts.retryTombstones(id);
       },
-      onRemoving: (id) => mounts.unmount(id),
+      onRemoving: (id) => {
+        mounts.unmount(id);
+        store.webRoutesChanged();
+      },
       onPurge: async (trx, id) => void (await accounts.purge(trx, id)),
     });
-    return new Store(d, cellId, runtime, catalog, installer, accounts, mounts, options);
+    const store: Store = new Store(d, cellId, runtime, catalog, installer, accounts, mounts, options);
+    return store;
+  }
+
+  /** Calls `listener` whenever a service with a web port comes or goes (Caddy converges its routes). */
+  onWebRoutesChanged(listener: () => void): void {
+    this.webListeners.push(listener);
+  }
+
+  private webRoutesChanged(): void {
+    for (const listener of this.webListeners) listener();
+  }
+
+  /** The subdomains of installed services with a `web` port, and the loopback port each is published on. */
+  async webRoutes(): Promise<WebRoute[]> {
+    const routes: WebRoute[] = [];
+    for (const id of this.mounts.mounted()) {
+      const manifest = this.mounts.manifest(id);
+      if (!manifest?.web || !manifest.subdomain) continue;
+      try {
+        const info = await this.runtime.inspectContainer(objectNames(this.cellId, id).container(manifest.web.container));
+        const port = loopbackPort(info, manifest.web.port);
+        if (info.running && port) routes.push({ id, subdomain: manifest.subdomain, dial: `127.0.0.1:${port}` });
+      } catch (err) {
+        this.d.logger.warn('web route left out: its container is not reachable', { service: id, error: describeError(err) });
+      }
+    }
+    return routes;
   }
 
   private listeningPort: number | undefined;

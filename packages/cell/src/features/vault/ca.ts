@@ -51,6 +51,8 @@ export interface IssueRequest {
   name: string;
   type: CertificateType;
   days: number;
+  /** More DNS names for the subjectAltName (e.g. the wildcard `*.<domain>`); `name` is always the first. */
+  altNames?: string[];
 }
 
 export interface IssuedCertificate {
@@ -183,6 +185,7 @@ export class CertificateAuthority {
     const keys = (await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])) as CryptoKeyPair;
     const serial = newSerial();
     const notBefore = new Date(now.getTime() - BACKDATE_MS);
+    const sans = [request.name, ...(request.altNames ?? []).filter((n) => n !== request.name)];
     // Nothing the CA signs may outlive the CA.
     const notAfter = new Date(Math.min(now.getTime() + request.days * DAY_MS, ca.certificate.notAfter.getTime()));
     const certificate = await x509.X509CertificateGenerator.create({
@@ -198,7 +201,7 @@ export class CertificateAuthority {
         new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
         new x509.ExtendedKeyUsageExtension([request.type === 'server' ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth]),
-        new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: request.name }]),
+        new x509.SubjectAlternativeNameExtension(sans.map((value) => ({ type: 'dns' as const, value }))),
         new x509.AuthorityKeyIdentifierExtension(ca.keyId),
         await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
       ],
@@ -212,7 +215,7 @@ export class CertificateAuthority {
         name: request.name,
         type: request.type,
         subject: certificate.subject,
-        sans: JSON.stringify([request.name]),
+        sans: JSON.stringify(sans),
         not_before: iso(certificate.notBefore),
         not_after: iso(certificate.notAfter),
         certificate_pem: certificatePem,

@@ -1,0 +1,179 @@
+/**
+ * The cell's resolver: dnsmasq (Debian's dnsmasq-base), listening on the cell's WireGuard address.
+ * It answers the cell's domain and every name under it with that address (split horizon: the same
+ * names resolve to the tunnel address only for devices on the tunnel), answers the custom records,
+ * and forwards everything else to the upstreams in cell.yaml. Like Caddy it is started detached,
+ * outlives the cell, is adopted on the next start and supervised (features/caddy).
+ *
+ * Why dnsmasq: one small process with a plain config file and no zone files or control channel to
+ * manage; it starts in milliseconds, so a zone reload is a restart of it (a query in that instant
+ * is retried by the client). unbound or knot-resolver would reload without a restart, but need a
+ * control socket and a larger config for the same job.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { Resolver } from 'node:dns/promises';
+import { join } from 'node:path';
+import type { CellConfig } from '../../config.js';
+import type { Db } from '../../db/database.js';
+import type { Logger } from '../../lib/logger.js';
+import { DetachedProcess } from '../../lib/detached-process.js';
+import type { SubsystemStatus } from '../status/service.js';
+import { readCellSettings } from '../config/service.js';
+import { findExecutable } from '../wireguard/commands.js';
+import type { TunnelAddress } from '../caddy/service.js';
+import { renderDnsmasqConfig } from './config.js';
+import { listRecords } from './queries.js';
+
+export interface DnsDeps {
+  config: CellConfig;
+  db: Db;
+  logger: Logger;
+  tunnel: TunnelAddress;
+}
+
+/** Asks `server` for `name` (A), giving up after `timeoutMs`. */
+export async function queryA(server: string, port: number, name: string, timeoutMs = 1000): Promise<string[]> {
+  const resolver = new Resolver({ timeout: timeoutMs, tries: 1 });
+  resolver.setServers([`${server}:${port}`]);
+  return resolver.resolve4(name);
+}
+
+export class DnsService {
+  private readonly dir: string;
+  readonly configFile: string;
+  private process: DetachedProcess | undefined;
+  private address: string | undefined;
+  private waiting = 'not started';
+  private poll: NodeJS.Timeout | undefined;
+  private runningConfig: string | undefined;
+  private queue: Promise<void> = Promise.resolve();
+  private lastError: string | null = null;
+  private reloadedAt: string | null = null;
+  private stopped = false;
+
+  constructor(private readonly d: DnsDeps) {
+    this.dir = join(d.config.dataDir, 'dns');
+    this.configFile = join(this.dir, 'dnsmasq.conf');
+  }
+
+  get enabled(): boolean {
+    return this.d.config.reach.mode !== 'off' && this.d.config.wireguard.mode !== 'off' && this.d.config.wireguard.netns === null;
+  }
+
+  get listenAddress(): string | undefined {
+    return this.address;
+  }
+
+  start(): void {
+    this.stopped = false;
+    if (!this.enabled) return;
+    const tick = async () => {
+      if (this.stopped || this.process) return;
+      const t = await this.d.tunnel().catch((err: unknown) => ({ reason: String(err) }));
+      if ('reason' in t) {
+        this.waiting = t.reason;
+        return;
+      }
+      clearInterval(this.poll);
+      this.poll = undefined;
+      await this.bringUp(t.address).catch((err: unknown) => {
+        this.waiting = `the resolver did not start: ${err instanceof Error ? err.message : String(err)}`;
+        this.d.logger.error('dns: start failed', { error: this.waiting });
+      });
+    };
+    this.poll = setInterval(() => void tick(), 1000);
+    this.poll.unref();
+    void tick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.poll) clearInterval(this.poll);
+    await this.queue.catch(() => undefined);
+    await this.process?.stop();
+  }
+
+  private async bringUp(address: string): Promise<void> {
+    const dnsmasq = findExecutable('dnsmasq');
+    if (!dnsmasq) throw new Error("'dnsmasq' is not installed (Debian package dnsmasq-base)");
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    this.address = address;
+    // What an adopted copy runs with is the file as it is now; a new one reads what render() writes.
+    this.runningConfig = existsSync(this.configFile) ? readFileSync(this.configFile, 'utf8') : undefined;
+    if (this.runningConfig === undefined) writeFileSync(this.configFile, await this.render(), { mode: 0o644 });
+    const arg = `--conf-file=${this.configFile}`;
+    const proc = new DetachedProcess(
+      {
+        name: 'dnsmasq',
+        command: dnsmasq,
+        args: ['--keep-in-foreground', '--log-facility=-', arg],
+        ownerMark: arg,
+        pidFile: join(this.dir, 'dnsmasq.pid'),
+        logFile: join(this.dir, 'dnsmasq.log'),
+        beforeSpawn: () => (this.runningConfig = readFileSync(this.configFile, 'utf8')),
+        ready: () => this.answers(),
+        converge: () => this.converge(),
+      },
+      this.d.logger,
+    );
+    this.process = proc;
+    await proc.start();
+  }
+
+  private async render(): Promise<string> {
+    const { domain } = (await readCellSettings(this.d.db)).identity;
+    const records = (await listRecords(this.d.db)).map(({ name, type, value }) => ({ name, type, value }));
+    return renderDnsmasqConfig({ listen: this.address!, port: this.d.config.reach.dnsPort, domain, upstreams: this.d.config.reach.dnsUpstreams, records });
+  }
+
+  /** Resolves once the resolver answers the cell's own name (3 s at most). */
+  private async answers(): Promise<void> {
+    const { domain } = (await readCellSettings(this.d.db)).identity;
+    const until = Date.now() + 3000;
+    for (;;) {
+      try {
+        await queryA(this.address!, this.d.config.reach.dnsPort, domain, 300);
+        return;
+      } catch (err) {
+        if (Date.now() > until) throw new Error(`the resolver does not answer for ${domain}: ${(err as Error).message}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  }
+
+  /** Rewrites the config from the database; restarts the resolver when it changed (a zone reload). */
+  converge(force = false): Promise<void> {
+    const run = this.queue.then(async () => {
+      if (!this.process || !this.address) return;
+      const text = await this.render();
+      if (!force && text === this.runningConfig) return;
+      writeFileSync(this.configFile, text, { mode: 0o644 });
+      try {
+        await this.process.replace();
+        this.reloadedAt = new Date().toISOString();
+        this.lastError = null;
+      } catch (err) {
+        this.lastError = err instanceof Error ? err.message : String(err);
+        throw err;
+      }
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  status(): SubsystemStatus {
+    if (!this.enabled) return { state: 'not_configured', reason: 'the resolver runs with Caddy on the tunnel address (see caddy)' };
+    if (!this.process) return { state: 'not_configured', reason: this.waiting };
+    const p = this.process.state();
+    return {
+      state: p.running && !this.lastError ? 'ok' : 'degraded',
+      pid: p.pid,
+      adopted: p.adopted,
+      restarts: p.restarts,
+      last_restart: p.last_restart,
+      listen: `${this.address}:${this.d.config.reach.dnsPort}`,
+      reloaded_at: this.reloadedAt,
+      ...(this.lastError || (!p.running && p.last_error) ? { error: this.lastError ?? p.last_error } : {}),
+    };
+  }
+}

@@ -1,0 +1,346 @@
+/**
+ * Issue 14 end to end: a device reaches the cell and its services by name over the real tunnel.
+ *
+ * The cell runs as a real process with its WireGuard interface (wireguard-go) in the root network
+ * namespace, as in production, on a random subnet and port; Caddy and the resolver it starts listen
+ * on that tunnel address. The client is a network namespace joined to the root one by a veth pair,
+ * with its own wireguard-go brought up from GET /api/peers/<name>/config; its resolv.conf
+ * (/etc/netns/<ns>/resolv.conf, which `ip netns exec` mounts) is the config's `DNS =` line.
+ * Over the tunnel it resolves the cell's names through the cell's resolver, fetches
+ * https://<domain>/api/status with curl --cacert (the CA from /api/peer/ca.crt), reaches the
+ * installed test-echo's subdomain, and sees it stop serving after removal. cert-renew during a slow
+ * download does not break it; Caddy SIGKILLed comes back within 5 s.
+ *
+ * Needs root, ip, wg, wireguard-go, /dev/net/tun, caddy, curl; the service part a container engine.
+ * Skips loudly, naming what is missing. Everything it starts is stopped in after().
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomInt } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { startCellProcess, type CellProcess } from '../support/cell-process.js';
+import { ApiClient } from '../support/client.js';
+import { buildTestEchoImage, startDockerEngine, type DockerEngine } from '../support/docker-engine.js';
+import { type WgConfigApi, loadWgConfig, loadWgTesting, sleep, startPeersCell } from './peers-helpers.js';
+import { eventually, loadManifestModule, testEchoManifest, writeCatalog, engineView, type ManifestModule } from './store-helpers.js';
+
+const execFileP = promisify(execFile);
+
+function which(name: string): string | undefined {
+  const dirs = [...(process.env['PATH'] ?? '').split(':').filter(Boolean), '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+  for (const dir of dirs) {
+    try {
+      accessSync(join(dir, name), constants.X_OK);
+      return join(dir, name);
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+const IP = which('ip');
+const WG = which('wg');
+const WIREGUARD_GO = which('wireguard-go');
+const CADDY = which('caddy');
+const CURL = which('curl');
+const DNSMASQ = which('dnsmasq');
+
+const suffix = randomBytes(3).toString('hex');
+const CLIENT_NS = `pic-r-client-${suffix}`;
+const VETH_ROOT = `picrv${suffix}a`;
+const VETH_CLIENT = `picrv${suffix}b`;
+const CELL_IF = `picr${suffix}`;
+const CLIENT_IF = `picq${suffix}`;
+const NET = randomInt(16, 250);
+const ROOT_UNDERLAY = `10.79.${NET}.1`;
+const CLIENT_UNDERLAY = `10.79.${NET}.2`;
+const WG_PORT = randomInt(40_000, 50_000);
+const SUBNET = `10.78.${NET}.0/24`;
+const CELL_ADDRESS = `10.78.${NET}.1`;
+const DOMAIN = 'home.example.org';
+const NETWORK = { wireguard_port: WG_PORT, subnet: SUBNET, endpoint: `${ROOT_UNDERLAY}:${WG_PORT}` };
+
+async function run(file: string, args: string[], timeout = 15_000): Promise<string> {
+  try {
+    return (await execFileP(file, args, { timeout, maxBuffer: 16 * 1024 * 1024 })).stdout;
+  } catch (err) {
+    const e = err as { stderr?: string; stdout?: string; message: string };
+    throw new Error(`${file} ${args.join(' ')}: ${e.stderr?.trim() || e.message}`);
+  }
+}
+const ip = (...args: string[]) => run(IP!, args);
+const inClient = (file: string, args: string[], timeout = 15_000) => run(IP!, ['netns', 'exec', CLIENT_NS, file, ...args], timeout);
+
+async function whyNot(): Promise<string | undefined> {
+  if (process.platform !== 'linux') return `needs Linux network namespaces (this is ${process.platform})`;
+  if (process.getuid?.() !== 0) return 'needs root to create network namespaces and WireGuard interfaces';
+  if (!IP) return "'ip' is not installed (Debian package iproute2)";
+  if (!WG) return "'wg' is not installed (Debian package wireguard-tools)";
+  if (!WIREGUARD_GO) return "'wireguard-go' is not installed (Debian package wireguard-go)";
+  if (!CADDY) return "'caddy' is not installed (Debian package caddy)";
+  if (!CURL) return "'curl' is not installed (Debian package curl)";
+  if (!DNSMASQ) return "'dnsmasq' is not installed (Debian package dnsmasq-base)";
+  if (!existsSync('/dev/net/tun')) return '/dev/net/tun is missing';
+  return undefined;
+}
+
+const skipReason = await whyNot();
+if (skipReason) process.stderr.write(`[reach] SKIPPING the reach-by-name test: ${skipReason}\n`);
+const engineStart = skipReason ? undefined : await startDockerEngine();
+const noEngine = engineStart && 'skip' in engineStart ? `NO CONTAINER ENGINE: ${engineStart.skip}` : undefined;
+if (noEngine) process.stderr.write(`[reach] the service subdomain tests are skipped: ${noEngine}\n`);
+
+describe('reaching the cell and its services by name over the tunnel (Caddy, TLS, resolver)', () => {
+  let cell: CellProcess | undefined;
+  let admin: ApiClient;
+  let wg: WgConfigApi;
+  let client: ChildProcess | undefined;
+  let clientOutput = () => '';
+  const tmp = mkdtempSync(join(tmpdir(), 'pic-reach-'));
+  const caFile = join(tmp, 'ca.crt');
+  let catalogDir: string | undefined;
+  let m: ManifestModule | undefined;
+  let storeKey: { privateKey: KeyObject; publicKey: KeyObject } | undefined;
+  let digest: string | undefined;
+  const engine = engineStart && !('skip' in engineStart) ? (engineStart as DockerEngine) : undefined;
+
+  const pidOf = (name: 'caddy' | 'dns') => {
+    const file = name === 'caddy' ? join(cell!.dataDir, 'caddy', 'caddy.pid') : join(cell!.dataDir, 'dns', 'dnsmasq.pid');
+    return existsSync(file) ? Number(readFileSync(file, 'utf8').trim()) : undefined;
+  };
+  /** curl from the client namespace; resolves names with the namespace's resolv.conf (the cell's resolver). */
+  const curl = (url: string, extra: string[] = [], timeout = 15_000) =>
+    inClient(CURL!, ['-sS', '--max-time', String(Math.ceil(timeout / 1000) - 1), '--cacert', caFile, '-o', '-', '-w', '\n%{http_code}', ...extra, url], timeout);
+  const status = async () => (await admin.get('/api/status')).body.subsystems;
+  /** The serial of the certificate the client sees for `name` (node's TLS client in the client namespace). */
+  const servedSerial = async (name: string) => {
+    const script =
+      `const s=require('tls').connect({host:${JSON.stringify(CELL_ADDRESS)},port:443,servername:${JSON.stringify(name)},` +
+      `ca:require('fs').readFileSync(${JSON.stringify(caFile)})},()=>{console.log(s.getPeerCertificate().serialNumber);s.end()});` +
+      `s.on('error',(e)=>{console.error(e.message);process.exit(1)});`;
+    return (await inClient(process.execPath, ['-e', script])).trim().toLowerCase();
+  };
+
+  before(async () => {
+    if (skipReason) return;
+    wg = await loadWgConfig();
+    await ip('netns', 'add', CLIENT_NS);
+    await ip('link', 'add', VETH_ROOT, 'type', 'veth', 'peer', 'name', VETH_CLIENT);
+    await ip('link', 'set', VETH_CLIENT, 'netns', CLIENT_NS);
+    await ip('address', 'add', `${ROOT_UNDERLAY}/30`, 'dev', VETH_ROOT);
+    await ip('-n', CLIENT_NS, 'address', 'add', `${CLIENT_UNDERLAY}/30`, 'dev', VETH_CLIENT);
+    await ip('link', 'set', 'dev', VETH_ROOT, 'up');
+    await ip('-n', CLIENT_NS, 'link', 'set', 'dev', VETH_CLIENT, 'up');
+    await ip('-n', CLIENT_NS, 'link', 'set', 'dev', 'lo', 'up');
+
+    let storeYaml = '';
+    if (engine) {
+      m = await loadManifestModule();
+      digest = await buildTestEchoImage(engine.socketPath);
+      storeKey = m.generateStoreKeyPair();
+      catalogDir = mkdtempSync(join(tmpdir(), 'pic-reach-catalog-'));
+      await writeCatalog(m, catalogDir, { version: 1, key: storeKey.privateKey, manifest: await testEchoManifest(m, digest, storeKey.privateKey) });
+      storeYaml = `store:\n  catalog_dir: ${catalogDir}\n  engine_socket: ${engine.socketPath}\n`;
+    }
+    const ready = await startPeersCell({
+      network: NETWORK,
+      cellYaml: [
+        'rate_limit:', '  login_failures: 1000', '  api_per_minute: 100000',
+        'wireguard:', '  mode: userspace', `  interface: ${CELL_IF}`,
+        'reach:', '  dns_upstreams: [127.0.0.1]', '',
+      ].join('\n') + storeYaml,
+      env: { PIC_WIREGUARD_MODE: 'userspace', PIC_REACH_MODE: 'auto' },
+      timeoutMs: 30_000,
+    });
+    cell = ready.cell;
+    admin = ready.admin;
+    if (engine) {
+      const trusted = await admin.post('/api/vault/trust-keys', { name: 'test-store', public_key: m!.publicKeyPem(storeKey!.publicKey) });
+      assert.equal(trusted.status, 201, trusted.text);
+    }
+  });
+
+  after(async () => {
+    if (skipReason) return;
+    const problems: string[] = [];
+    const attempt = async (what: string, fn: () => Promise<unknown>) => {
+      try {
+        await fn();
+      } catch (err) {
+        problems.push(`${what}: ${(err as Error).message}`);
+      }
+    };
+    if (client && client.exitCode === null && client.signalCode === null) client.kill('SIGKILL');
+    if (cell && engine) await admin.post('/api/store/remove', { id: 'test-echo', purge: true }).catch(() => undefined);
+    // Caddy and the resolver outlive the cell by design: this test ends them itself.
+    const helpers = cell ? [pidOf('caddy'), pidOf('dns')] : [];
+    await attempt('stop the cell', async () => cell?.stop());
+    for (const pid of helpers) if (pid) await attempt(`kill ${pid}`, async () => process.kill(pid, 'SIGTERM'));
+    if (cell) rmSync(cell.dataDir, { recursive: true, force: true });
+    await attempt(`delete ${CLIENT_NS}`, async () => ip('netns', 'del', CLIENT_NS));
+    await ip('link', 'del', VETH_ROOT).catch(() => undefined);
+    await ip('link', 'del', CELL_IF).catch(() => undefined);
+    rmSync(`/etc/netns/${CLIENT_NS}`, { recursive: true, force: true });
+    rmSync(tmp, { recursive: true, force: true });
+    if (catalogDir) rmSync(catalogDir, { recursive: true, force: true });
+    await engine?.stop();
+    assert.deepEqual(problems, [], 'clean-up went wrong');
+  });
+
+  it('Caddy and the resolver come up on the tunnel address and show in /api/status', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const s = await eventually('caddy and dns ok', async () => {
+      const sub = await status();
+      return sub.caddy?.state === 'ok' && sub.dns?.state === 'ok' ? sub : undefined;
+    }, 20_000).catch(async (err) => assert.fail(`${(err as Error).message}: ${JSON.stringify(await status())}\n${cell!.output()}`));
+    assert.deepEqual(s.caddy.listen, [`${CELL_ADDRESS}:443`]);
+    assert.equal(s.caddy.adopted, false);
+    assert.equal(s.caddy.pid, pidOf('caddy'));
+    const cert = (await admin.get('/api/caddy/cert-status')).body.certificate;
+    assert.deepEqual(cert.domains, [DOMAIN, `*.${DOMAIN}`]);
+    assert.match(cert.issuer, /cell CA/);
+    assert.ok(cert.days_left >= 88 && cert.days_left <= 90, `days_left ${cert.days_left}`);
+  });
+
+  it('a peer brought up from its config resolves the cell names through the cell and fetches https://<domain>', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const created = await admin.post('/api/peers', { name: 'phone' });
+    assert.equal(created.status, 201, created.text);
+    const res = await admin.get('/api/peers/phone/config');
+    assert.equal(res.status, 200, res.text);
+    const parsed = wg.parseWgQuickConfig(res.text);
+    assert.deepEqual(parsed.interface.dns, [CELL_ADDRESS], 'the config names the cell resolver');
+    assert.deepEqual(parsed.peers[0]!.allowedIps, [SUBNET], 'split tunnel: only the cell subnet');
+
+    // The peer's own login fetches the CA the way a device would.
+    const peerLogin = new ApiClient(cell!.url);
+    const login = await peerLogin.post('/api/auth/login', created.body.login);
+    assert.equal(login.status, 200, login.text);
+    const ca = await peerLogin.get('/api/peer/ca.crt');
+    assert.equal(ca.status, 200, ca.text);
+    assert.match(ca.text, /BEGIN CERTIFICATE/);
+    assert.equal(ca.text, (await admin.get('/api/vault/ca.crt')).text);
+    writeFileSync(caFile, ca.text);
+
+    const started = await (await loadWgTesting()).startWireGuardGoIn(CLIENT_NS, CLIENT_IF);
+    client = started.child;
+    clientOutput = started.output;
+    const confFile = join(tmp, 'client.conf');
+    writeFileSync(confFile, wg.renderWgConfig(wg.toWgConfig(parsed)), { mode: 0o600 });
+    await inClient(WG!, ['setconf', CLIENT_IF, confFile]);
+    for (const address of parsed.interface.addresses) await ip('-n', CLIENT_NS, 'address', 'add', address, 'dev', CLIENT_IF);
+    await ip('-n', CLIENT_NS, 'link', 'set', 'dev', CLIENT_IF, 'up');
+    for (const route of parsed.peers[0]!.allowedIps) await ip('-n', CLIENT_NS, 'route', 'add', route, 'dev', CLIENT_IF);
+    mkdirSync(`/etc/netns/${CLIENT_NS}`, { recursive: true });
+    writeFileSync(`/etc/netns/${CLIENT_NS}/resolv.conf`, parsed.interface.dns.map((d) => `nameserver ${d}\n`).join('') + 'options timeout:1 attempts:3\n');
+
+    const answer = await eventually('https://<domain>/api/status over the tunnel', async () => {
+      try {
+        return await curl(`https://${DOMAIN}/api/status`);
+      } catch {
+        return undefined;
+      }
+    }, 30_000).catch((err) => assert.fail(`${(err as Error).message}\nclient:\n${clientOutput()}\ncell:\n${cell!.output()}`));
+    // No session cookie: the cell itself answers 401 in its error shape, through Caddy, over TLS.
+    const [body, code] = [answer.slice(0, answer.lastIndexOf('\n')), answer.slice(answer.lastIndexOf('\n') + 1)];
+    assert.equal(code, '401', answer);
+    assert.equal(JSON.parse(body).error, 'unauthorized');
+    const health = await curl(`https://${DOMAIN}/health`);
+    assert.ok(health.endsWith('\n200'), health);
+
+    const dig = which('getent');
+    if (dig) {
+      assert.match(await inClient(dig, ['hosts', DOMAIN]), new RegExp(`^${CELL_ADDRESS.replace(/\./g, '\\.')}\\s`));
+      assert.match(await inClient(dig, ['hosts', `echo.${DOMAIN}`]), new RegExp(`^${CELL_ADDRESS.replace(/\./g, '\\.')}\\s`));
+    }
+  });
+
+  it("an installed service's subdomain is served through Caddy, and stops being served once removed", async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    if (!engine) return t.skip(noEngine!);
+    const install = await admin.post('/api/store/install', { id: 'test-echo', wait: true });
+    assert.ok(install.status === 200 || install.status === 201, install.text);
+    const echo = await eventually('echo.<domain> serves', async () => {
+      const out = await curl(`https://echo.${DOMAIN}/cgi-bin/echo?hello=reach`).catch(() => undefined);
+      return out?.endsWith('\n200') ? out : undefined;
+    }, 30_000);
+    assert.match(echo, /hello=reach/);
+
+    // a slow download through the service's subdomain, with cert-renew in the middle of it
+    const cellId = (await admin.get('/api/store')).body.engine.cell_id as string;
+    const view = await engineView(engine.socketPath, cellId);
+    const made = await view.exec(`pic-${cellId}-test-echo-server`, ['dd', 'if=/dev/zero', 'of=/www/big', 'bs=1024', 'count=1536']);
+    assert.equal(made.exitCode, 0, made.stderr);
+    const before = await servedSerial(DOMAIN);
+    const download = spawn(IP!, ['netns', 'exec', CLIENT_NS, CURL!, '-sS', '--cacert', caFile, '--limit-rate', '256k', '-o', '/dev/null',
+      '-w', '%{http_code} %{size_download}', `https://echo.${DOMAIN}/big`]);
+    let downloaded = '';
+    download.stdout.on('data', (d: Buffer) => (downloaded += d.toString()));
+    download.stderr.on('data', (d: Buffer) => (downloaded += d.toString()));
+    const finished = new Promise<number | null>((resolve) => download.once('exit', resolve));
+    await sleep(1500);
+    assert.equal(download.exitCode, null, 'the download is still running when the certificate is renewed');
+    const renew = await admin.post('/api/caddy/cert-renew', {});
+    assert.equal(renew.status, 200, renew.text);
+    assert.notEqual(renew.body.certificate.serial, renew.body.previous_serial);
+    assert.equal(await finished, 0, `the download survived the renewal: ${downloaded}`);
+    assert.equal(downloaded, `200 ${1536 * 1024}`);
+    const afterSerial = await servedSerial(DOMAIN);
+    assert.notEqual(afterSerial, before, 'a new connection gets the new certificate');
+    assert.equal(afterSerial.replace(/^0+/, ''), String(renew.body.certificate.serial).replace(/^0+/, ''));
+
+    const removed = await admin.post('/api/store/remove', { id: 'test-echo', wait: true });
+    assert.ok(removed.status === 200 || removed.status === 202, removed.text);
+    const gone = await eventually('echo.<domain> no longer served', async () => {
+      const out = await curl(`https://echo.${DOMAIN}/cgi-bin/echo`).catch(() => undefined);
+      return out?.endsWith('\n404') ? out : undefined;
+    }, 30_000);
+    assert.match(gone, /no service by that name/);
+  });
+
+  it('Caddy killed with SIGKILL is started again within 5 s, and /api/status shows it', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const pid = pidOf('caddy')!;
+    const restartsBefore = (await status()).caddy.restarts as number;
+    process.kill(pid, 'SIGKILL');
+    const killedAt = Date.now();
+    const s = await eventually('caddy restarted', async () => {
+      const sub = (await admin.get('/api/caddy/status')).body.caddy;
+      return sub.state === 'ok' && sub.pid !== pid && sub.restarts === restartsBefore + 1 ? sub : undefined;
+    }, 5_000, 100).catch(async (err) => assert.fail(`${(err as Error).message}: ${JSON.stringify((await admin.get('/api/caddy/status')).body)}`));
+    t.diagnostic(`caddy back after ${Date.now() - killedAt} ms (pid ${pid} → ${s.pid})`);
+    const answer = await eventually('serves again', async () => (await curl(`https://${DOMAIN}/health`).catch(() => undefined))?.endsWith('\n200') ? true : undefined, 5_000);
+    assert.ok(answer);
+    await sleep(1100); // the status summary is shared for a second
+    const sub = await status();
+    assert.equal(sub.caddy.state, 'ok');
+    assert.equal(sub.caddy.restarts, restartsBefore + 1);
+  });
+
+  it('Caddy and the resolver outlive a cell restart, are adopted, and serve throughout', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const caddyPid = pidOf('caddy');
+    const dnsPid = pidOf('dns');
+    assert.equal(await cell!.stop(), 0);
+    const down = await curl(`https://${DOMAIN}/health`);
+    assert.ok(down.endsWith('\n502'), `Caddy still answers while the cell is down (502 from the proxy): ${down}`);
+    const restarted = await startCellProcess({ dataDir: cell!.dataDir, env: { PIC_WIREGUARD_MODE: 'userspace', PIC_REACH_MODE: 'auto' }, timeoutMs: 30_000 });
+    cell = restarted;
+    admin = admin.clone(restarted.url);
+    const s = await eventually('caddy adopted', async () => {
+      const sub = (await admin.get('/api/status')).body.subsystems;
+      return sub?.caddy?.state === 'ok' && sub?.dns?.state === 'ok' ? sub : undefined;
+    }, 20_000).catch(async (err) => assert.fail(`${(err as Error).message}\n${restarted.output()}`));
+    assert.equal(s.caddy.adopted, true);
+    assert.equal(s.caddy.pid, caddyPid, 'the same Caddy process');
+    assert.equal(s.dns.adopted, true);
+    assert.equal(s.dns.pid, dnsPid, 'the same resolver process');
+    assert.ok((await curl(`https://${DOMAIN}/health`)).endsWith('\n200'));
+  });
+});
