@@ -48,8 +48,6 @@ export function buildCaddyConfig(input: CaddyConfigInput): Record<string, unknow
   const server: Record<string, unknown> = {
     listen: input.listen,
     routes,
-    // Eternal grace (the default, written out): a config load lets open requests finish.
-    grace_period: 0,
     tls_connection_policies: [{}],
     automatic_https: internal ? { disable: true } : { disable_redirects: true },
   };
@@ -70,6 +68,7 @@ export function buildCaddyConfig(input: CaddyConfigInput): Record<string, unknow
     admin: { listen: `unix/${input.adminSocket}`, origins: [input.adminOrigin], config: { persist: false } },
     storage: { module: 'file_system', root: input.storageDir },
     logging: { logs: { default: { level: 'WARN' } } },
+    // grace_period unset: eternal grace (Caddy's default), so a config load lets open requests finish.
     apps: { http: { servers: { pic: server } }, tls },
   };
 }

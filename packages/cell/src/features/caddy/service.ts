@@ -212,7 +212,7 @@ export class CaddyService {
     if (!this.process) return { state: 'not_configured', reason: this.waiting };
     const p = this.process.state();
     const listen = [this.address!, ...this.d.config.reach.lanAddresses].map((a) => `${a}:${this.d.config.reach.httpsPort}`);
-    const loadError = this.lastLoad?.error ?? null;
+    const loadError = this.lastLoad ? this.lastLoad.error : 'its config was not loaded yet';
     return {
       state: p.running && !loadError ? 'ok' : 'degraded',
       pid: p.pid,

@@ -68,7 +68,8 @@ export function renderDnsmasqConfig(input: DnsmasqInput): string {
   const out = [
     '# Written by the PIC cell (features/dns); it is rewritten on every change.',
     line('listen-address', input.listen),
-    'bind-interfaces',
+    // bound to the address itself, and rebound when the tunnel's address comes back after a restart
+    'bind-dynamic',
     line('port', String(input.port)),
     'no-resolv',
     'no-hosts',
