@@ -135,6 +135,8 @@ export class CaddyService {
 
   private async load(renewed?: ServedCertificate): Promise<void> {
     if (!this.address) return;
+    const tunnel = await this.d.tunnel().catch(() => undefined);
+    if (tunnel && 'address' in tunnel) this.address = tunnel.address; // a new subnet moves it
     const { domain } = (await readCellSettings(this.d.db)).identity;
     const { reach } = this.d.config;
     let tls: Parameters<typeof buildCaddyConfig>[0]['tls'];

@@ -32,6 +32,14 @@ export function configRoutes(deps: CellDeps): Router {
     const settings = await updateCellSettings(ctx.trx, patch);
     // a new port or subnet needs the interface brought up again with them
     if (patch.network?.wireguard_port !== undefined || patch.network?.subnet !== undefined) ctx.afterCommit(() => deps.peerNetwork.restart());
+    // Caddy and the resolver follow a new domain (a new certificate) or tunnel address.
+    if (patch.identity?.domain !== undefined || patch.network?.subnet !== undefined) {
+      ctx.afterCommit(async () => {
+        const failed = (what: string) => (err: unknown) => deps.logger.error(`${what}: converge after a config change failed`, { error: String(err) });
+        await deps.caddy.converge().catch(failed('caddy'));
+        await deps.dns.converge().catch(failed('dns'));
+      });
+    }
     ctx.body = { ok: true, config: presentConfig(settings, config) };
   });
 

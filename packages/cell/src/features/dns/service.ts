@@ -145,6 +145,8 @@ export class DnsService {
   converge(force = false): Promise<void> {
     const run = this.queue.then(async () => {
       if (!this.process || !this.address) return;
+      const tunnel = await this.d.tunnel().catch(() => undefined);
+      if (tunnel && 'address' in tunnel) this.address = tunnel.address; // a new subnet moves it
       const text = await this.render();
       if (!force && text === this.runningConfig) return;
       writeFileSync(this.configFile, text, { mode: 0o644 });
