@@ -310,6 +310,12 @@ describe('reaching the cell and its services by name over the tunnel (Caddy, TLS
     const del = await admin.delete(`/api/dns/records/${a.body.record.id}`);
     assert.equal(del.status, 200, del.text);
     assert.deepEqual(await resolveIn('resolve4', `nas.${DOMAIN}`), [CELL_ADDRESS], 'back to the wildcard once its record is gone');
+    const viaCell = await admin.get(`/api/network/resolve?name=_x.${DOMAIN}`);
+    assert.equal(viaCell.status, 200, viaCell.text);
+    assert.deepEqual(viaCell.body.check.addresses, [CELL_ADDRESS], 'the network check asks the cell resolver');
+    const handshakes = (await admin.get('/api/network/handshakes')).body;
+    const phone = handshakes.peers.find((p: any) => p.name === 'phone');
+    assert.ok(phone && phone.age_seconds !== null && phone.age_seconds < 120, JSON.stringify(handshakes));
     const reload = await admin.post('/api/dns/reload', {});
     assert.equal(reload.status, 200, reload.text);
     assert.deepEqual(await resolveIn('resolve4', DOMAIN), [CELL_ADDRESS]);

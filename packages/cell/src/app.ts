@@ -19,6 +19,7 @@ import { peerRoutes, peerSelfRoutes, wireguardRoutes } from './features/peers/ro
 import { storeRoutes } from './features/store/routes.js';
 import { caddyRoutes } from './features/caddy/routes.js';
 import { dnsRoutes } from './features/dns/routes.js';
+import { networkRoutes, ntpRoutes } from './features/network/routes.js';
 import { mountedServiceRoutes, serviceCredentialRoutes, servicesRoutes } from './features/services/routes.js';
 import { auditWrites, type RouteNamer } from './http/audit.js';
 import { clientAddress } from './http/client-ip.js';
@@ -74,6 +75,8 @@ export function buildApp(deps: CellDeps, sqlite: SQLite.Database): Koa {
     storeRoutes(deps),
     caddyRoutes(deps),
     dnsRoutes(deps),
+    ntpRoutes(),
+    networkRoutes(deps),
     servicesRoutes(deps),
     serviceCredentialRoutes(deps),
     // Last: the routes of installed services (/api/<id>/…), swapped on install and removal.
