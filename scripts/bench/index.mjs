@@ -60,6 +60,8 @@ const SECTIONS = [
   },
   // peers.mjs (issue 4) runs its own cell: a /16 subnet for 10,000 peers and, where possible, a real interface.
   { name: 'peers', load: () => import('./peers.mjs') },
+  // reach.mjs (issue 14): Caddy and dnsmasq as the cell configures them; uses the core section's cell when it ran.
+  { name: 'reach', load: () => import('./reach.mjs') },
 ];
 
 const DEFAULTS = { seconds: 5, warmup: 1, connections: 16, rounds: 3, starts: 5, idle: 3 };
