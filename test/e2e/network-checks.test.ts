@@ -87,6 +87,17 @@ describe('NTP status and network checks', () => {
     assert.equal(hs.status, 200, hs.text);
     assert.equal(hs.body.running, false);
     assert.deepEqual(hs.body.peers, []);
+    const renew = await ready.admin.post('/api/caddy/cert-renew', {});
+    assert.equal(renew.status, 409, renew.text);
+    const junk = await ready.admin.post('/api/caddy/cert-renew', { days: 1 });
+    assert.equal(junk.status, 400, junk.text);
+    assert.equal(junk.body.code, 'validation_failed');
+    const certStatus = await ready.admin.get('/api/caddy/cert-status');
+    assert.equal(certStatus.status, 200, certStatus.text);
+    assert.equal(certStatus.body.certificate.serial, null, 'nothing issued while Caddy does not run');
+    const dnsBad = await ready.admin.post('/api/dns/records', { name: 'x.home.example.org', type: 'TXT', value: 'a\nb' });
+    assert.equal(dnsBad.status, 400, dnsBad.text);
+    assert.equal(dnsBad.body.fields.value, 'must be printable ASCII: no line breaks, tabs or control characters');
     const status = (await ready.admin.get('/api/status')).body.subsystems;
     assert.equal(status.caddy.state, 'not_configured');
     assert.equal(status.dns.state, 'not_configured');
