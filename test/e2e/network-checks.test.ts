@@ -54,12 +54,16 @@ describe('NTP status and network checks', () => {
     await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
     const closedPort = (probe.address() as AddressInfo).port;
     await new Promise((resolve) => probe.close(resolve));
-    const refused = await ready.admin.get(`/api/network/reach?url=${encodeURIComponent(`http://127.0.0.1:${closedPort}/`)}`);
+    const refused = await ready.admin.get(
+      `/api/network/reach?url=${encodeURIComponent(`http://127.0.0.1:${closedPort}/`)}`,
+    );
     assert.equal(refused.body.check.success, false);
     assert.equal(refused.body.check.error, 'ECONNREFUSED');
 
     const started = Date.now();
-    const slow = await ready.admin.get(`/api/network/reach?url=${encodeURIComponent(`http://127.0.0.1:${silentPort}/`)}&timeout_ms=300`);
+    const slow = await ready.admin.get(
+      `/api/network/reach?url=${encodeURIComponent(`http://127.0.0.1:${silentPort}/`)}&timeout_ms=300`,
+    );
     assert.equal(slow.status, 200, slow.text);
     assert.equal(slow.body.check.success, false);
     assert.equal(slow.body.check.error, 'no answer within 300 ms');
@@ -67,7 +71,12 @@ describe('NTP status and network checks', () => {
   });
 
   it('refuses bad input in the error shape', async () => {
-    for (const q of ['url=file%3A%2F%2F%2Fetc%2Fpasswd', 'url=not-a-url', 'url=http%3A%2F%2Fu%3Ap%40example.org%2F', 'url=http%3A%2F%2Fx%2F&timeout_ms=999999']) {
+    for (const q of [
+      'url=file%3A%2F%2F%2Fetc%2Fpasswd',
+      'url=not-a-url',
+      'url=http%3A%2F%2Fu%3Ap%40example.org%2F',
+      'url=http%3A%2F%2Fx%2F&timeout_ms=999999',
+    ]) {
       const res = await ready.admin.get(`/api/network/reach?${q}`);
       assert.equal(res.status, 400, `${q}: ${res.text}`);
       assert.equal(res.body.code, 'validation_failed');
@@ -79,7 +88,7 @@ describe('NTP status and network checks', () => {
     }
   });
 
-  it("resolve through the cell's resolver says it is not running when the tunnel is off; handshakes likewise", async () => {
+  it("with the tunnel off: the cell's resolver is not running (409), no handshakes, reach routes refuse", async () => {
     const res = await ready.admin.get('/api/network/resolve?name=home.example.org');
     assert.equal(res.status, 409, res.text);
     assert.equal(res.body.code, 'conflict');
@@ -95,7 +104,11 @@ describe('NTP status and network checks', () => {
     const certStatus = await ready.admin.get('/api/caddy/cert-status');
     assert.equal(certStatus.status, 200, certStatus.text);
     assert.equal(certStatus.body.certificate.serial, null, 'nothing issued while Caddy does not run');
-    const dnsBad = await ready.admin.post('/api/dns/records', { name: 'x.home.example.org', type: 'TXT', value: 'a\nb' });
+    const dnsBad = await ready.admin.post('/api/dns/records', {
+      name: 'x.home.example.org',
+      type: 'TXT',
+      value: 'a\nb',
+    });
     assert.equal(dnsBad.status, 400, dnsBad.text);
     assert.equal(dnsBad.body.fields.value, 'must be printable ASCII: no line breaks, tabs or control characters');
     const status = (await ready.admin.get('/api/status')).body.subsystems;

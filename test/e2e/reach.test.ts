@@ -19,7 +19,16 @@ import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -27,12 +36,27 @@ import { startCellProcess, type CellProcess } from '../support/cell-process.js';
 import { ApiClient } from '../support/client.js';
 import { buildTestEchoImage, startDockerEngine, type DockerEngine } from '../support/docker-engine.js';
 import { type WgConfigApi, loadWgConfig, loadWgTesting, sleep, startPeersCell } from './peers-helpers.js';
-import { eventually, loadManifestModule, testEchoManifest, writeCatalog, engineView, type ManifestModule } from './store-helpers.js';
+import {
+  eventually,
+  loadManifestModule,
+  testEchoManifest,
+  writeCatalog,
+  engineView,
+  type ManifestModule,
+} from './store-helpers.js';
 
 const execFileP = promisify(execFile);
 
 function which(name: string): string | undefined {
-  const dirs = [...(process.env['PATH'] ?? '').split(':').filter(Boolean), '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+  const dirs = [
+    ...(process.env['PATH'] ?? '').split(':').filter(Boolean),
+    '/usr/local/sbin',
+    '/usr/local/bin',
+    '/usr/sbin',
+    '/usr/bin',
+    '/sbin',
+    '/bin',
+  ];
   for (const dir of dirs) {
     try {
       accessSync(join(dir, name), constants.X_OK);
@@ -75,7 +99,8 @@ async function run(file: string, args: string[], timeout = 15_000): Promise<stri
   }
 }
 const ip = (...args: string[]) => run(IP!, args);
-const inClient = (file: string, args: string[], timeout = 15_000) => run(IP!, ['netns', 'exec', CLIENT_NS, file, ...args], timeout);
+const inClient = (file: string, args: string[], timeout = 15_000) =>
+  run(IP!, ['netns', 'exec', CLIENT_NS, file, ...args], timeout);
 
 async function whyNot(): Promise<string | undefined> {
   if (process.platform !== 'linux') return `needs Linux network namespaces (this is ${process.platform})`;
@@ -111,18 +136,36 @@ describe('reaching the cell and its services by name over the tunnel (Caddy, TLS
   const engine = engineStart && !('skip' in engineStart) ? (engineStart as DockerEngine) : undefined;
 
   const pidOf = (name: 'caddy' | 'dns') => {
-    const file = name === 'caddy' ? join(cell!.dataDir, 'caddy', 'caddy.pid') : join(cell!.dataDir, 'dns', 'dnsmasq.pid');
+    const file =
+      name === 'caddy' ? join(cell!.dataDir, 'caddy', 'caddy.pid') : join(cell!.dataDir, 'dns', 'dnsmasq.pid');
     return existsSync(file) ? Number(readFileSync(file, 'utf8').trim()) : undefined;
   };
   /** curl from the client namespace; resolves names with the namespace's resolv.conf (the cell's resolver). */
   const curl = (url: string, extra: string[] = [], timeout = 15_000) =>
-    inClient(CURL!, ['-sS', '--max-time', String(Math.ceil(timeout / 1000) - 1), '--cacert', caFile, '-o', '-', '-w', '\n%{http_code}', ...extra, url], timeout);
+    inClient(
+      CURL!,
+      [
+        '-sS',
+        '--max-time',
+        String(Math.ceil(timeout / 1000) - 1),
+        '--cacert',
+        caFile,
+        '-o',
+        '-',
+        '-w',
+        '\n%{http_code}',
+        ...extra,
+        url,
+      ],
+      timeout,
+    );
   const status = async () => (await admin.get('/api/status')).body.subsystems;
   /** The serial of the certificate the client sees for `name` (node's TLS client in the client namespace). */
   const servedSerial = async (name: string) => {
     const script =
-      `const s=require('tls').connect({host:${JSON.stringify(CELL_ADDRESS)},port:443,servername:${JSON.stringify(name)},` +
-      `ca:require('fs').readFileSync(${JSON.stringify(caFile)})},()=>{console.log(s.getPeerCertificate().serialNumber);s.end()});` +
+      `const s=require('tls').connect({host:${JSON.stringify(CELL_ADDRESS)},port:443,` +
+      `servername:${JSON.stringify(name)},ca:require('fs').readFileSync(${JSON.stringify(caFile)})},` +
+      `()=>{console.log(s.getPeerCertificate().serialNumber);s.end()});` +
       `s.on('error',(e)=>{console.error(e.message);process.exit(1)});`;
     return (await inClient(process.execPath, ['-e', script])).trim().toLowerCase();
   };
@@ -130,8 +173,10 @@ describe('reaching the cell and its services by name over the tunnel (Caddy, TLS
   /** A query from the client namespace to the cell's resolver (node's resolver, over the tunnel). */
   const resolveIn = async (method: 'resolve4' | 'resolveTxt', name: string) => {
     const script =
-      `const r=new (require('dns').promises.Resolver)({timeout:1000,tries:2});r.setServers([${JSON.stringify(CELL_ADDRESS)}]);` +
-      `r.${method}(${JSON.stringify(name)}).then((a)=>console.log(JSON.stringify(a)),(e)=>{console.error(e.code);process.exit(1)});`;
+      `const r=new (require('dns').promises.Resolver)({timeout:1000,tries:2});` +
+      `r.setServers([${JSON.stringify(CELL_ADDRESS)}]);` +
+      `r.${method}(${JSON.stringify(name)}).then((a)=>console.log(JSON.stringify(a)),` +
+      `(e)=>{console.error(e.code);process.exit(1)});`;
     return JSON.parse(await inClient(process.execPath, ['-e', script])) as any;
   };
 
@@ -153,23 +198,37 @@ describe('reaching the cell and its services by name over the tunnel (Caddy, TLS
       digest = await buildTestEchoImage(engine.socketPath);
       storeKey = m.generateStoreKeyPair();
       catalogDir = mkdtempSync(join(tmpdir(), 'pic-reach-catalog-'));
-      await writeCatalog(m, catalogDir, { version: 1, key: storeKey.privateKey, manifest: await testEchoManifest(m, digest, storeKey.privateKey) });
+      await writeCatalog(m, catalogDir, {
+        version: 1,
+        key: storeKey.privateKey,
+        manifest: await testEchoManifest(m, digest, storeKey.privateKey),
+      });
       storeYaml = `store:\n  catalog_dir: ${catalogDir}\n  engine_socket: ${engine.socketPath}\n`;
     }
     const ready = await startPeersCell({
       network: NETWORK,
-      cellYaml: [
-        'rate_limit:', '  login_failures: 1000', '  api_per_minute: 100000',
-        'wireguard:', '  mode: userspace', `  interface: ${CELL_IF}`,
-        'reach:', '  dns_upstreams: [127.0.0.1]', '',
-      ].join('\n') + storeYaml,
+      cellYaml:
+        [
+          'rate_limit:',
+          '  login_failures: 1000',
+          '  api_per_minute: 100000',
+          'wireguard:',
+          '  mode: userspace',
+          `  interface: ${CELL_IF}`,
+          'reach:',
+          '  dns_upstreams: [127.0.0.1]',
+          '',
+        ].join('\n') + storeYaml,
       env: { PIC_WIREGUARD_MODE: 'userspace', PIC_REACH_MODE: 'auto' },
       timeoutMs: 30_000,
     });
     cell = ready.cell;
     admin = ready.admin;
     if (engine) {
-      const trusted = await admin.post('/api/vault/trust-keys', { name: 'test-store', public_key: m!.publicKeyPem(storeKey!.publicKey) });
+      const trusted = await admin.post('/api/vault/trust-keys', {
+        name: 'test-store',
+        public_key: m!.publicKeyPem(storeKey!.publicKey),
+      });
       assert.equal(trusted.status, 201, trusted.text);
     }
   });
@@ -203,10 +262,16 @@ describe('reaching the cell and its services by name over the tunnel (Caddy, TLS
 
   it('Caddy and the resolver come up on the tunnel address and show in /api/status', async (t) => {
     if (skipReason) return t.skip(skipReason);
-    const s = await eventually('caddy and dns ok', async () => {
-      const sub = await status();
-      return sub.caddy?.state === 'ok' && sub.dns?.state === 'ok' ? sub : undefined;
-    }, 20_000).catch(async (err) => assert.fail(`${(err as Error).message}: ${JSON.stringify(await status())}\n${cell!.output()}`));
+    const s = await eventually(
+      'caddy and dns ok',
+      async () => {
+        const sub = await status();
+        return sub.caddy?.state === 'ok' && sub.dns?.state === 'ok' ? sub : undefined;
+      },
+      20_000,
+    ).catch(async (err) =>
+      assert.fail(`${(err as Error).message}: ${JSON.stringify(await status())}\n${cell!.output()}`),
+    );
     assert.deepEqual(s.caddy.listen, [`${CELL_ADDRESS}:443`]);
     assert.equal(s.caddy.adopted, false);
     assert.equal(s.caddy.pid, pidOf('caddy'));
@@ -216,7 +281,7 @@ describe('reaching the cell and its services by name over the tunnel (Caddy, TLS
     assert.ok(cert.days_left >= 88 && cert.days_left <= 90, `days_left ${cert.days_left}`);
   });
 
-  it('a peer brought up from its config resolves the cell names through the cell and fetches https://<domain>', async (t) => {
+  it('a peer from its config resolves the cell names through the cell, fetches https://<domain>', async (t) => {
     if (skipReason) return t.skip(skipReason);
     const created = await admin.post('/api/peers', { name: 'phone' });
     assert.equal(created.status, 201, created.text);
@@ -242,19 +307,27 @@ describe('reaching the cell and its services by name over the tunnel (Caddy, TLS
     const confFile = join(tmp, 'client.conf');
     writeFileSync(confFile, wg.renderWgConfig(wg.toWgConfig(parsed)), { mode: 0o600 });
     await inClient(WG!, ['setconf', CLIENT_IF, confFile]);
-    for (const address of parsed.interface.addresses) await ip('-n', CLIENT_NS, 'address', 'add', address, 'dev', CLIENT_IF);
+    for (const address of parsed.interface.addresses)
+      await ip('-n', CLIENT_NS, 'address', 'add', address, 'dev', CLIENT_IF);
     await ip('-n', CLIENT_NS, 'link', 'set', 'dev', CLIENT_IF, 'up');
     for (const route of parsed.peers[0]!.allowedIps) await ip('-n', CLIENT_NS, 'route', 'add', route, 'dev', CLIENT_IF);
     mkdirSync(`/etc/netns/${CLIENT_NS}`, { recursive: true });
-    writeFileSync(`/etc/netns/${CLIENT_NS}/resolv.conf`, parsed.interface.dns.map((d) => `nameserver ${d}\n`).join('') + 'options timeout:1 attempts:3\n');
+    writeFileSync(
+      `/etc/netns/${CLIENT_NS}/resolv.conf`,
+      parsed.interface.dns.map((d) => `nameserver ${d}\n`).join('') + 'options timeout:1 attempts:3\n',
+    );
 
-    const answer = await eventually('https://<domain>/api/status over the tunnel', async () => {
-      try {
-        return await curl(`https://${DOMAIN}/api/status`);
-      } catch {
-        return undefined;
-      }
-    }, 30_000).catch((err) => assert.fail(`${(err as Error).message}\nclient:\n${clientOutput()}\ncell:\n${cell!.output()}`));
+    const answer = await eventually(
+      'https://<domain>/api/status over the tunnel',
+      async () => {
+        try {
+          return await curl(`https://${DOMAIN}/api/status`);
+        } catch {
+          return undefined;
+        }
+      },
+      30_000,
+    ).catch((err) => assert.fail(`${(err as Error).message}\nclient:\n${clientOutput()}\ncell:\n${cell!.output()}`));
     // No session cookie: the cell itself answers 401 in its error shape, through Caddy, over TLS.
     const [body, code] = [answer.slice(0, answer.lastIndexOf('\n')), answer.slice(answer.lastIndexOf('\n') + 1)];
     assert.equal(code, '401', answer);
@@ -265,11 +338,14 @@ describe('reaching the cell and its services by name over the tunnel (Caddy, TLS
     const dig = which('getent');
     if (dig) {
       assert.match(await inClient(dig, ['hosts', DOMAIN]), new RegExp(`^${CELL_ADDRESS.replace(/\./g, '\\.')}\\s`));
-      assert.match(await inClient(dig, ['hosts', `echo.${DOMAIN}`]), new RegExp(`^${CELL_ADDRESS.replace(/\./g, '\\.')}\\s`));
+      assert.match(
+        await inClient(dig, ['hosts', `echo.${DOMAIN}`]),
+        new RegExp(`^${CELL_ADDRESS.replace(/\./g, '\\.')}\\s`),
+      );
     }
   });
 
-  it('custom DNS records: validated (injection refused, the config file never holds it), served over the tunnel', async (t) => {
+  it('custom DNS records: injection refused (never in the config file), the rest served over the tunnel', async (t) => {
     if (skipReason) return t.skip(skipReason);
     const confFile = join(cell!.dataDir, 'dns', 'dnsmasq.conf');
     const bad = [
@@ -297,19 +373,36 @@ describe('reaching the cell and its services by name over the tunnel (Caddy, TLS
     assert.equal(a.status, 201, a.text);
     const txt = await admin.post('/api/dns/records', { name: `_note.${DOMAIN}`, type: 'TXT', value: 'hello, tunnel' });
     assert.equal(txt.status, 201, txt.text);
-    assert.equal((await admin.post('/api/dns/records', { name: `nas.${DOMAIN}`, type: 'A', value: '10.0.0.42' })).status, 409);
+    assert.equal(
+      (await admin.post('/api/dns/records', { name: `nas.${DOMAIN}`, type: 'A', value: '10.0.0.42' })).status,
+      409,
+    );
     const overview = (await admin.get('/api/dns')).body.dns;
     assert.equal(overview.address, CELL_ADDRESS);
     assert.deepEqual(overview.upstreams, ['127.0.0.1']);
-    assert.deepEqual(overview.records.map((r: any) => `${r.name} ${r.type} ${r.value}`), [
-      `${DOMAIN} A ${CELL_ADDRESS}`, `*.${DOMAIN} A ${CELL_ADDRESS}`, `_note.${DOMAIN} TXT hello, tunnel`, `nas.${DOMAIN} A 10.0.0.42`,
-    ]);
+    assert.deepEqual(
+      overview.records.map((r: any) => `${r.name} ${r.type} ${r.value}`),
+      [
+        `${DOMAIN} A ${CELL_ADDRESS}`,
+        `*.${DOMAIN} A ${CELL_ADDRESS}`,
+        `_note.${DOMAIN} TXT hello, tunnel`,
+        `nas.${DOMAIN} A 10.0.0.42`,
+      ],
+    );
     assert.deepEqual(await resolveIn('resolve4', `nas.${DOMAIN}`), ['10.0.0.42']);
     assert.deepEqual(await resolveIn('resolveTxt', `_note.${DOMAIN}`), [['hello, tunnel']]);
-    assert.deepEqual(await resolveIn('resolve4', `anything.${DOMAIN}`), [CELL_ADDRESS], 'split horizon: every name under the domain');
+    assert.deepEqual(
+      await resolveIn('resolve4', `anything.${DOMAIN}`),
+      [CELL_ADDRESS],
+      'split horizon: every name under the domain',
+    );
     const del = await admin.delete(`/api/dns/records/${a.body.record.id}`);
     assert.equal(del.status, 200, del.text);
-    assert.deepEqual(await resolveIn('resolve4', `nas.${DOMAIN}`), [CELL_ADDRESS], 'back to the wildcard once its record is gone');
+    assert.deepEqual(
+      await resolveIn('resolve4', `nas.${DOMAIN}`),
+      [CELL_ADDRESS],
+      'back to the wildcard once its record is gone',
+    );
     const viaCell = await admin.get(`/api/network/resolve?name=_x.${DOMAIN}`);
     assert.equal(viaCell.status, 200, viaCell.text);
     assert.deepEqual(viaCell.body.check.addresses, [CELL_ADDRESS], 'the network check asks the cell resolver');
@@ -326,20 +419,44 @@ describe('reaching the cell and its services by name over the tunnel (Caddy, TLS
     if (!engine) return t.skip(noEngine!);
     const install = await admin.post('/api/store/install', { id: 'test-echo', wait: true });
     assert.ok(install.status === 200 || install.status === 201, install.text);
-    const echo = await eventually('echo.<domain> serves', async () => {
-      const out = await curl(`https://echo.${DOMAIN}/cgi-bin/echo?hello=reach`).catch(() => undefined);
-      return out?.endsWith('\n200') ? out : undefined;
-    }, 30_000);
+    const echo = await eventually(
+      'echo.<domain> serves',
+      async () => {
+        const out = await curl(`https://echo.${DOMAIN}/cgi-bin/echo?hello=reach`).catch(() => undefined);
+        return out?.endsWith('\n200') ? out : undefined;
+      },
+      30_000,
+    );
     assert.match(echo, /hello=reach/);
 
     // a slow download through the service's subdomain, with cert-renew in the middle of it
     const cellId = (await admin.get('/api/store')).body.engine.cell_id as string;
     const view = await engineView(engine.socketPath, cellId);
-    const made = await view.exec(`pic-${cellId}-test-echo-server`, ['dd', 'if=/dev/zero', 'of=/www/big', 'bs=1024', 'count=1536']);
+    const made = await view.exec(`pic-${cellId}-test-echo-server`, [
+      'dd',
+      'if=/dev/zero',
+      'of=/www/big',
+      'bs=1024',
+      'count=1536',
+    ]);
     assert.equal(made.exitCode, 0, made.stderr);
     const before = await servedSerial(DOMAIN);
-    const download = spawn(IP!, ['netns', 'exec', CLIENT_NS, CURL!, '-sS', '--cacert', caFile, '--limit-rate', '256k', '-o', '/dev/null',
-      '-w', '%{http_code} %{size_download}', `https://echo.${DOMAIN}/big`]);
+    const download = spawn(IP!, [
+      'netns',
+      'exec',
+      CLIENT_NS,
+      CURL!,
+      '-sS',
+      '--cacert',
+      caFile,
+      '--limit-rate',
+      '256k',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code} %{size_download}',
+      `https://echo.${DOMAIN}/big`,
+    ]);
     let downloaded = '';
     download.stdout.on('data', (d: Buffer) => (downloaded += d.toString()));
     download.stderr.on('data', (d: Buffer) => (downloaded += d.toString()));
@@ -357,10 +474,14 @@ describe('reaching the cell and its services by name over the tunnel (Caddy, TLS
 
     const removed = await admin.post('/api/store/remove', { id: 'test-echo' });
     assert.ok(removed.status === 200 || removed.status === 202, removed.text);
-    const gone = await eventually('echo.<domain> no longer served', async () => {
-      const out = await curl(`https://echo.${DOMAIN}/cgi-bin/echo`).catch(() => undefined);
-      return out?.endsWith('\n404') ? out : undefined;
-    }, 30_000);
+    const gone = await eventually(
+      'echo.<domain> no longer served',
+      async () => {
+        const out = await curl(`https://echo.${DOMAIN}/cgi-bin/echo`).catch(() => undefined);
+        return out?.endsWith('\n404') ? out : undefined;
+      },
+      30_000,
+    );
     assert.match(gone, /no service by that name/);
   });
 
@@ -370,12 +491,24 @@ describe('reaching the cell and its services by name over the tunnel (Caddy, TLS
     const restartsBefore = (await status()).caddy.restarts as number;
     process.kill(pid, 'SIGKILL');
     const killedAt = Date.now();
-    const s = await eventually('caddy restarted', async () => {
-      const sub = (await admin.get('/api/caddy/status')).body.caddy;
-      return sub.state === 'ok' && sub.pid !== pid && sub.restarts === restartsBefore + 1 ? sub : undefined;
-    }, 5_000, 100).catch(async (err) => assert.fail(`${(err as Error).message}: ${JSON.stringify((await admin.get('/api/caddy/status')).body)}`));
+    const s = await eventually(
+      'caddy restarted',
+      async () => {
+        const sub = (await admin.get('/api/caddy/status')).body.caddy;
+        return sub.state === 'ok' && sub.pid !== pid && sub.restarts === restartsBefore + 1 ? sub : undefined;
+      },
+      5_000,
+      100,
+    ).catch(async (err) =>
+      assert.fail(`${(err as Error).message}: ${JSON.stringify((await admin.get('/api/caddy/status')).body)}`),
+    );
     t.diagnostic(`caddy back after ${Date.now() - killedAt} ms (pid ${pid} → ${s.pid})`);
-    const answer = await eventually('serves again', async () => (await curl(`https://${DOMAIN}/health`).catch(() => undefined))?.endsWith('\n200') ? true : undefined, 5_000);
+    const answer = await eventually(
+      'serves again',
+      async () =>
+        (await curl(`https://${DOMAIN}/health`).catch(() => undefined))?.endsWith('\n200') ? true : undefined,
+      5_000,
+    );
     assert.ok(answer);
     await sleep(1100); // the status summary is shared for a second
     const sub = await status();
@@ -390,19 +523,32 @@ describe('reaching the cell and its services by name over the tunnel (Caddy, TLS
     assert.equal(await cell!.stop(), 0);
     // Both outlive the cell. (The tunnel itself still goes down with the cell until issue 10 lands.)
     await sleep(500);
-    for (const pid of [caddyPid!, dnsPid!]) assert.doesNotThrow(() => process.kill(pid, 0), `process ${pid} outlived the cell`);
-    const restarted = await startCellProcess({ dataDir: cell!.dataDir, env: { PIC_WIREGUARD_MODE: 'userspace', PIC_REACH_MODE: 'auto' }, timeoutMs: 30_000 });
+    for (const pid of [caddyPid!, dnsPid!])
+      assert.doesNotThrow(() => process.kill(pid, 0), `process ${pid} outlived the cell`);
+    const restarted = await startCellProcess({
+      dataDir: cell!.dataDir,
+      env: { PIC_WIREGUARD_MODE: 'userspace', PIC_REACH_MODE: 'auto' },
+      timeoutMs: 30_000,
+    });
     cell = restarted;
     admin = admin.clone(restarted.url);
-    const s = await eventually('caddy adopted', async () => {
-      const sub = (await admin.get('/api/status')).body.subsystems;
-      return sub?.caddy?.state === 'ok' && sub?.dns?.state === 'ok' ? sub : undefined;
-    }, 20_000).catch(async (err) => assert.fail(`${(err as Error).message}\n${restarted.output()}`));
+    const s = await eventually(
+      'caddy adopted',
+      async () => {
+        const sub = (await admin.get('/api/status')).body.subsystems;
+        return sub?.caddy?.state === 'ok' && sub?.dns?.state === 'ok' ? sub : undefined;
+      },
+      20_000,
+    ).catch(async (err) => assert.fail(`${(err as Error).message}\n${restarted.output()}`));
     assert.equal(s.caddy.adopted, true);
     assert.equal(s.caddy.pid, caddyPid, 'the same Caddy process');
     assert.equal(s.dns.adopted, true);
     assert.equal(s.dns.pid, dnsPid, 'the same resolver process');
-    const back = await eventually('https://<domain>/health again', async () => ((await curl(`https://${DOMAIN}/health`).catch(() => ''))?.endsWith('\n200') ? true : undefined), 30_000);
+    const back = await eventually(
+      'https://<domain>/health again',
+      async () => ((await curl(`https://${DOMAIN}/health`).catch(() => ''))?.endsWith('\n200') ? true : undefined),
+      30_000,
+    );
     assert.ok(back);
   });
 });

@@ -37,7 +37,15 @@ export async function startCellProcess(opts: StartOptions = {}): Promise<CellPro
   const child = spawn(process.execPath, CELL_ARGS, {
     // WireGuard off unless a test asks for it: parallel cells would otherwise fight over one interface and port.
     // Caddy and the resolver off too: they outlive the cell, and listen on the tunnel's address.
-    env: { ...process.env, PIC_PORT: '0', PIC_HOST: '127.0.0.1', PIC_DATA_DIR: dataDir, PIC_WIREGUARD_MODE: 'off', PIC_REACH_MODE: 'off', ...opts.env },
+    env: {
+      ...process.env,
+      PIC_PORT: '0',
+      PIC_HOST: '127.0.0.1',
+      PIC_DATA_DIR: dataDir,
+      PIC_WIREGUARD_MODE: 'off',
+      PIC_REACH_MODE: 'off',
+      ...opts.env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -143,7 +143,9 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
   // Caddy reaches the cell on loopback whatever address the cell listens on.
   const loopback = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : host;
   cellUpstream = `${loopback}:${address.port}`;
-  store.onWebRoutesChanged(() => void caddy.converge().catch((err) => logger.error('caddy: config load failed', { error: String(err) })));
+  const convergeCaddy = () =>
+    caddy.converge().catch((err) => logger.error('caddy: config load failed', { error: String(err) }));
+  store.onWebRoutesChanged(() => void convergeCaddy());
   caddy.start();
   dns.start();
 
@@ -171,10 +173,15 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
 }
 
 /** The cell's tunnel address once its interface is up (and setup is complete), else why not yet. */
-async function tunnelAddress(peerNetwork: PeerNetwork | undefined, setup: SetupState): Promise<{ address: string } | { reason: string }> {
+async function tunnelAddress(
+  peerNetwork: PeerNetwork | undefined,
+  setup: SetupState,
+): Promise<{ address: string } | { reason: string }> {
   if (!setup.isComplete()) return { reason: 'waiting for setup to complete' };
   if (!peerNetwork) return { reason: 'starting' };
   const wg = await peerNetwork.status();
-  if (!wg.running || !('address' in wg)) return { reason: `waiting for the WireGuard interface${wg.reason ? `: ${wg.reason}` : ''}` };
+  if (!wg.running || !('address' in wg)) {
+    return { reason: `waiting for the WireGuard interface${wg.reason ? `: ${wg.reason}` : ''}` };
+  }
   return { address: wg.address.split('/')[0]! };
 }

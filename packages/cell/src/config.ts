@@ -101,7 +101,10 @@ export const CellYamlSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
-    /** How peers reach the cell and its services by name: Caddy (HTTPS) and the resolver (DNS); see wiki/admin-domains-tls-dns.md. */
+    /**
+     * How peers reach the cell and its services by name: Caddy (HTTPS) and the resolver (DNS).
+     * See wiki/admin-domains-tls-dns.md.
+     */
     reach: Type.Optional(
       Type.Object(
         {

@@ -128,7 +128,8 @@ export class DetachedProcess {
     const cmdline = processCommandLine(pid);
     if (!cmdline) return undefined;
     const base = (s: string) => s.slice(s.lastIndexOf('/') + 1);
-    if (!cmdline.some((a) => base(a) === base(this.spec.command)) || !cmdline.includes(this.spec.ownerMark)) return undefined;
+    if (!cmdline.some((a) => base(a) === base(this.spec.command)) || !cmdline.includes(this.spec.ownerMark))
+      return undefined;
     return pid;
   }
 

@@ -7,7 +7,13 @@ export class CaddyAdminError extends Error {
 
 export const ADMIN_ORIGIN = 'pic-cell';
 
-export function adminRequest(socketPath: string, method: string, path: string, body?: unknown, timeoutMs = 10_000): Promise<string> {
+export function adminRequest(
+  socketPath: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  timeoutMs = 10_000,
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const req = request(
@@ -17,7 +23,9 @@ export function adminRequest(socketPath: string, method: string, path: string, b
         path,
         headers: {
           Host: ADMIN_ORIGIN,
-          ...(payload !== undefined ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) } : {}),
+          ...(payload !== undefined
+            ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) }
+            : {}),
         },
         timeout: timeoutMs,
       },
@@ -26,12 +34,17 @@ export function adminRequest(socketPath: string, method: string, path: string, b
         res.setEncoding('utf8');
         res.on('data', (d: string) => (text += d));
         res.on('end', () => {
-          if ((res.statusCode ?? 500) >= 300) reject(new CaddyAdminError(`caddy admin ${method} ${path}: ${res.statusCode} ${text.trim().slice(0, 300)}`));
+          if ((res.statusCode ?? 500) >= 300)
+            reject(
+              new CaddyAdminError(`caddy admin ${method} ${path}: ${res.statusCode} ${text.trim().slice(0, 300)}`),
+            );
           else resolve(text);
         });
       },
     );
-    req.on('timeout', () => req.destroy(new CaddyAdminError(`caddy admin ${method} ${path}: no answer in ${timeoutMs} ms`)));
+    req.on('timeout', () =>
+      req.destroy(new CaddyAdminError(`caddy admin ${method} ${path}: no answer in ${timeoutMs} ms`)),
+    );
     req.on('error', reject);
     req.end(payload);
   });

@@ -52,7 +52,12 @@ export class CellCertificate {
   async ensure(domain: string, now = new Date()): Promise<ServedCertificate> {
     const cur = await this.current();
     const names = namesFor(domain);
-    if (cur && JSON.stringify(JSON.parse(cur.row.sans)) === JSON.stringify(names) && daysLeft(cur.row, now.getTime()) > RENEW_BEFORE_DAYS) return cur;
+    if (
+      cur &&
+      JSON.stringify(JSON.parse(cur.row.sans)) === JSON.stringify(names) &&
+      daysLeft(cur.row, now.getTime()) > RENEW_BEFORE_DAYS
+    )
+      return cur;
     return (await this.issue(domain, now)).next;
   }
 
@@ -65,7 +70,10 @@ export class CellCertificate {
       await this.ca.record(trx, issued);
       await writeSetting(trx, CERTIFICATE_SETTING, { serial: issued.row.serial });
     });
-    this.logger.info('caddy: issued the certificate for the cell names', { serial: issued.row.serial, not_after: issued.row.not_after });
+    this.logger.info('caddy: issued the certificate for the cell names', {
+      serial: issued.row.serial,
+      not_after: issued.row.not_after,
+    });
     return { next: { row: issued.row, keyPem: issued.privateKeyPem }, previous };
   }
 

@@ -53,7 +53,11 @@ export function buildCaddyConfig(input: CaddyConfigInput): Record<string, unknow
   };
   const tls: Record<string, unknown> =
     input.tls.mode === 'internal'
-      ? { certificates: { load_pem: [{ certificate: input.tls.certificatePem, key: input.tls.keyPem, tags: ['pic-cell'] }] } }
+      ? {
+          certificates: {
+            load_pem: [{ certificate: input.tls.certificatePem, key: input.tls.keyPem, tags: ['pic-cell'] }],
+          },
+        }
       : {
           automation: {
             policies: [

@@ -20,15 +20,26 @@ export function caddyRoutes(deps: CellDeps): Router {
 
   // Not `transactional`: the new certificate is stored first, loaded into Caddy, then the old one
   // revoked; the audit entry is written on its own once that is done.
-  router.post('caddy.cert.renew', '/cert-renew', requireRole('admin'), audited('certificate'), validateBody(RenewBody), async (ctx) => {
-    if (deps.config.reach.tls !== 'internal') throw errors.conflict('certificates come from ACME (reach.tls: acme): Caddy renews them itself');
-    if (caddy.status().state !== 'ok') throw errors.conflict(`caddy is not running: ${String(caddy.status()['reason'] ?? caddy.status()['error'] ?? 'unknown')}`);
-    const { serial, previous } = await caddy.renew();
-    if (ctx.audit) {
-      ctx.audit.targetId = serial;
-      ctx.audit.details = { previous: previous ?? null };
-    }
-    ctx.body = { ok: true, certificate: await caddy.certStatus(), previous_serial: previous ?? null };
-  });
+  router.post(
+    'caddy.cert.renew',
+    '/cert-renew',
+    requireRole('admin'),
+    audited('certificate'),
+    validateBody(RenewBody),
+    async (ctx) => {
+      if (deps.config.reach.tls !== 'internal')
+        throw errors.conflict('certificates come from ACME (reach.tls: acme): Caddy renews them itself');
+      if (caddy.status().state !== 'ok')
+        throw errors.conflict(
+          `caddy is not running: ${String(caddy.status()['reason'] ?? caddy.status()['error'] ?? 'unknown')}`,
+        );
+      const { serial, previous } = await caddy.renew();
+      if (ctx.audit) {
+        ctx.audit.targetId = serial;
+        ctx.audit.details = { previous: previous ?? null };
+      }
+      ctx.body = { ok: true, certificate: await caddy.certStatus(), previous_serial: previous ?? null };
+    },
+  );
   return router;
 }

@@ -63,7 +63,11 @@ export class CaddyService {
   }
 
   get enabled(): boolean {
-    return this.d.config.reach.mode !== 'off' && this.d.config.wireguard.mode !== 'off' && this.d.config.wireguard.netns === null;
+    return (
+      this.d.config.reach.mode !== 'off' &&
+      this.d.config.wireguard.mode !== 'off' &&
+      this.d.config.wireguard.netns === null
+    );
   }
 
   /** Begins waiting for the tunnel's address (checked every second); Caddy comes up once it is there. */
@@ -113,7 +117,12 @@ export class CaddyService {
         ownerMark: bootstrap,
         pidFile: join(this.dir, 'caddy.pid'),
         logFile: join(this.dir, 'caddy.log'),
-        env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: this.dir, XDG_DATA_HOME: join(this.dir, 'data'), XDG_CONFIG_HOME: join(this.dir, 'config') },
+        env: {
+          PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+          HOME: this.dir,
+          XDG_DATA_HOME: join(this.dir, 'data'),
+          XDG_CONFIG_HOME: join(this.dir, 'config'),
+        },
         beforeSpawn: () => rmSync(this.adminSocket, { force: true }),
         ready: () => waitForAdmin(this.adminSocket),
         converge: () => this.converge(),
@@ -145,7 +154,11 @@ export class CaddyService {
       this.served = renewed ?? (await this.certificate.ensure(domain));
       tls = { mode: 'internal', certificatePem: this.served.row.certificate_pem, keyPem: this.served.keyPem };
     }
-    const services: WebUpstream[] = (await this.d.web.webRoutes()).map((r) => ({ id: r.id, host: `${r.subdomain}.${domain}`, dial: r.dial }));
+    const services: WebUpstream[] = (await this.d.web.webRoutes()).map((r) => ({
+      id: r.id,
+      host: `${r.subdomain}.${domain}`,
+      dial: r.dial,
+    }));
     const config = buildCaddyConfig({
       adminSocket: this.adminSocket,
       adminOrigin: ADMIN_ORIGIN,
@@ -180,15 +193,27 @@ export class CaddyService {
   private async renewIfDue(): Promise<void> {
     if (this.d.config.reach.tls !== 'internal' || !this.served) return;
     if (daysLeft(this.served.row) > RENEW_BEFORE_DAYS) return;
-    await this.renew().catch((err: unknown) => this.d.logger.error('caddy: automatic renewal failed', { error: String(err) }));
+    await this.renew().catch((err: unknown) =>
+      this.d.logger.error('caddy: automatic renewal failed', { error: String(err) }),
+    );
   }
 
   /** The certificate being served: names, issuer, expiry. */
   async certStatus(): Promise<Record<string, unknown>> {
     const { reach } = this.d.config;
-    if (reach.tls === 'acme') return { mode: 'acme', domains: null, issuer: "ACME (Caddy's own automation)", not_after: null, days_left: null };
+    if (reach.tls === 'acme')
+      return { mode: 'acme', domains: null, issuer: "ACME (Caddy's own automation)", not_after: null, days_left: null };
     const cur = this.served ?? (await this.certificate.current());
-    if (!cur) return { mode: 'internal', serial: null, domains: [], issuer: null, not_after: null, days_left: null, renew_before_days: RENEW_BEFORE_DAYS };
+    if (!cur)
+      return {
+        mode: 'internal',
+        serial: null,
+        domains: [],
+        issuer: null,
+        not_after: null,
+        days_left: null,
+        renew_before_days: RENEW_BEFORE_DAYS,
+      };
     const ca = await this.certificate.ca.ready().catch(() => undefined);
     return {
       mode: 'internal',
@@ -206,14 +231,19 @@ export class CaddyService {
     if (!this.enabled) {
       const { reach, wireguard } = this.d.config;
       const reason =
-        reach.mode === 'off' ? 'reach.mode is off in cell.yaml'
-        : wireguard.mode === 'off' ? 'WireGuard is off: Caddy listens on the tunnel address'
-        : `the WireGuard interface runs in network namespace ${wireguard.netns}; Caddy needs its address in the cell's own`;
+        reach.mode === 'off'
+          ? 'reach.mode is off in cell.yaml'
+          : wireguard.mode === 'off'
+            ? 'WireGuard is off: Caddy listens on the tunnel address'
+            : `the WireGuard interface runs in network namespace ${wireguard.netns}; ` +
+              "Caddy needs its address in the cell's own";
       return { state: 'not_configured', reason };
     }
     if (!this.process) return { state: 'not_configured', reason: this.waiting };
     const p = this.process.state();
-    const listen = [this.address!, ...this.d.config.reach.lanAddresses].map((a) => `${a}:${this.d.config.reach.httpsPort}`);
+    const listen = [this.address!, ...this.d.config.reach.lanAddresses].map(
+      (a) => `${a}:${this.d.config.reach.httpsPort}`,
+    );
     const loadError = this.lastLoad ? this.lastLoad.error : 'its config was not loaded yet';
     return {
       state: p.running && !loadError ? 'ok' : 'degraded',

@@ -35,7 +35,8 @@ export function configRoutes(deps: CellDeps): Router {
     // Caddy and the resolver follow a new domain (a new certificate) or tunnel address.
     if (patch.identity?.domain !== undefined || patch.network?.subnet !== undefined) {
       ctx.afterCommit(async () => {
-        const failed = (what: string) => (err: unknown) => deps.logger.error(`${what}: converge after a config change failed`, { error: String(err) });
+        const failed = (what: string) => (err: unknown) =>
+          deps.logger.error(`${what}: converge after a config change failed`, { error: String(err) });
         await deps.caddy.converge().catch(failed('caddy'));
         await deps.dns.converge().catch(failed('dns'));
       });

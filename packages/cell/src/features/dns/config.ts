@@ -26,8 +26,10 @@ const LABEL = /^(?!-)[a-z0-9_-]{1,63}(?<!-)$/;
 
 /** A lowercase DNS name (labels of letters, digits, - and _), at most 253 characters. */
 export function dnsNameProblem(name: string): string | undefined {
-  if (typeof name !== 'string' || name.length === 0 || name.length > 253) return 'must be a DNS name of 1-253 characters';
-  if (!name.split('.').every((l) => LABEL.test(l))) return 'must be a lowercase DNS name: labels of a-z, 0-9, - and _ separated by dots';
+  if (typeof name !== 'string' || name.length === 0 || name.length > 253)
+    return 'must be a DNS name of 1-253 characters';
+  if (!name.split('.').every((l) => LABEL.test(l)))
+    return 'must be a lowercase DNS name: labels of a-z, 0-9, - and _ separated by dots';
   return undefined;
 }
 
@@ -57,7 +59,8 @@ export function recordProblems(r: { name: unknown; type: unknown; value: unknown
 }
 
 function line(key: string, value: string): string {
-  if (/[\x00-\x1f\x7f]/.test(value)) throw new Error(`refusing to write a control character into the resolver config (${key})`);
+  if (/[\x00-\x1f\x7f]/.test(value))
+    throw new Error(`refusing to write a control character into the resolver config (${key})`);
   return `${key}=${value}`;
 }
 
@@ -84,7 +87,8 @@ export function renderDnsmasqConfig(input: DnsmasqInput): string {
   ];
   for (const r of input.records) {
     const problems = recordProblems(r);
-    if (Object.keys(problems).length) throw new Error(`refusing an invalid record for ${JSON.stringify(r.name)}: ${JSON.stringify(problems)}`);
+    if (Object.keys(problems).length)
+      throw new Error(`refusing an invalid record for ${JSON.stringify(r.name)}: ${JSON.stringify(problems)}`);
     if (r.type === 'A' || r.type === 'AAAA') out.push(line('host-record', `${r.name},${r.value}`));
     else if (r.type === 'CNAME') out.push(line('cname', `${r.name},${r.value}`));
     else out.push(line('txt-record', `${r.name},"${r.value}"`));

@@ -14,7 +14,11 @@ export function findRecord(db: Kysely<Database>, id: number) {
 }
 
 export async function insertRecord(trx: Kysely<Database>, r: DnsRecord) {
-  return trx.insertInto('dns_records').values({ ...r, created_at: nowIso() }).returning(COLUMNS).executeTakeFirstOrThrow();
+  return trx
+    .insertInto('dns_records')
+    .values({ ...r, created_at: nowIso() })
+    .returning(COLUMNS)
+    .executeTakeFirstOrThrow();
 }
 
 export async function deleteRecord(trx: Kysely<Database>, id: number): Promise<boolean> {

@@ -46,27 +46,52 @@ export function dnsRoutes(deps: CellDeps): Router {
     ctx.body = { ok: true, records: (await listRecords(db)).map(presentRecord) };
   });
 
-  router.post('dns.record.create', '/records', requireRole('admin'), audited('dns_record'), validateBody(RecordBody, checkRecord), reloadAfter, transactional(db), async (ctx) => {
-    const input = ctx.input as RecordBody;
-    const exists = await ctx.trx.selectFrom('dns_records').select('id')
-      .where('name', '=', input.name).where('type', '=', input.type).where('value', '=', input.value).executeTakeFirst();
-    if (exists) throw errors.conflict('that record exists already', { name: 'a record with this name, type and value exists' });
-    const row = await insertRecord(ctx.trx, { name: input.name, type: input.type, value: input.value });
-    ctx.audit!.targetId = String(row.id);
-    ctx.audit!.details = { name: row.name, type: row.type };
-    ctx.status = 201;
-    ctx.body = { ok: true, record: presentRecord(row) };
-  });
+  router.post(
+    'dns.record.create',
+    '/records',
+    requireRole('admin'),
+    audited('dns_record'),
+    validateBody(RecordBody, checkRecord),
+    reloadAfter,
+    transactional(db),
+    async (ctx) => {
+      const input = ctx.input as RecordBody;
+      const exists = await ctx.trx
+        .selectFrom('dns_records')
+        .select('id')
+        .where('name', '=', input.name)
+        .where('type', '=', input.type)
+        .where('value', '=', input.value)
+        .executeTakeFirst();
+      if (exists)
+        throw errors.conflict('that record exists already', { name: 'a record with this name, type and value exists' });
+      const row = await insertRecord(ctx.trx, { name: input.name, type: input.type, value: input.value });
+      ctx.audit!.targetId = String(row.id);
+      ctx.audit!.details = { name: row.name, type: row.type };
+      ctx.status = 201;
+      ctx.body = { ok: true, record: presentRecord(row) };
+    },
+  );
 
-  router.delete('dns.record.delete', '/records/:id', requireRole('admin'), audited('dns_record', (ctx) => String(ctx.params['id'])), reloadAfter, transactional(db), async (ctx) => {
-    const id = Number(ctx.params['id']);
-    if (!Number.isSafeInteger(id) || id < 1 || !(await findRecord(ctx.trx, id))) throw errors.notFound('no DNS record with that id');
-    await deleteRecord(ctx.trx, id);
-    ctx.body = { ok: true };
-  });
+  router.delete(
+    'dns.record.delete',
+    '/records/:id',
+    requireRole('admin'),
+    audited('dns_record', (ctx) => String(ctx.params['id'])),
+    reloadAfter,
+    transactional(db),
+    async (ctx) => {
+      const id = Number(ctx.params['id']);
+      if (!Number.isSafeInteger(id) || id < 1 || !(await findRecord(ctx.trx, id)))
+        throw errors.notFound('no DNS record with that id');
+      await deleteRecord(ctx.trx, id);
+      ctx.body = { ok: true };
+    },
+  );
 
   router.post('dns.reload', '/reload', requireRole('admin'), audited('dns'), validateBody(EmptyBody), async (ctx) => {
-    if (dns.status().state === 'not_configured') throw errors.conflict(`the resolver is not running: ${String(dns.status()['reason'])}`);
+    if (dns.status().state === 'not_configured')
+      throw errors.conflict(`the resolver is not running: ${String(dns.status()['reason'])}`);
     await dns.converge(true);
     ctx.body = { ok: true, dns: dns.status() };
   });

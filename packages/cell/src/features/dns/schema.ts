@@ -5,7 +5,11 @@ import { recordProblems } from './config.js';
 export const RecordBody = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 253 }),
-    type: Type.Unsafe<'A' | 'AAAA' | 'CNAME' | 'TXT'>({ type: 'string', enum: ['A', 'AAAA', 'CNAME', 'TXT'], errorMessage: 'must be A, AAAA, CNAME or TXT' }),
+    type: Type.Unsafe<'A' | 'AAAA' | 'CNAME' | 'TXT'>({
+      type: 'string',
+      enum: ['A', 'AAAA', 'CNAME', 'TXT'],
+      errorMessage: 'must be A, AAAA, CNAME or TXT',
+    }),
     value: Type.String({ minLength: 1, maxLength: 255 }),
   },
   { additionalProperties: false },

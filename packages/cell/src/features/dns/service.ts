@@ -57,7 +57,11 @@ export class DnsService {
   }
 
   get enabled(): boolean {
-    return this.d.config.reach.mode !== 'off' && this.d.config.wireguard.mode !== 'off' && this.d.config.wireguard.netns === null;
+    return (
+      this.d.config.reach.mode !== 'off' &&
+      this.d.config.wireguard.mode !== 'off' &&
+      this.d.config.wireguard.netns === null
+    );
   }
 
   get listenAddress(): string | undefined {
@@ -123,7 +127,13 @@ export class DnsService {
   private async render(): Promise<string> {
     const { domain } = (await readCellSettings(this.d.db)).identity;
     const records = (await listRecords(this.d.db)).map(({ name, type, value }) => ({ name, type, value }));
-    return renderDnsmasqConfig({ listen: this.address!, port: this.d.config.reach.dnsPort, domain, upstreams: this.d.config.reach.dnsUpstreams, records });
+    return renderDnsmasqConfig({
+      listen: this.address!,
+      port: this.d.config.reach.dnsPort,
+      domain,
+      upstreams: this.d.config.reach.dnsUpstreams,
+      records,
+    });
   }
 
   /** Resolves once the resolver answers the cell's own name (3 s at most). */
@@ -135,7 +145,8 @@ export class DnsService {
         await queryA(this.address!, this.d.config.reach.dnsPort, domain, 300);
         return;
       } catch (err) {
-        if (Date.now() > until) throw new Error(`the resolver does not answer for ${domain}: ${(err as Error).message}`);
+        if (Date.now() > until)
+          throw new Error(`the resolver does not answer for ${domain}: ${(err as Error).message}`);
         await new Promise((r) => setTimeout(r, 50));
       }
     }
@@ -164,7 +175,8 @@ export class DnsService {
   }
 
   status(): SubsystemStatus {
-    if (!this.enabled) return { state: 'not_configured', reason: 'the resolver runs with Caddy on the tunnel address (see caddy)' };
+    if (!this.enabled)
+      return { state: 'not_configured', reason: 'the resolver runs with Caddy on the tunnel address (see caddy)' };
     if (!this.process) return { state: 'not_configured', reason: this.waiting };
     const p = this.process.state();
     return {

@@ -26,8 +26,13 @@ function run(file: string, args: string[], timeoutMs: number): Promise<string> {
   });
 }
 
-/** `chronyc -c tracking`: comma-separated; field 2 the reference name, 3 the stratum, 5 the offset, the last the leap status. */
-export function parseChronyTracking(csv: string): Pick<NtpStatus, 'synchronized' | 'reference' | 'stratum' | 'offset_seconds'> {
+/**
+ * `chronyc -c tracking`: comma-separated; field 2 the reference name, 3 the stratum, 5 the offset,
+ * the last the leap status.
+ */
+export function parseChronyTracking(
+  csv: string,
+): Pick<NtpStatus, 'synchronized' | 'reference' | 'stratum' | 'offset_seconds'> {
   const f = csv.trim().split(',');
   const stratum = Number(f[2]);
   const leap = f[f.length - 1] ?? '';
@@ -36,7 +41,12 @@ export function parseChronyTracking(csv: string): Pick<NtpStatus, 'synchronized'
 }
 
 export async function ntpStatus(timeoutMs = 3000): Promise<NtpStatus> {
-  const unknown = (reason: string, source: NtpStatus['source'] = null): NtpStatus => ({ synchronized: null, source, state: 'unknown', reason });
+  const unknown = (reason: string, source: NtpStatus['source'] = null): NtpStatus => ({
+    synchronized: null,
+    source,
+    state: 'unknown',
+    reason,
+  });
   const chronyc = findExecutable('chronyc');
   if (chronyc) {
     try {
@@ -50,8 +60,14 @@ export async function ntpStatus(timeoutMs = 3000): Promise<NtpStatus> {
   if (timedatectl) {
     try {
       const value = (await run(timedatectl, ['show', '-p', 'NTPSynchronized', '--value'], timeoutMs)).trim();
-      if (value !== 'yes' && value !== 'no') return unknown(`timedatectl answered ${JSON.stringify(value.slice(0, 40))}`, 'systemd-timesyncd');
-      return { synchronized: value === 'yes', source: 'systemd-timesyncd', state: value === 'yes' ? 'synchronized' : 'unsynchronized', reason: null };
+      if (value !== 'yes' && value !== 'no')
+        return unknown(`timedatectl answered ${JSON.stringify(value.slice(0, 40))}`, 'systemd-timesyncd');
+      return {
+        synchronized: value === 'yes',
+        source: 'systemd-timesyncd',
+        state: value === 'yes' ? 'synchronized' : 'unsynchronized',
+        reason: null,
+      };
     } catch (err) {
       return unknown(`timedatectl failed: ${(err as Error).message}`, 'systemd-timesyncd');
     }

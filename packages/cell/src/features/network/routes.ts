@@ -25,7 +25,10 @@ export function networkRoutes(deps: CellDeps): Router {
     let server: string | undefined;
     if ((q.via ?? 'cell') === 'cell') {
       const address = deps.dns.listenAddress;
-      if (!address) throw errors.conflict(`the cell's resolver is not running: ${String(deps.dns.status()['reason'] ?? '')}; ask with via=system`);
+      if (!address)
+        throw errors.conflict(
+          `the cell's resolver is not running: ${String(deps.dns.status()['reason'] ?? '')}; ask with via=system`,
+        );
       server = `${address}:${deps.config.reach.dnsPort}`;
     }
     ctx.body = { ok: true, check: await resolveCheck(q.name, server, q.timeout_ms ?? 2000) };
@@ -40,7 +43,9 @@ export function networkRoutes(deps: CellDeps): Router {
 
   router.get('/handshakes', requireRole('admin'), async (ctx) => {
     const status = await deps.peerNetwork.status();
-    const names = new Map((await deps.db.selectFrom('peers').select(['name', 'public_key']).execute()).map((p) => [p.public_key, p.name]));
+    const names = new Map(
+      (await deps.db.selectFrom('peers').select(['name', 'public_key']).execute()).map((p) => [p.public_key, p.name]),
+    );
     const now = Date.now();
     ctx.body = {
       ok: true,

@@ -6,7 +6,13 @@ export const ResolveQuery = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 253 }),
     /** cell: the cell's own resolver on the tunnel address; system: the machine's. */
-    via: Type.Optional(Type.Unsafe<'cell' | 'system'>({ type: 'string', enum: ['cell', 'system'], errorMessage: 'must be cell or system' })),
+    via: Type.Optional(
+      Type.Unsafe<'cell' | 'system'>({
+        type: 'string',
+        enum: ['cell', 'system'],
+        errorMessage: 'must be cell or system',
+      }),
+    ),
     timeout_ms: Type.Optional(Type.Integer({ minimum: 100, maximum: 10_000 })),
   },
   { additionalProperties: false },

@@ -24,7 +24,14 @@ export async function resolveCheck(name: string, server: string | undefined, tim
     return { success: true, took_ms: ms(start), error: null, name, server: server ?? 'system', addresses };
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    return { success: false, took_ms: ms(start), error: e.code ?? e.message, name, server: server ?? 'system', addresses: [] };
+    return {
+      success: false,
+      took_ms: ms(start),
+      error: e.code ?? e.message,
+      name,
+      server: server ?? 'system',
+      addresses: [],
+    };
   }
 }
 
@@ -36,7 +43,8 @@ export async function reachCheck(url: string, timeoutMs: number): Promise<CheckR
     return { success: true, took_ms: ms(start), error: null, url, status: res.status };
   } catch (err) {
     const e = err as Error & { cause?: { code?: string; message?: string } };
-    const error = e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (e.cause?.code ?? e.cause?.message ?? e.message);
+    const error =
+      e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (e.cause?.code ?? e.cause?.message ?? e.message);
     return { success: false, took_ms: ms(start), error, url, status: null };
   }
 }

@@ -11,7 +11,16 @@ import type { Vault } from '../vault/vault.js';
 import { ServiceAccounts } from '../services/accounts.js';
 import { ServiceMounts } from '../services/mounts.js';
 import { seedTrustKey, StoreCatalog, storeTrustedKeys, toRefusal, type CatalogView, type Refusal } from './catalog.js';
-import { createRuntime, describeError, engineState, loopbackPort, objectNames, requireEngine, storeCellId, type EngineState } from './engine.js';
+import {
+  createRuntime,
+  describeError,
+  engineState,
+  loopbackPort,
+  objectNames,
+  requireEngine,
+  storeCellId,
+  type EngineState,
+} from './engine.js';
 import { checkImages, type ImageVerification } from './images.js';
 import { seedConfiguredKeys } from './trust.js';
 import { Installer, type InstallRequest } from './installer.js';
@@ -125,11 +134,13 @@ export class Store {
       const manifest = this.mounts.manifest(id);
       if (!manifest?.web || !manifest.subdomain) continue;
       try {
-        const info = await this.runtime.inspectContainer(objectNames(this.cellId, id).container(manifest.web.container));
+        const name = objectNames(this.cellId, id).container(manifest.web.container);
+        const info = await this.runtime.inspectContainer(name);
         const port = loopbackPort(info, manifest.web.port);
         if (info.running && port) routes.push({ id, subdomain: manifest.subdomain, dial: `127.0.0.1:${port}` });
       } catch (err) {
-        this.d.logger.warn('web route left out: its container is not reachable', { service: id, error: describeError(err) });
+        const error = describeError(err);
+        this.d.logger.warn('web route left out: its container is not reachable', { service: id, error });
       }
     }
     return routes;
