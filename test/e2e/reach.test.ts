@@ -217,6 +217,7 @@ describe('reaching the cell and its services by name over the tunnel (Caddy, TLS
           `  interface: ${CELL_IF}`,
           'reach:',
           '  dns_upstreams: [127.0.0.1]',
+          `  lan_addresses: [${ROOT_UNDERLAY}]`,
           '',
         ].join('\n') + storeYaml,
       env: { PIC_WIREGUARD_MODE: 'userspace', PIC_REACH_MODE: 'auto' },
@@ -272,7 +273,7 @@ describe('reaching the cell and its services by name over the tunnel (Caddy, TLS
     ).catch(async (err) =>
       assert.fail(`${(err as Error).message}: ${JSON.stringify(await status())}\n${cell!.output()}`),
     );
-    assert.deepEqual(s.caddy.listen, [`${CELL_ADDRESS}:443`]);
+    assert.deepEqual(s.caddy.listen, [`${CELL_ADDRESS}:443`, `${ROOT_UNDERLAY}:443`]);
     assert.equal(s.caddy.adopted, false);
     assert.equal(s.caddy.pid, pidOf('caddy'));
     const cert = (await admin.get('/api/caddy/cert-status')).body.certificate;
@@ -332,6 +333,9 @@ describe('reaching the cell and its services by name over the tunnel (Caddy, TLS
     const [body, code] = [answer.slice(0, answer.lastIndexOf('\n')), answer.slice(answer.lastIndexOf('\n') + 1)];
     assert.equal(code, '401', answer);
     assert.equal(JSON.parse(body).code, 'unauthorized');
+    // reach.lan_addresses: the same names served on a LAN address too (here the veth, outside the tunnel)
+    const lan = await curl(`https://${DOMAIN}/health`, ['--resolve', `${DOMAIN}:443:${ROOT_UNDERLAY}`]);
+    assert.ok(lan.endsWith('\n200'), lan);
     const health = await curl(`https://${DOMAIN}/health`);
     assert.ok(health.endsWith('\n200'), health);
 
