@@ -190,11 +190,16 @@ export class CaddyService {
     return { serial: next.row.serial, previous };
   }
 
-  private async renewIfDue(): Promise<void> {
-    if (this.d.config.reach.tls !== 'internal' || !this.served) return;
-    if (daysLeft(this.served.row) > RENEW_BEFORE_DAYS) return;
-    await this.renew().catch((err: unknown) =>
-      this.d.logger.error('caddy: automatic renewal failed', { error: String(err) }),
+  /** What the hourly timer runs: renews when fewer than RENEW_BEFORE_DAYS are left at `now`. */
+  async renewIfDue(now = Date.now()): Promise<boolean> {
+    if (this.d.config.reach.tls !== 'internal' || !this.served) return false;
+    if (daysLeft(this.served.row, now) > RENEW_BEFORE_DAYS) return false;
+    return this.renew().then(
+      () => true,
+      (err: unknown) => {
+        this.d.logger.error('caddy: automatic renewal failed', { error: String(err) });
+        return false;
+      },
     );
   }
 
