@@ -121,6 +121,7 @@ export function manifestRuleErrors(m: ServiceManifest): FieldErrors {
     if ((hc.exec === undefined) === (hc.http === undefined)) fail(`${at}.healthcheck`, 'needs exactly one of exec and http');
     if (hc.http) checkPort(`${at}.healthcheck.http.port`, c.name, hc.http.port);
     if (hc.timeoutSeconds > hc.intervalSeconds) fail(`${at}.healthcheck.timeoutSeconds`, 'must not exceed intervalSeconds');
+    if (hc.http?.tls && !c.tls) fail(`${at}.healthcheck.http.tls`, 'needs the container\'s tls section (the certificate it serves)');
   });
 
   const secrets = new Set<string>();
@@ -202,12 +203,27 @@ export function manifestRuleErrors(m: ServiceManifest): FieldErrors {
       return;
     }
     if (r.proxy) fail(`${at}.proxy`, `is only for handler proxy, not ${r.handler}`);
+    if (r.handler === 'exec') {
+      if (!r.exec) fail(`${at}.exec`, 'is required when handler is exec');
+      else {
+        checkContainer(`${at}.exec.container`, r.exec.container);
+        const bodyAllowed = r.method === 'POST' || r.method === 'PUT' || r.method === 'PATCH';
+        r.exec.argv.forEach((arg, j) => {
+          const param = /^:([a-z][a-zA-Z0-9]*)$/.exec(arg);
+          if (param && !params.includes(param[1]!) && !bodyAllowed) fail(`${at}.exec.argv.${j}`, `uses :${param[1]}, which the route path does not define (and ${r.method} has no body)`);
+          else if (!param) checkTemplate(`${at}.exec.argv.${j}`, arg, ['domain', 'subdomain'], true);
+        });
+      }
+      return;
+    }
+    if (r.exec) fail(`${at}.exec`, `is only for handler exec, not ${r.handler}`);
     if (!m.accounts) fail(`${at}.handler`, `${r.handler} needs the service's accounts section`);
     const wants: Record<string, { method: string; username: boolean }> = {
       'accounts.list': { method: 'GET', username: false },
       'accounts.create': { method: 'POST', username: false },
       'accounts.delete': { method: 'DELETE', username: true },
       'accounts.credentials': { method: 'GET', username: true },
+      'accounts.rotate': { method: 'POST', username: true },
     };
     const want = wants[r.handler]!;
     if (r.method !== want.method) fail(`${at}.method`, `must be ${want.method} for ${r.handler}`);

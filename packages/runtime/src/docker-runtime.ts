@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Readable, type Duplex } from 'node:stream';
 import Docker from 'dockerode';
+import tar from 'tar-stream';
 import { Demuxer, demuxBuffer } from './demux.js';
 import { describeEndpoint, resolveEndpoint, type EngineEndpoint, type EndpointSource } from './endpoint.js';
 import { followStream, PullTracker, pullError, splitDigestReference } from './pull.js';
@@ -21,6 +22,7 @@ import {
 import {
   LABEL_CELL,
   LABEL_SERVICE,
+  type ContainerFile,
   type ContainerInfo,
   type ContainerRuntime,
   type ContainerSpec,
@@ -382,6 +384,23 @@ export class DockerRuntime implements ContainerRuntime {
     const buf = Buffer.isBuffer(data) ? data : Buffer.from(String(data));
     // With a TTY the engine sends one raw stream; without one, multiplexed frames.
     return info.Config.Tty ? { stdout: buf.toString('utf8'), stderr: '' } : demuxBuffer(buf);
+  }
+
+  async putFiles(idOrName: string, dir: string, files: readonly ContainerFile[]): Promise<void> {
+    if (!dir.startsWith('/') || dir.split('/').some((seg) => seg === '..' || seg === '.')) throw new InvalidSpecError(`putFiles needs an absolute directory without . or .. segments: ${dir}`);
+    for (const f of files) {
+      if (!/^[A-Za-z0-9_][A-Za-z0-9._-]*$/.test(f.name)) throw new InvalidSpecError(`putFiles: "${f.name}" is not a plain file name`);
+    }
+    const info = await this.ownedContainer(idOrName);
+    const pack = tar.pack();
+    for (const f of files) {
+      const content = typeof f.content === 'string' ? Buffer.from(f.content, 'utf8') : f.content;
+      pack.entry({ name: f.name, mode: f.mode, uid: f.uid ?? 0, gid: f.gid ?? 0, mtime: new Date(), type: 'file', size: content.length }, content);
+    }
+    pack.finalize();
+    const chunks: Buffer[] = [];
+    for await (const chunk of pack as AsyncIterable<Buffer>) chunks.push(chunk);
+    await this.call('container put archive', () => this.docker.getContainer(info.Id).putArchive(Buffer.concat(chunks), { path: dir }), { kind: 'container', name: idOrName });
   }
 
   async exec(idOrName: string, argv: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {

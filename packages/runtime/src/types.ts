@@ -224,6 +224,16 @@ export interface VolumeInfo {
  * pic.cell=<cell id> and pic.service=<service>; every call that reads or changes an existing object
  * first checks that label and throws NotOwnedError otherwise, and lists are filtered by it.
  */
+/** One file for putFiles. */
+export interface ContainerFile {
+  name: string;
+  content: string | Buffer;
+  /** Permission bits, e.g. 0o640. */
+  mode: number;
+  uid?: number;
+  gid?: number;
+}
+
 export interface ContainerRuntime {
   readonly cellId: string;
   /** DOCKER_HOST-style description of the engine, e.g. unix:///run/pic-docker.sock. */
@@ -253,6 +263,12 @@ export interface ContainerRuntime {
   inspectContainer(idOrName: string): Promise<ContainerInfo>;
   listContainers(filter?: ListFilter): Promise<ContainerInfo[]>;
   logs(idOrName: string, options?: LogsOptions): Promise<Logs>;
+  /**
+   * Writes files into a container's filesystem (created or running) under the existing directory
+   * `dir`, through the engine's archive endpoint: how a secret reaches a container without an image
+   * or a volume holding it. Each name is a plain file name (no slash).
+   */
+  putFiles(idOrName: string, dir: string, files: readonly ContainerFile[]): Promise<void>;
   /** Runs argv (no shell) inside a running container and waits for it. */
   exec(idOrName: string, argv: readonly string[], options?: ExecOptions): Promise<ExecResult>;
 

@@ -147,6 +147,26 @@ export class ServiceAccounts {
     return { username, peer: input.peer ?? null, created_at: now, in_service: true };
   }
 
+  /**
+   * A new generated password for an account, inside `trx`: the vault first, the service last (its
+   * create action sets the password of an existing account), so a refusal leaves the old one.
+   */
+  async rotate(trx: Transaction<Database>, inst: Installation, username: string): Promise<{ username: string; rotated_at: string }> {
+    const accounts = this.accountsOf(inst);
+    const row = await this.find(trx, inst.id, username);
+    if (!row || row.state !== 'active') throw errors.notFound(`${inst.id} has no account "${username}"`);
+    const now = nowIso();
+    await trx.updateTable('service_accounts').set({ updated_at: now }).where('id', '=', row.id).execute();
+    const password = generatePassword(ACCOUNT_PASSWORD_LENGTH);
+    await this.d.vault.putIn(trx, accountSecretName(inst.id, row.id), password);
+    try {
+      await runAccountAction(this.d.runtime, this.d.cellId, inst.manifest, accounts.create, await this.values(trx, inst.manifest, { username, password }), `setting a new password for "${username}" in ${inst.id}`);
+    } catch (err) {
+      throw serviceFailed(err);
+    }
+    return { username, rotated_at: now };
+  }
+
   /** Deprovisions an account inside `trx`: the service is asked last, and a failure rolls the cell's side back too. */
   async remove(trx: Transaction<Database>, inst: Installation, username: string): Promise<AccountRow> {
     const accounts = this.accountsOf(inst);

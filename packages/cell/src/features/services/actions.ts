@@ -9,6 +9,10 @@ const MAX_REPLY_BYTES = 1024 * 1024;
 /** An account action that did not succeed inside the service; the message never carries a secret. */
 export class ServiceActionError extends Error {
   override readonly name = 'ServiceActionError';
+  /** The command's exit status, when a command ran and failed (3: it refused the request, see pic-account). */
+  constructor(message: string, readonly exitCode?: number) {
+    super(message);
+  }
 }
 
 /** Replaces every secret value (password, service secrets) in text meant for logs and errors. */
@@ -107,6 +111,55 @@ export async function runAccountAction(
     throw new ServiceActionError(`${what}: ${e.argv[0]} in container "${e.container}" exited with ${result.exitCode}${said ? `: ${scrub(said, values)}` : ''}`);
   }
   return result.stdout;
+}
+
+/** What a `:name` argument of an exec route may be filled with: the same names accounts have. */
+const EXEC_ARG = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+
+/** The argv of an exec route: `:name` items filled from `args`; undefined names and bad values are listed in `problems`. */
+export function execRouteArgv(argv: readonly string[], args: (name: string) => unknown): { argv: string[]; problems: Record<string, string> } {
+  const problems: Record<string, string> = {};
+  const out = argv.map((a) => {
+    const m = /^:([a-z][a-zA-Z0-9]*)$/.exec(a);
+    if (!m) return a;
+    const value = args(m[1]!);
+    if (typeof value !== 'string') problems[m[1]!] = 'is required (a string)';
+    else if (!EXEC_ARG.test(value)) problems[m[1]!] = 'must be 1-64 of a-z 0-9 . _ -, starting with a letter or digit';
+    return typeof value === 'string' ? value : '';
+  });
+  return { argv: out, problems };
+}
+
+/**
+ * Runs an exec route's command (argv already filled, no shell) and reads its output as the route
+ * says. Throws ServiceActionError when it fails or its output is not what the manifest promised.
+ */
+export async function runExecRoute(
+  runtime: ContainerRuntime,
+  cellId: string,
+  manifest: ServiceManifest,
+  exec: { container: string; argv: readonly string[]; output: 'json' | 'lines'; timeoutSeconds?: number },
+  argv: string[],
+  values: TemplateValues,
+): Promise<unknown> {
+  const { renderTemplate } = await manifestLib();
+  const filled = argv.map((a, i) => (a === exec.argv[i] ? renderTemplate(a, values) : a));
+  let result;
+  try {
+    result = await runtime.exec(objectNames(cellId, manifest.id).container(exec.container), filled, { timeoutMs: (exec.timeoutSeconds ?? DEFAULT_ACTION_TIMEOUT_S) * 1000 });
+  } catch (err) {
+    throw new ServiceActionError(`exec ${exec.argv[0]} in container "${exec.container}" failed: ${scrub(describeError(err), values)}`);
+  }
+  if (result.exitCode !== 0) {
+    const said = (result.stderr.trim() || result.stdout.trim()).split('\n').slice(-3).join(' / ');
+    throw new ServiceActionError(`${exec.argv[0]} in container "${exec.container}" exited with ${result.exitCode}${said ? `: ${scrub(said, values)}` : ''}`, result.exitCode);
+  }
+  if (exec.output === 'lines') return result.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+  try {
+    return JSON.parse(result.stdout);
+  } catch {
+    throw new ServiceActionError(`${exec.argv[0]} in container "${exec.container}" did not answer JSON`);
+  }
 }
 
 /** Usernames from a list action's output. */

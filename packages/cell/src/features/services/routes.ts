@@ -16,7 +16,7 @@ import { findInstallation, listInstallations, requireInstalled, type Installatio
 import { presentJob } from '../store/presenter.js';
 import { SERVICE_ID } from '../store/schema.js';
 import { serviceSecrets } from '../store/specs.js';
-import { containerBaseUrl, scrub, ServiceActionError } from './actions.js';
+import { containerBaseUrl, execRouteArgv, runExecRoute, scrub, ServiceActionError } from './actions.js';
 import { checkCreateAccount, CreateAccountBody } from './schema.js';
 
 const PROXY_TIMEOUT_MS = 30_000;
@@ -63,7 +63,7 @@ export async function serviceStatus(deps: CellDeps, id: string): Promise<Record<
  * The account endpoints of a service, shared by /api/services/catalog/<id>/accounts… and the
  * `accounts.*` handlers a manifest mounts under /api/<id>/…. `idOf` says which service.
  */
-function accountHandlers(deps: CellDeps, idOf: (ctx: Context) => string, names: { create: string; delete: string }) {
+function accountHandlers(deps: CellDeps, idOf: (ctx: Context) => string, names: { create: string; delete: string; rotate: string }) {
   const { db, store, audit } = deps;
   const accounts = store.accounts;
 
@@ -129,7 +129,20 @@ function accountHandlers(deps: CellDeps, idOf: (ctx: Context) => string, names: 
     ctx.body = { ok: true, service: inst.id, username, credentials: filled };
   };
 
-  return { list, create, remove, credentials, names };
+  const rotate: Middleware[] = [
+    requireRole('admin'),
+    audited('service_account', (ctx) => `${idOf(ctx)}/${String(ctx.params['username'] ?? '')}`),
+    loadInstalled,
+    transactional(db),
+    async (ctx) => {
+      const inst = ctx.state['installation'] as Installation;
+      const done = await accounts.rotate(ctx.trx, inst, String(ctx.params['username']));
+      // No password here either: the credentials endpoints hand the new one out.
+      ctx.body = { ok: true, service: inst.id, ...done };
+    },
+  ];
+
+  return { list, create, remove, credentials, rotate, names };
 }
 
 /** Forwards a request to a service container (a manifest route with handler `proxy`). */
@@ -174,15 +187,47 @@ function proxyHandler(deps: CellDeps, id: string, route: RouteSpec): Middleware 
   };
 }
 
+/**
+ * Runs a manifest's exec route: `:name` arguments from the path or the JSON body (checked against
+ * the account-name rule before anything runs), output read as JSON or lines, answered as `result`.
+ */
+function execHandler(deps: CellDeps, id: string, route: RouteSpec): Middleware {
+  const exec = route.exec!;
+  return async (ctx) => {
+    const inst = await requireInstalled(deps.db, id);
+    const body = (ctx.request as { body?: unknown }).body;
+    const fields = body && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
+    const { argv, problems } = execRouteArgv(exec.argv, (name) => (ctx.params[name] !== undefined ? ctx.params[name] : fields[name]));
+    if (Object.keys(problems).length > 0) throw errors.validation(problems);
+    if (ctx.audit) ctx.audit.details = { route: `${route.method} ${route.path}`, args: argv.filter((a, i) => a !== exec.argv[i]) };
+    await requireEngine(deps.store.runtime);
+    const { identity } = await readCellSettings(deps.db);
+    const values = { domain: identity.domain, subdomain: inst.manifest.subdomain, secrets: await serviceSecrets(deps.vault, deps.db, inst.manifest) };
+    let result: unknown;
+    try {
+      result = await runExecRoute(deps.store.runtime, deps.store.cellId, inst.manifest, exec, argv, values);
+    } catch (err) {
+      if (err instanceof ServiceActionError && err.exitCode === 3) throw errors.conflict(err.message);
+      if (err instanceof ServiceActionError) throw new HttpError(502, 'service_action_failed', err.message);
+      throw err;
+    }
+    ctx.body = { ok: true, service: id, result };
+  };
+}
+
 /** The router of one installed service: its manifest's routes under /api/<id>. Route names are audit actions. */
 export function buildServiceRouter(deps: CellDeps, id: string, manifest: ServiceManifest): Router {
   const router = new Router({ prefix: `/api/${id}` });
-  const h = accountHandlers(deps, () => id, { create: `${id}.accounts.create`, delete: `${id}.accounts.delete` });
+  const h = accountHandlers(deps, () => id, { create: `${id}.accounts.create`, delete: `${id}.accounts.delete`, rotate: `${id}.accounts.rotate` });
   for (const route of manifest.routes ?? []) {
     const name = route.handler === 'proxy' ? `${id}.proxy.${route.method.toLowerCase()}${route.path.replace(/\//g, '.').replace(/:/g, '')}` : `${id}.${route.handler}`;
     const chain: Middleware[] =
       route.handler === 'proxy'
         ? [requireRole('admin'), audited('service', () => id), proxyHandler(deps, id, route)]
+        : route.handler === 'exec'
+          ? [requireRole('admin'), ...(route.method === 'GET' ? [] : [audited('service', () => id)]), execHandler(deps, id, route)]
+        : route.handler === 'accounts.rotate'
+          ? h.rotate
         : route.handler === 'accounts.list'
           ? [requireRole('admin'), h.list]
           : route.handler === 'accounts.create'
@@ -199,7 +244,7 @@ export function buildServiceRouter(deps: CellDeps, id: string, manifest: Service
 export function servicesRoutes(deps: CellDeps): Router {
   const { db, store } = deps;
   const router = new Router({ prefix: '/api/services' });
-  const h = accountHandlers(deps, idParam, { create: 'services.account.create', delete: 'services.account.delete' });
+  const h = accountHandlers(deps, idParam, { create: 'services.account.create', delete: 'services.account.delete', rotate: 'services.account.rotate' });
 
   router.get('/active', requireRole('admin'), async (ctx) => {
     const { identity } = await readCellSettings(db);
@@ -240,6 +285,7 @@ export function servicesRoutes(deps: CellDeps): Router {
   router.post(h.names.create, '/catalog/:id/accounts', ...h.create);
   router.delete(h.names.delete, '/catalog/:id/accounts/:username', ...h.remove);
   router.get('/catalog/:id/accounts/:username/credentials', requireRole('admin'), h.credentials);
+  router.post(h.names.rotate, '/catalog/:id/accounts/:username/rotate', ...h.rotate);
   return router;
 }
 

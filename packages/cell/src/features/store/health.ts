@@ -1,3 +1,4 @@
+import { request as httpsRequest } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ContainerSpec as ManifestContainer, ServiceManifest } from '@pic/manifest';
 import type { ContainerInfo, ContainerRuntime } from '@pic/runtime';
@@ -38,15 +39,36 @@ export async function probeContainer(runtime: ContainerRuntime, cellId: string, 
     const port = loopbackPort(info, hc.http.port);
     if (!port) return { ...base, healthy: false, reason: `port ${hc.http.port}/tcp is not published on 127.0.0.1` };
     try {
-      const res = await fetch(`http://127.0.0.1:${port}${hc.http.path}`, { signal: AbortSignal.timeout(hc.timeoutSeconds * 1000), redirect: 'manual' });
-      await res.arrayBuffer().catch(() => undefined);
-      return res.status >= 200 && res.status < 300 ? { ...base, healthy: true } : { ...base, healthy: false, reason: `GET ${hc.http.path} answered ${res.status}` };
+      const status = hc.http.tls
+        ? await httpsStatus(port, hc.http.path, hc.timeoutSeconds * 1000)
+        : await fetch(`http://127.0.0.1:${port}${hc.http.path}`, { signal: AbortSignal.timeout(hc.timeoutSeconds * 1000), redirect: 'manual' }).then(async (res) => {
+            await res.arrayBuffer().catch(() => undefined);
+            return res.status;
+          });
+      return status >= 200 && status < 300 ? { ...base, healthy: true } : { ...base, healthy: false, reason: `GET ${hc.http.path} answered ${status}` };
     } catch (err) {
       return { ...base, healthy: false, reason: `GET ${hc.http.path} failed: ${describeError(err)}` };
     }
   }
   if (info.health === 'healthy') return { ...base, healthy: true };
   return { ...base, healthy: false, reason: `health check ${info.health ?? 'not reported'}` };
+}
+
+/**
+ * GET over TLS on loopback, the certificate not checked: a liveness probe of a port the container
+ * serves with the cell's own certificate (issued for a name, not for 127.0.0.1).
+ */
+function httpsStatus(port: number, path: string, timeoutMs: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({ host: '127.0.0.1', port, path, method: 'GET', rejectUnauthorized: false, timeout: timeoutMs }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer in ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 export async function serviceHealth(runtime: ContainerRuntime, cellId: string, manifest: ServiceManifest): Promise<ContainerHealth[]> {

@@ -15,6 +15,7 @@ import { findInstallation, findJob, TERMINAL_JOB_STATES, type JobRow, type Resou
 import { containerSpec, generateSecret, manifestVolumes, serviceSecretName, serviceSecrets } from './specs.js';
 import { readCellSettings } from '../config/service.js';
 import { manifestLib } from './manifest-lib.js';
+import { ServiceTls } from './tls.js';
 
 /** What the installer and the accounts work with: the database, vault, audit log and the container engine. */
 export interface EngineDeps {
@@ -110,8 +111,11 @@ export class ServiceBusyError extends Error {
 export class Installer {
   /** Jobs running in this process, by service. */
   private readonly running = new Map<string, Promise<JobRow>>();
+  private readonly tls: ServiceTls;
 
-  constructor(private readonly d: InstallerDeps) {}
+  constructor(private readonly d: InstallerDeps) {
+    this.tls = new ServiceTls(d.db, d.vault, d.logger);
+  }
 
   isBusy(id: string): boolean {
     return this.running.has(id);
@@ -230,6 +234,10 @@ export class Installer {
         const spec = containerSpec(cellId, manifest, c, image, values, renderTemplate, this.d.publishAddress);
         await record({ kind: 'container', name: spec.name });
         await runtime.createContainer(spec);
+      }
+      // TLS from the cell's CA, written into the created containers before they start.
+      for (const [name, { dir, files }] of await this.tls.filesFor(manifest, identity.domain)) {
+        await runtime.putFiles(names.container(name), dir, files);
       }
 
       await step('starting');

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { manifestDigest, signIndex, type ServiceManifest } from '@pic/manifest';
 import type {
+  ContainerFile,
   ContainerInfo,
   ContainerRuntime,
   ContainerSpec,
@@ -230,6 +231,12 @@ export class FakeRuntime implements ContainerRuntime {
   }
   async logs(): Promise<{ stdout: string; stderr: string }> {
     return { stdout: '', stderr: '' };
+  }
+  puts: Array<{ container: string; dir: string; files: readonly ContainerFile[] }> = [];
+  async putFiles(idOrName: string, dir: string, files: readonly ContainerFile[]): Promise<void> {
+    this.check('putFiles', idOrName);
+    this.find(idOrName);
+    this.puts.push({ container: idOrName, dir, files });
   }
   async exec(idOrName: string, argv: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
     this.check('exec', idOrName);
