@@ -173,6 +173,31 @@ describe('manifest schema', () => {
     rejects('routes.0.handler', /must be one of: proxy/, (m) => (m.routes[0].handler = 'shell'));
   });
 
+  it('checks exec routes, accounts.rotate and container TLS', () => {
+    const withExtras = (m: any) => {
+      m.routes.push(
+        { method: 'GET', path: '/usage/:username', handler: 'exec', description: 'Usage', exec: { container: 'app', argv: ['usage', ':username', '{{domain}}'], output: 'json' } },
+        { method: 'POST', path: '/aliases', handler: 'exec', description: 'Add', exec: { container: 'app', argv: ['alias-add', ':alias', ':mailbox'], output: 'lines' } },
+        { method: 'POST', path: '/accounts/:username/rotate', handler: 'accounts.rotate', description: 'Rotate' },
+      );
+      m.containers[0].tls = { path: '/etc/demo/tls', gid: 101 };
+      m.containers[0].healthcheck.http.tls = true;
+    };
+    const ok = clone(validManifest()) as any;
+    withExtras(ok);
+    assert.deepEqual(validateManifest(clone(ok)), ok);
+    const broken = (path: string, reason: RegExp, mutate: (m: any) => void) => rejects(path, reason, (m) => (withExtras(m), mutate(m)));
+    broken('routes.5.exec', /required when handler is exec/, (m) => delete m.routes[5].exec);
+    broken('routes.0.exec', /only for handler exec/, (m) => (m.routes[0].exec = clone(m.routes[5].exec)));
+    broken('routes.5.exec.argv.1', /uses :name, which the route path does not define/, (m) => (m.routes[5].exec.argv[1] = ':name'));
+    broken('routes.5.exec.argv.2', /may not use \{\{username\}\}/, (m) => (m.routes[5].exec.argv[2] = '{{username}}'));
+    broken('routes.5.exec.container', /does not define/, (m) => (m.routes[5].exec.container = 'nope'));
+    broken('routes.7.method', /must be POST/, (m) => (m.routes[7].method = 'PUT'));
+    broken('routes.7.path', /must contain :username/, (m) => (m.routes[7].path = '/accounts/rotate'));
+    broken('containers.0.tls.path', /absolute path/, (m) => (m.containers[0].tls.path = 'tls'));
+    broken('containers.0.healthcheck.http.tls', /needs the container's tls section/, (m) => delete m.containers[0].tls);
+  });
+
   it('reads YAML strictly and names the document when it is not a manifest', () => {
     const parseFields = (text: string) => {
       try {

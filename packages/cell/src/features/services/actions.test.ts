@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { AccountAction, ServiceManifest } from '@pic/manifest';
 import { renderTemplate } from '@pic/manifest';
 import { FakeRuntime, IMAGE_ID, demoManifest } from '../store/test-support.js';
-import { parseAccountList, renderUrlTemplate, runAccountAction, scrub, ServiceActionError } from './actions.js';
+import { execRouteArgv, parseAccountList, renderUrlTemplate, runAccountAction, runExecRoute, scrub, ServiceActionError } from './actions.js';
 
 const PASSWORD = 'pw with spaces & "quotes"; $(rm -rf /)';
 const values = { username: 'alice', password: PASSWORD, domain: 'home.example.org', subdomain: 'demo', secrets: { token: 'secret-token-value' } };
@@ -98,5 +98,36 @@ describe('account actions', () => {
     assert.throws(() => parseAccountList('nope', 'json'), /not JSON/);
     assert.equal(scrub(`x ${PASSWORD} y secret-token-value`, values), 'x *** y ***');
     assert.equal(renderUrlTemplate('/u/{{username}}', { username: 'a b' }, renderTemplate), '/u/a%20b');
+  });
+
+  it('exec routes: :name arguments from params or body, checked before anything runs; output as JSON or lines', async () => {
+    const argv = ['pic-account', 'alias-add', ':alias', ':mailbox', '{{domain}}'];
+    const fields: Record<string, unknown> = { alias: 'info', mailbox: 'alice' };
+    const filled = execRouteArgv(argv, (n) => fields[n]);
+    assert.deepEqual(filled, { argv: ['pic-account', 'alias-add', 'info', 'alice', '{{domain}}'], problems: {} });
+    for (const bad of ['../x', 'a:b', 'a\nb', 'x@evil', '', '-rf', 'A', 'a'.repeat(65), 42]) {
+      const { problems } = execRouteArgv(argv, (n) => (n === 'alias' ? bad : 'alice'));
+      assert.ok(problems['alias'], `refused ${JSON.stringify(bad)}`);
+    }
+    assert.deepEqual(execRouteArgv(argv, () => undefined).problems, { alias: 'is required (a string)', mailbox: 'is required (a string)' });
+
+    const before = runtime.execs.length;
+    runtime.execResult = () => ({ exitCode: 0, stdout: '{"alias":"info"}\n', stderr: '' });
+    const exec = { container: 'app', argv, output: 'json' as const };
+    assert.deepEqual(await runExecRoute(runtime, runtime.cellId, manifest, exec, filled.argv, values), { alias: 'info' });
+    assert.deepEqual(runtime.execs.at(-1)!.argv, ['pic-account', 'alias-add', 'info', 'alice', 'home.example.org'], 'templates filled, values kept as given');
+    assert.equal(runtime.execs.length, before + 1);
+    runtime.execResult = () => ({ exitCode: 0, stdout: 'a\n\nb\n', stderr: '' });
+    assert.deepEqual(await runExecRoute(runtime, runtime.cellId, manifest, { ...exec, output: 'lines' }, filled.argv, values), ['a', 'b']);
+    runtime.execResult = () => ({ exitCode: 0, stdout: 'not json', stderr: '' });
+    await assert.rejects(runExecRoute(runtime, runtime.cellId, manifest, exec, filled.argv, values), /did not answer JSON/);
+    runtime.execResult = () => ({ exitCode: 3, stdout: '', stderr: 'no mailbox alice\n' });
+    await assert.rejects(runExecRoute(runtime, runtime.cellId, manifest, exec, filled.argv, values), (err: Error) => {
+      assert.ok(err instanceof ServiceActionError);
+      assert.equal(err.exitCode, 3);
+      assert.match(err.message, /exited with 3: no mailbox alice/);
+      return true;
+    });
+    runtime.execResult = () => ({ exitCode: 0, stdout: '', stderr: '' });
   });
 });

@@ -77,6 +77,27 @@ describe('Installer (runtime double)', () => {
     assert.deepEqual(audit('store.install.finished').map((e) => [e.result, e.details['state']]), [['ok', 'healthy']]);
   });
 
+  it('writes TLS files from the cell CA into a container that asks for them, before it starts', async () => {
+    const withTls = structuredClone(manifest);
+    withTls.containers[0]!.tls = { path: '/etc/pic/tls', gid: 33 };
+    const req = { ...request(), manifest: withTls, manifestDigest: manifestDigest(withTls) };
+    const job = await cell.database.db.transaction().execute((trx) => installer.begin(trx, req));
+    const done = await installer.run(job, req);
+    assert.equal(done.state, 'healthy', done.error ?? '');
+    assert.equal(runtime.puts.length, 1, 'only the container that asks');
+    const put = runtime.puts[0]!;
+    assert.equal(put.container, names('app'));
+    assert.equal(put.dir, '/etc/pic/tls');
+    assert.deepEqual(put.files.map((f) => [f.name, f.mode.toString(8), f.gid ?? 0]), [['cert.pem', '644', 0], ['key.pem', '640', 33], ['ca.pem', '644', 0]]);
+    assert.ok(runtime.calls.indexOf(`putFiles ${names('app')}`) < runtime.calls.indexOf(`startContainer ${names('app')}`), 'before start');
+    const key = String(put.files[1]!.content);
+    assert.match(key, /BEGIN PRIVATE KEY/);
+    const cert = await cell.database.db.selectFrom('vault_certificates').selectAll().executeTakeFirstOrThrow();
+    assert.equal(cert.name, 'demo.cell.lan');
+    assert.equal(await cell.vault.get(cert.key_secret!), key, 'the key is recorded in the vault');
+    assert.ok(String(put.files[0]!.content).startsWith(cert.certificate_pem.trim()), 'the chain starts with the issued certificate');
+  });
+
   it('a second begin for the same service is a 409, not a second job', async () => {
     await begin();
     await assert.rejects(begin(), (err: any) => err.status === 409 && /installing already/.test(err.message));
