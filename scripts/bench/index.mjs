@@ -62,6 +62,8 @@ const SECTIONS = [
   { name: 'peers', load: () => import('./peers.mjs') },
   // reach.mjs (issue 14): Caddy and dnsmasq as the cell configures them; uses the core section's cell when it ran.
   { name: 'reach', load: () => import('./reach.mjs') },
+  // services.mjs (issue 12) runs its own cell on the tests' private engine, with the first-party images.
+  { name: 'services', load: () => import('./services.mjs') },
 ];
 
 const DEFAULTS = { seconds: 5, warmup: 1, connections: 16, rounds: 3, starts: 5, idle: 3 };

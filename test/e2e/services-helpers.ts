@@ -30,16 +30,21 @@ export async function loadImageBuilder(): Promise<FirstPartyBuilder> {
   return (await import(url)) as FirstPartyBuilder;
 }
 
-/** A port nobody listens on right now (the engine publishes on it next). */
+/**
+ * A port nobody listens on right now, for a host publication. Picked below the kernel's ephemeral
+ * range (32768+), where the engine allocates its own 127.0.0.1:0 publications: a port from there
+ * could be taken by the engine between this check and the install.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '0.0.0.0', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '0.0.0.0', () => srv.close(() => resolve(true)));
     });
-  });
+    if (free) return port;
+  }
 }
 
 /** Writes <dir>/manifests/<id>.yaml for each manifest and the signed <dir>/services-index. */
