@@ -104,6 +104,10 @@ describe('first-party services (calendar, files, email) with real clients', () =
     const log = (line: string) => process.stderr.write(`[images] ${line}\n`);
     // One at a time: the first builds the shared base (about a minute, once per engine), the others reuse it.
     for (const id of SERVICES) images.set(id, await builder.buildFirstPartyImage(id, { dockerHost: engine.dockerHost, log }));
+    // Cached by the recipe's hash: asking again builds nothing and names the same image.
+    const t0 = Date.now();
+    assert.deepEqual(await builder.buildFirstPartyImage('calendar', { dockerHost: engine.dockerHost }), images.get('calendar'));
+    assert.ok(Date.now() - t0 < 5_000, `a cached build is a lookup (${Date.now() - t0} ms)`);
     key = m.generateStoreKeyPair();
     catalogDir = mkdtempSync(join(tmpdir(), 'pic-services-catalog-'));
     await writeMultiCatalog(m, catalogDir, { version: 1, key: key.privateKey, manifests: await Promise.all(SERVICES.map(manifestOf)) });
@@ -202,6 +206,12 @@ describe('first-party services (calendar, files, email) with real clients', () =
     assert.equal(mine.status, 200, mine.text);
     assert.deepEqual(mine.body.services.map((s: any) => s.service), ['calendar', 'email', 'files']);
     assert.equal((await own.get('/api/peers/bob/service-credentials')).status, 403);
+    // the passwords are in the vault and these answers only: not in the log, not in the audit log
+    const audit = await api.get('/api/audit?limit=500');
+    for (const c of [...cal, ...mail]) {
+      assert.ok(!cell.output().includes(c.password), 'not in the cell log');
+      assert.ok(!audit.text.includes(c.password), 'not in the audit log');
+    }
   });
 
   it('refuses bad account input with the error shape, and creates nothing', async () => {
@@ -227,6 +237,8 @@ describe('first-party services (calendar, files, email) with real clients', () =
     assert.equal((await api.get('/api/calendar/users')).body.accounts.length, rows);
     assert.deepEqual(await accountsIn('email'), ['alice', 'bob']);
     assert.deepEqual((await api.get('/api/email/aliases')).body.result, []);
+    const refused = (await api.get('/api/audit?action=calendar.accounts.create&limit=100')).body.entries.filter((e: any) => e.result === 'error');
+    assert.ok(refused.length >= 10, `refused creates are audited: ${refused.length}`);
   });
 
   const davClient = async (peer: string, password?: string) => {
@@ -422,6 +434,15 @@ describe('first-party services (calendar, files, email) with real clients', () =
       f(`https://${now!.host}:${now!.port}/alice/`, { method: 'PROPFIND', headers: { authorization: `Basic ${Buffer.from(`alice:${password}`).toString('base64')}`, depth: '0' } });
     assert.equal((await propfind(old!.password)).status, 401);
     assert.equal((await propfind(now!.password)).status, 207);
+  });
+
+  it('deleting a peer removes its accounts from every real server', async () => {
+    const carol = await api.post('/api/peers', { name: 'carol' });
+    assert.equal(carol.status, 201, carol.text);
+    for (const path of ['/api/calendar/users', '/api/files/users', '/api/email/mailboxes']) assert.equal((await api.post(path, { peer: 'carol' })).status, 201);
+    for (const id of SERVICES) assert.deepEqual(await accountsIn(id), ['alice', 'bob', 'carol']);
+    assert.equal((await api.delete('/api/peers/carol')).status, 200);
+    for (const id of SERVICES) assert.deepEqual(await accountsIn(id), ['alice', 'bob'], `${id} forgot carol`);
   });
 
   it('remove keeps the data and the accounts: a reinstall finds them; purge deletes them', async () => {
