@@ -22,7 +22,10 @@ export interface BuiltImage {
 
 interface FirstPartyBuilder {
   buildProblem(): string | undefined;
-  buildFirstPartyImage(service: string, opts: { dockerHost?: string; log?: (line: string) => void }): Promise<BuiltImage>;
+  buildFirstPartyImage(
+    service: string,
+    opts: { dockerHost?: string; log?: (line: string) => void },
+  ): Promise<BuiltImage>;
 }
 
 export async function loadImageBuilder(): Promise<FirstPartyBuilder> {
@@ -48,16 +51,26 @@ export async function freePort(): Promise<number> {
 }
 
 /** Writes <dir>/manifests/<id>.yaml for each manifest and the signed <dir>/services-index. */
-export async function writeMultiCatalog(m: ManifestModule, dir: string, opts: { version: number; key: KeyObject; manifests: any[] }): Promise<void> {
+export async function writeMultiCatalog(
+  m: ManifestModule,
+  dir: string,
+  opts: { version: number; key: KeyObject; manifests: any[] },
+): Promise<void> {
   mkdirSync(join(dir, 'manifests'), { recursive: true });
   mkdirSync(join(dir, 'services-index'), { recursive: true });
   const index = {
     version: opts.version,
     expires: new Date(Date.now() + 30 * 86_400_000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
-    services: opts.manifests.map((man) => ({ id: man.id, version: man.version, manifest: `manifests/${man.id}.yaml`, digest: m.manifestDigest(man) })),
+    services: opts.manifests.map((man) => ({
+      id: man.id,
+      version: man.version,
+      manifest: `manifests/${man.id}.yaml`,
+      digest: m.manifestDigest(man),
+    })),
   };
   const signed = await m.signIndex(index, opts.key);
-  for (const man of opts.manifests) writeFileSync(join(dir, 'manifests', `${man.id}.yaml`), `${JSON.stringify(man, null, 2)}\n`);
+  for (const man of opts.manifests)
+    writeFileSync(join(dir, 'manifests', `${man.id}.yaml`), `${JSON.stringify(man, null, 2)}\n`);
   writeFileSync(join(dir, 'services-index', 'index.json'), `${JSON.stringify(index, null, 2)}\n`);
   writeFileSync(join(dir, 'services-index', 'index.sig.json'), `${JSON.stringify(signed.bundle, null, 2)}\n`);
 }
@@ -94,9 +107,16 @@ export function agentFetch(agent: Agent): typeof fetch {
         res.on('end', () => {
           const status = res.statusCode ?? 0;
           const out = new Headers();
-          for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) out.set(k, Array.isArray(v) ? v.join(', ') : v);
+          for (const [k, v] of Object.entries(res.headers))
+            if (v !== undefined) out.set(k, Array.isArray(v) ? v.join(', ') : v);
           const noBody = status === 204 || status === 304 || status < 200;
-          resolve(new Response(noBody ? null : Buffer.concat(chunks), { status, statusText: res.statusMessage ?? '', headers: out }));
+          resolve(
+            new Response(noBody ? null : Buffer.concat(chunks), {
+              status,
+              statusText: res.statusMessage ?? '',
+              headers: out,
+            }),
+          );
         });
         res.on('error', reject);
       });

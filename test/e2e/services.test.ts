@@ -13,7 +13,14 @@ import { REPO_ROOT, startCellProcess, type CellProcess } from '../support/cell-p
 import { ApiClient, completeSetup, IDENTITY } from '../support/client.js';
 import { startDockerEngine, type DockerEngine } from '../support/docker-engine.js';
 import { engineView, eventually, loadManifestModule, type EngineView, type ManifestModule } from './store-helpers.js';
-import { agentFetch, cellAgent, freePort, loadImageBuilder, writeMultiCatalog, type BuiltImage } from './services-helpers.js';
+import {
+  agentFetch,
+  cellAgent,
+  freePort,
+  loadImageBuilder,
+  writeMultiCatalog,
+  type BuiltImage,
+} from './services-helpers.js';
 
 // The first-party services (issue 12) end to end: images built from Debian packages by the cached
 // builder, a catalog signed with a throwaway key that pins each image's real ID, a real cell that
@@ -36,7 +43,11 @@ async function messagesIn(client: ImapFlow): Promise<number> {
 
 describe('first-party services (calendar, files, email) with real clients', () => {
   if ('skip' in start || buildSkip) {
-    it('needs a container engine, root and debootstrap', { skip: `NOT RUN: ${'skip' in start ? start.skip : buildSkip}` }, () => {});
+    it(
+      'needs a container engine, root and debootstrap',
+      { skip: `NOT RUN: ${'skip' in start ? start.skip : buildSkip}` },
+      () => {},
+    );
     return;
   }
   const engine: DockerEngine = start;
@@ -54,12 +65,16 @@ describe('first-party services (calendar, files, email) with real clients', () =
   const ports: Record<string, number> = {};
 
   const manifestOf = async (id: ServiceId) => {
-    const man = m.parseManifest(readFileSync(join(REPO_ROOT, 'manifests', `${id}.yaml`), 'utf8'), `manifests/${id}.yaml`);
+    const man = m.parseManifest(
+      readFileSync(join(REPO_ROOT, 'manifests', `${id}.yaml`), 'utf8'),
+      `manifests/${id}.yaml`,
+    );
     const built = images.get(id)!;
     for (const c of man.containers) {
       c.image = `${built.image}@${built.id}`;
       c.signature = await m.signImage(c.image, key.privateKey);
-      for (const p of c.ports ?? []) if (p.host !== undefined) p.host = ports[`${id}:${p.container}`] ??= await freePort();
+      for (const p of c.ports ?? [])
+        if (p.host !== undefined) p.host = ports[`${id}:${p.container}`] ??= await freePort();
     }
     // The credentials name the published ports: the same rewrite.
     for (const cr of man.credentials ?? []) {
@@ -70,10 +85,15 @@ describe('first-party services (calendar, files, email) with real clients', () =
   };
 
   const waitJob = async (jobId: number) =>
-    eventually(`job ${jobId} to finish`, async () => {
-      const j = (await api.get(`/api/store/jobs/${jobId}`)).body.job;
-      return j.state === 'healthy' || j.state === 'failed' || j.state === 'removed' ? j : undefined;
-    }, 120_000, 100);
+    eventually(
+      `job ${jobId} to finish`,
+      async () => {
+        const j = (await api.get(`/api/store/jobs/${jobId}`)).body.job;
+        return j.state === 'healthy' || j.state === 'failed' || j.state === 'removed' ? j : undefined;
+      },
+      120_000,
+      100,
+    );
 
   const install = async (id: ServiceId) => {
     const t0 = Date.now();
@@ -89,7 +109,15 @@ describe('first-party services (calendar, files, email) with real clients', () =
     assert.equal(res.status, 200, res.text);
     const s = res.body.services.find((x: any) => x.service === service);
     assert.ok(s, `${peer} has ${service} credentials: ${res.text}`);
-    return s.credentials as Array<{ protocol: string; security: string; host: string; port: number; username: string; password: string; path?: string }>;
+    return s.credentials as Array<{
+      protocol: string;
+      security: string;
+      host: string;
+      port: number;
+      username: string;
+      password: string;
+      path?: string;
+    }>;
   };
 
   const accountsIn = async (id: ServiceId) => {
@@ -103,21 +131,34 @@ describe('first-party services (calendar, files, email) with real clients', () =
     m = await loadManifestModule();
     const log = (line: string) => process.stderr.write(`[images] ${line}\n`);
     // One at a time: the first builds the shared base (about a minute, once per engine), the others reuse it.
-    for (const id of SERVICES) images.set(id, await builder.buildFirstPartyImage(id, { dockerHost: engine.dockerHost, log }));
+    for (const id of SERVICES)
+      images.set(id, await builder.buildFirstPartyImage(id, { dockerHost: engine.dockerHost, log }));
     // Cached by the recipe's hash: asking again builds nothing and names the same image.
     const t0 = Date.now();
-    assert.deepEqual(await builder.buildFirstPartyImage('calendar', { dockerHost: engine.dockerHost }), images.get('calendar'));
+    assert.deepEqual(
+      await builder.buildFirstPartyImage('calendar', { dockerHost: engine.dockerHost }),
+      images.get('calendar'),
+    );
     assert.ok(Date.now() - t0 < 5_000, `a cached build is a lookup (${Date.now() - t0} ms)`);
     key = m.generateStoreKeyPair();
     catalogDir = mkdtempSync(join(tmpdir(), 'pic-services-catalog-'));
-    await writeMultiCatalog(m, catalogDir, { version: 1, key: key.privateKey, manifests: await Promise.all(SERVICES.map(manifestOf)) });
+    await writeMultiCatalog(m, catalogDir, {
+      version: 1,
+      key: key.privateKey,
+      manifests: await Promise.all(SERVICES.map(manifestOf)),
+    });
     cell = await startCellProcess({
-      cellYaml: `store:\n  catalog_dir: ${catalogDir}\n  engine_socket: ${engine.socketPath}\nrate_limit:\n  api_per_minute: 100000\n`,
+      cellYaml:
+        `store:\n  catalog_dir: ${catalogDir}\n  engine_socket: ${engine.socketPath}\n` +
+        'rate_limit:\n  api_per_minute: 100000\n',
       timeoutMs: 30_000,
     });
     api = new ApiClient(cell.url);
     await completeSetup(api);
-    const trusted = await api.post('/api/vault/trust-keys', { name: 'test-services', public_key: m.publicKeyPem(key.publicKey) });
+    const trusted = await api.post('/api/vault/trust-keys', {
+      name: 'test-services',
+      public_key: m.publicKeyPem(key.publicKey),
+    });
     assert.equal(trusted.status, 201, trusted.text);
     cellId = (await api.get('/api/store')).body.engine.cell_id;
     view = await engineView(engine.socketPath, cellId);
@@ -146,14 +187,17 @@ describe('first-party services (calendar, files, email) with real clients', () =
     }
   });
 
-  it('lists the three services verified, pinned to the images just built; their routes are 404 until installed', async () => {
+  it('lists the three services verified, pinned to the images just built; routes 404 until installed', async () => {
     const store = await api.get('/api/store');
     assert.equal(store.body.catalog.verified, true, JSON.stringify(store.body.catalog));
     for (const id of SERVICES) {
       const s = store.body.services.find((x: any) => x.id === id);
       assert.ok(s, id);
       assert.equal(s.verified, true, JSON.stringify(s));
-      assert.deepEqual(s.containers.map((c: any) => c.image), [`${images.get(id)!.image}@${images.get(id)!.id}`]);
+      assert.deepEqual(
+        s.containers.map((c: any) => c.image),
+        [`${images.get(id)!.image}@${images.get(id)!.id}`],
+      );
     }
     for (const path of ['/api/calendar/users', '/api/files/usage', '/api/email/mailboxes', '/api/email/aliases']) {
       assert.equal((await api.get(path)).status, 404, path);
@@ -176,11 +220,16 @@ describe('first-party services (calendar, files, email) with real clients', () =
     assert.equal(key.stdout.trim(), '640 root www-data');
     const certs = (await api.get('/api/vault/certs')).body;
     const names = JSON.stringify(certs);
-    for (const sub of ['dav', 'files', 'mail']) assert.ok(names.includes(`${sub}.${IDENTITY.domain}`), `a certificate for ${sub}: ${names.slice(0, 500)}`);
+    for (const sub of ['dav', 'files', 'mail'])
+      assert.ok(names.includes(`${sub}.${IDENTITY.domain}`), `a certificate for ${sub}: ${names.slice(0, 500)}`);
   });
 
-  it('provisions alice and bob in every service; the credentials name host, port, TLS mode, username and password', async () => {
-    const paths: Record<ServiceId, string> = { calendar: '/api/calendar/users', files: '/api/files/users', email: '/api/email/mailboxes' };
+  it('provisions alice and bob everywhere; credentials name host, port, TLS mode, username, password', async () => {
+    const paths: Record<ServiceId, string> = {
+      calendar: '/api/calendar/users',
+      files: '/api/files/users',
+      email: '/api/email/mailboxes',
+    };
     for (const id of SERVICES) {
       for (const peer of ['alice', 'bob']) {
         const res = await api.post(paths[id], { peer });
@@ -190,21 +239,30 @@ describe('first-party services (calendar, files, email) with real clients', () =
       assert.deepEqual(await accountsIn(id), ['alice', 'bob']);
     }
     const cal = await credentialsOf('alice', 'calendar');
-    assert.deepEqual(cal.map((c) => [c.protocol, c.security, c.host, c.port, c.username, c.path]), [
-      ['caldav', 'tls', `dav.${IDENTITY.domain}`, ports['calendar:5232'], 'alice', '/alice/'],
-      ['carddav', 'tls', `dav.${IDENTITY.domain}`, ports['calendar:5232'], 'alice', '/alice/'],
-    ]);
+    assert.deepEqual(
+      cal.map((c) => [c.protocol, c.security, c.host, c.port, c.username, c.path]),
+      [
+        ['caldav', 'tls', `dav.${IDENTITY.domain}`, ports['calendar:5232'], 'alice', '/alice/'],
+        ['carddav', 'tls', `dav.${IDENTITY.domain}`, ports['calendar:5232'], 'alice', '/alice/'],
+      ],
+    );
     const mail = await credentialsOf('alice', 'email');
-    assert.deepEqual(mail.map((c) => [c.protocol, c.security, c.port, c.username]), [
-      ['imap', 'tls', ports['email:993'], `alice@${IDENTITY.domain}`],
-      ['smtp', 'starttls', ports['email:587'], `alice@${IDENTITY.domain}`],
-    ]);
+    assert.deepEqual(
+      mail.map((c) => [c.protocol, c.security, c.port, c.username]),
+      [
+        ['imap', 'tls', ports['email:993'], `alice@${IDENTITY.domain}`],
+        ['smtp', 'starttls', ports['email:587'], `alice@${IDENTITY.domain}`],
+      ],
+    );
     // a peer's own view: the same, for itself only
     const own = new ApiClient(cell.url);
     assert.equal((await own.login('alice', peers['alice']!)).status, 200);
     const mine = await own.get('/api/peer/service-credentials');
     assert.equal(mine.status, 200, mine.text);
-    assert.deepEqual(mine.body.services.map((s: any) => s.service), ['calendar', 'email', 'files']);
+    assert.deepEqual(
+      mine.body.services.map((s: any) => s.service),
+      ['calendar', 'email', 'files'],
+    );
     assert.equal((await own.get('/api/peers/bob/service-credentials')).status, 403);
     // the passwords are in the vault and these answers only: not in the log, not in the audit log
     const audit = await api.get('/api/audit?limit=500');
@@ -217,7 +275,18 @@ describe('first-party services (calendar, files, email) with real clients', () =
   it('refuses bad account input with the error shape, and creates nothing', async () => {
     const before = await accountsIn('calendar');
     const rows = (await api.get('/api/calendar/users')).body.accounts.length;
-    for (const username of ['../alice', 'a:b', 'a\nb', 'alice@evil.example', '@alice', 'alice/..', '.hidden', 'UPPER', 'a b', '']) {
+    for (const username of [
+      '../alice',
+      'a:b',
+      'a\nb',
+      'alice@evil.example',
+      '@alice',
+      'alice/..',
+      '.hidden',
+      'UPPER',
+      'a b',
+      '',
+    ]) {
       const res = await api.post('/api/calendar/users', { username });
       assert.equal(res.status, 400, `${JSON.stringify(username)}: ${res.text}`);
       assert.equal(res.body.ok, false);
@@ -237,7 +306,9 @@ describe('first-party services (calendar, files, email) with real clients', () =
     assert.equal((await api.get('/api/calendar/users')).body.accounts.length, rows);
     assert.deepEqual(await accountsIn('email'), ['alice', 'bob']);
     assert.deepEqual((await api.get('/api/email/aliases')).body.result, []);
-    const refused = (await api.get('/api/audit?action=calendar.accounts.create&limit=100')).body.entries.filter((e: any) => e.result === 'error');
+    const refused = (await api.get('/api/audit?action=calendar.accounts.create&limit=100')).body.entries.filter(
+      (e: any) => e.result === 'error',
+    );
     assert.ok(refused.length >= 10, `refused creates are audited: ${refused.length}`);
   });
 
@@ -265,17 +336,37 @@ describe('first-party services (calendar, files, email) with real clients', () =
     'END:VCALENDAR',
     '',
   ].join('\r\n');
-  const VCARD = ['BEGIN:VCARD', 'VERSION:3.0', 'UID:pic-test-card-1', 'FN:Bob Example', 'N:Example;Bob;;;', 'EMAIL:bob@example.org', 'END:VCARD', ''].join('\r\n');
+  const VCARD = [
+    'BEGIN:VCARD',
+    'VERSION:3.0',
+    'UID:pic-test-card-1',
+    'FN:Bob Example',
+    'N:Example;Bob;;;',
+    'EMAIL:bob@example.org',
+    'END:VCARD',
+    '',
+  ].join('\r\n');
 
-  it('calendar: alice creates an event (CalDAV) and a contact (CardDAV) and reads them back; bob cannot read them', async () => {
+  it('calendar: alice creates an event (CalDAV) and a contact (CardDAV), reads them back; bob cannot', async () => {
     const [c] = await credentialsOf('alice', 'calendar');
     const base = `https://${c!.host}:${c!.port}/alice/`;
     const alice = await davClient('alice');
     await alice.makeCalendar({ url: `${base}personal/`, props: { 'd:displayname': 'Personal' } });
-    await alice.makeCollection({ url: `${base}contacts/`, props: { 'd:resourcetype': { 'd:collection': {}, 'card:addressbook': {} }, 'd:displayname': 'Contacts' } });
-    const made = await alice.createCalendarObject({ calendar: { url: `${base}personal/` }, filename: 'dinner.ics', iCalString: EVENT });
+    await alice.makeCollection({
+      url: `${base}contacts/`,
+      props: { 'd:resourcetype': { 'd:collection': {}, 'card:addressbook': {} }, 'd:displayname': 'Contacts' },
+    });
+    const made = await alice.createCalendarObject({
+      calendar: { url: `${base}personal/` },
+      filename: 'dinner.ics',
+      iCalString: EVENT,
+    });
     assert.ok(made.ok, `PUT event: ${made.status}`);
-    const card = await alice.createVCard({ addressBook: { url: `${base}contacts/` }, filename: 'bob.vcf', vCardString: VCARD });
+    const card = await alice.createVCard({
+      addressBook: { url: `${base}contacts/` },
+      filename: 'bob.vcf',
+      vCardString: VCARD,
+    });
     assert.ok(card.ok, `PUT contact: ${card.status}`);
 
     const calendars = await alice.fetchCalendars();
@@ -295,28 +386,47 @@ describe('first-party services (calendar, files, email) with real clients', () =
     const listed = await api.get('/api/calendar/users/alice/calendars');
     assert.equal(listed.status, 200, listed.text);
     assert.deepEqual(listed.body.result, [{ href: '/alice/personal/', name: 'Personal', items: 1 }]);
-    assert.deepEqual((await api.get('/api/calendar/users/alice/addressbooks')).body.result, [{ href: '/alice/contacts/', name: 'Contacts', items: 1 }]);
+    assert.deepEqual((await api.get('/api/calendar/users/alice/addressbooks')).body.result, [
+      { href: '/alice/contacts/', name: 'Contacts', items: 1 },
+    ]);
 
     // bob, with his own valid login, gets nothing of alice's
     const bobFetch = agentFetch(agent);
     const [b] = await credentialsOf('bob', 'calendar');
     const auth = `Basic ${Buffer.from(`${b!.username}:${b!.password}`).toString('base64')}`;
-    const own = await bobFetch(`https://${b!.host}:${b!.port}/bob/`, { method: 'PROPFIND', headers: { authorization: auth, depth: '0' } });
+    const own = await bobFetch(`https://${b!.host}:${b!.port}/bob/`, {
+      method: 'PROPFIND',
+      headers: { authorization: auth, depth: '0' },
+    });
     assert.equal(own.status, 207, 'bob reaches his own principal');
     for (const path of ['/alice/personal/dinner.ics', '/alice/contacts/bob.vcf', '/alice/personal/']) {
-      const res = await bobFetch(`https://${b!.host}:${b!.port}${path}`, { method: path.endsWith('/') ? 'PROPFIND' : 'GET', headers: { authorization: auth, depth: '1' } });
+      const res = await bobFetch(`https://${b!.host}:${b!.port}${path}`, {
+        method: path.endsWith('/') ? 'PROPFIND' : 'GET',
+        headers: { authorization: auth, depth: '1' },
+      });
       assert.equal(res.status, 403, `bob ${path}`);
     }
-    const put = await bobFetch(`https://${b!.host}:${b!.port}/alice/personal/evil.ics`, { method: 'PUT', headers: { authorization: auth, 'content-type': 'text/calendar' }, body: EVENT.replace('pic-test-event-1', 'evil') });
+    const put = await bobFetch(`https://${b!.host}:${b!.port}/alice/personal/evil.ics`, {
+      method: 'PUT',
+      headers: { authorization: auth, 'content-type': 'text/calendar' },
+      body: EVENT.replace('pic-test-event-1', 'evil'),
+    });
     assert.equal(put.status, 403);
     // a wrong password is refused
-    const wrong = await bobFetch(`https://${b!.host}:${b!.port}/bob/`, { method: 'PROPFIND', headers: { authorization: `Basic ${Buffer.from('bob:wrong-password').toString('base64')}`, depth: '0' } });
+    const wrong = await bobFetch(`https://${b!.host}:${b!.port}/bob/`, {
+      method: 'PROPFIND',
+      headers: { authorization: `Basic ${Buffer.from('bob:wrong-password').toString('base64')}`, depth: '0' },
+    });
     assert.equal(wrong.status, 401);
   });
 
   const filesClient = async (peer: string) => {
     const [c] = await credentialsOf(peer, 'files');
-    return createWebdavClient(`https://${c!.host}:${c!.port}${c!.path}`, { username: c!.username, password: c!.password, httpsAgent: agent });
+    return createWebdavClient(`https://${c!.host}:${c!.port}${c!.path}`, {
+      username: c!.username,
+      password: c!.password,
+      httpsAgent: agent,
+    });
   };
   const usage = async () => {
     const res = await api.get('/api/files/usage');
@@ -324,26 +434,41 @@ describe('first-party services (calendar, files, email) with real clients', () =
     return res.body.result as Record<string, number>;
   };
 
-  it('files: alice does PUT, GET, PROPFIND, MOVE and DELETE; bob cannot read hers; usage follows the writes', async () => {
+  it('files: alice does PUT, GET, PROPFIND, MOVE, DELETE; bob cannot read hers; usage follows writes', async () => {
     const alice = await filesClient('alice');
     const before = await usage();
     const content = 'x'.repeat(100_000);
     await alice.createDirectory('/docs');
     assert.equal(await alice.putFileContents('/docs/report.txt', content), true);
     assert.equal(await alice.getFileContents('/docs/report.txt', { format: 'text' }), content);
-    const listing = (await alice.getDirectoryContents('/docs')) as Array<{ basename: string; size: number; type: string }>;
-    assert.deepEqual(listing.map((e) => [e.basename, e.type, e.size]), [['report.txt', 'file', 100_000]]);
+    const listing = (await alice.getDirectoryContents('/docs')) as Array<{
+      basename: string;
+      size: number;
+      type: string;
+    }>;
+    assert.deepEqual(
+      listing.map((e) => [e.basename, e.type, e.size]),
+      [['report.txt', 'file', 100_000]],
+    );
     const grown = await usage();
     assert.ok(grown['alice']! - before['alice']! >= 100_000, `usage grew: ${JSON.stringify([before, grown])}`);
     await alice.moveFile('/docs/report.txt', '/docs/final.txt');
     assert.equal(await alice.exists('/docs/report.txt'), false);
     assert.equal(await alice.getFileContents('/docs/final.txt', { format: 'text' }), content);
     const admin = await api.get('/api/files/users/alice/listing');
-    assert.deepEqual(admin.body.result, [{ path: 'docs', type: 'folder', size: 0 }, { path: 'docs/final.txt', type: 'file', size: 100_000 }]);
+    assert.deepEqual(admin.body.result, [
+      { path: 'docs', type: 'folder', size: 0 },
+      { path: 'docs/final.txt', type: 'file', size: 100_000 },
+    ]);
 
     // bob: his own folder works, alice's does not (read, list, write, or moving his file into hers)
     const [b] = await credentialsOf('bob', 'files');
-    const bobAt = (path: string) => createWebdavClient(`https://${b!.host}:${b!.port}${path}`, { username: b!.username, password: b!.password, httpsAgent: agent });
+    const bobAt = (path: string) =>
+      createWebdavClient(`https://${b!.host}:${b!.port}${path}`, {
+        username: b!.username,
+        password: b!.password,
+        httpsAgent: agent,
+      });
     const bob = bobAt('/bob/');
     await bob.putFileContents('/mine.txt', 'bob');
     await assert.rejects(bobAt('/alice/').getFileContents('/docs/final.txt'), /401|403/);
@@ -359,7 +484,7 @@ describe('first-party services (calendar, files, email) with real clients', () =
     await alice.putFileContents('/keep.txt', 'kept across a reinstall');
   });
 
-  it('email: alice sends to bob through submission with auth; bob reads it over IMAP; wrong password and other mailboxes refused', async () => {
+  it('email: alice sends to bob by submission; bob reads over IMAP; wrong password, other mailboxes refused', async () => {
     const [, aliceSmtp] = await credentialsOf('alice', 'email');
     const [bobImap] = await credentialsOf('bob', 'email');
     const tls = { ca: caPem, servername: aliceSmtp!.host };
@@ -373,38 +498,72 @@ describe('first-party services (calendar, files, email) with real clients', () =
     });
     const mark = (what: string) => process.stderr.write(`[services] email: ${what} at ${Date.now() - t0} ms\n`);
     const t0 = Date.now();
-    const sent = await smtp.sendMail({ from: aliceSmtp!.username, to: bobImap!.username, subject: 'Hello from alice', text: 'See you at dinner.' });
+    const sent = await smtp.sendMail({
+      from: aliceSmtp!.username,
+      to: bobImap!.username,
+      subject: 'Hello from alice',
+      text: 'See you at dinner.',
+    });
     assert.deepEqual(sent.accepted, [bobImap!.username]);
     // sending as someone else is refused
-    await assert.rejects(smtp.sendMail({ from: bobImap!.username, to: bobImap!.username, subject: 'forged', text: 'x' }), /Sender address rejected|not owned/);
+    await assert.rejects(
+      smtp.sendMail({ from: bobImap!.username, to: bobImap!.username, subject: 'forged', text: 'x' }),
+      /Sender address rejected|not owned/,
+    );
     smtp.close();
     mark('sent');
-    const wrongSmtp = nodemailer.createTransport({ host: '127.0.0.1', port: aliceSmtp!.port, secure: false, requireTLS: true, auth: { user: aliceSmtp!.username, pass: 'wrong-password' }, tls });
+    const wrongSmtp = nodemailer.createTransport({
+      host: '127.0.0.1',
+      port: aliceSmtp!.port,
+      secure: false,
+      requireTLS: true,
+      auth: { user: aliceSmtp!.username, pass: 'wrong-password' },
+      tls,
+    });
     await assert.rejects(wrongSmtp.verify(), /535|authentication failed/i);
 
     const imap = (user: string, pass: string) =>
-      new ImapFlow({ host: '127.0.0.1', port: bobImap!.port, secure: true, servername: bobImap!.host, tls: { ca: caPem }, auth: { user, pass }, logger: false });
+      new ImapFlow({
+        host: '127.0.0.1',
+        port: bobImap!.port,
+        secure: true,
+        servername: bobImap!.host,
+        tls: { ca: caPem },
+        auth: { user, pass },
+        logger: false,
+      });
     mark('wrong smtp refused');
     const bob = imap(bobImap!.username, bobImap!.password);
-    const message = await eventually('the mail to arrive in bob\'s INBOX', async () => {
-      await (bob.usable ? Promise.resolve() : bob.connect());
-      const lock = await bob.getMailboxLock('INBOX');
-      try {
-        if (!(await messagesIn(bob))) return undefined;
-        return await bob.fetchOne('*', { envelope: true, source: true });
-      } finally {
-        lock.release();
-      }
-    }, 30_000, 200);
+    const message = await eventually(
+      "the mail to arrive in bob's INBOX",
+      async () => {
+        await (bob.usable ? Promise.resolve() : bob.connect());
+        const lock = await bob.getMailboxLock('INBOX');
+        try {
+          if (!(await messagesIn(bob))) return undefined;
+          return await bob.fetchOne('*', { envelope: true, source: true });
+        } finally {
+          lock.release();
+        }
+      },
+      30_000,
+      200,
+    );
     assert.ok(message);
     assert.equal(message.envelope?.subject, 'Hello from alice');
     assert.match(message.source!.toString(), /See you at dinner/);
     await bob.logout();
     mark('read');
 
-    await assert.rejects(imap(bobImap!.username, 'wrong-password').connect(), /Authentication failed|AUTHENTICATIONFAILED|Command failed/i);
+    await assert.rejects(
+      imap(bobImap!.username, 'wrong-password').connect(),
+      /Authentication failed|AUTHENTICATIONFAILED|Command failed/i,
+    );
     const [aliceImap] = await credentialsOf('alice', 'email');
-    await assert.rejects(imap(bobImap!.username, aliceImap!.password).connect(), /Authentication failed|AUTHENTICATIONFAILED|Command failed/i);
+    await assert.rejects(
+      imap(bobImap!.username, aliceImap!.password).connect(),
+      /Authentication failed|AUTHENTICATIONFAILED|Command failed/i,
+    );
     // alice's own mailbox does not have bob's mail, and bob's folders are not hers to open
     mark('wrong imap refused');
     const alice = imap(aliceImap!.username, aliceImap!.password);
@@ -431,7 +590,10 @@ describe('first-party services (calendar, files, email) with real clients', () =
     assert.notEqual(now!.password, old!.password);
     const f = agentFetch(agent);
     const propfind = (password: string) =>
-      f(`https://${now!.host}:${now!.port}/alice/`, { method: 'PROPFIND', headers: { authorization: `Basic ${Buffer.from(`alice:${password}`).toString('base64')}`, depth: '0' } });
+      f(`https://${now!.host}:${now!.port}/alice/`, {
+        method: 'PROPFIND',
+        headers: { authorization: `Basic ${Buffer.from(`alice:${password}`).toString('base64')}`, depth: '0' },
+      });
     assert.equal((await propfind(old!.password)).status, 401);
     assert.equal((await propfind(now!.password)).status, 207);
   });
@@ -439,7 +601,8 @@ describe('first-party services (calendar, files, email) with real clients', () =
   it('deleting a peer removes its accounts from every real server', async () => {
     const carol = await api.post('/api/peers', { name: 'carol' });
     assert.equal(carol.status, 201, carol.text);
-    for (const path of ['/api/calendar/users', '/api/files/users', '/api/email/mailboxes']) assert.equal((await api.post(path, { peer: 'carol' })).status, 201);
+    for (const path of ['/api/calendar/users', '/api/files/users', '/api/email/mailboxes'])
+      assert.equal((await api.post(path, { peer: 'carol' })).status, 201);
     for (const id of SERVICES) assert.deepEqual(await accountsIn(id), ['alice', 'bob', 'carol']);
     assert.equal((await api.delete('/api/peers/carol')).status, 200);
     for (const id of SERVICES) assert.deepEqual(await accountsIn(id), ['alice', 'bob'], `${id} forgot carol`);
@@ -449,7 +612,11 @@ describe('first-party services (calendar, files, email) with real clients', () =
     for (const id of SERVICES) {
       const res = await api.post('/api/store/remove', { id });
       assert.equal(res.status, 200, res.text);
-      assert.equal((await api.get(id === 'email' ? '/api/email/mailboxes' : `/api/${id}/users`)).status, 404, `${id} routes are gone`);
+      assert.equal(
+        (await api.get(id === 'email' ? '/api/email/mailboxes' : `/api/${id}/users`)).status,
+        404,
+        `${id} routes are gone`,
+      );
     }
     assert.equal((await view.listContainers()).length, 0);
     assert.equal((await view.listVolumes()).length, 3, 'one volume each is kept');
@@ -459,9 +626,20 @@ describe('first-party services (calendar, files, email) with real clients', () =
     const personal = (await alice.fetchCalendars()).find((x) => x.url.endsWith('/alice/personal/'));
     assert.ok(personal, 'the calendar survived');
     assert.match((await alice.fetchCalendarObjects({ calendar: personal! }))[0]!.data, /Dinner with Bob/);
-    assert.equal(await (await filesClient('alice')).getFileContents('/keep.txt', { format: 'text' }), 'kept across a reinstall');
+    assert.equal(
+      await (await filesClient('alice')).getFileContents('/keep.txt', { format: 'text' }),
+      'kept across a reinstall',
+    );
     const [bobImap] = await credentialsOf('bob', 'email');
-    const bob = new ImapFlow({ host: '127.0.0.1', port: bobImap!.port, secure: true, servername: bobImap!.host, tls: { ca: caPem }, auth: { user: bobImap!.username, pass: bobImap!.password }, logger: false });
+    const bob = new ImapFlow({
+      host: '127.0.0.1',
+      port: bobImap!.port,
+      secure: true,
+      servername: bobImap!.host,
+      tls: { ca: caPem },
+      auth: { user: bobImap!.username, pass: bobImap!.password },
+      logger: false,
+    });
     await bob.connect();
     assert.equal(await messagesIn(bob), 1, 'the mail survived');
     await bob.logout();
@@ -470,7 +648,11 @@ describe('first-party services (calendar, files, email) with real clients', () =
       const res = await api.post('/api/store/remove', { id, purge: true });
       assert.equal(res.status, 200, res.text);
     }
-    assert.deepEqual((await view.listVolumes()).map((v) => v.name), [], 'purge deletes the data');
+    assert.deepEqual(
+      (await view.listVolumes()).map((v) => v.name),
+      [],
+      'purge deletes the data',
+    );
     assert.equal((await api.get('/api/peers/alice/service-credentials')).body.services.length, 0, 'and the accounts');
     await install('calendar');
     assert.deepEqual(await accountsIn('calendar'), [], 'a fresh install after a purge starts empty');

@@ -121,7 +121,9 @@ export function manifestRuleErrors(m: ServiceManifest): FieldErrors {
     if ((hc.exec === undefined) === (hc.http === undefined)) fail(`${at}.healthcheck`, 'needs exactly one of exec and http');
     if (hc.http) checkPort(`${at}.healthcheck.http.port`, c.name, hc.http.port);
     if (hc.timeoutSeconds > hc.intervalSeconds) fail(`${at}.healthcheck.timeoutSeconds`, 'must not exceed intervalSeconds');
-    if (hc.http?.tls && !c.tls) fail(`${at}.healthcheck.http.tls`, 'needs the container\'s tls section (the certificate it serves)');
+    if (hc.http?.tls && !c.tls) {
+      fail(`${at}.healthcheck.http.tls`, 'needs the container\'s tls section (the certificate it serves)');
+    }
   });
 
   const secrets = new Set<string>();
@@ -210,7 +212,10 @@ export function manifestRuleErrors(m: ServiceManifest): FieldErrors {
         const bodyAllowed = r.method === 'POST' || r.method === 'PUT' || r.method === 'PATCH';
         r.exec.argv.forEach((arg, j) => {
           const param = /^:([a-z][a-zA-Z0-9]*)$/.exec(arg);
-          if (param && !params.includes(param[1]!) && !bodyAllowed) fail(`${at}.exec.argv.${j}`, `uses :${param[1]}, which the route path does not define (and ${r.method} has no body)`);
+          if (param && !params.includes(param[1]!) && !bodyAllowed) {
+            const why = `uses :${param[1]}, which the route path does not define (and ${r.method} has no body)`;
+            fail(`${at}.exec.argv.${j}`, why);
+          }
           else if (!param) checkTemplate(`${at}.exec.argv.${j}`, arg, ['domain', 'subdomain'], true);
         });
       }

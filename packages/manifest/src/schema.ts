@@ -43,7 +43,15 @@ const Template = (description: string, options: SchemaOptions = {}) => Type.Stri
 export const CAPABILITIES = ['accounts', 'webdav', 'caldav', 'carddav', 'imap', 'smtp', 'http'] as const;
 export const PROTOCOLS = ['imap', 'smtp', 'caldav', 'carddav', 'webdav', 'http'] as const;
 export const HTTP_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
-export const ROUTE_HANDLERS = ['proxy', 'exec', 'accounts.list', 'accounts.create', 'accounts.delete', 'accounts.credentials', 'accounts.rotate'] as const;
+export const ROUTE_HANDLERS = [
+  'proxy',
+  'exec',
+  'accounts.list',
+  'accounts.create',
+  'accounts.delete',
+  'accounts.credentials',
+  'accounts.rotate',
+] as const;
 
 export const EnvSchema = Type.Record(
   Type.String({ pattern: ENV_NAME_PATTERN }),
@@ -79,7 +87,11 @@ export const HealthCheckSchema = Type.Object(
           port: Port('Container port to probe; must be one of the container\'s declared tcp ports.'),
           path: Type.String({ pattern: HTTP_PATH_PATTERN, description: 'Path the cell GETs; any 2xx answer means healthy.' }),
           tls: Type.Optional(
-            Type.Boolean({ description: 'The port speaks TLS (the container\'s tls certificate): the cell probes over https, without checking the certificate (a liveness probe on loopback). Default false.' }),
+            Type.Boolean({
+              description:
+                'The port speaks TLS (the container\'s tls certificate): the cell probes over https, without ' +
+                'checking the certificate (a liveness probe on loopback). Default false.',
+            }),
           ),
         },
         { ...closed, description: 'An HTTP GET from the cell to the container. Exactly one of exec and http.' },
@@ -119,13 +131,25 @@ export const ContainerSchema = Type.Object(
     tls: Type.Optional(
       Type.Object(
         {
-          path: Type.String({ pattern: CONTAINER_PATH_PATTERN, description: 'Directory the files are written into.', errorMessage: 'must be an absolute path without "." or ".." segments' }),
-          gid: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'Group that may read key.pem (mode 0640); the server\'s own group when it runs as non-root. Default 0.' })),
+          path: Type.String({
+            pattern: CONTAINER_PATH_PATTERN,
+            description: 'Directory the files are written into.',
+            errorMessage: 'must be an absolute path without "." or ".." segments',
+          }),
+          gid: Type.Optional(
+            Type.Integer({
+              minimum: 0,
+              maximum: 65535,
+              description:
+                'Group that may read key.pem (mode 0640); the server\'s own group when it runs as non-root. Default 0.',
+            }),
+          ),
         },
         {
           ...closed,
           description:
-            'Before the container starts, the cell issues a server certificate for <subdomain>.<domain> from its internal CA and writes cert.pem, key.pem and ca.pem into this directory. Never baked into an image.',
+            'Before the container starts, the cell issues a server certificate for <subdomain>.<domain> from its ' +
+            'internal CA and writes cert.pem, key.pem and ca.pem into this directory. Never baked into an image.',
         },
       ),
     ),
@@ -232,7 +256,11 @@ export const RouteSchema = Type.Object(
       errorMessage: 'must be "/" segments of a-z 0-9 . _ - or ":param"',
     }),
     description: Type.String({ minLength: 1, maxLength: 200, description: 'What the route does, for people and the API listing.' }),
-    handler: StringEnum(ROUTE_HANDLERS, { description: 'proxy: forward to a container; exec: run a command in a container and answer its output; accounts.*: the cell\'s built-in account actions.' }),
+    handler: StringEnum(ROUTE_HANDLERS, {
+      description:
+        'proxy: forward to a container; exec: run a command in a container and answer its output; ' +
+        'accounts.*: the cell\'s built-in account actions.',
+    }),
     exec: Type.Optional(
       Type.Object(
         {
@@ -241,14 +269,26 @@ export const RouteSchema = Type.Object(
             Type.String({
               minLength: 1,
               description:
-                'One argument. An argument that is exactly ":name" is filled with the route\'s parameter of that name, or else with the JSON body\'s string field of that name; every such value must be 1-64 of a-z 0-9 . _ - (starting with a letter or digit). May use {{domain}}, {{subdomain}} and {{secret:NAME}}.',
+                'One argument. An argument that is exactly ":name" is filled with the route\'s parameter of that ' +
+                'name, or else with the JSON body\'s string field of that name; every such value must be 1-64 of ' +
+                'a-z 0-9 . _ - (starting with a letter or digit). ' +
+                'May use {{domain}}, {{subdomain}} and {{secret:NAME}}.',
             }),
             { minItems: 1, description: 'The command and its arguments (no shell).' },
           ),
-          output: StringEnum(['json', 'lines'] as const, { description: 'How the answer\'s `result` is read from standard output: a JSON document, or an array of its non-empty lines.' }),
-          timeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 600, description: 'Seconds the command may take. Default 30.' })),
+          output: StringEnum(['json', 'lines'] as const, {
+            description:
+              'How the answer\'s `result` is read from standard output: a JSON document, ' +
+              'or an array of its non-empty lines.',
+          }),
+          timeoutSeconds: Type.Optional(
+            Type.Integer({ minimum: 1, maximum: 600, description: 'Seconds the command may take. Default 30.' }),
+          ),
         },
-        { ...closed, description: 'What an exec route runs. Required exactly when handler is exec; exit status 0 is success.' },
+        {
+          ...closed,
+          description: 'What an exec route runs. Required exactly when handler is exec; exit status 0 is success.',
+        },
       ),
     ),
     proxy: Type.Optional(

@@ -387,20 +387,27 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async putFiles(idOrName: string, dir: string, files: readonly ContainerFile[]): Promise<void> {
-    if (!dir.startsWith('/') || dir.split('/').some((seg) => seg === '..' || seg === '.')) throw new InvalidSpecError(`putFiles needs an absolute directory without . or .. segments: ${dir}`);
+    if (!dir.startsWith('/') || dir.split('/').some((seg) => seg === '..' || seg === '.')) {
+      throw new InvalidSpecError(`putFiles needs an absolute directory without . or .. segments: ${dir}`);
+    }
     for (const f of files) {
-      if (!/^[A-Za-z0-9_][A-Za-z0-9._-]*$/.test(f.name)) throw new InvalidSpecError(`putFiles: "${f.name}" is not a plain file name`);
+      if (!/^[A-Za-z0-9_][A-Za-z0-9._-]*$/.test(f.name)) {
+        throw new InvalidSpecError(`putFiles: "${f.name}" is not a plain file name`);
+      }
     }
     const info = await this.ownedContainer(idOrName);
     const pack = tar.pack();
     for (const f of files) {
       const content = typeof f.content === 'string' ? Buffer.from(f.content, 'utf8') : f.content;
-      pack.entry({ name: f.name, mode: f.mode, uid: f.uid ?? 0, gid: f.gid ?? 0, mtime: new Date(), type: 'file', size: content.length }, content);
+      const owner = { uid: f.uid ?? 0, gid: f.gid ?? 0 };
+      pack.entry({ name: f.name, mode: f.mode, ...owner, mtime: new Date(), size: content.length, type: 'file' }, content);
     }
     pack.finalize();
     const chunks: Buffer[] = [];
     for await (const chunk of pack as AsyncIterable<Buffer>) chunks.push(chunk);
-    await this.call('container put archive', () => this.docker.getContainer(info.Id).putArchive(Buffer.concat(chunks), { path: dir }), { kind: 'container', name: idOrName });
+    const archive = Buffer.concat(chunks);
+    const put = () => this.docker.getContainer(info.Id).putArchive(archive, { path: dir });
+    await this.call('container put archive', put, { kind: 'container', name: idOrName });
   }
 
   async exec(idOrName: string, argv: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {

@@ -9,7 +9,16 @@
 // (debootstrap), debootstrap and a docker CLI; the engine is the one DOCKER_HOST names.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,7 +33,8 @@ const TAIL_LINES = 40;
 export function buildProblem() {
   if (process.getuid?.() !== 0) return 'building first-party images needs root (debootstrap)';
   const onPath = (cmd) => (process.env.PATH ?? '/usr/sbin:/usr/bin').split(':').some((d) => existsSync(join(d, cmd)));
-  if (!onPath('debootstrap') && !existsSync('/usr/sbin/debootstrap')) return 'debootstrap is not installed (apt-get install debootstrap)';
+  if (!onPath('debootstrap') && !existsSync('/usr/sbin/debootstrap'))
+    return 'debootstrap is not installed (apt-get install debootstrap)';
   if (!onPath('docker')) return 'the docker CLI is not installed (apt-get install docker.io)';
   return undefined;
 }
@@ -32,7 +42,8 @@ export function buildProblem() {
 function serviceDirOf(service) {
   if (SERVICES.includes(service)) return join(FIRST_PARTY_DIR, service);
   const dir = resolve(service);
-  if (!existsSync(join(dir, 'Dockerfile'))) throw new Error(`unknown service "${service}": one of ${SERVICES.join(', ')} or a directory with a Dockerfile`);
+  if (!existsSync(join(dir, 'Dockerfile')))
+    throw new Error(`unknown service "${service}": one of ${SERVICES.join(', ')} or a directory with a Dockerfile`);
   return dir;
 }
 
@@ -113,10 +124,12 @@ function tarIntoImport(dir, tag, env, log) {
     tar.stdout.pipe(imp.stdin);
     let failed = false;
     const fail = (e) => {
-      if (!failed) (failed = true), reject(e);
+      if (!failed) ((failed = true), reject(e));
     };
     tar.on('exit', (code) => code !== 0 && fail(new Error(`tar exited with ${code}: ${err.trim()}`)));
-    imp.on('exit', (code) => (code === 0 ? !failed && resolvePromise() : fail(new Error(`docker import exited with ${code}: ${err.trim()}`))));
+    imp.on('exit', (code) =>
+      code === 0 ? !failed && resolvePromise() : fail(new Error(`docker import exited with ${code}: ${err.trim()}`)),
+    );
   });
 }
 
@@ -165,7 +178,13 @@ async function ensureBase(env, log) {
   const started = Date.now();
   try {
     log?.(`building the base ${tag} with debootstrap (about a minute)`);
-    const args = ['--variant=minbase', `--include=${[...spec.packages].sort().join(',')}`, spec.suite, rootfs, debianMirror()];
+    const args = [
+      '--variant=minbase',
+      `--include=${[...spec.packages].sort().join(',')}`,
+      spec.suite,
+      rootfs,
+      debianMirror(),
+    ];
     await run('debootstrap', args, { log });
     for (const p of spec.prune ?? []) {
       const full = join(rootfs, p);
@@ -191,7 +210,12 @@ export async function buildFirstPartyImage(service, { dockerHost, log } = {}) {
   if (problem) throw new Error(problem);
   const dir = serviceDirOf(service);
   const name = basename(dir);
-  const env = { ...process.env, ...(dockerHost ? { DOCKER_HOST: dockerHost } : {}), DOCKER_BUILDKIT: '0', DOCKER_CLI_HINTS: 'false' };
+  const env = {
+    ...process.env,
+    ...(dockerHost ? { DOCKER_HOST: dockerHost } : {}),
+    DOCKER_BUILDKIT: '0',
+    DOCKER_CLI_HINTS: 'false',
+  };
   const tag = serviceTag(service);
   const found = await imageId(tag, env);
   if (found) return { service: name, image: tag, id: found };

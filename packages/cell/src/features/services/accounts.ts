@@ -151,7 +151,11 @@ export class ServiceAccounts {
    * A new generated password for an account, inside `trx`: the vault first, the service last (its
    * create action sets the password of an existing account), so a refusal leaves the old one.
    */
-  async rotate(trx: Transaction<Database>, inst: Installation, username: string): Promise<{ username: string; rotated_at: string }> {
+  async rotate(
+    trx: Transaction<Database>,
+    inst: Installation,
+    username: string,
+  ): Promise<{ username: string; rotated_at: string }> {
     const accounts = this.accountsOf(inst);
     const row = await this.find(trx, inst.id, username);
     if (!row || row.state !== 'active') throw errors.notFound(`${inst.id} has no account "${username}"`);
@@ -160,7 +164,9 @@ export class ServiceAccounts {
     const password = generatePassword(ACCOUNT_PASSWORD_LENGTH);
     await this.d.vault.putIn(trx, accountSecretName(inst.id, row.id), password);
     try {
-      await runAccountAction(this.d.runtime, this.d.cellId, inst.manifest, accounts.create, await this.values(trx, inst.manifest, { username, password }), `setting a new password for "${username}" in ${inst.id}`);
+      const values = await this.values(trx, inst.manifest, { username, password });
+      const what = `setting a new password for "${username}" in ${inst.id}`;
+      await runAccountAction(this.d.runtime, this.d.cellId, inst.manifest, accounts.create, values, what);
     } catch (err) {
       throw serviceFailed(err);
     }

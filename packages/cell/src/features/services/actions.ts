@@ -116,8 +116,11 @@ export async function runAccountAction(
 /** What a `:name` argument of an exec route may be filled with: the same names accounts have. */
 const EXEC_ARG = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
-/** The argv of an exec route: `:name` items filled from `args`; undefined names and bad values are listed in `problems`. */
-export function execRouteArgv(argv: readonly string[], args: (name: string) => unknown): { argv: string[]; problems: Record<string, string> } {
+/** The argv of an exec route: `:name` items filled from `args`; missing names and bad values go to `problems`. */
+export function execRouteArgv(
+  argv: readonly string[],
+  args: (name: string) => unknown,
+): { argv: string[]; problems: Record<string, string> } {
   const problems: Record<string, string> = {};
   const out = argv.map((a) => {
     const m = /^:([a-z][a-zA-Z0-9]*)$/.exec(a);
@@ -146,13 +149,19 @@ export async function runExecRoute(
   const filled = argv.map((a, i) => (a === exec.argv[i] ? renderTemplate(a, values) : a));
   let result;
   try {
-    result = await runtime.exec(objectNames(cellId, manifest.id).container(exec.container), filled, { timeoutMs: (exec.timeoutSeconds ?? DEFAULT_ACTION_TIMEOUT_S) * 1000 });
+    const timeoutMs = (exec.timeoutSeconds ?? DEFAULT_ACTION_TIMEOUT_S) * 1000;
+    result = await runtime.exec(objectNames(cellId, manifest.id).container(exec.container), filled, { timeoutMs });
   } catch (err) {
-    throw new ServiceActionError(`exec ${exec.argv[0]} in container "${exec.container}" failed: ${scrub(describeError(err), values)}`);
+    const why = scrub(describeError(err), values);
+    throw new ServiceActionError(`exec ${exec.argv[0]} in container "${exec.container}" failed: ${why}`);
   }
   if (result.exitCode !== 0) {
     const said = (result.stderr.trim() || result.stdout.trim()).split('\n').slice(-3).join(' / ');
-    throw new ServiceActionError(`${exec.argv[0]} in container "${exec.container}" exited with ${result.exitCode}${said ? `: ${scrub(said, values)}` : ''}`, result.exitCode);
+    const tail = said ? `: ${scrub(said, values)}` : '';
+    throw new ServiceActionError(
+      `${exec.argv[0]} in container "${exec.container}" exited with ${result.exitCode}${tail}`,
+      result.exitCode,
+    );
   }
   if (exec.output === 'lines') return result.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
   try {

@@ -63,7 +63,11 @@ export async function serviceStatus(deps: CellDeps, id: string): Promise<Record<
  * The account endpoints of a service, shared by /api/services/catalog/<id>/accounts… and the
  * `accounts.*` handlers a manifest mounts under /api/<id>/…. `idOf` says which service.
  */
-function accountHandlers(deps: CellDeps, idOf: (ctx: Context) => string, names: { create: string; delete: string; rotate: string }) {
+function accountHandlers(
+  deps: CellDeps,
+  idOf: (ctx: Context) => string,
+  names: { create: string; delete: string; rotate: string },
+) {
   const { db, store, audit } = deps;
   const accounts = store.accounts;
 
@@ -197,12 +201,15 @@ function execHandler(deps: CellDeps, id: string, route: RouteSpec): Middleware {
     const inst = await requireInstalled(deps.db, id);
     const body = (ctx.request as { body?: unknown }).body;
     const fields = body && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
-    const { argv, problems } = execRouteArgv(exec.argv, (name) => (ctx.params[name] !== undefined ? ctx.params[name] : fields[name]));
+    const arg = (name: string) => (ctx.params[name] !== undefined ? ctx.params[name] : fields[name]);
+    const { argv, problems } = execRouteArgv(exec.argv, arg);
     if (Object.keys(problems).length > 0) throw errors.validation(problems);
-    if (ctx.audit) ctx.audit.details = { route: `${route.method} ${route.path}`, args: argv.filter((a, i) => a !== exec.argv[i]) };
+    const args = argv.filter((a, i) => a !== exec.argv[i]);
+    if (ctx.audit) ctx.audit.details = { route: `${route.method} ${route.path}`, args };
     await requireEngine(deps.store.runtime);
     const { identity } = await readCellSettings(deps.db);
-    const values = { domain: identity.domain, subdomain: inst.manifest.subdomain, secrets: await serviceSecrets(deps.vault, deps.db, inst.manifest) };
+    const secrets = await serviceSecrets(deps.vault, deps.db, inst.manifest);
+    const values = { domain: identity.domain, subdomain: inst.manifest.subdomain, secrets };
     let result: unknown;
     try {
       result = await runExecRoute(deps.store.runtime, deps.store.cellId, inst.manifest, exec, argv, values);
@@ -218,14 +225,22 @@ function execHandler(deps: CellDeps, id: string, route: RouteSpec): Middleware {
 /** The router of one installed service: its manifest's routes under /api/<id>. Route names are audit actions. */
 export function buildServiceRouter(deps: CellDeps, id: string, manifest: ServiceManifest): Router {
   const router = new Router({ prefix: `/api/${id}` });
-  const h = accountHandlers(deps, () => id, { create: `${id}.accounts.create`, delete: `${id}.accounts.delete`, rotate: `${id}.accounts.rotate` });
+  const h = accountHandlers(deps, () => id, {
+    create: `${id}.accounts.create`,
+    delete: `${id}.accounts.delete`,
+    rotate: `${id}.accounts.rotate`,
+  });
   for (const route of manifest.routes ?? []) {
     const name = route.handler === 'proxy' ? `${id}.proxy.${route.method.toLowerCase()}${route.path.replace(/\//g, '.').replace(/:/g, '')}` : `${id}.${route.handler}`;
     const chain: Middleware[] =
       route.handler === 'proxy'
         ? [requireRole('admin'), audited('service', () => id), proxyHandler(deps, id, route)]
         : route.handler === 'exec'
-          ? [requireRole('admin'), ...(route.method === 'GET' ? [] : [audited('service', () => id)]), execHandler(deps, id, route)]
+          ? [
+              requireRole('admin'),
+              ...(route.method === 'GET' ? [] : [audited('service', () => id)]),
+              execHandler(deps, id, route),
+            ]
         : route.handler === 'accounts.rotate'
           ? h.rotate
         : route.handler === 'accounts.list'
@@ -244,7 +259,11 @@ export function buildServiceRouter(deps: CellDeps, id: string, manifest: Service
 export function servicesRoutes(deps: CellDeps): Router {
   const { db, store } = deps;
   const router = new Router({ prefix: '/api/services' });
-  const h = accountHandlers(deps, idParam, { create: 'services.account.create', delete: 'services.account.delete', rotate: 'services.account.rotate' });
+  const h = accountHandlers(deps, idParam, {
+    create: 'services.account.create',
+    delete: 'services.account.delete',
+    rotate: 'services.account.rotate',
+  });
 
   router.get('/active', requireRole('admin'), async (ctx) => {
     const { identity } = await readCellSettings(db);

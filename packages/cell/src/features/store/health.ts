@@ -39,13 +39,18 @@ export async function probeContainer(runtime: ContainerRuntime, cellId: string, 
     const port = loopbackPort(info, hc.http.port);
     if (!port) return { ...base, healthy: false, reason: `port ${hc.http.port}/tcp is not published on 127.0.0.1` };
     try {
+      const timeoutMs = hc.timeoutSeconds * 1000;
       const status = hc.http.tls
-        ? await httpsStatus(port, hc.http.path, hc.timeoutSeconds * 1000)
-        : await fetch(`http://127.0.0.1:${port}${hc.http.path}`, { signal: AbortSignal.timeout(hc.timeoutSeconds * 1000), redirect: 'manual' }).then(async (res) => {
+        ? await httpsStatus(port, hc.http.path, timeoutMs)
+        : await fetch(`http://127.0.0.1:${port}${hc.http.path}`, {
+            signal: AbortSignal.timeout(timeoutMs),
+            redirect: 'manual',
+          }).then(async (res) => {
             await res.arrayBuffer().catch(() => undefined);
             return res.status;
           });
-      return status >= 200 && status < 300 ? { ...base, healthy: true } : { ...base, healthy: false, reason: `GET ${hc.http.path} answered ${status}` };
+      if (status >= 200 && status < 300) return { ...base, healthy: true };
+      return { ...base, healthy: false, reason: `GET ${hc.http.path} answered ${status}` };
     } catch (err) {
       return { ...base, healthy: false, reason: `GET ${hc.http.path} failed: ${describeError(err)}` };
     }
@@ -60,7 +65,8 @@ export async function probeContainer(runtime: ContainerRuntime, cellId: string, 
  */
 function httpsStatus(port: number, path: string, timeoutMs: number): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = httpsRequest({ host: '127.0.0.1', port, path, method: 'GET', rejectUnauthorized: false, timeout: timeoutMs }, (res) => {
+    const options = { host: '127.0.0.1', port, path, method: 'GET', rejectUnauthorized: false, timeout: timeoutMs };
+    const req = httpsRequest(options, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode ?? 0));
       res.on('error', reject);

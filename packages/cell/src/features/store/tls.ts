@@ -17,7 +17,11 @@ export const SERVICE_CERT_DAYS = 397;
 export class ServiceTls {
   private readonly ca: CertificateAuthority;
 
-  constructor(private readonly db: Db, vault: Vault, logger: Logger) {
+  constructor(
+    private readonly db: Db,
+    vault: Vault,
+    logger: Logger,
+  ) {
     this.ca = new CertificateAuthority(db, vault, logger);
   }
 
@@ -26,11 +30,20 @@ export class ServiceTls {
   }
 
   /** Issues and records one certificate for the service; returns the files for each container that wants TLS. */
-  async filesFor(manifest: ServiceManifest, domain: string): Promise<Map<string, { dir: string; files: ContainerFile[] }>> {
-    const wanting = manifest.containers.filter((c): c is ManifestContainer & { tls: NonNullable<ManifestContainer['tls']> } => c.tls !== undefined);
+  async filesFor(
+    manifest: ServiceManifest,
+    domain: string,
+  ): Promise<Map<string, { dir: string; files: ContainerFile[] }>> {
+    const wanting = manifest.containers.filter(
+      (c): c is ManifestContainer & { tls: NonNullable<ManifestContainer['tls']> } => c.tls !== undefined,
+    );
     const out = new Map<string, { dir: string; files: ContainerFile[] }>();
     if (wanting.length === 0) return out;
-    const issued = await this.ca.issue({ name: `${manifest.subdomain}.${domain}`, type: 'server', days: SERVICE_CERT_DAYS });
+    const issued = await this.ca.issue({
+      name: `${manifest.subdomain}.${domain}`,
+      type: 'server',
+      days: SERVICE_CERT_DAYS,
+    });
     await this.db.transaction().execute((trx) => this.ca.record(trx, issued));
     const caPem = await this.ca.certificatePem();
     for (const c of wanting) {
