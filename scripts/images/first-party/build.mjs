@@ -206,10 +206,10 @@ async function ensureBase(env, log) {
  * DOCKER_HOST of this process). Returns { service, image, id }: id is the image ID the manifests pin.
  */
 export async function buildFirstPartyImage(service, { dockerHost, log } = {}) {
-  const problem = buildProblem();
-  if (problem) throw new Error(problem);
   const dir = serviceDirOf(service);
   const name = basename(dir);
+  const problem = buildProblem();
+  if (problem) throw new Error(problem);
   const env = {
     ...process.env,
     ...(dockerHost ? { DOCKER_HOST: dockerHost } : {}),
