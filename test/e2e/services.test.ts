@@ -573,6 +573,35 @@ describe('first-party services (calendar, files, email) with real clients', () =
     assert.deepEqual(boxes, ['INBOX']);
     await alice.logout();
 
+    // IMAP on 143: STARTTLS first (checked against the cell's CA), never a login in the clear
+    const on143 = (doSTARTTLS: boolean) =>
+      new ImapFlow({
+        host: '127.0.0.1',
+        port: ports['email:143']!,
+        secure: false,
+        doSTARTTLS,
+        servername: bobImap!.host,
+        tls: { ca: caPem },
+        auth: { user: bobImap!.username, pass: bobImap!.password },
+        logger: false,
+      });
+    const starttls = on143(true);
+    await starttls.connect();
+    assert.equal(await messagesIn(starttls), 1);
+    await starttls.logout();
+    await assert.rejects(on143(false).connect(), 'no plaintext login');
+
+    // port 25: another server delivers to a local mailbox without logging in; nobody relays elsewhere
+    const inbound = nodemailer.createTransport({ host: '127.0.0.1', port: ports['email:25']!, secure: false, tls });
+    const outside = { from: 'friend@example.net', text: 'hi' };
+    const delivered = await inbound.sendMail({ ...outside, to: bobImap!.username, subject: 'From outside' });
+    assert.deepEqual(delivered.accepted, [bobImap!.username]);
+    const relay = inbound.sendMail({ ...outside, to: 'victim@example.com', subject: 'relay?' });
+    await assert.rejects(relay, /Relay access denied/);
+    const unknown = inbound.sendMail({ ...outside, to: `nobody@${IDENTITY.domain}`, subject: 'x' });
+    await assert.rejects(unknown, /User unknown|Recipient address rejected/);
+    inbound.close();
+
     // aliases and quota
     const added = await api.post('/api/email/aliases', { alias: 'info', mailbox: 'bob' });
     assert.equal(added.status, 200, added.text);
@@ -641,7 +670,7 @@ describe('first-party services (calendar, files, email) with real clients', () =
       logger: false,
     });
     await bob.connect();
-    assert.equal(await messagesIn(bob), 1, 'the mail survived');
+    assert.equal(await messagesIn(bob), 2, 'the mail survived');
     await bob.logout();
 
     for (const id of SERVICES) {
