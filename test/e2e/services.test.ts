@@ -484,7 +484,7 @@ describe('first-party services (calendar, files, email) with real clients', () =
     await alice.putFileContents('/keep.txt', 'kept across a reinstall');
   });
 
-  it('email: alice sends to bob by submission; bob reads over IMAP; wrong password, other mailboxes refused', async () => {
+  it('email: alice mails bob by submission, bob reads over IMAP; bad logins refused', async () => {
     const [, aliceSmtp] = await credentialsOf('alice', 'email');
     const [bobImap] = await credentialsOf('bob', 'email');
     const tls = { ca: caPem, servername: aliceSmtp!.host };
