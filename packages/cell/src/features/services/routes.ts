@@ -231,7 +231,9 @@ export function buildServiceRouter(deps: CellDeps, id: string, manifest: Service
     rotate: `${id}.accounts.rotate`,
   });
   for (const route of manifest.routes ?? []) {
-    const name = route.handler === 'proxy' ? `${id}.proxy.${route.method.toLowerCase()}${route.path.replace(/\//g, '.').replace(/:/g, '')}` : `${id}.${route.handler}`;
+    // proxy and exec routes are named by method and path (e.g. email.exec.post.aliases), the others by handler.
+    const byPath = `${route.method.toLowerCase()}${route.path.replace(/\//g, '.').replace(/:/g, '')}`;
+    const name = route.handler === 'proxy' || route.handler === 'exec' ? `${id}.${route.handler}.${byPath}` : `${id}.${route.handler}`;
     const chain: Middleware[] =
       route.handler === 'proxy'
         ? [requireRole('admin'), audited('service', () => id), proxyHandler(deps, id, route)]
