@@ -64,6 +64,8 @@ const SECTIONS = [
   { name: 'reach', load: () => import('./reach.mjs') },
   // services.mjs (issue 12) runs its own cell on the tests' private engine, with the first-party images.
   { name: 'services', load: () => import('./services.mjs') },
+  // links.mjs (issue 15): two cells' peer-sync in one process, over loopback HTTP.
+  { name: 'links', load: () => import('./links.mjs') },
 ];
 
 const DEFAULTS = { seconds: 5, warmup: 1, connections: 16, rounds: 3, starts: 5, idle: 3 };

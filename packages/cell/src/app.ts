@@ -20,6 +20,7 @@ import { storeRoutes } from './features/store/routes.js';
 import { caddyRoutes } from './features/caddy/routes.js';
 import { dnsRoutes } from './features/dns/routes.js';
 import { networkRoutes, ntpRoutes } from './features/network/routes.js';
+import { cellRoutes } from './features/cells/routes.js';
 import { mountedServiceRoutes, serviceCredentialRoutes, servicesRoutes } from './features/services/routes.js';
 import { auditWrites, type RouteNamer } from './http/audit.js';
 import { clientAddress } from './http/client-ip.js';
@@ -77,6 +78,7 @@ export function buildApp(deps: CellDeps, sqlite: SQLite.Database): Koa {
     dnsRoutes(deps),
     ntpRoutes(),
     networkRoutes(deps),
+    cellRoutes(deps),
     servicesRoutes(deps),
     serviceCredentialRoutes(deps),
     // Last: the routes of installed services (/api/<id>/…), swapped on install and removal.

@@ -18,6 +18,11 @@ import { Store } from './features/store/service.js';
 import { CaddyService } from './features/caddy/service.js';
 import { DnsService } from './features/dns/service.js';
 import { buildApp } from './app.js';
+import { CellLinks } from './features/cells/service.js';
+import { LinkFirewall } from './features/cells/enforcer.js';
+import { PeerSyncListener, httpTransport } from './features/cells/transport.js';
+import { cellAddress } from './features/wireguard/addresses.js';
+import { readCellSettings } from './features/config/service.js';
 import type { CellDeps } from './deps.js';
 
 const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -76,19 +81,46 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
     tunnel: () => tunnelAddress(peerNetworkRef, setup),
   });
   const dns = new DnsService({ config, db: database.db, logger, tunnel: () => tunnelAddress(peerNetworkRef, setup) });
+  const network = new PeerNetwork(database.db, vault, config, logger, {
+    audit,
+    driftCheckMs: config.wireguard.driftCheckMs,
+  });
+  const firewall = new LinkFirewall({
+    iface: config.wireguard.interface,
+    netns: config.wireguard.netns ?? undefined,
+    syncPort: config.cells.syncPort,
+    logger,
+    off: config.wireguard.mode === 'off',
+  });
+  const cells = new CellLinks({
+    db: database.db,
+    vault,
+    audit,
+    logger,
+    network,
+    syncPort: config.cells.syncPort,
+    transport: httpTransport,
+    enforcer: firewall,
+    maxRetryMs: config.cells.retryMaxMs,
+  });
+  network.extraPeers = () => cells.linkPeers();
   const deps: CellDeps = {
     caddy,
     dns,
     config, db: database.db, logger, sessions, loginLimiter, apiLimiter, setup, status, health, audit, vault, version: VERSION, startedAt,
-    peerNetwork: new PeerNetwork(database.db, vault, config, logger, {
-      audit,
-      driftCheckMs: config.wireguard.driftCheckMs,
-    }),
+    peerNetwork: network,
     peerDeletionHooks: [store.accounts.peerDeletionHook],
     store,
+    cells,
+    peerChanges: {
+      changed: () => void cells.peersChanged().catch((err) => logger.warn('peer-sync diff failed', { error: String(err) })),
+    },
   };
   const { peerNetwork } = deps;
   peerNetworkRef = peerNetwork;
+  // Peer-sync listens on the cell's own tunnel address, on its own port (not the API's, not Caddy's).
+  const tunnelHost = async () => cellAddress((await readCellSettings(database.db)).network.subnet);
+  const syncListener = new PeerSyncListener(cells, tunnelHost, config.cells.syncPort, logger);
 
   status.register('database', () => {
     const probe = probeDatabase(database.sqlite);
@@ -106,6 +138,19 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
   status.register('store', () => store.statusSummary());
   status.register('caddy', () => caddy.status());
   status.register('dns', () => dns.status());
+  status.register('cells', () => {
+    if (config.wireguard.mode === 'off' || config.wireguard.netns) {
+      const reason = 'peer-sync needs the WireGuard interface in the cell\'s own network namespace';
+      return { state: 'not_configured', reason };
+    }
+    const on = syncListener.listening;
+    return on
+      ? { state: 'ok', sync_listener: `${on.address}:${on.port}` }
+      : {
+          state: setup.isComplete() ? 'degraded' : 'not_configured',
+          reason: syncListener.lastError ?? 'not listening yet',
+        };
+  });
   status.register('health', () => {
     const latest = health.latest;
     return latest ? { state: latest.status, last_check: latest.ts } : { state: 'degraded', error: 'no health sample yet' };
@@ -134,9 +179,17 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
   // With thousands of peers, loading their keys takes seconds: wait briefly, then let it finish
   // in the background (status says "starting") rather than hold the whole cell back.
   if (setup.isComplete()) {
-    const up = peerNetwork.start().catch((err) => logger.error('wireguard start failed', { error: String(err) }));
+    const up = peerNetwork
+      .start()
+      .then(() => cells.enforce()) // link routes need the interface
+      .catch((err) => logger.error('wireguard start failed', { error: String(err) }));
     await Promise.race([up, new Promise((resolve) => setTimeout(resolve, 3_000).unref())]);
   }
+  // Links: site-to-site peers are part of the interface (extraPeers); routes, firewall and pushes follow.
+  cells.start();
+  // it retries until the tunnel address is up
+  if (config.wireguard.mode !== 'off' && !config.wireguard.netns) syncListener.start();
+  void cells.enforce();
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
@@ -156,6 +209,8 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
       retention.stop();
       await caddy.stop();
       await dns.stop();
+      await syncListener.stop();
+      await cells.stop();
       await store.stop();
       await peerNetwork.stop();
       clearInterval(purge);

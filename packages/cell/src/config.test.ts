@@ -46,6 +46,7 @@ describe('loadConfig', () => {
         health: { intervalMs: 60_000, keep: 1440 },
         audit: { retentionDays: null },
         wireguard: { interface: 'pic0', mode: 'auto', netns: null, driftCheckMs: 300_000 },
+        cells: { syncPort: 7947, retryMaxMs: 60_000 },
         store: {
           catalogDir: resolve(import.meta.dirname, '..', '..', '..'),
           engineSocket: null,

@@ -65,6 +65,17 @@ export const CellYamlSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    cells: Type.Optional(
+      Type.Object(
+        {
+          /** The TCP port of the peer-sync listener on the cell's WireGuard address (default 7947). */
+          sync_port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+          /** Longest wait between retries of a push to a linked cell that is down (default 60 s). */
+          retry_max_seconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     store: Type.Optional(
       Type.Object(
         {
@@ -146,6 +157,7 @@ export interface CellConfig {
     /** Interval of the drift check (live interface vs database); 0 = off. */
     driftCheckMs: number;
   };
+  cells: { syncPort: number; retryMaxMs: number };
   store: {
     catalogDir: string;
     engineSocket: string | null;
@@ -242,6 +254,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CellConfig {
       netns: yaml.wireguard?.netns ?? null,
       driftCheckMs: (yaml.wireguard?.drift_check_seconds ?? 300) * 1000,
     },
+    cells: { syncPort: yaml.cells?.sync_port ?? 7947, retryMaxMs: (yaml.cells?.retry_max_seconds ?? 60) * 1000 },
     store: {
       catalogDir: yaml.store?.catalog_dir ? resolve(dataDir, yaml.store.catalog_dir) : DEFAULT_CATALOG_DIR,
       engineSocket: yaml.store?.engine_socket ?? null,

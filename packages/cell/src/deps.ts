@@ -13,6 +13,12 @@ import type { PeerDeletionHook } from './features/peers/service.js';
 import type { Store } from './features/store/service.js';
 import type { CaddyService } from './features/caddy/service.js';
 import type { DnsService } from './features/dns/service.js';
+import type { CellLinks } from './features/cells/service.js';
+
+/** Told after a commit that changed peers (linked cells push the difference). */
+export interface PeerChangeHook {
+  changed(): void;
+}
 
 /** Everything a feature's routes may use, built once by the cell and passed in (no globals). */
 export interface CellDeps {
@@ -36,6 +42,10 @@ export interface CellDeps {
   caddy: CaddyService;
   /** The resolver on the tunnel address: the cell's names (split horizon), custom records, forwarding. */
   dns: DnsService;
+  /** Linked cells: invites, links, peer-sync. */
+  cells: CellLinks;
+  /** Told after every committed peer change (features/cells pushes them to linked cells). */
+  peerChanges?: PeerChangeHook;
   version: string;
   startedAt: number;
 }

@@ -216,8 +216,62 @@ export interface DnsRecordsTable {
   created_at: string;
 }
 
+export interface CellInvitesTable {
+  id: Generated<number>;
+  nonce_hash: string;
+  expires_at: string;
+  used_at: string | null;
+  used_by: string | null;
+  created_at: string;
+}
+
+export interface CellLinksTable {
+  id: Generated<number>;
+  name: string;
+  domain: string;
+  public_key: string;
+  endpoint: string | null;
+  subnet: string;
+  sync_port: number;
+  policy: ColumnType<string, string | undefined, string>;
+  role: 'inviter' | 'invitee';
+  send_seq: ColumnType<number, number | undefined, number>;
+  recv_seq: ColumnType<number, number | undefined, number>;
+  last_sync_at: string | null;
+  last_error: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface CellOutboxTable {
+  link_id: number;
+  seq: number;
+  change: string;
+  created_at: string;
+}
+
+export interface CellRemotePeersTable {
+  link_id: number;
+  name: string;
+  address: string;
+  public_key: string;
+  groups: string;
+  enabled: Bool01;
+  updated_at: string;
+}
+
+export interface CellPushedPeersTable {
+  name: string;
+  state: string;
+}
+
 export interface Database {
   dns_records: DnsRecordsTable;
+  cell_invites: CellInvitesTable;
+  cell_links: CellLinksTable;
+  cell_outbox: CellOutboxTable;
+  cell_remote_peers: CellRemotePeersTable;
+  cell_pushed_peers: CellPushedPeersTable;
   peers: PeersTable;
   peer_traffic: PeerTrafficTable;
   audit_log: AuditLogTable;

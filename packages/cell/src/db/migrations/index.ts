@@ -7,6 +7,7 @@ import * as m0005 from './0005_store.js';
 import * as m0006 from './0006_peers_user_id.js';
 import * as m0007 from './0007_store_pull.js';
 import * as m0008 from './0008_dns_records.js';
+import * as m0009 from './0009_cells.js';
 
 /** Migrations are listed statically so the built cell needs no directory scanning. */
 const migrations: Record<string, Migration> = {
@@ -18,6 +19,7 @@ const migrations: Record<string, Migration> = {
   '0006_peers_user_id': m0006,
   '0007_store_pull': m0007,
   '0008_dns_records': m0008,
+  '0009_cells': m0009,
 };
 
 export const migrationProvider: MigrationProvider = {

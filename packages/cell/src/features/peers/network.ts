@@ -94,6 +94,8 @@ export class PeerNetwork {
   /** `wg show` costs ~60 ms with 10,000 peers: lists read a snapshot at most a few seconds old. */
   private snapshot: { at: number; byKey: Map<string, WireGuardPeerStatus> } | undefined;
   private refreshing: Promise<Map<string, WireGuardPeerStatus>> | undefined;
+  /** Peers of the interface that are not the cell's own devices: the linked cells' site-to-site peers. */
+  extraPeers: (() => Promise<WgPeer[]>) | undefined;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -207,7 +209,12 @@ export class PeerNetwork {
       for (let i = next++; i < rows.length; i = next++) psks[i] = await this.pskOf(rows[i]!.id, rows[i]!.public_key);
     };
     await Promise.all(Array.from({ length: Math.min(PSK_DECRYPTS_IN_FLIGHT, rows.length) }, worker));
-    return rows.map((row, i) => ({ publicKey: row.public_key, presharedKey: psks[i], allowedIps: [`${row.address}/32`] }));
+    const own = rows.map((row, i) => ({
+      publicKey: row.public_key,
+      presharedKey: psks[i],
+      allowedIps: [`${row.address}/32`],
+    }));
+    return this.extraPeers ? [...own, ...(await this.extraPeers())] : own;
   }
 
   async psk(peerId: number): Promise<string | undefined> {

@@ -75,10 +75,12 @@ export function peerRoutes(deps: CellDeps): Router {
   const router = new Router({ prefix: '/api/peers' });
   const byName = (ctx: Context) => (ctx.params as { name?: string }).name;
   /** After the commit, puts just these peers on the interface as they now are (or takes them off). */
-  const applyAfterCommit = (ctx: Context, keys: string[]) => ctx.afterCommit(() => peerNetwork.peersChanged(keys));
+  const applyAfterCommit = (ctx: Context, keys: string[]) =>
+    ctx.afterCommit(() => (deps.peerChanges?.changed(), peerNetwork.peersChanged(keys)));
   /** New peers: their PSKs are known in the clear here, so the apply decrypts nothing. */
   const addAfterCommit = (ctx: Context, created: CreatedPeer[]) =>
     ctx.afterCommit(() => {
+      deps.peerChanges?.changed(); // linked cells get the difference
       for (const c of created) peerNetwork.rememberPsk(c.peer.id, c.presharedKey);
       return peerNetwork.peersChanged(created.map((c) => c.peer.public_key));
     });

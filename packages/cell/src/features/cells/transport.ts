@@ -1,0 +1,135 @@
+/** Peer-sync over HTTP: the client that sends a link's outbox, and the listener that receives. */
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import getRawBody from 'raw-body';
+import type { Logger } from '../../lib/logger.js';
+import { MAC_HEADER, SYNC_PATH, type CellLinks, type Transport } from './service.js';
+
+/** Largest peer-sync message accepted (BATCH entries fit well within it). */
+export const SYNC_BODY_LIMIT = 2 * 1024 * 1024;
+
+/** POSTs the message from `localAddress` (the cell's tunnel address), so it leaves through the tunnel. */
+export const httpTransport: Transport = (url, body, headers, localAddress) =>
+  new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-length': String(body.length), ...headers },
+        ...(localAddress ? { localAddress } : {}),
+        agent: false,
+      },
+      (res) => {
+        getRawBody(res, { limit: 64 * 1024, encoding: 'utf8' }).then(
+          (text) => {
+            let parsed: unknown = null;
+            try {
+              parsed = JSON.parse(text);
+            } catch {
+              parsed = null;
+            }
+            resolve({ status: res.statusCode ?? 0, body: parsed });
+          },
+          (err: unknown) => reject(err instanceof Error ? err : new Error(String(err))),
+        );
+      },
+    );
+    // a cell that is down must not hold a socket open for the kernel's TCP timeout
+    req.setTimeout(10_000, () => req.destroy(new Error('no answer within 10 s')));
+    req.on('error', reject);
+    req.end(body);
+  });
+
+/**
+ * The peer-sync listener: one route, POST /api/cells/peer-sync/push, on the cell's tunnel address
+ * and its own port (cells.sync_port): no sessions, no CSRF, no admin role; the message's source
+ * address and MAC are its authentication (CellLinks.receive).
+ */
+export class PeerSyncListener {
+  private server: Server | undefined;
+  private retry: NodeJS.Timeout | undefined;
+  private stopped = false;
+  lastError: string | null = null;
+
+  constructor(
+    private readonly links: CellLinks,
+    private readonly host: () => Promise<string>,
+    private readonly port: number,
+    private readonly logger: Logger,
+  ) {}
+
+  get listening(): AddressInfo | undefined {
+    return (this.server?.address() as AddressInfo | null) ?? undefined;
+  }
+
+  /** Listens on the tunnel address; while it is not there yet (interface coming up), tries again every 2 s. */
+  start(): void {
+    this.stopped = false;
+    void this.tryListen();
+  }
+
+  private async tryListen(): Promise<void> {
+    if (this.stopped || this.server) return;
+    const server = createServer((req, res) => void this.handle(req, res));
+    server.requestTimeout = 15_000;
+    try {
+      const host = await this.host();
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(this.port, host, () => resolve());
+      });
+      if (this.stopped) {
+        server.close();
+        return;
+      }
+      this.server = server;
+      this.lastError = null;
+      this.logger.info('peer-sync listening', { host, port: this.port });
+    } catch (err) {
+      this.lastError = String((err as Error).message ?? err);
+      this.retry = setTimeout(() => void this.tryListen(), 2_000);
+      this.retry.unref();
+    }
+  }
+
+  private async handle(
+    req: import('node:http').IncomingMessage,
+    res: import('node:http').ServerResponse,
+  ): Promise<void> {
+    const send = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end(JSON.stringify(body));
+    };
+    try {
+      const path = (req.url ?? '').split('?')[0]!.toLowerCase();
+      if (path !== SYNC_PATH) return send(404, { ok: false, error: 'not found', code: 'not_found', fields: {} });
+      if (req.method !== 'POST')
+        return send(405, { ok: false, error: 'POST only', code: 'method_not_allowed', fields: {} });
+      let raw: Buffer;
+      try {
+        raw = await getRawBody(req, { limit: SYNC_BODY_LIMIT });
+      } catch {
+        return send(413, { ok: false, error: 'message too large', code: 'payload_too_large', fields: {} });
+      }
+      const mac = req.headers[MAC_HEADER];
+      const result = await this.links.receive(raw, req.socket.remoteAddress, typeof mac === 'string' ? mac : undefined);
+      send(result.status, result.body);
+    } catch (err) {
+      this.logger.error('peer-sync request failed', { error: String(err) });
+      if (!res.headersSent) send(500, { ok: false, error: 'internal error', code: 'internal', fields: {} });
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.retry) clearTimeout(this.retry);
+    const server = this.server;
+    this.server = undefined;
+    if (server) {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    }
+  }
+}
