@@ -113,7 +113,8 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
     store,
     cells,
     peerChanges: {
-      changed: () => void cells.peersChanged().catch((err) => logger.warn('peer-sync diff failed', { error: String(err) })),
+      changed: () =>
+        void cells.peersChanged().catch((err) => logger.warn('peer-sync diff failed', { error: String(err) })),
     },
   };
   const { peerNetwork } = deps;
