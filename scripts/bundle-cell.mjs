@@ -10,14 +10,40 @@
 //
 // The bundle sits at the same depth as dist/ (packages/cell/bundle/), so the few paths the cell
 // computes from its own location (package.json for the version, the repo's catalog dir) are unchanged.
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { build } from 'esbuild';
 
 export const CELL_BUNDLE_DIR = join(import.meta.dirname, '..', 'packages', 'cell', 'bundle');
+/** The hash of what the bundle was made from, written last: a bundle without it is incomplete. */
+const INPUTS_FILE = join(CELL_BUNDLE_DIR, '.inputs-sha256');
+
+/**
+ * A hash of everything the bundle is made from: the compiled packages, the lockfile (the bundled
+ * dependencies' versions) and this script. `npm start` with nothing changed skips the bundling,
+ * so a running cell's bundle (and a test suite's) is not deleted and rewritten under it.
+ */
+function inputsHash(root) {
+  const hash = createHash('sha256');
+  const files = [join(root, 'pnpm-lock.yaml'), import.meta.filename];
+  const walk = (dir) => {
+    if (!existsSync(dir)) return;
+    for (const name of readdirSync(dir).sort()) {
+      const full = join(dir, name);
+      if (statSync(full).isDirectory()) walk(full);
+      else if (name.endsWith('.js') || name.endsWith('.json')) files.push(full);
+    }
+  };
+  for (const pkg of readdirSync(join(root, 'packages')).sort()) walk(join(root, 'packages', pkg, 'dist'));
+  for (const file of files) hash.update(relative(root, file)).update('\0').update(readFileSync(file)).update('\0');
+  return hash.digest('hex');
+}
 
 export async function bundleCell() {
   const root = join(import.meta.dirname, '..');
+  const inputs = inputsHash(root);
+  if (existsSync(INPUTS_FILE) && readFileSync(INPUTS_FILE, 'utf8') === inputs) return false;
   rmSync(CELL_BUNDLE_DIR, { recursive: true, force: true });
   await build({
     entryPoints: [join(root, 'packages', 'cell', 'dist', 'main.js')],
@@ -42,6 +68,8 @@ export async function bundleCell() {
     banner: { js: "import { createRequire as __picRequire } from 'node:module'; const require = __picRequire(import.meta.url);" },
     logLevel: 'warning',
   });
+  writeFileSync(INPUTS_FILE, inputs);
+  return true;
 }
 
 if (process.argv[1] === import.meta.filename) await bundleCell();

@@ -1,11 +1,13 @@
 // `npm start`'s supervisor (scripts/cell-launch.mjs, what run.mjs runs once the build is done),
 // started as npm starts a script: under `sh -c`. A SIGTERM to npm reaches that shell, which dies
 // without passing it on; the cell must stop cleanly anyway instead of running on with the port.
-// The already built cell is used: nothing here rebuilds (the suite reads dist/ and bundle/).
+// The already built cell is used: nothing here rebuilds (the suite reads dist/ and bundle/); the
+// `npm start` test runs the real npm script, whose build step finds nothing to do after `npm test`'s
+// own build (tsc -b is incremental, and the bundle is skipped when its inputs are unchanged).
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../support/cell-process.js';
@@ -62,6 +64,52 @@ describe('npm start supervisor (scripts/cell-launch.mjs)', () => {
     }
     assert.match(out, /the process that started the cell \(pid \d+\) is gone: stopping the cell/);
     assert.match(out, /"msg":"stopping","signal":"SIGTERM"/);
+    assert.ok(!existsSync(join(dataDir, 'cell.db-wal')), `the database was closed:\n${out}`);
+    await assert.rejects(fetch(`${url}/health`), 'nothing listens on the port any more');
+  });
+});
+
+describe('npm start (the real npm script)', () => {
+  it('kill -INT <pid of npm start> stops the cell as SIGTERM does', async (t) => {
+    const npm = ['/usr/bin/npm', '/usr/local/bin/npm'].find((p) => existsSync(p));
+    if (!npm) return t.skip('npm is not installed where this test looks (/usr/bin, /usr/local/bin)');
+    const script = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')).scripts.start as string;
+    // the cause: npm passes SIGINT to the `sh -c` it runs the script in, and a shell waiting for a
+    // command ignores SIGINT; `exec` makes our supervisor the process npm signals
+    assert.match(script, /^exec node scripts\/run\.mjs start$/);
+    const dataDir = mkdtempSync(join(tmpdir(), 'pic-npm-start-'));
+    dirs.push(dataDir);
+    // Started in the background of a non-interactive shell, as `npm start &` in a script is: such a
+    // job starts with SIGINT ignored, which every process under it inherits unless it sets a handler.
+    const sh = spawn('/bin/sh', ['-c', `"$0" start & echo "npm $!"; wait`, npm], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, PIC_PORT: '0', PIC_HOST: '127.0.0.1', PIC_DATA_DIR: dataDir, PIC_WIREGUARD_MODE: 'off' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    sh.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    sh.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const shExited = new Promise((resolve) => sh.once('exit', resolve));
+    const deadline = Date.now() + 90_000; // npm start checks the build first (nothing to do, but tsc -b reads it all)
+    while (!/PIC cell listening on (http:\/\/\S+)/.test(out) || !/npm \d+/.test(out)) {
+      assert.ok(Date.now() < deadline, `the cell did not start:\n${out}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const url = /PIC cell listening on (http:\/\/\S+)/.exec(out)![1]!;
+    const npmPid = Number(/npm (\d+)/.exec(out)![1]);
+    supervisors.push(npmPid);
+    const admin = new ApiClient(url);
+    await completeSetup(admin);
+    assert.ok(existsSync(join(dataDir, 'cell.db-wal')));
+
+    process.kill(npmPid, 'SIGINT'); // to that one pid, not to its process group
+    const stopDeadline = Date.now() + 20_000;
+    while (alive(npmPid)) {
+      assert.ok(Date.now() < stopDeadline, `npm start is still running 20 s after SIGINT:\n${out}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await shExited;
+    assert.match(out, /"msg":"stopping","signal":"SIGINT"/);
     assert.ok(!existsSync(join(dataDir, 'cell.db-wal')), `the database was closed:\n${out}`);
     await assert.rejects(fetch(`${url}/health`), 'nothing listens on the port any more');
   });
