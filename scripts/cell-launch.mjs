@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
+import { checkCellSystem } from './cell-system.mjs';
 
 /** `{ nodeFlags, main }` with `main` an absolute path, for the repository at `root`. */
 export function cellLaunch(root) {
@@ -16,14 +17,21 @@ export function cellLaunch(root) {
 const PARENT_CHECK_MS = 500;
 
 /**
- * Runs the cell as launch.json says (node flags cannot be given to this process any more),
+ * Checks the system parts the cell needs (cell-system.mjs: installs them where it can), then runs
+ * the cell as launch.json says (node flags cannot be given to this process any more),
  * passes SIGTERM/SIGINT/SIGHUP on to it, and ends with its exit code.
  *
  * npm runs a script through `sh -c`, and that shell dies of a SIGTERM sent to npm (`kill <pid of
  * npm start>`) without passing it on: we would be left running, the cell with us, holding the
  * port. So when our parent goes away, the cell gets a SIGTERM as if it had been sent to us.
  */
-export function superviseCell(root, log = (msg) => process.stderr.write(`[pic] ${msg}\n`)) {
+export async function superviseCell(root, log = (msg) => process.stderr.write(`[pic] ${msg}\n`)) {
+  const problems = await checkCellSystem(root, log);
+  if (problems) {
+    log('the cell cannot do its job on this machine yet:');
+    for (const line of problems) log(line);
+    process.exit(1);
+  }
   const { nodeFlags, main } = cellLaunch(root);
   const cell = spawn(process.execPath, [...nodeFlags, main], { cwd: root, stdio: 'inherit' });
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(signal, () => cell.kill(signal));
@@ -41,4 +49,4 @@ export function superviseCell(root, log = (msg) => process.stderr.write(`[pic] $
   cell.once('exit', (code, signal) => process.exit(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1)));
 }
 
-if (process.argv[1] === import.meta.filename) superviseCell(join(import.meta.dirname, '..'));
+if (process.argv[1] === import.meta.filename) await superviseCell(join(import.meta.dirname, '..'));

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { superviseCell } from './cell-launch.mjs';
+import { cellLaunch, superviseCell } from './cell-launch.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const PNPM = 'pnpm@9.15.9';
@@ -74,7 +74,7 @@ await build();
 if (command === 'build') {
   process.exit(0);
 } else if (command === 'start') {
-  superviseCell(root, log);
+  await superviseCell(root, log);
 } else if (command === 'test') {
   run(process.execPath, [join(root, 'scripts/system-deps.mjs')]);
   const files = testFiles(rest);
@@ -88,9 +88,13 @@ if (command === 'build') {
 } else if (command === 'services-local') {
   // npm run services:local: dependencies installed and the workspace built above, so a fresh clone works.
   run(process.execPath, [join(root, 'scripts/services-local.mjs'), '--no-build', ...rest]);
+} else if (command === 'vpn') {
+  // the cell's own CLI (packages/cell/src/vpn-cli.ts): `npm run vpn -- down`
+  const { nodeFlags, main } = cellLaunch(root);
+  run(process.execPath, [...nodeFlags, main, 'vpn', ...rest]);
 } else if (command === 'bench') {
   run(process.execPath, [join(root, 'scripts/bench/index.mjs'), ...rest]);
 } else {
-  log(`unknown command "${command}": use start, test, bench, build or services-local`);
+  log(`unknown command "${command}": use start, test, bench, build, services-local or vpn`);
   process.exit(2);
 }

@@ -10,14 +10,23 @@ export const name = 'wireguard';
 /** Debian puts wg in /usr/bin, but `ip` lives in /usr/sbin, which is not on every PATH. */
 const haveIp = () => haveCommands('ip') || existsSync('/usr/sbin/ip') || existsSync('/sbin/ip');
 
-export async function ensure(log) {
-  const missing = [];
-  if (!haveCommands('wg')) missing.push('wireguard-tools');
-  if (!haveCommands('wireguard-go')) missing.push('wireguard-go');
-  if (!haveIp()) missing.push('iproute2');
-  if (!haveCommands('ping')) missing.push('iputils-ping'); // the e2e test pings through the tunnel
-  if (missing.length) {
-    const failed = aptInstall(missing, log);
+/**
+ * Debian packages still missing. `forTests` adds what only the tests use (ping through the tunnel);
+ * `npm start` asks for the cell's own needs.
+ */
+export function missing({ forTests = true } = {}) {
+  const out = [];
+  if (!haveCommands('wg')) out.push('wireguard-tools');
+  if (!haveCommands('wireguard-go')) out.push('wireguard-go');
+  if (!haveIp()) out.push('iproute2');
+  if (forTests && !haveCommands('ping')) out.push('iputils-ping'); // the e2e test pings through the tunnel
+  return out;
+}
+
+export async function ensure(log, opts = {}) {
+  const needed = missing(opts);
+  if (needed.length) {
+    const failed = aptInstall(needed, log);
     if (failed) return { ok: false, reason: failed };
   }
   if (!haveCommands('wg')) return { ok: false, reason: "'wg' is still missing after installing wireguard-tools" };

@@ -114,3 +114,55 @@ describe('npm start (the real npm script)', () => {
     await assert.rejects(fetch(`${url}/health`), 'nothing listens on the port any more');
   });
 });
+
+describe('npm start checks the system parts the cell needs (scripts/cell-system.mjs)', () => {
+  const launcher = join(REPO_ROOT, 'scripts', 'cell-launch.mjs');
+  /** The launcher with a PATH on which neither wg, wireguard-go nor apt-get can be found. */
+  const launch = async (env: Record<string, string>) => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'pic-syscheck-'));
+    dirs.push(dataDir);
+    const emptyPath = mkdtempSync(join(tmpdir(), 'pic-empty-path-'));
+    dirs.push(emptyPath);
+    const child = spawn(process.execPath, [launcher], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, PATH: emptyPath, PIC_PORT: '0', PIC_HOST: '127.0.0.1', PIC_DATA_DIR: dataDir, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => {
+      child.once('exit', resolve);
+      // a cell that starts: stop it once it listens
+      const poll = setInterval(() => {
+        if (/PIC cell listening/.test(out)) {
+          clearInterval(poll);
+          child.kill('SIGTERM');
+        }
+      }, 50);
+      child.once('exit', () => clearInterval(poll));
+    });
+    return { code, out };
+  };
+
+  it('refuses to start a cell whose VPN tools are missing, naming them and the command that installs them', async () => {
+    const checkOnly = await launch({ PIC_SYSTEM_INSTALL: 'no' });
+    assert.equal(checkOnly.code, 1, checkOnly.out);
+    assert.match(checkOnly.out, /the VPN needs wireguard-tools, wireguard-go, which are not installed/);
+    assert.match(checkOnly.out, /install: sudo apt-get install --no-install-recommends wireguard-tools wireguard-go/);
+    assert.match(checkOnly.out, /PIC_WIREGUARD_MODE=off npm start/);
+    assert.doesNotMatch(checkOnly.out, /PIC cell listening/);
+
+    // installing is tried (as root), and its failure is part of the message
+    const installing = await launch({});
+    assert.equal(installing.code, 1, installing.out);
+    assert.match(installing.out, /installing failed: (not root|apt-get install wireguard-tools wireguard-go failed)/);
+  });
+
+  it('starts a cell configured without a VPN without checking for it', async () => {
+    const off = await launch({ PIC_SYSTEM_INSTALL: 'no', PIC_WIREGUARD_MODE: 'off' });
+    assert.match(off.out, /WireGuard is off \(mode "off"\): the cell starts without its VPN/);
+    assert.match(off.out, /PIC cell listening/);
+    assert.equal(off.code, 0, off.out);
+  });
+});

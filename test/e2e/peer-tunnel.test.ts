@@ -163,7 +163,7 @@ describe('WireGuard tunnel through the API (two network namespaces, wireguard-go
       cellYaml: [
         'rate_limit:', '  login_failures: 1000',
         'wireguard:', '  mode: userspace', `  netns: ${CELL_NS}`, `  interface: ${CELL_IF}`,
-        `  drift_check_seconds: ${DRIFT_CHECK_SECONDS}`, '',
+        `  drift_check_seconds: ${DRIFT_CHECK_SECONDS}`, '  keep_up_on_stop: false', '',
       ].join('\n'),
       env: { PIC_WIREGUARD_MODE: 'userspace' },
     });
@@ -187,7 +187,7 @@ describe('WireGuard tunnel through the API (two network namespaces, wireguard-go
       await Promise.race([exited, sleep(3_000)]);
       if (client.exitCode === null && client.signalCode === null) client.kill('SIGKILL');
     }
-    // SIGTERM: the cell takes its own interface down (and its wireguard-go with it)
+    // SIGTERM: with keep_up_on_stop: false the cell takes its interface down (and its wireguard-go with it)
     await attempt('stop the cell', async () => cell?.destroy());
     // anything still running inside our own namespaces was started by this test
     for (const ns of [CELL_NS, CLIENT_NS]) {

@@ -13,6 +13,7 @@ import { HealthMonitor, probeDatabase } from './features/health/service.js';
 import { AuditLog } from './features/audit/service.js';
 import { openVault } from './features/vault/vault.js';
 import { PeerNetwork } from './features/peers/network.js';
+import { InterfaceOwnedError, InterfaceOwner } from './features/wireguard/owner.js';
 import { AuditRetention } from './features/audit/retention.js';
 import { Store } from './features/store/service.js';
 import { CaddyService } from './features/caddy/service.js';
@@ -44,6 +45,11 @@ export async function startCell(config: CellConfig, logger: Logger): Promise<Cel
   const lock = new DataDirLock(config.dataDir);
   lock.start();
   try {
+    // Another live cell's interface: refuse before anything starts (its tunnels are not ours to take).
+    if (config.wireguard.mode !== 'off') {
+      const owner = new InterfaceOwner(config.dataDir, config.wireguard.interface, config.wireguard.netns).check();
+      if (owner.kind === 'other_live') throw new InterfaceOwnedError(owner.record, true);
+    }
     return await startLocked(config, logger, lock);
   } catch (err) {
     lock.stop();
@@ -131,10 +137,13 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
   status.register('vault', () => vault.status());
   status.register('wireguard', async () => {
     const wg = await peerNetwork.status();
-    if (wg.running) return { state: 'ok', interface: wg.interface, peers: wg.peers.length };
-    // switched off on purpose, or waiting for setup, is not a fault; failing to come up is
-    const intended = config.wireguard.mode === 'off' || !setup.isComplete();
-    return { state: intended ? 'not_configured' : 'degraded', reason: wg.reason };
+    const base = { interface: wg.interface, mode: 'mode' in wg ? wg.mode : null, adopted: 'adopted' in wg ? (wg.adopted ?? false) : false };
+    if (wg.running) return { state: 'ok', vpn: 'up', ...base, reason: null, peers: wg.peers.length };
+    if (config.wireguard.mode === 'off') return { state: 'not_configured', vpn: 'off', ...base, reason: wg.reason };
+    if (!setup.isComplete()) return { state: 'not_configured', vpn: 'waiting_for_setup', ...base, reason: wg.reason };
+    if (wg.reason?.startsWith('starting')) return { state: 'degraded', vpn: 'starting', ...base, reason: wg.reason };
+    // the cell's main job is not done: the whole cell is down, not a detail of it
+    return { state: 'down', vpn: 'down', ...base, reason: wg.reason };
   });
   status.register('store', () => store.statusSummary());
   status.register('caddy', () => caddy.status());

@@ -43,6 +43,8 @@ export const CellYamlSchema = Type.Object(
           netns: Type.Optional(Type.String({ pattern: '^[a-zA-Z0-9_.-]{1,64}$', errorMessage: 'must be a namespace name of letters, digits, _ . -' })),
           /** How often to compare the live interface with the database and repair it (0 = never). */
           drift_check_seconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 86_400 })),
+          /** Leave the interface up when the cell stops (true): a restart does not cut the tunnels. */
+          keep_up_on_stop: Type.Optional(Type.Boolean()),
         },
         { additionalProperties: false },
       ),
@@ -156,6 +158,7 @@ export interface CellConfig {
     netns: string | null;
     /** Interval of the drift check (live interface vs database); 0 = off. */
     driftCheckMs: number;
+    keepUpOnStop: boolean;
   };
   cells: { syncPort: number; retryMaxMs: number };
   store: {
@@ -253,6 +256,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CellConfig {
       mode: wireguardMode(env['PIC_WIREGUARD_MODE']) ?? yaml.wireguard?.mode ?? 'auto',
       netns: yaml.wireguard?.netns ?? null,
       driftCheckMs: (yaml.wireguard?.drift_check_seconds ?? 300) * 1000,
+      keepUpOnStop: yaml.wireguard?.keep_up_on_stop ?? true,
     },
     cells: { syncPort: yaml.cells?.sync_port ?? 7947, retryMaxMs: (yaml.cells?.retry_max_seconds ?? 60) * 1000 },
     store: {

@@ -27,7 +27,8 @@ export const PSK_DECRYPTS_IN_FLIGHT = 16;
 export type LiveInterface = Pick<
   WireGuardInterface,
   'running' | 'start' | 'apply' | 'applyPeerChanges' | 'status' | 'stop'
->;
+> &
+  Partial<Pick<WireGuardInterface, 'shutdown'>>;
 
 /** What a drift check found changed on the interface behind the cell's back (and put back). */
 export interface DriftReport {
@@ -147,6 +148,8 @@ export class PeerNetwork {
       listenPort: network.wireguard_port,
       address: cellInterfaceAddress(network.subnet),
       configDir: join(this.config.dataDir, 'wireguard'),
+      dataDir: this.config.dataDir,
+      persist: this.config.wireguard.keepUpOnStop,
       netns: this.config.wireguard.netns ?? undefined,
       mode: this.config.wireguard.mode,
       logger: this.logger,
@@ -167,7 +170,11 @@ export class PeerNetwork {
     if (driftMs > 0) every(driftMs, () => this.checkDrift(), 'wireguard drift check');
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops managing the interface. It stays up (wireguard.keep_up_on_stop, the default) for the next
+   * start to adopt, unless `shutdown` asks for the end of the VPN.
+   */
+  async stop({ shutdown = false }: { shutdown?: boolean } = {}): Promise<void> {
     await this.starting?.catch(() => undefined);
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
@@ -178,16 +185,17 @@ export class PeerNetwork {
     if (this.bundleDirty) {
       await this.saveBundle().catch((err) => this.logger.warn('saving the PSK bundle failed', { error: String(err) }));
     }
-    await this.iface?.stop();
+    if (shutdown && this.iface?.shutdown) await this.iface.shutdown();
+    else await this.iface?.stop();
     this.iface = undefined;
     this.snapshot = undefined;
   }
 
-  /** Restart with new settings (listen port, subnet). */
+  /** Restart with new settings (listen port, subnet): the interface is made again. */
   async restart(): Promise<void> {
     await this.starting?.catch(() => undefined);
     if (!this.iface) return;
-    await this.stop();
+    await this.stop({ shutdown: true });
     await this.start();
   }
 

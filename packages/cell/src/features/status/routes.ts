@@ -5,6 +5,17 @@ import { overallState, type SubsystemStatus } from './service.js';
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 
+/**
+ * The VPN's state at the top of the answer, where no one can miss it: `up`, `down` (with the
+ * reason), `starting`, `waiting_for_setup` or `off` (wireguard.mode "off").
+ */
+function vpnSummary(subsystems: Record<string, SubsystemStatus>) {
+  const wg = subsystems['wireguard'];
+  if (!wg) return { state: 'down', interface: null, reason: 'no WireGuard status' };
+  const state = typeof wg['vpn'] === 'string' ? wg['vpn'] : 'down';
+  return { state, interface: wg['interface'] ?? null, adopted: wg['adopted'] ?? false, reason: wg['reason'] ?? wg['error'] ?? null };
+}
+
 export function statusRoutes(deps: CellDeps): Router {
   const router = new Router();
   // The answer changes at most once a second (the summary is shared for a second, uptime counts
@@ -14,7 +25,7 @@ export function statusRoutes(deps: CellDeps): Router {
     const subsystems = await deps.status.summary();
     const uptime = Math.round((Date.now() - deps.startedAt) / 1000);
     if (last?.subsystems !== subsystems || last.uptime !== uptime) {
-      const body = { ok: true, status: overallState(subsystems), version: deps.version, uptime_s: uptime, subsystems };
+      const body = { ok: true, status: overallState(subsystems), version: deps.version, uptime_s: uptime, vpn: vpnSummary(subsystems), subsystems };
       last = { subsystems, uptime, json: JSON.stringify(body) };
     }
     ctx.res.setHeader('Content-Type', JSON_TYPE); // directly: `ctx.type =` looks the type up in mime-db on every call

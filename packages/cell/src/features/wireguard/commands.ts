@@ -3,7 +3,7 @@
  * optionally inside a network namespace through `ip netns exec <ns>`. Output that reaches an error
  * message or a reason is passed through redactKeys first: `wg` echoes a malformed key line back.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 
@@ -97,8 +97,9 @@ export class CommandRunner {
     });
   }
 
-  spawn(path: string, args: string[], env: Record<string, string> = {}): ChildProcess {
+  /** `detached`: in a session of its own, so that it outlives us and no signal to our group reaches it. */
+  spawn(path: string, args: string[], env: Record<string, string> = {}, opts: { detached?: boolean; stdio?: StdioOptions } = {}): ChildProcess {
     const [file, argv] = this.argv(path, args);
-    return spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    return spawn(file, argv, { stdio: opts.stdio ?? ['ignore', 'pipe', 'pipe'], detached: opts.detached ?? false, env: { ...process.env, ...env } });
   }
 }

@@ -1,8 +1,12 @@
 /**
- * The cell's WireGuard interface: one network interface, owned from start() to stop().
+ * The cell's WireGuard interface: one network interface, the data plane of the VPN.
  *
  * It is brought up with the kernel module where there is one (`ip link add … type wireguard`), else
- * with userspace `wireguard-go` (a child process of the cell). Peer changes touch only the peers
+ * with userspace `wireguard-go`, started in a session of its own (its output goes to a log file in
+ * the config dir) so that it outlives the cell. With `persist`, stop() leaves the interface up and
+ * running: a restart of the cell does not cut the tunnels. The next start() adopts the interface it
+ * finds and converges it to the peers it is given; only shutdown() takes it down. Who owns an
+ * interface is written down (owner.ts), and another data dir's cell refuses to take it over. Peer changes touch only the peers
  * that differ (`wg set … remove`, `wg addconf`; sync.ts), so every other tunnel is left alone.
  * The config (private key, preshared keys) is rendered in memory and handed to `wg` through a file
  * in RAM (/dev/shm) that lives only while `wg` reads it: the keys live in the vault, never in the
@@ -11,7 +15,7 @@
  * and keeps the peer list for when it can.
  */
 import type { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +26,7 @@ import { renderWgConfig, renderWgPeers, type WgPeer } from './config.js';
 import { assertWireGuardKey, publicKeyOf } from './keys.js';
 import { parseWgShowDump, type WireGuardPeerStatus } from './status.js';
 import { planPeerSync, type PeerSyncPlan } from './sync.js';
+import { InterfaceOwner, isAlive } from './owner.js';
 
 /** How to bring the interface up: try the kernel then userspace, only one of them, or never (tests, no VPN). */
 export type WireGuardMode = 'auto' | 'kernel' | 'userspace' | 'off';
@@ -34,8 +39,14 @@ export interface WireGuardInterfaceOptions {
   listenPort: number;
   /** The cell's tunnel address with the subnet's prefix, e.g. 10.8.0.1/24. */
   address: string;
-  /** Where earlier versions wrote `<name>.conf` (it held the keys): a file left there is removed at start. */
+  /** Where earlier versions wrote `<name>.conf` (it held the keys): a file left there is removed at start. wireguard-go logs here. */
   configDir: string;
+  /** The cell's data dir: ownership is recorded beside its lock (owner.ts). Without it, none is recorded or checked. */
+  dataDir?: string;
+  /** Where the machine-wide ownership markers live (default /run/pic/wireguard). */
+  runDir?: string;
+  /** stop() leaves the interface up (the cell's restart does not cut the tunnels); shutdown() takes it down. */
+  persist?: boolean;
   /** Run every command inside this network namespace (`ip netns exec`). */
   netns?: string;
   mode?: WireGuardMode;
@@ -59,6 +70,8 @@ export interface WireGuardStatus {
   running: boolean;
   /** How the interface runs: kernel module, wireguard-go, or an interface that was already there. */
   mode: RunningMode | null;
+  /** This start found the interface up (left running by the cell's last run) and took it over. */
+  adopted?: boolean;
   /** Why it is not running (or what last went wrong), else null. */
   reason: string | null;
   peers: WireGuardPeerStatus[];
@@ -109,7 +122,12 @@ export class WireGuardInterface {
   private reason: string | null = 'not started';
   private child: ChildProcess | undefined;
   private childExited: Promise<void> | undefined;
-  private childOutput = '';
+  private readonly configDir: string;
+  private readonly persist: boolean;
+  private readonly owner: InterfaceOwner | undefined;
+  private adopted = false;
+  /** wireguard-go's pid, ours or (adopted) the one the last run recorded. */
+  private goPid: number | null = null;
   private stopping = false;
   /** start/apply/stop run one at a time, in call order: two applies never interleave. */
   private queue: Promise<unknown> = Promise.resolve();
@@ -127,6 +145,9 @@ export class WireGuardInterface {
     this.listenPort = options.listenPort;
     this.address = options.address;
     this.legacyConfigPath = join(options.configDir, `${options.name}.conf`);
+    this.configDir = options.configDir;
+    this.persist = options.persist ?? false;
+    this.owner = options.dataDir ? new InterfaceOwner(options.dataDir, options.name, options.netns ?? null, options.runDir) : undefined;
     this.netns = options.netns;
     this.mode = options.mode ?? 'auto';
     this.log = options.logger ?? silentLogger;
@@ -137,6 +158,11 @@ export class WireGuardInterface {
 
   get running(): boolean {
     return this.runningMode !== null;
+  }
+
+  /** wireguard-go's log (truncated at each start of it). */
+  get logFile(): string {
+    return join(this.configDir, `wireguard-go-${this.name}.log`);
   }
 
   /** Writes the config and brings the interface up where the machine allows; never throws for lack of means. */
@@ -153,14 +179,35 @@ export class WireGuardInterface {
         this.log.warn('wireguard interface not running', { interface: this.name, reason: problem });
       } else {
         this.reason = null;
-        const up = { interface: this.name, mode: this.runningMode, peers: this.peers.size };
-        this.log.info('wireguard interface up', up);
+        this.log.info(this.adopted ? 'wireguard interface adopted' : 'wireguard interface up', {
+          interface: this.name,
+          mode: this.runningMode,
+          peers: this.peers.size,
+        });
       }
     });
   }
 
-  /** Takes the interface down (and wireguard-go with it). */
+  /**
+   * Lets the interface go: with `persist` it stays up and running for the next start() to adopt
+   * (the cell's restart does not cut the tunnels); without, as shutdown().
+   */
   stop(): Promise<void> {
+    if (!this.persist) return this.shutdown();
+    return this.serialize(async () => {
+      if (!this.running && !this.child) return;
+      // wireguard-go runs in a session of its own: it goes on when we exit; we only stop watching it
+      this.child?.unref();
+      this.child = undefined;
+      this.childExited = undefined;
+      this.log.info('wireguard interface left up for the next start', { interface: this.name, mode: this.runningMode });
+      this.runningMode = null;
+      this.reason = 'stopped (the interface was left up)';
+    });
+  }
+
+  /** Takes the interface down (and wireguard-go with it): the explicit end of the VPN. */
+  shutdown(): Promise<void> {
     return this.serialize(async () => {
       if (!this.running && !this.child) return;
       this.stopping = true;
@@ -264,17 +311,18 @@ export class WireGuardInterface {
     if (this.running) {
       try {
         const dump = parseWgShowDump(await this.readDump());
-        return { ...base(), running: true, mode: this.runningMode, reason: null, peers: dump.peers };
+        return { ...base(), running: true, mode: this.runningMode, adopted: this.adopted, reason: null, peers: dump.peers };
       } catch (err) {
         if (this.running && !(await this.interfaceExists())) {
           this.runningMode = null;
           this.reason = `the interface disappeared (wg show: ${errorText(err)})`;
         } else {
-          return { ...base(), running: true, mode: this.runningMode, reason: `wg show failed: ${errorText(err)}`, peers: configured() };
+          const reason = `wg show failed: ${errorText(err)}`;
+          return { ...base(), running: true, mode: this.runningMode, adopted: this.adopted, reason, peers: configured() };
         }
       }
     }
-    return { ...base(), running: false, mode: null, reason: this.reason, peers: configured() };
+    return { ...base(), running: false, mode: null, adopted: false, reason: this.reason, peers: configured() };
   }
 
   // ---- internals ----
@@ -297,16 +345,28 @@ export class WireGuardInterface {
     if (!wg) return "'wg' is not installed (Debian package wireguard-tools)";
     if (!ip) return "'ip' is not installed (Debian package iproute2)";
 
+    // another data dir's cell holds this interface: never take it over
+    try {
+      this.owner?.assertMayTake();
+    } catch (err) {
+      return errorText(err);
+    }
     let created = false;
+    this.adopted = false;
+    this.goPid = null;
     try {
       if (await this.interfaceExists()) {
-        // Left over from an earlier run (a crash, or a restart that kept tunnels): adopt it if it is WireGuard.
+        // Left up by this data dir's last run (a restart keeps the tunnels), or by a crash: adopt it if it is WireGuard.
         try {
           await this.runner.run(wg, ['show', this.name, 'public-key']);
         } catch {
           return `an interface named ${this.name} already exists and is not a WireGuard interface`;
         }
-        this.runningMode = 'existing';
+        const local = this.owner?.local();
+        const recorded = local && local.interface === this.name && local.netns === (this.netns ?? null) ? local : undefined;
+        this.runningMode = recorded?.mode ?? 'existing';
+        this.goPid = recorded?.wireguard_go_pid ?? null;
+        this.adopted = true;
       } else {
         const kernelProblem = this.mode === 'userspace' ? 'not tried (mode "userspace")' : await this.createKernel(ip);
         if (kernelProblem === undefined) {
@@ -316,18 +376,33 @@ export class WireGuardInterface {
           const userspaceProblem = await this.createUserspace(wg);
           if (userspaceProblem) return `kernel WireGuard unavailable (${kernelProblem}); wireguard-go: ${userspaceProblem}`;
           this.runningMode = 'userspace';
+          this.goPid = this.child?.pid ?? null;
         }
         created = true;
       }
       await this.syncconf();
       await this.runner.run(ip, ['address', 'replace', this.address, 'dev', this.name]);
+      if (this.adopted) await this.dropOtherAddresses(ip);
       await this.runner.run(ip, ['link', 'set', 'dev', this.name, 'up']);
+      try {
+        this.owner?.claim(this.runningMode ?? 'existing', this.goPid);
+      } catch (err) {
+        this.log.warn('could not record the owner of the wireguard interface', { interface: this.name, error: errorText(err) });
+      }
       return undefined;
     } catch (err) {
       const problem = `could not configure ${this.name}: ${errorText(err)}`;
       if (created || this.child) await this.tearDown().catch(() => undefined);
       this.runningMode = null;
       return problem;
+    }
+  }
+
+  /** An adopted interface carries only the cell's address (the subnet may have changed since it was made). */
+  private async dropOtherAddresses(ip: string): Promise<void> {
+    const shown = (await this.runner.run(ip, ['-o', '-4', 'address', 'show', 'dev', this.name])).stdout;
+    for (const [, cidr] of shown.matchAll(/\binet (\S+)/g)) {
+      if (cidr !== this.address) await this.runner.run(ip, ['address', 'del', cidr!, 'dev', this.name]);
     }
   }
 
@@ -362,26 +437,33 @@ export class WireGuardInterface {
 
   /** One start of wireguard-go: undefined once its control socket answers, else why not. */
   private async spawnUserspace(wireguardGo: string, wg: string): Promise<string | undefined> {
-    this.childOutput = '';
-    // -f: stay in the foreground as our child, so stop() and a crash are both visible to us.
+    // -f: no daemonizing of its own, so that its pid is the one we spawn and record, and an exit at
+    // start is ours to see. detached: a session of its own, so it outlives the cell and no signal to
+    // the cell's process group (a terminal's Ctrl-C) reaches it. Its output goes to a log file.
     // WG_PROCESS_FOREGROUND=1 also silences its "use the kernel module" banner, which would bury the real error.
-    const child = this.runner.spawn(wireguardGo, ['-f', this.name], { WG_PROCESS_FOREGROUND: '1' });
+    mkdirSync(this.configDir, { recursive: true, mode: 0o700 });
+    const logFd = openSync(this.logFile, 'w', 0o600);
+    let spawnError = '';
+    let child: ChildProcess;
+    try {
+      child = this.runner.spawn(wireguardGo, ['-f', this.name], { WG_PROCESS_FOREGROUND: '1' }, {
+        detached: true,
+        stdio: ['ignore', logFd, logFd],
+      });
+    } finally {
+      closeSync(logFd);
+    }
     this.child = child;
-    const keep = (d: Buffer) => {
-      this.childOutput = (this.childOutput + d.toString()).slice(-4000);
-    };
-    child.stdout?.on('data', keep);
-    child.stderr?.on('data', keep);
     this.childExited = new Promise<void>((resolve) => {
       child.once('error', (err) => {
-        this.childOutput += ` ${err.message}`;
+        spawnError = ` ${err.message}`;
         resolve();
       });
       child.once('exit', (code, signal) => {
         if (this.child === child) this.child = undefined;
         if (!this.stopping && this.runningMode === 'userspace') {
           this.runningMode = null;
-          this.reason = `wireguard-go exited unexpectedly (${code ?? signal}): ${outputTail(this.childOutput)}`;
+          this.reason = `wireguard-go exited unexpectedly (${code ?? signal}): ${this.output()}`;
           this.log.error('wireguard-go exited', { interface: this.name, reason: this.reason });
         }
         resolve();
@@ -391,7 +473,7 @@ export class WireGuardInterface {
     const deadline = Date.now() + this.startTimeoutMs;
     while (Date.now() < deadline) {
       if (child.exitCode !== null || child.signalCode !== null || !this.child) {
-        return `${EXITED_AT_START} (${child.exitCode ?? child.signalCode}): ${outputTail(this.childOutput) || 'no output'}`;
+        return `${EXITED_AT_START} (${child.exitCode ?? child.signalCode}): ${this.output() + spawnError || 'no output'}`;
       }
       try {
         await this.runner.run(wg, ['show', this.name, 'public-key'], 2_000);
@@ -401,7 +483,16 @@ export class WireGuardInterface {
       }
     }
     await this.killChild();
-    return `did not open its control socket within ${this.startTimeoutMs} ms: ${outputTail(this.childOutput) || 'no output'}`;
+    return `did not open its control socket within ${this.startTimeoutMs} ms: ${this.output() || 'no output'}`;
+  }
+
+  /** The tail of wireguard-go's log, for a one-line reason. */
+  private output(): string {
+    try {
+      return outputTail(readFileSync(this.logFile, 'utf8').slice(-4000));
+    } catch {
+      return '';
+    }
   }
 
   /** At bring-up: the interface's own key and port, and every peer. */
@@ -480,6 +571,15 @@ export class WireGuardInterface {
       }
     }
     await this.killChild();
+    // an adopted wireguard-go is not our child: it exits when its device goes; make sure it did
+    if (this.goPid !== null && this.goPid !== this.child?.pid) await endWireguardGo(this.goPid);
+    this.goPid = null;
+    this.adopted = false;
+    try {
+      this.owner?.release();
+    } catch (err) {
+      this.log.warn('could not clear the owner of the wireguard interface', { interface: this.name, error: errorText(err) });
+    }
   }
 
   private async killChild(): Promise<void> {
@@ -507,6 +607,53 @@ function describePlan(plan: PeerSyncPlan): NonNullable<ApplyResult['changed']> {
     removed: plan.remove.filter((key) => !upserted.has(key)),
     updated: [...upserted].filter((key) => !missing.has(key)),
   };
+}
+
+/**
+ * The explicit end of a data dir's VPN while its cell is stopped (`npm run vpn -- down`): deletes
+ * the interface its owner record names, ends its wireguard-go, and clears the record. An interface
+ * that meanwhile belongs to another data dir is left alone. Returns what it did, for the admin.
+ */
+export async function shutdownRecordedInterface(dataDir: string, runDir?: string): Promise<string> {
+  const record = InterfaceOwner.recorded(dataDir);
+  if (!record) return 'no WireGuard interface is recorded for this data dir: nothing to take down';
+  const owner = new InterfaceOwner(dataDir, record.interface, record.netns, runDir);
+  const where = `${record.interface}${record.netns ? ` (network namespace ${record.netns})` : ''}`;
+  const holder = owner.check();
+  if (holder.kind === 'other_live' || holder.kind === 'other_stopped') {
+    owner.release();
+    return `${where} belongs to the data dir ${holder.record.data_dir} now: left it alone, and forgot this data dir's record`;
+  }
+  const runner = new CommandRunner(record.netns ?? undefined);
+  const ip = findExecutable('ip');
+  if (!ip) throw new Error("'ip' is not installed (Debian package iproute2)");
+  let existed = true;
+  try {
+    await runner.run(ip, ['link', 'show', 'dev', record.interface]);
+  } catch {
+    existed = false;
+  }
+  if (existed) await runner.run(ip, ['link', 'delete', 'dev', record.interface]);
+  if (record.wireguard_go_pid !== null) await endWireguardGo(record.wireguard_go_pid);
+  owner.release();
+  return existed ? `took ${where} down` : `${where} was not up; cleared its record`;
+}
+
+/** Waits for a wireguard-go whose device is gone to exit; ends it if it does not (only if that pid is still wireguard-go). */
+export async function endWireguardGo(pid: number): Promise<void> {
+  const isWireguardGo = () => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').some((a) => a.endsWith('wireguard-go'));
+    } catch {
+      return false;
+    }
+  };
+  for (const [signal, waitMs] of [[null, 2_000], ['SIGTERM', 3_000], ['SIGKILL', 1_000]] as const) {
+    if (!isAlive(pid) || !isWireguardGo()) return;
+    if (signal) process.kill(pid, signal);
+    const deadline = Date.now() + waitMs;
+    while (Date.now() < deadline && isAlive(pid) && isWireguardGo()) await sleep(50);
+  }
 }
 /** Public keys per `wg set … peer K remove …` call: far below the kernel's limit on arguments. */
 const REMOVE_PER_COMMAND = 500;
