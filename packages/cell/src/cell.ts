@@ -24,6 +24,7 @@ import { LinkFirewall } from './features/cells/enforcer.js';
 import { PeerSyncListener, httpTransport } from './features/cells/transport.js';
 import { cellAddress } from './features/wireguard/addresses.js';
 import { readCellSettings } from './features/config/service.js';
+import { TunnelListener } from './http/tunnel-listener.js';
 import type { CellDeps } from './deps.js';
 
 const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -128,6 +129,7 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
   // Peer-sync listens on the cell's own tunnel address, on its own port (not the API's, not Caddy's).
   const tunnelHost = async () => cellAddress((await readCellSettings(database.db)).network.subnet);
   const syncListener = new PeerSyncListener(cells, tunnelHost, config.cells.syncPort, logger);
+  let tunnel: TunnelListener | undefined;
 
   status.register('database', () => {
     const probe = probeDatabase(database.sqlite);
@@ -138,7 +140,10 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
   status.register('wireguard', async () => {
     const wg = await peerNetwork.status();
     const base = { interface: wg.interface, mode: 'mode' in wg ? wg.mode : null, adopted: 'adopted' in wg ? (wg.adopted ?? false) : false };
-    if (wg.running) return { state: 'ok', vpn: 'up', ...base, reason: null, peers: wg.peers.length };
+    if (wg.running) {
+      const api = tunnel?.status() ?? { url: null, reason: 'http.listen_on_wireguard is off' };
+      return { state: 'ok', vpn: 'up', ...base, reason: null, peers: wg.peers.length, api_url: api.url, api_reason: api.reason };
+    }
     if (config.wireguard.mode === 'off') return { state: 'not_configured', vpn: 'off', ...base, reason: wg.reason };
     if (!setup.isComplete()) return { state: 'not_configured', vpn: 'waiting_for_setup', ...base, reason: wg.reason };
     if (wg.reason?.startsWith('starting')) return { state: 'degraded', vpn: 'starting', ...base, reason: wg.reason };
@@ -182,6 +187,19 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
     server.listen(config.port, config.host, () => resolve());
   });
   store.listeningOn((server.address() as AddressInfo).port); // a manifest may not publish on it
+  // Peers reach the API through the tunnel: a listener on the WireGuard address, once it exists.
+  // Not when the interface lives in another network namespace: this process cannot bind its address.
+  if (config.http.listenOnWireguard && !config.wireguard.netns) {
+    const port = () => (server.address() as AddressInfo).port;
+    tunnel = new TunnelListener(app.callback(), port, logger);
+    peerNetwork.onInterfaceChange((address) => void tunnel?.sync(address));
+  }
+  if (config.host === '0.0.0.0' || config.host === '::') {
+    logger.warn('listening on every interface with plain HTTP', {
+      host: config.host,
+      advice: 'passwords and session cookies cross the network unencrypted: keep PIC_HOST=127.0.0.1; peers use the WireGuard address',
+    });
+  }
   await health.start();
   const retention = new AuditRetention(database.db, audit, vault, config.dataDir, config.audit.retentionDays, logger);
   retention.start();
@@ -222,6 +240,7 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
       await syncListener.stop();
       await cells.stop();
       await store.stop();
+      await tunnel?.stop();
       await peerNetwork.stop();
       clearInterval(purge);
       loginLimiter.stop();

@@ -45,6 +45,7 @@ describe('loadConfig', () => {
         rateLimit: { apiPerMinute: 600, loginFailures: 10, loginWindowMs: 15 * 60_000 },
         health: { intervalMs: 60_000, keep: 1440 },
         audit: { retentionDays: null },
+        http: { listenOnWireguard: true },
         wireguard: { interface: 'pic0', mode: 'auto', netns: null, driftCheckMs: 300_000, keepUpOnStop: true },
         cells: { syncPort: 7947, retryMaxMs: 60_000 },
         store: {

@@ -49,6 +49,15 @@ export const CellYamlSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    http: Type.Optional(
+      Type.Object(
+        {
+          /** Also listen on the cell's WireGuard address once the interface is up, so peers reach the API (default true). */
+          listen_on_wireguard: Type.Optional(Type.Boolean()),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     audit: Type.Optional(
       Type.Object(
         {
@@ -152,6 +161,7 @@ export interface CellConfig {
   rateLimit: { apiPerMinute: number; loginFailures: number; loginWindowMs: number };
   health: { intervalMs: number; keep: number };
   audit: { retentionDays: number | null };
+  http: { listenOnWireguard: boolean };
   wireguard: {
     interface: string;
     mode: 'auto' | 'kernel' | 'userspace' | 'off';
@@ -251,6 +261,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CellConfig {
       keep: yaml.health?.keep ?? 1440,
     },
     audit: { retentionDays: yaml.audit?.retention_days ?? null },
+    http: { listenOnWireguard: yaml.http?.listen_on_wireguard ?? true },
     wireguard: {
       interface: yaml.wireguard?.interface ?? 'pic0',
       mode: wireguardMode(env['PIC_WIREGUARD_MODE']) ?? yaml.wireguard?.mode ?? 'auto',

@@ -97,6 +97,8 @@ export class PeerNetwork {
   private refreshing: Promise<Map<string, WireGuardPeerStatus>> | undefined;
   /** Peers of the interface that are not the cell's own devices: the linked cells' site-to-site peers. */
   extraPeers: (() => Promise<WgPeer[]>) | undefined;
+  /** Told the tunnel address (no prefix) when the interface comes up, and null when it goes. */
+  private interfaceListener: ((address: string | null) => void) | undefined;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -128,6 +130,11 @@ export class PeerNetwork {
     const { privateKey } = generateKeyPair();
     await this.vault.put(CELL_KEY_SECRET, privateKey);
     return privateKey;
+  }
+
+  /** `fn` learns the tunnel address when the interface comes up (null when it goes): the tunnel listener. */
+  onInterfaceChange(fn: (address: string | null) => void): void {
+    this.interfaceListener = fn;
   }
 
   /** Brings the interface up with every live peer. Call when setup is (or becomes) complete. */
@@ -164,6 +171,7 @@ export class PeerNetwork {
       t.unref();
       this.timers.push(t);
     };
+    if (iface.running) this.interfaceListener?.(cellAddress(network.subnet));
     every(this.opts.expiryEveryMs ?? 30_000, () => this.closeExpired(), 'peer expiry');
     every(this.opts.sampleEveryMs ?? 60_000, () => this.sampleTraffic(), 'traffic sampling');
     const driftMs = this.opts.driftCheckMs ?? 300_000;
@@ -185,6 +193,7 @@ export class PeerNetwork {
     if (this.bundleDirty) {
       await this.saveBundle().catch((err) => this.logger.warn('saving the PSK bundle failed', { error: String(err) }));
     }
+    if (this.iface) this.interfaceListener?.(null);
     if (shutdown && this.iface?.shutdown) await this.iface.shutdown();
     else await this.iface?.stop();
     this.iface = undefined;

@@ -56,12 +56,21 @@ export class InterfaceOwnedError extends Error {
   }
 }
 
+/**
+ * Whether `pid` runs. A zombie does not: a wireguard-go left by an earlier cell has init as its
+ * parent, and an init that does not reap (some containers and VMs) keeps it as a zombie.
+ */
 export const isAlive = (pid: number): boolean => {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc to ask: the signal check is all there is
   }
 };
 
