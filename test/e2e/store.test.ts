@@ -315,7 +315,8 @@ describe('the store on a real container engine (real cell process)', () => {
 
   it('removes the service: containers and network gone, data volume kept unless purged, routes 404 again', async () => {
     await api.post('/api/test-echo/accounts', { username: 'carol' });
-    const res = await api.post('/api/store/remove', { id: 'test-echo' });
+    // `wait` as install takes it: removal answers once finished either way
+    const res = await api.post('/api/store/remove', { id: 'test-echo', wait: true });
     assert.equal(res.status, 200, res.text);
     assert.equal(res.body.removed, true);
     assert.equal(res.body.job.state, 'removed');
@@ -417,6 +418,9 @@ describe('the store without a container engine (real cell process)', () => {
     assert.equal(entry.details.status, 503);
     assert.equal((await api.post('/api/store/install', { id: 'nothing-like-it' })).status, 404);
     assert.equal((await api.post('/api/store/remove', { id: 'test-echo' })).body.removed, false);
+    const waiting = await api.post('/api/store/remove', { id: 'test-echo', wait: true });
+    assert.equal(waiting.status, 200, `remove accepts "wait" as install does: ${waiting.text}`);
+    assert.equal(waiting.body.removed, false);
     assert.equal((await api.get('/api/services/catalog/test-echo/status')).body.installed, false);
     assert.equal((await api.get('/api/services/catalog/nothing/status')).status, 404);
     // nothing installed and no engine: a store not in use, which does not make the cell degraded

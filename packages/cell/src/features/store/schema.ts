@@ -20,6 +20,8 @@ export const RemoveBody = Type.Object(
     id: ServiceId,
     /** Also delete the service's data volumes, generated secrets and accounts. Default false. */
     purge: Type.Optional(Type.Boolean()),
+    /** As install's: removal always answers once it has finished, so this changes nothing; accepted so that a client can send both the same way. */
+    wait: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );
