@@ -191,6 +191,18 @@ describe('the store on a real container engine (real cell process)', () => {
     assert.equal((await api.get('/api/test-echo/echo')).status, 404);
   });
 
+  it('an install whose account command does not exist in its image fails: healthy containers are not enough', async () => {
+    const broken = await goodManifest();
+    broken.accounts.list = { exec: { container: 'server', argv: ['pic-no-such-command', 'list'] }, output: 'lines' };
+    await publish({ manifest: broken });
+    const res = await api.post('/api/store/install', { id: 'test-echo', wait: true });
+    assert.equal(res.status, 502, res.text);
+    assert.equal(res.body.job.state, 'failed');
+    assert.match(res.body.job.error, /the account contract does not answer: listing the accounts of test-echo: exec pic-no-such-command in container "server"|pic-no-such-command in container "server" exited/);
+    await assertEngineEmpty('the failed install');
+    assert.equal((await api.get('/api/test-echo/status')).body.installed, false);
+  });
+
   it('installs test-echo as a job that reaches healthy, and mounts its routes on the live server', async () => {
     await publish();
     const res = await api.post('/api/store/install', { id: 'test-echo' });
@@ -311,6 +323,25 @@ describe('the store on a real container engine (real cell process)', () => {
     const res = await api.post('/api/services/catalog/test-echo/restart');
     assert.equal(res.status, 200, res.text);
     assert.equal(res.body.healthy, true);
+  });
+
+  it('is not healthy while its account contract does not answer, though its containers are', async () => {
+    const accountsCgi = ['/www/cgi-bin/accounts', '/www/cgi-bin/accounts.off'];
+    const moved = await view.exec(echoContainer, ['/bin/busybox', 'mv', ...accountsCgi]);
+    assert.equal(moved.exitCode, 0, moved.stderr);
+    try {
+      const res = await api.get('/api/services/catalog/test-echo/status');
+      assert.equal(res.status, 200, res.text);
+      assert.ok(res.body.containers.every((c: any) => c.healthy), JSON.stringify(res.body.containers));
+      assert.equal(res.body.healthy, false, JSON.stringify(res.body));
+      assert.equal(res.body.accounts.answers, false);
+      assert.match(res.body.accounts.reason, /^the account contract does not answer: listing the accounts of test-echo/);
+    } finally {
+      await view.exec(echoContainer, ['/bin/busybox', 'mv', ...[...accountsCgi].reverse()]);
+    }
+    const back = (await api.get('/api/services/catalog/test-echo/status')).body;
+    assert.equal(back.healthy, true, JSON.stringify(back));
+    assert.deepEqual(back.accounts, { answers: true, reason: null });
   });
 
   it('removes the service: containers and network gone, data volume kept unless purged, routes 404 again', async () => {

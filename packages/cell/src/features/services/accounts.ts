@@ -59,7 +59,7 @@ export class ServiceAccounts {
     return { domain: identity.domain, subdomain: manifest.subdomain, secrets: await serviceSecrets(this.d.vault, executor, manifest), ...extra };
   }
 
-  private accountsOf(inst: Installation) {
+  private accountsOf(inst: Pick<Installation, 'id' | 'manifest'>) {
     const accounts = inst.manifest.accounts;
     if (!accounts) throw errors.notFound(`service "${inst.id}" has no accounts`);
     return accounts;
@@ -70,10 +70,24 @@ export class ServiceAccounts {
   }
 
   /** What the service's own list action reports. Throws ServiceActionError. */
-  async serviceList(inst: Installation): Promise<string[]> {
+  async serviceList(inst: Pick<Installation, 'id' | 'manifest'>): Promise<string[]> {
     const accounts = this.accountsOf(inst);
     const out = await runAccountAction(this.d.runtime, this.d.cellId, inst.manifest, accounts.list, await this.values(this.d.db, inst.manifest), `listing the accounts of ${inst.id}`);
     return parseAccountList(out, accounts.list.output);
+  }
+
+  /**
+   * Whether the service's account contract answers (its `list`): part of being healthy for a
+   * service with accounts. Resolves with the reason it does not, or null (also for a service without accounts).
+   */
+  async contractProblem(inst: Pick<Installation, 'id' | 'manifest'>): Promise<string | null> {
+    if (!inst.manifest.accounts) return null;
+    try {
+      await this.serviceList(inst);
+      return null;
+    } catch (err) {
+      return `the account contract does not answer: ${err instanceof Error ? err.message : String(err)}`;
+    }
   }
 
   /** The cell's accounts of a service, each checked against the service's own list when it answers. */

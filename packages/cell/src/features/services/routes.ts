@@ -48,14 +48,18 @@ export async function serviceStatus(deps: CellDeps, id: string): Promise<Record<
     return { ok: true, service: id, installed: true, state: 'installed', version: inst.version, healthy: false, engine: { reachable: false, reason: engine.reason }, containers: [] };
   }
   const containers = await serviceHealth(store.runtime, store.cellId, inst.manifest);
+  const containersHealthy = containers.every((c) => c.healthy);
+  // healthy: the containers are, and (for a service with accounts) its account contract answers
+  const contract = inst.manifest.accounts ? (containersHealthy ? await store.accounts.contractProblem(inst) : 'not asked: a container is not healthy') : null;
   return {
     ok: true,
     service: id,
     installed: true,
     state: 'installed',
     version: inst.version,
-    healthy: containers.every((c) => c.healthy),
+    healthy: containersHealthy && contract === null,
     containers,
+    ...(inst.manifest.accounts ? { accounts: { answers: contract === null, reason: contract } } : {}),
   };
 }
 

@@ -38,7 +38,15 @@ export interface InstallerDeps extends EngineDeps {
   healthPollMs?: number;
   /** The host address ports with `host` are published on (store.publish_address; 127.0.0.1 by default). */
   publishAddress?: string;
+  /**
+   * Once the containers are healthy: why the service still is not (its account contract does not
+   * answer), or null. Asked until it says null or CONTRACT_WAIT_MS pass; then the install fails.
+   */
+  contractProblem?: (id: string, manifest: ServiceManifest) => Promise<string | null>;
 }
+
+/** How long an install waits for a service's account contract to answer once its containers are healthy. */
+export const CONTRACT_WAIT_MS = 10_000;
 
 export interface InstallRequest {
   id: string;
@@ -243,6 +251,14 @@ export class Installer {
       await step('starting');
       for (const c of manifest.containers) await runtime.startContainer(names.container(c.name));
       await waitHealthy(runtime, cellId, manifest, this.d.healthPollMs);
+      // healthy containers are not yet a healthy service: its account contract must answer too
+      if (this.d.contractProblem) {
+        const deadline = Date.now() + CONTRACT_WAIT_MS;
+        for (let problem = await this.d.contractProblem(req.id, manifest); problem; problem = await this.d.contractProblem(req.id, manifest)) {
+          if (Date.now() > deadline) throw new Error(problem);
+          await new Promise((resolve) => setTimeout(resolve, this.d.healthPollMs ?? 500));
+        }
+      }
 
       const done = await db.transaction().execute(async (trx) => {
         const now = nowIso();

@@ -108,6 +108,7 @@ export class Store {
         store.webRoutesChanged();
         await accounts.retryTombstones(id);
       },
+      contractProblem: (id, manifest) => accounts.contractProblem({ id, manifest }),
       onRemoving: (id) => {
         mounts.unmount(id);
         store.webRoutesChanged();
