@@ -61,14 +61,22 @@ export async function checkCellSystem(root, log, env = process.env) {
         `  install: sudo apt-get install --no-install-recommends ${still.join(' ')}`,
       );
     } else if (!hasNetAdmin()) {
-      problems.push('the VPN needs root (or CAP_NET_ADMIN) to create its WireGuard interface', '  start the cell as root');
+      problems.push(
+        'the VPN needs root (or CAP_NET_ADMIN) to create its WireGuard interface',
+        '  start the cell as root',
+      );
     } else if (!existsSync('/dev/net/tun') && !existsSync('/sys/module/wireguard')) {
-      problems.push('the VPN needs /dev/net/tun (for wireguard-go) or the kernel\'s WireGuard module; this machine has neither');
+      problems.push(
+        "the VPN needs /dev/net/tun (for wireguard-go) or the kernel's WireGuard module; this machine has neither",
+      );
     }
-    if (problems.length) problems.push('  or start the cell without a VPN on purpose: PIC_WIREGUARD_MODE=off npm start');
+    if (problems.length)
+      problems.push('  or start the cell without a VPN on purpose: PIC_WIREGUARD_MODE=off npm start');
   }
   if (yaml.store?.engine === 'managed') {
-    const res = install ? await docker.ensure(log, { forTests: false }) : { ok: docker.haveDockerd(), reason: 'dockerd is not installed' };
+    const res = install
+      ? await docker.ensure(log, { forTests: false })
+      : { ok: docker.haveDockerd(), reason: 'dockerd is not installed' };
     if (!res.ok) {
       problems.push(
         `store.engine is "managed", and the cell's Docker engine cannot run: ${res.reason}`,

@@ -145,7 +145,7 @@ describe('npm start checks the system parts the cell needs (scripts/cell-system.
     return { code, out };
   };
 
-  it('refuses to start a cell whose VPN tools are missing, naming them and the command that installs them', async () => {
+  it('refuses a cell whose VPN tools are missing, naming them and the command that installs them', async () => {
     const checkOnly = await launch({ PIC_SYSTEM_INSTALL: 'no' });
     assert.equal(checkOnly.code, 1, checkOnly.out);
     assert.match(checkOnly.out, /the VPN needs wireguard-tools, wireguard-go, which are not installed/);

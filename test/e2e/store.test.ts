@@ -191,14 +191,15 @@ describe('the store on a real container engine (real cell process)', () => {
     assert.equal((await api.get('/api/test-echo/echo')).status, 404);
   });
 
-  it('an install whose account command does not exist in its image fails: healthy containers are not enough', async () => {
+  it('an install whose account command is not in its image fails: healthy containers are not enough', async () => {
     const broken = await goodManifest();
     broken.accounts.list = { exec: { container: 'server', argv: ['pic-no-such-command', 'list'] }, output: 'lines' };
     await publish({ manifest: broken });
     const res = await api.post('/api/store/install', { id: 'test-echo', wait: true });
     assert.equal(res.status, 502, res.text);
     assert.equal(res.body.job.state, 'failed');
-    assert.match(res.body.job.error, /the account contract does not answer: listing the accounts of test-echo: exec pic-no-such-command in container "server"|pic-no-such-command in container "server" exited/);
+    assert.match(res.body.job.error, /^the account contract does not answer: listing the accounts of test-echo: /);
+    assert.match(res.body.job.error, /pic-no-such-command in container "server"/);
     await assertEngineEmpty('the failed install');
     assert.equal((await api.get('/api/test-echo/status')).body.installed, false);
   });
@@ -335,7 +336,8 @@ describe('the store on a real container engine (real cell process)', () => {
       assert.ok(res.body.containers.every((c: any) => c.healthy), JSON.stringify(res.body.containers));
       assert.equal(res.body.healthy, false, JSON.stringify(res.body));
       assert.equal(res.body.accounts.answers, false);
-      assert.match(res.body.accounts.reason, /^the account contract does not answer: listing the accounts of test-echo/);
+      const expected = /^the account contract does not answer: listing the accounts of test-echo/;
+      assert.match(res.body.accounts.reason, expected);
     } finally {
       await view.exec(echoContainer, ['/bin/busybox', 'mv', ...[...accountsCgi].reverse()]);
     }

@@ -27,7 +27,9 @@ import { type ParsedWgQuickConfig, loadWgConfig, loadWgTesting, sleep, startPeer
 
 const execFileP = promisify(execFile);
 const testing = await loadWgTesting();
-const skip = testing.wireguardTestSkipReason() ?? (existsSync('/usr/bin/ping') || existsSync('/bin/ping') ? undefined : "'ping' is missing");
+const skip =
+  testing.wireguardTestSkipReason() ??
+  (existsSync('/usr/bin/ping') || existsSync('/bin/ping') ? undefined : "'ping' is missing");
 if (skip) process.stderr.write(`[vpn-lifecycle] SKIPPING: ${skip}\n`);
 
 const hex = randomBytes(3).toString('hex');
@@ -46,7 +48,8 @@ const WG_ENV = { PIC_WIREGUARD_MODE: 'userspace' };
 
 const ip = (...args: string[]) => testing.run('ip', args);
 const inClient = (command: string, ...args: string[]) => testing.runIn(CLIENT_NS, command, args);
-const nodeInClient = (script: string) => testing.run('ip', ['netns', 'exec', CLIENT_NS, process.execPath, '-e', script]);
+const nodeInClient = (script: string) =>
+  testing.run('ip', ['netns', 'exec', CLIENT_NS, process.execPath, '-e', script]);
 
 /** The cell's `vpn down` (what `npm run vpn -- down` runs), for a data dir. */
 async function vpnDown(dataDir: string): Promise<{ code: number; out: string }> {
@@ -74,9 +77,13 @@ const alive = (pid: number) => {
 
 /** Pings the cell through the tunnel every 200 ms until stopped; which sequence numbers answered. */
 function startPinging(): { stop: () => Promise<{ answered: number[]; lost: number[]; output: string }> } {
-  const child: ChildProcess = spawn('ip', ['netns', 'exec', CLIENT_NS, 'ping', '-n', '-O', '-i', '0.2', '-W', '1', CELL_TUNNEL_ADDRESS], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child: ChildProcess = spawn(
+    'ip',
+    ['netns', 'exec', CLIENT_NS, 'ping', '-n', '-O', '-i', '0.2', '-W', '1', CELL_TUNNEL_ADDRESS],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
@@ -104,7 +111,8 @@ describe('the VPN outlives the cell: adopt on start, one owner, reachable over t
   const otherDirs: string[] = [];
 
   const ifindex = async () => /^(\d+):/.exec(await ip('-o', 'link', 'show', 'dev', CELL_IF))?.[1];
-  const ownerRecord = () => JSON.parse(readFileSync(join(dataDir, 'wireguard-owner.json'), 'utf8')) as Record<string, any>;
+  const ownerRecord = () =>
+    JSON.parse(readFileSync(join(dataDir, 'wireguard-owner.json'), 'utf8')) as Record<string, any>;
   const reaches = async () => {
     try {
       await inClient('ping', '-c', '1', '-W', '1', '-n', '-q', CELL_TUNNEL_ADDRESS);
@@ -142,7 +150,12 @@ describe('the VPN outlives the cell: adopt on start, one owner, reachable over t
       const down = await vpnDown(dataDir);
       if (down.code !== 0) problems.push(`vpn down: ${down.out}`);
     }
-    if (await ip('link', 'show', 'dev', CELL_IF).then(() => true, () => false)) {
+    if (
+      await ip('link', 'show', 'dev', CELL_IF).then(
+        () => true,
+        () => false,
+      )
+    ) {
       problems.push(`${CELL_IF} was still up; deleted`);
       await ip('link', 'delete', 'dev', CELL_IF).catch(() => undefined);
     }
@@ -157,7 +170,7 @@ describe('the VPN outlives the cell: adopt on start, one owner, reachable over t
     assert.deepEqual(problems, [], 'clean-up went wrong');
   });
 
-  it('a peer reaches the API through the tunnel, on the WireGuard address; the main listener stays on 127.0.0.1', async (t) => {
+  it('a peer reaches the API through the tunnel on the WireGuard address; the main listener stays local', async (t) => {
     if (skip) return t.skip(skip);
     const status = (await admin.get('/api/status')).body;
     assert.equal(status.vpn.state, 'up', JSON.stringify(status));
@@ -176,7 +189,8 @@ describe('the VPN outlives the cell: adopt on start, one owner, reachable over t
     const conf = join(tmp, 'client.conf');
     writeFileSync(conf, wg.renderWgConfig(wg.toWgConfig(parsed)), { mode: 0o600 });
     await inClient('wg', 'setconf', CLIENT_IF, conf);
-    for (const address of parsed.interface.addresses) await ip('-n', CLIENT_NS, 'address', 'add', address, 'dev', CLIENT_IF);
+    for (const address of parsed.interface.addresses)
+      await ip('-n', CLIENT_NS, 'address', 'add', address, 'dev', CLIENT_IF);
     await ip('-n', CLIENT_NS, 'link', 'set', 'dev', CLIENT_IF, 'up');
     for (const route of parsed.peers[0]!.allowedIps) await ip('-n', CLIENT_NS, 'route', 'add', route, 'dev', CLIENT_IF);
     const deadline = Date.now() + 20_000;
@@ -191,7 +205,7 @@ describe('the VPN outlives the cell: adopt on start, one owner, reachable over t
     await assert.rejects(nodeInClient(`fetch(${JSON.stringify(`${cell!.url}/health`)}).then(r=>r.text())`));
   });
 
-  it('stopping and starting the cell loses no ping: the new cell adopts the same interface and wireguard-go', async (t) => {
+  it('stopping and starting the cell loses no ping: the new cell adopts the interface and wireguard-go', async (t) => {
     if (skip) return t.skip(skip);
     const index = await ifindex();
     const goPid = ownerRecord().wireguard_go_pid as number;
@@ -234,17 +248,24 @@ describe('the VPN outlives the cell: adopt on start, one owner, reachable over t
     assert.equal(await ifindex(), index);
   });
 
-  it('a second cell configured with the same interface refuses it: while the owner runs, and while it is stopped', async (t) => {
+  it('a second cell with the same interface name refuses it, while its owner runs or is stopped', async (t) => {
     if (skip) return t.skip(skip);
     const index = await ifindex();
     const otherDir = mkdtempSync(join(tmpdir(), 'pic-vpn-other-'));
     otherDirs.push(otherDir);
     writeFileSync(join(otherDir, 'cell.yaml'), WG_YAML);
-    const refused = await runCellExpectingFailure({ dataDir: otherDir, env: { ...WG_ENV, PIC_HOST: '127.0.0.1' }, timeoutMs: 30_000 });
+    const refused = await runCellExpectingFailure({
+      dataDir: otherDir,
+      env: { ...WG_ENV, PIC_HOST: '127.0.0.1' },
+      timeoutMs: 30_000,
+    });
     assert.equal(refused.code, 1, refused.output);
     assert.match(
       refused.output,
-      new RegExp(`the WireGuard interface ${CELL_IF} belongs to the cell running on the data dir .*${cell!.dataDir.split('/').pop()} \\(pid ${cell!.child.pid}\\)`),
+      new RegExp(
+        `the WireGuard interface ${CELL_IF} belongs to the cell running on the data dir ` +
+          `.*${cell!.dataDir.split('/').pop()} \\(pid ${cell!.child.pid}\\)`,
+      ),
     );
     assert.ok(await reaches(), 'the tunnel is untouched');
 
@@ -255,7 +276,10 @@ describe('the VPN outlives the cell: adopt on start, one owner, reachable over t
     const status = (await other.admin.get('/api/status')).body;
     assert.equal(status.status, 'down', JSON.stringify(status));
     assert.equal(status.vpn.state, 'down');
-    assert.match(status.vpn.reason, new RegExp(`belongs to the data dir .*, whose cell is stopped .*npm run vpn -- down`));
+    assert.match(
+      status.vpn.reason,
+      new RegExp(`belongs to the data dir .*, whose cell is stopped .*npm run vpn -- down`),
+    );
     await other.cell.stop();
     assert.equal(await ifindex(), index, 'the same interface, never taken over');
     assert.ok(await reaches(), 'still carrying the tunnel with no cell running at all');

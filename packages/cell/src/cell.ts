@@ -139,10 +139,17 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
   status.register('vault', () => vault.status());
   status.register('wireguard', async () => {
     const wg = await peerNetwork.status();
-    const base = { interface: wg.interface, mode: 'mode' in wg ? wg.mode : null, adopted: 'adopted' in wg ? (wg.adopted ?? false) : false };
+    const base = {
+      interface: wg.interface,
+      mode: 'mode' in wg ? wg.mode : null,
+      adopted: 'adopted' in wg ? (wg.adopted ?? false) : false,
+    };
     if (wg.running) {
       const api = tunnel?.status() ?? { url: null, reason: 'http.listen_on_wireguard is off' };
-      return { state: 'ok', vpn: 'up', ...base, reason: null, peers: wg.peers.length, api_url: api.url, api_reason: api.reason };
+      const forwarding = 'forwarding' in wg ? (wg.forwarding ?? null) : null;
+      const peers = wg.peers.length;
+      const tunnelApi = { api_url: api.url, api_reason: api.reason };
+      return { state: 'ok', vpn: 'up', ...base, reason: null, peers, ...tunnelApi, forwarding };
     }
     if (config.wireguard.mode === 'off') return { state: 'not_configured', vpn: 'off', ...base, reason: wg.reason };
     if (!setup.isComplete()) return { state: 'not_configured', vpn: 'waiting_for_setup', ...base, reason: wg.reason };
@@ -197,7 +204,9 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
   if (config.host === '0.0.0.0' || config.host === '::') {
     logger.warn('listening on every interface with plain HTTP', {
       host: config.host,
-      advice: 'passwords and session cookies cross the network unencrypted: keep PIC_HOST=127.0.0.1; peers use the WireGuard address',
+      advice:
+        'passwords and session cookies cross the network unencrypted: ' +
+        'keep PIC_HOST=127.0.0.1; peers use the WireGuard address',
     });
   }
   await health.start();

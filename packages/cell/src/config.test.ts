@@ -46,7 +46,14 @@ describe('loadConfig', () => {
         health: { intervalMs: 60_000, keep: 1440 },
         audit: { retentionDays: null },
         http: { listenOnWireguard: true },
-        wireguard: { interface: 'pic0', mode: 'auto', netns: null, driftCheckMs: 300_000, keepUpOnStop: true },
+        wireguard: {
+          interface: 'pic0',
+          mode: 'auto',
+          netns: null,
+          driftCheckMs: 300_000,
+          keepUpOnStop: true,
+          forwardBetweenPeers: true,
+        },
         cells: { syncPort: 7947, retryMaxMs: 60_000 },
         store: {
           catalogDir: resolve(import.meta.dirname, '..', '..', '..'),

@@ -45,6 +45,8 @@ export const CellYamlSchema = Type.Object(
           drift_check_seconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 86_400 })),
           /** Leave the interface up when the cell stops (true): a restart does not cut the tunnels. */
           keep_up_on_stop: Type.Optional(Type.Boolean()),
+          /** Let peers reach each other through the cell: a FORWARD ACCEPT rule for the interface (default true). */
+          forward_between_peers: Type.Optional(Type.Boolean()),
         },
         { additionalProperties: false },
       ),
@@ -52,7 +54,7 @@ export const CellYamlSchema = Type.Object(
     http: Type.Optional(
       Type.Object(
         {
-          /** Also listen on the cell's WireGuard address once the interface is up, so peers reach the API (default true). */
+          /** Also listen on the WireGuard address once the interface is up: peers reach the API (default true). */
           listen_on_wireguard: Type.Optional(Type.Boolean()),
         },
         { additionalProperties: false },
@@ -169,6 +171,7 @@ export interface CellConfig {
     /** Interval of the drift check (live interface vs database); 0 = off. */
     driftCheckMs: number;
     keepUpOnStop: boolean;
+    forwardBetweenPeers: boolean;
   };
   cells: { syncPort: number; retryMaxMs: number };
   store: {
@@ -268,6 +271,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CellConfig {
       netns: yaml.wireguard?.netns ?? null,
       driftCheckMs: (yaml.wireguard?.drift_check_seconds ?? 300) * 1000,
       keepUpOnStop: yaml.wireguard?.keep_up_on_stop ?? true,
+      forwardBetweenPeers: yaml.wireguard?.forward_between_peers ?? true,
     },
     cells: { syncPort: yaml.cells?.sync_port ?? 7947, retryMaxMs: (yaml.cells?.retry_max_seconds ?? 60) * 1000 },
     store: {

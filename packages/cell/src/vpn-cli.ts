@@ -7,7 +7,7 @@ import { ConfigError, loadConfig } from './config.js';
 import { DataDirLock } from './db/data-dir-lock.js';
 import { shutdownRecordedInterface } from './features/wireguard/interface.js';
 
-const USAGE = 'usage: npm run vpn -- down   (takes down the WireGuard interface this data dir\'s cell left up)';
+const USAGE = "usage: npm run vpn -- down   (takes down the WireGuard interface this data dir's cell left up)";
 
 async function main(args: string[]): Promise<number> {
   if (args[0] !== 'down' || args.length !== 1) {

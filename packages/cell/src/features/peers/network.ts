@@ -157,6 +157,7 @@ export class PeerNetwork {
       configDir: join(this.config.dataDir, 'wireguard'),
       dataDir: this.config.dataDir,
       persist: this.config.wireguard.keepUpOnStop,
+      forwardBetweenPeers: this.config.wireguard.forwardBetweenPeers,
       netns: this.config.wireguard.netns ?? undefined,
       mode: this.config.wireguard.mode,
       logger: this.logger,

@@ -50,7 +50,10 @@ export async function serviceStatus(deps: CellDeps, id: string): Promise<Record<
   const containers = await serviceHealth(store.runtime, store.cellId, inst.manifest);
   const containersHealthy = containers.every((c) => c.healthy);
   // healthy: the containers are, and (for a service with accounts) its account contract answers
-  const contract = inst.manifest.accounts ? (containersHealthy ? await store.accounts.contractProblem(inst) : 'not asked: a container is not healthy') : null;
+  let contract: string | null = null;
+  if (inst.manifest.accounts) {
+    contract = containersHealthy ? await store.accounts.contractProblem(inst) : 'not asked: a container is not healthy';
+  }
   return {
     ok: true,
     service: id,

@@ -13,7 +13,8 @@ function vpnSummary(subsystems: Record<string, SubsystemStatus>) {
   const wg = subsystems['wireguard'];
   if (!wg) return { state: 'down', interface: null, reason: 'no WireGuard status' };
   const state = typeof wg['vpn'] === 'string' ? wg['vpn'] : 'down';
-  return { state, interface: wg['interface'] ?? null, adopted: wg['adopted'] ?? false, reason: wg['reason'] ?? wg['error'] ?? null };
+  const reason = wg['reason'] ?? wg['error'] ?? null;
+  return { state, interface: wg['interface'] ?? null, adopted: wg['adopted'] ?? false, reason };
 }
 
 export function statusRoutes(deps: CellDeps): Router {
@@ -25,7 +26,9 @@ export function statusRoutes(deps: CellDeps): Router {
     const subsystems = await deps.status.summary();
     const uptime = Math.round((Date.now() - deps.startedAt) / 1000);
     if (last?.subsystems !== subsystems || last.uptime !== uptime) {
-      const body = { ok: true, status: overallState(subsystems), version: deps.version, uptime_s: uptime, vpn: vpnSummary(subsystems), subsystems };
+      const status = overallState(subsystems);
+      const vpn = vpnSummary(subsystems);
+      const body = { ok: true, status, version: deps.version, uptime_s: uptime, vpn, subsystems };
       last = { subsystems, uptime, json: JSON.stringify(body) };
     }
     ctx.res.setHeader('Content-Type', JSON_TYPE); // directly: `ctx.type =` looks the type up in mime-db on every call

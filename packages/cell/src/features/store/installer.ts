@@ -254,7 +254,9 @@ export class Installer {
       // healthy containers are not yet a healthy service: its account contract must answer too
       if (this.d.contractProblem) {
         const deadline = Date.now() + CONTRACT_WAIT_MS;
-        for (let problem = await this.d.contractProblem(req.id, manifest); problem; problem = await this.d.contractProblem(req.id, manifest)) {
+        for (;;) {
+          const problem = await this.d.contractProblem(req.id, manifest);
+          if (!problem) break;
           if (Date.now() > deadline) throw new Error(problem);
           await new Promise((resolve) => setTimeout(resolve, this.d.healthPollMs ?? 500));
         }

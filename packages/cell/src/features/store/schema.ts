@@ -20,7 +20,7 @@ export const RemoveBody = Type.Object(
     id: ServiceId,
     /** Also delete the service's data volumes, generated secrets and accounts. Default false. */
     purge: Type.Optional(Type.Boolean()),
-    /** As install's: removal always answers once it has finished, so this changes nothing; accepted so that a client can send both the same way. */
+    /** As install's. Removal always answers once finished, so it changes nothing; a client may send both alike. */
     wait: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },

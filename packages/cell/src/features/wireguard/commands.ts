@@ -98,8 +98,14 @@ export class CommandRunner {
   }
 
   /** `detached`: in a session of its own, so that it outlives us and no signal to our group reaches it. */
-  spawn(path: string, args: string[], env: Record<string, string> = {}, opts: { detached?: boolean; stdio?: StdioOptions } = {}): ChildProcess {
+  spawn(
+    path: string,
+    args: string[],
+    env: Record<string, string> = {},
+    opts: { detached?: boolean; stdio?: StdioOptions } = {},
+  ): ChildProcess {
     const [file, argv] = this.argv(path, args);
-    return spawn(file, argv, { stdio: opts.stdio ?? ['ignore', 'pipe', 'pipe'], detached: opts.detached ?? false, env: { ...process.env, ...env } });
+    const stdio = opts.stdio ?? ['ignore', 'pipe', 'pipe'];
+    return spawn(file, argv, { stdio, detached: opts.detached ?? false, env: { ...process.env, ...env } });
   }
 }

@@ -6,7 +6,8 @@
  * the config dir) so that it outlives the cell. With `persist`, stop() leaves the interface up and
  * running: a restart of the cell does not cut the tunnels. The next start() adopts the interface it
  * finds and converges it to the peers it is given; only shutdown() takes it down. Who owns an
- * interface is written down (owner.ts), and another data dir's cell refuses to take it over. Peer changes touch only the peers
+ * interface is written down (owner.ts), and another data dir's cell refuses to take it over.
+ * Peer changes touch only the peers
  * that differ (`wg set … remove`, `wg addconf`; sync.ts), so every other tunnel is left alone.
  * The config (private key, preshared keys) is rendered in memory and handed to `wg` through a file
  * in RAM (/dev/shm) that lives only while `wg` reads it: the keys live in the vault, never in the
@@ -27,6 +28,7 @@ import { assertWireGuardKey, publicKeyOf } from './keys.js';
 import { parseWgShowDump, type WireGuardPeerStatus } from './status.js';
 import { planPeerSync, type PeerSyncPlan } from './sync.js';
 import { InterfaceOwner, isAlive } from './owner.js';
+import { allowPeerForwarding, removePeerForwarding } from './firewall.js';
 
 /** How to bring the interface up: try the kernel then userspace, only one of them, or never (tests, no VPN). */
 export type WireGuardMode = 'auto' | 'kernel' | 'userspace' | 'off';
@@ -39,7 +41,7 @@ export interface WireGuardInterfaceOptions {
   listenPort: number;
   /** The cell's tunnel address with the subnet's prefix, e.g. 10.8.0.1/24. */
   address: string;
-  /** Where earlier versions wrote `<name>.conf` (it held the keys): a file left there is removed at start. wireguard-go logs here. */
+  /** Where earlier versions wrote `<name>.conf` (it held the keys; removed at start). wireguard-go logs here. */
   configDir: string;
   /** The cell's data dir: ownership is recorded beside its lock (owner.ts). Without it, none is recorded or checked. */
   dataDir?: string;
@@ -47,6 +49,8 @@ export interface WireGuardInterfaceOptions {
   runDir?: string;
   /** stop() leaves the interface up (the cell's restart does not cut the tunnels); shutdown() takes it down. */
   persist?: boolean;
+  /** Peers reach each other through the cell: a FORWARD ACCEPT rule, the interface's forwarding flag (firewall.ts). */
+  forwardBetweenPeers?: boolean;
   /** Run every command inside this network namespace (`ip netns exec`). */
   netns?: string;
   mode?: WireGuardMode;
@@ -72,6 +76,8 @@ export interface WireGuardStatus {
   mode: RunningMode | null;
   /** This start found the interface up (left running by the cell's last run) and took it over. */
   adopted?: boolean;
+  /** Forwarding between peers (firewall.ts): on, off (not asked for), or why it could not be set up. */
+  forwarding?: { state: 'on' | 'off' | 'failed'; reason: string | null };
   /** Why it is not running (or what last went wrong), else null. */
   reason: string | null;
   peers: WireGuardPeerStatus[];
@@ -124,6 +130,8 @@ export class WireGuardInterface {
   private childExited: Promise<void> | undefined;
   private readonly configDir: string;
   private readonly persist: boolean;
+  private readonly forwardBetweenPeers: boolean;
+  private forwardingProblem: string | null = null;
   private readonly owner: InterfaceOwner | undefined;
   private adopted = false;
   /** wireguard-go's pid, ours or (adopted) the one the last run recorded. */
@@ -147,7 +155,10 @@ export class WireGuardInterface {
     this.legacyConfigPath = join(options.configDir, `${options.name}.conf`);
     this.configDir = options.configDir;
     this.persist = options.persist ?? false;
-    this.owner = options.dataDir ? new InterfaceOwner(options.dataDir, options.name, options.netns ?? null, options.runDir) : undefined;
+    this.forwardBetweenPeers = options.forwardBetweenPeers ?? false;
+    this.owner = options.dataDir
+      ? new InterfaceOwner(options.dataDir, options.name, options.netns ?? null, options.runDir)
+      : undefined;
     this.netns = options.netns;
     this.mode = options.mode ?? 'auto';
     this.log = options.logger ?? silentLogger;
@@ -311,14 +322,17 @@ export class WireGuardInterface {
     if (this.running) {
       try {
         const dump = parseWgShowDump(await this.readDump());
-        return { ...base(), running: true, mode: this.runningMode, adopted: this.adopted, reason: null, peers: dump.peers };
+        const forwarding = this.forwardingStatus();
+        const live = { running: true, mode: this.runningMode, adopted: this.adopted, forwarding };
+        return { ...base(), ...live, reason: null, peers: dump.peers };
       } catch (err) {
         if (this.running && !(await this.interfaceExists())) {
           this.runningMode = null;
           this.reason = `the interface disappeared (wg show: ${errorText(err)})`;
         } else {
           const reason = `wg show failed: ${errorText(err)}`;
-          return { ...base(), running: true, mode: this.runningMode, adopted: this.adopted, reason, peers: configured() };
+          const live = { running: true, mode: this.runningMode, adopted: this.adopted };
+          return { ...base(), ...live, reason, peers: configured() };
         }
       }
     }
@@ -326,6 +340,11 @@ export class WireGuardInterface {
   }
 
   // ---- internals ----
+
+  private forwardingStatus(): NonNullable<WireGuardStatus['forwarding']> {
+    if (!this.forwardBetweenPeers) return { state: 'off', reason: null };
+    return this.forwardingProblem ? { state: 'failed', reason: this.forwardingProblem } : { state: 'on', reason: null };
+  }
 
   private serialize<T>(fn: () => Promise<T>): Promise<T> {
     const next = this.queue.then(fn, fn);
@@ -356,14 +375,15 @@ export class WireGuardInterface {
     this.goPid = null;
     try {
       if (await this.interfaceExists()) {
-        // Left up by this data dir's last run (a restart keeps the tunnels), or by a crash: adopt it if it is WireGuard.
+        // Left up by this data dir's last run (a restart keeps the tunnels), or by a crash: adopt it if WireGuard.
         try {
           await this.runner.run(wg, ['show', this.name, 'public-key']);
         } catch {
           return `an interface named ${this.name} already exists and is not a WireGuard interface`;
         }
         const local = this.owner?.local();
-        const recorded = local && local.interface === this.name && local.netns === (this.netns ?? null) ? local : undefined;
+        const mine = local && local.interface === this.name && local.netns === (this.netns ?? null);
+        const recorded = mine ? local : undefined;
         this.runningMode = recorded?.mode ?? 'existing';
         this.goPid = recorded?.wireguard_go_pid ?? null;
         this.adopted = true;
@@ -384,10 +404,18 @@ export class WireGuardInterface {
       await this.runner.run(ip, ['address', 'replace', this.address, 'dev', this.name]);
       if (this.adopted) await this.dropOtherAddresses(ip);
       await this.runner.run(ip, ['link', 'set', 'dev', this.name, 'up']);
+      if (this.forwardBetweenPeers) {
+        this.forwardingProblem = (await allowPeerForwarding(this.runner, this.name)) ?? null;
+        if (this.forwardingProblem) {
+          const reason = this.forwardingProblem;
+          this.log.warn('peers cannot reach each other through the cell', { interface: this.name, reason });
+        }
+      }
       try {
         this.owner?.claim(this.runningMode ?? 'existing', this.goPid);
       } catch (err) {
-        this.log.warn('could not record the owner of the wireguard interface', { interface: this.name, error: errorText(err) });
+        const error = errorText(err);
+        this.log.warn('could not record the owner of the wireguard interface', { interface: this.name, error });
       }
       return undefined;
     } catch (err) {
@@ -473,7 +501,8 @@ export class WireGuardInterface {
     const deadline = Date.now() + this.startTimeoutMs;
     while (Date.now() < deadline) {
       if (child.exitCode !== null || child.signalCode !== null || !this.child) {
-        return `${EXITED_AT_START} (${child.exitCode ?? child.signalCode}): ${this.output() + spawnError || 'no output'}`;
+        const said = this.output() + spawnError || 'no output';
+        return `${EXITED_AT_START} (${child.exitCode ?? child.signalCode}): ${said}`;
       }
       try {
         await this.runner.run(wg, ['show', this.name, 'public-key'], 2_000);
@@ -571,6 +600,7 @@ export class WireGuardInterface {
       }
     }
     await this.killChild();
+    if (this.forwardBetweenPeers) await removePeerForwarding(this.runner, this.name);
     // an adopted wireguard-go is not our child: it exits when its device goes; make sure it did
     if (this.goPid !== null && this.goPid !== this.child?.pid) await endWireguardGo(this.goPid);
     this.goPid = null;
@@ -578,7 +608,8 @@ export class WireGuardInterface {
     try {
       this.owner?.release();
     } catch (err) {
-      this.log.warn('could not clear the owner of the wireguard interface', { interface: this.name, error: errorText(err) });
+      const error = errorText(err);
+      this.log.warn('could not clear the owner of the wireguard interface', { interface: this.name, error });
     }
   }
 
@@ -622,7 +653,7 @@ export async function shutdownRecordedInterface(dataDir: string, runDir?: string
   const holder = owner.check();
   if (holder.kind === 'other_live' || holder.kind === 'other_stopped') {
     owner.release();
-    return `${where} belongs to the data dir ${holder.record.data_dir} now: left it alone, and forgot this data dir's record`;
+    return `${where} belongs to the data dir ${holder.record.data_dir} now: left it alone, forgot this one's record`;
   }
   const runner = new CommandRunner(record.netns ?? undefined);
   const ip = findExecutable('ip');
@@ -635,11 +666,12 @@ export async function shutdownRecordedInterface(dataDir: string, runDir?: string
   }
   if (existed) await runner.run(ip, ['link', 'delete', 'dev', record.interface]);
   if (record.wireguard_go_pid !== null) await endWireguardGo(record.wireguard_go_pid);
+  await removePeerForwarding(runner, record.interface);
   owner.release();
   return existed ? `took ${where} down` : `${where} was not up; cleared its record`;
 }
 
-/** Waits for a wireguard-go whose device is gone to exit; ends it if it does not (only if that pid is still wireguard-go). */
+/** Waits for a wireguard-go whose device is gone to exit; ends it if it does not (while that pid is wireguard-go). */
 export async function endWireguardGo(pid: number): Promise<void> {
   const isWireguardGo = () => {
     try {

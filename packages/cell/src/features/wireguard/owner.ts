@@ -44,13 +44,14 @@ export class InterfaceOwnedError extends Error {
     readonly live: boolean,
   ) {
     const where = record.netns ? ` in network namespace ${record.netns}` : '';
+    const what = `the WireGuard interface ${record.interface}${where}`;
+    const own = 'give this cell its own interface (wireguard.interface in cell.yaml)';
+    const down = `PIC_DATA_DIR=${record.data_dir} npm run vpn -- down`;
     super(
       live
-        ? `the WireGuard interface ${record.interface}${where} belongs to the cell running on the data dir ` +
-            `${record.data_dir} (pid ${record.cell_pid}): give this cell its own interface (wireguard.interface in cell.yaml)`
-        : `the WireGuard interface ${record.interface}${where} belongs to the data dir ${record.data_dir}, whose cell is ` +
-            `stopped while its VPN runs on: take that VPN down first (PIC_DATA_DIR=${record.data_dir} npm run vpn -- down), ` +
-            'or give this cell its own interface (wireguard.interface in cell.yaml)',
+        ? `${what} belongs to the cell running on the data dir ${record.data_dir} (pid ${record.cell_pid}): ${own}`
+        : `${what} belongs to the data dir ${record.data_dir}, whose cell is stopped while its VPN runs on: ` +
+            `take that VPN down first (${down}), or ${own}`,
     );
     this.name = 'InterfaceOwnedError';
   }
