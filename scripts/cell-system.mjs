@@ -1,7 +1,7 @@
 // What `npm start` checks (and installs, where it can) before it starts the cell: the system parts
-// the cell needs to do its job. Today that is WireGuard's tools for the VPN; a cell configured with
-// `store.engine: managed` also needs Docker's engine (scripts/system/docker.mjs installs it, the
-// cell starts it). The same providers as `npm test` (scripts/system/*.mjs) do the installing.
+// the cell needs to do its job, today WireGuard's tools for the VPN. The same provider as `npm test`
+// (scripts/system/wireguard.mjs) does the installing. The store's container engine is optional and
+// the admin's to run (wiki/admin-install-and-first-run.md, "A container engine for the store").
 //
 // When a part is missing and cannot be installed, the cell does not start: it names what is
 // missing and the command that installs it, and how to start without that part on purpose.
@@ -12,9 +12,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import * as wireguard from './system/wireguard.mjs';
-import * as docker from './system/docker.mjs';
 
-/** cell.yaml as the cell will read it (the cell validates it properly; here only two keys matter). */
+/** cell.yaml as the cell will read it (the cell validates it properly; here only wireguard.mode matters). */
 function readCellYaml(root, env) {
   const file = join(resolve(env.PIC_DATA_DIR || './data'), 'cell.yaml');
   if (!existsSync(file)) return {};
@@ -72,18 +71,6 @@ export async function checkCellSystem(root, log, env = process.env) {
     }
     if (problems.length)
       problems.push('  or start the cell without a VPN on purpose: PIC_WIREGUARD_MODE=off npm start');
-  }
-  if (yaml.store?.engine === 'managed') {
-    const res = install
-      ? await docker.ensure(log, { forTests: false })
-      : { ok: docker.haveDockerd(), reason: 'dockerd is not installed' };
-    if (!res.ok) {
-      problems.push(
-        `store.engine is "managed", and the cell's Docker engine cannot run: ${res.reason}`,
-        '  install: sudo apt-get install docker.io',
-        '  or set store.engine_socket in cell.yaml to an engine that runs already',
-      );
-    }
   }
   return problems.length ? problems : undefined;
 }

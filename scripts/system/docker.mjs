@@ -8,17 +8,16 @@ import { aptInstall, haveCommands } from './apt.mjs';
 export const name = 'docker';
 
 /** dockerd lives in /usr/sbin, which is not on every PATH; look there too. */
-export function haveDockerd() {
+function haveDockerd() {
   return haveCommands('dockerd') || ['/usr/sbin/dockerd', '/usr/bin/dockerd', '/usr/local/bin/dockerd'].some((p) => existsSync(p));
 }
 
-/** `forTests` (the default) also installs busybox-static, which only the tests' service image uses. */
-export async function ensure(log, { forTests = true } = {}) {
-  if (forTests && process.env.PIC_TEST_DOCKER_HOST) return { ok: true }; // an engine managed elsewhere (e.g. CI)
+export async function ensure(log) {
+  if (process.env.PIC_TEST_DOCKER_HOST) return { ok: true }; // an engine managed elsewhere (e.g. CI)
   const missing = [];
   if (!haveDockerd()) missing.push('docker.io');
   // busybox-static replaces a dynamic busybox if there is one; the image needs the static binary.
-  if (forTests && (!existsSync('/bin/busybox') || !isBusyboxStatic())) missing.push('busybox-static');
+  if (!existsSync('/bin/busybox') || !isBusyboxStatic()) missing.push('busybox-static');
   if (missing.length) {
     const failed = aptInstall(missing, log);
     if (failed) return { ok: false, reason: failed };
