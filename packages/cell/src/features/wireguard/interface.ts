@@ -602,7 +602,7 @@ export class WireGuardInterface {
     await this.killChild();
     if (this.forwardBetweenPeers) await removePeerForwarding(this.runner, this.name);
     // an adopted wireguard-go is not our child: it exits when its device goes; make sure it did
-    if (this.goPid !== null && this.goPid !== this.child?.pid) await endWireguardGo(this.goPid);
+    if (this.adopted && this.goPid !== null) await endWireguardGo(this.goPid, this.name);
     this.goPid = null;
     this.adopted = false;
     try {
@@ -665,17 +665,21 @@ export async function shutdownRecordedInterface(dataDir: string, runDir?: string
     existed = false;
   }
   if (existed) await runner.run(ip, ['link', 'delete', 'dev', record.interface]);
-  if (record.wireguard_go_pid !== null) await endWireguardGo(record.wireguard_go_pid);
+  if (record.wireguard_go_pid !== null) await endWireguardGo(record.wireguard_go_pid, record.interface);
   await removePeerForwarding(runner, record.interface);
   owner.release();
   return existed ? `took ${where} down` : `${where} was not up; cleared its record`;
 }
 
-/** Waits for a wireguard-go whose device is gone to exit; ends it if it does not (while that pid is wireguard-go). */
-export async function endWireguardGo(pid: number): Promise<void> {
+/**
+ * Waits for the wireguard-go of interface `name` (its device is gone) to exit, and ends it if it
+ * does not. Only while that pid still is `wireguard-go … <name>`: a pid reused since is left alone.
+ */
+export async function endWireguardGo(pid: number, name: string): Promise<void> {
   const isWireguardGo = () => {
     try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').some((a) => a.endsWith('wireguard-go'));
+      const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      return args.some((a) => a.endsWith('wireguard-go')) && args.includes(name);
     } catch {
       return false;
     }
