@@ -40,4 +40,13 @@ describe('the VPN state in /api/status', () => {
     assert.deepEqual(body.vpn, { state: 'off', interface: 'pic0', adopted: false, reason: body.vpn.reason });
     assert.notEqual(body.status, 'down', JSON.stringify(body));
   });
+
+  it('PIC_HOST=0.0.0.0 (plain HTTP on every interface) is warned about', async () => {
+    const cell = await startCellProcess({ env: { PIC_HOST: '0.0.0.0' } });
+    cells.push(cell);
+    assert.match(cell.output(), /"level":"warn","msg":"listening on every interface with plain HTTP","host":"0\.0\.0\.0"/);
+    const local = await startCellProcess();
+    cells.push(local);
+    assert.doesNotMatch(local.output(), /listening on every interface/);
+  });
 });
