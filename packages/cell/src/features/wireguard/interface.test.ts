@@ -116,7 +116,7 @@ describe('WireGuardInterface on a real interface (in a throwaway network namespa
     if (!skip) netns = await createNetns('picwgt');
   });
   after(async () => {
-    for (const wgi of started) await wgi.stop().catch(() => undefined);
+    for (const wgi of started) await wgi.shutdown().catch(() => undefined); // also those that persist
     if (netns) await deleteNetns(netns);
   });
 
@@ -267,6 +267,60 @@ describe('WireGuardInterface on a real interface (in a throwaway network namespa
       const psks = await runIn(netns!, 'wg', ['show', name, 'preshared-keys']);
       assert.ok(psks.includes(`${peerC.publicKey}\t${peerC.presharedKey}`), "the new peer's preshared key reached the interface");
       await wgi.stop();
+    });
+  });
+
+  it('persist: stop leaves it up; the next start adopts it and changes only what differs (wireguard-go\'s log)', async (t) => {
+    if (skip) return t.skip(`SKIPPED: ${skip}`);
+    await withWrappedWireguardGo(async (wrapped) => {
+      const name = uniqueName('pict');
+      const dataDir = tempDir();
+      const runDir = tempDir();
+      const persistent = () => {
+        const configDir = join(dataDir, 'wireguard');
+        const options = { name, privateKey: cell.privateKey, listenPort: 51820, address: '10.77.0.1/24', configDir };
+        const wgi = new WireGuardInterface({ ...options, dataDir, runDir, persist: true, netns: netns!, mode: 'userspace' });
+        started.push(wgi);
+        return wgi;
+      };
+      const uapiSince = (at: number) => wrapped.log().slice(at).split('\n').filter((l) => l.includes('UAPI'));
+      const first = persistent();
+      await first.start([peerA]);
+      await first.stop();
+      assert.equal((await runIn(netns!, 'wg', ['show', name, 'peers'])).trim(), peerA.publicKey, 'still up after stop');
+      const owner = JSON.parse(readFileSync(join(dataDir, 'wireguard-owner.json'), 'utf8'));
+      assert.equal(owner.mode, 'userspace');
+      assert.ok(owner.wireguard_go_pid > 0);
+
+      // a new instance (a restarted cell) with one peer more: adopted, and only that peer is touched
+      let at = wrapped.log().length;
+      const second = persistent();
+      await second.start([peerA, peerB]);
+      const status = await second.status();
+      assert.equal(status.running, true, status.reason ?? '');
+      assert.equal(status.adopted, true);
+      assert.equal(status.mode, 'userspace', 'the mode the owner record keeps');
+      assert.equal(wrapped.starts(), 1, 'no second wireguard-go');
+      let lines = uapiSince(at);
+      assert.ok(!lines.some((l) => /listen port|private key|bind/i.test(l)), `the interface itself was not touched:\n${lines.join('\n')}`);
+      assert.ok(!lines.some((l) => l.includes(logName(peerA.publicKey))), `peer A untouched:\n${lines.join('\n')}`);
+      assert.ok(lines.some((l) => l.includes(logName(peerB.publicKey))), `peer B added:\n${lines.join('\n')}`);
+
+      // nothing changed: a restart touches nothing at all
+      await second.stop();
+      at = wrapped.log().length;
+      const third = persistent();
+      await third.start([peerA, peerB]);
+      assert.equal((await third.status()).adopted, true);
+      lines = uapiSince(at);
+      const touched = lines.filter((l) => /listen port|private key|bind|peer\(/i.test(l));
+      assert.deepEqual(touched, [], 'an unchanged restart sets nothing');
+
+      // the explicit end: the interface, its wireguard-go and the owner records go
+      await third.shutdown();
+      await assert.rejects(runIn(netns!, 'ip', ['link', 'show', 'dev', name]), /does not exist/);
+      assert.throws(() => readFileSync(join(dataDir, 'wireguard-owner.json')), /ENOENT/);
+      assert.deepEqual(readdirSync(runDir), []);
     });
   });
 

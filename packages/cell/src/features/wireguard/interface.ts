@@ -400,7 +400,8 @@ export class WireGuardInterface {
         }
         created = true;
       }
-      await this.syncconf();
+      if (this.adopted) await this.convergeAdopted();
+      else await this.syncconf();
       await this.runner.run(ip, ['address', 'replace', this.address, 'dev', this.name]);
       if (this.adopted) await this.dropOtherAddresses(ip);
       await this.runner.run(ip, ['link', 'set', 'dev', this.name, 'up']);
@@ -529,6 +530,23 @@ export class WireGuardInterface {
     const wg = wgPath();
     const text = this.render([...this.peers.values()]);
     await this.withConfigFile(text, (file) => this.runner.run(wg, ['syncconf', this.name, file], 120_000));
+  }
+
+  /**
+   * An adopted interface is converged like an apply (syncPeers): only the peers that differ change,
+   * and its key and listen port are set only when they differ (wireguard-go reopens its socket when
+   * the port is set, and packets arriving meanwhile are lost: sync.ts). A restart of the cell with
+   * nothing changed touches nothing.
+   */
+  private async convergeAdopted(): Promise<void> {
+    const live = parseWgShowDump(await this.readDump());
+    if (live.publicKey !== this.publicKey || live.listenPort !== this.listenPort) {
+      const wg = wgPath();
+      await this.withConfigFile(`${this.privateKey}\n`, (file) =>
+        this.runner.run(wg, ['set', this.name, 'listen-port', String(this.listenPort), 'private-key', file]),
+      );
+    }
+    await this.syncPeers();
   }
 
   /**
