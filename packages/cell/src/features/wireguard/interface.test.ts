@@ -316,8 +316,26 @@ describe('WireGuardInterface on a real interface (in a throwaway network namespa
       const touched = lines.filter((l) => /listen port|private key|bind|peer\(/i.test(l));
       assert.deepEqual(touched, [], 'an unchanged restart sets nothing');
 
+      // the configured name changes: the next start takes the old interface down and makes the new one
+      await third.stop();
+      const renamed = uniqueName('pict');
+      const fourth = new WireGuardInterface({
+        name: renamed,
+        privateKey: cell.privateKey,
+        listenPort: 51820,
+        address: '10.77.0.1/24',
+        configDir: join(dataDir, 'wireguard'),
+        ...{ dataDir, runDir, persist: true, netns: netns!, mode: 'userspace' as const },
+      });
+      started.push(fourth);
+      await fourth.start([peerA]);
+      assert.equal((await fourth.status()).running, true);
+      await assert.rejects(runIn(netns!, 'ip', ['link', 'show', 'dev', name]), /does not exist/, 'the old name is gone');
+      assert.equal(JSON.parse(readFileSync(join(dataDir, 'wireguard-owner.json'), 'utf8')).interface, renamed);
+
       // the explicit end: the interface, its wireguard-go and the owner records go
-      await third.shutdown();
+      await fourth.shutdown();
+      await assert.rejects(runIn(netns!, 'ip', ['link', 'show', 'dev', renamed]), /does not exist/);
       await assert.rejects(runIn(netns!, 'ip', ['link', 'show', 'dev', name]), /does not exist/);
       assert.throws(() => readFileSync(join(dataDir, 'wireguard-owner.json')), /ENOENT/);
       assert.deepEqual(readdirSync(runDir), []);

@@ -370,6 +370,19 @@ export class WireGuardInterface {
     } catch (err) {
       return errorText(err);
     }
+    // this data dir's VPN ran on another interface (the name or namespace changed since): end that one
+    const previous = this.owner?.local();
+    if (this.owner && previous && (previous.interface !== this.name || previous.netns !== (this.netns ?? null))) {
+      try {
+        const done = await shutdownRecordedInterface(this.owner.dataDir, this.owner.runDir);
+        this.log.info('an earlier configuration\'s interface', { interface: previous.interface, done });
+      } catch (err) {
+        this.log.warn('could not take down the interface of an earlier configuration', {
+          interface: previous.interface,
+          error: errorText(err),
+        });
+      }
+    }
     let created = false;
     this.adopted = false;
     this.goPid = null;
