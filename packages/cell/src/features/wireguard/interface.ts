@@ -375,7 +375,7 @@ export class WireGuardInterface {
     if (this.owner && previous && (previous.interface !== this.name || previous.netns !== (this.netns ?? null))) {
       try {
         const done = await shutdownRecordedInterface(this.owner.dataDir, this.owner.runDir);
-        this.log.info('an earlier configuration\'s interface', { interface: previous.interface, done });
+        this.log.info('took down the interface of an earlier configuration', { interface: previous.interface, done });
       } catch (err) {
         this.log.warn('could not take down the interface of an earlier configuration', {
           interface: previous.interface,
