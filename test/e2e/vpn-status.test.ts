@@ -44,7 +44,8 @@ describe('the VPN state in /api/status', () => {
   it('PIC_HOST=0.0.0.0 (plain HTTP on every interface) is warned about', async () => {
     const cell = await startCellProcess({ env: { PIC_HOST: '0.0.0.0' } });
     cells.push(cell);
-    assert.match(cell.output(), /"level":"warn","msg":"listening on every interface with plain HTTP","host":"0\.0\.0\.0"/);
+    const warning = /"level":"warn","msg":"listening on every interface with plain HTTP","host":"0\.0\.0\.0"/;
+    assert.match(cell.output(), warning);
     const local = await startCellProcess();
     cells.push(local);
     assert.doesNotMatch(local.output(), /listening on every interface/);
