@@ -221,7 +221,7 @@ describe('the VPN outlives the cell: adopt on start, one owner, reachable over t
     cell = await startCellProcess({ dataDir, env: WG_ENV, timeoutMs: 30_000 });
     admin = admin.clone(cell.url); // sessions survive restarts
     let status = (await admin.get('/api/status')).body;
-    for (let i = 0; i < 100 && status.vpn.state !== 'up'; i++) {
+    for (let i = 0; i < 300 && status.vpn.state !== 'up'; i++) {
       await sleep(100);
       status = (await admin.get('/api/status')).body;
     }
