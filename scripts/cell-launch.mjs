@@ -21,9 +21,11 @@ const PARENT_CHECK_MS = 500;
  * the cell as launch.json says (node flags cannot be given to this process any more),
  * passes SIGTERM/SIGINT/SIGHUP on to it, and ends with its exit code.
  *
- * npm runs a script through `sh -c`, and that shell dies of a SIGTERM sent to npm (`kill <pid of
- * npm start>`) without passing it on: we would be left running, the cell with us, holding the
- * port. So when our parent goes away, the cell gets a SIGTERM as if it had been sent to us.
+ * npm runs a script through `sh -c`; package.json's start script `exec`s node, so npm's signals
+ * (SIGINT included, which a waiting shell ignores) reach us directly. Should whoever started us
+ * go away without a signal reaching us (a shell in between that dies of it), we would be left
+ * running, the cell with us, holding the port: so when our parent goes away, the cell gets a
+ * SIGTERM as if it had been sent to us.
  */
 export async function superviseCell(root, log = (msg) => process.stderr.write(`[pic] ${msg}\n`)) {
   const problems = await checkCellSystem(root, log);
