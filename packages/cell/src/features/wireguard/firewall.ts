@@ -17,7 +17,7 @@ import { CommandRunner, findExecutable } from './commands.js';
 const rule = (iface: string) => ['FORWARD', '-i', iface, '-o', iface, '-j', 'ACCEPT'];
 
 /** Lets peers reach each other through `iface`. Resolves with undefined, or why it could not. */
-export async function allowPeerForwarding(runner: CommandRunner, iface: string): Promise<string | undefined> {
+export async function allowPeerForwarding(runner: Pick<CommandRunner, 'run'>, iface: string): Promise<string | undefined> {
   const iptables = findExecutable('iptables');
   const sysctl = findExecutable('sysctl');
   if (!iptables) return "'iptables' is not installed (Debian package iptables)";
@@ -36,7 +36,7 @@ export async function allowPeerForwarding(runner: CommandRunner, iface: string):
 }
 
 /** Removes the rule (every copy of it); quiet when there is none or no iptables. */
-export async function removePeerForwarding(runner: CommandRunner, iface: string): Promise<void> {
+export async function removePeerForwarding(runner: Pick<CommandRunner, 'run'>, iface: string): Promise<void> {
   const iptables = findExecutable('iptables');
   if (!iptables) return;
   for (let i = 0; i < 10; i++) {
