@@ -21,16 +21,23 @@ interface Call {
   file?: string;
 }
 
+/** The interface line of `wg show <iface> dump` for an interface with no peers yet. */
+const EMPTY_DUMP = `${generateKeyPair().privateKey}\t${generateKeyPair().publicKey}\t51820\toff\n`;
+
 /** Answers like a healthy existing WireGuard interface, and remembers every command. */
 class RecordingRunner {
   readonly calls: Call[] = [];
+  /** What `wg show <iface> dump` prints: the empty interface at start, then nothing (status falls back). */
+  dump = EMPTY_DUMP;
   async run(path: string, args: string[]): Promise<CommandResult> {
     const command = path.split('/').pop()!;
     const call: Call = { command, args };
     const readsFile = command === 'wg' && (args[0] === 'addconf' || args[0] === 'syncconf');
     if (readsFile) call.file = readFileSync(args[2]!, 'utf8');
     this.calls.push(call);
-    return { stdout: '', stderr: '' };
+    // an adopted interface is read once at start (its converge is a plan, like an apply)
+    const dump = command === 'wg' && args[0] === 'show' && args[2] === 'dump';
+    return { stdout: dump ? this.dump : '', stderr: '' };
   }
   spawn(): ChildProcess {
     throw new Error('nothing is spawned when the interface already exists');
@@ -62,7 +69,10 @@ describe('WireGuardInterface.applyPeerChanges', { skip }, () => {
     try {
       const all = Array.from({ length: 200 }, (_, i) => peer(i + 2));
       await wgi.start(all);
-      assert.ok(runner.calls.some((c) => c.args[0] === 'syncconf'), 'start converges the whole set');
+      // adopting the existing interface converges the whole set: every peer in one addconf
+      const converge = runner.calls.find((c) => c.args[0] === 'addconf' || c.args[0] === 'syncconf');
+      assert.equal(converge?.file?.match(/\[Peer\]/g)?.length, all.length, 'start converges the whole set');
+      runner.dump = '';
       const fresh = peer(400);
       const gone = all[17]!;
 
