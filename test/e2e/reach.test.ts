@@ -32,7 +32,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { startCellProcess, type CellProcess } from '../support/cell-process.js';
+import { CELL_ARGS, startCellProcess, type CellProcess } from '../support/cell-process.js';
 import { ApiClient } from '../support/client.js';
 import { buildTestEchoImage, startDockerEngine, type DockerEngine } from '../support/docker-engine.js';
 import { type WgConfigApi, loadWgConfig, loadWgTesting, sleep, startPeersCell } from './peers-helpers.js';
@@ -249,6 +249,11 @@ describe('reaching the cell and its services by name over the tunnel (Caddy, TLS
     // Caddy and the resolver outlive the cell by design: this test ends them itself.
     const helpers = cell ? [pidOf('caddy'), pidOf('dns')] : [];
     await attempt('stop the cell', async () => cell?.stop());
+    // The VPN outlives the cell too (issue 10): take it down explicitly, with its firewall rule and owner records.
+    if (cell) {
+      const env = { ...process.env, PIC_DATA_DIR: cell.dataDir };
+      await attempt('vpn down', async () => execFileP(process.execPath, [...CELL_ARGS, 'vpn', 'down'], { env }));
+    }
     for (const pid of helpers) if (pid) await attempt(`kill ${pid}`, async () => process.kill(pid, 'SIGTERM'));
     if (cell) rmSync(cell.dataDir, { recursive: true, force: true });
     await attempt(`delete ${CLIENT_NS}`, async () => ip('netns', 'del', CLIENT_NS));
@@ -525,7 +530,7 @@ describe('reaching the cell and its services by name over the tunnel (Caddy, TLS
     const caddyPid = pidOf('caddy');
     const dnsPid = pidOf('dns');
     assert.equal(await cell!.stop(), 0);
-    // Both outlive the cell. (The tunnel itself still goes down with the cell until issue 10 lands.)
+    // Both outlive the cell (and so does the tunnel: the next start adopts it).
     await sleep(500);
     for (const pid of [caddyPid!, dnsPid!])
       assert.doesNotThrow(() => process.kill(pid, 0), `process ${pid} outlived the cell`);
