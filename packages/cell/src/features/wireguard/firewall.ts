@@ -17,7 +17,10 @@ import { CommandRunner, findExecutable } from './commands.js';
 const rule = (iface: string) => ['FORWARD', '-i', iface, '-o', iface, '-j', 'ACCEPT'];
 
 /** Lets peers reach each other through `iface`. Resolves with undefined, or why it could not. */
-export async function allowPeerForwarding(runner: Pick<CommandRunner, 'run'>, iface: string): Promise<string | undefined> {
+export async function allowPeerForwarding(
+  runner: Pick<CommandRunner, 'run'>,
+  iface: string,
+): Promise<string | undefined> {
   const iptables = findExecutable('iptables');
   const sysctl = findExecutable('sysctl');
   if (!iptables) return "'iptables' is not installed (Debian package iptables)";
