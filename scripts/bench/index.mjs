@@ -114,7 +114,7 @@ async function main() {
     });
   }
   const log = (msg) => process.stderr.write(`[bench] ${msg}\n`);
-  const out = (s = '') => process.stdout.write(s + '\n');
+  const out = (s = '') => process.stdout.write(`${s}\n`);
 
   out(`PIC bench — ${new Date().toISOString()}`);
   out(`machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}`);

@@ -22,7 +22,7 @@ export async function runLoad({ url, headers = {}, connections = 16, warmupMs = 
   const host = target.hostname;
   const head = [`GET ${target.pathname}${target.search} HTTP/1.1`, `Host: ${target.host}`, 'Connection: keep-alive'];
   for (const [k, v] of Object.entries(headers)) head.push(`${k}: ${v}`);
-  const requestBytes = Buffer.from(head.join('\r\n') + '\r\n\r\n', 'latin1');
+  const requestBytes = Buffer.from(`${head.join('\r\n')}\r\n\r\n`, 'latin1');
 
   const started = performance.now();
   const measureFrom = started + warmupMs;

@@ -31,8 +31,10 @@ export function parseArgs(argv, spec) {
     }
     const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
     if (value === undefined || value === '') throw new UsageError(`--${name} needs a value`);
-    if (kind === 'strings') (out[name] ??= []).push(value);
-    else out[name] = value;
+    if (kind === 'strings') {
+      out[name] ??= [];
+      out[name].push(value);
+    } else out[name] = value;
   }
   return out;
 }

@@ -28,7 +28,7 @@ export function haveCommands(...commands) {
 
 /** apt-get install the packages (as root only); returns a reason string on failure, undefined on success. */
 export function aptInstall(packages, log) {
-  if (process.getuid?.() !== 0) return 'not root: cannot apt-get install ' + packages.join(' ');
+  if (process.getuid?.() !== 0) return `not root: cannot apt-get install ${packages.join(' ')}`;
   try {
     if (!updated) {
       log(`apt-get update (for ${packages.join(', ')})`);

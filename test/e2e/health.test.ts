@@ -94,7 +94,7 @@ describe('/health, setup status and health history (real cell process)', () => {
   it('/health answers 503 with the error shape while the database is unusable, and recovers', async () => {
     // Break what the health probe reads (the settings table) underneath the running cell, then mend it.
     withCellDb(cell.dataDir, (db) => db.prepare('ALTER TABLE settings RENAME TO settings_moved').run());
-    let broken;
+    let broken: ApiResponse;
     try {
       broken = await anon().get('/health');
     } finally {

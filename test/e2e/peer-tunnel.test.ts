@@ -18,8 +18,8 @@ import { accessSync, constants, existsSync, mkdtempSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { type CellProcess } from '../support/cell-process.js';
-import { ApiClient } from '../support/client.js';
+import type { CellProcess } from '../support/cell-process.js';
+import type { ApiClient } from '../support/client.js';
 import { type ParsedWgQuickConfig, type WgConfigApi, loadWgConfig, loadWgTesting, sleep, startPeersCell } from './peers-helpers.js';
 
 const execFileP = promisify(execFile);

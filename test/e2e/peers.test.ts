@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { REPO_ROOT } from '../support/cell-process.js';
-import { ApiClient, NETWORK, type ApiResponse } from '../support/client.js';
+import { type ApiClient, NETWORK, type ApiResponse } from '../support/client.js';
 import { assertError, assertNoInternals } from '../support/expect.js';
 import type { ReadyCell } from '../support/ready-cell.js';
 import {

@@ -320,7 +320,7 @@ describe('reaching the cell and its services by name over the tunnel (Caddy, TLS
     mkdirSync(`/etc/netns/${CLIENT_NS}`, { recursive: true });
     writeFileSync(
       `/etc/netns/${CLIENT_NS}/resolv.conf`,
-      parsed.interface.dns.map((d) => `nameserver ${d}\n`).join('') + 'options timeout:1 attempts:3\n',
+      `${parsed.interface.dns.map((d) => `nameserver ${d}\n`).join('')}options timeout:1 attempts:3\n`,
     );
 
     const answer = await eventually(

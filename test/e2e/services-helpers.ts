@@ -97,7 +97,9 @@ export function agentFetch(agent: Agent): typeof fetch {
   return (async (input: string | URL | Request, init: RequestInit = {}) => {
     const url = new URL(typeof input === 'string' || input instanceof URL ? input.toString() : input.url);
     const headers: Record<string, string> = {};
-    new Headers(init.headers).forEach((v, k) => (headers[k] = v));
+    new Headers(init.headers).forEach((v, k) => {
+      headers[k] = v;
+    });
     const body = init.body === undefined || init.body === null ? undefined : Buffer.from(init.body as string);
     if (body) headers['content-length'] = String(body.length);
     return new Promise<Response>((resolve, reject) => {

@@ -36,7 +36,9 @@ describe('start-up configuration (real cell process)', { concurrency: true }, ()
       ['health: 5\n', /health/],
     ];
     const outputs = await Promise.all(cases.map(([cellYaml]) => refused({ cellYaml })));
-    cases.forEach(([yaml, key], i) => assert.match(outputs[i]!, key, yaml));
+    cases.forEach(([yaml, key], i) => {
+      assert.match(outputs[i]!, key, yaml);
+    });
   });
 
   it('refuses YAML that does not parse, and a document that is not a mapping', async () => {

@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CELL_ARGS, startCellProcess, type CellProcess } from '../support/cell-process.js';
-import { ApiClient } from '../support/client.js';
+import type { ApiClient } from '../support/client.js';
 import { loadWgConfig, loadWgTesting, sleep, startPeersCell } from './peers-helpers.js';
 
 const execFileP = promisify(execFile);

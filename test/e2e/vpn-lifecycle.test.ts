@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CELL_ARGS, runCellExpectingFailure, startCellProcess, type CellProcess } from '../support/cell-process.js';
-import { ApiClient } from '../support/client.js';
+import type { ApiClient } from '../support/client.js';
 import { type ParsedWgQuickConfig, loadWgConfig, loadWgTesting, sleep, startPeersCell } from './peers-helpers.js';
 
 const execFileP = promisify(execFile);
@@ -278,7 +278,7 @@ describe('the VPN outlives the cell: adopt on start, one owner, reachable over t
     assert.equal(status.vpn.state, 'down');
     assert.match(
       status.vpn.reason,
-      new RegExp(`belongs to the data dir .*, whose cell is stopped .*npm run vpn -- down`),
+      /belongs to the data dir .*, whose cell is stopped .*npm run vpn -- down/,
     );
     await other.cell.stop();
     assert.equal(await ifindex(), index, 'the same interface, never taken over');

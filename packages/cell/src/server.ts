@@ -1,10 +1,10 @@
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, loadConfig, type CellConfig } from './config.js';
 import { createLogger } from './lib/logger.js';
 import { startCell } from './cell.js';
 
 /** Loads config, starts the cell, and stops it cleanly on SIGTERM, SIGINT or SIGHUP. */
 async function main(): Promise<void> {
-  let config;
+  let config: CellConfig;
   try {
     config = loadConfig();
   } catch (err) {

@@ -33,7 +33,9 @@ function assertJsonData(value: unknown, path: string): void {
     return;
   }
   if (Array.isArray(value)) {
-    value.forEach((v, i) => assertJsonData(v, path ? `${path}.${i}` : String(i)));
+    value.forEach((v, i) => {
+      assertJsonData(v, path ? `${path}.${i}` : String(i));
+    });
     return;
   }
   if (typeof value === 'object' && (Object.getPrototypeOf(value) === Object.prototype || Object.getPrototypeOf(value) === null)) {

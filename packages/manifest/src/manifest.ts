@@ -154,7 +154,9 @@ export function manifestRuleErrors(m: ServiceManifest): FieldErrors {
       if (action.exec) {
         const e = action.exec;
         checkContainer(`${at}.exec.container`, e.container);
-        e.argv.forEach((arg, i) => checkTemplate(`${at}.exec.argv.${i}`, arg, allowed, true));
+        e.argv.forEach((arg, i) => {
+          checkTemplate(`${at}.exec.argv.${i}`, arg, allowed, true);
+        });
         if (e.stdin !== undefined) checkTemplate(`${at}.exec.stdin`, e.stdin, allowed, true);
       }
       if (action.http) {
@@ -289,8 +291,11 @@ function assertJsonTree(value: unknown, subject: string, path = ''): void {
   if (typeof value === 'number' && !Number.isFinite(value)) {
     throw new ManifestError(subject, { [path || '(document)']: `is ${value}, which JSON cannot represent` });
   }
-  if (Array.isArray(value)) value.forEach((v, i) => assertJsonTree(v, subject, joinPath(path, i)));
-  else if (value !== null && typeof value === 'object') {
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => {
+      assertJsonTree(v, subject, joinPath(path, i));
+    });
+  } else if (value !== null && typeof value === 'object') {
     for (const [k, v] of Object.entries(value)) assertJsonTree(v, subject, joinPath(path, k));
   }
 }

@@ -95,7 +95,12 @@ describe('manifest schema', () => {
   it('refuses unknown or repeated capabilities', () => {
     rejects('capabilities.1', /must be one of: accounts, webdav/, (m) => (m.capabilities = ['accounts', 'ftp']));
     rejects('capabilities', /duplicate/, (m) => (m.capabilities = ['accounts', 'accounts']));
-    rejects('accounts', /required with the accounts capability/, (m) => (m.capabilities = ['accounts'], delete m.accounts, delete m.credentials, (m.routes = [])));
+    rejects('accounts', /required with the accounts capability/, (m) => {
+      m.capabilities = ['accounts'];
+      delete m.accounts;
+      delete m.credentials;
+      m.routes = [];
+    });
     rejects('capabilities', /must include accounts/, (m) => (m.capabilities = ['http']));
   });
 
@@ -156,7 +161,11 @@ describe('manifest schema', () => {
     rejects('credentials.0.password', /may not use \{\{secret/, (m) => (m.credentials[0].password = '{{secret:admin-token}}'));
     rejects('credentials.0.protocol', /must be one of/, (m) => (m.credentials[0].protocol = 'ftp'));
     rejects('credentials.0.path', /unknown placeholder \{\{/, (m) => (m.credentials[0].path = '/{{username}/'));
-    rejects('credentials', /needs an accounts section/, (m) => (delete m.accounts, (m.capabilities = ['http']), (m.routes = [])));
+    rejects('credentials', /needs an accounts section/, (m) => {
+      delete m.accounts;
+      m.capabilities = ['http'];
+      m.routes = [];
+    });
   });
 
   it('checks the routes the cell mounts', () => {
@@ -167,8 +176,14 @@ describe('manifest schema', () => {
     rejects('routes.2.method', /must be DELETE/, (m) => (m.routes[2].method = 'POST'));
     rejects('routes.2.path', /must contain :username/, (m) => (m.routes[2].path = '/accounts/:name'));
     rejects('routes.0.path', /takes no parameters/, (m) => (m.routes[0].path = '/accounts/:group'));
-    rejects('routes.1.path', /repeats route GET/, (m) => ((m.routes[1].method = 'GET'), (m.routes[1].handler = 'accounts.list')));
-    rejects('routes.4.path', /reserved/, (m) => (m.routes[4].path = '/status', (m.routes[4].proxy.path = '/status')));
+    rejects('routes.1.path', /repeats route GET/, (m) => {
+      m.routes[1].method = 'GET';
+      m.routes[1].handler = 'accounts.list';
+    });
+    rejects('routes.4.path', /reserved/, (m) => {
+      m.routes[4].path = '/status';
+      m.routes[4].proxy.path = '/status';
+    });
     rejects('routes.0.path', /segments/, (m) => (m.routes[0].path = '/Accounts/../x'));
     rejects('routes.0.handler', /must be one of: proxy/, (m) => (m.routes[0].handler = 'shell'));
   });
@@ -186,7 +201,10 @@ describe('manifest schema', () => {
     const ok = clone(validManifest()) as any;
     withExtras(ok);
     assert.deepEqual(validateManifest(clone(ok)), ok);
-    const broken = (path: string, reason: RegExp, mutate: (m: any) => void) => rejects(path, reason, (m) => (withExtras(m), mutate(m)));
+    const broken = (path: string, reason: RegExp, mutate: (m: any) => void) => rejects(path, reason, (m) => {
+        withExtras(m);
+        mutate(m);
+      });
     broken('routes.5.exec', /required when handler is exec/, (m) => delete m.routes[5].exec);
     broken('routes.0.exec', /only for handler exec/, (m) => (m.routes[0].exec = clone(m.routes[5].exec)));
     broken('routes.5.exec.argv.1', /uses :name, which the route path does not define/, (m) => (m.routes[5].exec.argv[1] = ':name'));

@@ -241,7 +241,8 @@ export class DockerRuntime implements ContainerRuntime {
       const key = `${p.containerPort}/${p.protocol ?? 'tcp'}`;
       exposed[key] = {};
       // Loopback by default: services are reached through the cell's reverse proxy, not directly.
-      (bindings[key] ??= []).push({ HostIp: p.hostIp ?? '127.0.0.1', HostPort: p.hostPort ? String(p.hostPort) : '' });
+      bindings[key] ??= [];
+      bindings[key]!.push({ HostIp: p.hostIp ?? '127.0.0.1', HostPort: p.hostPort ? String(p.hostPort) : '' });
     }
 
     if (spec.network !== undefined && spec.network !== 'none') await this.ownedNetwork(spec.network);
@@ -472,7 +473,7 @@ export class DockerRuntime implements ContainerRuntime {
       const { Pid: pid } = (await exec.inspect()) as Docker.ExecInspectInfo & { Pid?: number };
       if (!pid || pid <= 1) return;
       const cmdline = readFileSync(`/proc/${pid}/cmdline`);
-      if (!cmdline.equals(Buffer.from(argv.join('\0') + '\0'))) return;
+      if (!cmdline.equals(Buffer.from(`${argv.join('\0')}\0`))) return;
       process.kill(pid, 'SIGKILL');
     } catch {
       // Best effort: the process may have ended, or we may lack the permission.

@@ -124,7 +124,10 @@ function tarIntoImport(dir, tag, env, log) {
     tar.stdout.pipe(imp.stdin);
     let failed = false;
     const fail = (e) => {
-      if (!failed) ((failed = true), reject(e));
+      if (!failed) {
+        failed = true;
+        reject(e);
+      }
     };
     tar.on('exit', (code) => code !== 0 && fail(new Error(`tar exited with ${code}: ${err.trim()}`)));
     imp.on('exit', (code) =>

@@ -9,15 +9,28 @@ import { routeKey, routerDispatch } from './dispatch.js';
 /** A few routers shaped like the cell's: prefixed, unprefixed, and one matching by pattern. */
 function routers(): Router[] {
   const status = new Router();
-  status.get('/api/status', (ctx) => void (ctx.body = 'status'));
+  status.get('/api/status', (ctx) => {
+    ctx.body = 'status';
+  });
   const peers = new Router({ prefix: '/api/peers' });
-  peers.get('/', (ctx) => void (ctx.body = 'list'));
-  peers.post('/', (ctx) => void (ctx.body = 'add'));
-  peers.put('/:id', (ctx) => void (ctx.body = `put ${ctx.params['id']}`));
+  peers.get('/', (ctx) => {
+    ctx.body = 'list';
+  });
+  peers.post('/', (ctx) => {
+    ctx.body = 'add';
+  });
+  peers.put('/:id', (ctx) => {
+    ctx.body = `put ${ctx.params['id']}`;
+  });
   const health = new Router();
-  health.get('/health', (ctx) => void (ctx.body = 'health'));
+  health.get('/health', (ctx) => {
+    ctx.body = 'health';
+  });
   const mounted = new Router();
-  mounted.all(/^\/api\/([a-z]+)\/(.*)$/, (ctx, next) => (ctx.path.startsWith('/api/echo/') ? void (ctx.body = 'echo') : next()));
+  mounted.all(/^\/api\/([a-z]+)\/(.*)$/, (ctx, next) => {
+    if (!ctx.path.startsWith('/api/echo/')) return next();
+    ctx.body = 'echo';
+  });
   return [health, status, peers, mounted];
 }
 

@@ -5,7 +5,12 @@ import { SlidingWindowLimiter } from './rate-limit.js';
 /** A clock the test moves by hand. */
 function clock(start = 1_000_000) {
   let now = start;
-  return { now: () => now, advance: (ms: number) => void (now += ms) };
+  return {
+    now: () => now,
+    advance: (ms: number) => {
+      now += ms;
+    },
+  };
 }
 
 /** How many keys the limiter still holds in memory (what the sweep is for). */

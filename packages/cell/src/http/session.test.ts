@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openTempDatabase, type TempDatabase } from '../db/testing.js';
-import { type CellDatabase } from '../db/database.js';
+import type { CellDatabase } from '../db/database.js';
 import { createUser } from '../features/users/service.js';
 import { randomToken, sha256Hex } from '../lib/tokens.js';
 import { SqliteSessionStore } from './session.js';

@@ -71,7 +71,7 @@ export async function archiveEntriesBefore(
   }
 
   const firstId = rows[0]!.id;
-  const lines = rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
+  const lines = `${rows.map((r) => JSON.stringify(r)).join('\n')}\n`;
   const ciphertext = await cipher.encryptBytes(new TextEncoder().encode(lines));
   const file = `audit-${String(firstId).padStart(10, '0')}-${String(lastId).padStart(10, '0')}.jsonl.age`;
   writeFileDurably(join(dataDir, ARCHIVE_DIR), file, ciphertext);

@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { openTempDatabase, type TempDatabase } from '../../db/testing.js';
-import { type CellDatabase } from '../../db/database.js';
+import type { CellDatabase } from '../../db/database.js';
 import { AuditLog, type AuditEntryInput } from './service.js';
 
 const entry = (action: string, details?: Record<string, unknown>): AuditEntryInput => ({

@@ -24,10 +24,8 @@ export interface WebRouteSource {
   webRoutes(): Promise<Array<{ id: string; subdomain: string; dial: string }>>;
 }
 
-export interface TunnelAddress {
-  /** The cell's WireGuard address (no prefix) once the interface is up in this namespace, else why not. */
-  (): Promise<{ address: string } | { reason: string }>;
-}
+/** The cell's WireGuard address (no prefix) once the interface is up in this namespace, else why not. */
+export type TunnelAddress = () => Promise<{ address: string } | { reason: string }>;
 
 export interface CaddyDeps {
   config: CellConfig;

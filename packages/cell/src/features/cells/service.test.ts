@@ -37,7 +37,7 @@ let passwordSeq = 0;
 const transport: Transport = async (url, body, headers, localAddress) => {
   const host = new URL(url).hostname;
   const target = [...cells.values()].find((c) => cellAddress(c.subnet) === host);
-  if (!target || !target.up) throw new Error('connect ECONNREFUSED');
+  if (!target?.up) throw new Error('connect ECONNREFUSED');
   target.inbox.push({ raw: body, mac: headers[MAC_HEADER]!, source: localAddress! });
   return target.links.receive(body, localAddress, headers[MAC_HEADER]);
 };

@@ -670,7 +670,9 @@ export class CellLinks {
     void this.peersChanged().catch((err) => this.o.logger.warn('peer-sync diff failed', { error: String(err) }));
     void q
       .listLinks(this.db)
-      .then((links) => links.forEach((l) => this.kick(l.id)))
+      .then((links) => {
+        for (const l of links) this.kick(l.id);
+      })
       .catch(() => undefined);
   }
 
@@ -688,8 +690,14 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
     p.then(
-      (v) => (clearTimeout(t), resolve(v)),
-      (e: unknown) => (clearTimeout(t), reject(e instanceof Error ? e : new Error(String(e)))),
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
     );
   });
 }

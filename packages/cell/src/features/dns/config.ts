@@ -59,6 +59,7 @@ export function recordProblems(r: { name: unknown; type: unknown; value: unknown
 }
 
 function line(key: string, value: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the check refuses control characters, so it must match them
   if (/[\x00-\x1f\x7f]/.test(value))
     throw new Error(`refusing to write a control character into the resolver config (${key})`);
   return `${key}=${value}`;
@@ -93,5 +94,5 @@ export function renderDnsmasqConfig(input: DnsmasqInput): string {
     else if (r.type === 'CNAME') out.push(line('cname', `${r.name},${r.value}`));
     else out.push(line('txt-record', `${r.name},"${r.value}"`));
   }
-  return out.join('\n') + '\n';
+  return `${out.join('\n')}\n`;
 }

@@ -15,7 +15,7 @@ export function dnsRoutes(deps: CellDeps): Router {
   const router = new Router({ prefix: '/api/dns' });
   const { dns, db } = deps;
   /** After the change commits, the resolver gets the new records (a failed reload shows in status, not here). */
-  const reloadAfter = async (ctx: Context, next: Next) => {
+  const reloadAfter = async (_ctx: Context, next: Next) => {
     await next();
     await dns.converge().catch((err: unknown) => deps.logger.error('dns: reload failed', { error: String(err) }));
   };

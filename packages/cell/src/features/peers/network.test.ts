@@ -127,7 +127,11 @@ describe('peers on a real SQLite file', () => {
     const reads: string[] = [];
     const counting = new Proxy(vault, {
       get(target, prop, receiver) {
-        if (prop === 'get') return (name: string) => (reads.push(name), target.get(name));
+        if (prop === 'get')
+          return (name: string) => {
+            reads.push(name);
+            return target.get(name);
+          };
         const value = Reflect.get(target, prop, receiver) as unknown;
         return typeof value === 'function' ? value.bind(target) : value;
       },

@@ -76,7 +76,10 @@ export function peerRoutes(deps: CellDeps): Router {
   const byName = (ctx: Context) => (ctx.params as { name?: string }).name;
   /** After the commit, puts just these peers on the interface as they now are (or takes them off). */
   const applyAfterCommit = (ctx: Context, keys: string[]) =>
-    ctx.afterCommit(() => (deps.peerChanges?.changed(), peerNetwork.peersChanged(keys)));
+    ctx.afterCommit(() => {
+      deps.peerChanges?.changed();
+      return peerNetwork.peersChanged(keys);
+    });
   /** New peers: their PSKs are known in the clear here, so the apply decrypts nothing. */
   const addAfterCommit = (ctx: Context, created: CreatedPeer[]) =>
     ctx.afterCommit(() => {

@@ -68,7 +68,7 @@ export async function createPeers(
   for (let i = 0; i < names.length; i += IN_CHUNK) {
     const chunk = names.slice(i, i + IN_CHUNK);
     const rows = await trx.selectFrom('peers').select('name').where('name', 'in', chunk).execute();
-    rows.forEach((r) => taken.add(r.name));
+    for (const r of rows) taken.add(r.name);
   }
   if (taken.size) {
     const list = [...taken];

@@ -172,7 +172,7 @@ export class ServiceAccounts {
   ): Promise<{ username: string; rotated_at: string }> {
     const accounts = this.accountsOf(inst);
     const row = await this.find(trx, inst.id, username);
-    if (!row || row.state !== 'active') throw errors.notFound(`${inst.id} has no account "${username}"`);
+    if (row?.state !== 'active') throw errors.notFound(`${inst.id} has no account "${username}"`);
     const now = nowIso();
     await trx.updateTable('service_accounts').set({ updated_at: now }).where('id', '=', row.id).execute();
     const password = generatePassword(ACCOUNT_PASSWORD_LENGTH);
@@ -191,7 +191,7 @@ export class ServiceAccounts {
   async remove(trx: Transaction<Database>, inst: Installation, username: string): Promise<AccountRow> {
     const accounts = this.accountsOf(inst);
     const row = await this.find(trx, inst.id, username);
-    if (!row || row.state !== 'active') throw errors.notFound(`${inst.id} has no account "${username}"`);
+    if (row?.state !== 'active') throw errors.notFound(`${inst.id} has no account "${username}"`);
     await trx.deleteFrom('service_accounts').where('id', '=', row.id).execute();
     await this.d.vault.deleteIn(trx, accountSecretName(inst.id, row.id));
     try {
@@ -206,7 +206,7 @@ export class ServiceAccounts {
   async credentials(executor: Kysely<Database>, inst: Installation, username: string): Promise<FilledCredential[]> {
     this.accountsOf(inst);
     const row = await this.find(executor, inst.id, username);
-    if (!row || row.state !== 'active') throw errors.notFound(`${inst.id} has no account "${username}"`);
+    if (row?.state !== 'active') throw errors.notFound(`${inst.id} has no account "${username}"`);
     return this.fill(executor, inst, row);
   }
 
@@ -224,7 +224,7 @@ export class ServiceAccounts {
     const out: PeerServiceCredentials[] = [];
     for (const row of rows) {
       const inst = await findInstallation(executor, row.service_id);
-      if (!inst || inst.state !== 'installed') continue;
+      if (inst?.state !== 'installed') continue;
       out.push({ service: inst.id, name: inst.manifest.name, username: row.username, credentials: await this.fill(executor, inst, row) });
     }
     return out;

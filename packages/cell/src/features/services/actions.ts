@@ -1,6 +1,6 @@
 import type { AccountAction, AccountListAction, HttpAction, ServiceManifest, TemplateValues } from '@pic/manifest';
 import { manifestLib, type ManifestLib } from '../store/manifest-lib.js';
-import type { ContainerRuntime } from '@pic/runtime';
+import type { ContainerRuntime, ExecResult } from '@pic/runtime';
 import { describeError, loopbackPort, objectNames } from '../store/engine.js';
 
 const DEFAULT_ACTION_TIMEOUT_S = 30;
@@ -99,7 +99,7 @@ export async function runAccountAction(
   const { renderTemplate } = await manifestLib();
   const argv = e.argv.map((a) => renderTemplate(a, values));
   const stdin = e.stdin === undefined ? undefined : renderTemplate(e.stdin, values);
-  let result;
+  let result: ExecResult;
   try {
     result = await runtime.exec(objectNames(cellId, manifest.id).container(e.container), argv, { timeoutMs, ...(stdin !== undefined ? { stdin } : {}) });
   } catch (err) {
@@ -147,7 +147,7 @@ export async function runExecRoute(
 ): Promise<unknown> {
   const { renderTemplate } = await manifestLib();
   const filled = argv.map((a, i) => (a === exec.argv[i] ? renderTemplate(a, values) : a));
-  let result;
+  let result: ExecResult;
   try {
     const timeoutMs = (exec.timeoutSeconds ?? DEFAULT_ACTION_TIMEOUT_S) * 1000;
     result = await runtime.exec(objectNames(cellId, manifest.id).container(exec.container), filled, { timeoutMs });

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ContainerInfo, ContainerRuntime, RuntimeErrorCode } from '@pic/runtime';
 import type { Db } from '../../db/database.js';
-import { readSetting, writeSetting } from '../../db/settings.js';
+import { readSetting } from '../../db/settings.js';
 import { errors } from '../../http/errors.js';
 
 /** The settings row holding this cell's runtime id: the pic.cell label of everything it creates. */

@@ -112,7 +112,7 @@ export async function checkImages(
       plans.push({ container: c.name, image: local, pinned: ref.digest, actual: undefined, signedBy: undefined });
       continue;
     }
-    let matches = imageMatches(info, ref.repository, ref.digest);
+    const matches = imageMatches(info, ref.repository, ref.digest);
     if (!matches) {
       try {
         assertImageDigest(ref.digest, info.digest, `image ${local} (container "${c.name}")`);

@@ -60,7 +60,7 @@ export async function hostPortOwner(db: Kysely<Database>, port: number): Promise
 /** The installation, which must be fully installed: 404 otherwise (the service's API does not exist). */
 export async function requireInstalled(db: Kysely<Database>, id: string): Promise<Installation> {
   const inst = await findInstallation(db, id);
-  if (!inst || inst.state !== 'installed') throw errors.notFound(`service "${id}" is not installed`);
+  if (inst?.state !== 'installed') throw errors.notFound(`service "${id}" is not installed`);
   return inst;
 }
 

@@ -236,7 +236,7 @@ describe('Installer (runtime double)', () => {
 
     it('an image that arrives without the pinned digest is refused before anything is created', async () => {
       runtime.registry.set(REF, IMAGE_ID);
-      runtime.pullImage = async () => ({ digest: IMAGE_ID, repoTags: [], repoDigests: ['127.0.0.1:5000/pic/demo@sha256:' + '4'.repeat(64)], created: '', sizeBytes: 1, labels: {} });
+      runtime.pullImage = async () => ({ digest: IMAGE_ID, repoTags: [], repoDigests: [`127.0.0.1:5000/pic/demo@sha256:${'4'.repeat(64)}`], created: '', sizeBytes: 1, labels: {} });
       const job = await cell.database.db.transaction().execute((trx) => installer.begin(trx, pulling()));
       const done = await installer.run(job, pulling());
       assert.equal(done.state, 'failed');

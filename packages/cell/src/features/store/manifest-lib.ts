@@ -6,5 +6,6 @@ export type ManifestLib = typeof Manifest;
 let lib: ManifestLib | undefined;
 
 export async function manifestLib(): Promise<ManifestLib> {
-  return (lib ??= await import('@pic/manifest'));
+  lib ??= await import('@pic/manifest');
+  return lib;
 }

@@ -7,7 +7,7 @@ import { requireRole } from '../../http/guard.js';
 import { transactional } from '../../http/transaction.js';
 import { validateBody } from '../../http/validate.js';
 import { requireEngine, describeError } from './engine.js';
-import { findInstallation, findJob } from './installations.js';
+import { findInstallation, findJob, type JobRow } from './installations.js';
 import { ServiceBusyError } from './installer.js';
 import { listTrustKeys } from '../vault/trust-keys.js';
 import { presentInstallation, presentJob, presentStore } from './presenter.js';
@@ -121,7 +121,7 @@ export function storeRoutes(deps: CellDeps): Router {
       return;
     }
     await requireEngine(store.runtime);
-    let job;
+    let job: JobRow | undefined;
     try {
       job = await store.installer.remove(id, purge, ctx.state.user!.username, (trx, outcome) => {
         ctx.audit!.details = { purge, was_installed: inst !== undefined, version: inst?.version ?? null, ...outcome };

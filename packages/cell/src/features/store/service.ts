@@ -21,7 +21,7 @@ import {
   storeCellId,
   type EngineState,
 } from './engine.js';
-import { checkImages, type ImageVerification } from './images.js';
+import { checkImages, type ImageCheck, type ImageVerification } from './images.js';
 import { seedConfiguredKeys } from './trust.js';
 import { Installer, type InstallRequest } from './installer.js';
 import { reservedPortProblems } from './specs.js';
@@ -263,7 +263,7 @@ export class Store {
       throw new HttpError(422, refusal.code, refusal.reason, ports);
     }
     await requireEngine(this.runtime);
-    let check;
+    let check: ImageCheck;
     try {
       check = await checkImages(this.runtime, manifest, await storeTrustedKeys(this.d.db), this.imageVerification);
     } catch (err) {

@@ -115,12 +115,12 @@ export function reservedPortProblems(
     [cell.apiPort, "the cell's API port"],
   ]);
   const problems: Record<string, string> = {};
-  manifest.containers.forEach((c, i) =>
+  manifest.containers.forEach((c, i) => {
     (c.ports ?? []).forEach((p, j) => {
       const use = p.host !== undefined ? reserved.get(p.host) : undefined;
       if (use) problems[`containers.${i}.ports.${j}.host`] = `host port ${p.host} is used by this cell (${use})`;
-    }),
-  );
+    });
+  });
   return problems;
 }
 

@@ -5,7 +5,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
-import { manifestDigest, signIndex, type ServiceManifest } from '@pic/manifest';
+import { manifestDigest, signIndex, type CatalogIndex, type ServiceManifest } from '@pic/manifest';
 import type {
   ContainerFile,
   ContainerInfo,
@@ -85,7 +85,7 @@ export interface TestCatalog {
   /** Do not write the bundle. */
   unsigned?: boolean;
   /** Change the index file after signing. */
-  tamperIndex?: (index: any) => void;
+  tamperIndex?: (index: CatalogIndex) => void;
 }
 
 /** Writes a catalog root (manifests/ + services-index/) signed with `key`. */

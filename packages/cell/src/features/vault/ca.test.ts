@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
 import { openDatabase, type CellDatabase } from '../../db/database.js';
-import { HttpError } from '../../http/errors.js';
+import type { HttpError } from '../../http/errors.js';
 import { silentLogger } from '../../lib/logger.js';
 import { writeIdentity } from '../config/service.js';
 import { CA_KEY_SECRET, CertificateAuthority, certificateKeySecret, listCertificates, nameProblem, newSerial, normalizeSerial, type IssuedCertificate } from './ca.js';

@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 
 /** The cell's age identity, and the next one while a rotation is in flight (both in the data dir). */
@@ -36,7 +36,7 @@ export function parseKeyFile(text: string, path: string): string {
  * Returns undefined when the file does not exist.
  */
 export function readKeyFile(path: string): string | undefined {
-  let stat;
+  let stat: Stats;
   try {
     stat = statSync(path);
   } catch (err) {

@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Transaction } from 'kysely';
 import { openTempDatabase, type TempDatabase } from '../../db/testing.js';
-import { type CellDatabase } from '../../db/database.js';
+import type { CellDatabase } from '../../db/database.js';
 import type { Database } from '../../db/schema.js';
 import type { HttpError } from '../../http/errors.js';
 import { addTrustKey, deleteTrustKey, listTrustKeys, listTrustedKeys, parseTrustKey, type ParsedTrustKey } from './trust-keys.js';

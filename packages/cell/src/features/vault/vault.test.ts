@@ -48,7 +48,9 @@ describe('vault', () => {
     vault = await open();
   });
   afterEach(async () => database.close());
-  after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+  after(() => {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
 
   it('creates an X25519 identity at first start: key file mode 0600, recipient recorded in the database', async () => {
     const path = join(dir, KEY_FILE);
@@ -119,7 +121,7 @@ describe('vault', () => {
   it('leaves no plaintext in the database files (and the scan does find plaintext that is there)', async () => {
     const secrets = Array.from({ length: 20 }, (_, i) => unique(`secret-${i}`));
     for (const [i, s] of secrets.entries()) await vault.put(`raw/${i}`, s);
-    await database.db.transaction().execute((trx) => vault.putIn(trx, 'raw/in-trx', secrets[0]! + '-trx'));
+    await database.db.transaction().execute((trx) => vault.putIn(trx, 'raw/in-trx', `${secrets[0]!}-trx`));
     await vault.rotate();
     const control = unique('control');
     await writeSetting(database.db, 'test.control', control); // stored in the clear on purpose
@@ -134,7 +136,7 @@ describe('vault', () => {
     let has = scan(); // while open: the WAL holds the recent pages
     assert.ok(has(control), 'the scan finds a value that is stored in the clear');
     for (const s of secrets) assert.ok(!has(s), `plaintext found in the database files: ${s}`);
-    assert.ok(!has(secrets[0]! + '-trx'));
+    assert.ok(!has(`${secrets[0]!}-trx`));
     await database.close(); // checkpoints the WAL into cell.db
     has = scan();
     assert.ok(has(control));

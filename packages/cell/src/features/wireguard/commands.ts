@@ -24,7 +24,7 @@ export function redactKeys(text: string): string {
 export function outputTail(text: string, max = 400): string {
   const lines = text.split('\n').filter((l) => l.trim() && !/^\s*[┌│└]/.test(l)); // drop wireguard-go's banner box
   const t = redactKeys(lines.map((l) => l.trim()).join(' | '));
-  return t.length > max ? '…' + t.slice(-max) : t;
+  return t.length > max ? `…${t.slice(-max)}` : t;
 }
 
 const EXTRA_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];

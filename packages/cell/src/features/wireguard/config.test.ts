@@ -53,7 +53,7 @@ describe('renderWgConfig (wg setconf / syncconf format)', () => {
     const secret = generateKeyPair().privateKey;
     const base: WgConfig = { privateKey: secret, listenPort: 51820, peers: [{ publicKey: K2, allowedIps: ['10.8.0.2/32'] }] };
     const cases: Array<[string, WgConfig]> = [
-      ['privateKey', { ...base, privateKey: secret + '\nListenPort = 1' }],
+      ['privateKey', { ...base, privateKey: `${secret}\nListenPort = 1` }],
       ['privateKey', { ...base, privateKey: secret.slice(0, 43) }],
       ['listenPort', { ...base, listenPort: 0 }],
       ['listenPort', { ...base, listenPort: 70000 }],

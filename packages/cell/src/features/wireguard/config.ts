@@ -136,7 +136,9 @@ function checkWgQuick(config: WgQuickConfig): void {
   checkList(i.dns, 'interface.dns', isDnsEntry, 'an IP address or DNS name');
   if (i.listenPort !== undefined && !isPort(i.listenPort)) throw new WireGuardConfigError('interface.listenPort', 'must be 1-65535');
   if (i.mtu !== undefined && !isMtu(i.mtu)) throw new WireGuardConfigError('interface.mtu', 'must be 576-65535');
-  config.peers.forEach((p, n) => checkPeer(p, `peers[${n}]`));
+  config.peers.forEach((p, n) => {
+    checkPeer(p, `peers[${n}]`);
+  });
 }
 
 // ---- rendering ----
@@ -159,7 +161,7 @@ function peerLines(peer: WgPeer, keepaliveOff = false): string[] {
 export function renderWgPeers(peers: WgPeer[]): string {
   return peers.map((peer, n) => {
     checkPeer(peer, `peers[${n}]`);
-    return peerLines(peer, true).join('\n') + '\n';
+    return `${peerLines(peer, true).join('\n')}\n`;
   }).join('\n');
 }
 
@@ -176,7 +178,7 @@ export function renderWgConfig(config: WgConfig): string {
     checkPeer(peer, `peers[${n}]`);
     lines.push('', ...peerLines(peer));
   });
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 /** A full wg-quick config (what a phone or laptop imports). */
@@ -189,7 +191,7 @@ export function renderWgQuickConfig(config: WgQuickConfig): string {
   if (i.listenPort !== undefined) lines.push(`ListenPort = ${i.listenPort}`);
   if (i.mtu !== undefined) lines.push(`MTU = ${i.mtu}`);
   for (const peer of config.peers) lines.push('', ...peerLines(peer));
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 /** A peer's client config as a structure: its own key and address, the cell as its one [Peer]. */

@@ -12,7 +12,7 @@
  *   machine-wide ip_forward.
  * Removed again when the VPN is shut down. Commands run with argument arrays, never a shell.
  */
-import { CommandRunner, findExecutable } from './commands.js';
+import { type CommandRunner, findExecutable } from './commands.js';
 
 const rule = (iface: string) => ['FORWARD', '-i', iface, '-o', iface, '-j', 'ACCEPT'];
 

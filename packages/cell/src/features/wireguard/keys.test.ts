@@ -32,33 +32,36 @@ describe('WireGuard keys', () => {
     if (!wg) return t.skip("SKIPPED: 'wg' (wireguard-tools) is not installed, so interop with wg pubkey cannot be checked here");
     for (let i = 0; i < 10; i++) {
       const ours = generateKeyPair();
-      assert.equal(wgRun(['pubkey'], ours.privateKey + '\n'), ours.publicKey);
+      assert.equal(wgRun(['pubkey'], `${ours.privateKey}\n`), ours.publicKey);
       const theirs = wgRun(['genkey'], '');
       assert.ok(isWireGuardKey(theirs));
-      assert.equal(publicKeyOf(theirs), wgRun(['pubkey'], theirs + '\n'));
+      assert.equal(publicKeyOf(theirs), wgRun(['pubkey'], `${theirs}\n`));
     }
     const psk = generatePresharedKey();
     // wg accepts our PSK format: `wg pubkey` parses any 32-byte base64 key and fails on anything else.
-    assert.ok(isWireGuardKey(wgRun(['pubkey'], psk + '\n')));
+    assert.ok(isWireGuardKey(wgRun(['pubkey'], `${psk}\n`)));
   });
 
   it('preshared keys are 32 random bytes in base64', () => {
     const psks = Array.from({ length: 20 }, generatePresharedKey);
-    for (const psk of psks) assert.equal(Buffer.from(psk, 'base64').length, 32), assert.ok(isWireGuardKey(psk));
+    for (const psk of psks) {
+      assert.equal(Buffer.from(psk, 'base64').length, 32);
+      assert.ok(isWireGuardKey(psk));
+    }
     assert.equal(new Set(psks).size, 20);
   });
 
   it('rejects anything that is not canonical base64 of 32 bytes', () => {
     const good = generateKeyPair().publicKey;
     const bad = [
-      '', good.slice(0, -1), good + '=', good.slice(0, -1) + 'A', good.replace(/=$/, ''), ` ${good}`, `${good}\n`,
+      '', good.slice(0, -1), `${good}=`, `${good.slice(0, -1)}A`, good.replace(/=$/, ''), ` ${good}`, `${good}\n`,
       `${good.slice(0, 43)}\n`, Buffer.alloc(31).toString('base64'), Buffer.alloc(33).toString('base64'),
-      good.slice(0, 42) + 'B=', // non-zero padding bits: not what a 32-byte key encodes to
+      `${good.slice(0, 42)}B=`, // non-zero padding bits: not what a 32-byte key encodes to
       good.replace(/[A-Za-z]/, '-'), 'x'.repeat(44), null, undefined, 42,
     ];
     for (const b of bad) assert.equal(isWireGuardKey(b), false, JSON.stringify(b));
     assert.throws(() => publicKeyOf('not a key'), /private key is not a WireGuard key/);
-    const secretLooking = good.slice(0, 43) + '!';
+    const secretLooking = `${good.slice(0, 43)}!`;
     assert.throws(
       () => assertWireGuardKey(secretLooking, 'psk'),
       (err: Error) => !err.message.includes(secretLooking.slice(0, 20)),

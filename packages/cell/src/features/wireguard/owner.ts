@@ -160,7 +160,7 @@ export class InterfaceOwner {
       wireguard_go_pid: wireguardGoPid,
       since: new Date().toISOString(),
     };
-    const text = JSON.stringify(record, null, 2) + '\n';
+    const text = `${JSON.stringify(record, null, 2)}\n`;
     writeFileSync(this.localFile, text, { mode: 0o600 });
     mkdirSync(this.runDir, { recursive: true, mode: 0o755 });
     writeFileSync(this.markerFile, text, { mode: 0o644 });

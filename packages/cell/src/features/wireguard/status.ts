@@ -37,7 +37,7 @@ type PeerFields = [publicKey: string, presharedKey: string, endpoint: string, al
 export function splitWgShowDump(text: string): { head: string[]; peers: PeerFields[] } {
   const lines = text.split('\n').filter((l) => l.length > 0);
   const head = lines[0]?.split('\t');
-  if (!head || head.length !== 4) throw new Error('wg show dump: the interface line has an unexpected shape');
+  if (head?.length !== 4) throw new Error('wg show dump: the interface line has an unexpected shape');
   const peers = lines.slice(1).map((line, i) => {
     const f = line.split('\t');
     if (f.length !== 8) throw new Error(`wg show dump: line ${i + 2} has ${f.length} fields, expected 8`);

@@ -11,7 +11,7 @@ const PSK = key(7);
 const PSK2 = key(6);
 
 /** `wg show <iface> dump` as wg prints it: the interface line, then a line per peer. */
-const dump = (...peers: string[][]) => [[PRIV, PUB, '51820', 'off'], ...peers].map((f) => f.join('\t')).join('\n') + '\n';
+const dump = (...peers: string[][]) => `${[[PRIV, PUB, '51820', 'off'], ...peers].map((f) => f.join('\t')).join('\n')}\n`;
 const live = (publicKey: string, psk: string, allowed: string, keepalive = 'off', endpoint = '10.99.0.2:40211') =>
   [publicKey, psk, endpoint, allowed, '1700000000', '1234', '5678', keepalive];
 
