@@ -45,6 +45,9 @@ export async function build() {
   // What `npm start`, the end-to-end tests and the bench run: see scripts/bundle-cell.mjs for why.
   const { bundleCell } = await import('./bundle-cell.mjs');
   await bundleCell();
+  // The web console the cell serves at / (skipped when its inputs are unchanged).
+  const { buildConsole } = await import('./build-console.mjs');
+  buildConsole(log);
 }
 
 function findTests(dir, out = []) {

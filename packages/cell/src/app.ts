@@ -16,6 +16,7 @@ import { statusRoutes } from './features/status/routes.js';
 import { auditRoutes } from './features/audit/routes.js';
 import { vaultRoutes } from './features/vault/routes.js';
 import { peerRoutes, peerSelfRoutes, wireguardRoutes } from './features/peers/routes.js';
+import { consoleRoutes } from './features/console/routes.js';
 import { storeRoutes } from './features/store/routes.js';
 import { caddyRoutes } from './features/caddy/routes.js';
 import { dnsRoutes } from './features/dns/routes.js';
@@ -86,6 +87,8 @@ export function buildApp(deps: CellDeps, sqlite: SQLite.Database): Koa {
   ];
   app.use(auditWrites(deps.audit, deps.logger, routeNamer(routers)));
   app.use(securityHeaders);
+  // The console's files and screens (GET/HEAD outside /api and /health) need no session.
+  app.use(consoleRoutes(deps.console));
   app.use(sessionMiddleware(app, deps.sessions, deps.config.session.idleMs));
   app.use(onlyApi(rateLimitRequests(deps.apiLimiter)));
   app.use(guardApi({ sessions: deps.sessions, isSetupComplete: () => deps.setup.isComplete() }));

@@ -18,6 +18,7 @@ import { AuditRetention } from './features/audit/retention.js';
 import { Store } from './features/store/service.js';
 import { CaddyService } from './features/caddy/service.js';
 import { DnsService } from './features/dns/service.js';
+import { ConsoleAssets } from './features/console/service.js';
 import { buildApp } from './app.js';
 import { CellLinks } from './features/cells/service.js';
 import { LinkFirewall } from './features/cells/enforcer.js';
@@ -123,6 +124,7 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
       changed: () =>
         void cells.peersChanged().catch((err) => logger.warn('peer-sync diff failed', { error: String(err) })),
     },
+    console: new ConsoleAssets(config.consoleDir, logger),
   };
   const { peerNetwork } = deps;
   peerNetworkRef = peerNetwork;
@@ -186,6 +188,7 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
 
   // Installed services' routes are mounted before the first request; job recovery runs in the background.
   await store.start();
+  deps.console.start();
   const app = buildApp(deps, database.sqlite);
   const server = createServer(app.callback());
   server.keepAliveTimeout = 65_000;
@@ -259,6 +262,7 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
         server.closeIdleConnections();
       });
       await database.close();
+      deps.console.stop();
       lock.stop();
     })());
 

@@ -191,10 +191,15 @@ export interface CellConfig {
     dnsPort: number;
     dnsUpstreams: string[];
   };
+  /** The built web console (packages/console/dist); PIC_CONSOLE_DIR overrides it. */
+  consoleDir: string;
 }
 
 /** The store's default catalog: this repository's services-index/ and manifests/ (dist/config.js → repo root). */
 export const DEFAULT_CATALOG_DIR = resolve(import.meta.dirname, '..', '..', '..');
+
+/** The built web console, beside the cell's package (dist/config.js or bundle/main.js → packages/console/dist). */
+export const DEFAULT_CONSOLE_DIR = resolve(import.meta.dirname, '..', '..', 'console', 'dist');
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -290,5 +295,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CellConfig {
       dnsPort: yaml.reach?.dns_port ?? 53,
       dnsUpstreams: yaml.reach?.dns_upstreams ?? ['1.1.1.1', '9.9.9.9'],
     },
+    consoleDir: env['PIC_CONSOLE_DIR'] ? resolve(env['PIC_CONSOLE_DIR']) : DEFAULT_CONSOLE_DIR,
   };
 }

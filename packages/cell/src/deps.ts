@@ -13,6 +13,7 @@ import type { PeerDeletionHook } from './features/peers/service.js';
 import type { Store } from './features/store/service.js';
 import type { CaddyService } from './features/caddy/service.js';
 import type { DnsService } from './features/dns/service.js';
+import type { ConsoleAssets } from './features/console/service.js';
 import type { CellLinks } from './features/cells/service.js';
 
 /** Told after a commit that changed peers (linked cells push the difference). */
@@ -46,6 +47,8 @@ export interface CellDeps {
   cells: CellLinks;
   /** Told after every committed peer change (features/cells pushes them to linked cells). */
   peerChanges?: PeerChangeHook;
+  /** The built web console served at / (packages/console/dist). */
+  console: ConsoleAssets;
   version: string;
   startedAt: number;
 }

@@ -1,0 +1,37 @@
+import type { Context, Next } from 'koa';
+import { errors } from '../../http/errors.js';
+import { isApiPath } from '../../http/guard.js';
+import { CONSOLE_CSP, type ConsoleAssets } from './service.js';
+
+const HEALTH = /^\/health\/?$/i;
+
+/**
+ * Serves the built console at / (GET and HEAD only): content-hashed assets cached for a year as
+ * immutable, index.html revalidated every time (no-cache + ETag), the console's screens falling
+ * back to index.html, and the console's CSP on every answer. /api/* and /health pass through
+ * untouched; anything else that is not a built file passes on to the 404.
+ */
+export function consoleRoutes(assets: ConsoleAssets) {
+  return function serveConsole(ctx: Context, next: Next): Promise<void> {
+    if ((ctx.method !== 'GET' && ctx.method !== 'HEAD') || isApiPath(ctx.path) || HEALTH.test(ctx.path)) return next();
+    const file = assets.resolve(ctx.path);
+    if (!file) {
+      if (ctx.path === '/' && assets.unavailable) throw errors.unavailable(`the console is not built (${assets.unavailable}): run npm run build`);
+      return next();
+    }
+    ctx.set('Content-Security-Policy', CONSOLE_CSP);
+    ctx.set('Cache-Control', file.immutable ? 'public, max-age=31536000, immutable' : 'no-cache');
+    ctx.set('Vary', 'Accept-Encoding');
+    ctx.type = file.type;
+    ctx.etag = file.etag;
+    ctx.status = 200;
+    if (ctx.fresh) {
+      ctx.status = 304;
+      return Promise.resolve();
+    }
+    const gz = ctx.acceptsEncodings('gzip', 'identity') === 'gzip' ? file.gzipped() : undefined;
+    if (gz) ctx.set('Content-Encoding', 'gzip');
+    ctx.body = gz ?? file.body;
+    return Promise.resolve();
+  };
+}

@@ -1,0 +1,464 @@
+import { useEffect, useState, type FormEvent } from 'react';
+import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { Link, useSearch } from 'wouter';
+import { navigate } from 'wouter/use-browser-location';
+import { api, query, seg } from '../api';
+import { ConfirmButton, CopyButton, ErrorBox, Field, LineChart, Loading, Page, fieldError, formatBytes, formatTime } from '../ui';
+
+export interface Peer {
+  name: string;
+  description: string;
+  address: string;
+  public_key: string;
+  group: string | null;
+  tags: string[];
+  enabled: boolean;
+  expires_at: string | null;
+  expired: boolean;
+  active: boolean;
+  online: boolean;
+  latest_handshake: string | null;
+  rx_bytes: number;
+  tx_bytes: number;
+  created_at: string;
+}
+interface PeerPage {
+  peers: Peer[];
+  total: number;
+  limit: number;
+  offset: number;
+}
+
+const PAGE = 50;
+const tagsOf = (s: string): string[] => s.split(/[,\s]+/).map((t) => t.trim()).filter(Boolean);
+/** `<input type="datetime-local">` value (local time) → ISO-8601 UTC, or null when empty. */
+const isoOf = (local: string): string | null => (local ? new Date(local).toISOString().replace(/\.\d{3}Z$/, 'Z') : null);
+const localOf = (iso: string | null): string => {
+  if (!iso) return '';
+  const d = new Date(iso);
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+};
+
+function useDebounced<T>(value: T, ms: number): T {
+  const [v, setV] = useState(value);
+  useEffect(() => {
+    const t = setTimeout(() => setV(value), ms);
+    return () => clearTimeout(t);
+  }, [value, ms]);
+  return v;
+}
+
+export function PeerState({ peer }: { peer: Peer }) {
+  const state = !peer.enabled ? 'disabled' : peer.expired ? 'expired' : peer.online ? 'online' : 'offline';
+  return <span className={`badge ${state === 'online' ? 'ok' : state === 'offline' ? 'muted' : 'degraded'}`}>{state}</span>;
+}
+
+/** Find, add and act on peers: the list is paged by the API (50 a page), so 10,000 peers cost one page. */
+export function Peers() {
+  const qc = useQueryClient();
+  const params = new URLSearchParams(useSearch());
+  const [q, setQ] = useState(params.get('q') ?? '');
+  const [group, setGroup] = useState(params.get('group') ?? '');
+  const [tag, setTag] = useState(params.get('tag') ?? '');
+  const [enabled, setEnabled] = useState(params.get('enabled') ?? '');
+  const [offset, setOffset] = useState(Number(params.get('offset') ?? 0) || 0);
+  const [selected, setSelected] = useState<Set<string>>(new Set());
+  const [adding, setAdding] = useState(false);
+  const dq = useDebounced(q.trim(), 250);
+  const dGroup = useDebounced(group.trim(), 250);
+  const dTag = useDebounced(tag.trim(), 250);
+
+  useEffect(() => setOffset(0), [dq, dGroup, dTag, enabled]);
+  const qs = query({ q: dq, group: dGroup, tag: dTag, enabled, limit: PAGE, offset });
+  useEffect(() => {
+    const shown = query({ q: dq, group: dGroup, tag: dTag, enabled, offset: offset || undefined });
+    if (window.location.search !== shown) window.history.replaceState(null, '', `/peers${shown}`);
+  }, [dq, dGroup, dTag, enabled, offset]);
+
+  const list = useQuery({
+    queryKey: ['peers', qs],
+    queryFn: () => api.get<PeerPage>(`/api/peers${qs}`),
+    placeholderData: keepPreviousData,
+  });
+  const batch = useMutation({
+    mutationFn: (action: 'enable' | 'disable' | 'delete') => api.post('/api/peers/batch', { action, names: [...selected] }),
+    onSuccess: () => {
+      setSelected(new Set());
+      void qc.invalidateQueries({ queryKey: ['peers'] });
+    },
+  });
+
+  const peers = list.data?.peers ?? [];
+  const total = list.data?.total ?? 0;
+  const toggle = (name: string) =>
+    setSelected((old) => {
+      const n = new Set(old);
+      if (n.has(name)) n.delete(name);
+      else n.add(name);
+      return n;
+    });
+  const allOnPage = peers.length > 0 && peers.every((p) => selected.has(p.name));
+
+  return (
+    <Page
+      title="Peers"
+      actions={
+        <button type="button" className="primary" onClick={() => setAdding((a) => !a)} aria-expanded={adding}>
+          {adding ? 'Close the new peer form' : 'Add a peer'}
+        </button>
+      }
+    >
+      {adding && <AddPeer onDone={() => void qc.invalidateQueries({ queryKey: ['peers'] })} />}
+      <form className="filters" role="search" aria-label="Find peers" onSubmit={(e) => e.preventDefault()}>
+        <Field label="Search name or description" name="q" value={q} onChange={setQ} type="search" />
+        <Field label="Group" name="group" value={group} onChange={setGroup} />
+        <Field label="Tag" name="tag" value={tag} onChange={setTag} />
+        <div className="field">
+          <label htmlFor="peer-enabled">State</label>
+          <select id="peer-enabled" value={enabled} onChange={(e) => setEnabled(e.target.value)}>
+            <option value="">all</option>
+            <option value="true">enabled</option>
+            <option value="false">disabled</option>
+          </select>
+        </div>
+      </form>
+      <ErrorBox error={list.error} title="Cannot list the peers" />
+      {list.isPending && <Loading what="the peers" />}
+      {selected.size > 0 && (
+        <div className="batch" role="group" aria-label="Actions on the selected peers">
+          <span>{selected.size} selected</span>
+          <button type="button" onClick={() => batch.mutate('enable')} disabled={batch.isPending}>
+            Enable
+          </button>
+          <button type="button" onClick={() => batch.mutate('disable')} disabled={batch.isPending}>
+            Disable
+          </button>
+          <ConfirmButton label="Delete" confirm={`Delete ${selected.size} peers and their service accounts?`} onConfirm={() => batch.mutate('delete')} />
+          <button type="button" onClick={() => setSelected(new Set())}>
+            Clear selection
+          </button>
+        </div>
+      )}
+      <ErrorBox error={batch.error} title="The batch action failed; nothing was changed" />
+      {list.data && (
+        <>
+          <p className="muted" aria-live="polite">
+            {total === 0 ? 'No peers match.' : `Peers ${offset + 1}–${offset + peers.length} of ${total}`}
+          </p>
+          <div className="table-wrap">
+            <table className="peers">
+              <thead>
+                <tr>
+                  <th scope="col">
+                    <input
+                      type="checkbox"
+                      aria-label="Select every peer on this page"
+                      checked={allOnPage}
+                      onChange={() => setSelected((old) => {
+                        const n = new Set(old);
+                        for (const p of peers) allOnPage ? n.delete(p.name) : n.add(p.name);
+                        return n;
+                      })}
+                    />
+                  </th>
+                  <th scope="col">Name</th>
+                  <th scope="col">Address</th>
+                  <th scope="col">State</th>
+                  <th scope="col">Group / tags</th>
+                  <th scope="col">Description</th>
+                  <th scope="col">Expires</th>
+                </tr>
+              </thead>
+              <tbody>
+                {peers.map((p) => (
+                  <tr key={p.name}>
+                    <td>
+                      <input type="checkbox" aria-label={`Select ${p.name}`} checked={selected.has(p.name)} onChange={() => toggle(p.name)} />
+                    </td>
+                    <td>
+                      <Link href={`/peers/${seg(p.name)}`}>{p.name}</Link>
+                    </td>
+                    <td className="mono">{p.address}</td>
+                    <td>
+                      <PeerState peer={p} />
+                    </td>
+                    <td>
+                      {p.group && <span className="chip">{p.group}</span>}
+                      {p.tags.map((t) => (
+                        <span key={t} className="chip tag">
+                          {t}
+                        </span>
+                      ))}
+                    </td>
+                    <td className="desc">{p.description}</td>
+                    <td>{p.expires_at ? formatTime(p.expires_at) : 'never'}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+          <nav className="pager" aria-label="Pages of peers">
+            <button type="button" disabled={offset === 0} onClick={() => setOffset(Math.max(0, offset - PAGE))}>
+              Previous page
+            </button>
+            <span>
+              Page {Math.floor(offset / PAGE) + 1} of {Math.max(1, Math.ceil(total / PAGE))}
+            </span>
+            <button type="button" disabled={offset + PAGE >= total} onClick={() => setOffset(offset + PAGE)}>
+              Next page
+            </button>
+          </nav>
+        </>
+      )}
+    </Page>
+  );
+}
+
+interface Created {
+  peer: Peer;
+  login: { username: string; password: string };
+}
+
+function AddPeer({ onDone }: { onDone: () => void }) {
+  const [name, setName] = useState('');
+  const [description, setDescription] = useState('');
+  const [group, setGroup] = useState('');
+  const [tags, setTags] = useState('');
+  const [expires, setExpires] = useState('');
+  const create = useMutation({
+    mutationFn: () =>
+      api.post<Created>('/api/peers', {
+        name: name.trim(),
+        ...(description ? { description } : {}),
+        ...(group.trim() ? { group: group.trim() } : {}),
+        ...(tags.trim() ? { tags: tagsOf(tags) } : {}),
+        ...(expires ? { expires_at: isoOf(expires) } : {}),
+      }),
+    onSuccess: () => {
+      setName('');
+      setDescription('');
+      setGroup('');
+      setTags('');
+      setExpires('');
+      onDone();
+    },
+  });
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    create.mutate();
+  };
+  const err = create.error;
+  return (
+    <div className="card">
+      <h2>New peer</h2>
+      <form onSubmit={submit}>
+        <Field label="Name" name="name" value={name} onChange={setName} required hint="Lowercase letters, digits and inner hyphens" error={fieldError(err, 'name')} />
+        <Field label="Description" name="description" value={description} onChange={setDescription} error={fieldError(err, 'description')} />
+        <Field label="Group" name="group" value={group} onChange={setGroup} error={fieldError(err, 'group')} />
+        <Field label="Tags (comma separated)" name="tags" value={tags} onChange={setTags} error={fieldError(err, 'tags') ?? fieldError(err, 'tags/0')} />
+        <Field label="Expires at (optional)" name="expires_at" type="datetime-local" value={expires} onChange={setExpires} error={fieldError(err, 'expires_at')} />
+        <ErrorBox error={err} title="The peer was not added" />
+        <button type="submit" className="primary" disabled={create.isPending}>
+          Add peer
+        </button>
+      </form>
+      {create.data && <NewPeerSecret created={create.data} />}
+    </div>
+  );
+}
+
+/** The one time the peer's login password is shown, with its QR code. */
+function NewPeerSecret({ created }: { created: Created }) {
+  const { peer, login } = created;
+  return (
+    <div className="secret" role="status" aria-label={`Peer ${peer.name} added`}>
+      <h3>Peer {peer.name} added</h3>
+      <p>
+        <strong>Write this down now:</strong> the password is shown only this once. The peer signs in to the portal with it.
+      </p>
+      <dl className="kv">
+        <div>
+          <dt>Login</dt>
+          <dd className="mono" data-testid="new-login">
+            {login.username} <CopyButton value={login.username} label="login name" />
+          </dd>
+        </div>
+        <div>
+          <dt>Password</dt>
+          <dd className="mono" data-testid="new-password">
+            {login.password} <CopyButton value={login.password} label="password" />
+          </dd>
+        </div>
+      </dl>
+      <PeerQr name={peer.name} />
+    </div>
+  );
+}
+
+export function PeerQr({ name, self }: { name: string; self?: boolean }) {
+  const base = self ? '/api/peer' : `/api/peers/${seg(name)}`;
+  const [failed, setFailed] = useState(false);
+  return (
+    <div className="qr">
+      {failed ? (
+        <p className="error" role="alert">
+          The QR code could not be loaded; download the configuration instead.
+        </p>
+      ) : (
+        <img src={`${base}/qr`} alt={`WireGuard configuration of ${name} as a QR code`} width={280} height={280} onError={() => setFailed(true)} />
+      )}
+      <a className="button" href={`${base}/config?download=1`} download>
+        Download the configuration file
+      </a>
+    </div>
+  );
+}
+
+export function PeerDetail({ name }: { name: string }) {
+  const qc = useQueryClient();
+  const peer = useQuery({ queryKey: ['peer', name], queryFn: () => api.get<{ peer: Peer }>(`/api/peers/${seg(name)}`) });
+  const [period, setPeriod] = useState<'24h' | '7d' | '30d'>('24h');
+  const traffic = useQuery({
+    queryKey: ['traffic', name, period],
+    queryFn: () =>
+      api.get<{ points: Array<{ ts: string; rx_bytes: number; tx_bytes: number }>; rx_bytes: number; tx_bytes: number }>(
+        `/api/peers/${seg(name)}/traffic?period=${period}`,
+      ),
+  });
+  const remove = useMutation({
+    mutationFn: () => api.delete(`/api/peers/${seg(name)}`),
+    onSuccess: () => {
+      void qc.invalidateQueries({ queryKey: ['peers'] });
+      navigate('/peers');
+    },
+  });
+  const toggle = useMutation({
+    mutationFn: (enabled: boolean) => api.put(`/api/peers/${seg(name)}`, { enabled }),
+    onSuccess: () => void qc.invalidateQueries({ queryKey: ['peer', name] }),
+  });
+  if (peer.isPending) return <Loading what={`peer ${name}`} />;
+  if (peer.error) return <ErrorBox error={peer.error} title={`Cannot read peer ${name}`} />;
+  const p = peer.data.peer;
+  return (
+    <Page
+      title={`Peer ${p.name}`}
+      actions={
+        <>
+          <button type="button" onClick={() => toggle.mutate(!p.enabled)} disabled={toggle.isPending}>
+            {p.enabled ? 'Disable' : 'Enable'}
+          </button>
+          <ConfirmButton label="Delete" confirm={`Delete ${p.name} and its service accounts?`} onConfirm={() => remove.mutate()} />
+        </>
+      }
+    >
+      <p>
+        <Link href="/peers">← All peers</Link>
+      </p>
+      <ErrorBox error={toggle.error} title="Not changed" />
+      <ErrorBox error={remove.error} title="Not deleted" />
+      <div className="cols">
+        <div>
+          <dl className="kv">
+            <div>
+              <dt>State</dt>
+              <dd>
+                <PeerState peer={p} />
+              </dd>
+            </div>
+            <div>
+              <dt>Address</dt>
+              <dd className="mono">{p.address}</dd>
+            </div>
+            <div>
+              <dt>Public key</dt>
+              <dd className="mono">{p.public_key}</dd>
+            </div>
+            <div>
+              <dt>Description</dt>
+              <dd className="desc">{p.description || '–'}</dd>
+            </div>
+            <div>
+              <dt>Last handshake</dt>
+              <dd>{formatTime(p.latest_handshake)}</dd>
+            </div>
+            <div>
+              <dt>Traffic</dt>
+              <dd>
+                ↓ {formatBytes(p.rx_bytes)} ↑ {formatBytes(p.tx_bytes)}
+              </dd>
+            </div>
+          </dl>
+          <EditPeer peer={p} />
+        </div>
+        <PeerQr name={p.name} />
+      </div>
+      <h2>Traffic</h2>
+      <div className="field inline">
+        <label htmlFor="traffic-period">Period</label>
+        <select id="traffic-period" value={period} onChange={(e) => setPeriod(e.target.value as typeof period)}>
+          <option value="24h">last 24 hours</option>
+          <option value="7d">last 7 days</option>
+          <option value="30d">last 30 days</option>
+        </select>
+      </div>
+      <ErrorBox error={traffic.error} title="Cannot read the traffic" />
+      {traffic.data && (
+        <LineChart
+          label={`Traffic of ${p.name}`}
+          format={formatBytes}
+          series={[
+            { name: 'received', className: 's1', points: traffic.data.points.map((x) => ({ t: Date.parse(x.ts), v: x.rx_bytes })) },
+            { name: 'sent', className: 's2', points: traffic.data.points.map((x) => ({ t: Date.parse(x.ts), v: x.tx_bytes })) },
+          ]}
+        />
+      )}
+    </Page>
+  );
+}
+
+function EditPeer({ peer }: { peer: Peer }) {
+  const qc = useQueryClient();
+  const [description, setDescription] = useState(peer.description);
+  const [group, setGroup] = useState(peer.group ?? '');
+  const [tags, setTags] = useState(peer.tags.join(', '));
+  const [expires, setExpires] = useState(localOf(peer.expires_at));
+  const save = useMutation({
+    mutationFn: () =>
+      api.put(`/api/peers/${seg(peer.name)}`, {
+        description,
+        group: group.trim() || null,
+        tags: tagsOf(tags),
+        expires_at: isoOf(expires),
+      }),
+    onSuccess: () => {
+      void qc.invalidateQueries({ queryKey: ['peer', peer.name] });
+      void qc.invalidateQueries({ queryKey: ['peers'] });
+    },
+  });
+  const err = save.error;
+  return (
+    <form
+      className="card"
+      onSubmit={(e) => {
+        e.preventDefault();
+        save.mutate();
+      }}
+    >
+      <h2>Edit</h2>
+      <Field label="Description" name="description" value={description} onChange={setDescription} error={fieldError(err, 'description')} />
+      <Field label="Group" name="group" value={group} onChange={setGroup} error={fieldError(err, 'group')} />
+      <Field label="Tags (comma separated)" name="tags" value={tags} onChange={setTags} error={fieldError(err, 'tags')} />
+      <Field label="Expires at (empty: never)" name="expires_at" type="datetime-local" value={expires} onChange={setExpires} error={fieldError(err, 'expires_at')} />
+      <ErrorBox error={err} title="Not saved" />
+      {save.isSuccess && (
+        <p className="ok" role="status">
+          Saved.
+        </p>
+      )}
+      <button type="submit" className="primary" disabled={save.isPending}>
+        Save
+      </button>
+    </form>
+  );
+}
