@@ -32,11 +32,11 @@ export function aptInstall(packages, log) {
   try {
     if (!updated) {
       log(`apt-get update (for ${packages.join(', ')})`);
-      execFileSync('apt-get', ['update', '-qq'], { stdio: 'ignore', timeout: 300_000 });
+      execFileSync('apt-get', ['-o', 'DPkg::Lock::Timeout=300', 'update', '-qq'], { stdio: 'ignore', timeout: 300_000 });
       updated = true;
     }
     log(`apt-get install ${packages.join(' ')}`);
-    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], {
+    execFileSync('apt-get', ['-o', 'DPkg::Lock::Timeout=300', 'install', '-y', '-qq', '--no-install-recommends', ...packages], {
       stdio: 'ignore',
       timeout: 600_000,
       env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },

@@ -51,7 +51,6 @@ export function Field({ label, name, value, onChange, type = 'text', error, hint
     <div className="field">
       <label htmlFor={id}>
         {label}
-        {required && <span aria-hidden="true"> *</span>}
       </label>
       <input
         id={id}

@@ -62,7 +62,7 @@ function Refused({ refusal, what }: { refusal: Refusal; what: string }) {
     <div className="error" role="alert">
       <strong>{what} refused</strong> ({refusal.code}): {refusal.reason}
       <p>
-        <strong>What to do:</strong> {REFUSAL_ADVICE[refusal.code] ?? 'See the wiki page "Manage services".'}
+        <strong>What to do:</strong> {REFUSAL_ADVICE[refusal.code.replace(/-/g, '_')] ?? 'See the wiki page "Manage services".'}
       </p>
     </div>
   );
