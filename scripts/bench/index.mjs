@@ -66,6 +66,8 @@ const SECTIONS = [
   { name: 'services', load: () => import('./services.mjs') },
   // links.mjs (issue 15): two cells' peer-sync in one process, over loopback HTTP.
   { name: 'links', load: () => import('./links.mjs') },
+  // console.mjs (issue 13) runs its own cell with 10,000 peers and drives Debian's chromium.
+  { name: 'console', load: () => import('./console.mjs') },
 ];
 
 const DEFAULTS = { seconds: 5, warmup: 1, connections: 16, rounds: 3, starts: 5, idle: 3 };
