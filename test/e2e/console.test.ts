@@ -264,6 +264,39 @@ describe('the web console in a real browser (real cell process)', () => {
     await context.close();
   });
 
+  it('every admin screen fits a 360 px screen, and the keyboard alone signs in with a visible focus', async () => {
+    const context = await browser.newContext({ viewport: { width: 360, height: 740 } });
+    const { page, problems } = await watchedPage(context);
+    await page.goto(`${cell.url}/login`);
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => (document.activeElement as HTMLInputElement).name), 'username');
+    const outline = await page.evaluate(() => getComputedStyle(document.activeElement!).outlineStyle);
+    assert.notEqual(outline, 'none', 'the focused control shows its focus');
+    await page.keyboard.type(ADMIN.username);
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(ADMIN.password);
+    await page.keyboard.press('Enter');
+    await page.waitForURL(`${cell.url}/dashboard`);
+    for (const screen of ['/dashboard', '/peers', '/peers/alice', '/store', '/vault', '/audit', '/users', '/change-password']) {
+      await page.goto(cell.url + screen);
+      await page.locator('h1').first().waitFor();
+      await page.waitForLoadState('networkidle');
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      assert.ok(overflow <= 0, `${screen} is ${overflow}px wider than a 360px screen`);
+      const unlabelled = await page.evaluate(() =>
+        [...document.querySelectorAll('input, select, textarea, button')]
+          .filter((el) => {
+            const e = el as HTMLInputElement;
+            return !(e.labels?.length || e.getAttribute('aria-label') || (e.tagName === 'BUTTON' && e.textContent?.trim()));
+          })
+          .map((el) => el.outerHTML.slice(0, 80)),
+      );
+      assert.deepEqual(unlabelled, [], `${screen}: every control is labelled`);
+    }
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+
   it('refuses a form posted from another origin', async () => {
     const { page, context } = await adminPage();
     // another origin (localhost is another site than 127.0.0.1) whose page posts a form to the cell
