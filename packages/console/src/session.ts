@@ -21,7 +21,8 @@ export const homeOf = (role: 'admin' | 'peer' | undefined): string => (role === 
 
 /** A `next` parameter that stays inside the console (never another origin, never the API). */
 export function safeNext(next: string | null): string | undefined {
-  if (!next || !next.startsWith('/') || next.startsWith('//') || next.startsWith('/api/') || next.startsWith('/login')) {
+  // a path of this origin only: "/x…", never "//host" or "/\\host" (browsers read a backslash as a slash)
+  if (!next || !/^\/(?![/\\])/.test(next) || /[\\\s]/.test(next) || next.startsWith('/api/') || next.startsWith('/login')) {
     return undefined;
   }
   return next;

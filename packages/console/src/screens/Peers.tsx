@@ -141,6 +141,11 @@ export function Peers() {
         </div>
       )}
       <ErrorBox error={batch.error} title="The batch action failed; nothing was changed" />
+      {batch.isSuccess && batch.data && (
+        <p className="ok" role="status">
+          Done: {String(batch.data['action'])} of {(batch.data['names'] as string[]).length} peers.
+        </p>
+      )}
       {list.data && (
         <>
           <p className="muted" aria-live="polite">
