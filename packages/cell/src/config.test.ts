@@ -71,6 +71,7 @@ describe('loadConfig', () => {
           dnsPort: 53,
           dnsUpstreams: ['1.1.1.1', '9.9.9.9'],
         },
+        consoleDir: resolve(import.meta.dirname, '..', '..', 'console', 'dist'),
       });
     });
 
@@ -81,6 +82,12 @@ describe('loadConfig', () => {
       assert.equal(c.host, '127.0.0.1');
       assert.equal(c.dataDir, resolve(dir, 'data'));
     });
+  });
+
+  it('reads PIC_CONSOLE_DIR (made absolute)', () => {
+    const d = dataDir();
+    assert.equal(loadConfig({ PIC_DATA_DIR: d, PIC_CONSOLE_DIR: d }).consoleDir, d);
+    assert.equal(loadConfig({ PIC_DATA_DIR: d, PIC_CONSOLE_DIR: 'web' }).consoleDir, resolve('web'));
   });
 
   it('reads PIC_PORT, PIC_HOST and PIC_DATA_DIR (made absolute)', () => {

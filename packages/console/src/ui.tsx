@@ -105,7 +105,8 @@ export function CopyButton({ value, label }: { value: string; label: string }) {
   const [state, setState] = useState<'idle' | 'copied' | 'failed'>('idle');
   const copy = async () => {
     try {
-      await navigator.clipboard.writeText(value);
+      if (navigator.clipboard && window.isSecureContext) await navigator.clipboard.writeText(value);
+      else copyThroughSelection(value);
       setState('copied');
     } catch {
       setState('failed');
@@ -117,6 +118,19 @@ export function CopyButton({ value, label }: { value: string; label: string }) {
       {state === 'copied' ? 'Copied' : state === 'failed' ? 'Copy failed: select and copy by hand' : 'Copy'}
     </button>
   );
+}
+
+/** Where the Clipboard API is missing (plain http to the cell's address): the older copy command. */
+function copyThroughSelection(value: string): void {
+  const area = document.createElement('textarea');
+  area.value = value;
+  area.setAttribute('readonly', '');
+  area.className = 'offscreen';
+  document.body.append(area);
+  area.select();
+  const ok = document.execCommand('copy');
+  area.remove();
+  if (!ok) throw new Error('copy refused');
 }
 
 export function formatBytes(n: number): string {

@@ -1,7 +1,7 @@
 import type { Context, Next } from 'koa';
 import { errors } from '../../http/errors.js';
 import { isApiPath } from '../../http/guard.js';
-import { CONSOLE_CSP, type ConsoleAssets } from './service.js';
+import { CONSOLE_CSP, isScreenPath, type ConsoleAssets } from './service.js';
 
 const HEALTH = /^\/health\/?$/i;
 
@@ -16,7 +16,7 @@ export function consoleRoutes(assets: ConsoleAssets) {
     if ((ctx.method !== 'GET' && ctx.method !== 'HEAD') || isApiPath(ctx.path) || HEALTH.test(ctx.path)) return next();
     const file = assets.resolve(ctx.path);
     if (!file) {
-      if (ctx.path === '/' && assets.unavailable) throw errors.unavailable(`the console is not built (${assets.unavailable}): run npm run build`);
+      if (assets.unavailable && (ctx.path === '/' || isScreenPath(ctx.path))) throw errors.unavailable(`the console is not built (${assets.unavailable}): run npm run build`);
       return next();
     }
     ctx.set('Content-Security-Policy', CONSOLE_CSP);
