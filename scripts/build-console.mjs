@@ -43,7 +43,8 @@ function run(args, log) {
 
 export function buildConsole(log = (m) => process.stderr.write(`[pic] ${m}\n`)) {
   const hash = consoleInputsHash();
-  if (existsSync(STAMP) && readFileSync(STAMP, 'utf8').trim() === hash && existsSync(join(CONSOLE_DIST, 'index.html'))) return;
+  if (existsSync(STAMP) && readFileSync(STAMP, 'utf8').trim() === hash && existsSync(join(CONSOLE_DIST, 'index.html')))
+    return;
   log('building the web console (packages/console)');
   run([join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(CONSOLE_DIR, 'tsconfig.json')], log);
   run([join(CONSOLE_DIR, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', '--logLevel', 'warn'], log);

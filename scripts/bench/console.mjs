@@ -13,7 +13,8 @@ import { bulkInsert } from './peers.mjs';
 import { cellArgs, httpJson, median, spawnNode, tempDir, waitForOutput } from './lib.mjs';
 
 export const name = 'console';
-export const title = 'Web console (issue 13): first-load size, first contentful paint, the peers screen with 10,000 peers';
+export const title =
+  'Web console (issue 13): first-load size, first contentful paint, the peers screen with 10,000 peers';
 
 const CHROMIUM = process.env.PIC_TEST_CHROMIUM ?? '/usr/bin/chromium';
 const LISTENING = /PIC cell listening on (http:\/\/\S+)/;
@@ -26,7 +27,9 @@ function wireBytes(url) {
     const req = request(url, { headers: { 'accept-encoding': 'gzip' } }, (res) => {
       let n = 0;
       res.on('data', (d) => (n += d.length));
-      res.on('end', () => resolve({ status: res.statusCode, bytes: n, encoding: res.headers['content-encoding'] ?? 'identity' }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode, bytes: n, encoding: res.headers['content-encoding'] ?? 'identity' }),
+      );
       res.on('error', reject);
     });
     req.on('error', reject);
@@ -36,7 +39,8 @@ function wireBytes(url) {
 
 export async function run(ctx) {
   const { root, cleanup, log, opts } = ctx;
-  if (!existsSync(CHROMIUM)) throw new Error(`no browser at ${CHROMIUM}: scripts/system/chromium.mjs installs Debian's chromium`);
+  if (!existsSync(CHROMIUM))
+    throw new Error(`no browser at ${CHROMIUM}: scripts/system/chromium.mjs installs Debian's chromium`);
   const { chromium } = await import('playwright-core');
   const dist = (p) => import(pathToFileURL(join(root, 'packages', 'cell', 'dist', p)).href);
   const notes = [];
@@ -52,7 +56,12 @@ export async function run(ctx) {
   log('console: a fresh cell through the wizard (subnet 10.96.0.0/16 for 10,000 peers)');
   let { cell, url } = await start();
   let cookie;
-  for (const body of [ADMIN, { cell_name: 'bench', domain: 'bench.example.org' }, { wireguard_port: 51820, subnet: '10.96.0.0/16' }, {}]) {
+  for (const body of [
+    ADMIN,
+    { cell_name: 'bench', domain: 'bench.example.org' },
+    { wireguard_port: 51820, subnet: '10.96.0.0/16' },
+    {},
+  ]) {
     const res = await httpJson(url, 'POST', '/api/setup/step', { json: body, headers: cookie ? { cookie } : {} });
     if (res.status !== 200) throw new Error(`setup step: ${res.status} ${JSON.stringify(res.body)}`);
     const set = res.headers?.['set-cookie'];
@@ -64,7 +73,12 @@ export async function run(ctx) {
 
   log(`console: writing ${PEERS} peers into the stopped cell's database`);
   const { hashPassword } = await dist('lib/password.js');
-  await bulkInsert({ dist, dataDir: data.dir, count: PEERS, passwordHash: await hashPassword('bench-peer-password-0123') });
+  await bulkInsert({
+    dist,
+    dataDir: data.dir,
+    count: PEERS,
+    passwordHash: await hashPassword('bench-peer-password-0123'),
+  });
   ({ cell, url } = await start());
 
   // 1. first load
@@ -76,11 +90,21 @@ export async function run(ctx) {
     if (r.status !== 200) throw new Error(`${a}: ${r.status}`);
     firstLoad += r.bytes;
   }
-  notes.push(`first load: ${assets.join(', ')} as served (gzip), index.html itself not counted (${Buffer.byteLength(index)} bytes)`);
+  notes.push(
+    `first load: ${assets.join(', ')} as served (gzip), ` +
+      `index.html itself not counted (${Buffer.byteLength(index)} bytes)`,
+  );
 
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--no-first-run',
+    ],
   });
   cleanup.add(() => browser.close());
 
@@ -131,11 +155,39 @@ export async function run(ctx) {
   }
   await context.close();
   const rows = [
-    { label: 'first load JS + CSS, gzipped (KB)', value: firstLoad / 1024, digits: 1, goal: { cmp: '<=', target: 200 } },
-    { label: 'first contentful paint of / (ms, median)', value: median(fcps), digits: 0, goal: { cmp: '<', target: 300 } },
-    { label: `peers screen with ${PEERS} peers interactive (ms, median)`, value: median(interactive), digits: 0, goal: { cmp: '<', target: 1000 } },
+    {
+      label: 'first load JS + CSS, gzipped (KB)',
+      value: firstLoad / 1024,
+      digits: 1,
+      goal: { cmp: '<=', target: 200 },
+    },
+    {
+      label: 'first contentful paint of / (ms, median)',
+      value: median(fcps),
+      digits: 0,
+      goal: { cmp: '<', target: 300 },
+    },
+    {
+      label: `peers screen with ${PEERS} peers interactive (ms, median)`,
+      value: median(interactive),
+      digits: 0,
+      goal: { cmp: '<', target: 1000 },
+    },
     { label: 'peers screen: next page shown (ms, median)', value: median(nextPage), digits: 0 },
   ];
-  notes.push(`chromium ${browser.version()}; FCP over ${fcps.length} cold loads after one warm-up; interactive = navigation start to the first page of rows with the pager on screen`);
-  return { rows, notes, json: { first_load_bytes: firstLoad, assets, fcp_ms: fcps, peers_interactive_ms: interactive, next_page_ms: nextPage } };
+  notes.push(
+    `chromium ${browser.version()}; FCP over ${fcps.length} cold loads after one warm-up; ` +
+      'interactive = navigation start to the first page of rows with the pager on screen',
+  );
+  return {
+    rows,
+    notes,
+    json: {
+      first_load_bytes: firstLoad,
+      assets,
+      fcp_ms: fcps,
+      peers_interactive_ms: interactive,
+      next_page_ms: nextPage,
+    },
+  };
 }

@@ -8,7 +8,8 @@ export const name = 'chromium';
 export const CHROMIUM = '/usr/bin/chromium';
 
 export async function ensure(log) {
-  if (process.env.PIC_TEST_CHROMIUM) return { ok: existsSync(process.env.PIC_TEST_CHROMIUM), reason: `${process.env.PIC_TEST_CHROMIUM} is missing` };
+  if (process.env.PIC_TEST_CHROMIUM)
+    return { ok: existsSync(process.env.PIC_TEST_CHROMIUM), reason: `${process.env.PIC_TEST_CHROMIUM} is missing` };
   if (!existsSync(CHROMIUM)) {
     const failed = aptInstall(['chromium'], log);
     if (failed) return { ok: false, reason: failed };

@@ -38,10 +38,15 @@ describe('the store browser with a signed test catalog, then a tampered one (rea
     manifest.description = `Echoes requests. ${XSS}`;
     catalogDir = mkdtempSync(join(tmpdir(), 'pic-console-catalog-'));
     await writeCatalog(m, catalogDir, { version: 1, key: key.privateKey, manifest });
-    cell = await startCellProcess({ cellYaml: `store:\n  catalog_dir: ${catalogDir}\n  engine_socket: ${join(catalogDir, 'no-engine.sock')}\n` });
+    cell = await startCellProcess({
+      cellYaml: `store:\n  catalog_dir: ${catalogDir}\n  engine_socket: ${join(catalogDir, 'no-engine.sock')}\n`,
+    });
     api = new ApiClient(cell.url);
     await completeSetup(api);
-    const trusted = await api.post('/api/vault/trust-keys', { name: 'test-store', public_key: m.publicKeyPem(key.publicKey) });
+    const trusted = await api.post('/api/vault/trust-keys', {
+      name: 'test-store',
+      public_key: m.publicKeyPem(key.publicKey),
+    });
     assert.equal(trusted.status, 201, trusted.text);
   });
   after(async () => {
@@ -49,7 +54,7 @@ describe('the store browser with a signed test catalog, then a tampered one (rea
     if (catalogDir) rmSync(catalogDir, { recursive: true, force: true });
   });
 
-  it('lists the verified catalog with its signing key, catalog text as text, and an install refusal in words', async () => {
+  it('lists the verified catalog with its key, catalog text as text, an install refusal in words', async () => {
     const context = await browser.newContext();
     const { page, problems, dialogs } = await watchedPage(context);
     await page.goto(`${cell.url}/store`);
@@ -70,7 +75,12 @@ describe('the store browser with a signed test catalog, then a tampered one (rea
   });
 
   it('shows a tampered manifest and an untrusted catalog as refused, with the reason and what to do', async () => {
-    await writeCatalog(m, catalogDir, { version: 2, key: key.privateKey, manifest, tamper: (man) => (man.containers[0].env.PIC_HTTP_PORT = '9090') });
+    await writeCatalog(m, catalogDir, {
+      version: 2,
+      key: key.privateKey,
+      manifest,
+      tamper: (man) => (man.containers[0].env.PIC_HTTP_PORT = '9090'),
+    });
     const context = await browser.newContext();
     const { page } = await watchedPage(context);
     await page.goto(`${cell.url}/login?next=%2Fstore`);

@@ -29,7 +29,11 @@ describe('the peers screen with many peers (real cell process, real browser)', (
     // six at a time: each add hashes a login password (scrypt runs on libuv's threads)
     for (let start = 0; start < 60; start += 6) {
       const batch = Array.from({ length: 6 }, (_, k) => start + k).map((i) =>
-        ready.admin.post('/api/peers', { name: `bulk-${String(i).padStart(2, '0')}`, group: i % 2 ? 'odd' : 'even', tags: [`t${i % 3}`] }),
+        ready.admin.post('/api/peers', {
+          name: `bulk-${String(i).padStart(2, '0')}`,
+          group: i % 2 ? 'odd' : 'even',
+          tags: [`t${i % 3}`],
+        }),
       );
       for (const res of await Promise.all(batch)) assert.equal(res.status, 201, res.text);
     }

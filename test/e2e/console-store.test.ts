@@ -18,13 +18,23 @@ const browserStart = 'skip' in engineStart ? undefined : await launchBrowser();
 
 describe('the store browser on a real container engine (real cell process, real browser)', () => {
   if ('skip' in engineStart) {
-    it('needs a container engine', { skip: `NO CONTAINER ENGINE, console store e2e not run: ${engineStart.skip}` }, () => {});
+    it(
+      'needs a container engine',
+      { skip: `NO CONTAINER ENGINE, console store e2e not run: ${engineStart.skip}` },
+      () => {},
+    );
     return;
   }
   if (!browserStart || 'skip' in browserStart) {
-    it('needs a browser', { skip: `NO BROWSER, console store e2e not run: ${browserStart && 'skip' in browserStart ? browserStart.skip : ''}` }, async () => {
-      await engineStart.stop();
-    });
+    it(
+      'needs a browser',
+      {
+        skip: `NO BROWSER, console store e2e not run: ${browserStart?.skip ?? '?'}`,
+      },
+      async () => {
+        await engineStart.stop();
+      },
+    );
     return;
   }
   const engine: DockerEngine = engineStart;
@@ -41,11 +51,21 @@ describe('the store browser on a real container engine (real cell process, real 
     const digest = await buildTestEchoImage(engine.socketPath);
     storeKey = m.generateStoreKeyPair();
     catalogDir = mkdtempSync(join(tmpdir(), 'pic-console-store-'));
-    await writeCatalog(m, catalogDir, { version: 1, key: storeKey.privateKey, manifest: await testEchoManifest(m, digest, storeKey.privateKey) });
-    cell = await startCellProcess({ cellYaml: `store:\n  catalog_dir: ${catalogDir}\n  engine_socket: ${engine.socketPath}\n`, timeoutMs: 30_000 });
+    await writeCatalog(m, catalogDir, {
+      version: 1,
+      key: storeKey.privateKey,
+      manifest: await testEchoManifest(m, digest, storeKey.privateKey),
+    });
+    cell = await startCellProcess({
+      cellYaml: `store:\n  catalog_dir: ${catalogDir}\n  engine_socket: ${engine.socketPath}\n`,
+      timeoutMs: 30_000,
+    });
     api = new ApiClient(cell.url);
     await completeSetup(api);
-    const trusted = await api.post('/api/vault/trust-keys', { name: 'test-store', public_key: m.publicKeyPem(storeKey.publicKey) });
+    const trusted = await api.post('/api/vault/trust-keys', {
+      name: 'test-store',
+      public_key: m.publicKeyPem(storeKey.publicKey),
+    });
     assert.equal(trusted.status, 201, trusted.text);
     const peer = await api.post('/api/peers', { name: BOB.name, password: BOB.password });
     assert.equal(peer.status, 201, peer.text);
@@ -87,7 +107,7 @@ describe('the store browser on a real container engine (real cell process, real 
     return seen;
   };
 
-  it('installs test-echo with the job progress on screen, gives a peer an account, and the peer copies its credentials', async () => {
+  it('installs test-echo with its job on screen, gives a peer an account, the peer copies it', async () => {
     const context = await browser.newContext();
     const { page, problems } = await watchedPage(context);
     await signIn(page, ADMIN.username, ADMIN.password, '/store');
@@ -117,7 +137,9 @@ describe('the store browser on a real container engine (real cell process, real 
     assert.equal(await peer.page.evaluate(() => navigator.clipboard.readText()), creds.body.credentials[0].password);
     await peer.page.getByRole('button', { name: 'Copy Echo (HTTP) username' }).click();
     assert.equal(await peer.page.evaluate(() => navigator.clipboard.readText()), BOB.name);
-    const overflow = await peer.page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    const overflow = await peer.page.evaluate(
+      () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+    );
     assert.ok(overflow <= 0, `the portal is ${overflow}px wider than a 360px screen`);
     assert.deepEqual(peer.problems, []);
     await phone.close();

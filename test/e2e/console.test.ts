@@ -52,7 +52,7 @@ describe('the web console in a real browser (real cell process)', () => {
     return { ...w, context };
   };
 
-  it('serves the console at / with its cache rules, a strict CSP, and an SPA fallback for its screens only', async () => {
+  it('serves the console at / with its cache rules, a strict CSP, an SPA fallback for its screens only', async () => {
     const index = await fetch(`${cell.url}/`);
     assert.equal(index.status, 200);
     assert.equal(index.headers.get('cache-control'), 'no-cache');
@@ -68,14 +68,24 @@ describe('the web console in a real browser (real cell process)', () => {
     assert.equal(js.headers.get('cache-control'), 'public, max-age=31536000, immutable');
     assert.match(js.headers.get('content-type') ?? '', /javascript/);
     const etag = index.headers.get('etag')!;
-    assert.equal((await fetch(`${cell.url}/`, { headers: { 'if-none-match': etag, 'cache-control': 'max-age=0' } })).status, 304);
+    assert.equal(
+      (await fetch(`${cell.url}/`, { headers: { 'if-none-match': etag, 'cache-control': 'max-age=0' } })).status,
+      304,
+    );
     // screens fall back to index.html; the API, /health and unknown paths do not
     for (const p of ['/peers', '/peers/alice', '/store', '/portal', '/setup']) {
       const res = await fetch(cell.url + p);
       assert.equal(res.status, 200, p);
       assert.match(res.headers.get('content-type') ?? '', /text\/html/, p);
     }
-    for (const p of ['/api/nope', '/api/peers/x.html', '/nope', '/assets/missing.js', '/peers/x.php', '/wp-login.php']) {
+    for (const p of [
+      '/api/nope',
+      '/api/peers/x.html',
+      '/nope',
+      '/assets/missing.js',
+      '/peers/x.php',
+      '/wp-login.php',
+    ]) {
       const res = await fetch(cell.url + p);
       assert.notEqual(res.status, 200, p);
       assert.match(res.headers.get('content-type') ?? '', /json/, p);
@@ -85,7 +95,7 @@ describe('the web console in a real browser (real cell process)', () => {
     assert.equal((await fetch(`${cell.url}/`, { method: 'POST' })).status, 404);
   });
 
-  it('walks the whole wizard from an empty data dir, a wrong field corrected, and ends signed in on the dashboard', async () => {
+  it('walks the whole wizard from an empty data dir, a field corrected, and ends on the dashboard', async () => {
     const context = await browser.newContext();
     const { page, problems } = await watchedPage(context);
     await page.goto(`${cell.url}/`);
@@ -239,7 +249,9 @@ describe('the web console in a real browser (real cell process)', () => {
     const download = page.getByRole('link', { name: 'Download the configuration file' });
     assert.equal(await download.getAttribute('href'), '/api/peer/config?download=1');
     // nothing wider than the screen
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    const overflow = await page.evaluate(
+      () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+    );
     assert.ok(overflow <= 0, `the portal is ${overflow}px wider than a 360px screen`);
     // an admin screen is not for a peer: back to its own
     await page.goto(`${cell.url}/peers`);
@@ -253,7 +265,8 @@ describe('the web console in a real browser (real cell process)', () => {
     const { page, problems } = await watchedPage(context);
     await page.goto(`${cell.url}/login`);
     await page.getByLabel('Username').waitFor();
-    await page.waitForFunction(() => document.activeElement?.id === 'page-title'); // the new screen's heading takes focus
+    // the new screen's heading takes focus
+    await page.waitForFunction(() => document.activeElement?.id === 'page-title');
     await page.keyboard.press('Tab');
     assert.equal(await page.evaluate(() => (document.activeElement as HTMLInputElement).name), 'username');
     const outline = await page.evaluate(() => getComputedStyle(document.activeElement!).outlineStyle);
@@ -263,17 +276,32 @@ describe('the web console in a real browser (real cell process)', () => {
     await page.keyboard.type(ADMIN.password);
     await page.keyboard.press('Enter');
     await page.waitForURL(`${cell.url}/dashboard`);
-    for (const screen of ['/dashboard', '/peers', '/peers/alice', '/store', '/vault', '/audit', '/users', '/change-password']) {
+    for (const screen of [
+      '/dashboard',
+      '/peers',
+      '/peers/alice',
+      '/store',
+      '/vault',
+      '/audit',
+      '/users',
+      '/change-password',
+    ]) {
       await page.goto(cell.url + screen);
       await page.locator('h1').first().waitFor();
       await page.waitForLoadState('networkidle');
-      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      const overflow = await page.evaluate(
+        () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+      );
       assert.ok(overflow <= 0, `${screen} is ${overflow}px wider than a 360px screen`);
       const unlabelled = await page.evaluate(() =>
         [...document.querySelectorAll('input, select, textarea, button')]
           .filter((el) => {
             const e = el as HTMLInputElement;
-            return !(e.labels?.length || e.getAttribute('aria-label') || (e.tagName === 'BUTTON' && e.textContent?.trim()));
+            return !(
+              e.labels?.length ||
+              e.getAttribute('aria-label') ||
+              (e.tagName === 'BUTTON' && e.textContent?.trim())
+            );
           })
           .map((el) => el.outerHTML.slice(0, 80)),
       );
@@ -327,7 +355,11 @@ async function decodeQrFromPage(page: Page, selector: string): Promise<string> {
     return canvas.toDataURL('image/png');
   }, selector);
   const png = PNG.sync.read(Buffer.from(dataUrl.split(',')[1]!, 'base64'));
-  const code = jsQR(new Uint8ClampedArray(png.data.buffer, png.data.byteOffset, png.data.length), png.width, png.height);
+  const code = jsQR(
+    new Uint8ClampedArray(png.data.buffer, png.data.byteOffset, png.data.length),
+    png.width,
+    png.height,
+  );
   assert.ok(code, 'a QR code was found in the image');
   return code.data;
 }

@@ -14,11 +14,20 @@ export async function launchBrowser(): Promise<Browser | { skip: string }> {
   try {
     return await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--no-first-run',
+      ],
       timeout: 60_000,
     });
   } catch (err) {
-    return { skip: `chromium at ${CHROMIUM} did not start: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}` };
+    return {
+      skip: `chromium at ${CHROMIUM} did not start: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`,
+    };
   }
 }
 

@@ -50,7 +50,8 @@ function RequireRole({ role, children }: { role: 'admin' | 'peer'; children: Rea
   if (me.isPending) return <Loading what="your session" />;
   if (me.error?.status === 401) return <Redirect to={`/login?next=${encodeURIComponent(here())}`} replace />;
   if (me.error) return <ErrorBox error={me.error} title="Cannot tell who is signed in" />;
-  if (me.data.must_change_password) return <Redirect to={`/change-password?next=${encodeURIComponent(here())}`} replace />;
+  if (me.data.must_change_password)
+    return <Redirect to={`/change-password?next=${encodeURIComponent(here())}`} replace />;
   if (me.data.role !== role) return <Redirect to={homeOf(me.data.role)} replace />;
   return <>{children}</>;
 }

@@ -107,7 +107,8 @@ export const seg = (s: string): string => encodeURIComponent(s);
 
 export function query(params: Record<string, string | number | undefined | null | false>): string {
   const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '' && v !== false) q.set(k, String(v));
+  for (const [k, v] of Object.entries(params))
+    if (v !== undefined && v !== null && v !== '' && v !== false) q.set(k, String(v));
   const s = q.toString();
   return s ? `?${s}` : '';
 }

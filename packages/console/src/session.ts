@@ -22,7 +22,13 @@ export const homeOf = (role: 'admin' | 'peer' | undefined): string => (role === 
 /** A `next` parameter that stays inside the console (never another origin, never the API). */
 export function safeNext(next: string | null): string | undefined {
   // a path of this origin only: "/x…", never "//host" or "/\\host" (browsers read a backslash as a slash)
-  if (!next || !/^\/(?![/\\])/.test(next) || /[\\\s]/.test(next) || next.startsWith('/api/') || next.startsWith('/login')) {
+  if (
+    !next ||
+    !/^\/(?![/\\])/.test(next) ||
+    /[\\\s]/.test(next) ||
+    next.startsWith('/api/') ||
+    next.startsWith('/login')
+  ) {
     return undefined;
   }
   return next;

@@ -10,7 +10,12 @@ export function ErrorBox({ error, title }: { error: unknown; title?: string }) {
   return (
     <div className="error" role="alert">
       <strong>{title ?? 'Something went wrong'}:</strong> {message}
-      {e && <span className="code"> ({e.code}, HTTP {e.status || 'no answer'})</span>}
+      {e && (
+        <span className="code">
+          {' '}
+          ({e.code}, HTTP {e.status || 'no answer'})
+        </span>
+      )}
       {fields.length > 0 && (
         <ul>
           {fields.map(([k, v]) => (
@@ -42,16 +47,25 @@ interface FieldProps {
 }
 
 /** A labelled input whose error (from the API's `fields`) is announced with it. */
-export function Field({ label, name, value, onChange, type = 'text', error, hint, required, autoComplete, placeholder }: FieldProps) {
+export function Field({
+  label,
+  name,
+  value,
+  onChange,
+  type = 'text',
+  error,
+  hint,
+  required,
+  autoComplete,
+  placeholder,
+}: FieldProps) {
   const id = useId();
   const errId = `${id}-err`;
   const hintId = `${id}-hint`;
   const describedBy = [error ? errId : '', hint ? hintId : ''].filter(Boolean).join(' ') || undefined;
   return (
     <div className="field">
-      <label htmlFor={id}>
-        {label}
-      </label>
+      <label htmlFor={id}>{label}</label>
       <input
         id={id}
         name={name}
@@ -157,7 +171,15 @@ export interface Series {
 }
 
 /** A small line chart in inline SVG: time on x, value on y, with a text summary for screen readers. */
-export function LineChart({ series, label, format }: { series: Series[]; label: string; format: (v: number) => string }) {
+export function LineChart({
+  series,
+  label,
+  format,
+}: {
+  series: Series[];
+  label: string;
+  format: (v: number) => string;
+}) {
   const W = 600;
   const H = 160;
   const P = 28;
@@ -170,7 +192,12 @@ export function LineChart({ series, label, format }: { series: Series[]; label: 
   const y = (v: number) => H - P - (v / vMax) * (H - 2 * P);
   return (
     <figure className="chart">
-      <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-label={`${label}: up to ${format(vMax)}`} preserveAspectRatio="none">
+      <svg
+        viewBox={`0 0 ${W} ${H}`}
+        role="img"
+        aria-label={`${label}: up to ${format(vMax)}`}
+        preserveAspectRatio="none"
+      >
         <line x1={P} y1={H - P} x2={W - P} y2={H - P} className="axis" />
         <line x1={P} y1={P} x2={P} y2={H - P} className="axis" />
         <text x={P + 2} y={P - 8} className="tick">
@@ -183,7 +210,11 @@ export function LineChart({ series, label, format }: { series: Series[]; label: 
           {new Date(t1).toLocaleTimeString()}
         </text>
         {series.map((s) => (
-          <polyline key={s.name} className={`line ${s.className}`} points={s.points.map((p) => `${x(p.t)},${y(p.v)}`).join(' ')} />
+          <polyline
+            key={s.name}
+            className={`line ${s.className}`}
+            points={s.points.map((p) => `${x(p.t)},${y(p.v)}`).join(' ')}
+          />
         ))}
       </svg>
       <figcaption>
@@ -203,7 +234,17 @@ export function LineChart({ series, label, format }: { series: Series[]; label: 
 }
 
 /** A two-step confirmation in place: the first press asks, the second does it. */
-export function ConfirmButton({ label, confirm, onConfirm, disabled }: { label: string; confirm: string; onConfirm: () => void; disabled?: boolean }) {
+export function ConfirmButton({
+  label,
+  confirm,
+  onConfirm,
+  disabled,
+}: {
+  label: string;
+  confirm: string;
+  onConfirm: () => void;
+  disabled?: boolean;
+}) {
   const [asking, setAsking] = useState(false);
   if (!asking)
     return (

@@ -29,7 +29,10 @@ export function Audit() {
     queryFn: () => api.get<{ entries: Entry[]; total: number }>(`/api/audit${qs}`),
     placeholderData: keepPreviousData,
   });
-  const verify = useMutation({ mutationFn: () => api.get<{ valid: boolean; entries: number; reason?: string; first_broken_id?: number }>('/api/audit/verify') });
+  const verify = useMutation({
+    mutationFn: () =>
+      api.get<{ valid: boolean; entries: number; reason?: string; first_broken_id?: number }>('/api/audit/verify'),
+  });
   const total = list.data?.total ?? 0;
   return (
     <Page
@@ -53,7 +56,8 @@ export function Audit() {
         <p className={verify.data.valid ? 'ok' : 'error'} role="status">
           {verify.data.valid
             ? `The chain is intact: ${verify.data.entries} entries verified.`
-            : `The chain is broken${verify.data.first_broken_id ? ` at entry ${verify.data.first_broken_id}` : ''}: ${verify.data.reason ?? 'see the API answer'}`}
+            : `The chain is broken${verify.data.first_broken_id ? ` at entry ${verify.data.first_broken_id}` : ''}: ` +
+              (verify.data.reason ?? 'see the API answer')}
         </p>
       )}
       <form className="filters" role="search" aria-label="Filter the audit log" onSubmit={(e) => e.preventDefault()}>
@@ -108,9 +112,7 @@ export function Audit() {
             <button type="button" disabled={offset === 0} onClick={() => setOffset(Math.max(0, offset - PAGE))}>
               Newer
             </button>
-            <span>
-              {total === 0 ? 'No entries' : `${offset + 1}–${offset + list.data.entries.length} of ${total}`}
-            </span>
+            <span>{total === 0 ? 'No entries' : `${offset + 1}–${offset + list.data.entries.length} of ${total}`}</span>
             <button type="button" disabled={offset + PAGE >= total} onClick={() => setOffset(offset + PAGE)}>
               Older
             </button>

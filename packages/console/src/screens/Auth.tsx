@@ -19,13 +19,19 @@ export function Login() {
     setBusy(true);
     setError(null);
     try {
-      const res = await api.post<{ user: Omit<Me, 'id'>; csrf_token: string }>('/api/auth/login', { username, password }, { quiet: true });
+      const res = await api.post<{ user: Omit<Me, 'id'>; csrf_token: string }>(
+        '/api/auth/login',
+        { username, password },
+        { quiet: true },
+      );
       setCsrf(res.csrf_token);
       qc.clear();
       if (res.user.must_change_password) {
         navigate(`/change-password?next=${encodeURIComponent(next ?? homeOf(res.user.role))}`, { replace: true });
       } else {
-        navigate(next && !(res.user.role === 'peer' && !next.startsWith('/portal')) ? next : homeOf(res.user.role), { replace: true });
+        navigate(next && !(res.user.role === 'peer' && !next.startsWith('/portal')) ? next : homeOf(res.user.role), {
+          replace: true,
+        });
       }
     } catch (err) {
       setError(err);
@@ -39,8 +45,23 @@ export function Login() {
     <Page title="Sign in to your cell">
       <form className="card narrow" onSubmit={submit}>
         {next && <p className="muted">Sign in to continue to {next}.</p>}
-        <Field label="Username" name="username" value={username} onChange={setUsername} autoComplete="username" required />
-        <Field label="Password" name="password" type="password" value={password} onChange={setPassword} autoComplete="current-password" required />
+        <Field
+          label="Username"
+          name="username"
+          value={username}
+          onChange={setUsername}
+          autoComplete="username"
+          required
+        />
+        <Field
+          label="Password"
+          name="password"
+          type="password"
+          value={password}
+          onChange={setPassword}
+          autoComplete="current-password"
+          required
+        />
         <ErrorBox error={error} title="Not signed in" />
         <button type="submit" className="primary" disabled={busy}>
           Sign in
@@ -71,7 +92,11 @@ export function ChangePassword() {
     e.preventDefault();
     setError(null);
     if (fresh !== again) {
-      setError(new ApiError(400, 'passwords_differ', 'the two new passwords differ', { confirm: 'must repeat the new password' }));
+      setError(
+        new ApiError(400, 'passwords_differ', 'the two new passwords differ', {
+          confirm: 'must repeat the new password',
+        }),
+      );
       return;
     }
     setBusy(true);
@@ -98,9 +123,37 @@ export function ChangePassword() {
             An administrator reset your password. Choose a new one before you continue.
           </p>
         )}
-        <Field label="Current password" name="current_password" type="password" value={current} onChange={setCurrent} autoComplete="current-password" required error={fieldError(error, 'current_password')} />
-        <Field label="New password" name="new_password" type="password" value={fresh} onChange={setFresh} autoComplete="new-password" required hint="At least 12 characters" error={fieldError(error, 'new_password')} />
-        <Field label="New password again" name="confirm" type="password" value={again} onChange={setAgain} autoComplete="new-password" required error={fieldError(error, 'confirm')} />
+        <Field
+          label="Current password"
+          name="current_password"
+          type="password"
+          value={current}
+          onChange={setCurrent}
+          autoComplete="current-password"
+          required
+          error={fieldError(error, 'current_password')}
+        />
+        <Field
+          label="New password"
+          name="new_password"
+          type="password"
+          value={fresh}
+          onChange={setFresh}
+          autoComplete="new-password"
+          required
+          hint="At least 12 characters"
+          error={fieldError(error, 'new_password')}
+        />
+        <Field
+          label="New password again"
+          name="confirm"
+          type="password"
+          value={again}
+          onChange={setAgain}
+          autoComplete="new-password"
+          required
+          error={fieldError(error, 'confirm')}
+        />
         <ErrorBox error={error} title="Password not changed" />
         {done && (
           <p className="ok" role="status">

@@ -27,17 +27,32 @@ interface WgStatus {
   listen_port: number | null;
   public_key: string | null;
   address: string | null;
-  peers: Array<{ name: string | null; public_key: string; online: boolean; latest_handshake: string | null; rx_bytes: number; tx_bytes: number }>;
+  peers: Array<{
+    name: string | null;
+    public_key: string;
+    online: boolean;
+    latest_handshake: string | null;
+    rx_bytes: number;
+    tx_bytes: number;
+  }>;
 }
 
 export function Dashboard() {
-  const status = useQuery({ queryKey: ['status'], queryFn: () => api.get<Status>('/api/status'), refetchInterval: 15_000 });
+  const status = useQuery({
+    queryKey: ['status'],
+    queryFn: () => api.get<Status>('/api/status'),
+    refetchInterval: 15_000,
+  });
   const history = useQuery({
     queryKey: ['health-history'],
     queryFn: () => api.get<{ samples: Sample[]; interval_s: number }>('/api/health/history?limit=200'),
     refetchInterval: 60_000,
   });
-  const wg = useQuery({ queryKey: ['wg'], queryFn: () => api.get<WgStatus>('/api/wireguard/status'), refetchInterval: 15_000 });
+  const wg = useQuery({
+    queryKey: ['wg'],
+    queryFn: () => api.get<WgStatus>('/api/wireguard/status'),
+    refetchInterval: 15_000,
+  });
 
   const samples = [...(history.data?.samples ?? [])].reverse();
   return (
@@ -48,8 +63,8 @@ export function Dashboard() {
       {status.data && (
         <>
           <p>
-            Overall: <span className={`badge ${status.data.status}`}>{status.data.status}</span> · version {status.data.version} · up{' '}
-            {Math.round(status.data.uptime_s / 60)} min
+            Overall: <span className={`badge ${status.data.status}`}>{status.data.status}</span> · version{' '}
+            {status.data.version} · up {Math.round(status.data.uptime_s / 60)} min
           </p>
           <ul className="tiles">
             {Object.entries(status.data.subsystems).map(([name, s]) => (
@@ -68,15 +83,28 @@ export function Dashboard() {
           <LineChart
             label="Health check duration (ms)"
             format={(v) => `${v.toFixed(1)} ms`}
-            series={[{ name: 'duration', className: 's1', points: samples.map((s) => ({ t: Date.parse(s.ts), v: s.duration_ms })) }]}
+            series={[
+              {
+                name: 'duration',
+                className: 's1',
+                points: samples.map((s) => ({ t: Date.parse(s.ts), v: s.duration_ms })),
+              },
+            ]}
           />
           <LineChart
             label="Memory of the cell process"
             format={formatBytes}
-            series={[{ name: 'rss', className: 's2', points: samples.map((s) => ({ t: Date.parse(s.ts), v: s.checks.memory?.rss_bytes ?? 0 })) }]}
+            series={[
+              {
+                name: 'rss',
+                className: 's2',
+                points: samples.map((s) => ({ t: Date.parse(s.ts), v: s.checks.memory?.rss_bytes ?? 0 })),
+              },
+            ]}
           />
           <p className="muted">
-            {samples.filter((s) => s.status !== 'ok').length} of {samples.length} checks not ok; one every {history.data.interval_s} s.
+            {samples.filter((s) => s.status !== 'ok').length} of {samples.length} checks not ok; one every{' '}
+            {history.data.interval_s} s.
           </p>
         </>
       )}
@@ -88,7 +116,10 @@ export function Dashboard() {
             <div>
               <dt>Interface</dt>
               <dd>
-                {wg.data.interface} <span className={`badge ${wg.data.running ? 'ok' : 'degraded'}`}>{wg.data.running ? 'running' : 'not running'}</span>
+                {wg.data.interface}{' '}
+                <span className={`badge ${wg.data.running ? 'ok' : 'degraded'}`}>
+                  {wg.data.running ? 'running' : 'not running'}
+                </span>
               </dd>
             </div>
             {wg.data.reason && (
@@ -122,7 +153,8 @@ export function Dashboard() {
                 .filter((p) => p.online)
                 .map((p) => (
                   <li key={p.public_key}>
-                    {p.name ?? p.public_key}: last handshake {formatTime(p.latest_handshake)}, ↓{formatBytes(p.rx_bytes)} ↑{formatBytes(p.tx_bytes)}
+                    {p.name ?? p.public_key}: last handshake {formatTime(p.latest_handshake)}, ↓
+                    {formatBytes(p.rx_bytes)} ↑{formatBytes(p.tx_bytes)}
                   </li>
                 ))}
             </ul>

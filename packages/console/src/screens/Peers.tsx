@@ -3,7 +3,18 @@ import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tansta
 import { Link, useSearch } from 'wouter';
 import { navigate } from 'wouter/use-browser-location';
 import { api, query, seg } from '../api';
-import { ConfirmButton, CopyButton, ErrorBox, Field, LineChart, Loading, Page, fieldError, formatBytes, formatTime } from '../ui';
+import {
+  ConfirmButton,
+  CopyButton,
+  ErrorBox,
+  Field,
+  LineChart,
+  Loading,
+  Page,
+  fieldError,
+  formatBytes,
+  formatTime,
+} from '../ui';
 
 export interface Peer {
   name: string;
@@ -30,9 +41,14 @@ interface PeerPage {
 }
 
 const PAGE = 50;
-const tagsOf = (s: string): string[] => s.split(/[,\s]+/).map((t) => t.trim()).filter(Boolean);
+const tagsOf = (s: string): string[] =>
+  s
+    .split(/[,\s]+/)
+    .map((t) => t.trim())
+    .filter(Boolean);
 /** `<input type="datetime-local">` value (local time) → ISO-8601 UTC, or null when empty. */
-const isoOf = (local: string): string | null => (local ? new Date(local).toISOString().replace(/\.\d{3}Z$/, 'Z') : null);
+const isoOf = (local: string): string | null =>
+  local ? new Date(local).toISOString().replace(/\.\d{3}Z$/, 'Z') : null;
 const localOf = (iso: string | null): string => {
   if (!iso) return '';
   const d = new Date(iso);
@@ -51,7 +67,9 @@ function useDebounced<T>(value: T, ms: number): T {
 
 export function PeerState({ peer }: { peer: Peer }) {
   const state = !peer.enabled ? 'disabled' : peer.expired ? 'expired' : peer.online ? 'online' : 'offline';
-  return <span className={`badge ${state === 'online' ? 'ok' : state === 'offline' ? 'muted' : 'degraded'}`}>{state}</span>;
+  return (
+    <span className={`badge ${state === 'online' ? 'ok' : state === 'offline' ? 'muted' : 'degraded'}`}>{state}</span>
+  );
 }
 
 /** Find, add and act on peers: the list is paged by the API (50 a page), so 10,000 peers cost one page. */
@@ -82,7 +100,8 @@ export function Peers() {
     placeholderData: keepPreviousData,
   });
   const batch = useMutation({
-    mutationFn: (action: 'enable' | 'disable' | 'delete') => api.post('/api/peers/batch', { action, names: [...selected] }),
+    mutationFn: (action: 'enable' | 'disable' | 'delete') =>
+      api.post('/api/peers/batch', { action, names: [...selected] }),
     onSuccess: () => {
       setSelected(new Set());
       void qc.invalidateQueries({ queryKey: ['peers'] });
@@ -134,7 +153,11 @@ export function Peers() {
           <button type="button" onClick={() => batch.mutate('disable')} disabled={batch.isPending}>
             Disable
           </button>
-          <ConfirmButton label="Delete" confirm={`Delete ${selected.size} peers and their service accounts?`} onConfirm={() => batch.mutate('delete')} />
+          <ConfirmButton
+            label="Delete"
+            confirm={`Delete ${selected.size} peers and their service accounts?`}
+            onConfirm={() => batch.mutate('delete')}
+          />
           <button type="button" onClick={() => setSelected(new Set())}>
             Clear selection
           </button>
@@ -160,11 +183,13 @@ export function Peers() {
                       type="checkbox"
                       aria-label="Select every peer on this page"
                       checked={allOnPage}
-                      onChange={() => setSelected((old) => {
-                        const n = new Set(old);
-                        for (const p of peers) allOnPage ? n.delete(p.name) : n.add(p.name);
-                        return n;
-                      })}
+                      onChange={() =>
+                        setSelected((old) => {
+                          const n = new Set(old);
+                          for (const p of peers) allOnPage ? n.delete(p.name) : n.add(p.name);
+                          return n;
+                        })
+                      }
                     />
                   </th>
                   <th scope="col">Name</th>
@@ -179,7 +204,12 @@ export function Peers() {
                 {peers.map((p) => (
                   <tr key={p.name}>
                     <td>
-                      <input type="checkbox" aria-label={`Select ${p.name}`} checked={selected.has(p.name)} onChange={() => toggle(p.name)} />
+                      <input
+                        type="checkbox"
+                        aria-label={`Select ${p.name}`}
+                        checked={selected.has(p.name)}
+                        onChange={() => toggle(p.name)}
+                      />
                     </td>
                     <td>
                       <Link href={`/peers/${seg(p.name)}`}>{p.name}</Link>
@@ -258,11 +288,38 @@ function AddPeer({ onDone }: { onDone: () => void }) {
     <div className="card">
       <h2>New peer</h2>
       <form onSubmit={submit}>
-        <Field label="Name" name="name" value={name} onChange={setName} required hint="Lowercase letters, digits and inner hyphens" error={fieldError(err, 'name')} />
-        <Field label="Description" name="description" value={description} onChange={setDescription} error={fieldError(err, 'description')} />
+        <Field
+          label="Name"
+          name="name"
+          value={name}
+          onChange={setName}
+          required
+          hint="Lowercase letters, digits and inner hyphens"
+          error={fieldError(err, 'name')}
+        />
+        <Field
+          label="Description"
+          name="description"
+          value={description}
+          onChange={setDescription}
+          error={fieldError(err, 'description')}
+        />
         <Field label="Group" name="group" value={group} onChange={setGroup} error={fieldError(err, 'group')} />
-        <Field label="Tags (comma separated)" name="tags" value={tags} onChange={setTags} error={fieldError(err, 'tags') ?? fieldError(err, 'tags/0')} />
-        <Field label="Expires at (optional)" name="expires_at" type="datetime-local" value={expires} onChange={setExpires} error={fieldError(err, 'expires_at')} />
+        <Field
+          label="Tags (comma separated)"
+          name="tags"
+          value={tags}
+          onChange={setTags}
+          error={fieldError(err, 'tags') ?? fieldError(err, 'tags/0')}
+        />
+        <Field
+          label="Expires at (optional)"
+          name="expires_at"
+          type="datetime-local"
+          value={expires}
+          onChange={setExpires}
+          error={fieldError(err, 'expires_at')}
+        />
         <ErrorBox error={err} title="The peer was not added" />
         <button type="submit" className="primary" disabled={create.isPending}>
           Add peer
@@ -280,7 +337,8 @@ function NewPeerSecret({ created }: { created: Created }) {
     <div className="secret" role="status" aria-label={`Peer ${peer.name} added`}>
       <h3>Peer {peer.name} added</h3>
       <p>
-        <strong>Write this down now:</strong> the password is shown only this once. The peer signs in to the portal with it.
+        <strong>Write this down now:</strong> the password is shown only this once. The peer signs in to the portal with
+        it.
       </p>
       <dl className="kv">
         <div>
@@ -311,7 +369,13 @@ export function PeerQr({ name, self }: { name: string; self?: boolean }) {
           The QR code could not be loaded; download the configuration instead.
         </p>
       ) : (
-        <img src={`${base}/qr`} alt={`WireGuard configuration of ${name} as a QR code`} width={280} height={280} onError={() => setFailed(true)} />
+        <img
+          src={`${base}/qr`}
+          alt={`WireGuard configuration of ${name} as a QR code`}
+          width={280}
+          height={280}
+          onError={() => setFailed(true)}
+        />
       )}
       <a className="button" href={`${base}/config?download=1`} download>
         Download the configuration file
@@ -322,14 +386,19 @@ export function PeerQr({ name, self }: { name: string; self?: boolean }) {
 
 export function PeerDetail({ name }: { name: string }) {
   const qc = useQueryClient();
-  const peer = useQuery({ queryKey: ['peer', name], queryFn: () => api.get<{ peer: Peer }>(`/api/peers/${seg(name)}`) });
+  const peer = useQuery({
+    queryKey: ['peer', name],
+    queryFn: () => api.get<{ peer: Peer }>(`/api/peers/${seg(name)}`),
+  });
   const [period, setPeriod] = useState<'24h' | '7d' | '30d'>('24h');
   const traffic = useQuery({
     queryKey: ['traffic', name, period],
     queryFn: () =>
-      api.get<{ points: Array<{ ts: string; rx_bytes: number; tx_bytes: number }>; rx_bytes: number; tx_bytes: number }>(
-        `/api/peers/${seg(name)}/traffic?period=${period}`,
-      ),
+      api.get<{
+        points: Array<{ ts: string; rx_bytes: number; tx_bytes: number }>;
+        rx_bytes: number;
+        tx_bytes: number;
+      }>(`/api/peers/${seg(name)}/traffic?period=${period}`),
   });
   const remove = useMutation({
     mutationFn: () => api.delete(`/api/peers/${seg(name)}`),
@@ -353,7 +422,11 @@ export function PeerDetail({ name }: { name: string }) {
           <button type="button" onClick={() => toggle.mutate(!p.enabled)} disabled={toggle.isPending}>
             {p.enabled ? 'Disable' : 'Enable'}
           </button>
-          <ConfirmButton label="Delete" confirm={`Delete ${p.name} and its service accounts?`} onConfirm={() => remove.mutate()} />
+          <ConfirmButton
+            label="Delete"
+            confirm={`Delete ${p.name} and its service accounts?`}
+            onConfirm={() => remove.mutate()}
+          />
         </>
       }
     >
@@ -413,8 +486,16 @@ export function PeerDetail({ name }: { name: string }) {
           label={`Traffic of ${p.name}`}
           format={formatBytes}
           series={[
-            { name: 'received', className: 's1', points: traffic.data.points.map((x) => ({ t: Date.parse(x.ts), v: x.rx_bytes })) },
-            { name: 'sent', className: 's2', points: traffic.data.points.map((x) => ({ t: Date.parse(x.ts), v: x.tx_bytes })) },
+            {
+              name: 'received',
+              className: 's1',
+              points: traffic.data.points.map((x) => ({ t: Date.parse(x.ts), v: x.rx_bytes })),
+            },
+            {
+              name: 'sent',
+              className: 's2',
+              points: traffic.data.points.map((x) => ({ t: Date.parse(x.ts), v: x.tx_bytes })),
+            },
           ]}
         />
       )}
@@ -451,10 +532,29 @@ function EditPeer({ peer }: { peer: Peer }) {
       }}
     >
       <h2>Edit</h2>
-      <Field label="Description" name="description" value={description} onChange={setDescription} error={fieldError(err, 'description')} />
+      <Field
+        label="Description"
+        name="description"
+        value={description}
+        onChange={setDescription}
+        error={fieldError(err, 'description')}
+      />
       <Field label="Group" name="group" value={group} onChange={setGroup} error={fieldError(err, 'group')} />
-      <Field label="Tags (comma separated)" name="tags" value={tags} onChange={setTags} error={fieldError(err, 'tags')} />
-      <Field label="Expires at (empty: never)" name="expires_at" type="datetime-local" value={expires} onChange={setExpires} error={fieldError(err, 'expires_at')} />
+      <Field
+        label="Tags (comma separated)"
+        name="tags"
+        value={tags}
+        onChange={setTags}
+        error={fieldError(err, 'tags')}
+      />
+      <Field
+        label="Expires at (empty: never)"
+        name="expires_at"
+        type="datetime-local"
+        value={expires}
+        onChange={setExpires}
+        error={fieldError(err, 'expires_at')}
+      />
       <ErrorBox error={err} title="Not saved" />
       {save.isSuccess && (
         <p className="ok" role="status">

@@ -9,7 +9,16 @@ interface ServiceCreds {
   service: string;
   name: string;
   username: string;
-  credentials: Array<{ label: string; protocol: string; security: string; host: string; port: number; username: string; password: string; path?: string }>;
+  credentials: Array<{
+    label: string;
+    protocol: string;
+    security: string;
+    host: string;
+    port: number;
+    username: string;
+    password: string;
+    path?: string;
+  }>;
 }
 
 /** Short set-up notes for the apps people use, by the protocols a service offers. */
@@ -23,26 +32,43 @@ function Notes({ protocols }: { protocols: Set<string> }) {
       {mail && (
         <>
           <h4>Mail on iPhone or iPad</h4>
-          <p>Settings → Mail → Accounts → Add Account → Other → Add Mail Account. Enter the username and password above, then the IMAP and SMTP servers and ports shown.</p>
+          <p>
+            Settings → Mail → Accounts → Add Account → Other → Add Mail Account. Enter the username and password above,
+            then the IMAP and SMTP servers and ports shown.
+          </p>
           <h4>Mail on Android</h4>
-          <p>In your mail app (e.g. Gmail or K-9/Thunderbird): Add account → Other → Personal (IMAP). Use "manual setup" and copy the server, port and security shown above.</p>
+          <p>
+            In your mail app (e.g. Gmail or K-9/Thunderbird): Add account → Other → Personal (IMAP). Use "manual setup"
+            and copy the server, port and security shown above.
+          </p>
         </>
       )}
       {dav && (
         <>
           <h4>Calendar and contacts on Android (DAVx⁵)</h4>
-          <p>Install DAVx⁵, add an account "with URL and user name", paste the server address (https:// + server + path), your username and password. Pick the calendars and address books to sync.</p>
+          <p>
+            Install DAVx⁵, add an account "with URL and user name", paste the server address (https:// + server + path),
+            your username and password. Pick the calendars and address books to sync.
+          </p>
           <h4>Calendar and contacts on iPhone</h4>
-          <p>Settings → Calendar → Accounts → Add Account → Other → Add CalDAV Account (and CardDAV for contacts); server, username and password as above.</p>
+          <p>
+            Settings → Calendar → Accounts → Add Account → Other → Add CalDAV Account (and CardDAV for contacts);
+            server, username and password as above.
+          </p>
         </>
       )}
       {webdav && (
         <>
           <h4>Files (WebDAV)</h4>
-          <p>In a WebDAV client (Files on iPhone: Connect to Server; Android: e.g. Material Files or Solid Explorer; Windows/macOS: map a network drive), use https:// + server + path, your username and password.</p>
+          <p>
+            In a WebDAV client (Files on iPhone: Connect to Server; Android: e.g. Material Files or Solid Explorer;
+            Windows/macOS: map a network drive), use https:// + server + path, your username and password.
+          </p>
         </>
       )}
-      {!mail && !dav && !webdav && <p>Use the server, port, username and password above in the app for this service.</p>}
+      {!mail && !dav && !webdav && (
+        <p>Use the server, port, username and password above in the app for this service.</p>
+      )}
       <p>All of these work only while your VPN connection to the cell is on.</p>
     </details>
   );
@@ -51,7 +77,10 @@ function Notes({ protocols }: { protocols: Set<string> }) {
 /** The peer's own page, laid out for a phone: connect, then the services and their credentials. */
 export function Portal() {
   const me = useQuery({ queryKey: ['peer-me'], queryFn: () => api.get<{ peer: Peer }>('/api/peer/me') });
-  const creds = useQuery({ queryKey: ['peer-creds'], queryFn: () => api.get<{ services: ServiceCreds[] }>('/api/peer/service-credentials') });
+  const creds = useQuery({
+    queryKey: ['peer-creds'],
+    queryFn: () => api.get<{ services: ServiceCreds[] }>('/api/peer/service-credentials'),
+  });
   return (
     <Page title="My connection">
       <ErrorBox error={me.error} title="Cannot read your peer" />
@@ -61,7 +90,9 @@ export function Portal() {
           <h2 id="vpn-h">
             VPN <PeerState peer={me.data.peer} />
           </h2>
-          <p>Scan this code with the WireGuard app (Add tunnel → Scan from QR code), or download the file and import it.</p>
+          <p>
+            Scan this code with the WireGuard app (Add tunnel → Scan from QR code), or download the file and import it.
+          </p>
           <PeerQr name={me.data.peer.name} self />
           <p className="muted">
             Your address in the cell: <span className="mono">{me.data.peer.address}</span>

@@ -49,8 +49,10 @@ const nullable = (p: PropSchema): boolean => p.anyOf?.some((a) => a.type === 'nu
 function hintFor(p: PropSchema): string | undefined {
   if (p.errorMessage) return p.errorMessage.replace(/^must be/, 'Must be');
   const inner = p.anyOf?.find((a) => a.type !== 'null') ?? p;
-  if (inner.minimum !== undefined && inner.maximum !== undefined) return `A number from ${inner.minimum} to ${inner.maximum}`;
-  if (inner.maxLength !== undefined) return `Up to ${inner.maxLength} characters${nullable(p) ? ', may be left empty' : ''}`;
+  if (inner.minimum !== undefined && inner.maximum !== undefined)
+    return `A number from ${inner.minimum} to ${inner.maximum}`;
+  if (inner.maxLength !== undefined)
+    return `Up to ${inner.maxLength} characters${nullable(p) ? ', may be left empty' : ''}`;
   return undefined;
 }
 
@@ -59,7 +61,8 @@ export function Setup() {
   const qc = useQueryClient();
   const status = useQuery({
     queryKey: ['setup-status'],
-    queryFn: () => api.get<{ complete: boolean; step: string | null; steps: string[] }>('/api/setup/status', { quiet: true }),
+    queryFn: () =>
+      api.get<{ complete: boolean; step: string | null; steps: string[] }>('/api/setup/status', { quiet: true }),
     retry: false,
   });
   const step = useQuery<StepAnswer, ApiError>({
@@ -114,7 +117,9 @@ export function Setup() {
         const raw = values[name] ?? '';
         if (raw === '' && nullable(p)) body[name] = null;
         else if (raw === '' && !required.has(name)) continue;
-        else body[name] = typeOf(p) === 'integer' || typeOf(p) === 'number' ? (/^-?\d+(\.\d+)?$/.test(raw) ? Number(raw) : raw) : raw;
+        else
+          body[name] =
+            typeOf(p) === 'integer' || typeOf(p) === 'number' ? (/^-?\d+(\.\d+)?$/.test(raw) ? Number(raw) : raw) : raw;
       }
       const res = await api.post<{ step: string; csrf_token?: string }>('/api/setup/step', body, { quiet: true });
       if (res.csrf_token) setCsrf(res.csrf_token);
@@ -129,13 +134,20 @@ export function Setup() {
     }
   };
 
-  const review = current === 'review' ? (step.data.data as { identity?: Record<string, unknown>; network?: Record<string, unknown> }) : undefined;
+  const review =
+    current === 'review'
+      ? (step.data.data as { identity?: Record<string, unknown>; network?: Record<string, unknown> })
+      : undefined;
   const index = steps.indexOf(current);
   return (
     <Page title={`Set up your cell: ${STEP_TITLES[current] ?? current}`}>
       <ol className="steps" aria-label="Setup steps">
         {steps.map((s, i) => (
-          <li key={s} aria-current={s === current ? 'step' : undefined} className={i < index || current === 'complete' ? 'done' : ''}>
+          <li
+            key={s}
+            aria-current={s === current ? 'step' : undefined}
+            className={i < index || current === 'complete' ? 'done' : ''}
+          >
             {STEP_TITLES[s] ?? s}
           </li>
         ))}

@@ -34,7 +34,15 @@ interface Service {
   job: Job | null;
 }
 interface StoreView {
-  catalog: { verified: boolean; version?: number; expires?: string; digest?: string; signed_by?: string; refusal?: Refusal; highest_accepted_version: number | null };
+  catalog: {
+    verified: boolean;
+    version?: number;
+    expires?: string;
+    digest?: string;
+    signed_by?: string;
+    refusal?: Refusal;
+    highest_accepted_version: number | null;
+  };
   image_verification: string;
   engine: { reachable: boolean; endpoint: string; version?: string; reason?: string; cell_id: string };
   services: Service[];
@@ -42,9 +50,12 @@ interface StoreView {
 
 /** What to do about each refusal, as wiki/admin-manage-services.md lists it. */
 export const REFUSAL_ADVICE: Record<string, string> = {
-  missing_bundle: 'The catalog (or, in enforce mode, an image) has no signature: get a signed catalog or signed manifest.',
+  missing_bundle:
+    'The catalog (or, in enforce mode, an image) has no signature: get a signed catalog or signed manifest.',
   malformed_bundle: 'The signature file is not a sigstore bundle: the store must re-sign the catalog.',
-  untrusted_key: 'It is signed by a key this cell does not trust: add the key under Vault → Trust keys, only if it really is the store\'s.',
+  untrusted_key:
+    'It is signed by a key this cell does not trust: add the key under Vault → Trust keys, ' +
+    "only if it really is the store's.",
   signature_mismatch: 'The index changed after it was signed: get the catalog again from the store.',
   malformed_index: 'The index is not a valid index: the store must re-sign it.',
   rollback: 'This index is older than the newest this cell accepted: get the current catalog.',
@@ -62,7 +73,8 @@ function Refused({ refusal, what }: { refusal: Refusal; what: string }) {
     <div className="error" role="alert">
       <strong>{what} refused</strong> ({refusal.code}): {refusal.reason}
       <p>
-        <strong>What to do:</strong> {REFUSAL_ADVICE[refusal.code.replace(/-/g, '_')] ?? 'See the wiki page "Manage services".'}
+        <strong>What to do:</strong>{' '}
+        {REFUSAL_ADVICE[refusal.code.replace(/-/g, '_')] ?? 'See the wiki page "Manage services".'}
       </p>
     </div>
   );
@@ -95,7 +107,11 @@ function JobProgress({ jobId, onEnd }: { jobId: number; onEnd: () => void }) {
       {j.kind === 'install' && (
         <ol className="steps small">
           {steps.map((s, i) => (
-            <li key={s} className={i < at || j.state === 'healthy' ? 'done' : ''} aria-current={s === j.state ? 'step' : undefined}>
+            <li
+              key={s}
+              className={i < at || j.state === 'healthy' ? 'done' : ''}
+              aria-current={s === j.state ? 'step' : undefined}
+            >
               {s}
             </li>
           ))}
@@ -112,7 +128,8 @@ export function Store() {
   const [jobs, setJobs] = useState<Record<string, number>>({});
   const refresh = () => void qc.invalidateQueries({ queryKey: ['store'] });
   const install = useMutation({
-    mutationFn: (id: string) => api.post<{ job: Job | null; already_installed?: boolean }>('/api/store/install', { id }),
+    mutationFn: (id: string) =>
+      api.post<{ job: Job | null; already_installed?: boolean }>('/api/store/install', { id }),
     onSuccess: (res, id) => {
       if (res.job) setJobs((j) => ({ ...j, [id]: res.job!.id }));
       refresh();
@@ -135,7 +152,8 @@ export function Store() {
         <h2 id="catalog-h">Catalog</h2>
         {catalog.verified ? (
           <p>
-            <span className="badge ok">verified</span> version {catalog.version}, expires {formatTime(catalog.expires)}, signed by key{' '}
+            <span className="badge ok">verified</span> version {catalog.version}, expires {formatTime(catalog.expires)},
+            signed by key{' '}
             <span className="mono" data-testid="signed-by">
               {catalog.signed_by}
             </span>
@@ -145,7 +163,9 @@ export function Store() {
         )}
         <p className="muted">
           Image verification: {image_verification}. Container engine:{' '}
-          {engine.reachable ? `reachable (${engine.endpoint}, ${engine.version ?? 'unknown version'})` : `not reachable — ${engine.reason}`}
+          {engine.reachable
+            ? `reachable (${engine.endpoint}, ${engine.version ?? 'unknown version'})`
+            : `not reachable — ${engine.reason}`}
         </p>
       </section>
       <ErrorBox error={install.error} title="Not installed" />
@@ -155,33 +175,52 @@ export function Store() {
           <li key={s.id} className="card service" aria-labelledby={`svc-${s.id}`}>
             <h2 id={`svc-${s.id}`}>
               {s.name ?? s.id} <span className="muted">{s.version}</span>{' '}
-              <span className={`badge ${s.verified ? 'ok' : 'degraded'}`}>{s.verified ? 'verified' : 'not verified'}</span>{' '}
+              <span className={`badge ${s.verified ? 'ok' : 'degraded'}`}>
+                {s.verified ? 'verified' : 'not verified'}
+              </span>{' '}
               <span className="badge" data-testid={`state-${s.id}`}>
                 {s.state}
               </span>
-              {s.update_available && <span className="badge notice"> update available ({s.installed_version} → {s.version})</span>}
+              {s.update_available && (
+                <span className="badge notice">
+                  {' '}
+                  update available ({s.installed_version} → {s.version})
+                </span>
+              )}
             </h2>
             {s.description && <p className="desc">{s.description}</p>}
             {s.refusal && <Refused refusal={s.refusal} what="This manifest was" />}
             {s.in_catalog === false && <p className="notice">Installed, but no longer in the catalog.</p>}
             {s.containers && (
               <p className="muted">
-                Containers: {s.containers.map((c) => `${c.name} (${c.signed ? 'signed image' : 'unsigned image'})`).join(', ')}
+                Containers:{' '}
+                {s.containers.map((c) => `${c.name} (${c.signed ? 'signed image' : 'unsigned image'})`).join(', ')}
               </p>
             )}
             <div className="actions">
               {!s.installed && s.verified && s.state === 'available' && (
-                <button type="button" className="primary" onClick={() => install.mutate(s.id)} disabled={install.isPending}>
+                <button
+                  type="button"
+                  className="primary"
+                  onClick={() => install.mutate(s.id)}
+                  disabled={install.isPending}
+                >
                   Install {s.name ?? s.id}
                 </button>
               )}
               {(s.installed || s.state === 'installed') && (
-                <ConfirmButton label={`Remove ${s.name ?? s.id}`} confirm={`Remove ${s.id}? Its data and accounts are kept.`} onConfirm={() => remove.mutate(s.id)} />
+                <ConfirmButton
+                  label={`Remove ${s.name ?? s.id}`}
+                  confirm={`Remove ${s.id}? Its data and accounts are kept.`}
+                  onConfirm={() => remove.mutate(s.id)}
+                />
               )}
             </div>
             {jobs[s.id] !== undefined && <JobProgress jobId={jobs[s.id]!} onEnd={refresh} />}
             {!jobs[s.id] && s.job && !TERMINAL.has(s.job.state) && <JobProgress jobId={s.job.id} onEnd={refresh} />}
-            {s.job?.state === 'failed' && !jobs[s.id] && <ErrorBox error={new Error(s.job.error ?? 'failed')} title={`The last ${s.job.kind} failed`} />}
+            {s.job?.state === 'failed' && !jobs[s.id] && (
+              <ErrorBox error={new Error(s.job.error ?? 'failed')} title={`The last ${s.job.kind} failed`} />
+            )}
             {s.installed && <InstalledService service={s} />}
           </li>
         ))}
@@ -193,7 +232,13 @@ export function Store() {
 interface ServiceStatus {
   installed: boolean;
   healthy?: boolean;
-  containers?: Array<{ name: string; state: string; running: boolean; healthy: boolean | null; reason?: string | null }>;
+  containers?: Array<{
+    name: string;
+    state: string;
+    running: boolean;
+    healthy: boolean | null;
+    reason?: string | null;
+  }>;
 }
 interface Account {
   username: string;
@@ -215,7 +260,10 @@ interface Credential {
 function InstalledService({ service }: { service: Service }) {
   const qc = useQueryClient();
   const id = service.id;
-  const status = useQuery({ queryKey: ['svc-status', id], queryFn: () => api.get<ServiceStatus>(`/api/services/catalog/${seg(id)}/status`) });
+  const status = useQuery({
+    queryKey: ['svc-status', id],
+    queryFn: () => api.get<ServiceStatus>(`/api/services/catalog/${seg(id)}/status`),
+  });
   const restart = useMutation({
     mutationFn: () => api.post<ServiceStatus>(`/api/services/catalog/${seg(id)}/restart`),
     onSuccess: () => void qc.invalidateQueries({ queryKey: ['svc-status', id] }),
@@ -250,7 +298,10 @@ function Accounts({ id }: { id: string }) {
   const key = ['accounts', id];
   const list = useQuery({
     queryKey: key,
-    queryFn: () => api.get<{ accounts: Account[]; unmanaged: string[]; service_error: string | null }>(`/api/services/catalog/${seg(id)}/accounts`),
+    queryFn: () =>
+      api.get<{ accounts: Account[]; unmanaged: string[]; service_error: string | null }>(
+        `/api/services/catalog/${seg(id)}/accounts`,
+      ),
   });
   const [peer, setPeer] = useState('');
   const [shown, setShown] = useState<{ username: string; credentials: Credential[] } | null>(null);
@@ -266,14 +317,19 @@ function Accounts({ id }: { id: string }) {
     onSuccess: () => void qc.invalidateQueries({ queryKey: key }),
   });
   const creds = useMutation({
-    mutationFn: (username: string) => api.get<{ username: string; credentials: Credential[] }>(`/api/services/catalog/${seg(id)}/accounts/${seg(username)}/credentials`),
+    mutationFn: (username: string) =>
+      api.get<{ username: string; credentials: Credential[] }>(
+        `/api/services/catalog/${seg(id)}/accounts/${seg(username)}/credentials`,
+      ),
     onSuccess: (res) => setShown(res),
   });
   return (
     <div>
       <h3>Accounts</h3>
       <ErrorBox error={list.error} title="Cannot list the accounts" />
-      {list.data?.service_error && <p className="error">The service did not answer for its own list: {list.data.service_error}</p>}
+      {list.data?.service_error && (
+        <p className="error">The service did not answer for its own list: {list.data.service_error}</p>
+      )}
       <form
         className="inline-form"
         onSubmit={(e) => {
@@ -299,7 +355,11 @@ function Accounts({ id }: { id: string }) {
               <button type="button" className="small" onClick={() => creds.mutate(a.username)}>
                 Show credentials
               </button>{' '}
-              <ConfirmButton label="Delete account" confirm={`Delete ${a.username} from ${id}?`} onConfirm={() => del.mutate(a.username)} />
+              <ConfirmButton
+                label="Delete account"
+                confirm={`Delete ${a.username} from ${id}?`}
+                onConfirm={() => del.mutate(a.username)}
+              />
             </li>
           ))}
           {list.data.accounts.length === 0 && <li className="muted">No accounts yet.</li>}
@@ -333,7 +393,8 @@ export function CredentialList({ credentials }: { credentials: Credential[] }) {
             <div key={k}>
               <dt>{k}</dt>
               <dd className="mono">
-                <span data-testid={`cred-${k.toLowerCase()}`}>{v}</span> <CopyButton value={v} label={`${c.label} ${k.toLowerCase()}`} />
+                <span data-testid={`cred-${k.toLowerCase()}`}>{v}</span>{' '}
+                <CopyButton value={v} label={`${c.label} ${k.toLowerCase()}`} />
               </dd>
             </div>
           ))}

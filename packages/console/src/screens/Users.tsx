@@ -14,8 +14,14 @@ interface User {
 
 export function Users() {
   const [offset, setOffset] = useState(0);
-  const list = useQuery({ queryKey: ['users', offset], queryFn: () => api.get<{ users: User[]; total: number }>(`/api/auth/users?limit=100&offset=${offset}`) });
-  const reset = useMutation({ mutationFn: (username: string) => api.post<{ username: string; password: string }>('/api/auth/admin/reset-password', { username }) });
+  const list = useQuery({
+    queryKey: ['users', offset],
+    queryFn: () => api.get<{ users: User[]; total: number }>(`/api/auth/users?limit=100&offset=${offset}`),
+  });
+  const reset = useMutation({
+    mutationFn: (username: string) =>
+      api.post<{ username: string; password: string }>('/api/auth/admin/reset-password', { username }),
+  });
   return (
     <Page title="Users">
       <ErrorBox error={list.error} title="Cannot list the users" />
@@ -23,7 +29,8 @@ export function Users() {
       {reset.data && (
         <div className="secret" role="status">
           New password for <strong>{reset.data.username}</strong>: <span className="mono">{reset.data.password}</span>{' '}
-          <CopyButton value={reset.data.password} label="new password" />. Shown only now; they must change it when they sign in.
+          <CopyButton value={reset.data.password} label="new password" />. Shown only now; they must change it when they
+          sign in.
         </div>
       )}
       {list.isPending && <Loading what="users" />}
@@ -48,7 +55,11 @@ export function Users() {
                     <td>{u.disabled ? 'disabled' : u.must_change_password ? 'must change password' : 'active'}</td>
                     <td>{formatTime(u.created_at)}</td>
                     <td>
-                      <ConfirmButton label={`Reset password of ${u.username}`} confirm={`Reset ${u.username}'s password? They are signed out.`} onConfirm={() => reset.mutate(u.username)} />
+                      <ConfirmButton
+                        label={`Reset password of ${u.username}`}
+                        confirm={`Reset ${u.username}'s password? They are signed out.`}
+                        onConfirm={() => reset.mutate(u.username)}
+                      />
                     </td>
                   </tr>
                 ))}

@@ -35,7 +35,10 @@ async function fingerprintOf(pem: string): Promise<string | undefined> {
 export function Vault() {
   const qc = useQueryClient();
   const certs = useQuery({ queryKey: ['certs'], queryFn: () => api.get<{ certificates: Cert[] }>('/api/vault/certs') });
-  const keys = useQuery({ queryKey: ['trust-keys'], queryFn: () => api.get<{ trust_keys: TrustKey[] }>('/api/vault/trust-keys') });
+  const keys = useQuery({
+    queryKey: ['trust-keys'],
+    queryFn: () => api.get<{ trust_keys: TrustKey[] }>('/api/vault/trust-keys'),
+  });
   const [name, setName] = useState('');
   const [pem, setPem] = useState('');
   const [fingerprint, setFingerprint] = useState<string | undefined | null>(null);
@@ -131,22 +134,26 @@ export function Vault() {
               }}
               aria-invalid={fieldError(add.error, 'public_key') ? true : undefined}
             />
-            {fieldError(add.error, 'public_key') && <small className="field-error">{fieldError(add.error, 'public_key')}</small>}
+            {fieldError(add.error, 'public_key') && (
+              <small className="field-error">{fieldError(add.error, 'public_key')}</small>
+            )}
           </div>
           {pem.trim() && (
             <p role="status">
               {fingerprint ? (
                 <>
-                  Fingerprint (SHA-256): <span className="mono">{fingerprint}</span>. Compare it with the one the store publishes.
+                  Fingerprint (SHA-256): <span className="mono">{fingerprint}</span>. Compare it with the one the store
+                  publishes.
                 </>
               ) : (
-                'The fingerprint cannot be computed in this browser; the cell shows it once added. Compare it before you install anything.'
+                'The fingerprint cannot be computed in this browser; the cell shows it once added. ' +
+                'Compare it before you install anything.'
               )}
             </p>
           )}
           <label className="check">
-            <input type="checkbox" checked={confirmed} onChange={(e) => setConfirmed(e.target.checked)} /> I compared the fingerprint with
-            the store's
+            <input type="checkbox" checked={confirmed} onChange={(e) => setConfirmed(e.target.checked)} /> I compared
+            the fingerprint with the store's
           </label>
           <ErrorBox error={add.error} title="Key not added" />
           <button type="submit" className="primary" disabled={!confirmed || add.isPending}>

@@ -16,7 +16,8 @@ export function consoleRoutes(assets: ConsoleAssets) {
     if ((ctx.method !== 'GET' && ctx.method !== 'HEAD') || isApiPath(ctx.path) || HEALTH.test(ctx.path)) return next();
     const file = assets.resolve(ctx.path);
     if (!file) {
-      if (assets.unavailable && (ctx.path === '/' || isScreenPath(ctx.path))) throw errors.unavailable(`the console is not built (${assets.unavailable}): run npm run build`);
+      if (assets.unavailable && (ctx.path === '/' || isScreenPath(ctx.path)))
+        throw errors.unavailable(`the console is not built (${assets.unavailable}): run npm run build`);
       return next();
     }
     ctx.set('Content-Security-Policy', CONSOLE_CSP);

@@ -18,8 +18,18 @@ function builtDir(): string {
 
 describe('console assets', () => {
   it('falls back to index.html for the console screens only', () => {
-    for (const p of ['/setup', '/login', '/peers', '/peers/alice', '/store', '/portal', '/PEERS/x']) assert.equal(isScreenPath(p), true, p);
-    for (const p of ['/', '/api/peers', '/health', '/nope', '/peers/x.php', '/assets/a.js', '/favicon.ico', '/wp-admin']) {
+    for (const p of ['/setup', '/login', '/peers', '/peers/alice', '/store', '/portal', '/PEERS/x'])
+      assert.equal(isScreenPath(p), true, p);
+    for (const p of [
+      '/',
+      '/api/peers',
+      '/health',
+      '/nope',
+      '/peers/x.php',
+      '/assets/a.js',
+      '/favicon.ico',
+      '/wp-admin',
+    ]) {
       assert.equal(isScreenPath(p), false, p);
     }
   });

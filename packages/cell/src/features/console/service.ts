@@ -10,7 +10,16 @@ import type { Logger } from '../../lib/logger.js';
  * /api/* and /health never reach this module at all.
  */
 export const CONSOLE_SCREENS = [
-  'setup', 'login', 'change-password', 'dashboard', 'peers', 'store', 'vault', 'audit', 'users', 'portal',
+  'setup',
+  'login',
+  'change-password',
+  'dashboard',
+  'peers',
+  'store',
+  'vault',
+  'audit',
+  'users',
+  'portal',
 ] as const;
 
 /**
