@@ -67,6 +67,10 @@ describe('the web console in a real browser (real cell process)', () => {
     assert.equal(js.status, 200);
     assert.equal(js.headers.get('cache-control'), 'public, max-age=31536000, immutable');
     assert.match(js.headers.get('content-type') ?? '', /javascript/);
+    assert.equal(js.headers.get('content-encoding'), 'gzip');
+    const plain = await fetch(cell.url + asset, { headers: { 'accept-encoding': 'identity' } });
+    assert.equal(plain.headers.get('content-encoding'), null);
+    assert.notEqual(plain.headers.get('etag'), js.headers.get('etag'), 'each encoding has its own ETag');
     const etag = index.headers.get('etag')!;
     assert.equal(
       (await fetch(`${cell.url}/`, { headers: { 'if-none-match': etag, 'cache-control': 'max-age=0' } })).status,

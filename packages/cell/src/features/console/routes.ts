@@ -24,13 +24,14 @@ export function consoleRoutes(assets: ConsoleAssets) {
     ctx.set('Cache-Control', file.immutable ? 'public, max-age=31536000, immutable' : 'no-cache');
     ctx.set('Vary', 'Accept-Encoding');
     ctx.type = file.type;
-    ctx.etag = file.etag;
+    const gz = ctx.acceptsEncodings('gzip', 'identity') === 'gzip' ? file.gzipped() : undefined;
+    // each encoding is its own representation, with its own strong ETag
+    ctx.etag = gz ? `${file.etag.slice(0, -1)}-gz"` : file.etag;
     ctx.status = 200;
     if (ctx.fresh) {
       ctx.status = 304;
       return Promise.resolve();
     }
-    const gz = ctx.acceptsEncodings('gzip', 'identity') === 'gzip' ? file.gzipped() : undefined;
     if (gz) ctx.set('Content-Encoding', 'gzip');
     ctx.body = gz ?? file.body;
     return Promise.resolve();
