@@ -125,6 +125,11 @@ describe('the store browser on a real container engine (real cell process, real 
     const creds = await api.get(`/api/services/catalog/test-echo/accounts/${BOB.name}/credentials`);
     assert.equal(creds.status, 200, creds.text);
     assert.equal(shown, creds.body.credentials[0].password);
+    // the same from the peer's own page
+    await page.goto(`${cell.url}/peers/${BOB.name}`);
+    await page.getByRole('button', { name: `Show ${BOB.name}'s service credentials` }).click();
+    const article = page.getByRole('article', { name: 'Test Echo' });
+    assert.equal((await article.getByTestId('cred-password').innerText()).trim(), creds.body.credentials[0].password);
     assert.deepEqual(problems, []);
 
     const phone = await browser.newContext({ viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true });
@@ -145,7 +150,7 @@ describe('the store browser on a real container engine (real cell process, real 
     await phone.close();
 
     // and removed again, with its job shown
-    await page.reload();
+    await page.goto(`${cell.url}/store`);
     await page.getByRole('button', { name: 'Remove Test Echo' }).click();
     await page.getByRole('button', { name: 'Yes, remove test echo' }).click();
     const removal = await watchJob(page, 'removed');

@@ -3,6 +3,7 @@ import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tansta
 import { Link, useSearch } from 'wouter';
 import { navigate } from 'wouter/use-browser-location';
 import { api, query, seg } from '../api';
+import { CredentialList, type Credential } from './Store';
 import {
   ConfirmButton,
   CopyButton,
@@ -468,6 +469,7 @@ export function PeerDetail({ name }: { name: string }) {
             </div>
           </dl>
           <EditPeer peer={p} />
+          <ServiceCredentials name={p.name} />
         </div>
         <PeerQr name={p.name} />
       </div>
@@ -565,5 +567,30 @@ function EditPeer({ peer }: { peer: Peer }) {
         Save
       </button>
     </form>
+  );
+}
+
+interface PeerServices {
+  services: Array<{ service: string; name: string; username: string; credentials: Credential[] }>;
+}
+
+/** The peer's accounts in installed services; read on request only (each read is audited). */
+function ServiceCredentials({ name }: { name: string }) {
+  const read = useMutation({ mutationFn: () => api.get<PeerServices>(`/api/peers/${seg(name)}/service-credentials`) });
+  return (
+    <section className="card" aria-labelledby="peer-services-h">
+      <h2 id="peer-services-h">Service accounts</h2>
+      <button type="button" onClick={() => read.mutate()} disabled={read.isPending}>
+        Show {name}&apos;s service credentials
+      </button>
+      <ErrorBox error={read.error} title="Cannot read the service credentials" />
+      {read.data?.services.length === 0 && <p className="muted">{name} has no service accounts.</p>}
+      {read.data?.services.map((s) => (
+        <article key={s.service} aria-label={s.name}>
+          <h3>{s.name}</h3>
+          <CredentialList credentials={s.credentials} />
+        </article>
+      ))}
+    </section>
   );
 }

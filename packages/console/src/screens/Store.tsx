@@ -246,7 +246,7 @@ interface Account {
   created_at: string;
   in_service: boolean | null;
 }
-interface Credential {
+export interface Credential {
   label: string;
   protocol: string;
   security: string;
