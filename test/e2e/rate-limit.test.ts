@@ -5,6 +5,7 @@ import { ApiClient, ADMIN, SESSION_COOKIE } from '../support/client.js';
 import { startReadyCell } from '../support/ready-cell.js';
 import { assertError, rateLimitHeaders } from '../support/expect.js';
 import { withCellDb } from '../support/db.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const WRONG = { username: ADMIN.username, password: 'definitely not the password' };
 
@@ -109,6 +110,59 @@ describe('rate limits (real cell process)', () => {
       assert.equal(health.status, 200);
       assert.equal(health.body.setup_complete, false);
       assert.equal(health.headers.get('ratelimit-limit'), null);
+    } finally {
+      await cell.destroy();
+    }
+  });
+
+  it('100 simultaneous logins, 99 wrong then the right one: only the limit is evaluated, the right one is refused', async () => {
+    const { cell } = await startReadyCell();
+    try {
+      const client = new ApiClient(cell.url);
+      const wrong = Array.from({ length: 99 }, () => client.post('/api/auth/login', WRONG));
+      // The right password goes last, while the wrong ones are still being checked (each scrypt is
+      // ~100 ms and at most one per core runs, so ten of them take far longer than this pause).
+      await sleep(200);
+      const right = await client.post('/api/auth/login', ADMIN);
+      const answers = await Promise.all(wrong);
+      const evaluated = answers.filter((res) => res.status === 401).length;
+      for (const res of answers) {
+        if (res.status !== 401) assertError(res, 429, { code: 'rate_limited', context: 'a guess past the limit' });
+      }
+      assert.equal(evaluated, 10, 'exactly the limit of guesses was checked');
+      assertError(right, 429, { code: 'rate_limited', context: 'the right password after the limit was used' });
+      assert.equal(client.cookies.get(SESSION_COOKIE), undefined, 'no session was created');
+      const failures = withCellDb(cell.dataDir, (db) =>
+        db.prepare("SELECT count(*) AS n FROM audit_log WHERE action = 'auth.login' AND result = 'denied'").get().n);
+      assert.ok(failures >= 10, `the checked guesses are audited (${failures})`);
+    } finally {
+      await cell.destroy();
+    }
+  });
+
+  it('password hashing is bounded: a burst past the queue gets 503 busy at once, another client still signs in', async () => {
+    // A large login budget so that only the hash queue limits the burst (16 waiting per client, 48 in all).
+    const { cell } = await startReadyCell({ cellYaml: 'trust_proxy: true\nrate_limit:\n  login_failures: 1000\n' });
+    try {
+      const from = (ip: string) => ({ headers: { 'x-forwarded-for': ip } });
+      const client = new ApiClient(cell.url);
+      const burst = Array.from({ length: 120 }, () => client.post('/api/auth/login', WRONG, from('203.0.113.7')));
+      const admin = await new ApiClient(cell.url).post('/api/auth/login', ADMIN, from('198.51.100.2'));
+      const answers = await Promise.all(burst);
+      assert.equal(admin.status, 200, `another client's login is queued fairly, not refused: ${admin.text}`);
+      const busy = answers.filter((res) => res.status === 503);
+      for (const res of answers) {
+        if (res.status !== 503) assertError(res, 401, { code: 'unauthorized', context: 'a checked guess' });
+      }
+      assert.ok(busy.length > 0, 'some of the burst found the hash queue full');
+      for (const res of busy) {
+        assertError(res, 503, { code: 'busy', context: 'queue full' });
+        assert.equal(res.headers.get('retry-after'), '1');
+      }
+      // A guess refused unchecked does not count against the client's login budget.
+      const after = await client.post('/api/auth/login', WRONG, from('203.0.113.7'));
+      assert.equal(rateLimitHeaders(after).remaining, 1000 - (answers.length - busy.length) - 1);
+      assert.equal(cell.child.exitCode, null, 'the cell is still running');
     } finally {
       await cell.destroy();
     }

@@ -31,4 +31,7 @@ export const errors = {
   tooManyRequests: (retryAfterSeconds: number, message = 'too many requests') =>
     new HttpError(429, 'rate_limited', message, {}, { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) }),
   unavailable: (message = 'service unavailable') => new HttpError(503, 'unavailable', message),
+  /** The cell is too busy for this request right now (a bounded queue is full); retry soon. */
+  busy: (retryAfterSeconds: number, message = 'busy; try again in a moment') =>
+    new HttpError(503, 'busy', message, {}, { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) }),
 };

@@ -120,4 +120,28 @@ describe('SlidingWindowLimiter', () => {
     c.advance(6_000);
     assert.deepEqual(l.take('k'), { allowed: true, remaining: 0, resetSeconds: 4 }, 'the first hit left; the second is the oldest now');
   });
+
+  it('reserve() counts a hit at once (simultaneous attempts see it) and release() gives it back once', () => {
+    const c = clock();
+    const l = new SlidingWindowLimiter(2, 10_000, c.now);
+    const a = l.reserve('k');
+    c.advance(10);
+    const b = l.reserve('k');
+    assert.deepEqual([a.allowed, b.allowed], [true, true]);
+    assert.equal(l.reserve('k').allowed, false, 'two attempts in flight use the whole limit');
+    a.release();
+    a.release(); // a second release of the same attempt gives nothing more back
+    assert.equal(l.peek('k').remaining, 1);
+    const refused = l.reserve('x');
+    refused.release();
+    b.release();
+    assert.equal(keysHeld(l), 0, 'a key with nothing left is forgotten');
+    const late = l.reserve('k');
+    c.advance(10_000); // the hit has left the window: releasing it must not remove a newer one
+    const newer = l.reserve('k');
+    late.release();
+    assert.equal(l.peek('k').remaining, 1, 'the newer hit still counts');
+    newer.release();
+    assert.equal(l.peek('k').remaining, 2);
+  });
 });

@@ -89,6 +89,31 @@ export class SlidingWindowLimiter {
     return { allowed: true, remaining: this.limit - count - 1, resetSeconds };
   }
 
+  /**
+   * take() that can be undone: a hit counted now, before the outcome is known, so that requests
+   * in flight at the same time see each other. `release()` removes that hit again (at most once;
+   * a no-op once the hit has left the window).
+   */
+  reserve(key: string): { allowed: boolean; remaining: number; resetSeconds: number; release(): void } {
+    const state = this.take(key);
+    if (!state.allowed) return { ...state, release: () => {} };
+    const at = this.now();
+    let released = false;
+    return {
+      ...state,
+      release: () => {
+        if (released) return;
+        released = true;
+        const log = this.hits.get(key);
+        if (!log) return;
+        const i = log.times.lastIndexOf(at);
+        if (i < log.head) return;
+        log.times.splice(i, 1);
+        if (log.head === log.times.length) this.hits.delete(key);
+      },
+    };
+  }
+
   reset(key: string): void {
     this.hits.delete(key);
   }
@@ -119,19 +144,30 @@ export function rateLimitRequests(limiter: SlidingWindowLimiter) {
 
 /**
  * Only failures count (the login limiter): a request is refused once `limit` failures from this
- * client fall inside the window. The handler reports a failure by calling `ctx.state.countFailure()`.
+ * client fall inside the window. Each attempt is counted as a failure before the password is
+ * checked (reserved), so that a burst of simultaneous guesses sees its own attempts in flight:
+ * at most `limit` of them are ever evaluated. The handler confirms a failure by calling
+ * `ctx.state.countFailure()`; any other outcome (success, a refused body, a busy hash queue)
+ * gives the reserved attempt back when the request ends.
  */
 export function rateLimitFailures(limiter: SlidingWindowLimiter) {
   return async function limitFailures(ctx: Context, next: Next): Promise<void> {
-    const before = limiter.peek(ctx.ip);
-    setRateLimitHeaders(ctx, limiter, before);
-    if (before.remaining === 0) {
-      throw errors.tooManyRequests(before.resetSeconds, `too many failed attempts; try again in ${before.resetSeconds} s`);
+    const attempt = limiter.reserve(ctx.ip);
+    setRateLimitHeaders(ctx, limiter, attempt);
+    if (!attempt.allowed) {
+      throw errors.tooManyRequests(attempt.resetSeconds, `too many failed attempts; try again in ${attempt.resetSeconds} s`);
     }
+    let failed = false;
     ctx.state['countFailure'] = () => {
-      limiter.record(ctx.ip);
-      setRateLimitHeaders(ctx, limiter, limiter.peek(ctx.ip));
+      failed = true;
     };
-    await next();
+    try {
+      await next();
+    } finally {
+      if (!failed) {
+        attempt.release();
+        setRateLimitHeaders(ctx, limiter, limiter.peek(ctx.ip));
+      }
+    }
   };
 }

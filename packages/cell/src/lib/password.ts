@@ -1,5 +1,8 @@
 import { createHash, randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { generatePassword } from './tokens.js';
+import { FairQueue } from './fair-queue.js';
+import { errors, HttpError } from '../http/errors.js';
 
 /**
  * Passwords are hashed with scrypt (memory-hard, in node:crypto, no native addon to build).
@@ -16,15 +19,36 @@ const p = 1;
 const KEYLEN = 32;
 const MAXMEM = 64 * 1024 * 1024;
 
-function scrypt(password: string, salt: Buffer, keylen: number, opts: ScryptOptions): Promise<Buffer> {
-  return new Promise((resolve, reject) =>
+/**
+ * Every scrypt of the process goes through this queue. Each one holds a libuv pool thread and a
+ * core for ~100 ms; unbounded, a burst of logins filled the pool (4 threads) and the queue behind
+ * it, and a real login waited 18 s. Now at most one hash per core runs, waiting hashes are served
+ * round-robin by source (the client address), and past the bounds a check is refused at once with
+ * 503 `busy` (Retry-After: 1). The bounds let a full login budget of one source (rate_limit.
+ * login_failures, 10 by default) wait, and a few sources more; the per-source login limit cuts a
+ * burst down to that before anything reaches the queue. One queue per process, as the pool is.
+ */
+export const HASH_WAITING_PER_SOURCE = 16;
+export const HASH_WAITING_TOTAL = 48;
+export const passwordQueue = new FairQueue(
+  Math.max(1, Math.min(4, availableParallelism())),
+  HASH_WAITING_PER_SOURCE,
+  HASH_WAITING_TOTAL,
+  () => errors.busy(1, 'too many password checks at once; try again in a moment'),
+);
+
+/** Who a hash is computed for: the client address for requests, 'cell' for the cell's own work. */
+export const CELL_SOURCE = 'cell';
+
+function scrypt(password: string, salt: Buffer, keylen: number, opts: ScryptOptions, source: string): Promise<Buffer> {
+  return passwordQueue.run(source, () => new Promise<Buffer>((resolve, reject) =>
     scryptCb(password.normalize('NFKC'), salt, keylen, opts, (err, key) => (err ? reject(err) : resolve(key))),
-  );
+  ));
 }
 
-export async function hashPassword(password: string): Promise<string> {
+export async function hashPassword(password: string, source = CELL_SOURCE): Promise<string> {
   const salt = randomBytes(16);
-  const key = await scrypt(password, salt, KEYLEN, { N, r, p, maxmem: MAXMEM });
+  const key = await scrypt(password, salt, KEYLEN, { N, r, p, maxmem: MAXMEM }, source);
   return ['scrypt', N, r, p, salt.toString('base64url'), key.toString('base64url')].join('$');
 }
 
@@ -52,17 +76,17 @@ const isPositiveInt = (text: string) => /^[1-9]\d{0,9}$/.test(text);
  * sha256 for generated passwords). A sha256 check still spends one scrypt's time, so how fast a
  * login fails does not tell which kind of account (or whether one) is behind a username.
  */
-export async function verifyPassword(password: string, stored: string): Promise<boolean> {
+export async function verifyPassword(password: string, stored: string, source = CELL_SOURCE): Promise<boolean> {
   if (stored.startsWith(SHA256_PREFIX)) {
     const expected = Buffer.from(stored.slice(SHA256_PREFIX.length), 'base64url');
     const ok = expected.length === 32 && timingSafeEqual(sha256Of(password), expected);
-    await burnPasswordCheck(password);
+    await burnPasswordCheck(password, source);
     return ok;
   }
-  return verifyScrypt(password, stored);
+  return verifyScrypt(password, stored, source);
 }
 
-async function verifyScrypt(password: string, stored: string): Promise<boolean> {
+async function verifyScrypt(password: string, stored: string, source: string): Promise<boolean> {
   const parts = stored.split('$');
   if (parts.length !== 6 || parts[0] !== 'scrypt') return false;
   const [, n, rr, pp, salt, hash] = parts as [string, string, string, string, string, string];
@@ -70,19 +94,25 @@ async function verifyScrypt(password: string, stored: string): Promise<boolean> 
   const expected = Buffer.from(hash, 'base64url');
   // An empty (or tiny) stored key would make any password "match": refuse it.
   if (expected.length < 16 || salt.length === 0) return false;
+  let key: Buffer;
   try {
-    const key = await scrypt(password, Buffer.from(salt, 'base64url'), expected.length, {
+    key = await scrypt(password, Buffer.from(salt, 'base64url'), expected.length, {
       N: Number(n), r: Number(rr), p: Number(pp), maxmem: MAXMEM,
-    });
-    return timingSafeEqual(key, expected);
-  } catch {
+    }, source);
+  } catch (err) {
+    if (err instanceof HttpError) throw err; // the queue is full: not a wrong password
     return false; // parameters scrypt refuses (N not a power of two, over the memory limit)
   }
+  return timingSafeEqual(key, expected);
 }
 
 /** Spend the same time on unknown users as on known ones, so login timing does not reveal usernames. */
 let dummyHash: Promise<string> | undefined;
-export async function burnPasswordCheck(password: string): Promise<void> {
-  dummyHash ??= hashPassword('pic-dummy-password');
-  await verifyScrypt(password, await dummyHash);
+export async function burnPasswordCheck(password: string, source = CELL_SOURCE): Promise<void> {
+  // a refused first hash (the queue was full) must not stay cached as the answer for good
+  dummyHash ??= hashPassword('pic-dummy-password').catch((err: unknown) => {
+    dummyHash = undefined;
+    throw err;
+  });
+  await verifyScrypt(password, await dummyHash, source);
 }

@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { CellDeps } from '../../deps.js';
-import { errors } from '../../http/errors.js';
+import { errors, HttpError } from '../../http/errors.js';
 import { rateLimitFailures } from '../../http/rate-limit.js';
 import { requireRole, requireSession } from '../../http/guard.js';
 import { validateBody, validateQuery } from '../../http/validate.js';
@@ -38,7 +38,7 @@ export function authRoutes(deps: CellDeps): Router {
       ctx.audit.targetId = username;
       ctx.audit.actor = username;
     }
-    const found = await authenticate(db, username, password);
+    const found = await authenticate(db, username, password, ctx.ip);
     if (!found) {
       (ctx.state['countFailure'] as () => void)();
       throw errors.unauthorized('invalid username or password');
@@ -75,9 +75,10 @@ export function authRoutes(deps: CellDeps): Router {
     async (ctx, next) => {
       // Hash outside the transaction: scrypt takes ~100 ms and the transaction holds the database.
       try {
-        ctx.state['passwordHash'] = await prepareNewPassword(db, user(ctx), ctx.input as ChangePasswordBody);
+        ctx.state['passwordHash'] = await prepareNewPassword(db, user(ctx), ctx.input as ChangePasswordBody, ctx.ip);
       } catch (err) {
-        (ctx.state['countFailure'] as () => void)();
+        // a refused hash (the queue was full) checked nothing: its reserved attempt is given back
+        if (!(err instanceof HttpError && err.id === 'busy')) (ctx.state['countFailure'] as () => void)();
         throw err;
       }
       await next();

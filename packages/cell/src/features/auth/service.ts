@@ -9,13 +9,18 @@ import type { ChangePasswordBody } from './schema.js';
 import { isLive } from '../peers/service.js';
 
 /** Checks a username and password; undefined for any failure, so callers cannot tell which part was wrong. */
-export async function authenticate(db: Kysely<Database>, username: string, password: string): Promise<PublicUser | undefined> {
+export async function authenticate(
+  db: Kysely<Database>,
+  username: string,
+  password: string,
+  source: string,
+): Promise<PublicUser | undefined> {
   const creds = await findCredentials(db, username);
   if (!creds) {
-    await burnPasswordCheck(password);
+    await burnPasswordCheck(password, source);
     return undefined;
   }
-  const ok = await verifyPassword(password, creds.password_hash);
+  const ok = await verifyPassword(password, creds.password_hash, source);
   if (!ok || creds.disabled === 1) return undefined;
   if (creds.role === 'peer' && !(await peerLoginOpen(db, creds.id))) return undefined;
   return findUserById(db, creds.id);
@@ -28,15 +33,20 @@ async function peerLoginOpen(db: Kysely<Database>, userId: number): Promise<bool
 }
 
 /** Verifies the current password (throws 400 naming it when wrong) and returns the new hash to store. */
-export async function prepareNewPassword(db: Kysely<Database>, user: SessionUser, input: ChangePasswordBody): Promise<string> {
+export async function prepareNewPassword(
+  db: Kysely<Database>,
+  user: SessionUser,
+  input: ChangePasswordBody,
+  source: string,
+): Promise<string> {
   const creds = await findCredentials(db, user.username);
-  if (!creds || !(await verifyPassword(input.current_password, creds.password_hash))) {
+  if (!creds || !(await verifyPassword(input.current_password, creds.password_hash, source))) {
     throw errors.validation({ current_password: 'is incorrect' }, 'current password is incorrect');
   }
   if (input.current_password === input.new_password) {
     throw errors.validation({ new_password: 'must differ from the current password' });
   }
-  return hashPassword(input.new_password);
+  return hashPassword(input.new_password, source);
 }
 
 export async function storeNewPassword(trx: Kysely<Database>, userId: number, passwordHash: string): Promise<void> {

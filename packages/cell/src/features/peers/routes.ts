@@ -30,7 +30,7 @@ const HASHES_IN_FLIGHT = 4;
  * The logins of new peers, before the transaction opens: a password the admin chose takes scrypt
  * (~100 ms each); one the cell generates (≥ 128 bits) takes SHA-256 (lib/password.ts says why).
  */
-async function prepareLogins(inputs: CreatePeerBody[]): Promise<PreparedLogin[]> {
+async function prepareLogins(inputs: CreatePeerBody[], source: string): Promise<PreparedLogin[]> {
   const logins: PreparedLogin[] = new Array(inputs.length);
   let next = 0;
   const worker = async () => {
@@ -38,7 +38,7 @@ async function prepareLogins(inputs: CreatePeerBody[]): Promise<PreparedLogin[]>
       const chosen = inputs[i]!.password;
       logins[i] = chosen === undefined
         ? generateLoginPassword()
-        : { password: chosen, hash: await hashPassword(chosen) };
+        : { password: chosen, hash: await hashPassword(chosen, source) };
     }
   };
   await Promise.all(Array.from({ length: Math.min(HASHES_IN_FLIGHT, inputs.length) }, worker));
@@ -92,7 +92,7 @@ export function peerRoutes(deps: CellDeps): Router {
   const prepareLoginsOf =
     (inputs: (ctx: Context) => CreatePeerBody[] | undefined) => async (ctx: Context, next: Next) => {
       const list = inputs(ctx);
-      if (list) ctx.state['peerLogins'] = await prepareLogins(list);
+      if (list) ctx.state['peerLogins'] = await prepareLogins(list, ctx.ip);
       await next();
     };
 

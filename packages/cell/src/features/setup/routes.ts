@@ -56,7 +56,8 @@ export function setupRoutes(deps: CellDeps): Router {
     transactional(db),
     async (ctx) => {
       ctx.audit!.targetId = String(ctx.state['step']);
-      const { progress, createdAdmin } = await submitStep(ctx.trx, ctx.state['step'] as SetupProgress['step'], ctx.input, hashPassword);
+      const { progress, createdAdmin } = await submitStep(ctx.trx, ctx.state['step'] as SetupProgress['step'], ctx.input, (password) =>
+        hashPassword(password, ctx.ip));
       if (createdAdmin) {
         ctx.audit!.actor = createdAdmin.username;
         ctx.audit!.details = { created_user: createdAdmin.username, role: 'admin' };
