@@ -1,6 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { ADMIN, type ApiClient, type ApiResponse } from '../support/client.js';
 import { startReadyCell, type ReadyCell } from '../support/ready-cell.js';
@@ -38,6 +39,30 @@ function chunkedPost(url: string, path: string, chunks: Buffer[], headers: Recor
       }
       req.end();
     })().catch(reject);
+  });
+}
+
+/**
+ * Writes `bytes` on one raw keep-alive connection and collects what comes back until the server
+ * closes it or `waitMs` pass. `closed` says which happened.
+ */
+function rawExchange(url: string, bytes: Buffer, waitMs = 5000): Promise<{ text: string; closed: boolean }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = connect({ host: hostname, port: Number(port) });
+    let text = '';
+    const done = (closed: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ text, closed });
+    };
+    const timer = setTimeout(() => done(false), waitMs);
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => (text += d));
+    socket.on('end', () => done(true));
+    socket.on('close', () => done(true));
+    socket.on('error', () => {}); // a reset after the answer is the server closing; 'close' follows
+    socket.write(bytes);
   });
 }
 
@@ -264,5 +289,29 @@ describe('bad inputs of every kind (real cell process)', () => {
     assert.equal(good.body.config.identity.cell_name, 'renamed');
     assert.equal(good.body.config.network.subnet, '10.9.0.0/24');
     assert.notDeepEqual(readSettings(), settingsBefore);
+  });
+
+  it('an answer sent before the body was read closes the keep-alive connection, so no next request is lost', async () => {
+    const { hostname, port } = new URL(ready.cell.url);
+    const second = `GET /health HTTP/1.1\r\nHost: ${hostname}:${port}\r\n\r\n`;
+    const oversized = (path: string, extra: string) => Buffer.concat([
+      Buffer.from(`POST ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${2 * MiB}\r\n${extra}\r\n`),
+      Buffer.alloc(2 * MiB, 0x20),
+      Buffer.from(second),
+    ]);
+    for (const [name, bytes] of [
+      ['413 on login', oversized('/api/auth/login', '')],
+      ['413 on an admin write', oversized('/api/config', `Cookie: ${admin.cookieHeader()}\r\nX-CSRF-Token: ${admin.csrf}\r\n`)],
+    ] as const) {
+      const { text, closed } = await rawExchange(ready.cell.url, bytes);
+      assert.match(text, /^HTTP\/1\.1 413 /, `${name}: the 413 arrives`);
+      assert.match(text, /\r\nConnection: close\r\n/i, `${name}: it says the connection closes`);
+      assert.ok(closed, `${name}: the server closes the connection instead of leaving the next request unanswered`);
+    }
+    // A request without a body keeps its connection: two requests, two answers, one connection.
+    const { text } = await rawExchange(ready.cell.url, Buffer.from(second + second), 1500);
+    assert.equal(text.match(/HTTP\/1\.1 200 /g)?.length, 2, text);
+    assert.doesNotMatch(text, /Connection: close/i);
   });
 });

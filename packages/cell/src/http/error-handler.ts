@@ -37,11 +37,26 @@ const BODYLESS: Record<number, [code: string, error: string]> = {
   501: ['not_implemented', 'method not implemented'],
 };
 
+/**
+ * An answer that goes out before the request's body was read (413, 415, 401 before the body
+ * parser, …) closes the connection: the unread rest of the body would otherwise sit in front of
+ * the next request on a keep-alive connection (the body parser pauses the stream when it gives
+ * up), and that request would never be answered. The client opens a new connection instead.
+ */
+function closeIfBodyUnread(ctx: Context): void {
+  const req = ctx.req;
+  if (req.complete || ctx.res.headersSent) return;
+  const length = req.headers['content-length'];
+  if ((length === undefined || length === '0') && req.headers['transfer-encoding'] === undefined) return;
+  ctx.res.setHeader('Connection', 'close');
+}
+
 /** Maps every thrown error to the one JSON error shape; unknown errors become a bare 500. */
 export function errorHandler(logger: Logger) {
   return async function handleErrors(ctx: Context, next: Next): Promise<void> {
     try {
       await next();
+      closeIfBodyUnread(ctx);
       // Statuses set without a body (no route: 404; the router's 405/501) get the one error shape too.
       const status = ctx.status;
       if (status >= 400 && ctx.body == null) {
@@ -50,6 +65,7 @@ export function errorHandler(logger: Logger) {
         ctx.body = { ok: false, error, code, fields: {} };
       }
     } catch (raw) {
+      closeIfBodyUnread(ctx);
       const err = asHttpError(raw);
       if (err) {
         ctx.status = err.status;
