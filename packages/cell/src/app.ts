@@ -5,6 +5,7 @@ import type { CellDeps } from './deps.js';
 import { errorHandler } from './http/error-handler.js';
 import { sessionMiddleware } from './http/session.js';
 import { rateLimitRequests } from './http/rate-limit.js';
+import { checkHostAndOrigin } from './http/hosts.js';
 import { guardApi, isApiPath } from './http/guard.js';
 import { jsonBody } from './http/json-body.js';
 import { routerDispatch } from './http/dispatch.js';
@@ -87,6 +88,8 @@ export function buildApp(deps: CellDeps, sqlite: SQLite.Database): Koa {
   ];
   app.use(auditWrites(deps.audit, deps.logger, routeNamer(routers)));
   app.use(securityHeaders);
+  // Against DNS rebinding: only the cell's own names, on every path, before setup too.
+  app.use(checkHostAndOrigin(deps.knownHosts));
   // The console's files and screens (GET/HEAD outside /api and /health) need no session.
   app.use(consoleRoutes(deps.console));
   app.use(sessionMiddleware(app, deps.sessions, deps.config.session.idleMs));

@@ -7,6 +7,8 @@ import { DataDirLock } from './db/data-dir-lock.js';
 import type { Logger } from './lib/logger.js';
 import { SqliteSessionStore } from './http/session.js';
 import { SlidingWindowLimiter } from './http/rate-limit.js';
+import { KnownHosts } from './http/hosts.js';
+import { refreshKnownHosts } from './features/config/service.js';
 import { SetupState } from './features/setup/service.js';
 import { StatusRegistry } from './features/status/service.js';
 import { HealthMonitor, probeDatabase } from './features/health/service.js';
@@ -112,9 +114,14 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
     maxRetryMs: config.cells.retryMaxMs,
   });
   network.extraPeers = () => cells.linkPeers();
+  // Its listen address names the cell too, unless that is every address (0.0.0.0, ::).
+  const listenName = ['0.0.0.0', '::', ''].includes(config.host) ? [] : [config.host];
+  const knownHosts = new KnownHosts([...listenName, ...config.http.allowedHosts]);
+  await refreshKnownHosts(database.db, knownHosts);
   const deps: CellDeps = {
     caddy,
     dns,
+    knownHosts,
     config, db: database.db, logger, sessions, loginLimiter, apiLimiter, setup, status, health, audit, vault, version: VERSION, startedAt,
     peerNetwork: network,
     peerDeletionHooks: [store.accounts.peerDeletionHook],

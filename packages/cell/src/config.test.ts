@@ -41,6 +41,7 @@ describe('loadConfig', () => {
         dbFile: resolve(dir, 'data', 'cell.db'),
         logLevel: 'info',
         trustProxy: false,
+        http: { allowedHosts: [] },
         session: { idleMs: 120 * 60_000, absoluteMs: 24 * 3_600_000 },
         rateLimit: { apiPerMinute: 600, loginFailures: 10, loginWindowMs: 15 * 60_000 },
         health: { intervalMs: 60_000, keep: 1440 },
@@ -142,6 +143,15 @@ describe('loadConfig', () => {
     assert.deepEqual(c.rateLimit, { apiPerMinute: 1000, loginFailures: 3, loginWindowMs: 5 * 60_000 });
     assert.deepEqual(c.health, { intervalMs: 10_000, keep: 50 });
     assert.deepEqual(c.audit, { retentionDays: 90 });
+  });
+
+  it('reads http.allowed_hosts, normalised, and refuses an entry that is no name or address', () => {
+    const dataDir = join(dir, 'hosts');
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(join(dataDir, 'cell.yaml'), 'http:\n  allowed_hosts: [Cell.Example.NET, "::1", 192.168.1.10]\n');
+    assert.deepEqual(loadConfig({ PIC_DATA_DIR: dataDir }).http.allowedHosts, ['cell.example.net', '[::1]', '192.168.1.10']);
+    writeFileSync(join(dataDir, 'cell.yaml'), 'http:\n  allowed_hosts: [ok.example, "http://x"]\n');
+    assert.throws(() => loadConfig({ PIC_DATA_DIR: dataDir }), /http\.allowed_hosts\.1.*http:\/\/x/);
   });
 
   it('reads the store section; catalog_dir is resolved against the data dir', () => {

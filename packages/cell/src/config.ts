@@ -3,6 +3,7 @@ import { resolve, join } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { parse as parseYaml } from 'yaml';
 import { compile, fieldErrors } from './lib/ajv.js';
+import { normalHost } from './http/hosts.js';
 
 const IPV4 = '^((25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.){3}(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$';
 const Ipv4 = () => Type.String({ pattern: IPV4, errorMessage: 'must be IPv4 addresses like 192.168.1.10' });
@@ -11,6 +12,18 @@ const Ipv4 = () => Type.String({ pattern: IPV4, errorMessage: 'must be IPv4 addr
 export const CellYamlSchema = Type.Object(
   {
     log_level: Type.Optional(Type.Union([Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error')])),
+    http: Type.Optional(
+      Type.Object(
+        {
+          /**
+           * More names the cell answers to (Host and Origin), besides localhost, its listen address,
+           * its domain and subdomains and its WireGuard address: DNS names or IP addresses.
+           */
+          allowed_hosts: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 255 }), { maxItems: 64 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     /** Trust X-Forwarded-For (only when the cell sits behind its own reverse proxy). */
     trust_proxy: Type.Optional(Type.Boolean()),
     session: Type.Optional(
@@ -159,6 +172,7 @@ export interface CellConfig {
   dbFile: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   trustProxy: boolean;
+  http: { allowedHosts: string[] };
   session: { idleMs: number; absoluteMs: number };
   rateLimit: { apiPerMinute: number; loginFailures: number; loginWindowMs: number };
   health: { intervalMs: number; keep: number };
@@ -247,6 +261,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CellConfig {
       throw new ConfigError(`${yamlFile}: ${problems.join('; ')}`);
     }
     yaml = parsed;
+    const badHost = (yaml.http?.allowed_hosts ?? []).findIndex((h) => normalHost(h) === undefined);
+    if (badHost !== -1) {
+      throw new ConfigError(
+        `${yamlFile}: "http.allowed_hosts.${badHost}" must be a DNS name (like cell.example.net) or an IP address, ` +
+          `got ${JSON.stringify(yaml.http!.allowed_hosts![badHost])}`,
+      );
+    }
   }
   return {
     port: envPort(env['PIC_PORT'], 3000),
@@ -255,6 +276,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CellConfig {
     dbFile: join(dataDir, 'cell.db'),
     logLevel: yaml.log_level ?? 'info',
     trustProxy: yaml.trust_proxy ?? false,
+    http: { allowedHosts: (yaml.http?.allowed_hosts ?? []).map((h) => normalHost(h)!) },
     session: {
       idleMs: (yaml.session?.idle_minutes ?? 120) * 60_000,
       absoluteMs: (yaml.session?.absolute_hours ?? 24) * 3_600_000,

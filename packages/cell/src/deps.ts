@@ -3,6 +3,7 @@ import type { Db } from './db/database.js';
 import type { Logger } from './lib/logger.js';
 import type { SqliteSessionStore } from './http/session.js';
 import type { SlidingWindowLimiter } from './http/rate-limit.js';
+import type { KnownHosts } from './http/hosts.js';
 import type { SetupState } from './features/setup/service.js';
 import type { StatusRegistry } from './features/status/service.js';
 import type { HealthMonitor } from './features/health/service.js';
@@ -29,6 +30,8 @@ export interface CellDeps {
   sessions: SqliteSessionStore;
   loginLimiter: SlidingWindowLimiter;
   apiLimiter: SlidingWindowLimiter;
+  /** The Host and Origin names the cell answers to (refreshed after settings change). */
+  knownHosts: KnownHosts;
   setup: SetupState;
   status: StatusRegistry;
   health: HealthMonitor;

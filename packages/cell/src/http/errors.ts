@@ -25,6 +25,7 @@ export const errors = {
   forbidden: (message = 'forbidden', id = 'forbidden') => new HttpError(403, id, message),
   notFound: (message = 'not found') => new HttpError(404, 'not_found', message),
   conflict: (message: string, fields: FieldErrors = {}) => new HttpError(409, 'conflict', message, fields),
+  misdirected: (message = 'this cell does not answer to that host name') => new HttpError(421, 'unknown_host', message),
   payloadTooLarge: (message = 'request body too large') => new HttpError(413, 'payload_too_large', message),
   unsupportedMediaType: (message = 'request body must be application/json') =>
     new HttpError(415, 'unsupported_media_type', message),

@@ -5,7 +5,7 @@ import { validateBody } from '../../http/validate.js';
 import { transactional } from '../../http/transaction.js';
 import { audited } from '../../http/audit.js';
 import { ConfigPatch, checkConfigPatch } from './schema.js';
-import { readCellSettings, updateCellSettings } from './service.js';
+import { readCellSettings, refreshKnownHosts, updateCellSettings } from './service.js';
 import { presentConfig } from './presenter.js';
 import { errors } from '../../http/errors.js';
 import { hostPortOwner } from '../store/installations.js';
@@ -32,6 +32,8 @@ export function configRoutes(deps: CellDeps): Router {
     const settings = await updateCellSettings(ctx.trx, patch);
     // a new port or subnet needs the interface brought up again with them
     if (patch.network?.wireguard_port !== undefined || patch.network?.subnet !== undefined) ctx.afterCommit(() => deps.peerNetwork.restart());
+    // a new domain or subnet changes the names the cell answers to
+    ctx.afterCommit(() => refreshKnownHosts(deps.db, deps.knownHosts));
     // Caddy and the resolver follow a new domain (a new certificate) or tunnel address.
     if (patch.identity?.domain !== undefined || patch.network?.subnet !== undefined) {
       ctx.afterCommit(async () => {

@@ -3,6 +3,8 @@ import type { Database } from '../../db/schema.js';
 import { readSetting, writeSetting } from '../../db/settings.js';
 import type { ConfigPatch, Identity, Network } from './schema.js';
 import { errors } from '../../http/errors.js';
+import type { KnownHosts } from '../../http/hosts.js';
+import { cellAddress } from '../wireguard/addresses.js';
 
 export const IDENTITY_KEY = 'cell.identity';
 export const NETWORK_KEY = 'cell.network';
@@ -47,4 +49,16 @@ export async function updateCellSettings(trx: Kysely<Database>, patch: ConfigPat
   if (patch.identity) await writeIdentity(trx, next.identity);
   if (patch.network) await writeNetwork(trx, next.network);
   return readCellSettings(trx);
+}
+
+/** Tells `known` the names the settings give the cell: its domain and its WireGuard address. */
+export async function refreshKnownHosts(db: Kysely<Database>, known: KnownHosts): Promise<void> {
+  const { identity, network } = await readCellSettings(db);
+  let address: string | undefined;
+  try {
+    address = cellAddress(network.subnet);
+  } catch {
+    address = undefined; // a subnet without hosts gives no address (it cannot be stored, but do not fail here)
+  }
+  known.setCellNames(identity.domain, address);
 }

@@ -6,6 +6,7 @@ import { currentUser } from '../../http/guard.js';
 import { transactional } from '../../http/transaction.js';
 import { audited } from '../../http/audit.js';
 import { hashPassword } from '../../lib/password.js';
+import { refreshKnownHosts } from '../config/service.js';
 import { signIn } from '../auth/routes.js';
 import { validateBodyBy } from '../../http/validate.js';
 import { completeSetup, describeStep, presentStatus, stepValidator, submitStep, type SetupProgress } from './service.js';
@@ -65,6 +66,7 @@ export function setupRoutes(deps: CellDeps): Router {
       ctx.body = { ok: true, ...presentStatus(progress) };
       ctx.afterCommit(async () => {
         setup.committed(progress);
+        await refreshKnownHosts(db, deps.knownHosts); // the identity and network steps name the cell
         if (createdAdmin) {
           const csrf = await signIn(ctx, createdAdmin);
           Object.assign(ctx.body as object, { user: { username: createdAdmin.username, role: createdAdmin.role }, csrf_token: csrf });
