@@ -5,8 +5,9 @@
 // ~900 ES modules it loaded kept its whole source text (comments included) and its module
 // records in the heap. One minified, tree-shaken bundle holds ~8 MB less at idle (RSS 86 → 78 MB
 // on the 2-core machine, see wiki/dev-testing.md). Code loaded on first use (the store's sigstore
-// verification, X.509, QR codes, CSV export, the container engine client) stays in chunks of
-// its own that load only when that feature is used.
+// verification, X.509, QR codes, CSV export, the container engine client, the password strength
+// estimator's ~400 kB of dictionaries) stays in chunks of its own that load only when that
+// feature is used.
 //
 // The bundle sits at the same depth as dist/ (packages/cell/bundle/), so the few paths the cell
 // computes from its own location (package.json for the version, the repo's catalog dir) are unchanged.

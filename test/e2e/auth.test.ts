@@ -236,6 +236,27 @@ describe('password change, admin reset and the user list (real cell process)', (
     assertError(await ready.anon().post('/api/auth/change-password', { current_password: 'x', new_password: 'y'.repeat(12) }), 401);
   });
 
+  it('change-password refuses a new password of only spaces or one easy to guess, without spending an attempt', async () => {
+    const api = ready.anon();
+    await api.login(ADMIN.username, ADMIN_PASSWORD_NOW);
+    let remaining: string | null = null;
+    for (const [password, why] of [
+      [' '.repeat(12), /only spaces/],
+      ['iloveyou1234', /too easy to guess/],
+      ['123456789012', /too easy to guess/],
+      ['Password123!', /too easy to guess/],
+      ['abcdefghijkl', /too easy to guess/],
+    ] as const) {
+      const res = await api.post('/api/auth/change-password', { current_password: ADMIN_PASSWORD_NOW, new_password: password });
+      assertError(res, 400, { code: 'validation_failed', fields: ['new_password'], context: JSON.stringify(password) });
+      assert.match(res.body.fields.new_password, why);
+      remaining ??= res.headers.get('ratelimit-remaining');
+      assert.equal(res.headers.get('ratelimit-remaining'), remaining, 'a refused new password costs no sign-in attempt');
+    }
+    assert.equal((await ready.anon().post('/api/auth/login', { username: ADMIN.username, password: ADMIN_PASSWORD_NOW })).status, 200,
+      'the password is unchanged');
+  });
+
   it('change-password signs out every other session of the user and keeps the current one', async () => {
     const NEW = 'a brand new admin password';
     const here = ready.anon();

@@ -29,6 +29,22 @@ describe('setup wizard (real cell process)', () => {
     assert.equal(short.status, 400);
     assert.ok(short.body.fields.password);
     assert.equal((await api.get('/api/setup/status')).body.step, 'admin');
+    // Long enough, but only spaces, or a common password: refused, naming the field.
+    for (const [password, why] of [
+      [' '.repeat(12), /only spaces/],
+      ['\t \u00a0 \u2003'.repeat(4), /only spaces/],
+      ['password1234', /too easy to guess/],
+      ['qwertyuiop12', /too easy to guess/],
+      ['aaaaaaaaaaaa', /too easy to guess/],
+      ['admin-admin-admin', /too easy to guess/],
+    ] as const) {
+      const weak = await api.post('/api/setup/step', { username: 'admin', password });
+      assert.equal(weak.status, 400, `${JSON.stringify(password)}: ${weak.text}`);
+      assert.equal(weak.body.code, 'validation_failed');
+      assert.match(weak.body.fields.password, why, JSON.stringify(password));
+      assert.deepEqual(Object.keys(weak.body.fields), ['password']);
+    }
+    assert.equal((await api.get('/api/setup/status')).body.step, 'admin', 'no weak admin was created');
 
     const admin = await api.post('/api/setup/step', ADMIN);
     assert.equal(admin.status, 200, admin.text);

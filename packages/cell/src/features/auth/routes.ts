@@ -9,6 +9,7 @@ import { transactional } from '../../http/transaction.js';
 import { audited } from '../../http/audit.js';
 import type { SessionData } from '../../http/session.js';
 import { randomToken } from '../../lib/tokens.js';
+import { passwordProblem } from '../../lib/password-strength.js';
 import { presentUser } from '../users/presenter.js';
 import { findUserById, listUsers } from '../users/service.js';
 import { ChangePasswordBody, ListUsersQuery, LoginBody, ResetPasswordBody } from './schema.js';
@@ -73,6 +74,9 @@ export function authRoutes(deps: CellDeps): Router {
     audited('user', (ctx) => ctx.state.user?.username),
     validateBody(ChangePasswordBody),
     async (ctx, next) => {
+      // The new password's own rule first: refusing a weak one checks nothing, so it costs no attempt.
+      const problem = await passwordProblem((ctx.input as ChangePasswordBody).new_password, [user(ctx).username]);
+      if (problem) throw errors.validation({ new_password: problem }, `new password ${problem}`);
       // Hash outside the transaction: scrypt takes ~100 ms and the transaction holds the database.
       try {
         ctx.state['passwordHash'] = await prepareNewPassword(db, user(ctx), ctx.input as ChangePasswordBody, ctx.ip);

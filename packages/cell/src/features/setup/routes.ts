@@ -7,9 +7,11 @@ import { transactional } from '../../http/transaction.js';
 import { audited } from '../../http/audit.js';
 import { hashPassword } from '../../lib/password.js';
 import { refreshKnownHosts } from '../config/service.js';
+import { passwordProblem } from '../../lib/password-strength.js';
 import { signIn } from '../auth/routes.js';
 import { validateBodyBy } from '../../http/validate.js';
 import { completeSetup, describeStep, presentStatus, stepValidator, submitStep, type SetupProgress } from './service.js';
+import type { AdminStep } from './schema.js';
 
 /**
  * The wizard is open to anyone only until the first admin exists. From then on it belongs to
@@ -54,6 +56,15 @@ export function setupRoutes(deps: CellDeps): Router {
     refuseWhenComplete,
     requireWizardOwner,
     validateBodyBy((ctx) => stepValidator(ctx.state['step'] as SetupProgress['step'])),
+    async (ctx, next) => {
+      // the admin's password must not be easy to guess (before the transaction: the check may load its dictionaries)
+      if (ctx.state['step'] === 'admin') {
+        const { username, password } = ctx.input as AdminStep;
+        const problem = await passwordProblem(password, [username]);
+        if (problem) throw errors.validation({ password: problem }, `password ${problem}`);
+      }
+      await next();
+    },
     transactional(db),
     async (ctx) => {
       ctx.audit!.targetId = String(ctx.state['step']);
