@@ -60,12 +60,48 @@ export function freePort() {
   });
 }
 
+let tasksetPath;
+/** /usr/bin/taskset (util-linux) when present and working here, else undefined. */
+export function taskset() {
+  if (tasksetPath === undefined) {
+    tasksetPath = '';
+    for (const candidate of ['/usr/bin/taskset', '/bin/taskset']) {
+      try {
+        execFileSync(candidate, ['-p', String(process.pid)], { stdio: 'ignore' });
+        tasksetPath = candidate;
+        break;
+      } catch {
+        // not here
+      }
+    }
+  }
+  return tasksetPath || undefined;
+}
+
+/**
+ * Pins every thread of process `pid` to `cpus` (a taskset list such as "0" or "1-3"); returns
+ * whether it worked. Without taskset nothing is pinned.
+ */
+export function pinProcess(pid, cpus) {
+  const bin = taskset();
+  if (!bin) return false;
+  try {
+    execFileSync(bin, ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Spawns `node <args>`, collecting its output. `stop()` sends SIGTERM, waits up to `graceMs`, then
- * SIGKILLs; it is registered with `cleanup`, so the child never outlives the bench.
+ * SIGKILLs; it is registered with `cleanup`, so the child never outlives the bench. With `cpus`
+ * (a taskset list) and taskset present, the child runs pinned to those cores (taskset execs node,
+ * so the pid is node's).
  */
-export function spawnNode(cleanup, args, { env = {}, cwd, graceMs = 5000 } = {}) {
-  const child = spawn(process.execPath, args, {
+export function spawnNode(cleanup, args, { env = {}, cwd, graceMs = 5000, cpus } = {}) {
+  const pinned = cpus !== undefined && taskset() !== undefined;
+  const child = spawn(pinned ? taskset() : process.execPath, pinned ? ['-c', cpus, process.execPath, ...args] : args, {
     cwd,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -143,6 +179,11 @@ export function procCpuSeconds(pid) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** The spread of a set of figures: its lowest and highest. */
+export function spread(values) {
+  return { min: Math.min(...values), max: Math.max(...values) };
+}
+
 export function median(values) {
   const s = [...values].sort((a, b) => a - b);
   if (s.length === 0) return NaN;
@@ -151,7 +192,7 @@ export function median(values) {
 }
 
 /** One HTTP/1.1 request (no keep-alive) → { status, headers, body (parsed JSON or text) }. */
-export function httpJson(baseUrl, method, path, { json, headers = {}, timeoutMs = 10_000 } = {}) {
+export function httpJson(baseUrl, method, path, { json, headers = {}, timeoutMs = 10_000, localAddress } = {}) {
   return new Promise((resolve, reject) => {
     const body = json === undefined ? undefined : JSON.stringify(json);
     const req = request(
@@ -159,6 +200,7 @@ export function httpJson(baseUrl, method, path, { json, headers = {}, timeoutMs 
       {
         method,
         agent: false,
+        localAddress,
         timeout: timeoutMs,
         headers: {
           ...headers,
