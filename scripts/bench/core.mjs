@@ -177,7 +177,7 @@ export async function run(ctx) {
     { label: '  spread over the rounds (lowest – highest)', text: `${fmt(partsSpread.min, 3)} – ${fmt(partsSpread.max, 3)}` },
     { label: '  per round', text: rounds.map((r) => fmt(r.partsRatio, 3)).join(', ') },
     {
-      label: 'the same per CPU-second the server used (median; steady on a shared machine)',
+      label: 'the same per CPU-second the server used (median; steadier on a shared machine)',
       value: perCpuRatio, digits: 3, goal: { cmp: '>=', target: 0.85 },
     },
     { label: '  spread over the rounds (lowest – highest)', text: `${fmt(perCpuSpread.min, 3)} – ${fmt(perCpuSpread.max, 3)}` },
@@ -220,7 +220,7 @@ export async function run(ctx) {
     'two runs should agree within 0.05 on that ratio; the spread row shows how far the rounds of this run were apart. ' +
       'Other work on the machine (see the load average) lands on the servers core and widens it. When the server does not ' +
       'get a whole core (the CPU row), its req/s measure the scheduler more than the code: the ratio per CPU-second ' +
-      '(req/s ÷ cores the server used, from /proc/<pid>/stat) is what each request costs and stays steady; on a quiet ' +
+      '(req/s ÷ cores the server used, from /proc/<pid>/stat) is what each request costs and is steadier; on a quiet ' +
       'machine, where both servers use a full core, the two ratios agree',
     `login burst: ${BURST} simultaneous POST /api/auth/login with wrong passwords from one address (127.0.0.x, a new one ` +
       'per burst), then the admin signs in from 127.0.0.1; the per-address limit cuts the burst to 10 checks before any ' +
