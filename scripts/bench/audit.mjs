@@ -64,7 +64,9 @@ export async function benchHelperAppends(root, count = 20_000) {
  * else: no link, id or hash checks. Also the hashing alone on entries already in memory.
  */
 function hashStoredEntries(sqlite, batchSize = 20_000) {
-  const page = sqlite.prepare('SELECT id, entry, prev_hash, hash FROM audit_log WHERE id > ? ORDER BY id LIMIT ?').raw(true);
+  const page = sqlite
+    .prepare('SELECT id, entry, prev_hash, hash FROM audit_log WHERE id > ? ORDER BY id LIMIT ?')
+    .raw(true);
   const started = performance.now();
   let last = 0;
   let n = 0;

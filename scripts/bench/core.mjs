@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { runLoad } from './load.mjs';
 import { cellLaunch } from '../cell-launch.mjs';
 import {
-  cellArgs, freePort, httpJson, median, pinProcess, procCpuSeconds, procStatusBytes, sleep, spawnNode, spread, taskset, tempDir,
-  waitForOutput,
+  cellArgs, freePort, httpJson, median, pinProcess, procCpuSeconds, procStatusBytes, sleep, spawnNode, spread, taskset,
+  tempDir, waitForOutput,
 } from './lib.mjs';
 
 export const name = 'core';
@@ -49,9 +49,12 @@ export async function run(ctx) {
     : undefined;
   if (layout) {
     cleanup.add(() => pinProcess(process.pid, `0-${n - 1}`));
-    notes.push(`pinned with taskset: the load generator on core ${layout.loadgen}, every server under test on core(s) ${layout.servers}`);
+    notes.push(
+      `pinned with taskset: the load generator on core ${layout.loadgen}, ` +
+        `every server under test on core(s) ${layout.servers}`,
+    );
   } else {
-    notes.push('not pinned (taskset missing or fewer than 2 cores): the load generator and the servers share every core');
+    notes.push('not pinned (no taskset, or fewer than 2 cores): the load generator and the servers share all cores');
   }
   const serverCpus = layout?.servers;
 
@@ -94,7 +97,8 @@ export async function run(ctx) {
   shared.cell = { url, pid: cell.pid, cookie: session.cookie, csrf: session.csrf, dataDir: data.dir };
 
   // --- 3. the baseline: bare Koa hello-world, same Koa version, same load generator
-  const koa = spawnNode(cleanup, [join(root, 'scripts', 'bench', 'koa-hello.mjs')], { env: { PORT: '0' }, cpus: serverCpus });
+  const koaHello = join(root, 'scripts', 'bench', 'koa-hello.mjs');
+  const koa = spawnNode(cleanup, [koaHello], { env: { PORT: '0' }, cpus: serverCpus });
   const [, koaUrl] = await waitForOutput(koa, /koa listening on (http:\/\/\S+)/);
   // --- and the ceiling: the cell's chosen parts alone (koa-session, @koa/router, its headers), same body
   const bodyFile = join(data.dir, 'bench-status-body.json');
@@ -141,8 +145,9 @@ export async function run(ctx) {
       ratio: status.rps / hello.rps, stackRatio: parts.rps / hello.rps, noSessionRatio: noSession.rps / hello.rps,
     });
     log(
-      `round ${r}/${roundsWanted}: /api/status ${fmt(status.rps, 0)} req/s, chosen parts alone ${fmt(parts.rps, 0)} req/s ` +
-        `(ratio ${fmt(status.rps / parts.rps, 3)}), koa ${fmt(hello.rps, 0)} req/s (÷ koa: cell ${fmt(status.rps / hello.rps, 3)}, ` +
+      `round ${r}/${roundsWanted}: /api/status ${fmt(status.rps, 0)} req/s, ` +
+        `chosen parts alone ${fmt(parts.rps, 0)} req/s (ratio ${fmt(status.rps / parts.rps, 3)}), ` +
+        `koa ${fmt(hello.rps, 0)} req/s (÷ koa: cell ${fmt(status.rps / hello.rps, 3)}, ` +
         `parts ${fmt(parts.rps / hello.rps, 3)}, without koa-session ${fmt(noSession.rps / hello.rps, 3)})`,
     );
   }
@@ -165,7 +170,7 @@ export async function run(ctx) {
   const peakRss = procStatusBytes(cell.pid, 'VmHWM');
 
   // --- 5. a real admin login while bad logins burst (after the RSS readings: each scrypt takes 32 MB)
-  log(`login: ${BURSTS} bursts of ${BURST} wrong passwords at once, each from a new address, an admin login during each`);
+  log(`login: ${BURSTS} bursts of ${BURST} wrong passwords at once, each from a new address, an admin login in each`);
   const burst = await loginDuringBurst(url);
 
   const mid = rounds.find((r) => r.partsRatio === partsRatio) ?? rounds[0];
@@ -174,13 +179,19 @@ export async function run(ctx) {
       label: `ratio /api/status ÷ the chosen parts alone (median of ${rounds.length} rounds)`,
       value: partsRatio, digits: 3, goal: { cmp: '>=', target: 0.85 },
     },
-    { label: '  spread over the rounds (lowest – highest)', text: `${fmt(partsSpread.min, 3)} – ${fmt(partsSpread.max, 3)}` },
+    {
+      label: '  spread over the rounds (lowest – highest)',
+      text: `${fmt(partsSpread.min, 3)} – ${fmt(partsSpread.max, 3)}`,
+    },
     { label: '  per round', text: rounds.map((r) => fmt(r.partsRatio, 3)).join(', ') },
     {
       label: 'the same per CPU-second the server used (median; steadier on a shared machine)',
       value: perCpuRatio, digits: 3, goal: { cmp: '>=', target: 0.85 },
     },
-    { label: '  spread over the rounds (lowest – highest)', text: `${fmt(perCpuSpread.min, 3)} – ${fmt(perCpuSpread.max, 3)}` },
+    {
+      label: '  spread over the rounds (lowest – highest)',
+      text: `${fmt(perCpuSpread.min, 3)} – ${fmt(perCpuSpread.max, 3)}`,
+    },
     { label: '  per round', text: rounds.map((r) => fmt(r.partsRatioPerCpu, 3)).join(', ') },
     {
       label: '  CPU the cell / the parts alone got while measured (cores, per round)',
@@ -214,16 +225,19 @@ export async function run(ctx) {
   ];
   notes.push(
     `load: ${opts.connections} keep-alive connections, closed loop (next request when the previous answer arrives), ` +
-      `${PREWARM_S} s of load on each server first, then per round ${opts.warmup} s warm-up and ${opts.seconds} s measured ` +
+      `${PREWARM_S} s of load on each server first, ` +
+      `then per round ${opts.warmup} s warm-up and ${opts.seconds} s measured ` +
       `on each of the four servers, ${rounds.length} interleaved rounds (the cell and the parts alone back to back, ` +
       'their order alternating), medians reported; the goal (issue 9) is the cell ÷ the chosen parts alone >= 0.85',
-    'two runs should agree within 0.05 on that ratio; the spread row shows how far the rounds of this run were apart. ' +
-      'Other work on the machine (see the load average) lands on the servers core and widens it. When the server does not ' +
+    'two runs should agree within 0.05 on that ratio; the spread row shows how far the rounds of this run were ' +
+      'apart. Other work on the machine (see the load average) lands on the servers core and widens it. ' +
+      'When the server does not ' +
       'get a whole core (the CPU row), its req/s measure the scheduler more than the code: the ratio per CPU-second ' +
       '(req/s ÷ cores the server used, from /proc/<pid>/stat) is what each request costs and is steadier; on a quiet ' +
       'machine, where both servers use a full core, the two ratios agree',
-    `login burst: ${BURST} simultaneous POST /api/auth/login with wrong passwords from one address (127.0.0.x, a new one ` +
-      'per burst), then the admin signs in from 127.0.0.1; the per-address limit cuts the burst to 10 checks before any ' +
+    `login burst: ${BURST} simultaneous POST /api/auth/login with wrong passwords from one address ` +
+      '(127.0.0.x, a new one per burst), then the admin signs in from 127.0.0.1; the per-address limit cuts ' +
+      'the burst to 10 checks before any ' +
       'hashing, and the hash queue serves addresses in turn',
     'the chosen parts alone (scripts/bench/koa-stack.mjs): Koa, koa-session over an in-memory store, one @koa/router route, ' +
       "the cell's response headers, the same body; no database, guard or limiter: no cell built on these parts can beat its ratio",
@@ -244,7 +258,9 @@ export async function run(ctx) {
     parts_without_session_ratio: round3(noSessionRatio),
     rounds: rounds.map((r) => ({
       status_rps: Math.round(r.status.rps), parts_alone_rps: Math.round(r.stack.rps), koa_rps: Math.round(r.koa.rps),
-      status_over_parts: round3(r.partsRatio), status_over_parts_per_cpu: round3(r.partsRatioPerCpu), ratio: round3(r.ratio),
+      status_over_parts: round3(r.partsRatio),
+      status_over_parts_per_cpu: round3(r.partsRatioPerCpu),
+      ratio: round3(r.ratio),
       parts_server_cores: round3(r.stack.serverCores),
       status_p99_ms: r.status.p99_ms, koa_p99_ms: r.koa.p99_ms,
       status_server_cores: round3(r.status.serverCores), koa_server_cores: round3(r.koa.serverCores),
@@ -258,7 +274,11 @@ export async function run(ctx) {
     first_health_ms: { median: Math.round(median(cold)), samples: cold.map(Math.round) },
     restart_health_ms: { median: Math.round(median(restart)), samples: restart.map(Math.round) },
     listening_line_ms: Math.round(median(listeningLine)),
-    login_during_burst_ms: { median: Math.round(median(burst.loginMs)), samples: burst.loginMs.map(Math.round), answers: burst.answers },
+    login_during_burst_ms: {
+      median: Math.round(median(burst.loginMs)),
+      samples: burst.loginMs.map(Math.round),
+      answers: burst.answers,
+    },
     connections: opts.connections,
     seconds: opts.seconds,
     api_per_minute: API_PER_MINUTE,
@@ -329,11 +349,14 @@ async function loginDuringBurst(url) {
   const counts = [];
   for (let b = 0; b < BURSTS; b++) {
     const localAddress = `127.0.0.${10 + b}`;
+    const guess = (i) => ({ username: ADMIN.username, password: `wrong guess ${i}` });
     const wrong = Array.from({ length: BURST }, (_, i) =>
-      httpJson(url, 'POST', '/api/auth/login', { json: { username: ADMIN.username, password: `wrong guess ${i}` }, localAddress, timeoutMs: 120_000 }));
+      httpJson(url, 'POST', '/api/auth/login', { json: guess(i), localAddress, timeoutMs: 120_000 }));
     await sleep(50); // the burst has arrived
     const t0 = performance.now();
-    const res = await httpJson(url, 'POST', '/api/auth/login', { json: ADMIN, localAddress: '127.0.0.1', timeoutMs: 120_000 });
+    const res = await httpJson(url, 'POST', '/api/auth/login', {
+      json: ADMIN, localAddress: '127.0.0.1', timeoutMs: 120_000,
+    });
     loginMs.push(performance.now() - t0);
     if (res.status !== 200) throw new Error(`admin login during the burst → ${res.status} ${JSON.stringify(res.body)}`);
     const answers = await Promise.all(wrong);

@@ -236,7 +236,7 @@ describe('password change, admin reset and the user list (real cell process)', (
     assertError(await ready.anon().post('/api/auth/change-password', { current_password: 'x', new_password: 'y'.repeat(12) }), 401);
   });
 
-  it('change-password refuses a new password of only spaces or one easy to guess, without spending an attempt', async () => {
+  it('change-password refuses a new password of only spaces or easy to guess, spending no attempt', async () => {
     const api = ready.anon();
     await api.login(ADMIN.username, ADMIN_PASSWORD_NOW);
     let remaining: string | null = null;
@@ -247,14 +247,15 @@ describe('password change, admin reset and the user list (real cell process)', (
       ['Password123!', /too easy to guess/],
       ['abcdefghijkl', /too easy to guess/],
     ] as const) {
-      const res = await api.post('/api/auth/change-password', { current_password: ADMIN_PASSWORD_NOW, new_password: password });
+      const body = { current_password: ADMIN_PASSWORD_NOW, new_password: password };
+      const res = await api.post('/api/auth/change-password', body);
       assertError(res, 400, { code: 'validation_failed', fields: ['new_password'], context: JSON.stringify(password) });
       assert.match(res.body.fields.new_password, why);
       remaining ??= res.headers.get('ratelimit-remaining');
-      assert.equal(res.headers.get('ratelimit-remaining'), remaining, 'a refused new password costs no sign-in attempt');
+      assert.equal(res.headers.get('ratelimit-remaining'), remaining, 'a refused new password costs no attempt');
     }
-    assert.equal((await ready.anon().post('/api/auth/login', { username: ADMIN.username, password: ADMIN_PASSWORD_NOW })).status, 200,
-      'the password is unchanged');
+    const login = await ready.anon().post('/api/auth/login', { username: 'admin', password: ADMIN_PASSWORD_NOW });
+    assert.equal(login.status, 200, 'the password is unchanged');
   });
 
   it('change-password signs out every other session of the user and keeps the current one', async () => {

@@ -291,7 +291,7 @@ describe('bad inputs of every kind (real cell process)', () => {
     assert.notDeepEqual(readSettings(), settingsBefore);
   });
 
-  it('an answer sent before the body was read closes the keep-alive connection, so no next request is lost', async () => {
+  it('an answer sent before the body was read closes the keep-alive connection: no request is lost', async () => {
     const { hostname, port } = new URL(ready.cell.url);
     const second = `GET /health HTTP/1.1\r\nHost: ${hostname}:${port}\r\n\r\n`;
     const oversized = (path: string, extra: string) => Buffer.concat([
@@ -302,7 +302,10 @@ describe('bad inputs of every kind (real cell process)', () => {
     ]);
     for (const [name, bytes] of [
       ['413 on login', oversized('/api/auth/login', '')],
-      ['413 on an admin write', oversized('/api/config', `Cookie: ${admin.cookieHeader()}\r\nX-CSRF-Token: ${admin.csrf}\r\n`)],
+      [
+        '413 on an admin write',
+        oversized('/api/config', `Cookie: ${admin.cookieHeader()}\r\nX-CSRF-Token: ${admin.csrf}\r\n`),
+      ],
     ] as const) {
       const { text, closed } = await rawExchange(ready.cell.url, bytes);
       assert.match(text, /^HTTP\/1\.1 413 /, `${name}: the 413 arrives`);

@@ -115,7 +115,7 @@ describe('rate limits (real cell process)', () => {
     }
   });
 
-  it('100 simultaneous logins, 99 wrong then the right one: only the limit is evaluated, the right one is refused', async () => {
+  it('100 logins at once, 99 wrong then the right one: only the limit is checked, the right one refused', async () => {
     const { cell } = await startReadyCell();
     try {
       const client = new ApiClient(cell.url);
@@ -140,7 +140,7 @@ describe('rate limits (real cell process)', () => {
     }
   });
 
-  it('password hashing is bounded: a burst past the queue gets 503 busy at once, another client still signs in', async () => {
+  it('hashing is bounded: a burst past the queue gets 503 busy at once, another client still signs in', async () => {
     // A large login budget so that only the hash queue limits the burst (16 waiting per client, 48 in all).
     const { cell } = await startReadyCell({ cellYaml: 'trust_proxy: true\nrate_limit:\n  login_failures: 1000\n' });
     try {

@@ -149,7 +149,8 @@ describe('loadConfig', () => {
     const dataDir = join(dir, 'hosts');
     mkdirSync(dataDir, { recursive: true });
     writeFileSync(join(dataDir, 'cell.yaml'), 'http:\n  allowed_hosts: [Cell.Example.NET, "::1", 192.168.1.10]\n');
-    assert.deepEqual(loadConfig({ PIC_DATA_DIR: dataDir }).http.allowedHosts, ['cell.example.net', '[::1]', '192.168.1.10']);
+    const hosts = loadConfig({ PIC_DATA_DIR: dataDir }).http.allowedHosts;
+    assert.deepEqual(hosts, ['cell.example.net', '[::1]', '192.168.1.10']);
     writeFileSync(join(dataDir, 'cell.yaml'), 'http:\n  allowed_hosts: [ok.example, "http://x"]\n');
     assert.throws(() => loadConfig({ PIC_DATA_DIR: dataDir }), /http\.allowed_hosts\.1.*http:\/\/x/);
   });

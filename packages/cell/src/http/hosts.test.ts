@@ -35,7 +35,8 @@ describe('KnownHosts', () => {
   it('checks an Origin by its host; "null", other schemes and odd spellings are refused', () => {
     assert.equal(known.knowsOrigin('http://localhost:5173'), true);
     assert.equal(known.knowsOrigin('https://console.home.example.org'), true);
-    for (const origin of ['null', 'http://evil.example', 'file://localhost', 'http://localhost/path', 'ws://localhost', 'nonsense']) {
+    const refused = ['null', 'http://evil.example', 'file://localhost', 'http://localhost/path', 'ws://localhost', 'x'];
+    for (const origin of refused) {
       assert.equal(known.knowsOrigin(origin), false, origin);
     }
   });

@@ -106,7 +106,7 @@ export function checkHostAndOrigin(known: KnownHosts) {
   return function hostAndOrigin(ctx: Context, next: Next): Promise<void> {
     const headers = ctx.req.headers;
     if (!known.knowsHostHeader(headers.host)) {
-      throw errors.misdirected('this cell does not answer to that host name (add it to http.allowed_hosts in cell.yaml)');
+      throw errors.misdirected('this cell does not answer to that host name (see http.allowed_hosts, cell.yaml)');
     }
     const origin = headers.origin;
     if (origin !== undefined && WRITE_METHODS.has(ctx.method) && !known.knowsOrigin(origin)) {

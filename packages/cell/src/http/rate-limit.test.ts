@@ -144,4 +144,15 @@ describe('SlidingWindowLimiter', () => {
     newer.release();
     assert.equal(l.peek('k').remaining, 2);
   });
+
+  it('release() finds its own hit even when the clock moved between reserve() and a later call', () => {
+    let now = 5_000;
+    // a clock that moves on every read, as Date.now() may between two calls
+    const l = new SlidingWindowLimiter(3, 10_000, () => now++);
+    const first = l.reserve('k');
+    const second = l.reserve('k');
+    first.release();
+    second.release();
+    assert.equal(l.peek('k').remaining, 3, 'both hits were given back');
+  });
 });

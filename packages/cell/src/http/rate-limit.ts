@@ -79,8 +79,7 @@ export class SlidingWindowLimiter {
    * peek() then record() when there is room, in one pass (the API-wide limiter runs it on every
    * request). `remaining` counts this hit; `resetSeconds` is as peek() saw it before.
    */
-  take(key: string): { allowed: boolean; remaining: number; resetSeconds: number } {
-    const now = this.now();
+  take(key: string, now = this.now()): { allowed: boolean; remaining: number; resetSeconds: number } {
     const log = this.live(key, now);
     const count = log ? log.times.length - log.head : 0;
     const resetSeconds = this.resetSeconds(log, now);
@@ -95,9 +94,10 @@ export class SlidingWindowLimiter {
    * a no-op once the hit has left the window).
    */
   reserve(key: string): { allowed: boolean; remaining: number; resetSeconds: number; release(): void } {
-    const state = this.take(key);
-    if (!state.allowed) return { ...state, release: () => {} };
+    // the hit's own time, to find it again (the clock may have moved on by the time of release)
     const at = this.now();
+    const state = this.take(key, at);
+    if (!state.allowed) return { ...state, release: () => {} };
     let released = false;
     return {
       ...state,
@@ -155,7 +155,8 @@ export function rateLimitFailures(limiter: SlidingWindowLimiter) {
     const attempt = limiter.reserve(ctx.ip);
     setRateLimitHeaders(ctx, limiter, attempt);
     if (!attempt.allowed) {
-      throw errors.tooManyRequests(attempt.resetSeconds, `too many failed attempts; try again in ${attempt.resetSeconds} s`);
+      const seconds = attempt.resetSeconds;
+      throw errors.tooManyRequests(seconds, `too many failed attempts; try again in ${seconds} s`);
     }
     let failed = false;
     ctx.state['countFailure'] = () => {

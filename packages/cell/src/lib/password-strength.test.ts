@@ -28,7 +28,8 @@ describe('passwordProblem (zxcvbn-ts)', () => {
   });
 
   it('accepts a long phrase of unrelated words, with or without spaces around it', async () => {
-    for (const p of ['correct horse battery staple', ' a brand new password ', 'peer password 1234', 'Tr0ub4dor&3-extra-long']) {
+    const fine = ['correct horse battery staple', ' a brand new password ', 'peer password 1234', 'Tr0ub4dor&3-extra'];
+    for (const p of fine) {
       assert.equal(await passwordProblem(p), undefined, p);
     }
   });

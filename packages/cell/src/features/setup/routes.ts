@@ -68,8 +68,9 @@ export function setupRoutes(deps: CellDeps): Router {
     transactional(db),
     async (ctx) => {
       ctx.audit!.targetId = String(ctx.state['step']);
-      const { progress, createdAdmin } = await submitStep(ctx.trx, ctx.state['step'] as SetupProgress['step'], ctx.input, (password) =>
-        hashPassword(password, ctx.ip));
+      const step = ctx.state['step'] as SetupProgress['step'];
+      const hashAdmin = (password: string) => hashPassword(password, ctx.ip);
+      const { progress, createdAdmin } = await submitStep(ctx.trx, step, ctx.input, hashAdmin);
       if (createdAdmin) {
         ctx.audit!.actor = createdAdmin.username;
         ctx.audit!.details = { created_user: createdAdmin.username, role: 'admin' };
