@@ -316,5 +316,13 @@ describe('bad inputs of every kind (real cell process)', () => {
     const { text } = await rawExchange(ready.cell.url, Buffer.from(second + second), 1500);
     assert.equal(text.match(/HTTP\/1\.1 200 /g)?.length, 2, text);
     assert.doesNotMatch(text, /Connection: close/i);
+    // So does a write whose body was read, even when it is refused (a wrong password: 401).
+    const login = JSON.stringify({ username: 'admin', password: 'not the password at all' });
+    const write = `POST /api/auth/login HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(login)}\r\n\r\n${login}`;
+    const kept = await rawExchange(ready.cell.url, Buffer.from(write + second), 3000);
+    assert.match(kept.text, /^HTTP\/1\.1 401 /, kept.text);
+    assert.match(kept.text, /HTTP\/1\.1 200 /, 'the next request on the connection is answered');
+    assert.doesNotMatch(kept.text, /Connection: close/i);
   });
 });
