@@ -5,7 +5,6 @@ import { ApiClient, ADMIN, SESSION_COOKIE } from '../support/client.js';
 import { startReadyCell } from '../support/ready-cell.js';
 import { assertError, rateLimitHeaders } from '../support/expect.js';
 import { withCellDb } from '../support/db.js';
-import { setTimeout as sleep } from 'node:timers/promises';
 
 const WRONG = { username: ADMIN.username, password: 'definitely not the password' };
 
@@ -119,10 +118,17 @@ describe('rate limits (real cell process)', () => {
     const { cell } = await startReadyCell();
     try {
       const client = new ApiClient(cell.url);
-      const wrong = Array.from({ length: 99 }, () => client.post('/api/auth/login', WRONG));
-      // The right password goes last, while the wrong ones are still being checked (each scrypt is
-      // ~100 ms and at most one per core runs, so ten of them take far longer than this pause).
-      await sleep(200);
+      // The right password goes last, once the burst has reached the cell: when the first guess is
+      // refused (the limit is taken by guesses in flight), or, without a working limit, when all
+      // of them were answered. Each scrypt is ~100 ms, so most guesses are still being checked.
+      let reached!: () => void;
+      const burstArrived = new Promise<void>((resolve) => (reached = resolve));
+      const wrong = Array.from({ length: 99 }, () =>
+        client.post('/api/auth/login', WRONG).then((res) => {
+          if (res.status === 429) reached();
+          return res;
+        }));
+      await Promise.race([burstArrived, Promise.all(wrong)]);
       const right = await client.post('/api/auth/login', ADMIN);
       const answers = await Promise.all(wrong);
       const evaluated = answers.filter((res) => res.status === 401).length;
