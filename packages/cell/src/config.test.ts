@@ -41,12 +41,11 @@ describe('loadConfig', () => {
         dbFile: resolve(dir, 'data', 'cell.db'),
         logLevel: 'info',
         trustProxy: false,
-        http: { allowedHosts: [] },
+        http: { allowedHosts: [], listenOnWireguard: true },
         session: { idleMs: 120 * 60_000, absoluteMs: 24 * 3_600_000 },
         rateLimit: { apiPerMinute: 600, loginFailures: 10, loginWindowMs: 15 * 60_000 },
         health: { intervalMs: 60_000, keep: 1440 },
         audit: { retentionDays: null },
-        http: { listenOnWireguard: true },
         wireguard: {
           interface: 'pic0',
           mode: 'auto',

@@ -20,6 +20,8 @@ export const CellYamlSchema = Type.Object(
            * its domain and subdomains and its WireGuard address: DNS names or IP addresses.
            */
           allowed_hosts: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 255 }), { maxItems: 64 })),
+          /** Also listen on the WireGuard address once the interface is up: peers reach the API (default true). */
+          listen_on_wireguard: Type.Optional(Type.Boolean()),
         },
         { additionalProperties: false },
       ),
@@ -60,15 +62,6 @@ export const CellYamlSchema = Type.Object(
           keep_up_on_stop: Type.Optional(Type.Boolean()),
           /** Let peers reach each other through the cell: a FORWARD ACCEPT rule for the interface (default true). */
           forward_between_peers: Type.Optional(Type.Boolean()),
-        },
-        { additionalProperties: false },
-      ),
-    ),
-    http: Type.Optional(
-      Type.Object(
-        {
-          /** Also listen on the WireGuard address once the interface is up: peers reach the API (default true). */
-          listen_on_wireguard: Type.Optional(Type.Boolean()),
         },
         { additionalProperties: false },
       ),
@@ -172,12 +165,11 @@ export interface CellConfig {
   dbFile: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   trustProxy: boolean;
-  http: { allowedHosts: string[] };
+  http: { allowedHosts: string[]; listenOnWireguard: boolean };
   session: { idleMs: number; absoluteMs: number };
   rateLimit: { apiPerMinute: number; loginFailures: number; loginWindowMs: number };
   health: { intervalMs: number; keep: number };
   audit: { retentionDays: number | null };
-  http: { listenOnWireguard: boolean };
   wireguard: {
     interface: string;
     mode: 'auto' | 'kernel' | 'userspace' | 'off';
@@ -276,7 +268,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CellConfig {
     dbFile: join(dataDir, 'cell.db'),
     logLevel: yaml.log_level ?? 'info',
     trustProxy: yaml.trust_proxy ?? false,
-    http: { allowedHosts: (yaml.http?.allowed_hosts ?? []).map((h) => normalHost(h)!) },
+    http: {
+      allowedHosts: (yaml.http?.allowed_hosts ?? []).map((h) => normalHost(h)!),
+      listenOnWireguard: yaml.http?.listen_on_wireguard ?? true,
+    },
     session: {
       idleMs: (yaml.session?.idle_minutes ?? 120) * 60_000,
       absoluteMs: (yaml.session?.absolute_hours ?? 24) * 3_600_000,
@@ -291,7 +286,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CellConfig {
       keep: yaml.health?.keep ?? 1440,
     },
     audit: { retentionDays: yaml.audit?.retention_days ?? null },
-    http: { listenOnWireguard: yaml.http?.listen_on_wireguard ?? true },
     wireguard: {
       interface: yaml.wireguard?.interface ?? 'pic0',
       mode: wireguardMode(env['PIC_WIREGUARD_MODE']) ?? yaml.wireguard?.mode ?? 'auto',
