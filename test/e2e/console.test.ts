@@ -348,7 +348,7 @@ describe('the web console in a real browser (real cell process)', () => {
 async function decodeQrFromPage(page: Page, selector: string): Promise<string> {
   await page.waitForFunction((sel) => {
     const img = document.querySelector(sel) as HTMLImageElement | null;
-    return img !== null && img.complete && img.naturalWidth > 0;
+    return img?.complete === true && img.naturalWidth > 0;
   }, selector);
   const dataUrl = await page.evaluate((sel) => {
     const img = document.querySelector(sel) as HTMLImageElement;

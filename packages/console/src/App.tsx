@@ -112,6 +112,7 @@ function Nav() {
 /** Moves focus to the new screen's heading, so keyboard and screen reader users know the page changed. */
 function useFocusOnNavigate() {
   const [location] = useLocation();
+  // biome-ignore lint/correctness/useExhaustiveDependencies: `location` is the trigger: run on every navigation
   useEffect(() => {
     const h1 = document.getElementById('page-title');
     if (h1 && document.activeElement === document.body) h1.focus({ preventScroll: true });

@@ -1,5 +1,5 @@
 import { useQuery } from '@tanstack/react-query';
-import { api, ApiError } from './api';
+import { api, type ApiError } from './api';
 
 export interface Me {
   id: number;

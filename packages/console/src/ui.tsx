@@ -253,11 +253,13 @@ export function ConfirmButton({
       </button>
     );
   return (
+    // biome-ignore lint/a11y/useSemanticElements: a question and its buttons inline, not form fields for a <fieldset>
     <span className="confirm" role="group" aria-label={confirm}>
       <span>{confirm}</span>
       <button
         type="button"
         className="danger"
+        // biome-ignore lint/a11y/noAutofocus: the confirmation replaces the button that had focus; focus follows it
         autoFocus
         onClick={() => {
           setAsking(false);

@@ -6,7 +6,10 @@ import { FairQueue } from './fair-queue.js';
 function gate(log: string[], name: string) {
   let open!: () => void;
   const done = new Promise<void>((resolve) => (open = resolve));
-  return { task: () => (log.push(name), done), open: () => open() };
+  return { task: () => {
+      log.push(name);
+      return done;
+    }, open: () => open() };
 }
 
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));

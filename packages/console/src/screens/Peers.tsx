@@ -88,6 +88,7 @@ export function Peers() {
   const dGroup = useDebounced(group.trim(), 250);
   const dTag = useDebounced(tag.trim(), 250);
 
+  // biome-ignore lint/correctness/useExhaustiveDependencies: the filters are the trigger: a new filter starts at page 1
   useEffect(() => setOffset(0), [dq, dGroup, dTag, enabled]);
   const qs = query({ q: dq, group: dGroup, tag: dTag, enabled, limit: PAGE, offset });
   useEffect(() => {
@@ -130,6 +131,7 @@ export function Peers() {
       }
     >
       {adding && <AddPeer onDone={() => void qc.invalidateQueries({ queryKey: ['peers'] })} />}
+      {/* biome-ignore lint/a11y/useSemanticElements: <form role="search"> is the landmark every browser knows; <search> is newer than some phones' browsers */}
       <form className="filters" role="search" aria-label="Find peers" onSubmit={(e) => e.preventDefault()}>
         <Field label="Search name or description" name="q" value={q} onChange={setQ} type="search" />
         <Field label="Group" name="group" value={group} onChange={setGroup} />
@@ -146,6 +148,7 @@ export function Peers() {
       <ErrorBox error={list.error} title="Cannot list the peers" />
       {list.isPending && <Loading what="the peers" />}
       {selected.size > 0 && (
+        // biome-ignore lint/a11y/useSemanticElements: a row of buttons, not form fields: <fieldset> would be the wrong element
         <div className="batch" role="group" aria-label="Actions on the selected peers">
           <span>{selected.size} selected</span>
           <button type="button" onClick={() => batch.mutate('enable')} disabled={batch.isPending}>

@@ -374,6 +374,7 @@ export function CredentialList({ credentials }: { credentials: Credential[] }) {
   return (
     <>
       {credentials.map((c, i) => (
+        // biome-ignore lint/suspicious/noArrayIndexKey: the list is replaced whole on each fetch, never reordered
         <dl key={i} className="kv cred" aria-label={c.label}>
           <div>
             <dt>Service</dt>
