@@ -131,8 +131,13 @@ export function manifestRuleErrors(m: ServiceManifest): FieldErrors {
     if (secrets.has(s.name)) fail(`secrets.${i}.name`, `repeats secret "${s.name}"`);
     secrets.add(s.name);
   });
-  if (m.web) {
-    if (checkContainer('web.container', m.web.container)) checkPort('web.port', m.web.container, m.web.port);
+  const web = m.web;
+  if (web) {
+    if (checkContainer('web.container', web.container)) {
+      checkPort('web.port', web.container, web.port);
+      const c = m.containers.find((x) => x.name === web.container);
+      if (web.tls && c && !c.tls) fail('web.tls', 'needs the container\'s tls section (the certificate it serves)');
+    }
   }
 
   const hasAccountsCapability = m.capabilities.includes('accounts');

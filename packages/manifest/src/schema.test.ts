@@ -197,6 +197,7 @@ describe('manifest schema', () => {
       );
       m.containers[0].tls = { path: '/etc/demo/tls', gid: 101 };
       m.containers[0].healthcheck.http.tls = true;
+      m.web.tls = true;
     };
     const ok = clone(validManifest()) as any;
     withExtras(ok);
@@ -214,6 +215,8 @@ describe('manifest schema', () => {
     broken('routes.7.path', /must contain :username/, (m) => (m.routes[7].path = '/accounts/rotate'));
     broken('containers.0.tls.path', /absolute path/, (m) => (m.containers[0].tls.path = 'tls'));
     broken('containers.0.healthcheck.http.tls', /needs the container's tls section/, (m) => delete m.containers[0].tls);
+    broken('web.tls', /needs the container's tls section/, (m) => delete m.containers[0].tls);
+    broken('web.tls', /must be boolean/, (m) => (m.web.tls = 'yes'));
   });
 
   it('reads YAML strictly and names the document when it is not a manifest', () => {

@@ -332,6 +332,14 @@ export const ServiceManifestSchema = Type.Object(
         {
           container: DnsLabel('The container serving HTTP.'),
           port: Port('Its port; must be one of the container\'s declared tcp ports.'),
+          tls: Type.Optional(
+            Type.Boolean({
+              description:
+                'The port speaks HTTPS with the container\'s tls certificate: the reverse proxy connects over TLS, ' +
+                'trusting the cell\'s CA and checking the name <subdomain>.<domain>. ' +
+                'Needs the container\'s tls section.',
+            }),
+          ),
         },
         { ...closed, description: 'Where the reverse proxy sends https://<subdomain>.<domain>. Omitted: no web endpoint.' },
       ),

@@ -35,6 +35,18 @@ describe('Caddy JSON config', () => {
     assert.equal(fallback.handle[0].status_code, 404);
   });
 
+  it('proxies to an upstream that speaks HTTPS over TLS, trusting the cell CA file and checking the name', () => {
+    const tls = { rootCaFile: '/data/caddy/cell-ca.pem', serverName: 'dav.home.example.org' };
+    const c = buildCaddyConfig({ ...input, services: [{ ...input.services[0]!, tls }] }) as any;
+    const proxy = c.apps.http.servers.pic.routes[1].handle[0];
+    assert.deepEqual(proxy.transport, {
+      protocol: 'http',
+      tls: { root_ca_pem_files: ['/data/caddy/cell-ca.pem'], server_name: 'dav.home.example.org' },
+    });
+    const plain = (buildCaddyConfig(input) as any).apps.http.servers.pic.routes[1].handle[0];
+    assert.equal(plain.transport, undefined, 'a plain-HTTP upstream keeps the default transport');
+  });
+
   it('serves the CA-issued certificate with automatic HTTPS off; ACME hands the names to Caddy instead', () => {
     const c = buildCaddyConfig(input) as any;
     assert.deepEqual(c.apps.http.servers.pic.automatic_https, { disable: true });

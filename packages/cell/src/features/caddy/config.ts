@@ -2,9 +2,10 @@
  * Caddy's JSON config, built as data (no Caddyfile text): what the cell POSTs to Caddy's /load.
  * One HTTP server on the WireGuard address (and the LAN addresses cell.yaml names) with one route
  * per host: the cell's domain to the cell's API, each installed service's subdomain to its
- * container's loopback port, anything else a 404. Automatic HTTPS is off for the internal CA: the
- * certificate is loaded as PEM (tls.certificates.load_pem). With `acme`, Caddy's own automation
- * gets the names instead (a public domain; not testable on a machine without the internet).
+ * container's loopback port (over TLS when the container serves HTTPS), anything else a 404.
+ * Automatic HTTPS is off for the internal CA: the certificate is loaded as PEM
+ * (tls.certificates.load_pem). With `acme`, Caddy's own automation gets the names instead
+ * (a public domain; not testable on a machine without the internet).
  */
 
 export interface WebUpstream {
@@ -13,6 +14,11 @@ export interface WebUpstream {
   host: string;
   /** host:port Caddy dials (the container's published loopback port). */
   dial: string;
+  /**
+   * The upstream speaks HTTPS (manifest `web.tls`): Caddy connects over TLS, trusting only the
+   * cell's CA (a PEM file) and checking the certificate for `serverName` (<subdomain>.<domain>).
+   */
+  tls?: { rootCaFile: string; serverName: string };
 }
 
 export interface CaddyConfigInput {
@@ -31,7 +37,13 @@ export interface CaddyConfigInput {
 export const CELL_ROUTE_ID = 'pic-cell';
 export const serviceRouteId = (id: string): string => `pic-service-${id}`;
 
-const proxy = (dial: string) => ({ handler: 'reverse_proxy', upstreams: [{ dial }] });
+const proxy = (dial: string, tls?: WebUpstream['tls']) => ({
+  handler: 'reverse_proxy',
+  upstreams: [{ dial }],
+  ...(tls
+    ? { transport: { protocol: 'http', tls: { root_ca_pem_files: [tls.rootCaFile], server_name: tls.serverName } } }
+    : {}),
+});
 
 export function buildCaddyConfig(input: CaddyConfigInput): Record<string, unknown> {
   const routes: unknown[] = [
@@ -39,7 +51,7 @@ export function buildCaddyConfig(input: CaddyConfigInput): Record<string, unknow
     ...input.services.map((s) => ({
       '@id': serviceRouteId(s.id),
       match: [{ host: [s.host] }],
-      handle: [proxy(s.dial)],
+      handle: [proxy(s.dial, s.tls)],
       terminal: true,
     })),
     { handle: [{ handler: 'static_response', status_code: 404, body: 'no service by that name on this cell\n' }] },

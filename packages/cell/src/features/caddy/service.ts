@@ -21,7 +21,7 @@ import { CellCertificate, RENEW_BEFORE_DAYS, daysLeft, type ServedCertificate } 
 
 /** What the cell tells Caddy about installed services: their subdomains and where their web port is. */
 export interface WebRouteSource {
-  webRoutes(): Promise<Array<{ id: string; subdomain: string; dial: string }>>;
+  webRoutes(): Promise<Array<{ id: string; subdomain: string; dial: string; tls?: boolean }>>;
 }
 
 /** The cell's WireGuard address (no prefix) once the interface is up in this namespace, else why not. */
@@ -152,10 +152,15 @@ export class CaddyService {
       this.served = renewed ?? (await this.certificate.ensure(domain));
       tls = { mode: 'internal', certificatePem: this.served.row.certificate_pem, keyPem: this.served.keyPem };
     }
-    const services: WebUpstream[] = (await this.d.web.webRoutes()).map((r) => ({
+    const routes = await this.d.web.webRoutes();
+    // Upstreams that speak HTTPS are checked against the cell's CA, written where Caddy reads it.
+    const caFile = join(this.dir, 'cell-ca.pem');
+    if (routes.some((r) => r.tls)) writeFileSync(caFile, await this.certificate.ca.certificatePem(), { mode: 0o644 });
+    const services: WebUpstream[] = routes.map((r) => ({
       id: r.id,
       host: `${r.subdomain}.${domain}`,
       dial: r.dial,
+      ...(r.tls ? { tls: { rootCaFile: caFile, serverName: `${r.subdomain}.${domain}` } } : {}),
     }));
     const config = buildCaddyConfig({
       adminSocket: this.adminSocket,

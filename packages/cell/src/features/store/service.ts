@@ -67,6 +67,8 @@ export interface WebRoute {
   subdomain: string;
   /** 127.0.0.1:<published port> */
   dial: string;
+  /** The port speaks HTTPS with the service's certificate (manifest web.tls). */
+  tls?: boolean;
 }
 
 export class Store {
@@ -138,7 +140,10 @@ export class Store {
         const name = objectNames(this.cellId, id).container(manifest.web.container);
         const info = await this.runtime.inspectContainer(name);
         const port = loopbackPort(info, manifest.web.port);
-        if (info.running && port) routes.push({ id, subdomain: manifest.subdomain, dial: `127.0.0.1:${port}` });
+        if (info.running && port) {
+          const tls = manifest.web.tls === true;
+          routes.push({ id, subdomain: manifest.subdomain, dial: `127.0.0.1:${port}`, ...(tls ? { tls } : {}) });
+        }
       } catch (err) {
         const error = describeError(err);
         this.d.logger.warn('web route left out: its container is not reachable', { service: id, error });
