@@ -40,6 +40,11 @@ export interface CaddyDeps {
 
 const RENEW_CHECK_MS = 60 * 60_000;
 
+/** Whether the cell runs Caddy: reach on, and WireGuard's interface in the cell's own namespace. */
+export function caddyEnabled(config: Pick<CellConfig, 'reach' | 'wireguard'>): boolean {
+  return config.reach.mode !== 'off' && config.wireguard.mode !== 'off' && config.wireguard.netns === null;
+}
+
 export class CaddyService {
   readonly certificate: CellCertificate;
   private readonly dir: string;
@@ -61,11 +66,7 @@ export class CaddyService {
   }
 
   get enabled(): boolean {
-    return (
-      this.d.config.reach.mode !== 'off' &&
-      this.d.config.wireguard.mode !== 'off' &&
-      this.d.config.wireguard.netns === null
-    );
+    return caddyEnabled(this.d.config);
   }
 
   /** Begins waiting for the tunnel's address (checked every second); Caddy comes up once it is there. */

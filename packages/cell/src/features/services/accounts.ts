@@ -24,7 +24,10 @@ export const accountSecretName = (serviceId: string, accountId: number) => `serv
 
 const ACCOUNT_PASSWORD_LENGTH = 24;
 
-export type AccountsDeps = EngineDeps;
+export interface AccountsDeps extends EngineDeps {
+  /** Caddy's HTTPS port when it serves services' subdomains (credentials of web services name it). */
+  httpsPort?: number;
+}
 
 export interface AccountView {
   username: string;
@@ -215,7 +218,8 @@ export class ServiceAccounts {
     if (password === undefined) throw new Error(`the vault has no password for account ${row.id} of ${inst.id}`);
     const { identity } = await readCellSettings(executor);
     const { renderTemplate } = await manifestLib();
-    return fillCredentials(inst.manifest, { username: row.username, password, domain: identity.domain }, renderTemplate);
+    const values = { username: row.username, password, domain: identity.domain };
+    return fillCredentials(inst.manifest, values, renderTemplate, this.d.httpsPort);
   }
 
   /** Connection info for every installed service the peer has an account in. */

@@ -9,6 +9,7 @@ import type { Logger } from '../../lib/logger.js';
 import type { AuditLog } from '../audit/service.js';
 import type { Vault } from '../vault/vault.js';
 import { ServiceAccounts } from '../services/accounts.js';
+import { caddyEnabled } from '../caddy/service.js';
 import { ServiceMounts } from '../services/mounts.js';
 import { seedTrustKey, StoreCatalog, storeTrustedKeys, toRefusal, type CatalogView, type Refusal } from './catalog.js';
 import {
@@ -33,7 +34,7 @@ export interface StoreDeps {
   vault: Vault;
   audit: AuditLog;
   logger: Logger;
-  config: Pick<CellConfig, 'store' | 'port'>;
+  config: Pick<CellConfig, 'store' | 'port' | 'reach' | 'wireguard'>;
 }
 
 export interface StoreOptions {
@@ -95,7 +96,15 @@ export class Store {
     const runtime = options.runtime ?? createRuntime(cellId, d.config.store.engineSocket);
     const catalog = new StoreCatalog(d.db, d.config.store.catalogDir, d.audit, d.logger, options.now);
     const mounts = new ServiceMounts();
-    const accounts = new ServiceAccounts({ db: d.db, vault: d.vault, audit: d.audit, logger: d.logger, runtime, cellId });
+    const accounts = new ServiceAccounts({
+      db: d.db,
+      vault: d.vault,
+      audit: d.audit,
+      logger: d.logger,
+      runtime,
+      cellId,
+      ...(caddyEnabled(d.config) ? { httpsPort: d.config.reach.httpsPort } : {}),
+    });
     const installer = new Installer({
       db: d.db,
       vault: d.vault,
