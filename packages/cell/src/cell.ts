@@ -78,9 +78,10 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
   const loginLimiter = new SlidingWindowLimiter(config.rateLimit.loginFailures, config.rateLimit.loginWindowMs);
   const apiLimiter = new SlidingWindowLimiter(config.rateLimit.apiPerMinute, 60_000);
   const audit = new AuditLog(database.db, database.sqlite);
-  const store = await Store.open({ db: database.db, vault, audit, logger, config });
-  let cellUpstream = '';
   let peerNetworkRef: PeerNetwork | undefined;
+  const tunnelOf = () => tunnelAddress(peerNetworkRef, setup);
+  const store = await Store.open({ db: database.db, vault, audit, logger, config, tunnel: tunnelOf });
+  let cellUpstream = '';
   const caddy = new CaddyService({
     config,
     db: database.db,
@@ -88,9 +89,9 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
     logger,
     web: store,
     cellUpstream: () => cellUpstream,
-    tunnel: () => tunnelAddress(peerNetworkRef, setup),
+    tunnel: tunnelOf,
   });
-  const dns = new DnsService({ config, db: database.db, logger, tunnel: () => tunnelAddress(peerNetworkRef, setup) });
+  const dns = new DnsService({ config, db: database.db, logger, tunnel: tunnelOf });
   const network = new PeerNetwork(database.db, vault, config, logger, {
     audit,
     driftCheckMs: config.wireguard.driftCheckMs,

@@ -59,7 +59,8 @@ describe('loadConfig', () => {
           catalogDir: resolve(import.meta.dirname, '..', '..', '..'),
           engineSocket: null,
           imageVerification: 'enforce',
-          publishAddress: '127.0.0.1',
+          publishAddresses: ['127.0.0.1'],
+          publishOnTunnel: true,
           trustedKeys: [],
         },
         reach: {
@@ -160,11 +161,16 @@ describe('loadConfig', () => {
       catalogDir: join(d, 'catalog'),
       engineSocket: 'unix:///run/x.sock',
       imageVerification: 'warn',
-      publishAddress: '127.0.0.1',
+      publishAddresses: ['127.0.0.1'],
+      publishOnTunnel: true,
       trustedKeys: [],
     });
-    const onTunnel = dataDir('store:\n  publish_address: 10.8.0.1\n');
-    assert.equal(loadConfig({ PIC_DATA_DIR: onTunnel }).store.publishAddress, '10.8.0.1');
+    const onTunnel = loadConfig({ PIC_DATA_DIR: dataDir('store:\n  publish_address: 10.8.0.1\n') }).store;
+    assert.deepEqual([onTunnel.publishAddresses, onTunnel.publishOnTunnel], [['10.8.0.1'], false]);
+    const both = loadConfig({ PIC_DATA_DIR: dataDir('store:\n  publish_address: [127.0.0.1, 10.8.0.1]\n') }).store;
+    assert.deepEqual([both.publishAddresses, both.publishOnTunnel], [['127.0.0.1', '10.8.0.1'], false]);
+    const badList = dataDir('store:\n  publish_address: [1.2.3.4, x]\n');
+    assert.throws(() => loadConfig({ PIC_DATA_DIR: badList }), /publish_address/);
     assert.throws(() => loadConfig({ PIC_DATA_DIR: dataDir('store:\n  publish_address: every\n') }), /publish_address/);
     const keys = dataDir('store:\n  trusted_keys:\n    - name: local-store\n      file: store-local/store.pub.pem\n');
     assert.deepEqual(loadConfig({ PIC_DATA_DIR: keys }).store.trustedKeys, [{ name: 'local-store', file: join(keys, 'store-local', 'store.pub.pem') }]);

@@ -104,9 +104,18 @@ export const CellYamlSchema = Type.Object(
           engine_socket: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
           /** enforce: refuse unpinned/mismatched/badly signed images; warn: log and audit, install anyway; off: skip. */
           image_verification: Type.Optional(Type.Union([Type.Literal('enforce'), Type.Literal('warn'), Type.Literal('off')])),
-          /** Where service ports with `host` are published (default 127.0.0.1); never a manifest's choice. */
+          /**
+           * Where service ports with `host` are published: one IPv4 address or a list; never a manifest's
+           * choice. Unset: 127.0.0.1, and the WireGuard address too while the tunnel is up.
+           */
           publish_address: Type.Optional(
-            Type.String({ format: 'ipv4', errorMessage: 'must be an IPv4 address, e.g. 127.0.0.1 or the VPN address' }),
+            Type.Union(
+              [
+                Type.String({ format: 'ipv4' }),
+                Type.Array(Type.String({ format: 'ipv4' }), { minItems: 1, maxItems: 8, uniqueItems: true }),
+              ],
+              { errorMessage: 'must be an IPv4 address or a list of them, e.g. 127.0.0.1 or [127.0.0.1, 10.8.0.1]' },
+            ),
           ),
           /**
            * Public keys (PEM files, relative to the data dir) the cell adds to its trust keys at start, once
@@ -184,7 +193,10 @@ export interface CellConfig {
     catalogDir: string;
     engineSocket: string | null;
     imageVerification: 'enforce' | 'warn' | 'off';
-    publishAddress: string;
+    /** Host addresses service ports with `host` are published on (cell.yaml store.publish_address). */
+    publishAddresses: string[];
+    /** publish_address was not set: the WireGuard address is added while the tunnel is up. */
+    publishOnTunnel: boolean;
     /** Keys to trust from files (absolute paths), each once: cell.yaml store.trusted_keys. */
     trustedKeys: Array<{ name: string; file: string }>;
   };
@@ -225,6 +237,11 @@ function wireguardMode(value: string | undefined): CellConfig['wireguard']['mode
 }
 
 /** PIC_REACH_MODE overrides cell.yaml (the test harness sets "off": Caddy and the resolver outlive the cell). */
+function publishAddresses(value: string | string[] | undefined): string[] {
+  if (value === undefined) return ['127.0.0.1'];
+  return typeof value === 'string' ? [value] : [...value];
+}
+
 function reachMode(value: string | undefined): CellConfig['reach']['mode'] | undefined {
   if (value === undefined || value === '') return undefined;
   if (value === 'auto' || value === 'off') return value;
@@ -299,7 +316,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CellConfig {
       catalogDir: yaml.store?.catalog_dir ? resolve(dataDir, yaml.store.catalog_dir) : DEFAULT_CATALOG_DIR,
       engineSocket: yaml.store?.engine_socket ?? null,
       imageVerification: yaml.store?.image_verification ?? 'enforce',
-      publishAddress: yaml.store?.publish_address ?? '127.0.0.1',
+      publishAddresses: publishAddresses(yaml.store?.publish_address),
+      publishOnTunnel: yaml.store?.publish_address === undefined,
       trustedKeys: (yaml.store?.trusted_keys ?? []).map((k) => ({ name: k.name, file: resolve(dataDir, k.file) })),
     },
     reach: {

@@ -36,8 +36,8 @@ export interface InstallerDeps extends EngineDeps {
   onPurge?: (trx: Transaction<Database>, id: string) => Promise<void>;
   /** How often the health wait polls (tests shorten it). */
   healthPollMs?: number;
-  /** The host address ports with `host` are published on (store.publish_address; 127.0.0.1 by default). */
-  publishAddress?: string;
+  /** The host addresses ports with `host` are published on, asked at each install (default 127.0.0.1). */
+  publishAddresses?: () => Promise<string[]>;
   /**
    * Once the containers are healthy: why the service still is not (its account contract does not
    * answer), or null. Asked until it says null or CONTRACT_WAIT_MS pass; then the install fails.
@@ -237,9 +237,10 @@ export class Installer {
       const { identity } = await readCellSettings(db);
       const values = { domain: identity.domain, subdomain: manifest.subdomain, secrets: await serviceSecrets(vault, db, manifest) };
       const { renderTemplate } = await manifestLib();
+      const addresses = this.d.publishAddresses ? await this.d.publishAddresses() : undefined;
       for (const c of manifest.containers) {
         const image = images.get(c.name)!.image;
-        const spec = containerSpec(cellId, manifest, c, image, values, renderTemplate, this.d.publishAddress);
+        const spec = containerSpec(cellId, manifest, c, image, values, renderTemplate, addresses);
         await record({ kind: 'container', name: spec.name });
         await runtime.createContainer(spec);
       }

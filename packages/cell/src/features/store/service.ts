@@ -35,6 +35,19 @@ export interface StoreDeps {
   audit: AuditLog;
   logger: Logger;
   config: Pick<CellConfig, 'store' | 'port' | 'reach' | 'wireguard'>;
+  /** The cell's WireGuard address while the tunnel is up in its own namespace (service ports publish there too). */
+  tunnel?: () => Promise<{ address: string } | { reason: string }>;
+}
+
+/** store.publish_address, or by default 127.0.0.1 plus the WireGuard address while the tunnel is up. */
+async function publishAddresses(d: StoreDeps): Promise<string[]> {
+  const { store, wireguard } = d.config;
+  if (!store.publishOnTunnel || !d.tunnel || wireguard.mode === 'off' || wireguard.netns !== null) {
+    return store.publishAddresses;
+  }
+  const t = await d.tunnel().catch(() => undefined);
+  if (!t || !('address' in t) || store.publishAddresses.includes(t.address)) return store.publishAddresses;
+  return [...store.publishAddresses, t.address];
 }
 
 export interface StoreOptions {
@@ -113,7 +126,7 @@ export class Store {
       runtime,
       cellId,
       ...(options.healthPollMs !== undefined ? { healthPollMs: options.healthPollMs } : {}),
-      publishAddress: d.config.store.publishAddress,
+      publishAddresses: () => publishAddresses(d),
       onInstalled: async (id, manifest) => {
         mounts.mount(id, manifest);
         store.webRoutesChanged();

@@ -23,8 +23,19 @@ describe('host ports of a service', () => {
       { containerPort: 9001, protocol: 'udp', hostIp: '127.0.0.1', hostPort: 5353 },
     ]);
     assert.ok(!spec.ports!.some((p) => p.hostIp === '0.0.0.0'));
-    const onTunnel = containerSpec('c0ffee000000', m, m.containers[0]!, 'sha256:x', values, renderTemplate, '10.8.0.1');
+    const onTunnel = containerSpec('c0ffee000000', m, m.containers[0]!, 'sha256:x', values, renderTemplate, [
+      '10.8.0.1',
+    ]);
     assert.deepEqual(onTunnel.ports!.filter((p) => p.hostPort !== 0).map((p) => p.hostIp), ['10.8.0.1', '10.8.0.1']);
+    // Several addresses: each fixed host port is published on every one (one engine binding each).
+    const both = containerSpec('c0ffee000000', m, m.containers[0]!, 'sha256:x', values, renderTemplate, [
+      '127.0.0.1',
+      '10.8.0.1',
+    ]);
+    assert.deepEqual(
+      both.ports!.filter((p) => p.hostPort !== 0).map((p) => `${p.hostIp}:${p.hostPort}/${p.protocol}`),
+      ['127.0.0.1:993/tcp', '10.8.0.1:993/tcp', '127.0.0.1:5353/udp', '10.8.0.1:5353/udp'],
+    );
   });
 
   it('may not be one the cell uses: its WireGuard port, its API port, SSH, DNS, HTTP(S)', () => {

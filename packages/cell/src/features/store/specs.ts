@@ -45,8 +45,9 @@ export function healthDeadlineMs(c: ManifestContainer): number {
 /**
  * The engine's container spec for a manifest container. Every declared tcp port is published on
  * 127.0.0.1 at a port the engine picks (how the cell reaches health checks, account endpoints and
- * proxied routes); a port with `host` is also published at that number, on `publishAddress` only:
- * the address is the cell's choice (store.publish_address, 127.0.0.1 by default), never the manifest's.
+ * proxied routes); a port with `host` is also published at that number, on each of `publishAddresses`:
+ * the addresses are the cell's choice (store.publish_address; by default 127.0.0.1 and the WireGuard
+ * address while the tunnel is up), never the manifest's.
  */
 export function containerSpec(
   cellId: string,
@@ -55,7 +56,7 @@ export function containerSpec(
   image: string,
   values: TemplateValues,
   renderTemplate: ManifestLib['renderTemplate'],
-  publishAddress = DEFAULT_PUBLISH_ADDRESS,
+  publishAddresses: readonly string[] = [DEFAULT_PUBLISH_ADDRESS],
 ): ContainerSpec {
   const names = objectNames(cellId, manifest.id);
   const env: Record<string, string> = {};
@@ -64,7 +65,9 @@ export function containerSpec(
   for (const p of c.ports ?? []) {
     if (p.protocol === 'tcp') ports.push({ containerPort: p.container, protocol: 'tcp', hostIp: '127.0.0.1', hostPort: 0 });
     if (p.host === undefined) continue;
-    ports.push({ containerPort: p.container, protocol: p.protocol, hostIp: publishAddress, hostPort: p.host });
+    for (const hostIp of publishAddresses) {
+      ports.push({ containerPort: p.container, protocol: p.protocol, hostIp, hostPort: p.host });
+    }
   }
   const hc = c.healthcheck;
   return {
