@@ -9,7 +9,10 @@
  * Over the tunnel it resolves the cell's names through the cell's resolver, fetches
  * https://<domain>/api/status with curl --cacert (the CA from /api/peer/ca.crt), reaches the
  * installed test-echo's subdomain, and sees it stop serving after removal. cert-renew during a slow
- * download does not break it; Caddy SIGKILLed comes back within 5 s.
+ * download does not break it; Caddy SIGKILLed comes back within 5 s. The real calendar (Radicale,
+ * from the cached first-party image builder) serves TLS itself: Caddy proxies https://dav.<domain>
+ * to it over TLS, and the peer's own service-credentials (port 443) do a CalDAV PROPFIND over the
+ * tunnel; its own port is published on the tunnel address too (how mail is reached).
  *
  * Needs root, ip, wg, wireguard-go, /dev/net/tun, caddy, curl; the service part a container engine.
  * Skips loudly, naming what is missing. Everything it starts is stopped in after().
@@ -32,10 +35,11 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { CELL_ARGS, startCellProcess, type CellProcess } from '../support/cell-process.js';
+import { CELL_ARGS, REPO_ROOT, startCellProcess, type CellProcess } from '../support/cell-process.js';
 import { ApiClient } from '../support/client.js';
 import { buildTestEchoImage, startDockerEngine, type DockerEngine } from '../support/docker-engine.js';
 import { type WgConfigApi, loadWgConfig, loadWgTesting, sleep, startPeersCell } from './peers-helpers.js';
+import { freePort, loadImageBuilder, writeMultiCatalog } from './services-helpers.js';
 import {
   eventually,
   loadManifestModule,
@@ -120,6 +124,9 @@ if (skipReason) process.stderr.write(`[reach] SKIPPING the reach-by-name test: $
 const engineStart = skipReason ? undefined : await startDockerEngine();
 const noEngine = engineStart && 'skip' in engineStart ? `NO CONTAINER ENGINE: ${engineStart.skip}` : undefined;
 if (noEngine) process.stderr.write(`[reach] the service subdomain tests are skipped: ${noEngine}\n`);
+const builder = skipReason || noEngine ? undefined : await loadImageBuilder();
+const noCalendar = builder ? builder.buildProblem() : (skipReason ?? noEngine);
+if (builder && noCalendar) process.stderr.write(`[reach] SKIPPING the calendar-through-Caddy test: ${noCalendar}\n`);
 
 describe('reaching the cell and its services by name over the tunnel (Caddy, TLS, resolver)', () => {
   let cell: CellProcess | undefined;
@@ -133,6 +140,9 @@ describe('reaching the cell and its services by name over the tunnel (Caddy, TLS
   let m: ManifestModule | undefined;
   let storeKey: { privateKey: KeyObject; publicKey: KeyObject } | undefined;
   let digest: string | undefined;
+  let phoneLogin: { username: string; password: string } | undefined;
+  /** The calendar's host port (rewritten to a free one in the test's catalog), once its image is built. */
+  let calendarPort: number | undefined;
   const engine = engineStart && !('skip' in engineStart) ? (engineStart as DockerEngine) : undefined;
 
   const pidOf = (name: 'caddy' | 'dns') => {
@@ -198,11 +208,27 @@ describe('reaching the cell and its services by name over the tunnel (Caddy, TLS
       digest = await buildTestEchoImage(engine.socketPath);
       storeKey = m.generateStoreKeyPair();
       catalogDir = mkdtempSync(join(tmpdir(), 'pic-reach-catalog-'));
-      await writeCatalog(m, catalogDir, {
-        version: 1,
-        key: storeKey.privateKey,
-        manifest: await testEchoManifest(m, digest, storeKey.privateKey),
-      });
+      const echo = await testEchoManifest(m, digest, storeKey.privateKey);
+      if (builder && !noCalendar) {
+        const log = (line: string) => process.stderr.write(`[images] ${line}\n`);
+        // The real first-party manifest with the image just built and a free host port (one port each).
+        const firstParty = async (id: 'calendar' | 'files', port: number) => {
+          const built = await builder.buildFirstPartyImage(id, { dockerHost: engine.dockerHost, log });
+          const man = m!.parseManifest(readFileSync(join(REPO_ROOT, 'manifests', `${id}.yaml`), 'utf8'), id);
+          for (const c of man.containers) {
+            c.image = `${built.image}@${built.id}`;
+            c.signature = await m!.signImage(c.image, storeKey!.privateKey);
+            for (const p of c.ports ?? []) if (p.host !== undefined) p.host = port;
+          }
+          for (const cr of man.credentials ?? []) cr.port = port;
+          return man;
+        };
+        calendarPort = await freePort();
+        const calendar = await firstParty('calendar', calendarPort);
+        const files = await firstParty('files', await freePort());
+        const manifests = [echo, calendar, files];
+        await writeMultiCatalog(m, catalogDir, { version: 1, key: storeKey.privateKey, manifests });
+      } else await writeCatalog(m, catalogDir, { version: 1, key: storeKey.privateKey, manifest: echo });
       storeYaml = `store:\n  catalog_dir: ${catalogDir}\n  engine_socket: ${engine.socketPath}\n`;
     }
     const ready = await startPeersCell({
@@ -246,6 +272,8 @@ describe('reaching the cell and its services by name over the tunnel (Caddy, TLS
     };
     if (client && client.exitCode === null && client.signalCode === null) client.kill('SIGKILL');
     if (cell && engine) await admin.post('/api/store/remove', { id: 'test-echo', purge: true }).catch(() => undefined);
+    for (const id of calendarPort ? ['calendar', 'files'] : [])
+      await admin.post('/api/store/remove', { id, purge: true }).catch(() => undefined);
     // Caddy and the resolver outlive the cell by design: this test ends them itself.
     const helpers = cell ? [pidOf('caddy'), pidOf('dns')] : [];
     await attempt('stop the cell', async () => cell?.stop());
@@ -299,6 +327,7 @@ describe('reaching the cell and its services by name over the tunnel (Caddy, TLS
 
     // The peer's own login fetches the CA the way a device would.
     const peerLogin = new ApiClient(cell!.url);
+    phoneLogin = created.body.login;
     const login = await peerLogin.post('/api/auth/login', created.body.login);
     assert.equal(login.status, 200, login.text);
     const ca = await peerLogin.get('/api/peer/ca.crt');
@@ -492,6 +521,91 @@ describe('reaching the cell and its services by name over the tunnel (Caddy, TLS
       30_000,
     );
     assert.match(gone, /no service by that name/);
+  });
+
+  it("the real calendar through dav.<domain>: the peer's own credentials PROPFIND over the tunnel", async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    if (!engine) return t.skip(noEngine!);
+    if (!calendarPort) return t.skip(`NOT RUN: ${noCalendar}`);
+    const install = await admin.post('/api/store/install', { id: 'calendar', wait: true });
+    assert.ok(install.status === 200 || install.status === 201, install.text);
+    const account = await admin.post('/api/calendar/users', { peer: 'phone' });
+    assert.equal(account.status, 201, account.text);
+
+    // What the phone is handed: Caddy's name and port, not the container's own port.
+    const peer = new ApiClient(cell!.url);
+    assert.equal((await peer.post('/api/auth/login', phoneLogin)).status, 200);
+    const mine = await peer.get('/api/peer/service-credentials');
+    assert.equal(mine.status, 200, mine.text);
+    const creds = mine.body.services.find((s: any) => s.service === 'calendar').credentials as any[];
+    const caldav = creds.find((c) => c.protocol === 'caldav');
+    assert.deepEqual(
+      [caldav.host, caldav.port, caldav.security, caldav.username, caldav.path],
+      [`dav.${DOMAIN}`, 443, 'tls', 'phone', '/phone/'],
+    );
+    assert.deepEqual(
+      creds.map((c) => c.port),
+      [443, 443],
+      'CardDAV too',
+    );
+
+    const propfind = (url: string, user: string, password: string) =>
+      curl(url, ['-u', `${user}:${password}`, '-X', 'PROPFIND', '-H', 'Depth: 0']);
+    const url = `https://${caldav.host}:${caldav.port}${caldav.path}`;
+    const answer = await eventually(
+      'a CalDAV PROPFIND through dav.<domain> answers 207',
+      async () => {
+        const out = await propfind(url, caldav.username, caldav.password).catch(() => undefined);
+        return out?.endsWith('\n207') ? out : undefined;
+      },
+      30_000,
+    ).catch(async (err) =>
+      assert.fail(`${(err as Error).message}: ${await propfind(url, caldav.username, caldav.password)}`),
+    );
+    assert.match(answer, /multistatus/);
+    assert.ok((await propfind(url, caldav.username, 'wrong-password')).endsWith('\n401'), 'Radicale checks the login');
+
+    // The service's own port is published on the tunnel address too (store.publish_address unset):
+    // how a non-HTTP service such as mail is reached at its name.
+    const direct = await propfind(`https://dav.${DOMAIN}:${calendarPort}${caldav.path}`, 'phone', caldav.password);
+    assert.ok(direct.endsWith('\n207'), direct);
+
+    const removed = await admin.post('/api/store/remove', { id: 'calendar', purge: true });
+    assert.ok(removed.status === 200 || removed.status === 202, removed.text);
+    const gone = await eventually(
+      'dav.<domain> no longer served',
+      async () => {
+        const out = await curl(`https://dav.${DOMAIN}/`).catch(() => undefined);
+        return out?.endsWith('\n404') ? out : undefined;
+      },
+      30_000,
+    );
+    assert.match(gone, /no service by that name/);
+  });
+
+  it('the real files service through files.<domain>: WebDAV PROPFIND with the peer\'s credentials', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    if (!engine) return t.skip(noEngine!);
+    if (!calendarPort) return t.skip(`NOT RUN: ${noCalendar}`);
+    const install = await admin.post('/api/store/install', { id: 'files', wait: true });
+    assert.ok(install.status === 200 || install.status === 201, install.text);
+    assert.equal((await admin.post('/api/files/users', { peer: 'phone' })).status, 201);
+    const mine = await admin.get('/api/peers/phone/service-credentials');
+    const [dav] = mine.body.services.find((s: any) => s.service === 'files').credentials as any[];
+    assert.deepEqual([dav.host, dav.port, dav.security, dav.path], [`files.${DOMAIN}`, 443, 'tls', '/phone/']);
+    const url = `https://${dav.host}:${dav.port}${dav.path}`;
+    const args = ['-u', `${dav.username}:${dav.password}`, '-X', 'PROPFIND', '-H', 'Depth: 1'];
+    const answer = await eventually(
+      'a WebDAV PROPFIND through files.<domain> answers 207',
+      async () => {
+        const out = await curl(url, args).catch(() => undefined);
+        return out?.endsWith('\n207') ? out : undefined;
+      },
+      30_000,
+    ).catch(async (err) => assert.fail(`${(err as Error).message}: ${await curl(url, args).catch(String)}`));
+    assert.match(answer, /multistatus/);
+    const removed = await admin.post('/api/store/remove', { id: 'files', purge: true });
+    assert.ok(removed.status === 200 || removed.status === 202, removed.text);
   });
 
   it('Caddy killed with SIGKILL is started again within 5 s, and /api/status shows it', async (t) => {
