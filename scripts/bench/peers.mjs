@@ -19,12 +19,14 @@
 // 8,000 more API adds would take minutes (two vault encryptions each) for no new figure.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants, existsSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { cellArgs, median, sleep, spawnNode, tempDir, waitForOutput } from './lib.mjs';
+// The one PATH lookup (built before any bench runs).
+import { findExecutable } from '../../packages/runtime/dist/executable.js';
 
 export const name = 'peers';
 export const title = 'Peers and WireGuard (issues 4, 16): adding peers via the API, GET /api/peers, PUT, batch and start-up with 10,000 peers';
@@ -43,19 +45,6 @@ const ADD_ONE_SAMPLES = 100;
 const BATCH_ADDS = 1_000;
 const execFileP = promisify(execFile);
 
-function which(cmd) {
-  const dirs = [...(process.env.PATH ?? '').split(':').filter(Boolean), '/usr/local/sbin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
-  for (const dir of dirs) {
-    try {
-      accessSync(join(dir, cmd), constants.X_OK);
-      return join(dir, cmd);
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
-
 async function exec(file, args, timeout = 120_000) {
   try {
     return (await execFileP(file, args, { timeout, maxBuffer: 64 * 1024 * 1024 })).stdout;
@@ -68,7 +57,7 @@ async function exec(file, args, timeout = 120_000) {
 function wireguardWhyNot() {
   if (process.platform !== 'linux') return `not Linux (${process.platform})`;
   if (process.getuid?.() !== 0) return 'not root';
-  for (const cmd of ['ip', 'wg', 'wireguard-go']) if (!which(cmd)) return `'${cmd}' is not installed`;
+  for (const cmd of ['ip', 'wg', 'wireguard-go']) if (!findExecutable(cmd)) return `'${cmd}' is not installed`;
   if (!existsSync('/dev/net/tun')) return '/dev/net/tun is missing';
   return undefined;
 }
@@ -151,7 +140,7 @@ export async function run(ctx) {
   if (!why) {
     netns = `pic-bench-${hex}`;
     iface = `picb${hex}`;
-    const ip = which('ip');
+    const ip = findExecutable('ip');
     await exec(ip, ['netns', 'add', netns]);
     cleanup.add(async () => {
       // anything left in our own namespace (the cell's wireguard-go) was started by this bench
@@ -263,7 +252,7 @@ export async function run(ctx) {
     const upAfterMs = Math.round(performance.now() - t0);
     if (!why) {
       // converged means the live interface holds every peer: count them with wg itself
-      const held = (await exec(which('ip'), ['netns', 'exec', netns, which('wg'), 'show', iface, 'peers'])).split('\n').filter(Boolean).length;
+      const held = (await exec(findExecutable('ip'), ['netns', 'exec', netns, findExecutable('wg'), 'show', iface, 'peers'])).split('\n').filter(Boolean).length;
       if (held !== TOTAL) throw new Error(`the interface holds ${held} peers after start-up, expected ${TOTAL}`);
     }
     return { ...started, api: c, status: s, listeningMs: Math.round(started.listeningMs), upAfterMs };
@@ -307,8 +296,8 @@ export async function run(ctx) {
 
   let wgShowMs;
   if (!why) {
-    const wg = which('wg');
-    const ip = which('ip');
+    const wg = findExecutable('wg');
+    const ip = findExecutable('ip');
     const ms = [];
     for (let i = 0; i < 10; i++) {
       const s = performance.now();
@@ -346,20 +335,20 @@ export async function run(ctx) {
   if (batch.body.peers.length !== BATCH_ADDS) throw new Error(`the batch answered ${batch.body.peers.length} peers`);
   const liveAfterAdds = TOTAL + ADD_ONE_SAMPLES + BATCH_ADDS;
   if (!why) {
-    const held = (await exec(which('ip'), ['netns', 'exec', netns, which('wg'), 'show', iface, 'peers'])).split('\n').filter(Boolean).length;
+    const held = (await exec(findExecutable('ip'), ['netns', 'exec', netns, findExecutable('wg'), 'show', iface, 'peers'])).split('\n').filter(Boolean).length;
     if (held !== liveAfterAdds) throw new Error(`after the adds the interface holds ${held} peers, expected ${liveAfterAdds}`);
   }
 
   let syncconfMs;
   if (!why) {
     // the cell keeps no config file (keys stay in the vault): take the live one for this measurement only
-    const live = await exec(which('ip'), ['netns', 'exec', netns, which('wg'), 'showconf', iface]);
+    const live = await exec(findExecutable('ip'), ['netns', 'exec', netns, findExecutable('wg'), 'showconf', iface]);
     const file = join(data.dir, `bench-${iface}.conf`);
     writeFileSync(file, live, { mode: 0o600 });
     const ms = [];
     for (let i = 0; i < 5; i++) {
       const s = performance.now();
-      await exec(which('ip'), ['netns', 'exec', netns, which('wg'), 'syncconf', iface, file]);
+      await exec(findExecutable('ip'), ['netns', 'exec', netns, findExecutable('wg'), 'syncconf', iface, file]);
       ms.push(performance.now() - s);
     }
     rmSync(file);

@@ -4,7 +4,7 @@
 // the config the cell builds (features/caddy/config.js) and a certificate from the cell's own CA
 // (POST /api/vault/certs), and dnsmasq with the config the cell writes (features/dns/config.js).
 // Both listen on 127.0.0.1 here (no tunnel needed to time the hop itself).
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { request as httpRequest, Agent as HttpAgent } from 'node:http';
 import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
@@ -12,6 +12,8 @@ import { Resolver } from 'node:dns/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { cellArgs, freePort, httpJson, sleep, spawnNode, tempDir, waitForOutput } from './lib.mjs';
+// The one PATH lookup (built before any bench runs).
+import { findExecutable } from '../../packages/runtime/dist/executable.js';
 
 export const name = 'reach';
 export const title =
@@ -21,19 +23,6 @@ const LISTENING = /PIC cell listening on (http:\/\/\S+)/;
 const ADMIN = { username: 'admin', password: 'correct horse battery staple' };
 const DOMAIN = 'bench.example.org';
 const dist = (root, p) => pathToFileURL(join(root, 'packages/cell/dist', p)).href;
-
-function which(cmd) {
-  try {
-    return (
-      execFileSync('sh', ['-c', 'command -v "$1"', 'sh', cmd], {
-        encoding: 'utf8',
-        env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` },
-      }).trim() || undefined
-    );
-  } catch {
-    return undefined;
-  }
-}
 
 const percentile = (values, p) => {
   const s = [...values].sort((a, b) => a - b);
@@ -103,8 +92,8 @@ async function setUpCell(ctx) {
 
 export async function run(ctx) {
   const { root, cleanup, log } = ctx;
-  const caddyBin = which('caddy');
-  const dnsmasqBin = which('dnsmasq');
+  const caddyBin = findExecutable('caddy');
+  const dnsmasqBin = findExecutable('dnsmasq');
   const notes = [
     'sequential requests on one keep-alive connection each; rounds alternate direct / through Caddy; ' +
       'the CPU is shared with the load generator',

@@ -14,33 +14,21 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { findExecutable } from '@pic/runtime';
 import type { CellProcess } from '../support/cell-process.js';
 import type { ApiClient } from '../support/client.js';
 import { type ParsedWgQuickConfig, type WgConfigApi, loadWgConfig, loadWgTesting, sleep, startPeersCell } from './peers-helpers.js';
 
 const execFileP = promisify(execFile);
 
-function which(name: string): string | undefined {
-  const dirs = [...(process.env['PATH'] ?? '').split(':').filter(Boolean), '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
-  for (const dir of dirs) {
-    try {
-      accessSync(join(dir, name), constants.X_OK);
-      return join(dir, name);
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
-
-const IP = which('ip');
-const WG = which('wg');
-const WIREGUARD_GO = which('wireguard-go');
-const PING = which('ping');
+const IP = findExecutable('ip');
+const WG = findExecutable('wg');
+const WIREGUARD_GO = findExecutable('wireguard-go');
+const PING = findExecutable('ping');
 
 const suffix = randomBytes(3).toString('hex');
 const CELL_NS = `pic-t-cell-${suffix}`;

@@ -23,8 +23,6 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import {
-  accessSync,
-  constants,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -35,6 +33,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { findExecutable } from '@pic/runtime';
 import { CELL_ARGS, REPO_ROOT, startCellProcess, type CellProcess } from '../support/cell-process.js';
 import { ApiClient } from '../support/client.js';
 import { buildTestEchoImage, startDockerEngine, type DockerEngine } from '../support/docker-engine.js';
@@ -51,33 +50,12 @@ import {
 
 const execFileP = promisify(execFile);
 
-function which(name: string): string | undefined {
-  const dirs = [
-    ...(process.env['PATH'] ?? '').split(':').filter(Boolean),
-    '/usr/local/sbin',
-    '/usr/local/bin',
-    '/usr/sbin',
-    '/usr/bin',
-    '/sbin',
-    '/bin',
-  ];
-  for (const dir of dirs) {
-    try {
-      accessSync(join(dir, name), constants.X_OK);
-      return join(dir, name);
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
-
-const IP = which('ip');
-const WG = which('wg');
-const WIREGUARD_GO = which('wireguard-go');
-const CADDY = which('caddy');
-const CURL = which('curl');
-const DNSMASQ = which('dnsmasq');
+const IP = findExecutable('ip');
+const WG = findExecutable('wg');
+const WIREGUARD_GO = findExecutable('wireguard-go');
+const CADDY = findExecutable('caddy');
+const CURL = findExecutable('curl');
+const DNSMASQ = findExecutable('dnsmasq');
 
 const suffix = randomBytes(3).toString('hex');
 const CLIENT_NS = `pic-r-client-${suffix}`;
@@ -373,7 +351,7 @@ describe('reaching the cell and its services by name over the tunnel (Caddy, TLS
     const health = await curl(`https://${DOMAIN}/health`);
     assert.ok(health.endsWith('\n200'), health);
 
-    const dig = which('getent');
+    const dig = findExecutable('getent');
     if (dig) {
       assert.match(await inClient(dig, ['hosts', DOMAIN]), new RegExp(`^${CELL_ADDRESS.replace(/\./g, '\\.')}\\s`));
       assert.match(

@@ -1,5 +1,6 @@
 export * from './types.js';
 export * from './errors.js';
+export { findExecutable } from './executable.js';
 export { resolveEndpoint, parseEndpoint, describeEndpoint, DEFAULT_SOCKET, type EngineEndpoint, type EndpointSource } from './endpoint.js';
 export { DockerRuntime, type DockerRuntimeOptions } from './docker-runtime.js';
 export { splitDigestReference } from './pull.js';

@@ -1,8 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
-  accessSync,
   closeSync,
-  constants,
   mkdirSync,
   mkdtempSync,
   openSync,
@@ -11,6 +9,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { request } from 'node:http';
+import { findExecutable } from './executable.js';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,20 +46,9 @@ export interface RegistryOptions {
 
 export type RegistryStart = RegistryProcess | { skip: string };
 
-const SEARCH = ['/usr/bin', '/usr/local/bin', '/usr/sbin', '/bin'];
-
 /** The docker-registry binary, if installed (scripts/system/registry.mjs installs it on `npm test`). */
 export function findRegistryBinary(): string | undefined {
-  const dirs = [...(process.env['PATH'] ?? '').split(':').filter(Boolean), ...SEARCH];
-  for (const dir of dirs) {
-    try {
-      accessSync(join(dir, 'docker-registry'), constants.X_OK);
-      return join(dir, 'docker-registry');
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
+  return findExecutable('docker-registry');
 }
 
 /** A TCP port free on 127.0.0.1 right now. */

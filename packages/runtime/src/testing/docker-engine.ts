@@ -1,10 +1,11 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Docker from 'dockerode';
+import { findExecutable } from '../executable.js';
 import { LABEL_CELL } from '../types.js';
 
 /**
@@ -76,7 +77,7 @@ export async function startDockerEngine(options: DockerEngineOptions = {}): Prom
   if (external) return useExternalEngine(external);
 
   if (process.getuid?.() !== 0) return { skip: 'not root: a private dockerd needs root (or set PIC_TEST_DOCKER_HOST to an engine you run)' };
-  const dockerd = findCommand('dockerd');
+  const dockerd = findExecutable('dockerd');
   if (!dockerd) return { skip: 'dockerd is not installed (scripts/system/docker.mjs installs docker.io on `npm test`)' };
 
   const runDir = options.runDir ?? '/run/pic-test-docker';
@@ -415,19 +416,4 @@ function logTail(file: string, lines = 20): string {
   } catch {
     return '(no log)';
   }
-}
-
-function findCommand(name: string): string | undefined {
-  // sbin directories too: dockerd lives in /usr/sbin, which a non-login PATH may lack.
-  const dirs = [...(process.env['PATH'] ?? '').split(':').filter(Boolean), '/usr/local/sbin', '/usr/sbin', '/sbin'];
-  for (const dir of dirs) {
-    const full = join(dir, name);
-    try {
-      accessSync(full, constants.X_OK);
-      return full;
-    } catch {
-      // Not here.
-    }
-  }
-  return undefined;
 }

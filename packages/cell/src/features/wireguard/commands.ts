@@ -4,8 +4,7 @@
  * message or a reason is passed through redactKeys first: `wg` echoes a malformed key line back.
  */
 import { execFile, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
-import { join } from 'node:path';
+import { findExecutable } from '@pic/runtime';
 
 /** Linux interface names: at most 15 bytes; we also keep them to plain ASCII that needs no quoting. */
 const INTERFACE_NAME = /^[A-Za-z][A-Za-z0-9_-]{0,14}$/;
@@ -27,22 +26,8 @@ export function outputTail(text: string, max = 400): string {
   return t.length > max ? `…${t.slice(-max)}` : t;
 }
 
-const EXTRA_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
-
-/** The absolute path of an executable on PATH or in the sbin directories (not always on a user's PATH). */
-export function findExecutable(name: string): string | undefined {
-  const dirs = [...(process.env['PATH'] ?? '').split(':').filter(Boolean), ...EXTRA_DIRS];
-  for (const dir of dirs) {
-    const full = join(dir, name);
-    try {
-      accessSync(full, constants.X_OK);
-      return full;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
+/** The one copy lives in @pic/runtime; re-exported for the wireguard modules. */
+export { findExecutable };
 
 export class CommandError extends Error {
   constructor(
