@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startCellProcess, type CellProcess } from '../support/cell-process.js';
+import { ROTATION_PAUSE_CELL } from '../support/rotation-pause-cell.js';
 import { ADMIN, ApiClient, completeSetup, IDENTITY } from '../support/client.js';
 import { withCellDb } from '../support/db.js';
 import { decryptAll, loadAge, openssl, readIdentity, secretRows, tempFile, type Age } from './vault-helpers.js';
@@ -35,8 +36,8 @@ const recordedRecipient = (dataDir: string): string =>
  * Crash safety of POST /api/vault/rotate: the real cell process is killed with SIGKILL during a
  * rotation of many secrets, restarted, and every secret is read back with the key file it left.
  *
- * Two cases use the test-only hook PIC_TEST_VAULT_ROTATION_PAUSE (inert unless set; see
- * features/vault/vault.ts), which parks the rotation at an exact point — half the secrets
+ * Two cases start the cell through test/support/rotation-pause-cell.ts, which injects a vault hook
+ * (VaultHooks.rotationPoint) driven by PIC_TEST_VAULT_ROTATION_PAUSE; the hook parks the rotation at an exact point — half the secrets
  * re-encrypted inside the open transaction, or just after the commit before the key file is
  * renamed — so the SIGKILL lands there every time. The third case kills at an arbitrary moment, with no hook.
  */
@@ -51,7 +52,8 @@ describe('vault rotation survives SIGKILL (real cell process)', () => {
   let commitMs = 2000;
 
   async function start(env: Record<string, string> = {}): Promise<{ cell: CellProcess; api: ApiClient }> {
-    const cell = await startCellProcess({ dataDir, env });
+    const main = env['PIC_TEST_VAULT_ROTATION_PAUSE'] ? ROTATION_PAUSE_CELL : undefined;
+    const cell = await startCellProcess({ dataDir, env, ...(main ? { main } : {}) });
     const api = new ApiClient(cell.url);
     assert.equal((await api.login(ADMIN.username, ADMIN.password)).status, 200);
     return { cell, api };

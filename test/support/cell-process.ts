@@ -28,13 +28,15 @@ export interface StartOptions {
   cellYaml?: string;
   env?: Record<string, string>;
   timeoutMs?: number;
+  /** Another entry script instead of the bundle (a test entry that passes hooks, e.g. rotation-pause-cell.js). */
+  main?: string;
 }
 
 /** Starts the real cell as a separate process on a free port (PIC_PORT=0) and waits until it listens. */
 export async function startCellProcess(opts: StartOptions = {}): Promise<CellProcess> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'pic-e2e-'));
   if (opts.cellYaml !== undefined) writeFileSync(join(dataDir, 'cell.yaml'), opts.cellYaml);
-  const child = spawn(process.execPath, CELL_ARGS, {
+  const child = spawn(process.execPath, opts.main ? [...launch.nodeFlags, opts.main] : CELL_ARGS, {
     // WireGuard off unless a test asks for it: parallel cells would otherwise fight over one interface and port.
     // Caddy and the resolver off too: they outlive the cell, and listen on the tunnel's address.
     env: {

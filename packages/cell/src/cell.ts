@@ -13,7 +13,7 @@ import { SetupState } from './features/setup/service.js';
 import { StatusRegistry } from './features/status/service.js';
 import { HealthMonitor, probeDatabase } from './features/health/service.js';
 import { AuditLog } from './features/audit/service.js';
-import { openVault } from './features/vault/vault.js';
+import { openVault, type VaultHooks } from './features/vault/vault.js';
 import { PeerNetwork } from './features/peers/network.js';
 import { InterfaceOwnedError, InterfaceOwner } from './features/wireguard/owner.js';
 import { AuditRetention } from './features/audit/retention.js';
@@ -44,7 +44,12 @@ export interface Cell {
  * Takes the data dir (one cell per data dir: DataDirLock), opens the database, migrates, builds
  * the app and listens. `stop()` undoes it all, in reverse. A start that fails lets the data dir go.
  */
-export async function startCell(config: CellConfig, logger: Logger): Promise<Cell> {
+/** Seams a test entry point may pass (test/support/rotation-pause-cell.ts); the product passes none. */
+export interface CellHooks {
+  vault?: VaultHooks;
+}
+
+export async function startCell(config: CellConfig, logger: Logger, hooks: CellHooks = {}): Promise<Cell> {
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const lock = new DataDirLock(config.dataDir);
   lock.start();
@@ -54,21 +59,21 @@ export async function startCell(config: CellConfig, logger: Logger): Promise<Cel
       const owner = new InterfaceOwner(config.dataDir, config.wireguard.interface, config.wireguard.netns).check();
       if (owner.kind === 'other_live') throw new InterfaceOwnedError(owner.record, true);
     }
-    return await startLocked(config, logger, lock);
+    return await startLocked(config, logger, lock, hooks);
   } catch (err) {
     lock.stop();
     throw err;
   }
 }
 
-async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock): Promise<Cell> {
+async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock, hooks: CellHooks): Promise<Cell> {
   const startedAt = Date.now();
   const database = openDatabase(config.dbFile);
   const applied = await database.migrate();
   if (applied.length) logger.info('migrations applied', { migrations: applied });
 
   // Before anything else reads a secret: creates the identity, or repairs an interrupted rotation, or refuses.
-  const vault = await openVault({ dataDir: config.dataDir, db: database.db, logger });
+  const vault = await openVault({ dataDir: config.dataDir, db: database.db, logger, hooks: hooks.vault });
 
   const setup = new SetupState();
   await setup.load(database.db);

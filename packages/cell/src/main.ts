@@ -6,4 +6,4 @@ setFlagsFromString('--optimize-for-size');
 
 /** Entry: the cell is in server.ts (load config → open db → build app → listen); `vpn down` in vpn-cli.ts. */
 if (process.argv[2] === 'vpn') await import('./vpn-cli.js');
-else await import('./server.js');
+else (await import('./server.js')).serve();

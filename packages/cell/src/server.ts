@@ -1,9 +1,9 @@
 import { ConfigError, loadConfig, type CellConfig } from './config.js';
 import { createLogger } from './lib/logger.js';
-import { startCell } from './cell.js';
+import { startCell, type CellHooks } from './cell.js';
 
 /** Loads config, starts the cell, and stops it cleanly on SIGTERM, SIGINT or SIGHUP. */
-async function main(): Promise<void> {
+async function main(hooks: CellHooks): Promise<void> {
   let config: CellConfig;
   try {
     config = loadConfig();
@@ -15,7 +15,7 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel);
-  const cell = await startCell(config, logger);
+  const cell = await startCell(config, logger, hooks);
   logger.info('cell listening', { url: cell.url, data_dir: config.dataDir });
   // A line people (and tests) can wait for.
   process.stdout.write(`PIC cell listening on ${cell.url}\n`);
@@ -42,7 +42,10 @@ async function main(): Promise<void> {
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => shutdown(signal));
 }
 
-main().catch((err) => {
-  process.stderr.write(`pic: failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
-});
+/** The process entry (main.ts, and test entry points that pass hooks): exits 1 when the start fails. */
+export function serve(hooks: CellHooks = {}): void {
+  main(hooks).catch((err) => {
+    process.stderr.write(`pic: failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });
+}

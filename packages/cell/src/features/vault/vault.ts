@@ -53,10 +53,24 @@ export interface RotateOptions {
   inTransaction?: (trx: Transaction<Database>, result: RotationResult) => void | Promise<void>;
 }
 
+/** A point inside a key rotation where a hook may run (see `VaultHooks`). */
+export type RotationPoint = 'midway' | 'committed';
+
+/**
+ * Seams for tests: the crash tests (test/e2e/vault-rotation.test.ts) start the cell through
+ * test/support/rotation-pause-cell.ts, which passes a hook that stops a rotation at a point for good.
+ * The product passes none.
+ */
+export interface VaultHooks {
+  /** Awaited when a rotation reaches `point`: half the rows re-encrypted, or just committed. */
+  rotationPoint?(point: RotationPoint): Promise<void>;
+}
+
 export interface OpenVaultOptions {
   dataDir: string;
   db: Db;
   logger: Logger;
+  hooks?: VaultHooks;
 }
 
 type Plaintext = string | Uint8Array;
@@ -92,17 +106,6 @@ async function activeRecipient(executor: Kysely<Database>): Promise<string> {
 }
 
 /**
- * Test-only: with PIC_TEST_VAULT_ROTATION_PAUSE set to `midway` or `committed`, a rotation stops at
- * that point for good (and says so on stdout), so a test can SIGKILL the process exactly there.
- * Inert when the variable is unset.
- */
-async function testPause(point: 'midway' | 'committed'): Promise<void> {
-  if (process.env['PIC_TEST_VAULT_ROTATION_PAUSE'] !== point) return;
-  process.stdout.write(`PIC_TEST vault rotation paused: ${point}\n`);
-  await new Promise<never>(() => undefined);
-}
-
-/**
  * The cell's secret store. Every secret at rest is an age ciphertext in `vault_secrets`, encrypted
  * to the recipient recorded in `vault_state`; the identity that decrypts it is the file
  * `<dataDir>/vault.key` (mode 0600). Retired identities are kept as secrets themselves, so files
@@ -125,6 +128,7 @@ export class Vault {
     private readonly logger: Logger,
     recipient: string,
     identity: string,
+    private readonly hooks: VaultHooks = {},
   ) {
     this.active = recipient;
     this.learn(recipient, identity);
@@ -132,7 +136,7 @@ export class Vault {
 
   /** Internal: use `openVault`. */
   static async create(opts: OpenVaultOptions, recipient: string, identity: string): Promise<Vault> {
-    const vault = new Vault(opts.db, opts.dataDir, opts.logger, recipient, identity);
+    const vault = new Vault(opts.db, opts.dataDir, opts.logger, recipient, identity, opts.hooks);
     await vault.loadRetired();
     await vault.checkEveryRecipientKnown();
     return vault;
@@ -308,7 +312,7 @@ export class Vault {
           const plaintext = await this.decryptFrom(row.recipient, row.ciphertext, `secret "${row.name}"`);
           const ciphertext = asBuffer(await encryptTo(recipient, plaintext));
           await trx.updateTable('vault_secrets').set({ ciphertext, recipient, updated_at: now }).where('name', '=', row.name).execute();
-          if (++done === Math.ceil(rows.length / 2)) await testPause('midway');
+          if (++done === Math.ceil(rows.length / 2)) await this.hooks.rotationPoint?.('midway');
         }
         const retired = toBytes(previousIdentity);
         const retiredName = RETIRED_PREFIX + state.recipient;
@@ -336,7 +340,7 @@ export class Vault {
     await this.restoreSynchronous(previousSync);
     this.active = recipient;
     this.anyDecrypter = undefined;
-    await testPause('committed');
+    await this.hooks.rotationPoint?.('committed');
     replaceDurably(this.nextKeyPath, this.keyPath);
     this.logger.info('vault: key rotated', { recipient, previous_recipient: result.previous_recipient, secrets: result.secrets });
     return result;
