@@ -46,7 +46,7 @@ export async function bundleCell() {
   const inputs = inputsHash(root);
   if (existsSync(INPUTS_FILE) && readFileSync(INPUTS_FILE, 'utf8') === inputs) return false;
   rmSync(CELL_BUNDLE_DIR, { recursive: true, force: true });
-  await build({
+  const result = await build({
     entryPoints: [join(root, 'packages', 'cell', 'dist', 'main.js')],
     outdir: CELL_BUNDLE_DIR,
     bundle: true,
@@ -68,7 +68,12 @@ export async function bundleCell() {
     // CommonJS dependencies inside an ES module bundle still call require() for Node's built-ins.
     banner: { js: "import { createRequire as __picRequire } from 'node:module'; const require = __picRequire(import.meta.url);" },
     logLevel: 'warning',
+    metafile: true,
   });
+  // Test code (unit tests and their *.test-support.ts helpers) is compiled into dist/ beside the
+  // product, but must never be part of it: a product module importing one fails the build here.
+  const leaked = Object.keys(result.metafile.inputs).filter((f) => /\.test(-support)?\.js$/.test(f));
+  if (leaked.length) throw new Error(`the cell bundle would include test code: ${leaked.join(', ')}`);
   writeFileSync(INPUTS_FILE, inputs);
   return true;
 }

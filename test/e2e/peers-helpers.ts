@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type * as WgConfigModule from '../../packages/cell/src/features/wireguard/config.js';
-import type * as WgTestingModule from '../../packages/cell/src/features/wireguard/testing.js';
+import type * as WgTestingModule from '../../packages/cell/src/features/wireguard/netns.test-support.js';
 import { REPO_ROOT, startCellProcess, type StartOptions } from '../support/cell-process.js';
 import { ADMIN, ApiClient, IDENTITY, NETWORK } from '../support/client.js';
 import { withCellDb } from '../support/db.js';
@@ -24,7 +24,7 @@ export async function loadWgConfig(): Promise<WgConfigApi> {
 
 /** The wireguard module's test support (namespaces, a peer's wireguard-go), from packages/cell/dist. */
 export async function loadWgTesting(): Promise<typeof WgTestingModule> {
-  return (await import(wireguardDist('testing.js'))) as typeof WgTestingModule;
+  return (await import(wireguardDist('netns.test-support.js'))) as typeof WgTestingModule;
 }
 
 export interface NetworkStep {

@@ -16,12 +16,12 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { REPO_ROOT } from '../support/cell-process.js';
 import type * as WireGuardModule from '../../packages/cell/src/features/wireguard/index.js';
-import type * as WireGuardTesting from '../../packages/cell/src/features/wireguard/testing.js';
+import type * as WireGuardTesting from '../../packages/cell/src/features/wireguard/netns.test-support.js';
 import type { WireGuardInterface } from '../../packages/cell/src/features/wireguard/index.js';
 
 const dist = (file: string) => pathToFileURL(join(REPO_ROOT, 'packages', 'cell', 'dist', 'features', 'wireguard', file)).href;
 const wg = (await import(dist('index.js'))) as typeof WireGuardModule;
-const testing = (await import(dist('testing.js'))) as typeof WireGuardTesting;
+const testing = (await import(dist('netns.test-support.js'))) as typeof WireGuardTesting;
 
 const SUBNET = '10.66.0.0/24';
 const CELL_PORT = 51820;

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { sql } from 'kysely';
-import { openTempDatabase, type TempDatabase } from './testing.js';
+import { openTempDatabase, type TempDatabase } from './temp-database.test-support.js';
 import { WriteCounter } from './write-counter.js';
 
 describe('WriteCounter (kysely plugin) on a real SQLite file', () => {

@@ -2,7 +2,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { openTempDatabase, type TempDatabase } from '../db/testing.js';
+import { openTempDatabase, type TempDatabase } from '../db/temp-database.test-support.js';
 import type { CellDatabase } from '../db/database.js';
 import { createUser } from '../features/users/service.js';
 import { randomToken, sha256Hex } from '../lib/tokens.js';

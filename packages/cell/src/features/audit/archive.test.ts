@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { openTempDatabase, type TempDatabase } from '../../db/testing.js';
+import { openTempDatabase, type TempDatabase } from '../../db/temp-database.test-support.js';
 import type { CellDatabase } from '../../db/database.js';
 import { AuditLog } from './service.js';
 import { ARCHIVE_DIR, archiveEntriesBefore, verifyArchives, type FileCipher } from './archive.js';

@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { openTempDatabase, type TempDatabase } from '../../db/testing.js';
+import { openTempDatabase, type TempDatabase } from '../../db/temp-database.test-support.js';
 import type { CellDatabase } from '../../db/database.js';
 import { AuditLog, type AuditEntryInput } from './service.js';
 

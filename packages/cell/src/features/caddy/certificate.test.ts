@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { openTempDatabase, type TempDatabase } from '../../db/testing.js';
+import { openTempDatabase, type TempDatabase } from '../../db/temp-database.test-support.js';
 import { silentLogger } from '../../lib/logger.js';
 import { writeIdentity } from '../config/service.js';
 import { findCertificate } from '../vault/ca.js';

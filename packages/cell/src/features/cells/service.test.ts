@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Transaction } from 'kysely';
 import type { Database } from '../../db/schema.js';
-import { openTempDatabase, type TempDatabase } from '../../db/testing.js';
+import { openTempDatabase, type TempDatabase } from '../../db/temp-database.test-support.js';
 import { silentLogger } from '../../lib/logger.js';
 import { HttpError } from '../../http/errors.js';
 import { AuditLog } from '../audit/service.js';

@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { CellConfig } from '../../config.js';
-import { openTempDatabase, type TempDatabase } from '../../db/testing.js';
+import { openTempDatabase, type TempDatabase } from '../../db/temp-database.test-support.js';
 import { silentLogger } from '../../lib/logger.js';
 import { writeNetwork } from '../config/service.js';
 import { openVault, type Vault } from '../vault/vault.js';

@@ -6,7 +6,7 @@ import { silentLogger } from '../../lib/logger.js';
 import { nowIso } from '../../lib/tokens.js';
 import { deletePeer } from '../peers/service.js';
 import { findInstallation } from '../store/installations.js';
-import { FakeRuntime, IMAGE_ID, demoManifest, openTestCell, type TestCell } from '../store/test-support.js';
+import { FakeRuntime, IMAGE_ID, demoManifest, openTestCell, type TestCell } from '../store/fixtures.test-support.js';
 import { accountSecretName, ServiceAccounts } from './accounts.js';
 
 /** The demo manifest with an exec accounts contract (pic-account style). */

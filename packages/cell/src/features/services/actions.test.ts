@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AccountAction, ServiceManifest } from '@pic/manifest';
 import { renderTemplate } from '@pic/manifest';
-import { FakeRuntime, IMAGE_ID, demoManifest } from '../store/test-support.js';
+import { FakeRuntime, IMAGE_ID, demoManifest } from '../store/fixtures.test-support.js';
 import { execRouteArgv, parseAccountList, renderUrlTemplate, runAccountAction, runExecRoute, scrub, ServiceActionError } from './actions.js';
 
 const PASSWORD = 'pw with spaces & "quotes"; $(rm -rf /)';

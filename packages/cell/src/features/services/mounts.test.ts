@@ -7,7 +7,7 @@ import Router from '@koa/router';
 import type { ServiceManifest } from '@pic/manifest';
 import { errorHandler } from '../../http/error-handler.js';
 import { silentLogger } from '../../lib/logger.js';
-import { demoManifest } from '../store/test-support.js';
+import { demoManifest } from '../store/fixtures.test-support.js';
 import { ServiceMounts } from './mounts.js';
 
 // Route mounting on a live Koa server: the same router stays in the app while services come and go.

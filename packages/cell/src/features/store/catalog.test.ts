@@ -9,7 +9,7 @@ import { silentLogger } from '../../lib/logger.js';
 import { readSetting } from '../../db/settings.js';
 import { addTrustKey, deleteTrustKey, listTrustKeys, parseTrustKey, type ParsedTrustKey } from '../vault/trust-keys.js';
 import { INDEX_SETTING, SEED_KEY_NAME, StoreCatalog, seedTrustKey, type AcceptedIndex, type CatalogView } from './catalog.js';
-import { demoManifest, openTestCell, writeTestCatalog, type TestCell } from './test-support.js';
+import { demoManifest, openTestCell, writeTestCatalog, type TestCell } from './fixtures.test-support.js';
 
 const trustedPair = generateStoreKeyPair();
 const strangerPair = generateStoreKeyPair();

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateStoreKeyPair, signImage, type ServiceManifest } from '@pic/manifest';
 import { checkImages, registryOf } from './images.js';
-import { demoManifest, FakeRuntime, IMAGE_ID } from './test-support.js';
+import { demoManifest, FakeRuntime, IMAGE_ID } from './fixtures.test-support.js';
 
 const trusted = generateStoreKeyPair();
 const stranger = generateStoreKeyPair();

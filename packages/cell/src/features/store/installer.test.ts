@@ -7,7 +7,7 @@ import { nowIso } from '../../lib/tokens.js';
 import { Installer, type InstallRequest } from './installer.js';
 import { findInstallation, findJob } from './installations.js';
 import { serviceSecretName } from './specs.js';
-import { demoManifest, FakeRuntime, IMAGE_ID, openTestCell, type TestCell } from './test-support.js';
+import { demoManifest, FakeRuntime, IMAGE_ID, openTestCell, type TestCell } from './fixtures.test-support.js';
 
 // The installer's bookkeeping — job states, rollback of exactly what it created, crash recovery,
 // idempotent removal — against an in-memory runtime double. The real engine path is covered by

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { renderTemplate } from '@pic/manifest';
 import { containerSpec, reservedPortProblems } from './specs.js';
-import { demoManifest } from './test-support.js';
+import { demoManifest } from './fixtures.test-support.js';
 
 describe('host ports of a service', () => {
   const withHostPorts = (...hosts: Array<[number, 'tcp' | 'udp']>) => {

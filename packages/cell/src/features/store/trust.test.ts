@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { generateStoreKeyPair, keyFingerprint, publicKeyPem } from '@pic/manifest';
 import { silentLogger } from '../../lib/logger.js';
 import { deleteTrustKey, listTrustKeys } from '../vault/trust-keys.js';
-import { openTestCell, type TestCell } from './test-support.js';
+import { openTestCell, type TestCell } from './fixtures.test-support.js';
 import { seedConfiguredKeys } from './trust.js';
 
 describe('seedConfiguredKeys (cell.yaml store.trusted_keys)', () => {

@@ -6,7 +6,7 @@ import { createHash, generateKeyPairSync, sign, verify } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Transaction } from 'kysely';
-import { openTempDatabase, type TempDatabase } from '../../db/testing.js';
+import { openTempDatabase, type TempDatabase } from '../../db/temp-database.test-support.js';
 import type { CellDatabase } from '../../db/database.js';
 import type { Database } from '../../db/schema.js';
 import type { HttpError } from '../../http/errors.js';

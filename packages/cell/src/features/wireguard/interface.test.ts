@@ -9,7 +9,7 @@ import { findExecutable } from './commands.js';
 import { WireGuardInterface } from './interface.js';
 import { generateKeyPair, generatePresharedKey } from './keys.js';
 import { parseWgShowDump } from './status.js';
-import { createNetns, deleteNetns, runIn, uniqueName, wireguardTestSkipReason } from './testing.js';
+import { createNetns, deleteNetns, runIn, uniqueName, wireguardTestSkipReason } from './netns.test-support.js';
 
 const dirs: string[] = [];
 const tempDir = () => {

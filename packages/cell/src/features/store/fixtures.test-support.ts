@@ -24,7 +24,7 @@ import type {
 } from '@pic/runtime';
 import { ImageMissingError, NameConflictError, NotFoundError, EngineUnreachableError } from '@pic/runtime';
 import type { CellDatabase } from '../../db/database.js';
-import { openTempDatabase } from '../../db/testing.js';
+import { openTempDatabase } from '../../db/temp-database.test-support.js';
 import { silentLogger } from '../../lib/logger.js';
 import { AuditLog } from '../audit/service.js';
 import { openVault, type Vault } from '../vault/vault.js';
