@@ -7,6 +7,7 @@ import type { SessionUser } from '../../http/context.js';
 import { findCredentials, findUserById, findUserByName, setPasswordHash, type PublicUser } from '../users/service.js';
 import type { ChangePasswordBody } from './schema.js';
 import { isLive } from '../peers/service.js';
+import { findPeerOfUser } from '../peers/queries.js';
 
 /** Checks a username and password; undefined for any failure, so callers cannot tell which part was wrong. */
 export async function authenticate(
@@ -28,7 +29,7 @@ export async function authenticate(
 
 /** A peer's login is open only while its peer is enabled and not expired. */
 async function peerLoginOpen(db: Kysely<Database>, userId: number): Promise<boolean> {
-  const peer = await db.selectFrom('peers').select(['enabled', 'expires_at']).where('user_id', '=', userId).executeTakeFirst();
+  const peer = await findPeerOfUser(db, userId);
   return peer ? isLive(peer) : true;
 }
 

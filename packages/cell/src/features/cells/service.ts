@@ -146,10 +146,7 @@ export class CellLinks {
 
   private async keys(executor: Db = this.db): Promise<{ privateKey: string; publicKey: string }> {
     const publicKey = await this.o.network.cellPublicKey();
-    const privateKey =
-      executor === this.db
-        ? await this.o.vault.get(CELL_KEY_SECRET)
-        : await this.o.vault.getIn(executor as Trx, CELL_KEY_SECRET);
+    const privateKey = await this.o.vault.get(CELL_KEY_SECRET, executor);
     if (!privateKey) throw errors.unavailable('the cell has no WireGuard key yet');
     return { privateKey, publicKey };
   }

@@ -5,6 +5,7 @@ import { validateQuery } from '../../http/validate.js';
 import { errors } from '../../http/errors.js';
 import { ntpStatus } from './ntp.js';
 import { reachCheck, resolveCheck } from './service.js';
+import { peerNamesByKey } from '../peers/queries.js';
 import { ReachQuery, ResolveQuery, checkReach, checkResolve } from './schema.js';
 
 export function ntpRoutes(): Router {
@@ -43,9 +44,7 @@ export function networkRoutes(deps: CellDeps): Router {
 
   router.get('/handshakes', requireRole('admin'), async (ctx) => {
     const status = await deps.peerNetwork.status();
-    const names = new Map(
-      (await deps.db.selectFrom('peers').select(['name', 'public_key']).execute()).map((p) => [p.public_key, p.name]),
-    );
+    const names = await peerNamesByKey(deps.db);
     const now = Date.now();
     ctx.body = {
       ok: true,

@@ -16,6 +16,7 @@ import {
 import {
   createPeers, deletePeer, findPeer, listPeers, peerTraffic, requirePeer, updatePeer, type CreatedPeer, type PeerRow,
 } from './service.js';
+import { findPeerOfUser, peerNamesByKey } from './queries.js';
 
 /** A new peer's login: the password as given or generated, and the hash to store. */
 interface PreparedLogin {
@@ -229,9 +230,9 @@ export function peerRoutes(deps: CellDeps): Router {
 export function peerSelfRoutes(deps: CellDeps): Router {
   const router = new Router({ prefix: '/api/peer' });
   const own = async (ctx: Context) => {
-    const peer = await deps.db.selectFrom('peers').select('name').where('user_id', '=', ctx.state.user!.id).executeTakeFirst();
+    const peer = await findPeerOfUser(deps.db, ctx.state.user!.id);
     if (!peer) throw errors.notFound('this login has no peer');
-    return requirePeer(deps.db, peer.name);
+    return peer;
   };
 
   router.get('/me', requireRole('peer'), async (ctx) => {
@@ -259,9 +260,7 @@ export function wireguardRoutes(deps: CellDeps): Router {
   const router = new Router({ prefix: '/api/wireguard' });
   router.get('/status', requireRole('admin'), async (ctx) => {
     const status = await deps.peerNetwork.status();
-    const names = new Map(
-      (await deps.db.selectFrom('peers').select(['name', 'public_key']).execute()).map((p) => [p.public_key, p.name]),
-    );
+    const names = await peerNamesByKey(deps.db);
     ctx.body = {
       ok: true,
       interface: status.interface,

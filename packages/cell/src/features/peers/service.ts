@@ -9,12 +9,9 @@ import { generateKeyPair, generatePresharedKey } from '../wireguard/keys.js';
 import { nextFreeAddresses } from '../wireguard/addresses.js';
 import type { CreatePeerBody, ListPeersQuery, UpdatePeerBody } from './schema.js';
 
-/** Columns that may leave this module: the peers table holds no secret (keys live in the vault). */
-export const PEER_COLUMNS = [
-  'id', 'name', 'description', 'user_id', 'public_key', 'address', 'dns', 'allowed_ips', 'peer_group', 'tags',
-  'enabled', 'expires_at', 'created_at', 'updated_at',
-] as const;
-export type PeerRow = Awaited<ReturnType<typeof findPeer>> & object;
+import { findPeer, PEER_COLUMNS, type PeerRow } from './queries.js';
+
+export { findPeer, type PeerRow };
 
 /** Where a peer's secrets live in the vault. */
 export const peerSecret = (peerId: number, kind: 'private_key' | 'psk') => `peer/${peerId}/${kind}`;
@@ -22,10 +19,6 @@ export const peerSecret = (peerId: number, kind: 'private_key' | 'psk') => `peer
 /** A peer is live (on the interface, able to sign in) when enabled and not expired. */
 export function isLive(peer: { enabled: number; expires_at: string | null }, now = nowIso()): boolean {
   return peer.enabled === 1 && (peer.expires_at === null || peer.expires_at > now);
-}
-
-export async function findPeer(db: Kysely<Database>, name: string) {
-  return db.selectFrom('peers').select(PEER_COLUMNS).where('name', '=', name).executeTakeFirst();
 }
 
 export async function requirePeer(db: Kysely<Database>, name: string): Promise<PeerRow> {
@@ -121,7 +114,7 @@ export async function createPeers(
   // steps run on libuv's pool while the main thread does the rest.
   let next = 0;
   const worker = async () => {
-    for (let i = next++; i < secrets.length; i = next++) await vault.putIn(trx, secrets[i]![0], secrets[i]![1]);
+    for (let i = next++; i < secrets.length; i = next++) await vault.put(secrets[i]![0], secrets[i]![1], trx);
   };
   await Promise.all(Array.from({ length: Math.min(ENCRYPTIONS_IN_FLIGHT, secrets.length) }, worker));
   return created;
@@ -181,8 +174,8 @@ export type PeerDeletionHook = (trx: Transaction<Database>, peer: PeerRow) => Pr
 export async function deletePeer(trx: Transaction<Database>, vault: Vault, name: string, hooks: PeerDeletionHook[] = []): Promise<PeerRow> {
   const peer = await requirePeer(trx, name);
   for (const hook of hooks) await hook(trx, peer);
-  await vault.deleteIn(trx, peerSecret(peer.id, 'private_key'));
-  await vault.deleteIn(trx, peerSecret(peer.id, 'psk'));
+  await vault.delete(peerSecret(peer.id, 'private_key'), trx);
+  await vault.delete(peerSecret(peer.id, 'psk'), trx);
   await trx.deleteFrom('peers').where('id', '=', peer.id).execute();
   if (peer.user_id !== null) await trx.deleteFrom('users').where('id', '=', peer.user_id).execute();
   return peer;

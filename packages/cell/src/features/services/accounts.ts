@@ -155,7 +155,7 @@ export class ServiceAccounts {
         .executeTakeFirstOrThrow());
     }
     const password = generatePassword(ACCOUNT_PASSWORD_LENGTH);
-    await this.d.vault.putIn(trx, accountSecretName(inst.id, id), password);
+    await this.d.vault.put(accountSecretName(inst.id, id), password, trx);
     try {
       await runAccountAction(this.d.runtime, this.d.cellId, inst.manifest, accounts.create, await this.values(trx, inst.manifest, { username, password }), `creating account "${username}" in ${inst.id}`);
     } catch (err) {
@@ -179,7 +179,7 @@ export class ServiceAccounts {
     const now = nowIso();
     await trx.updateTable('service_accounts').set({ updated_at: now }).where('id', '=', row.id).execute();
     const password = generatePassword(ACCOUNT_PASSWORD_LENGTH);
-    await this.d.vault.putIn(trx, accountSecretName(inst.id, row.id), password);
+    await this.d.vault.put(accountSecretName(inst.id, row.id), password, trx);
     try {
       const values = await this.values(trx, inst.manifest, { username, password });
       const what = `setting a new password for "${username}" in ${inst.id}`;
@@ -196,7 +196,7 @@ export class ServiceAccounts {
     const row = await this.find(trx, inst.id, username);
     if (row?.state !== 'active') throw errors.notFound(`${inst.id} has no account "${username}"`);
     await trx.deleteFrom('service_accounts').where('id', '=', row.id).execute();
-    await this.d.vault.deleteIn(trx, accountSecretName(inst.id, row.id));
+    await this.d.vault.delete(accountSecretName(inst.id, row.id), trx);
     try {
       await runAccountAction(this.d.runtime, this.d.cellId, inst.manifest, accounts.delete, await this.values(trx, inst.manifest, { username }), `deleting account "${username}" from ${inst.id}`);
     } catch (err) {
@@ -243,7 +243,7 @@ export class ServiceAccounts {
   readonly peerDeletionHook: PeerDeletionHook = async (trx, peer) => {
     const rows = await trx.selectFrom('service_accounts').selectAll().where('peer_id', '=', peer.id).execute();
     for (const row of rows) {
-      await this.d.vault.deleteIn(trx, accountSecretName(row.service_id, row.id));
+      await this.d.vault.delete(accountSecretName(row.service_id, row.id), trx);
       const inst = await findInstallation(trx, row.service_id);
       let error: string | undefined;
       if (inst?.state === 'installed' && inst.manifest.accounts) {
@@ -305,7 +305,7 @@ export class ServiceAccounts {
   /** Purge: the service's accounts and their passwords go with its data. */
   async purge(trx: Transaction<Database>, serviceId: string): Promise<number> {
     const rows = await trx.selectFrom('service_accounts').select(['id']).where('service_id', '=', serviceId).execute();
-    for (const row of rows) await this.d.vault.deleteIn(trx, accountSecretName(serviceId, row.id));
+    for (const row of rows) await this.d.vault.delete(accountSecretName(serviceId, row.id), trx);
     await trx.deleteFrom('service_accounts').where('service_id', '=', serviceId).execute();
     return rows.length;
   }

@@ -10,6 +10,7 @@ import { transactional } from '../../http/transaction.js';
 import { validateBody } from '../../http/validate.js';
 import { readCellSettings } from '../config/service.js';
 import { requirePeer } from '../peers/service.js';
+import { findPeerOfUser } from '../peers/queries.js';
 import { describeError, engineState, objectNames, requireEngine } from '../store/engine.js';
 import { serviceHealth, waitHealthy } from '../store/health.js';
 import { findInstallation, listInstallations, requireInstalled, type Installation } from '../store/installations.js';
@@ -333,7 +334,7 @@ export function serviceCredentialRoutes(deps: CellDeps): Router {
   });
 
   router.get('/api/peer/service-credentials', requireRole('peer'), async (ctx) => {
-    const peer = await db.selectFrom('peers').select(['id', 'name']).where('user_id', '=', ctx.state.user!.id).executeTakeFirst();
+    const peer = await findPeerOfUser(db, ctx.state.user!.id);
     if (!peer) throw errors.notFound('this login has no peer');
     await send(ctx, peer, 'peer.service_credentials');
   });

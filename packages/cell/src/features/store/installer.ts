@@ -464,7 +464,7 @@ export class Installer {
         const now = nowIso();
         if (purge) {
           const secrets = await trx.selectFrom('vault_secrets').select('name').where('name', 'like', `service/${id}/secret/%`).execute();
-          for (const s of secrets) await this.d.vault.deleteIn(trx, s.name);
+          for (const s of secrets) await this.d.vault.delete(s.name, trx);
           await this.d.onPurge?.(trx, id);
         }
         await trx.deleteFrom('service_installations').where('service_id', '=', id).execute();

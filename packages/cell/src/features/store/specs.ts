@@ -23,7 +23,7 @@ export function generateSecret(length: number): string {
 
 /** Reads a secret through the caller's transaction when there is one (the vault insists on it). */
 export async function readVaultSecret(vault: Vault, executor: Kysely<Database>, name: string): Promise<string | undefined> {
-  return executor.isTransaction ? vault.getIn(executor as never, name) : vault.get(name);
+  return vault.get(name, executor);
 }
 
 /** The service's secrets from the vault, by name; missing ones are absent (rendering then fails loudly). */

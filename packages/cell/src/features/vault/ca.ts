@@ -154,7 +154,7 @@ export class CertificateAuthority {
     const keyPem = pem(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY');
     await this.db.transaction().execute(async (trx) => {
       if (await trx.selectFrom('vault_ca').select('id').where('id', '=', 1).executeTakeFirst()) return;
-      await this.vault.putIn(trx, CA_KEY_SECRET, keyPem);
+      await this.vault.put(CA_KEY_SECRET, keyPem, trx);
       await trx
         .insertInto('vault_ca')
         .values({
@@ -230,7 +230,7 @@ export class CertificateAuthority {
   /** Stores an issued certificate and its key (in the vault), inside the caller's transaction. */
   async record(trx: Transaction<Database>, issued: IssuedCertificate): Promise<void> {
     await trx.insertInto('vault_certificates').values(issued.row).execute();
-    await this.vault.putIn(trx, issued.row.key_secret!, issued.privateKeyPem);
+    await this.vault.put(issued.row.key_secret!, issued.privateKeyPem, trx);
   }
 
   /**
@@ -241,7 +241,7 @@ export class CertificateAuthority {
     const row = await findCertificate(trx, serial);
     if (!row) throw errors.notFound(`no certificate with serial ${serial}`);
     if (row.revoked_at) throw errors.conflict(`certificate ${serial} was already revoked at ${row.revoked_at}`);
-    if (row.key_secret) await this.vault.deleteIn(trx, row.key_secret);
+    if (row.key_secret) await this.vault.delete(row.key_secret, trx);
     await trx
       .updateTable('vault_certificates')
       .set({ revoked_at: iso(now), revocation_reason: reason, key_secret: null })

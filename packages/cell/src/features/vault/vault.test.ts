@@ -96,18 +96,18 @@ describe('vault', () => {
     await assert.rejects(vault.delete('vault/retired/x'), /belong to the vault/);
   });
 
-  it('putIn/deleteIn join the caller transaction: a rollback takes the secret with it', async () => {
+  it('put/delete with trx join the caller transaction: a rollback takes the secret with it', async () => {
     await database.db.transaction().execute(async (trx) => {
       await writeSetting(trx, 'feature.row', { id: 1 });
-      await vault.putIn(trx, 'feature/secret', 'committed-value');
+      await vault.put('feature/secret', 'committed-value', trx);
     });
     assert.equal(await vault.get('feature/secret'), 'committed-value');
 
     await assert.rejects(
       database.db.transaction().execute(async (trx) => {
-        await vault.putIn(trx, 'feature/other', 'rolled-back-value');
-        await vault.deleteIn(trx, 'feature/secret');
-        assert.equal(await vault.getIn(trx, 'feature/other'), 'rolled-back-value', 'visible inside the transaction');
+        await vault.put('feature/other', 'rolled-back-value', trx);
+        await vault.delete('feature/secret', trx);
+        assert.equal(await vault.get('feature/other', trx), 'rolled-back-value', 'visible inside the transaction');
         throw new Error('feature failed');
       }),
       /feature failed/,
@@ -115,13 +115,13 @@ describe('vault', () => {
     assert.equal(await vault.get('feature/other'), undefined);
     assert.equal(await vault.get('feature/secret'), 'committed-value');
     // The forms that take a transaction refuse the plain database handle (which would race a rotation).
-    await assert.rejects(vault.putIn(database.db as never, 'x', 'y'), /open transaction/);
+    await assert.rejects(vault.put('x', 'y', database.db as never), /open transaction/);
   });
 
   it('leaves no plaintext in the database files (and the scan does find plaintext that is there)', async () => {
     const secrets = Array.from({ length: 20 }, (_, i) => unique(`secret-${i}`));
     for (const [i, s] of secrets.entries()) await vault.put(`raw/${i}`, s);
-    await database.db.transaction().execute((trx) => vault.putIn(trx, 'raw/in-trx', `${secrets[0]!}-trx`));
+    await database.db.transaction().execute((trx) => vault.put('raw/in-trx', `${secrets[0]!}-trx`, trx));
     await vault.rotate();
     const control = unique('control');
     await writeSetting(database.db, 'test.control', control); // stored in the clear on purpose

@@ -111,8 +111,8 @@ async function activeRecipient(executor: Kysely<Database>): Promise<string> {
  * `<dataDir>/vault.key` (mode 0600). Retired identities are kept as secrets themselves, so files
  * encrypted before a rotation (archives, backups) still decrypt.
  *
- * Transactions: `put`/`delete`/`get` open their own; inside a feature's transaction use the `…In(trx)`
- * forms (calling the plain forms there would wait on the transaction forever).
+ * Transactions: `put`/`delete`/`get` take the caller's `trx` as their last argument; without it they
+ * use their own (which inside a feature's transaction would wait on that transaction forever).
  */
 export class Vault {
   /** recipient → identity, for every identity this vault can decrypt with (active and retired). */
@@ -178,17 +178,16 @@ export class Vault {
 
   // ---- secrets ----
 
-  /** Stores (or replaces) a secret in its own transaction. */
-  async put(name: string, plaintext: Plaintext): Promise<void> {
+  /**
+   * Stores (or replaces) a secret. With `trx` it is written inside the caller's transaction and
+   * commits with the caller's rows; without, in a transaction of its own. (Inside a transaction,
+   * always pass it: a write of its own would wait on the open transaction forever.)
+   */
+  async put(name: string, plaintext: Plaintext, trx?: Transaction<Database>): Promise<void> {
+    if (trx) assertTransaction(trx);
     checkName(name);
-    await this.db.transaction().execute((trx) => this.write(trx, name, plaintext));
-  }
-
-  /** Stores (or replaces) a secret inside the caller's transaction: it commits with the caller's rows. */
-  async putIn(trx: Transaction<Database>, name: string, plaintext: Plaintext): Promise<void> {
-    assertTransaction(trx);
-    checkName(name);
-    await this.write(trx, name, plaintext);
+    if (trx) await this.write(trx, name, plaintext);
+    else await this.db.transaction().execute((own) => this.write(own, name, plaintext));
   }
 
   private async write(trx: Transaction<Database>, name: string, plaintext: Plaintext): Promise<void> {
@@ -204,43 +203,23 @@ export class Vault {
       .execute();
   }
 
-  /** The secret as UTF-8 text, or undefined when there is none by that name. */
-  async get(name: string): Promise<string | undefined> {
-    const bytes = await this.getBytes(name);
+  /** The secret as UTF-8 text, or undefined when there is none by that name. Pass `trx` inside a transaction. */
+  async get(name: string, executor: Kysely<Database> = this.db): Promise<string | undefined> {
+    const bytes = await this.getBytes(name, executor);
     return bytes && new TextDecoder().decode(bytes);
   }
 
-  async getBytes(name: string): Promise<Uint8Array | undefined> {
-    return this.read(this.db, name);
-  }
-
-  async getIn(trx: Transaction<Database>, name: string): Promise<string | undefined> {
-    const bytes = await this.getBytesIn(trx, name);
-    return bytes && new TextDecoder().decode(bytes);
-  }
-
-  async getBytesIn(trx: Transaction<Database>, name: string): Promise<Uint8Array | undefined> {
-    assertTransaction(trx);
-    return this.read(trx, name);
-  }
-
-  private async read(executor: Kysely<Database>, name: string): Promise<Uint8Array | undefined> {
+  async getBytes(name: string, executor: Kysely<Database> = this.db): Promise<Uint8Array | undefined> {
     checkName(name, true);
     const row = await executor.selectFrom('vault_secrets').select(['ciphertext', 'recipient']).where('name', '=', name).executeTakeFirst();
     return row ? this.decryptFrom(row.recipient, row.ciphertext, `secret "${name}"`) : undefined;
   }
 
-  /** Deletes a secret in its own transaction; false when there was none. */
-  async delete(name: string): Promise<boolean> {
+  /** Deletes a secret (inside the caller's transaction with `trx`); false when there was none. */
+  async delete(name: string, trx?: Transaction<Database>): Promise<boolean> {
+    if (trx) assertTransaction(trx);
     checkName(name);
-    const res = await this.db.deleteFrom('vault_secrets').where('name', '=', name).executeTakeFirst();
-    return res.numDeletedRows > 0n;
-  }
-
-  async deleteIn(trx: Transaction<Database>, name: string): Promise<boolean> {
-    assertTransaction(trx);
-    checkName(name);
-    const res = await trx.deleteFrom('vault_secrets').where('name', '=', name).executeTakeFirst();
+    const res = await (trx ?? this.db).deleteFrom('vault_secrets').where('name', '=', name).executeTakeFirst();
     return res.numDeletedRows > 0n;
   }
 
