@@ -18,7 +18,8 @@ import { PeerNetwork } from './features/peers/network.js';
 import { InterfaceOwnedError, InterfaceOwner } from './features/wireguard/owner.js';
 import { AuditRetention } from './features/audit/retention.js';
 import { Store } from './features/store/service.js';
-import { CaddyService } from './features/caddy/service.js';
+import { InstalledServices } from './features/services/service.js';
+import { caddyEnabled, CaddyService } from './features/caddy/service.js';
 import { DnsService } from './features/dns/service.js';
 import { ConsoleAssets } from './features/console/service.js';
 import { buildApp } from './app.js';
@@ -86,6 +87,16 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
   let peerNetworkRef: PeerNetwork | undefined;
   const tunnelOf = () => tunnelAddress(peerNetworkRef, setup);
   const store = await Store.open({ db: database.db, vault, audit, logger, config, tunnel: tunnelOf });
+  const services = new InstalledServices({
+    db: database.db,
+    vault,
+    audit,
+    logger,
+    runtime: store.runtime,
+    cellId: store.cellId,
+    ...(caddyEnabled(config) ? { httpsPort: config.reach.httpsPort } : {}),
+  });
+  store.attach(services);
   let cellUpstream = '';
   const caddy = new CaddyService({
     config,
@@ -130,8 +141,9 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
     knownHosts,
     config, db: database.db, logger, sessions, loginLimiter, apiLimiter, setup, status, health, audit, vault, version: VERSION, startedAt,
     peerNetwork: network,
-    peerDeletionHooks: [store.accounts.peerDeletionHook],
+    peerDeletionHooks: [services.accounts.peerDeletionHook],
     store,
+    services,
     cells,
     peerChanges: {
       changed: () =>

@@ -12,6 +12,7 @@ import type { Vault } from './features/vault/vault.js';
 import type { PeerNetwork } from './features/peers/network.js';
 import type { PeerDeletionHook } from './features/peers/service.js';
 import type { Store } from './features/store/service.js';
+import type { InstalledServices } from './features/services/service.js';
 import type { CaddyService } from './features/caddy/service.js';
 import type { DnsService } from './features/dns/service.js';
 import type { ConsoleAssets } from './features/console/service.js';
@@ -40,8 +41,10 @@ export interface CellDeps {
   /** Run inside the transaction that deletes a peer (the store removes its service accounts). */
   peerDeletionHooks: PeerDeletionHook[];
   vault: Vault;
-  /** The signed store: catalog, container engine, install/remove jobs, mounted service routes, accounts. */
+  /** The signed store: catalog, container engine, install/remove jobs. */
   store: Store;
+  /** Installed services: their mounted routes (/api/<id>/…) and per-peer accounts (uses the store, one way). */
+  services: InstalledServices;
   /** Caddy in front of the cell on the tunnel address: TLS, the cell's domain, services' subdomains. */
   caddy: CaddyService;
   /** The resolver on the tunnel address: the cell's names (split horizon), custom records, forwarding. */

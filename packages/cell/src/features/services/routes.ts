@@ -53,7 +53,7 @@ export async function serviceStatus(deps: CellDeps, id: string): Promise<Record<
   // healthy: the containers are, and (for a service with accounts) its account contract answers
   let contract: string | null = null;
   if (inst.manifest.accounts) {
-    contract = containersHealthy ? await store.accounts.contractProblem(inst) : 'not asked: a container is not healthy';
+    contract = containersHealthy ? await deps.services.accounts.contractProblem(inst) : 'not asked: a container is not healthy';
   }
   return {
     ok: true,
@@ -77,7 +77,7 @@ function accountHandlers(
   names: { create: string; delete: string; rotate: string },
 ) {
   const { db, store, audit } = deps;
-  const accounts = store.accounts;
+  const accounts = deps.services.accounts;
 
   const list: Middleware = async (ctx) => {
     const inst = await requireInstalled(db, idOf(ctx));
@@ -323,7 +323,7 @@ export function serviceCredentialRoutes(deps: CellDeps): Router {
   const { db, store, audit } = deps;
   const router = new Router();
   const send = async (ctx: Context, peer: { id: number; name: string }, action: string) => {
-    const services = await store.accounts.forPeer(db, peer.id);
+    const services = await deps.services.accounts.forPeer(db, peer.id);
     await audit.append({ actor: ctx.state.user?.username ?? 'anonymous', action, targetType: 'peer', targetId: peer.name, result: 'ok', ip: ctx.ip || null, details: { services: services.map((s) => s.service) } });
     ctx.set('Cache-Control', 'no-store');
     ctx.body = { ok: true, peer: peer.name, services };
@@ -346,7 +346,7 @@ export function serviceCredentialRoutes(deps: CellDeps): Router {
  * Also answers GET /api/<id>/status for every service the cell knows, installed or not.
  */
 export function mountedServiceRoutes(deps: CellDeps): Router {
-  const { mounts } = deps.store;
+  const { mounts } = deps.services;
   mounts.setHandlers(
     (id, manifest) => buildServiceRouter(deps, id, manifest),
     async (ctx, id) => {

@@ -3,14 +3,13 @@ import type { ServiceManifest } from '@pic/manifest';
 import { manifestLib } from './manifest-lib.js';
 import type { SubsystemStatus } from '../status/service.js';
 import { DEFAULT_CATALOG_DIR, type CellConfig } from '../../config.js';
+import type { Transaction } from 'kysely';
 import type { Db } from '../../db/database.js';
+import type { Database } from '../../db/schema.js';
 import { HttpError } from '../../http/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import type { AuditLog } from '../audit/service.js';
 import type { Vault } from '../vault/vault.js';
-import { ServiceAccounts } from '../services/accounts.js';
-import { caddyEnabled } from '../caddy/service.js';
-import { ServiceMounts } from '../services/mounts.js';
 import { seedTrustKey, StoreCatalog, storeTrustedKeys, toRefusal, type CatalogView, type Refusal } from './catalog.js';
 import {
   createRuntime,
@@ -48,6 +47,22 @@ async function publishAddresses(d: StoreDeps): Promise<string[]> {
   const t = await d.tunnel().catch(() => undefined);
   if (!t || !('address' in t) || store.publishAddresses.includes(t.address)) return store.publishAddresses;
   return [...store.publishAddresses, t.address];
+}
+
+/**
+ * What the store needs from the installed services' side (features/services implements it as
+ * InstalledServices): mount and unmount a service's routes, and keep its accounts in step. Declared
+ * here so the store never imports that feature; the dependency runs one way, services → store.
+ */
+export interface ServiceSide {
+  mount(id: string, manifest: ServiceManifest): void;
+  unmount(id: string): void;
+  mounted(): string[];
+  manifest(id: string): ServiceManifest | undefined;
+  /** Retries pending account deletions (of one service, or all). */
+  retryTombstones(serviceId?: string): Promise<unknown>;
+  /** Inside the purge's transaction: forgets the service's accounts. */
+  purge(trx: Transaction<Database>, serviceId: string): Promise<unknown>;
 }
 
 export interface StoreOptions {
@@ -95,10 +110,20 @@ export class Store {
     readonly runtime: ContainerRuntime,
     readonly catalog: StoreCatalog,
     readonly installer: Installer,
-    readonly accounts: ServiceAccounts,
-    readonly mounts: ServiceMounts,
     private readonly options: StoreOptions,
   ) {}
+
+  private side: ServiceSide | undefined;
+
+  /** Hands the store the installed services' side; once, before start(). */
+  attach(side: ServiceSide): void {
+    this.side = side;
+  }
+
+  private get services(): ServiceSide {
+    if (!this.side) throw new Error('the store has no services side: call attach() before start()');
+    return this.side;
+  }
 
   static async open(d: StoreDeps, options: StoreOptions = {}): Promise<Store> {
     // The key this repository ships, not the configured catalog's: a catalog never vouches for itself.
@@ -108,16 +133,6 @@ export class Store {
     const cellId = await storeCellId(d.db);
     const runtime = options.runtime ?? createRuntime(cellId, d.config.store.engineSocket);
     const catalog = new StoreCatalog(d.db, d.config.store.catalogDir, d.audit, d.logger, options.now);
-    const mounts = new ServiceMounts();
-    const accounts = new ServiceAccounts({
-      db: d.db,
-      vault: d.vault,
-      audit: d.audit,
-      logger: d.logger,
-      runtime,
-      cellId,
-      ...(caddyEnabled(d.config) ? { httpsPort: d.config.reach.httpsPort } : {}),
-    });
     const installer = new Installer({
       db: d.db,
       vault: d.vault,
@@ -128,18 +143,18 @@ export class Store {
       ...(options.healthPollMs !== undefined ? { healthPollMs: options.healthPollMs } : {}),
       publishAddresses: () => publishAddresses(d),
       onInstalled: async (id, manifest) => {
-        mounts.mount(id, manifest);
+        store.services.mount(id, manifest);
         store.webRoutesChanged();
-        await accounts.retryTombstones(id);
+        await store.services.retryTombstones(id);
       },
       contractProblem: (id, manifest) => accounts.contractProblem({ id, manifest }),
       onRemoving: (id) => {
-        mounts.unmount(id);
+        store.services.unmount(id);
         store.webRoutesChanged();
       },
-      onPurge: async (trx, id) => void (await accounts.purge(trx, id)),
+      onPurge: async (trx, id) => void (await store.services.purge(trx, id)),
     });
-    const store: Store = new Store(d, cellId, runtime, catalog, installer, accounts, mounts, options);
+    const store: Store = new Store(d, cellId, runtime, catalog, installer, options);
     return store;
   }
 
@@ -155,8 +170,8 @@ export class Store {
   /** The subdomains of installed services with a `web` port, and the loopback port each is published on. */
   async webRoutes(): Promise<WebRoute[]> {
     const routes: WebRoute[] = [];
-    for (const id of this.mounts.mounted()) {
-      const manifest = this.mounts.manifest(id);
+    for (const id of this.services.mounted()) {
+      const manifest = this.services.manifest(id);
       if (!manifest?.web || !manifest.subdomain) continue;
       try {
         const name = objectNames(this.cellId, id).container(manifest.web.container);
@@ -197,11 +212,11 @@ export class Store {
    * the routes are mounted.
    */
   async start(): Promise<void> {
-    for (const inst of await listInstallations(this.d.db)) if (inst.state === 'installed') this.mounts.mount(inst.id, inst.manifest);
+    for (const inst of await listInstallations(this.d.db)) if (inst.state === 'installed') this.services.mount(inst.id, inst.manifest);
     this.recovered = this.recover();
     const every = this.options.retryIntervalMs ?? 5 * 60_000;
     if (every > 0) {
-      this.retryTimer = setInterval(() => void this.accounts.retryTombstones().catch(() => undefined), every);
+      this.retryTimer = setInterval(() => void this.services.retryTombstones().catch(() => undefined), every);
       this.retryTimer.unref();
     }
   }
@@ -222,7 +237,7 @@ export class Store {
     try {
       const { rolledBack, removed } = await this.installer.recover();
       if (rolledBack || removed) this.d.logger.info('store jobs recovered after a restart', { rolled_back: rolledBack, removed });
-      await this.accounts.retryTombstones();
+      await this.services.retryTombstones();
     } catch (err) {
       this.d.logger.error('store recovery failed', { error: describeError(err) });
     }
