@@ -1,7 +1,6 @@
 import Router from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
 import type { RouteSpec, ServiceManifest } from '@pic/manifest';
-import { manifestLib } from '../store/manifest-lib.js';
 import type { CellDeps } from '../../deps.js';
 import { audited } from '../../http/audit.js';
 import { errors, HttpError } from '../../http/errors.js';
@@ -17,11 +16,9 @@ import { findInstallation, listInstallations, requireInstalled, type Installatio
 import { presentJob } from '../store/presenter.js';
 import { SERVICE_ID } from '../store/schema.js';
 import { serviceSecrets } from '../store/specs.js';
-import { containerBaseUrl, execRouteArgv, runExecRoute, scrub, ServiceActionError } from './actions.js';
+import { execRouteArgv, runExecRoute, ServiceActionError } from './actions.js';
+import { proxyHandler } from './proxy.js';
 import { checkCreateAccount, CreateAccountBody } from './schema.js';
-
-const PROXY_TIMEOUT_MS = 30_000;
-const MAX_PROXY_REPLY = 4 * 1024 * 1024;
 
 /** The service id from the path (`:id`), or 404 for one that cannot be a service id. */
 function idParam(ctx: Context): string {
@@ -157,48 +154,6 @@ function accountHandlers(
   return { list, create, remove, credentials, rotate, names };
 }
 
-/** Forwards a request to a service container (a manifest route with handler `proxy`). */
-function proxyHandler(deps: CellDeps, id: string, route: RouteSpec): Middleware {
-  const proxy = route.proxy!;
-  return async (ctx) => {
-    const inst = await requireInstalled(deps.db, id);
-    let base: string;
-    try {
-      base = await containerBaseUrl(deps.store.runtime, deps.store.cellId, id, proxy.container, proxy.port);
-    } catch (err) {
-      if (err instanceof ServiceActionError) throw new HttpError(502, 'service_unavailable', err.message);
-      throw errors.unavailable(`the container engine did not answer: ${describeError(err)}`);
-    }
-    const path = proxy.path.replace(/:([a-zA-Z][a-zA-Z0-9]*)/g, (_m, name: string) => encodeURIComponent(String(ctx.params[name] ?? '')));
-    const { identity } = await readCellSettings(deps.db);
-    const values = { domain: identity.domain, subdomain: inst.manifest.subdomain, secrets: await serviceSecrets(deps.vault, deps.db, inst.manifest) };
-    const { renderTemplate } = await manifestLib();
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(proxy.headers ?? {})) headers[k] = renderTemplate(v, values);
-    const accept = ctx.get('accept');
-    if (accept) headers['accept'] = accept;
-    const parsed = (ctx.request as { body?: unknown }).body;
-    let body: string | undefined;
-    if (parsed !== undefined && ctx.method !== 'GET' && ctx.method !== 'DELETE') {
-      body = JSON.stringify(parsed);
-      headers['content-type'] = 'application/json';
-    }
-    let res: Response;
-    try {
-      const query = ctx.querystring ? `?${ctx.querystring}` : '';
-      res = await fetch(`${base}${path}${query}`, { method: ctx.method, headers, body, redirect: 'manual', signal: AbortSignal.timeout(PROXY_TIMEOUT_MS) });
-    } catch (err) {
-      throw new HttpError(502, 'service_unavailable', `${id} did not answer: ${scrub(describeError(err), values)}`);
-    }
-    const reply = Buffer.from(await res.arrayBuffer());
-    if (reply.length > MAX_PROXY_REPLY) throw new HttpError(502, 'service_reply_too_large', `${id} answered with more than ${MAX_PROXY_REPLY} bytes`);
-    ctx.status = res.status;
-    ctx.type = res.headers.get('content-type') ?? 'application/octet-stream';
-    ctx.body = reply;
-    if (ctx.audit) ctx.audit.details = { route: `${route.method} ${route.path}`, status: res.status };
-  };
-}
-
 /**
  * Runs a manifest's exec route: `:name` arguments from the path or the JSON body (checked against
  * the account-name rule before anything runs), output read as JSON or lines, answered as `result`.
@@ -230,6 +185,26 @@ function execHandler(deps: CellDeps, id: string, route: RouteSpec): Middleware {
   };
 }
 
+/** The middleware chain of one manifest route, by its handler. */
+function routeChain(deps: CellDeps, id: string, route: RouteSpec, h: ReturnType<typeof accountHandlers>): Middleware[] {
+  switch (route.handler) {
+    case 'proxy':
+      return [requireRole('admin'), audited('service', () => id), proxyHandler(deps, id, route)];
+    case 'exec':
+      return [requireRole('admin'), ...(route.method === 'GET' ? [] : [audited('service', () => id)]), execHandler(deps, id, route)];
+    case 'accounts.rotate':
+      return h.rotate;
+    case 'accounts.list':
+      return [requireRole('admin'), h.list];
+    case 'accounts.create':
+      return h.create;
+    case 'accounts.delete':
+      return h.remove;
+    default:
+      return [requireRole('admin'), h.credentials];
+  }
+}
+
 /** The router of one installed service: its manifest's routes under /api/<id>. Route names are audit actions. */
 export function buildServiceRouter(deps: CellDeps, id: string, manifest: ServiceManifest): Router {
   const router = new Router({ prefix: `/api/${id}` });
@@ -242,24 +217,7 @@ export function buildServiceRouter(deps: CellDeps, id: string, manifest: Service
     // proxy and exec routes are named by method and path (e.g. email.exec.post.aliases), the others by handler.
     const byPath = `${route.method.toLowerCase()}${route.path.replace(/\//g, '.').replace(/:/g, '')}`;
     const name = route.handler === 'proxy' || route.handler === 'exec' ? `${id}.${route.handler}.${byPath}` : `${id}.${route.handler}`;
-    const chain: Middleware[] =
-      route.handler === 'proxy'
-        ? [requireRole('admin'), audited('service', () => id), proxyHandler(deps, id, route)]
-        : route.handler === 'exec'
-          ? [
-              requireRole('admin'),
-              ...(route.method === 'GET' ? [] : [audited('service', () => id)]),
-              execHandler(deps, id, route),
-            ]
-        : route.handler === 'accounts.rotate'
-          ? h.rotate
-        : route.handler === 'accounts.list'
-          ? [requireRole('admin'), h.list]
-          : route.handler === 'accounts.create'
-            ? h.create
-            : route.handler === 'accounts.delete'
-              ? h.remove
-              : [requireRole('admin'), h.credentials];
+    const chain = routeChain(deps, id, route, h);
     router.register(route.path, [route.method], chain, { name });
   }
   return router;
