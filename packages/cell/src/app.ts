@@ -24,7 +24,7 @@ import { dnsRoutes } from './features/dns/routes.js';
 import { networkRoutes, ntpRoutes } from './features/network/routes.js';
 import { cellRoutes } from './features/cells/routes.js';
 import { mountedServiceRoutes, serviceCredentialRoutes, servicesRoutes } from './features/services/routes.js';
-import { auditWrites, type RouteNamer } from './http/audit.js';
+import { auditWrites, NO_AUDIT, type RouteNamer } from './http/audit.js';
 import { clientAddress } from './http/client-ip.js';
 import type Router from '@koa/router';
 import './http/context.js';
@@ -62,6 +62,8 @@ export function buildApp(deps: CellDeps, sqlite: SQLite.Database): Koa {
   // Behind our own proxy, trust only the address it saw (the last X-Forwarded-For hop), not what a client wrote.
   const app = new Koa({ proxy: deps.config.trustProxy, maxIpsCount: 1 });
   app.silent = true; // the error handler logs what matters
+  // Reads have no audit entry: an inert one on the prototype, so handlers call ctx.audit.note() without a test.
+  app.context.audit = NO_AUDIT;
   if (deps.config.trustProxy) app.use(clientAddress);
   app.use(errorHandler(deps.logger));
   const routers = [

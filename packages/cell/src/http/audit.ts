@@ -11,8 +11,34 @@ const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 /** Finds the name of the route a request would reach (routes are named after their audit action). */
 export type RouteNamer = (method: string, path: string) => string | undefined;
 
+/**
+ * What a handler may say about its request's audit entry. Writes under /api/ get an AuditRecord;
+ * every other request gets NO_AUDIT, whose methods do nothing, so handlers never test for it.
+ */
+export interface AuditNotes {
+  /** Sets the entry's details: names and ids only, never secrets or whole bodies. The last note wins. */
+  note(details: Record<string, unknown>): void;
+  /** Names the entry's target type (what `audited()` does). */
+  kind(targetType: string): void;
+  /** Names the entry's target (a name, an id). */
+  target(targetId: string): void;
+  /** Who acted, when it is not the session's user (login, the wizard's first step). */
+  actAs(actor: string): void;
+  /** Writes the entry inside `trx` now (a change committed by the service's own transaction). */
+  writeIn(trx: Transaction<Database>): void;
+}
+
+/** The AuditNotes of a request that is not audited (reads): stateless, shared, inert. */
+export const NO_AUDIT: AuditNotes = Object.freeze({
+  note: () => undefined,
+  kind: () => undefined,
+  target: () => undefined,
+  actAs: () => undefined,
+  writeIn: () => undefined,
+});
+
 /** What a route says about the change it makes; the audit middleware fills in who, where and how it ended. */
-export class AuditRecord {
+export class AuditRecord implements AuditNotes {
   action?: string;
   targetType?: string;
   targetId?: string;
@@ -43,7 +69,23 @@ export class AuditRecord {
     };
   }
 
-  /** Called by `transactional` once the handler succeeded: the entry commits with the change. */
+  note(details: Record<string, unknown>): void {
+    this.details = details;
+  }
+
+  kind(targetType: string): void {
+    this.targetType = targetType;
+  }
+
+  target(targetId: string): void {
+    this.targetId = targetId;
+  }
+
+  actAs(actor: string): void {
+    this.actor = actor;
+  }
+
+  /** Run (through ctx.commitWith) by `transactional` once the handler succeeded: the entry commits with the change. */
   writeIn(trx: Transaction<Database>): void {
     this.log.appendIn(trx, this.entry('ok'));
     this.written = true;
@@ -76,6 +118,8 @@ export function auditWrites(log: AuditLog, logger: Logger, routeName: RouteNamer
   async function auditWrite(ctx: Context, next: Next): Promise<void> {
     const record = new AuditRecord(ctx, log, routeName);
     ctx.audit = record;
+    // A route inside `transactional` commits its entry with its change (the transaction knows no audit).
+    ctx.commitWith = [(trx) => record.writeIn(trx)];
     try {
       await next();
     } catch (err) {
@@ -103,11 +147,9 @@ export function auditWrites(log: AuditLog, logger: Logger, routeName: RouteNamer
  */
 export function audited(targetType: string, targetId?: (ctx: Context) => string | undefined) {
   return async function nameAuditTarget(ctx: Context, next: Next): Promise<void> {
-    if (ctx.audit) {
-      ctx.audit.targetType = targetType;
-      const id = targetId?.(ctx);
-      if (id !== undefined) ctx.audit.targetId = id;
-    }
+    ctx.audit.kind(targetType);
+    const id = targetId?.(ctx);
+    if (id !== undefined) ctx.audit.target(id);
     await next();
   };
 }

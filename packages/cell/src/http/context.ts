@@ -1,6 +1,6 @@
 import type { Transaction } from 'kysely';
 import type { Database } from '../db/schema.js';
-import type { AuditRecord } from './audit.js';
+import type { AuditNotes } from './audit.js';
 
 /** Who is asking: set by the session guard, read by handlers. */
 export interface SessionUser {
@@ -22,7 +22,9 @@ declare module 'koa' {
     trx: Transaction<Database>;
     /** Runs `fn` once the transaction opened by `transactional` has committed. */
     afterCommit(fn: () => Promise<void> | void): void;
-    /** The audit entry of this write (set on POST/PUT/PATCH/DELETE under /api/ only). */
-    audit: AuditRecord | undefined;
+    /** The audit entry of this write (POST/PUT/PATCH/DELETE under /api/); NO_AUDIT, inert, otherwise. */
+    audit: AuditNotes;
+    /** Run by `transactional` inside the transaction just before it commits (the audit entry). */
+    commitWith: Array<(trx: Transaction<Database>) => void> | undefined;
   }
 }

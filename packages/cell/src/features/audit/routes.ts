@@ -69,7 +69,7 @@ export function auditRoutes(deps: CellDeps): Router {
   router.post('audit.archive', '/archive', ...archiveChain, async (ctx) => {
     const { before } = ctx.input as ArchiveBody;
     const result = await archiveEntriesBefore(ctx.trx, deps.vault, deps.config.dataDir, before);
-    ctx.audit!.details = { before, archived: result.archived, first_id: result.first_id ?? null, last_id: result.last_id ?? null };
+    ctx.audit.note({ before, archived: result.archived, first_id: result.first_id ?? null, last_id: result.last_id ?? null });
     ctx.body = { ok: true, ...result };
   });
 

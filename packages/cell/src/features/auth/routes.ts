@@ -36,8 +36,8 @@ export function authRoutes(deps: CellDeps): Router {
   router.post('auth.login', '/login', rateLimitFailures(loginLimiter), audited('user'), validateBody(LoginBody), async (ctx) => {
     const { username, password } = ctx.input as LoginBody;
     if (ctx.audit) {
-      ctx.audit.targetId = username;
-      ctx.audit.actor = username;
+      ctx.audit.target(username);
+      ctx.audit.actAs(username);
     }
     const found = await authenticate(db, username, password, ctx.ip);
     if (!found) {
@@ -105,7 +105,7 @@ export function authRoutes(deps: CellDeps): Router {
     transactional(db),
     async (ctx) => {
     const { username } = ctx.input as ResetPasswordBody;
-    ctx.audit!.targetId = username;
+    ctx.audit.target(username);
     const { user: target, password } = await resetPassword(ctx.trx, user(ctx), username);
     await sessions.destroyUserSessions(ctx.trx, target.id);
     ctx.set('Cache-Control', 'no-store');

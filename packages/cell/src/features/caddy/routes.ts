@@ -35,8 +35,8 @@ export function caddyRoutes(deps: CellDeps): Router {
         );
       const { serial, previous } = await caddy.renew();
       if (ctx.audit) {
-        ctx.audit.targetId = serial;
-        ctx.audit.details = { previous: previous ?? null };
+        ctx.audit.target(serial);
+        ctx.audit.note({ previous: previous ?? null });
       }
       ctx.body = { ok: true, certificate: await caddy.certStatus(), previous_serial: previous ?? null };
     },

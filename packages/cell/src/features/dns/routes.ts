@@ -66,8 +66,8 @@ export function dnsRoutes(deps: CellDeps): Router {
       if (exists)
         throw errors.conflict('that record exists already', { name: 'a record with this name, type and value exists' });
       const row = await insertRecord(ctx.trx, { name: input.name, type: input.type, value: input.value });
-      ctx.audit!.targetId = String(row.id);
-      ctx.audit!.details = { name: row.name, type: row.type };
+      ctx.audit.target(String(row.id));
+      ctx.audit.note({ name: row.name, type: row.type });
       ctx.status = 201;
       ctx.body = { ok: true, record: presentRecord(row) };
     },

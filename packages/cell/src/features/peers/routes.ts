@@ -113,11 +113,11 @@ export function peerRoutes(deps: CellDeps): Router {
     transactional(db),
     async (ctx) => {
       const input = ctx.input as CreatePeerBody;
-      ctx.audit!.targetId = input.name;
+      ctx.audit.target(input.name);
       const [login] = ctx.state['peerLogins'] as PreparedLogin[];
       const [created] = await createPeers(ctx.trx, vault, [{ input, passwordHash: login!.hash }]);
       const peer = created!.peer;
-      ctx.audit!.details = { address: peer.address };
+      ctx.audit.note({ address: peer.address });
       addAfterCommit(ctx, [created!]);
       ctx.status = 201;
       ctx.set('Cache-Control', 'no-store');
@@ -141,7 +141,7 @@ export function peerRoutes(deps: CellDeps): Router {
         // all or nothing: one transaction (a taken name or a full subnet rolls back every peer), one apply
         const inputs = body.peers!;
         const logins = ctx.state['peerLogins'] as PreparedLogin[];
-        ctx.audit!.details = { action, names: inputs.map((p) => p.name) };
+        ctx.audit.note({ action, names: inputs.map((p) => p.name) });
         const items = inputs.map((input, i) => ({ input, passwordHash: logins[i]!.hash }));
         const created = await createPeers(ctx.trx, vault, items);
         addAfterCommit(ctx, created);
@@ -157,7 +157,7 @@ export function peerRoutes(deps: CellDeps): Router {
         return;
       }
       const names = body.names!;
-      ctx.audit!.details = { action, names };
+      ctx.audit.note({ action, names });
       const peers: PeerRow[] = [];
       const missing = [];
       for (const name of names) {
@@ -194,7 +194,7 @@ export function peerRoutes(deps: CellDeps): Router {
     transactional(db),
     async (ctx) => {
       const patch = ctx.input as UpdatePeerBody;
-      ctx.audit!.details = { changed: Object.keys(patch) };
+      ctx.audit.note({ changed: Object.keys(patch) });
       const peer = await updatePeer(ctx.trx, byName(ctx)!, patch);
       // a description, DNS, routes, group or tags: nothing on the interface changes
       if (INTERFACE_FIELDS.some((f) => patch[f] !== undefined)) applyAfterCommit(ctx, [peer.public_key]);

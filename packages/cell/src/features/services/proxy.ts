@@ -50,6 +50,6 @@ export function proxyHandler(deps: CellDeps, id: string, route: RouteSpec): Midd
     ctx.status = res.status;
     ctx.type = res.headers.get('content-type') ?? 'application/octet-stream';
     ctx.body = reply;
-    if (ctx.audit) ctx.audit.details = { route: `${route.method} ${route.path}`, status: res.status };
+    ctx.audit.note({ route: `${route.method} ${route.path}`, status: res.status });
   };
 }

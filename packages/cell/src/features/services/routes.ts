@@ -99,8 +99,8 @@ function accountHandlers(
       const inst = ctx.state['installation'] as Installation;
       const input = ctx.input as CreateAccountBody;
       const who = input.peer ?? input.username!;
-      ctx.audit!.targetId = `${inst.id}/${who}`;
-      ctx.audit!.details = input.peer !== undefined ? { peer: input.peer } : { username: input.username };
+      ctx.audit.target(`${inst.id}/${who}`);
+      ctx.audit.note(input.peer !== undefined ? { peer: input.peer } : { username: input.username });
       const account = await accounts.create(ctx.trx, inst, input);
       ctx.status = 201;
       // No password here: GET …/accounts/<username>/credentials hands it out.
@@ -116,7 +116,7 @@ function accountHandlers(
     async (ctx) => {
       const inst = ctx.state['installation'] as Installation;
       const row = await accounts.remove(ctx.trx, inst, String(ctx.params['username']));
-      ctx.audit!.details = { peer_id: row.peer_id };
+      ctx.audit.note({ peer_id: row.peer_id });
       ctx.body = { ok: true, service: inst.id, deleted: row.username };
     },
   ];
@@ -168,7 +168,7 @@ function execHandler(deps: CellDeps, id: string, route: RouteSpec): Middleware {
     const { argv, problems } = execRouteArgv(exec.argv, arg);
     if (Object.keys(problems).length > 0) throw errors.validation(problems);
     const args = argv.filter((a, i) => a !== exec.argv[i]);
-    if (ctx.audit) ctx.audit.details = { route: `${route.method} ${route.path}`, args };
+    ctx.audit.note({ route: `${route.method} ${route.path}`, args });
     await requireEngine(deps.store.runtime);
     const { identity } = await readCellSettings(deps.db);
     const secrets = await serviceSecrets(deps.vault, deps.db, inst.manifest);

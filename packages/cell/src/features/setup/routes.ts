@@ -67,13 +67,13 @@ export function setupRoutes(deps: CellDeps): Router {
     },
     transactional(db),
     async (ctx) => {
-      ctx.audit!.targetId = String(ctx.state['step']);
+      ctx.audit.target(String(ctx.state['step']));
       const step = ctx.state['step'] as SetupProgress['step'];
       const hashAdmin = (password: string) => hashPassword(password, ctx.ip);
       const { progress, createdAdmin } = await submitStep(ctx.trx, step, ctx.input, hashAdmin);
       if (createdAdmin) {
-        ctx.audit!.actor = createdAdmin.username;
-        ctx.audit!.details = { created_user: createdAdmin.username, role: 'admin' };
+        ctx.audit.actAs(createdAdmin.username);
+        ctx.audit.note({ created_user: createdAdmin.username, role: 'admin' });
       }
       ctx.body = { ok: true, ...presentStatus(progress) };
       ctx.afterCommit(async () => {

@@ -55,7 +55,7 @@ export function storeRoutes(deps: CellDeps): Router {
       const { id } = ctx.input as InstallBody;
       const actor = ctx.state.user!.username;
       ctx.state['prepared'] = await store.prepareInstall(id, actor, (r) => {
-        ctx.audit!.details = { refusal: r.code, reason: r.reason, ...r.details };
+        ctx.audit.note({ refusal: r.code, reason: r.reason, ...r.details });
       });
       await next();
     },
@@ -64,12 +64,12 @@ export function storeRoutes(deps: CellDeps): Router {
       const { id, wait = false } = ctx.input as InstallBody;
       const prepared = ctx.state['prepared'] as PreparedInstall;
       if (prepared.kind === 'installed') {
-        ctx.audit!.details = { already_installed: true, version: prepared.installation.version };
+        ctx.audit.note({ already_installed: true, version: prepared.installation.version });
         ctx.body = { ok: true, already_installed: true, service: presentInstallation(prepared.installation) };
         return;
       }
       if (prepared.kind === 'busy') {
-        ctx.audit!.details = { already_running: true, job: prepared.job?.id ?? null };
+        ctx.audit.note({ already_running: true, job: prepared.job?.id ?? null });
         ctx.status = 202;
         ctx.body = { ok: true, already_running: true, job: prepared.job ? presentJob(prepared.job) : null };
         if (wait) ctx.afterCommit(() => finishWaiting(ctx, id));
@@ -77,7 +77,7 @@ export function storeRoutes(deps: CellDeps): Router {
       }
       const { request, warnings } = prepared;
       const job = await store.installer.begin(ctx.trx, request);
-      ctx.audit!.details = {
+      ctx.audit.note({
         job: job.id,
         version: request.manifest.version,
         index_version: request.indexVersion,
@@ -89,7 +89,7 @@ export function storeRoutes(deps: CellDeps): Router {
           pull: p.pull ?? null,
         })),
         ...(warnings.length ? { image_warnings: warnings.map((w) => ({ refusal: w.code, reason: w.reason })) } : {}),
-      };
+      });
       ctx.status = 202;
       ctx.body = { ok: true, job: presentJob(job), warnings: warnings.map((w) => ({ code: w.code, reason: w.reason })) };
       ctx.afterCommit(async () => {
@@ -113,10 +113,10 @@ export function storeRoutes(deps: CellDeps): Router {
 
   router.post('store.remove', '/remove', requireRole('admin'), audited('service', bodyServiceId), validateBody(RemoveBody), async (ctx) => {
     const { id, purge = false } = ctx.input as RemoveBody;
-    ctx.audit!.details = { purge };
+    ctx.audit.note({ purge });
     const inst = await findInstallation(db, id);
     if (!inst && !purge) {
-      ctx.audit!.details = { purge, was_installed: false };
+      ctx.audit.note({ purge, was_installed: false });
       ctx.body = { ok: true, removed: false, reason: `${id} is not installed` };
       return;
     }
@@ -124,8 +124,8 @@ export function storeRoutes(deps: CellDeps): Router {
     let job: JobRow | undefined;
     try {
       job = await store.installer.remove(id, purge, ctx.state.user!.username, (trx, outcome) => {
-        ctx.audit!.details = { purge, was_installed: inst !== undefined, version: inst?.version ?? null, ...outcome };
-        ctx.audit!.writeIn(trx);
+        ctx.audit.note({ purge, was_installed: inst !== undefined, version: inst?.version ?? null, ...outcome });
+        ctx.audit.writeIn(trx);
       });
     } catch (err) {
       if (err instanceof ServiceBusyError) throw errors.conflict(err.message);

@@ -44,7 +44,7 @@ export function vaultRoutes(deps: CellDeps): Router {
     const result = await vault.rotate({
       inTransaction: (trx, outcome) => {
         if (!ctx.audit) return;
-        ctx.audit.details = { recipient: outcome.recipient, previous_recipient: outcome.previous_recipient, secrets: outcome.secrets };
+        ctx.audit.note({ recipient: outcome.recipient, previous_recipient: outcome.previous_recipient, secrets: outcome.secrets });
         ctx.audit.writeIn(trx);
       },
     });
@@ -95,8 +95,8 @@ export function vaultRoutes(deps: CellDeps): Router {
     async (ctx) => {
       const issued = ctx.state['issued'] as IssuedCertificate;
       await ca.record(ctx.trx, issued);
-      ctx.audit!.targetId = issued.row.serial;
-      ctx.audit!.details = { name: issued.row.name, type: issued.row.type, not_after: issued.row.not_after };
+      ctx.audit.target(issued.row.serial);
+      ctx.audit.note({ name: issued.row.name, type: issued.row.type, not_after: issued.row.not_after });
       ctx.status = 201;
       // The one response that carries the private key: it is shown once, here.
       ctx.body = {
@@ -119,7 +119,7 @@ export function vaultRoutes(deps: CellDeps): Router {
     async (ctx) => {
       const { reason = 'unspecified' } = ctx.input as RevokeBody;
       const row = await ca.revoke(ctx.trx, serialParam(ctx), reason);
-      ctx.audit!.details = { name: row.name, reason };
+      ctx.audit.note({ name: row.name, reason });
       ctx.body = { ok: true, certificate: presentCertificate(row) };
     },
   );
@@ -138,8 +138,8 @@ export function vaultRoutes(deps: CellDeps): Router {
     async (ctx) => {
       const input = ctx.input as TrustKeyBody;
       const parsed = parseTrustKey(input.public_key) as ParsedTrustKey; // checkTrustKey refused anything else
-      ctx.audit!.targetId = input.name;
-      ctx.audit!.details = { key_type: parsed.keyType, fingerprint: parsed.fingerprint };
+      ctx.audit.target(input.name);
+      ctx.audit.note({ key_type: parsed.keyType, fingerprint: parsed.fingerprint });
       const row = await addTrustKey(ctx.trx, input.name, parsed);
       ctx.status = 201;
       ctx.body = { ok: true, trust_key: presentTrustKey(row) };
@@ -154,7 +154,7 @@ export function vaultRoutes(deps: CellDeps): Router {
     transactional(db),
     async (ctx) => {
       const row = await deleteTrustKey(ctx.trx, String(ctx.params['name']));
-      ctx.audit!.details = { fingerprint: row.fingerprint };
+      ctx.audit.note({ fingerprint: row.fingerprint });
       ctx.body = { ok: true, deleted: row.name };
     },
   );
