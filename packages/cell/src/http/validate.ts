@@ -11,7 +11,7 @@ export type SemanticCheck<T> = (input: T) => FieldErrors;
  * Validates the JSON body against `schema`; on success the value lands on `ctx.input`.
  * Handlers read `ctx.input`, never `ctx.request.body`.
  */
-export function validateBody<S extends TSchema>(schema: S, check?: SemanticCheck<Static<S>>) {
+export function validateBody<S extends TSchema>(schema: S, check?: SemanticCheck<Static<S>>): Validator<Static<S>> {
   const validator = lazyValidator(schema);
   return async function validateRequestBody(ctx: Context, next: Next): Promise<void> {
     const validate = validator();
@@ -62,7 +62,7 @@ export function validateBodyBy(pick: (ctx: Context) => { schema: TSchema; check?
 }
 
 /** Validates the query string. Values arrive as strings; the schema's own types are applied after numeric coercion of `numeric` keys. */
-export function validateQuery<S extends TSchema>(schema: S, numeric: string[] = []) {
+export function validateQuery<S extends TSchema>(schema: S, numeric: string[] = []): Validator<Static<S>> {
   const validator = lazyValidator(schema);
   return async function validateRequestQuery(ctx: Context, next: Next): Promise<void> {
     const validate = validator();
@@ -96,3 +96,23 @@ function queryInteger(value: string | undefined): string | number | undefined | 
 }
 
 export type Input<S extends TSchema> = Static<S>;
+
+/**
+ * The context of a handler after `validateBody(S)` or `validateQuery(S)`: `ctx.input` is the
+ * validated value, typed from the schema (outline's APIContext<T>). The router infers it from the
+ * chain, so handlers read `ctx.input.id` with no cast.
+ */
+export type InputContext<T> = Context & { input: T };
+
+/**
+ * A validation middleware, typed by what it puts on `ctx.input`. Its parameter is checked
+ * bivariantly (a method's signature), so it also sits in a plain `Middleware[]` chain.
+ */
+export type Validator<T> = { validate(ctx: InputContext<T>, next: Next): Promise<void> }['validate'];
+
+/**
+ * One step of a chain kept in an array (a manifest's mounted routes) rather than written in a
+ * router call: a method's signature, so steps typed by their input (validators, handlers taking
+ * an InputContext) fit in it.
+ */
+export type Step = { step(ctx: Context, next: Next): unknown }['step'];

@@ -15,7 +15,7 @@ export function auditRoutes(deps: CellDeps): Router {
   const router = new Router({ prefix: '/api/audit' });
 
   router.get('/', requireRole('admin'), validateQuery(AuditQuery, ['limit', 'offset']), async (ctx) => {
-    const { limit = 100, offset = 0, ...filters } = ctx.input as AuditQuery;
+    const { limit = 100, offset = 0, ...filters } = ctx.input;
     const { rows, total } = await queryAudit(db, filters, limit, offset);
     ctx.body = { ok: true, entries: rows.map(presentAuditEntry), total, limit, offset };
   });
@@ -24,7 +24,7 @@ export function auditRoutes(deps: CellDeps): Router {
   // with stream.pipeline, so a failure in the middle (a page that cannot be read) ends this response
   // (the connection is cut: a 200 was already sent) and is logged; it never reaches the process.
   router.get('/export', requireRole('admin'), validateQuery(ExportQuery), async (ctx) => {
-    const { format = 'csv', ...filters } = ctx.input as ExportQuery;
+    const { format = 'csv', ...filters } = ctx.input;
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     ctx.set('Content-Disposition', `attachment; filename="audit-${stamp}.${format}"`);
     const ended = (err: NodeJS.ErrnoException | null) => {
@@ -53,7 +53,7 @@ export function auditRoutes(deps: CellDeps): Router {
   router.get('/verify', requireRole('admin'), validateQuery(VerifyQuery), async (ctx) => {
     const started = performance.now();
     const result = await audit.verify();
-    const { archives } = ctx.input as VerifyQuery;
+    const { archives } = ctx.input;
     const archiveCheck = archives === 'true' || archives === '1' ? await verifyArchives(db, deps.vault, deps.config.dataDir) : undefined;
     ctx.body = {
       ok: true,
@@ -67,7 +67,7 @@ export function auditRoutes(deps: CellDeps): Router {
   const archiveBody = validateBody(ArchiveBody, checkArchiveBody);
   const archiveChain = [requireRole('admin'), audited('audit'), archiveBody, transactional(db)];
   router.post('audit.archive', '/archive', ...archiveChain, async (ctx) => {
-    const { before } = ctx.input as ArchiveBody;
+    const { before } = ctx.input;
     const result = await archiveEntriesBefore(ctx.trx, deps.vault, deps.config.dataDir, before);
     ctx.audit.note({ before, archived: result.archived, first_id: result.first_id ?? null, last_id: result.last_id ?? null });
     ctx.body = { ok: true, ...result };

@@ -34,7 +34,7 @@ export function authRoutes(deps: CellDeps): Router {
   const user = (ctx: Context) => ctx.state.user!;
 
   router.post('auth.login', '/login', rateLimitFailures(loginLimiter), audited('user'), validateBody(LoginBody), async (ctx) => {
-    const { username, password } = ctx.input as LoginBody;
+    const { username, password } = ctx.input;
     if (ctx.audit) {
       ctx.audit.target(username);
       ctx.audit.actAs(username);
@@ -75,11 +75,11 @@ export function authRoutes(deps: CellDeps): Router {
     validateBody(ChangePasswordBody),
     async (ctx, next) => {
       // The new password's own rule first: refusing a weak one checks nothing, so it costs no attempt.
-      const problem = await passwordProblem((ctx.input as ChangePasswordBody).new_password, [user(ctx).username]);
+      const problem = await passwordProblem(ctx.input.new_password, [user(ctx).username]);
       if (problem) throw errors.validation({ new_password: problem }, `new password ${problem}`);
       // Hash outside the transaction: scrypt takes ~100 ms and the transaction holds the database.
       try {
-        ctx.state['passwordHash'] = await prepareNewPassword(db, user(ctx), ctx.input as ChangePasswordBody, ctx.ip);
+        ctx.state['passwordHash'] = await prepareNewPassword(db, user(ctx), ctx.input, ctx.ip);
       } catch (err) {
         // a refused hash (the queue was full) checked nothing: its reserved attempt is given back
         if (!(err instanceof HttpError && err.id === 'busy')) (ctx.state['countFailure'] as () => void)();
@@ -104,7 +104,7 @@ export function authRoutes(deps: CellDeps): Router {
     validateBody(ResetPasswordBody),
     transactional(db),
     async (ctx) => {
-    const { username } = ctx.input as ResetPasswordBody;
+    const { username } = ctx.input;
     ctx.audit.target(username);
     const { user: target, password } = await resetPassword(ctx.trx, user(ctx), username);
     await sessions.destroyUserSessions(ctx.trx, target.id);
@@ -114,7 +114,7 @@ export function authRoutes(deps: CellDeps): Router {
   );
 
   router.get('/users', requireRole('admin'), validateQuery(ListUsersQuery, ['limit', 'offset']), async (ctx) => {
-    const q = ctx.input as ListUsersQuery;
+    const q = ctx.input;
     const limit = q.limit ?? 100;
     const offset = q.offset ?? 0;
     const { users, total } = await listUsers(db, { limit, offset, role: q.role });

@@ -19,7 +19,7 @@ export function configRoutes(deps: CellDeps): Router {
   });
 
   router.put('config.update', '/', requireRole('admin'), audited('config', () => 'cell'), validateBody(ConfigPatch, checkConfigPatch), transactional(db), async (ctx) => {
-    const patch = ctx.input as ConfigPatch;
+    const patch = ctx.input;
     ctx.audit.note({ changed: Object.entries(patch).flatMap(([section, fields]) => Object.keys(fields ?? {}).map((f) => `${section}.${f}`)) });
     // the WireGuard port may not move onto a host port an installed service publishes (and the
     // store refuses a service that publishes the WireGuard port: see reservedPortProblems)

@@ -55,7 +55,7 @@ export function dnsRoutes(deps: CellDeps): Router {
     reloadAfter,
     transactional(db),
     async (ctx) => {
-      const input = ctx.input as RecordBody;
+      const input = ctx.input;
       const exists = await ctx.trx
         .selectFrom('dns_records')
         .select('id')

@@ -26,7 +26,7 @@ export function healthRoutes(deps: CellDeps, sqlite: SQLite.Database): Router {
   });
 
   router.get('/api/health/history', requireRole('admin'), validateQuery(HistoryQuery, ['limit', 'offset']), async (ctx) => {
-    const q = ctx.input as HistoryQuery;
+    const q = ctx.input;
     const limit = q.limit ?? 100;
     const offset = q.offset ?? 0;
     const { samples, total } = await deps.health.history(limit, offset);

@@ -20,7 +20,7 @@ export function networkRoutes(deps: CellDeps): Router {
   const router = new Router({ prefix: '/api/network' });
 
   router.get('/resolve', requireRole('admin'), validateQuery(ResolveQuery, ['timeout_ms']), async (ctx) => {
-    const q = ctx.input as ResolveQuery;
+    const q = ctx.input;
     const problems = checkResolve(q);
     if (Object.keys(problems).length) throw errors.validation(problems);
     let server: string | undefined;
@@ -36,7 +36,7 @@ export function networkRoutes(deps: CellDeps): Router {
   });
 
   router.get('/reach', requireRole('admin'), validateQuery(ReachQuery, ['timeout_ms']), async (ctx) => {
-    const q = ctx.input as ReachQuery;
+    const q = ctx.input;
     const problems = checkReach(q);
     if (Object.keys(problems).length) throw errors.validation(problems);
     ctx.body = { ok: true, check: await reachCheck(q.url, q.timeout_ms ?? 5000) };

@@ -5,7 +5,7 @@ import { audited } from '../../http/audit.js';
 import { errors } from '../../http/errors.js';
 import { requireRole } from '../../http/guard.js';
 import { transactional } from '../../http/transaction.js';
-import { validateBody, validateQuery } from '../../http/validate.js';
+import { validateBody, validateQuery, type InputContext } from '../../http/validate.js';
 import { generateLoginPassword, hashPassword } from '../../lib/password.js';
 import { configFileName, peerClientConfig } from './client-config.js';
 import { presentPeer } from './presenter.js';
@@ -50,8 +50,8 @@ async function prepareLogins(inputs: CreatePeerBody[], source: string): Promise<
 const INTERFACE_FIELDS = ['enabled', 'expires_at'] as const;
 
 /** Sends a peer's config as text (optionally a download) or as a QR code (PNG, or SVG). */
-export async function sendPeerConfig(ctx: Context, deps: CellDeps, peer: PeerRow, as: 'text' | 'qr'): Promise<void> {
-  const q = ctx.input as FormatQuery;
+export async function sendPeerConfig(ctx: InputContext<FormatQuery>, deps: CellDeps, peer: PeerRow, as: 'text' | 'qr'): Promise<void> {
+  const q = ctx.input;
   const text = await peerClientConfig(deps.db, deps.vault, deps.peerNetwork, peer, deps.caddy.enabled);
   ctx.set('Cache-Control', 'no-store');
   if (as === 'text') {
@@ -91,14 +91,14 @@ export function peerRoutes(deps: CellDeps): Router {
 
   /** Hashes the new peers' login passwords before the transaction opens. */
   const prepareLoginsOf =
-    (inputs: (ctx: Context) => CreatePeerBody[] | undefined) => async (ctx: Context, next: Next) => {
+    <T>(inputs: (ctx: InputContext<T>) => CreatePeerBody[] | undefined) => async (ctx: InputContext<T>, next: Next) => {
       const list = inputs(ctx);
       if (list) ctx.state['peerLogins'] = await prepareLogins(list, ctx.ip);
       await next();
     };
 
   router.get('/', requireRole('admin'), validateQuery(ListPeersQuery, ['limit', 'offset']), async (ctx) => {
-    const page = await listPeers(db, ctx.input as ListPeersQuery);
+    const page = await listPeers(db, ctx.input);
     const live = await peerNetwork.liveByKey();
     ctx.body = { ok: true, ...page, peers: page.peers.map((p) => presentPeer(p, live.get(p.public_key))) };
   });
@@ -109,10 +109,10 @@ export function peerRoutes(deps: CellDeps): Router {
     requireRole('admin'),
     audited('peer'),
     validateBody(CreatePeerBody, checkPeerFields),
-    prepareLoginsOf((ctx) => [ctx.input as CreatePeerBody]),
+    prepareLoginsOf((ctx: InputContext<CreatePeerBody>) => [ctx.input]),
     transactional(db),
     async (ctx) => {
-      const input = ctx.input as CreatePeerBody;
+      const input = ctx.input;
       ctx.audit.target(input.name);
       const [login] = ctx.state['peerLogins'] as PreparedLogin[];
       const [created] = await createPeers(ctx.trx, vault, [{ input, passwordHash: login!.hash }]);
@@ -132,10 +132,10 @@ export function peerRoutes(deps: CellDeps): Router {
     requireRole('admin'),
     audited('peer'),
     validateBody(BatchBody, checkBatch),
-    prepareLoginsOf((ctx) => (ctx.input as BatchBody).peers),
+    prepareLoginsOf((ctx: InputContext<BatchBody>) => ctx.input.peers),
     transactional(db),
     async (ctx) => {
-      const body = ctx.input as BatchBody;
+      const body = ctx.input;
       const { action } = body;
       if (action === 'add') {
         // all or nothing: one transaction (a taken name or a full subnet rolls back every peer), one apply
@@ -193,7 +193,7 @@ export function peerRoutes(deps: CellDeps): Router {
     validateBody(UpdatePeerBody, checkPeerUpdate),
     transactional(db),
     async (ctx) => {
-      const patch = ctx.input as UpdatePeerBody;
+      const patch = ctx.input;
       ctx.audit.note({ changed: Object.keys(patch) });
       const peer = await updatePeer(ctx.trx, byName(ctx)!, patch);
       // a description, DNS, routes, group or tags: nothing on the interface changes
@@ -219,7 +219,7 @@ export function peerRoutes(deps: CellDeps): Router {
 
   router.get('/:name/traffic', requireRole('admin'), validateQuery(TrafficQuery), async (ctx) => {
     const peer = await requirePeer(db, byName(ctx)!);
-    const { period = '24h' } = ctx.input as TrafficQuery;
+    const { period = '24h' } = ctx.input;
     ctx.body = { ok: true, peer: peer.name, ...(await peerTraffic(db, peer.id, period)) };
   });
 

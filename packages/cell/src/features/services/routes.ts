@@ -6,7 +6,7 @@ import { audited } from '../../http/audit.js';
 import { errors, HttpError } from '../../http/errors.js';
 import { requireRole } from '../../http/guard.js';
 import { transactional } from '../../http/transaction.js';
-import { validateBody } from '../../http/validate.js';
+import { validateBody, type InputContext, type Step } from '../../http/validate.js';
 import { readCellSettings } from '../config/service.js';
 import { requirePeer } from '../peers/service.js';
 import { findPeerOfUser } from '../peers/queries.js';
@@ -89,15 +89,15 @@ function accountHandlers(
     await next();
   };
 
-  const create: Middleware[] = [
+  const create: Step[] = [
     requireRole('admin'),
     audited('service_account'),
     validateBody(CreateAccountBody, checkCreateAccount),
     loadInstalled,
     transactional(db),
-    async (ctx) => {
+    async (ctx: InputContext<CreateAccountBody>) => {
       const inst = ctx.state['installation'] as Installation;
-      const input = ctx.input as CreateAccountBody;
+      const input = ctx.input;
       const who = input.peer ?? input.username!;
       ctx.audit.target(`${inst.id}/${who}`);
       ctx.audit.note(input.peer !== undefined ? { peer: input.peer } : { username: input.username });
@@ -278,7 +278,7 @@ export function servicesRoutes(deps: CellDeps): Router {
 
 /** A peer's connection info for every installed service it has an account in: the admin's view and the peer's own. */
 export function serviceCredentialRoutes(deps: CellDeps): Router {
-  const { db, store, audit } = deps;
+  const { db, audit } = deps;
   const router = new Router();
   const send = async (ctx: Context, peer: { id: number; name: string }, action: string) => {
     const services = await deps.services.accounts.forPeer(db, peer.id);

@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import type { Context, Next } from 'koa';
+import type { Context } from 'koa';
 import type { CellDeps } from '../../deps.js';
 import { requireRole } from '../../http/guard.js';
 import { validateBody } from '../../http/validate.js';
@@ -82,8 +82,8 @@ export function vaultRoutes(deps: CellDeps): Router {
     audited('certificate'),
     validateBody(IssueCertificateBody, checkIssueCertificate),
     // Key generation and signing happen before the transaction, which then only stores.
-    async (ctx: Context, next: Next) => {
-      const input = ctx.input as IssueCertificateBody;
+    async (ctx, next) => {
+      const input = ctx.input;
       const { domain } = (await readCellSettings(db)).identity;
       const problem = nameProblem(input.name, domain);
       if (problem) throw errors.validation({ name: problem });
@@ -117,7 +117,7 @@ export function vaultRoutes(deps: CellDeps): Router {
     validateBody(RevokeBody),
     transactional(db),
     async (ctx) => {
-      const { reason = 'unspecified' } = ctx.input as RevokeBody;
+      const { reason = 'unspecified' } = ctx.input;
       const row = await ca.revoke(ctx.trx, serialParam(ctx), reason);
       ctx.audit.note({ name: row.name, reason });
       ctx.body = { ok: true, certificate: presentCertificate(row) };
@@ -136,7 +136,7 @@ export function vaultRoutes(deps: CellDeps): Router {
     validateBody(TrustKeyBody, checkTrustKey),
     transactional(db),
     async (ctx) => {
-      const input = ctx.input as TrustKeyBody;
+      const input = ctx.input;
       const parsed = parseTrustKey(input.public_key) as ParsedTrustKey; // checkTrustKey refused anything else
       ctx.audit.target(input.name);
       ctx.audit.note({ key_type: parsed.keyType, fingerprint: parsed.fingerprint });
