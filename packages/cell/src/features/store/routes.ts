@@ -1,18 +1,16 @@
 import Router from '@koa/router';
-import type { Context, Next } from 'koa';
+import type { Context } from 'koa';
 import type { CellDeps } from '../../deps.js';
 import { audited } from '../../http/audit.js';
 import { errors, HttpError } from '../../http/errors.js';
 import { requireRole } from '../../http/guard.js';
-import { transactional } from '../../http/transaction.js';
 import { validateBody } from '../../http/validate.js';
 import { requireEngine, describeError } from './engine.js';
 import { findInstallation, findJob, type JobRow } from './installations.js';
 import { ServiceBusyError } from './installer.js';
 import { listTrustKeys } from '../vault/trust-keys.js';
-import { presentInstallation, presentJob, presentStore } from './presenter.js';
+import { presentJob, presentStore } from './presenter.js';
 import { InstallBody, RemoveBody } from './schema.js';
-import type { PreparedInstall } from './service.js';
 
 /** The service id of a write's body, for its audit entry, before the body is validated. */
 export function bodyServiceId(ctx: Context): string | undefined {
@@ -44,75 +42,15 @@ export function storeRoutes(deps: CellDeps): Router {
     ctx.body = { ok: true, job: presentJob(job) };
   });
 
-  router.post(
-    'store.install',
-    '/install',
-    requireRole('admin'),
-    audited('service', bodyServiceId),
-    validateBody(InstallBody),
-    // Verification (catalog, manifest, engine, images) happens before the transaction opens.
-    async (ctx: Context, next: Next) => {
-      const { id } = ctx.input as InstallBody;
-      const actor = ctx.state.user!.username;
-      ctx.state['prepared'] = await store.prepareInstall(id, actor, (r) => {
-        ctx.audit.note({ refusal: r.code, reason: r.reason, ...r.details });
-      });
-      await next();
-    },
-    transactional(db),
-    async (ctx) => {
-      const { id, wait = false } = ctx.input as InstallBody;
-      const prepared = ctx.state['prepared'] as PreparedInstall;
-      if (prepared.kind === 'installed') {
-        ctx.audit.note({ already_installed: true, version: prepared.installation.version });
-        ctx.body = { ok: true, already_installed: true, service: presentInstallation(prepared.installation) };
-        return;
-      }
-      if (prepared.kind === 'busy') {
-        ctx.audit.note({ already_running: true, job: prepared.job?.id ?? null });
-        ctx.status = 202;
-        ctx.body = { ok: true, already_running: true, job: prepared.job ? presentJob(prepared.job) : null };
-        if (wait) ctx.afterCommit(() => finishWaiting(ctx, id));
-        return;
-      }
-      const { request, warnings } = prepared;
-      const job = await store.installer.begin(ctx.trx, request);
-      ctx.audit.note({
-        job: job.id,
-        version: request.manifest.version,
-        index_version: request.indexVersion,
-        manifest_digest: request.manifestDigest,
-        images: request.plans.map((p) => ({
-          container: p.container,
-          digest: p.actual ?? p.pinned,
-          signed_by: p.signedBy ?? null,
-          pull: p.pull ?? null,
-        })),
-        ...(warnings.length ? { image_warnings: warnings.map((w) => ({ refusal: w.code, reason: w.reason })) } : {}),
-      });
-      ctx.status = 202;
-      ctx.body = { ok: true, job: presentJob(job), warnings: warnings.map((w) => ({ code: w.code, reason: w.reason })) };
-      ctx.afterCommit(async () => {
-        const run = store.installer.run(job, request);
-        if (wait) await finishWaiting(ctx, id, run);
-      });
-    },
-  );
-
-  /** With `wait`: the answer is the finished job (200 healthy, 502 failed). */
-  async function finishWaiting(ctx: Context, id: string, run = store.installer.inFlight(id)): Promise<void> {
-    if (!run) return;
-    const final = await run;
-    ctx.status = final.state === 'healthy' ? 200 : 502;
-    const job = presentJob(final);
-    ctx.body =
-      final.state === 'healthy'
-        ? { ok: true, job }
-        : { ok: false, error: final.error ?? 'install failed', code: final.error_code ?? 'install_failed', fields: {}, job };
-  }
+  router.post('store.install', '/install', requireRole('admin'), audited('service', bodyServiceId), validateBody(InstallBody), async (ctx) => {
+    const { id, wait = false } = ctx.input;
+    const { status, body } = await store.install(id, wait, ctx.state.user!.username, ctx.audit);
+    ctx.status = status;
+    ctx.body = body;
+  });
 
   router.post('store.remove', '/remove', requireRole('admin'), audited('service', bodyServiceId), validateBody(RemoveBody), async (ctx) => {
-    const { id, purge = false } = ctx.input as RemoveBody;
+    const { id, purge = false } = ctx.input;
     ctx.audit.note({ purge });
     const inst = await findInstallation(db, id);
     if (!inst && !purge) {

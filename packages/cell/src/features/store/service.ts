@@ -6,6 +6,7 @@ import { DEFAULT_CATALOG_DIR, type CellConfig } from '../../config.js';
 import type { Transaction } from 'kysely';
 import type { Db } from '../../db/database.js';
 import type { Database } from '../../db/schema.js';
+import type { AuditNotes } from '../../http/audit.js';
 import { HttpError } from '../../http/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import type { AuditLog } from '../audit/service.js';
@@ -24,6 +25,7 @@ import {
 import { checkImages, type ImageCheck, type ImageVerification } from './images.js';
 import { seedConfiguredKeys } from './trust.js';
 import { Installer, type InstallRequest } from './installer.js';
+import { presentInstallation, presentJob } from './presenter.js';
 import { reservedPortProblems } from './specs.js';
 import { readCellSettings } from '../config/service.js';
 import { findInstallation, listInstallations, latestJobs, TERMINAL_JOB_STATES, type Installation, type JobRow } from './installations.js';
@@ -260,6 +262,56 @@ export class Store {
     if (engine.reachable) return { state: 'ok', installed, engine: engine.version };
     // no engine and nothing installed is a store not in use, not a fault
     return { state: installed ? 'degraded' : 'not_configured', installed, engine: null, reason: engine.reason };
+  }
+
+  /**
+   * POST /api/store/install: prepares (outside any transaction: verification is slow), then
+   * begins the job in one transaction with the request's audit entry, starts it once that
+   * committed, and with `wait` waits for its end. Returns the answer's status and body; refusals
+   * throw. The audit entry's details are noted on `audit` as the request goes.
+   */
+  async install(id: string, wait: boolean, actor: string, audit: AuditNotes): Promise<{ status: number; body: unknown }> {
+    const prepared = await this.prepareInstall(id, actor, (r) => audit.note({ refusal: r.code, reason: r.reason, ...r.details }));
+    let answer: { status: number; body: unknown } | undefined;
+    let started: (() => Promise<JobRow> | undefined) | undefined;
+    await this.d.db.transaction().execute(async (trx) => {
+      if (prepared.kind === 'installed') {
+        audit.note({ already_installed: true, version: prepared.installation.version });
+        answer = { status: 200, body: { ok: true, already_installed: true, service: presentInstallation(prepared.installation) } };
+      } else if (prepared.kind === 'busy') {
+        audit.note({ already_running: true, job: prepared.job?.id ?? null });
+        answer = { status: 202, body: { ok: true, already_running: true, job: prepared.job ? presentJob(prepared.job) : null } };
+        started = () => this.installer.inFlight(id);
+      } else {
+        const { request, warnings } = prepared;
+        const job = await this.installer.begin(trx, request);
+        audit.note({
+          job: job.id,
+          version: request.manifest.version,
+          index_version: request.indexVersion,
+          manifest_digest: request.manifestDigest,
+          images: request.plans.map((p) => ({
+            container: p.container,
+            digest: p.actual ?? p.pinned,
+            signed_by: p.signedBy ?? null,
+            pull: p.pull ?? null,
+          })),
+          ...(warnings.length ? { image_warnings: warnings.map((w) => ({ refusal: w.code, reason: w.reason })) } : {}),
+        });
+        answer = { status: 202, body: { ok: true, job: presentJob(job), warnings: warnings.map((w) => ({ code: w.code, reason: w.reason })) } };
+        started = () => this.installer.run(job, request);
+      }
+      // The audit entry joins the change it records: both commit, or neither.
+      audit.writeIn(trx);
+    });
+    const run = started?.();
+    if (!wait || !run) return answer!;
+    // With `wait`: the answer is the finished job (200 healthy, 502 failed).
+    const final = await run;
+    const job = presentJob(final);
+    return final.state === 'healthy'
+      ? { status: 200, body: { ok: true, job } }
+      : { status: 502, body: { ok: false, error: final.error ?? 'install failed', code: final.error_code ?? 'install_failed', fields: {}, job } };
   }
 
   /**
