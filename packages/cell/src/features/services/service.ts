@@ -1,24 +1,12 @@
 import type { ServiceManifest } from '@pic/manifest';
-import type { ContainerRuntime } from '@pic/runtime';
 import type { Transaction } from 'kysely';
-import type { Db } from '../../db/database.js';
 import type { Database } from '../../db/schema.js';
-import type { Logger } from '../../lib/logger.js';
-import type { AuditLog } from '../audit/service.js';
 import type { ServiceSide } from '../store/service.js';
-import type { Vault } from '../vault/vault.js';
 import { ServiceAccounts, type AccountsDeps } from './accounts.js';
 import { ServiceMounts } from './mounts.js';
 
-export interface InstalledServicesDeps {
-  db: Db;
-  vault: Vault;
-  audit: AuditLog;
-  logger: Logger;
-  /** The store's engine and cell id: accounts run the manifests' account actions in its containers. */
-  runtime: ContainerRuntime;
-  cellId: string;
-}
+/** The store's engine and cell id with the database, vault and audit log: accounts run the manifests' account actions. */
+export type InstalledServicesDeps = AccountsDeps;
 
 /**
  * The installed services' side of the store: their mounted routes (/api/<id>/…) and their
