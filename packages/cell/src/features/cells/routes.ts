@@ -34,9 +34,9 @@ export function cellRoutes(deps: CellDeps): Router {
     withKey,
     transactional(db),
     async (ctx) => {
-      const invite = await cells.createInvite(ctx.trx, ctx.input as CreateInviteBody);
-      ctx.audit!.targetId = invite.nonce_hash.slice(0, 16);
-      ctx.audit!.details = { expires_at: invite.expires_at };
+      const invite = await cells.createInvite(ctx.trx, ctx.input);
+      ctx.audit.target(invite.nonce_hash.slice(0, 16));
+      ctx.audit.note({ expires_at: invite.expires_at });
       const qr = await import('../wireguard/qr.js');
       ctx.status = 201;
       ctx.set('Cache-Control', 'no-store');
@@ -59,9 +59,9 @@ export function cellRoutes(deps: CellDeps): Router {
     withKey,
     transactional(db),
     async (ctx) => {
-      const { link, response } = await cells.accept(ctx.trx, ctx.input as CodeBody);
-      ctx.audit!.targetId = link.name;
-      ctx.audit!.details = { subnet: link.subnet, public_key: link.public_key };
+      const { link, response } = await cells.accept(ctx.trx, ctx.input);
+      ctx.audit.target(link.name);
+      ctx.audit.note({ subnet: link.subnet, public_key: link.public_key });
       linksChangedAfterCommit(ctx);
       const qr = await import('../wireguard/qr.js');
       ctx.status = 201;
@@ -78,9 +78,9 @@ export function cellRoutes(deps: CellDeps): Router {
     withKey,
     transactional(db),
     async (ctx) => {
-      const link = await cells.complete(ctx.trx, ctx.input as CodeBody);
-      ctx.audit!.targetId = link.name;
-      ctx.audit!.details = { subnet: link.subnet, public_key: link.public_key };
+      const link = await cells.complete(ctx.trx, ctx.input);
+      ctx.audit.target(link.name);
+      ctx.audit.note({ subnet: link.subnet, public_key: link.public_key });
       linksChangedAfterCommit(ctx);
       ctx.status = 201;
       ctx.body = { ok: true, cell: presentLink(link) };
@@ -107,8 +107,8 @@ export function cellRoutes(deps: CellDeps): Router {
     validateBody(PolicyBody),
     transactional(db),
     async (ctx) => {
-      const { policy } = ctx.input as PolicyBody;
-      ctx.audit!.details = { policy };
+      const { policy } = ctx.input;
+      ctx.audit.note({ policy });
       const link = await cells.setPolicy(ctx.trx, byName(ctx)!, policy);
       linksChangedAfterCommit(ctx);
       ctx.body = { ok: true, cell: presentLink(link) };
@@ -118,8 +118,8 @@ export function cellRoutes(deps: CellDeps): Router {
   router.delete('cells.unlink', '/:name', requireRole('admin'), audited('cell_link', byName), async (ctx) => {
     const result = await cells.unlink(byName(ctx)!, (trx, notified) => {
       // the audit entry commits with the unlink
-      ctx.audit!.details = { notified };
-      ctx.audit!.writeIn(trx);
+      ctx.audit.note({ notified });
+      ctx.audit.writeIn(trx);
     });
     await cells.linksChanged();
     ctx.body = { ok: true, unlinked: byName(ctx), notified: result.notified };

@@ -42,6 +42,10 @@ export class InstalledServices implements ServiceSide {
     return this.accounts.retryTombstones(serviceId);
   }
 
+  contractProblem(id: string, manifest: ServiceManifest): Promise<string | null> {
+    return this.accounts.contractProblem({ id, manifest });
+  }
+
   purge(trx: Transaction<Database>, serviceId: string): Promise<number> {
     return this.accounts.purge(trx, serviceId);
   }

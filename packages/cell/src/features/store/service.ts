@@ -63,6 +63,8 @@ export interface ServiceSide {
   manifest(id: string): ServiceManifest | undefined;
   /** Retries pending account deletions (of one service, or all). */
   retryTombstones(serviceId?: string): Promise<unknown>;
+  /** Why the service's account contract does not answer (null when it does), before it counts as installed. */
+  contractProblem(id: string, manifest: ServiceManifest): Promise<string | null>;
   /** Inside the purge's transaction: forgets the service's accounts. */
   purge(trx: Transaction<Database>, serviceId: string): Promise<unknown>;
 }
@@ -149,7 +151,7 @@ export class Store {
         store.webRoutesChanged();
         await store.services.retryTombstones(id);
       },
-      contractProblem: (id, manifest) => accounts.contractProblem({ id, manifest }),
+      contractProblem: (id, manifest) => store.services.contractProblem(id, manifest),
       onRemoving: (id) => {
         store.services.unmount(id);
         store.webRoutesChanged();
