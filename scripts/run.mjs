@@ -70,8 +70,16 @@ function testFiles(filters) {
   return filters.length ? files.filter((f) => filters.some((flt) => relative(root, f).includes(flt))) : files;
 }
 
+/** Formatter and linter in one (biome.jsonc): clean means no error, no warning, nothing unformatted. */
+function lint() {
+  run(process.execPath, [join(root, 'node_modules/@biomejs/biome/bin/biome'), 'check', '--error-on-warnings', '.']);
+}
+
 const [command = 'start', ...rest] = process.argv.slice(2);
 ensureInstalled();
+// `npm test` lints first: a format or lint problem fails in a second, before the build and the suite.
+if (command === 'lint' || command === 'test') lint();
+if (command === 'lint') process.exit(0);
 await build();
 
 if (command === 'build') {
@@ -98,6 +106,6 @@ if (command === 'build') {
 } else if (command === 'bench') {
   run(process.execPath, [join(root, 'scripts/bench/index.mjs'), ...rest]);
 } else {
-  log(`unknown command "${command}": use start, test, bench, build, services-local or vpn`);
+  log(`unknown command "${command}": use start, test, lint, bench, build, services-local or vpn`);
   process.exit(2);
 }
