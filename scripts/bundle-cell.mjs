@@ -66,7 +66,9 @@ export async function bundleCell() {
     // whose CommonJS exports and decorator metadata need Node's own interop. Both load on first use.
     external: ['better-sqlite3', '@pic/runtime', '@peculiar/*', 'reflect-metadata', 'cpu-features', '*.node'],
     // CommonJS dependencies inside an ES module bundle still call require() for Node's built-ins.
-    banner: { js: "import { createRequire as __picRequire } from 'node:module'; const require = __picRequire(import.meta.url);" },
+    banner: {
+      js: "import { createRequire as __picRequire } from 'node:module'; const require = __picRequire(import.meta.url);",
+    },
     logLevel: 'warning',
     metafile: true,
   });

@@ -10,7 +10,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const dir = join(dirname(fileURLToPath(import.meta.url)), 'system');
 const log = (msg) => process.stderr.write(`[pic:system] ${msg}\n`);
 
-for (const file of readdirSync(dir).filter((f) => f.endsWith('.mjs')).sort()) {
+for (const file of readdirSync(dir)
+  .filter((f) => f.endsWith('.mjs'))
+  .sort()) {
   const mod = await import(pathToFileURL(join(dir, file)).href);
   try {
     const res = await mod.ensure(log);

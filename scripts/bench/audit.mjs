@@ -145,10 +145,21 @@ export async function benchHttpAppends({ baseUrl, cookie, csrf, seconds = 5, con
       const body = JSON.stringify({ identity: { cell_name: `bench${i % 1000}` } });
       const req = request(
         url,
-        { method: 'PUT', agent, headers: { cookie, 'x-csrf-token': csrf, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+        {
+          method: 'PUT',
+          agent,
+          headers: {
+            cookie,
+            'x-csrf-token': csrf,
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(body),
+          },
+        },
         (res) => {
           res.resume();
-          res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`PUT /api/config → ${res.statusCode}`))));
+          res.on('end', () =>
+            res.statusCode === 200 ? resolve() : reject(new Error(`PUT /api/config → ${res.statusCode}`)),
+          );
         },
       );
       req.on('error', reject);

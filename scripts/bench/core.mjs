@@ -9,8 +9,19 @@ import { join } from 'node:path';
 import { runLoad } from './load.mjs';
 import { cellLaunch } from '../cell-launch.mjs';
 import {
-  cellArgs, freePort, httpJson, median, pinProcess, procCpuSeconds, procStatusBytes, sleep, spawnNode, spread, taskset,
-  tempDir, waitForOutput,
+  cellArgs,
+  freePort,
+  httpJson,
+  median,
+  pinProcess,
+  procCpuSeconds,
+  procStatusBytes,
+  sleep,
+  spawnNode,
+  spread,
+  taskset,
+  tempDir,
+  waitForOutput,
 } from './lib.mjs';
 
 export const name = 'core';
@@ -44,9 +55,10 @@ export async function run(ctx) {
   // The load generator (this process) and the servers it measures on separate cores, so that they
   // do not take turns on one core at random (what made rounds vary most); undone when the section ends.
   const n = cpus().length;
-  const layout = n >= 2 && taskset() && pinProcess(process.pid, '0')
-    ? { loadgen: '0', servers: n === 2 ? '1' : `1-${n - 1}` }
-    : undefined;
+  const layout =
+    n >= 2 && taskset() && pinProcess(process.pid, '0')
+      ? { loadgen: '0', servers: n === 2 ? '1' : `1-${n - 1}` }
+      : undefined;
   if (layout) {
     cleanup.add(() => pinProcess(process.pid, `0-${n - 1}`));
     notes.push(
@@ -76,14 +88,18 @@ export async function run(ctx) {
   // --- 2. the cell under test: fresh data dir, limiter raised, idle RSS, wizard, login
   const data = tempDir(cleanup, 'pic-bench-cell-');
   writeFileSync(join(data.dir, 'cell.yaml'), `rate_limit:\n  api_per_minute: ${API_PER_MINUTE}\n`);
-  notes.push(`cell.yaml sets rate_limit.api_per_minute: ${API_PER_MINUTE} so the API limiter (which still counts every request) never throttles the load`);
+  notes.push(
+    `cell.yaml sets rate_limit.api_per_minute: ${API_PER_MINUTE} so the API limiter (which still counts every request) never throttles the load`,
+  );
   const cell = spawnNode(cleanup, cellCmd, {
     env: { PIC_PORT: '0', PIC_HOST: '127.0.0.1', PIC_DATA_DIR: data.dir, PIC_WIREGUARD_MODE: 'off' },
     cpus: serverCpus,
   });
   const [, url] = await waitForOutput(cell, LISTENING);
   const listening = performance.now();
-  log(`cell pid ${cell.pid} on ${url}; RSS read ${opts.idle} s and ${SETTLED_S} s after it listens, untouched meanwhile`);
+  log(
+    `cell pid ${cell.pid} on ${url}; RSS read ${opts.idle} s and ${SETTLED_S} s after it listens, untouched meanwhile`,
+  );
   await sleep(opts.idle * 1000);
   const earlyRss = procStatusBytes(cell.pid, 'VmRSS');
   // V8 gives memory back once allocation has stopped for a while (its memory reducer starts 8 s
@@ -93,7 +109,8 @@ export async function run(ctx) {
 
   const session = await signedInSession(url);
   const probe = await httpJson(url, 'GET', '/api/status', { headers: { cookie: session.cookie } });
-  if (probe.status !== 200 || probe.body?.ok !== true) throw new Error(`GET /api/status → ${probe.status} ${JSON.stringify(probe.body)}`);
+  if (probe.status !== 200 || probe.body?.ok !== true)
+    throw new Error(`GET /api/status → ${probe.status} ${JSON.stringify(probe.body)}`);
   shared.cell = { url, pid: cell.pid, cookie: session.cookie, csrf: session.csrf, dataDir: data.dir };
 
   // --- 3. the baseline: bare Koa hello-world, same Koa version, same load generator
@@ -138,11 +155,16 @@ export async function run(ctx) {
     }
     const { status, stack: parts, noSession, koa: hello } = got;
     rounds.push({
-      status, stack: parts, noSession, koa: hello,
+      status,
+      stack: parts,
+      noSession,
+      koa: hello,
       partsRatio: status.rps / parts.rps,
       // requests per CPU-second of the server: what each request costs, whatever share of the core it got
       partsRatioPerCpu: status.rps / status.serverCores / (parts.rps / parts.serverCores),
-      ratio: status.rps / hello.rps, stackRatio: parts.rps / hello.rps, noSessionRatio: noSession.rps / hello.rps,
+      ratio: status.rps / hello.rps,
+      stackRatio: parts.rps / hello.rps,
+      noSessionRatio: noSession.rps / hello.rps,
     });
     log(
       `round ${r}/${roundsWanted}: /api/status ${fmt(status.rps, 0)} req/s, ` +
@@ -177,7 +199,9 @@ export async function run(ctx) {
   const rows = [
     {
       label: `ratio /api/status ÷ the chosen parts alone (median of ${rounds.length} rounds)`,
-      value: partsRatio, digits: 3, goal: { cmp: '>=', target: 0.85 },
+      value: partsRatio,
+      digits: 3,
+      goal: { cmp: '>=', target: 0.85 },
     },
     {
       label: '  spread over the rounds (lowest – highest)',
@@ -186,7 +210,9 @@ export async function run(ctx) {
     { label: '  per round', text: rounds.map((r) => fmt(r.partsRatio, 3)).join(', ') },
     {
       label: 'the same per CPU-second the server used (median; steadier on a shared machine)',
-      value: perCpuRatio, digits: 3, goal: { cmp: '>=', target: 0.85 },
+      value: perCpuRatio,
+      digits: 3,
+      goal: { cmp: '>=', target: 0.85 },
     },
     {
       label: '  spread over the rounds (lowest – highest)',
@@ -209,16 +235,28 @@ export async function run(ctx) {
     { label: '  the chosen parts alone (req/s)', value: median(rounds.map((r) => r.stack.rps)), digits: 0 },
     { label: '  the same parts without koa-session ÷ Koa (median round)', value: noSessionRatio, digits: 3 },
     { label: `RSS ${opts.idle} s after it listens (MB)`, value: earlyRss / MB, digits: 1 },
-    { label: `idle RSS, ${SETTLED_S} s after it listens (MB)`, value: idleRss / MB, digits: 1, goal: { cmp: '<', target: 80 } },
+    {
+      label: `idle RSS, ${SETTLED_S} s after it listens (MB)`,
+      value: idleRss / MB,
+      digits: 1,
+      goal: { cmp: '<', target: 80 },
+    },
     { label: 'RSS idle after the load (MB)', value: afterLoadRss / MB, digits: 1 },
     { label: 'peak RSS, VmHWM (MB)', value: peakRss / MB, digits: 1 },
-    { label: `spawn → first /health 200, first run (ms, median of ${cold.length})`, value: median(cold), digits: 0, goal: { cmp: '<', target: 1000 } },
+    {
+      label: `spawn → first /health 200, first run (ms, median of ${cold.length})`,
+      value: median(cold),
+      digits: 0,
+      goal: { cmp: '<', target: 1000 },
+    },
     { label: '  samples (ms)', text: cold.map((v) => Math.round(v)).join(', ') },
     { label: '  spawn → "listening" line (ms, median)', value: median(listeningLine), digits: 0 },
     { label: `spawn → first /health 200, restart on existing data (ms, median)`, value: median(restart), digits: 0 },
     {
       label: `admin login during a burst of ${BURST} bad logins (ms, median of ${BURSTS})`,
-      value: median(burst.loginMs), digits: 0, goal: { cmp: '<', target: 1000 },
+      value: median(burst.loginMs),
+      digits: 0,
+      goal: { cmp: '<', target: 1000 },
     },
     { label: '  slowest of them (ms)', value: Math.max(...burst.loginMs), digits: 0 },
     { label: '  answers to each burst: checked (401) / refused by the limit (429) / busy (503)', text: burst.answers },
@@ -257,13 +295,17 @@ export async function run(ctx) {
     parts_alone_ratio: round3(stackRatio),
     parts_without_session_ratio: round3(noSessionRatio),
     rounds: rounds.map((r) => ({
-      status_rps: Math.round(r.status.rps), parts_alone_rps: Math.round(r.stack.rps), koa_rps: Math.round(r.koa.rps),
+      status_rps: Math.round(r.status.rps),
+      parts_alone_rps: Math.round(r.stack.rps),
+      koa_rps: Math.round(r.koa.rps),
       status_over_parts: round3(r.partsRatio),
       status_over_parts_per_cpu: round3(r.partsRatioPerCpu),
       ratio: round3(r.ratio),
       parts_server_cores: round3(r.stack.serverCores),
-      status_p99_ms: r.status.p99_ms, koa_p99_ms: r.koa.p99_ms,
-      status_server_cores: round3(r.status.serverCores), koa_server_cores: round3(r.koa.serverCores),
+      status_p99_ms: r.status.p99_ms,
+      koa_p99_ms: r.koa.p99_ms,
+      status_server_cores: round3(r.status.serverCores),
+      koa_server_cores: round3(r.koa.serverCores),
       loadgen_cores: round3(r.status.loadgenCores),
     })),
     early_rss_mb: round1(earlyRss / MB),
@@ -351,11 +393,14 @@ async function loginDuringBurst(url) {
     const localAddress = `127.0.0.${10 + b}`;
     const guess = (i) => ({ username: ADMIN.username, password: `wrong guess ${i}` });
     const wrong = Array.from({ length: BURST }, (_, i) =>
-      httpJson(url, 'POST', '/api/auth/login', { json: guess(i), localAddress, timeoutMs: 120_000 }));
+      httpJson(url, 'POST', '/api/auth/login', { json: guess(i), localAddress, timeoutMs: 120_000 }),
+    );
     await sleep(50); // the burst has arrived
     const t0 = performance.now();
     const res = await httpJson(url, 'POST', '/api/auth/login', {
-      json: ADMIN, localAddress: '127.0.0.1', timeoutMs: 120_000,
+      json: ADMIN,
+      localAddress: '127.0.0.1',
+      timeoutMs: 120_000,
     });
     loginMs.push(performance.now() - t0);
     if (res.status !== 200) throw new Error(`admin login during the burst → ${res.status} ${JSON.stringify(res.body)}`);
@@ -385,7 +430,8 @@ async function signedInSession(url) {
     cookie = cookieFrom(res, cookie);
   }
   const done = await httpJson(url, 'POST', '/api/setup/complete', { json: {}, headers: { cookie } });
-  if (done.status !== 200 || done.body?.complete !== true) throw new Error(`setup complete → ${done.status} ${JSON.stringify(done.body)}`);
+  if (done.status !== 200 || done.body?.complete !== true)
+    throw new Error(`setup complete → ${done.status} ${JSON.stringify(done.body)}`);
 
   const login = await httpJson(url, 'POST', '/api/auth/login', { json: ADMIN });
   if (login.status !== 200) throw new Error(`login → ${login.status} ${JSON.stringify(login.body)}`);

@@ -38,14 +38,22 @@ const SECTIONS = [
           if (shared.cell) {
             log(`audit: PUT /api/config for ${opts.seconds} s on ${opts.connections} connections`);
             http = await audit.benchHttpAppends({
-              baseUrl: shared.cell.url, cookie: shared.cell.cookie, csrf: shared.cell.csrf,
-              seconds: opts.seconds, connections: opts.connections,
+              baseUrl: shared.cell.url,
+              cookie: shared.cell.cookie,
+              csrf: shared.cell.csrf,
+              seconds: opts.seconds,
+              connections: opts.connections,
             });
           }
           log('audit: filling chains of 100k and 1M entries and timing verify()');
           const verify = await audit.benchVerify(ctx.root);
           const rows = [
-            { label: 'audited writes via helper, in a transaction (/s)', value: helper.in_transaction_per_s, digits: 0, goal: { cmp: '>=', target: 5000 } },
+            {
+              label: 'audited writes via helper, in a transaction (/s)',
+              value: helper.in_transaction_per_s,
+              digits: 0,
+              goal: { cmp: '>=', target: 5000 },
+            },
             { label: 'standalone appends via helper (/s)', value: helper.standalone_per_s, digits: 0 },
             http
               ? { label: 'audited PUT /api/config over HTTP (/s)', value: http.audited_writes_per_s, digits: 0 }
@@ -54,15 +62,19 @@ const SECTIONS = [
             { label: 'verify 1M entries (ms, median of 3)', value: verify[1_000_000].verify_ms, digits: 0 },
             {
               label: '  the same 1M stored entries read and SHA-256 hashed alone (ms)',
-              value: verify[1_000_000].sha256_stored_ms, digits: 0,
+              value: verify[1_000_000].sha256_stored_ms,
+              digits: 0,
             },
             {
               label: '  SHA-256 of the 1M entries already in memory (ms)',
-              value: verify[1_000_000].sha256_in_memory_ms, digits: 0,
+              value: verify[1_000_000].sha256_in_memory_ms,
+              digits: 0,
             },
             {
               label: 'verify speed ÷ reading and hashing the same entries alone (1M, median)',
-              value: verify[1_000_000].speed_ratio, digits: 3, goal: { cmp: '>=', target: 0.5 },
+              value: verify[1_000_000].speed_ratio,
+              digits: 3,
+              goal: { cmp: '>=', target: 0.5 },
             },
             { label: '  spread of that ratio over the rounds', text: verify[1_000_000].speed_ratio_spread.join(' – ') },
           ];
@@ -101,7 +113,9 @@ function parseArgs(argv) {
     else {
       process.stderr.write(
         `usage: npm run bench -- [${SECTIONS.map((s) => s.name).join('|')}]… ` +
-          `${Object.entries(DEFAULTS).map(([k, v]) => `--${k}=${v}`).join(' ')}\n`,
+          `${Object.entries(DEFAULTS)
+            .map(([k, v]) => `--${k}=${v}`)
+            .join(' ')}\n`,
       );
       process.exit(2);
     }
@@ -109,17 +123,42 @@ function parseArgs(argv) {
   return { opts, only };
 }
 
-const loadNow = () => loadavg().map((n) => n.toFixed(2)).join(' ');
+const loadNow = () =>
+  loadavg()
+    .map((n) => n.toFixed(2))
+    .join(' ');
 const check = (goal, v) =>
-  goal.cmp === '>=' ? v >= goal.target : goal.cmp === '>' ? v > goal.target : goal.cmp === '<' ? v < goal.target : v <= goal.target;
+  goal.cmp === '>='
+    ? v >= goal.target
+    : goal.cmp === '>'
+      ? v > goal.target
+      : goal.cmp === '<'
+        ? v < goal.target
+        : v <= goal.target;
 const show = (row) =>
-  row.text ?? (Number.isFinite(row.value) ? row.value.toLocaleString('en-US', { maximumFractionDigits: row.digits ?? 2, minimumFractionDigits: row.digits ?? 0 }) : String(row.value));
+  row.text ??
+  (Number.isFinite(row.value)
+    ? row.value.toLocaleString('en-US', {
+        maximumFractionDigits: row.digits ?? 2,
+        minimumFractionDigits: row.digits ?? 0,
+      })
+    : String(row.value));
 
 function table(rows) {
-  const lines = rows.map((r) => [r.label, show(r), r.goal ? `${r.goal.cmp} ${r.goal.target}` : '', r.goal ? (check(r.goal, r.value) ? 'PASS' : 'MISS') : '']);
+  const lines = rows.map((r) => [
+    r.label,
+    show(r),
+    r.goal ? `${r.goal.cmp} ${r.goal.target}` : '',
+    r.goal ? (check(r.goal, r.value) ? 'PASS' : 'MISS') : '',
+  ]);
   const width = [0, 1, 2].map((i) => Math.max(...lines.map((l) => l[i].length), i === 0 ? 6 : i === 1 ? 5 : 4));
-  const pad = (l) => `  ${l[0].padEnd(width[0])}  ${l[1].padStart(width[1])}  ${l[2].padEnd(width[2])}  ${l[3]}`.trimEnd();
-  return [pad(['metric', 'value', 'goal', '']), `  ${'-'.repeat(width[0] + width[1] + width[2] + 10)}`, ...lines.map(pad)].join('\n');
+  const pad = (l) =>
+    `  ${l[0].padEnd(width[0])}  ${l[1].padStart(width[1])}  ${l[2].padEnd(width[2])}  ${l[3]}`.trimEnd();
+  return [
+    pad(['metric', 'value', 'goal', '']),
+    `  ${'-'.repeat(width[0] + width[1] + width[2] + 10)}`,
+    ...lines.map(pad),
+  ].join('\n');
 }
 
 async function main() {
@@ -138,7 +177,9 @@ async function main() {
   const out = (s = '') => process.stdout.write(`${s}\n`);
 
   out(`PIC bench — ${new Date().toISOString()}`);
-  out(`machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}`);
+  out(
+    `machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}`,
+  );
   out('load generator: this process, on the same cores as the server under test (they compete for CPU)');
   out(`load average before: ${loadNow()} (anything else busy on the machine skews every figure below)`);
 
@@ -158,11 +199,20 @@ async function main() {
         for (const note of notes) out(`  note: ${note}`);
         out(`  (${((performance.now() - started) / 1000).toFixed(1)} s; load average now ${loadNow()})`);
         results[section.name] = json;
-        for (const r of rows) if (r.goal) goals.push({ section: section.name, label: r.label, value: r.value, digits: r.digits, goal: r.goal, pass: check(r.goal, r.value) });
+        for (const r of rows)
+          if (r.goal)
+            goals.push({
+              section: section.name,
+              label: r.label,
+              value: r.value,
+              digits: r.digits,
+              goal: r.goal,
+              pass: check(r.goal, r.value),
+            });
       } catch (err) {
         if (interrupted) return;
         failed++;
-        out(`  ERROR: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+        out(`  ERROR: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
         results[section.name] = { error: err instanceof Error ? err.message : String(err) };
       }
     }
@@ -172,13 +222,29 @@ async function main() {
   }
 
   out('\n== Summary (goals are reported, not asserted)');
-  for (const g of goals) out(`  ${g.pass ? 'PASS' : 'MISS'}  ${g.section}: ${g.label.trim()} = ${show({ value: g.value, digits: g.digits })} (goal ${g.goal.cmp} ${g.goal.target})`);
+  for (const g of goals)
+    out(
+      `  ${g.pass ? 'PASS' : 'MISS'}  ${g.section}: ${g.label.trim()} = ${show({ value: g.value, digits: g.digits })} (goal ${g.goal.cmp} ${g.goal.target})`,
+    );
   if (failed) out(`  ${failed} section(s) failed to run`);
-  out(JSON.stringify({
-    bench: 'pic', at: new Date().toISOString(), node: process.version, cores: cpus().length, loadavg: loadavg(), options: opts,
-    ...results,
-    goals: goals.map((g) => ({ section: g.section, metric: g.label.trim(), value: Math.round(g.value * 1000) / 1000, goal: `${g.goal.cmp} ${g.goal.target}`, pass: g.pass })),
-  }));
+  out(
+    JSON.stringify({
+      bench: 'pic',
+      at: new Date().toISOString(),
+      node: process.version,
+      cores: cpus().length,
+      loadavg: loadavg(),
+      options: opts,
+      ...results,
+      goals: goals.map((g) => ({
+        section: g.section,
+        metric: g.label.trim(),
+        value: Math.round(g.value * 1000) / 1000,
+        goal: `${g.goal.cmp} ${g.goal.target}`,
+        pass: g.pass,
+      })),
+    }),
+  );
   process.exitCode = failed ? 1 : 0;
 }
 

@@ -56,7 +56,13 @@ app.use((ctx, next) => {
   return next();
 });
 const withSession = process.env.WITHOUT_SESSION !== '1';
-if (withSession) app.use(session({ key: 'pic.sid', store, maxAge: 7_200_000, renew: true, httpOnly: true, sameSite: 'strict', signed: false }, app));
+if (withSession)
+  app.use(
+    session(
+      { key: 'pic.sid', store, maxAge: 7_200_000, renew: true, httpOnly: true, sameSite: 'strict', signed: false },
+      app,
+    ),
+  );
 const router = new Router();
 router.get('/api/status', (ctx) => {
   const uid = withSession ? ctx.session.uid : ctx.cookies.get('pic.sid') === SESSION_ID ? data.uid : undefined;

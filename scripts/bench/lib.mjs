@@ -204,7 +204,9 @@ export function httpJson(baseUrl, method, path, { json, headers = {}, timeoutMs 
         timeout: timeoutMs,
         headers: {
           ...headers,
-          ...(body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }),
+          ...(body === undefined
+            ? {}
+            : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }),
         },
       },
       (res) => {

@@ -72,9 +72,12 @@ export async function runLoad({ url, headers = {}, connections = 16, warmupMs = 
         }
         const total = end + 4 + Number(lengthMatch[1]);
         if (buf.length < total) return; // body still arriving
-        if (buf.length > total) return finish(new Error(`${url}: more bytes than one response (unexpected pipelining)`));
+        if (buf.length > total)
+          return finish(new Error(`${url}: more bytes than one response (unexpected pipelining)`));
         if (status < 200 || status > 299) {
-          return finish(new Error(`${url}: HTTP ${status}: ${buf.toString('utf8', end + 4, Math.min(total, end + 404))}`));
+          return finish(
+            new Error(`${url}: HTTP ${status}: ${buf.toString('utf8', end + 4, Math.min(total, end + 404))}`),
+          );
         }
         const now = performance.now();
         if (now >= measureFrom && now < measureUntil) {

@@ -65,7 +65,9 @@ export async function benchApply(root, { peers: count = 10_000, cleanup, log = (
     });
     await wgi.start([]);
     const started = await wgi.status();
-    log(`wireguard: interface ${started.running ? `up (${started.mode})` : `not running: ${started.reason}`}; applying ${count} peers`);
+    log(
+      `wireguard: interface ${started.running ? `up (${started.mode})` : `not running: ${started.reason}`}; applying ${count} peers`,
+    );
 
     const first = await wgi.apply(peers);
     const changed = [...peers.slice(0, -1), ...makePeers(wg, 1, count)];
@@ -106,8 +108,18 @@ export async function run(ctx) {
   const rows = [
     { label: 'generate 10,000 keypairs + PSKs (ms)', value: r.keygen_ms, digits: 0 },
     { label: 'render 10,000-peer config (ms)', value: r.render_ms, digits: 1 },
-    { label: 'apply 10,000 peers to an empty interface (ms)', value: r.first_apply_ms, digits: 0, goal: { cmp: '<', target: 2000 } },
-    { label: 'apply 10,000 peers with one changed (ms)', value: r.incremental_apply_ms, digits: 0, goal: { cmp: '<', target: 2000 } },
+    {
+      label: 'apply 10,000 peers to an empty interface (ms)',
+      value: r.first_apply_ms,
+      digits: 0,
+      goal: { cmp: '<', target: 2000 },
+    },
+    {
+      label: 'apply 10,000 peers with one changed (ms)',
+      value: r.incremental_apply_ms,
+      digits: 0,
+      goal: { cmp: '<', target: 2000 },
+    },
     { label: 'status with 10,000 peers: wg show dump (ms)', value: r.status_ms, digits: 0 },
   ];
   return { rows, notes: [r.note], json: r };

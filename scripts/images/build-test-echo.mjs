@@ -19,7 +19,11 @@ if (values.archive) {
   writeFileSync(values.archive, built.archive);
   console.log(`${built.repoTag} ${built.digest} -> ${values.archive} (${built.archive.length} bytes)`);
 } else {
-  const rt = new runtime.DockerRuntime({ cellId: 'pic-image-builder', socket: values.socket, dockerHost: process.env.DOCKER_HOST });
+  const rt = new runtime.DockerRuntime({
+    cellId: 'pic-image-builder',
+    socket: values.socket,
+    dockerHost: process.env.DOCKER_HOST,
+  });
   const digest = await testing.buildTestEchoImage(rt, { log: (m) => process.stderr.write(`${m}\n`) });
   console.log(`${testing.TEST_ECHO_IMAGE} ${digest}`);
 }

@@ -18,14 +18,20 @@ Set $${PASSPHRASE_ENV} to encrypt the private key (AES-256-CBC, PKCS#8); store:s
 `;
 
 await runMain(USAGE, async () => {
-  const args = parseArgs(process.argv.slice(2), { out: 'string', 'public-out': 'string', 'no-build': 'boolean', help: 'boolean' });
+  const args = parseArgs(process.argv.slice(2), {
+    out: 'string',
+    'public-out': 'string',
+    'no-build': 'boolean',
+    help: 'boolean',
+  });
   if (args.help) {
     process.stdout.write(USAGE);
     return 0;
   }
   const m = await loadManifestPackage({ build: !args['no-build'] });
   const dir = resolveFrom(process.cwd(), args.out ?? DEFAULT_DIR);
-  if (isInside(repoRoot, dir)) process.stderr.write(`warning: ${dir} lies inside the repository; never commit store.key.pem\n`);
+  if (isInside(repoRoot, dir))
+    process.stderr.write(`warning: ${dir} lies inside the repository; never commit store.key.pem\n`);
   await mkdir(dir, { recursive: true, mode: 0o700 });
 
   const { privateKey, publicKey } = m.generateStoreKeyPair();
@@ -38,11 +44,19 @@ await runMain(USAGE, async () => {
   const pubFile = join(dir, 'store.pub.pem');
   // "wx": fail rather than overwrite a key someone may still need.
   await writeFile(keyFile, privatePem, { mode: 0o600, flag: 'wx' }).catch((err) => {
-    throw new Error(err.code === 'EEXIST' ? `${keyFile} already exists; not overwriting a key` : `cannot write ${keyFile}: ${err.message}`);
+    throw new Error(
+      err.code === 'EEXIST'
+        ? `${keyFile} already exists; not overwriting a key`
+        : `cannot write ${keyFile}: ${err.message}`,
+    );
   });
   await chmod(keyFile, 0o600); // the umask cannot widen it, but be explicit
   await writeFile(pubFile, publicPem, { mode: 0o644, flag: 'wx' }).catch((err) => {
-    throw new Error(err.code === 'EEXIST' ? `${pubFile} already exists; not overwriting it` : `cannot write ${pubFile}: ${err.message}`);
+    throw new Error(
+      err.code === 'EEXIST'
+        ? `${pubFile} already exists; not overwriting it`
+        : `cannot write ${pubFile}: ${err.message}`,
+    );
   });
   if (args['public-out']) await writeFile(resolveFrom(process.cwd(), args['public-out']), publicPem, { mode: 0o644 });
 

@@ -56,7 +56,10 @@ export async function loadManifestPackage({ build = true } = {}) {
   if (build) {
     const tsc = join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc');
     if (!existsSync(tsc)) throw new Error('dependencies are not installed: run "npm run build" once first');
-    const res = spawnSync(process.execPath, [tsc, '-b', join(repoRoot, 'packages', 'manifest', 'tsconfig.json')], { cwd: repoRoot, stdio: ['ignore', 2, 2] });
+    const res = spawnSync(process.execPath, [tsc, '-b', join(repoRoot, 'packages', 'manifest', 'tsconfig.json')], {
+      cwd: repoRoot,
+      stdio: ['ignore', 2, 2],
+    });
     if (res.error) throw res.error;
     if (res.status !== 0) throw new Error(`building packages/manifest failed (exit ${res.status ?? res.signal})`);
   }
@@ -73,7 +76,10 @@ export async function loadRuntimePackage({ build = true } = {}) {
   if (build) {
     const tsc = join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc');
     if (!existsSync(tsc)) throw new Error('dependencies are not installed: run "npm run build" once first');
-    const res = spawnSync(process.execPath, [tsc, '-b', join(repoRoot, 'packages', 'runtime', 'tsconfig.json')], { cwd: repoRoot, stdio: ['ignore', 2, 2] });
+    const res = spawnSync(process.execPath, [tsc, '-b', join(repoRoot, 'packages', 'runtime', 'tsconfig.json')], {
+      cwd: repoRoot,
+      stdio: ['ignore', 2, 2],
+    });
     if (res.error) throw res.error;
     if (res.status !== 0) throw new Error(`building packages/runtime failed (exit ${res.status ?? res.signal})`);
   }
@@ -147,7 +153,8 @@ export async function signCatalog(m, { root, indexFile, bundleFile, privateKey, 
   );
   const previousVersion = Number.isSafeInteger(previous?.version) ? previous.version : 0;
   const version = requestedVersion ?? previousVersion + 1;
-  if (version <= previousVersion) throw new Error(`--version ${version} must be greater than the current index version ${previousVersion}`);
+  if (version <= previousVersion)
+    throw new Error(`--version ${version} must be greater than the current index version ${previousVersion}`);
 
   const expires = new Date(Date.now() + expiresDays * 86_400_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
   const index = { version, expires, services };

@@ -3,7 +3,18 @@
 // and its sigstore bundle (keyed, offline). The private key is only read, never written or copied.
 import { readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { PASSPHRASE_ENV, UsageError, isInside, loadManifestPackage, loadPrivateKeyFile, parseArgs, repoRoot, resolveFrom, runMain, signCatalog } from './lib.mjs';
+import {
+  PASSPHRASE_ENV,
+  UsageError,
+  isInside,
+  loadManifestPackage,
+  loadPrivateKeyFile,
+  parseArgs,
+  repoRoot,
+  resolveFrom,
+  runMain,
+  signCatalog,
+} from './lib.mjs';
 
 const USAGE = `usage: npm run store:sign -- --key <private key PEM> [options]
 
@@ -19,7 +30,14 @@ const USAGE = `usage: npm run store:sign -- --key <private key PEM> [options]
 
 await runMain(USAGE, async () => {
   const args = parseArgs(process.argv.slice(2), {
-    key: 'string', root: 'string', index: 'string', out: 'string', version: 'string', 'expires-days': 'string', 'no-build': 'boolean', help: 'boolean',
+    key: 'string',
+    root: 'string',
+    index: 'string',
+    out: 'string',
+    version: 'string',
+    'expires-days': 'string',
+    'no-build': 'boolean',
+    help: 'boolean',
   });
   if (args.help) {
     process.stdout.write(USAGE);
@@ -27,9 +45,11 @@ await runMain(USAGE, async () => {
   }
   if (!args.key) throw new UsageError('refusing to sign without --key <path to the store private key>');
   const expiresDays = args['expires-days'] === undefined ? 90 : Number(args['expires-days']);
-  if (!Number.isInteger(expiresDays) || expiresDays < 1 || expiresDays > 3660) throw new UsageError('--expires-days must be a whole number of days, 1 to 3660');
+  if (!Number.isInteger(expiresDays) || expiresDays < 1 || expiresDays > 3660)
+    throw new UsageError('--expires-days must be a whole number of days, 1 to 3660');
   const requestedVersion = args.version === undefined ? undefined : Number(args.version);
-  if (requestedVersion !== undefined && (!Number.isSafeInteger(requestedVersion) || requestedVersion < 1)) throw new UsageError('--version must be a positive integer');
+  if (requestedVersion !== undefined && (!Number.isSafeInteger(requestedVersion) || requestedVersion < 1))
+    throw new UsageError('--version must be a positive integer');
 
   const m = await loadManifestPackage({ build: !args['no-build'] });
   const root = resolveFrom(process.cwd(), args.root ?? repoRoot);
@@ -38,13 +58,23 @@ await runMain(USAGE, async () => {
   const keyFile = resolveFrom(process.cwd(), args.key);
 
   const privateKey = await loadPrivateKeyFile(m, keyFile);
-  if (isInside(repoRoot, keyFile)) process.stderr.write(`warning: ${keyFile} lies inside the repository; never commit it\n`);
+  if (isInside(repoRoot, keyFile))
+    process.stderr.write(`warning: ${keyFile} lies inside the repository; never commit it\n`);
 
-  const { version, expires, services, verified } = await signCatalog(m, { root, indexFile, bundleFile, privateKey, requestedVersion, expiresDays });
+  const { version, expires, services, verified } = await signCatalog(m, {
+    root,
+    indexFile,
+    bundleFile,
+    privateKey,
+    requestedVersion,
+    expiresDays,
+  });
 
   const published = await readFile(join(root, m.PUBLIC_KEY_PATH), 'utf8').catch(() => undefined);
   if (published !== undefined && m.keyFingerprint(published) !== verified.signedBy) {
-    process.stderr.write(`warning: the signing key (${verified.signedBy}) is not ${m.PUBLIC_KEY_PATH} (${m.keyFingerprint(published)}); cells that trust only that key will refuse this index\n`);
+    process.stderr.write(
+      `warning: the signing key (${verified.signedBy}) is not ${m.PUBLIC_KEY_PATH} (${m.keyFingerprint(published)}); cells that trust only that key will refuse this index\n`,
+    );
   }
   const rel = (p) => relative(process.cwd(), p) || p;
   process.stdout.write(

@@ -21,7 +21,14 @@ Exit status: 0 verified, 1 refused (the reason is printed), 2 usage error.
 
 await runMain(USAGE, async () => {
   const args = parseArgs(process.argv.slice(2), {
-    key: 'strings', root: 'string', index: 'string', bundle: 'string', 'min-version': 'string', now: 'string', 'no-build': 'boolean', help: 'boolean',
+    key: 'strings',
+    root: 'string',
+    index: 'string',
+    bundle: 'string',
+    'min-version': 'string',
+    now: 'string',
+    'no-build': 'boolean',
+    help: 'boolean',
   });
   if (args.help) {
     process.stdout.write(USAGE);
@@ -30,7 +37,8 @@ await runMain(USAGE, async () => {
   const now = args.now === undefined ? new Date() : new Date(args.now);
   if (Number.isNaN(now.getTime())) throw new UsageError('--now must be an ISO-8601 time');
   const minVersion = args['min-version'] === undefined ? undefined : Number(args['min-version']);
-  if (minVersion !== undefined && !Number.isSafeInteger(minVersion)) throw new UsageError('--min-version must be an integer');
+  if (minVersion !== undefined && !Number.isSafeInteger(minVersion))
+    throw new UsageError('--min-version must be an integer');
 
   const m = await loadManifestPackage({ build: !args['no-build'] });
   const root = resolveFrom(process.cwd(), args.root ?? repoRoot);
@@ -53,15 +61,21 @@ await runMain(USAGE, async () => {
   });
   // A manifest on disk that the index does not list would silently be missing from the store.
   const listed = new Set(catalog.index.services.map((s) => s.manifest));
-  const onDisk = (await readdir(join(root, m.MANIFESTS_DIR)).catch(() => [])).filter((n) => /\.ya?ml$/.test(n)).map((n) => `${m.MANIFESTS_DIR}/${n}`);
+  const onDisk = (await readdir(join(root, m.MANIFESTS_DIR)).catch(() => []))
+    .filter((n) => /\.ya?ml$/.test(n))
+    .map((n) => `${m.MANIFESTS_DIR}/${n}`);
   const unlisted = onDisk.filter((p) => !listed.has(p));
   if (unlisted.length > 0) {
-    process.stderr.write(`refused: ${unlisted.join(', ')} ${unlisted.length === 1 ? 'is' : 'are'} not in the signed index; run npm run store:sign\n`);
+    process.stderr.write(
+      `refused: ${unlisted.join(', ')} ${unlisted.length === 1 ? 'is' : 'are'} not in the signed index; run npm run store:sign\n`,
+    );
     return 1;
   }
   process.stdout.write(
     `verified catalog version ${catalog.index.version} (expires ${catalog.index.expires}), signed by ${catalog.signedBy}\n` +
-      catalog.index.services.map((s) => `  ${s.id.padEnd(10)}${s.version.padEnd(10)}${s.digest}  ${s.manifest}\n`).join(''),
+      catalog.index.services
+        .map((s) => `  ${s.id.padEnd(10)}${s.version.padEnd(10)}${s.digest}  ${s.manifest}\n`)
+        .join(''),
   );
   return 0;
 });

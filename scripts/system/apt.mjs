@@ -32,15 +32,22 @@ export function aptInstall(packages, log) {
   try {
     if (!updated) {
       log(`apt-get update (for ${packages.join(', ')})`);
-      execFileSync('apt-get', ['-o', 'DPkg::Lock::Timeout=300', 'update', '-qq'], { stdio: 'ignore', timeout: 300_000 });
+      execFileSync('apt-get', ['-o', 'DPkg::Lock::Timeout=300', 'update', '-qq'], {
+        stdio: 'ignore',
+        timeout: 300_000,
+      });
       updated = true;
     }
     log(`apt-get install ${packages.join(' ')}`);
-    execFileSync('apt-get', ['-o', 'DPkg::Lock::Timeout=300', 'install', '-y', '-qq', '--no-install-recommends', ...packages], {
-      stdio: 'ignore',
-      timeout: 600_000,
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-    });
+    execFileSync(
+      'apt-get',
+      ['-o', 'DPkg::Lock::Timeout=300', 'install', '-y', '-qq', '--no-install-recommends', ...packages],
+      {
+        stdio: 'ignore',
+        timeout: 600_000,
+        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+      },
+    );
     return undefined;
   } catch (err) {
     return `apt-get install ${packages.join(' ')} failed: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`;

@@ -9,7 +9,10 @@ export const name = 'docker';
 
 /** dockerd lives in /usr/sbin, which is not on every PATH; look there too. */
 function haveDockerd() {
-  return haveCommands('dockerd') || ['/usr/sbin/dockerd', '/usr/bin/dockerd', '/usr/local/bin/dockerd'].some((p) => existsSync(p));
+  return (
+    haveCommands('dockerd') ||
+    ['/usr/sbin/dockerd', '/usr/bin/dockerd', '/usr/local/bin/dockerd'].some((p) => existsSync(p))
+  );
 }
 
 export async function ensure(log) {
@@ -23,7 +26,8 @@ export async function ensure(log) {
     if (failed) return { ok: false, reason: failed };
   }
   if (!haveDockerd()) return { ok: false, reason: 'dockerd is still missing after installing docker.io' };
-  if (!haveCommands('ip')) return { ok: false, reason: "the 'ip' command (iproute2) is missing: the test engine needs it for its bridge" };
+  if (!haveCommands('ip'))
+    return { ok: false, reason: "the 'ip' command (iproute2) is missing: the test engine needs it for its bridge" };
   return { ok: true };
 }
 

@@ -30,7 +30,9 @@ export async function ensure(log, opts = {}) {
     if (failed) return { ok: false, reason: failed };
   }
   if (!haveCommands('wg')) return { ok: false, reason: "'wg' is still missing after installing wireguard-tools" };
-  if (!haveCommands('wireguard-go')) return { ok: false, reason: "'wireguard-go' is still missing after installing wireguard-go" };
-  if (!existsSync('/dev/net/tun')) return { ok: false, reason: '/dev/net/tun is missing: wireguard-go cannot create an interface here' };
+  if (!haveCommands('wireguard-go'))
+    return { ok: false, reason: "'wireguard-go' is still missing after installing wireguard-go" };
+  if (!existsSync('/dev/net/tun'))
+    return { ok: false, reason: '/dev/net/tun is missing: wireguard-go cannot create an interface here' };
   return { ok: true };
 }

@@ -16,8 +16,15 @@ describe('audit log (real cell process)', () => {
     // A few more writes: a good one, a refused one, a failed login, an anonymous denial.
     assert.equal((await api.put('/api/config', { identity: { domain: 'audit.example.org' } })).status, 200);
     assert.equal((await api.put('/api/config', { identity: { domain: 'NOT A DOMAIN' } })).status, 400);
-    assert.equal((await api.put('/api/config', { identity: { domain: 'x.example.org' } }, { csrf: false })).status, 403);
-    assert.equal((await new ApiClient(cell.url).post('/api/auth/login', { username: 'admin', password: 'wrong password!' })).status, 401);
+    assert.equal(
+      (await api.put('/api/config', { identity: { domain: 'x.example.org' } }, { csrf: false })).status,
+      403,
+    );
+    assert.equal(
+      (await new ApiClient(cell.url).post('/api/auth/login', { username: 'admin', password: 'wrong password!' }))
+        .status,
+      401,
+    );
     assert.equal((await new ApiClient(cell.url).post('/api/auth/change-password', {})).status, 401);
   });
   after(async () => cell.destroy());
@@ -30,7 +37,14 @@ describe('audit log (real cell process)', () => {
     assert.ok(entries.length >= 10, `expected ≥10 entries, got ${entries.length}`);
     assert.ok(entries[0]!.id > entries[1]!.id, 'newest first');
     const actions = entries.map((e) => `${e.action}:${e.result}`);
-    for (const expected of ['setup.step:ok', 'setup.complete:ok', 'config.update:ok', 'config.update:error', 'config.update:denied', 'auth.login:denied']) {
+    for (const expected of [
+      'setup.step:ok',
+      'setup.complete:ok',
+      'config.update:ok',
+      'config.update:error',
+      'config.update:denied',
+      'auth.login:denied',
+    ]) {
       assert.ok(actions.includes(expected), `missing ${expected} in ${actions.join(', ')}`);
     }
     const csrfDenied = entries.find((e) => e.action === 'config.update' && e.result === 'denied')!;
@@ -72,7 +86,10 @@ describe('audit log (real cell process)', () => {
     assert.equal(lines[0], 'id,ts,actor,action,target_type,target_id,result,ip,details,prev_hash,hash');
     const total = (await api.get('/api/audit?limit=1')).body.total;
     assert.equal(lines.length, total + 1, 'one line per entry plus the header, CRLF-terminated');
-    assert.ok(lines.some((l) => l.includes('"{""changed"":[""identity.domain""]}"')), 'quotes doubled inside quoted fields');
+    assert.ok(
+      lines.some((l) => l.includes('"{""changed"":[""identity.domain""]}"')),
+      'quotes doubled inside quoted fields',
+    );
     const json = await api.get('/api/audit/export?format=json');
     assert.equal(json.status, 200);
     assert.equal(json.body.length, total);
@@ -100,7 +117,9 @@ describe('audit log (real cell process)', () => {
         assert.equal(res.body.first_broken_id, expect.id, JSON.stringify(res.body));
         assert.match(res.body.reason, expect.reason);
       };
-      const snapshot = db.prepare('SELECT id, entry, prev_hash, hash FROM audit_log ORDER BY id').all() as Array<Record<string, unknown>>;
+      const snapshot = db.prepare('SELECT id, entry, prev_hash, hash FROM audit_log ORDER BY id').all() as Array<
+        Record<string, unknown>
+      >;
       const restore = () => {
         db.exec('BEGIN IMMEDIATE; DELETE FROM audit_log;');
         const insert = db.prepare(
@@ -112,12 +131,23 @@ describe('audit log (real cell process)', () => {
 
       // The queryable columns are generated from `entry`: they cannot be edited on their own.
       assert.throws(() => db.exec(`UPDATE audit_log SET actor = 'mallory' WHERE id = 3`), /generated column/);
-      await tamper([`UPDATE audit_log SET entry = replace(entry, '"actor":"admin"', '"actor":"mallory"') WHERE id = 3`], { id: 3, reason: /edited/ });
+      await tamper(
+        [`UPDATE audit_log SET entry = replace(entry, '"actor":"admin"', '"actor":"mallory"') WHERE id = 3`],
+        { id: 3, reason: /edited/ },
+      );
       restore();
-      await tamper([`UPDATE audit_log SET entry = json_set(entry, '$.details', json('{"changed":[]}')) WHERE id = 6`], { id: 6, reason: /edited/ });
+      await tamper([`UPDATE audit_log SET entry = json_set(entry, '$.details', json('{"changed":[]}')) WHERE id = 6`], {
+        id: 6,
+        reason: /edited/,
+      });
       restore();
       // even re-hashing an edited entry does not help: the next entry's prev_hash no longer matches
-      await tamper([`UPDATE audit_log SET entry = replace(entry, '"result":"ok"', '"result":"denied"'), hash = '${'f'.repeat(64)}' WHERE id = 2`], { id: 2, reason: /edited/ });
+      await tamper(
+        [
+          `UPDATE audit_log SET entry = replace(entry, '"result":"ok"', '"result":"denied"'), hash = '${'f'.repeat(64)}' WHERE id = 2`,
+        ],
+        { id: 2, reason: /edited/ },
+      );
       restore();
       await tamper([`DELETE FROM audit_log WHERE id = 4`], { id: 4, reason: /missing/ });
       restore();

@@ -11,18 +11,29 @@ const PEER = { username: 'pat', password: 'peer password 1234', role: 'peer' as 
 
 /** The Set-Cookie line for the session cookie, if the response carried one. */
 function sessionSetCookie(res: { headers: Headers }): string | undefined {
-  return res.headers.getSetCookie().filter((line) => line.startsWith(`${SESSION_COOKIE}=`)).at(-1);
+  return res.headers
+    .getSetCookie()
+    .filter((line) => line.startsWith(`${SESSION_COOKIE}=`))
+    .at(-1);
 }
 
 const sessionRows = (dataDir: string, cookie: string): number =>
-  withCellDb(dataDir, (db) => db.prepare('SELECT count(*) AS n FROM sessions WHERE id_hash = ?').get(sessionIdHash(cookie)).n as number);
+  withCellDb(
+    dataDir,
+    (db) => db.prepare('SELECT count(*) AS n FROM sessions WHERE id_hash = ?').get(sessionIdHash(cookie)).n as number,
+  );
 
 describe('login, logout, me and csrf-token (real cell process)', () => {
   let ready: ReadyCell;
   before(async () => {
     ready = await startReadyCell();
     await insertUser(ready.cell.dataDir, PEER);
-    await insertUser(ready.cell.dataDir, { username: 'gone', password: 'disabled password 1', role: 'admin', disabled: true });
+    await insertUser(ready.cell.dataDir, {
+      username: 'gone',
+      password: 'disabled password 1',
+      role: 'admin',
+      disabled: true,
+    });
   });
   after(async () => ready.cell.destroy());
 
@@ -44,9 +55,15 @@ describe('login, logout, me and csrf-token (real cell process)', () => {
     assert.doesNotMatch(cookie, /;\s*secure/i, 'no Secure flag over plain http');
     const id = api.sessionId!;
     assert.ok(id.length >= 40, 'the session id is long and random');
-    assert.equal(sessionRows(ready.cell.dataDir, id), 1, 'the session is stored server-side, keyed by a hash of the id');
+    assert.equal(
+      sessionRows(ready.cell.dataDir, id),
+      1,
+      'the session is stored server-side, keyed by a hash of the id',
+    );
     withCellDb(ready.cell.dataDir, (db) => {
-      const raw = db.prepare('SELECT count(*) AS n FROM sessions WHERE id_hash = ? OR data LIKE ?').get(id, `%${id}%`).n;
+      const raw = db
+        .prepare('SELECT count(*) AS n FROM sessions WHERE id_hash = ? OR data LIKE ?')
+        .get(id, `%${id}%`).n;
       assert.equal(raw, 0, 'the raw session id is stored nowhere');
     });
 
@@ -59,9 +76,15 @@ describe('login, logout, me and csrf-token (real cell process)', () => {
 
   it('answers a wrong password and an unknown user with the very same 401, and sets no session', async () => {
     const wrong = await ready.anon().post('/api/auth/login', { username: 'admin', password: 'not the password' });
-    const unknown = await ready.anon().post('/api/auth/login', { username: 'nobody-here', password: 'not the password' });
+    const unknown = await ready
+      .anon()
+      .post('/api/auth/login', { username: 'nobody-here', password: 'not the password' });
     const disabled = await ready.anon().post('/api/auth/login', { username: 'gone', password: 'disabled password 1' });
-    for (const [name, res] of [['wrong password', wrong], ['unknown user', unknown], ['disabled user', disabled]] as const) {
+    for (const [name, res] of [
+      ['wrong password', wrong],
+      ['unknown user', unknown],
+      ['disabled user', disabled],
+    ] as const) {
       assertError(res, 401, { code: 'unauthorized', context: name });
       assert.equal(sessionSetCookie(res), undefined, `${name}: no session cookie`);
     }
@@ -79,7 +102,14 @@ describe('login, logout, me and csrf-token (real cell process)', () => {
     assert.equal(me.body.user.username, 'admin');
     assert.equal(me.body.user.role, 'admin');
     assert.equal(me.body.user.disabled, false);
-    assert.deepEqual(Object.keys(me.body.user).sort(), ['created_at', 'disabled', 'id', 'must_change_password', 'role', 'username']);
+    assert.deepEqual(Object.keys(me.body.user).sort(), [
+      'created_at',
+      'disabled',
+      'id',
+      'must_change_password',
+      'role',
+      'username',
+    ]);
     assert.ok(!me.text.includes('scrypt$') && !me.text.includes('password_hash'));
     assert.equal(me.headers.get('cache-control'), 'no-store');
   });
@@ -223,17 +253,29 @@ describe('password change, admin reset and the user list (real cell process)', (
   it('change-password checks the current password and the new one, changing nothing when refused', async () => {
     const api = ready.anon();
     await api.login(ADMIN.username, ADMIN.password);
-    const wrong = await api.post('/api/auth/change-password', { current_password: 'not it at all', new_password: 'a brand new password' });
+    const wrong = await api.post('/api/auth/change-password', {
+      current_password: 'not it at all',
+      new_password: 'a brand new password',
+    });
     assertError(wrong, 400, { code: 'validation_failed', fields: ['current_password'] });
-    const short = await api.post('/api/auth/change-password', { current_password: ADMIN.password, new_password: 'short' });
+    const short = await api.post('/api/auth/change-password', {
+      current_password: ADMIN.password,
+      new_password: 'short',
+    });
     assertError(short, 400, { code: 'validation_failed', fields: ['new_password'] });
-    const same = await api.post('/api/auth/change-password', { current_password: ADMIN.password, new_password: ADMIN.password });
+    const same = await api.post('/api/auth/change-password', {
+      current_password: ADMIN.password,
+      new_password: ADMIN.password,
+    });
     assertError(same, 400, { code: 'validation_failed', fields: ['new_password'] });
     const missing = await api.post('/api/auth/change-password', { new_password: 'a brand new password' });
     assertError(missing, 400, { code: 'validation_failed', fields: ['current_password'] });
     // Still the old password.
     assert.equal((await ready.anon().post('/api/auth/login', ADMIN)).status, 200);
-    assertError(await ready.anon().post('/api/auth/change-password', { current_password: 'x', new_password: 'y'.repeat(12) }), 401);
+    assertError(
+      await ready.anon().post('/api/auth/change-password', { current_password: 'x', new_password: 'y'.repeat(12) }),
+      401,
+    );
   });
 
   it('change-password refuses a new password of only spaces or easy to guess, spending no attempt', async () => {
@@ -275,11 +317,20 @@ describe('password change, admin reset and the user list (real cell process)', (
     assert.ok(!res.text.includes(NEW));
 
     assert.equal((await here.get('/api/auth/me')).status, 200, 'the current session stays');
-    assert.equal((await here.put('/api/config', { identity: { cell_name: 'still-here' } })).status, 200, 'with its CSRF token');
-    assertError(await elsewhere.get('/api/auth/me'), 401, { code: 'unauthorized', context: 'the other device is signed out' });
+    assert.equal(
+      (await here.put('/api/config', { identity: { cell_name: 'still-here' } })).status,
+      200,
+      'with its CSRF token',
+    );
+    assertError(await elsewhere.get('/api/auth/me'), 401, {
+      code: 'unauthorized',
+      context: 'the other device is signed out',
+    });
     assert.equal((await peer.get('/api/auth/me')).status, 200, "other users' sessions are untouched");
 
-    assertError(await ready.anon().post('/api/auth/login', ADMIN), 401, { context: 'the old password no longer works' });
+    assertError(await ready.anon().post('/api/auth/login', ADMIN), 401, {
+      context: 'the old password no longer works',
+    });
     const fresh = ready.anon();
     assert.equal((await fresh.login(ADMIN.username, NEW)).status, 200);
     withCellDb(ready.cell.dataDir, (db) => {
@@ -330,26 +381,42 @@ describe('password change, admin reset and the user list (real cell process)', (
     assert.equal((await pat.login('pat', again.body.password)).status, 200);
     assertError(await pat.get('/api/peer/me'), 403, { code: 'password_change_required', context: 'before the change' });
     assert.equal((await pat.get('/api/auth/me')).status, 200, 'its own account stays reachable');
-    const changed = await pat.post('/api/auth/change-password', { current_password: again.body.password, new_password: PEER.password });
+    const changed = await pat.post('/api/auth/change-password', {
+      current_password: again.body.password,
+      new_password: PEER.password,
+    });
     assert.equal(changed.status, 200, changed.text);
-    assert.notEqual((await pat.get('/api/peer/me')).body.code, 'password_change_required', 'the change lifts the block');
+    assert.notEqual(
+      (await pat.get('/api/peer/me')).body.code,
+      'password_change_required',
+      'the change lifts the block',
+    );
     assert.equal((await pat.get('/api/auth/me')).body.user.must_change_password, false);
   });
 
   it('admin reset-password refuses its own account, unknown users, bad input and non-admins', async () => {
     const admin = ready.anon();
     await admin.login(ADMIN.username, ADMIN_PASSWORD_NOW);
-    assertError(await admin.post('/api/auth/admin/reset-password', { username: 'admin' }), 400, { fields: ['username'] });
+    assertError(await admin.post('/api/auth/admin/reset-password', { username: 'admin' }), 400, {
+      fields: ['username'],
+    });
     assertError(await admin.post('/api/auth/admin/reset-password', { username: 'nobody' }), 404, { code: 'not_found' });
-    assertError(await admin.post('/api/auth/admin/reset-password', { username: 'Not Valid!' }), 400, { fields: ['username'] });
+    assertError(await admin.post('/api/auth/admin/reset-password', { username: 'Not Valid!' }), 400, {
+      fields: ['username'],
+    });
     assertError(await admin.post('/api/auth/admin/reset-password', {}), 400, { fields: ['username'] });
 
-    const peerPassword = (await admin.post('/api/auth/admin/reset-password', { username: 'pat' })).body.password as string;
+    const peerPassword = (await admin.post('/api/auth/admin/reset-password', { username: 'pat' })).body
+      .password as string;
     seen.add(peerPassword);
     const peer = ready.anon();
     await peer.login('pat', peerPassword);
     assertError(await peer.post('/api/auth/admin/reset-password', { username: 'admin' }), 403, { code: 'wrong_role' });
-    assert.equal((await ready.anon().post('/api/auth/login', { username: 'admin', password: ADMIN_PASSWORD_NOW })).status, 200, 'admin untouched');
+    assert.equal(
+      (await ready.anon().post('/api/auth/login', { username: 'admin', password: ADMIN_PASSWORD_NOW })).status,
+      200,
+      'admin untouched',
+    );
   });
 
   it('lists users for admins only, never with password hashes, and pages through them', async () => {
@@ -362,19 +429,35 @@ describe('password change, admin reset and the user list (real cell process)', (
     assert.equal(res.body.total, 2);
     assert.deepEqual(
       res.body.users.map((u: { username: string; role: string }) => [u.username, u.role]),
-      [['admin', 'admin'], ['pat', 'peer']],
+      [
+        ['admin', 'admin'],
+        ['pat', 'peer'],
+      ],
     );
     for (const u of res.body.users) {
-      assert.deepEqual(Object.keys(u).sort(), ['created_at', 'disabled', 'id', 'must_change_password', 'role', 'username']);
+      assert.deepEqual(Object.keys(u).sort(), [
+        'created_at',
+        'disabled',
+        'id',
+        'must_change_password',
+        'role',
+        'username',
+      ]);
     }
     const page = await admin.get('/api/auth/users?limit=1&offset=1');
     assert.equal(page.status, 200);
-    assert.deepEqual(page.body.users.map((u: { username: string }) => u.username), ['pat']);
+    assert.deepEqual(
+      page.body.users.map((u: { username: string }) => u.username),
+      ['pat'],
+    );
     assert.equal(page.body.total, 2);
     assert.equal(page.body.limit, 1);
     assert.equal(page.body.offset, 1);
     const peers = await admin.get('/api/auth/users?role=peer');
-    assert.deepEqual(peers.body.users.map((u: { username: string }) => u.username), ['pat']);
+    assert.deepEqual(
+      peers.body.users.map((u: { username: string }) => u.username),
+      ['pat'],
+    );
     assert.equal(peers.body.total, 1);
 
     assertError(await ready.anon().get('/api/auth/users'), 401, { code: 'unauthorized' });
@@ -384,7 +467,8 @@ describe('password change, admin reset and the user list (real cell process)', (
     const log = ready.cell.output();
     assert.ok(log.includes('cell listening'), 'the log was captured');
     assert.ok(seen.size >= 5);
-    for (const secret of seen) assert.ok(!log.includes(secret), `a password leaked into the log: ${secret.slice(0, 3)}…`);
+    for (const secret of seen)
+      assert.ok(!log.includes(secret), `a password leaked into the log: ${secret.slice(0, 3)}…`);
     assert.ok(!log.includes('scrypt$'), 'no password hash in the log');
   });
 });

@@ -12,7 +12,12 @@ const JSON_TYPE = { 'content-type': 'application/json' };
 const MiB = 1024 * 1024;
 
 /** A request through node:http, for what fetch will not send (a chunked body without Content-Length). */
-function chunkedPost(url: string, path: string, chunks: Buffer[], headers: Record<string, string>): Promise<ApiResponse> {
+function chunkedPost(
+  url: string,
+  path: string,
+  chunks: Buffer[],
+  headers: Record<string, string>,
+): Promise<ApiResponse> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(url + path, { method: 'POST', headers }, (res) => {
       let text = '';
@@ -73,7 +78,9 @@ describe('bad inputs of every kind (real cell process)', () => {
   let settingsBefore: unknown;
 
   const readSettings = () =>
-    withCellDb(ready.cell.dataDir, (db) => db.prepare('SELECT key, value, updated_at FROM settings ORDER BY key').all());
+    withCellDb(ready.cell.dataDir, (db) =>
+      db.prepare('SELECT key, value, updated_at FROM settings ORDER BY key').all(),
+    );
 
   before(async () => {
     ready = await startReadyCell();
@@ -86,7 +93,16 @@ describe('bad inputs of every kind (real cell process)', () => {
   after(async () => ready.cell.destroy());
 
   it('malformed JSON → 400 malformed_json', async () => {
-    const bodies = ['{"username":', '{', "{'username':'admin'}", '{"a":1} trailing', '{"a":01}', 'NaN', '{"a":1,}', '\u0000'];
+    const bodies = [
+      '{"username":',
+      '{',
+      "{'username':'admin'}",
+      '{"a":1} trailing',
+      '{"a":01}',
+      'NaN',
+      '{"a":1,}',
+      '\u0000',
+    ];
     for (const raw of bodies) {
       assertError(await ready.anon().request('POST', '/api/auth/login', { rawBody: raw, headers: JSON_TYPE }), 400, {
         code: 'malformed_json',
@@ -98,7 +114,9 @@ describe('bad inputs of every kind (real cell process)', () => {
       });
     }
     // Setup is complete, but a malformed body is refused before anything else looks at it.
-    assertError(await admin.request('POST', '/api/setup/step', { rawBody: '{', headers: JSON_TYPE }), 400, { code: 'malformed_json' });
+    assertError(await admin.request('POST', '/api/setup/step', { rawBody: '{', headers: JSON_TYPE }), 400, {
+      code: 'malformed_json',
+    });
   });
 
   it('a JSON array, string, number, boolean or null as the body → 400', async () => {
@@ -106,7 +124,9 @@ describe('bad inputs of every kind (real cell process)', () => {
       assertError(await ready.anon().request('POST', '/api/auth/login', { rawBody: raw, headers: JSON_TYPE }), 400, {
         context: `login ${raw}`,
       });
-      assertError(await admin.request('PUT', '/api/config', { rawBody: raw, headers: JSON_TYPE }), 400, { context: `config ${raw}` });
+      assertError(await admin.request('PUT', '/api/config', { rawBody: raw, headers: JSON_TYPE }), 400, {
+        context: `config ${raw}`,
+      });
     }
   });
 
@@ -120,13 +140,21 @@ describe('bad inputs of every kind (real cell process)', () => {
     });
     assertError(await ready.anon().post('/api/auth/login', { username: 'admin' }), 400, { fields: ['password'] });
     assertError(await ready.anon().post('/api/auth/login', {}), 400, { fields: ['username', 'password'] });
-    assertError(await admin.put('/api/config', { identity: { cell_name: 5 }, network: { wireguard_port: '51820', subnet: 1 } }), 400, {
-      code: 'validation_failed',
-      fields: ['identity.cell_name', 'network.wireguard_port', 'network.subnet'],
-    });
+    assertError(
+      await admin.put('/api/config', { identity: { cell_name: 5 }, network: { wireguard_port: '51820', subnet: 1 } }),
+      400,
+      {
+        code: 'validation_failed',
+        fields: ['identity.cell_name', 'network.wireguard_port', 'network.subnet'],
+      },
+    );
     assertError(await admin.put('/api/config', { identity: 'home' }), 400, { fields: ['identity'] });
-    assertError(await admin.put('/api/config', { network: { wireguard_port: 51820.5 } }), 400, { fields: ['network.wireguard_port'] });
-    assertError(await admin.put('/api/config', { network: { wireguard_port: 0 } }), 400, { fields: ['network.wireguard_port'] });
+    assertError(await admin.put('/api/config', { network: { wireguard_port: 51820.5 } }), 400, {
+      fields: ['network.wireguard_port'],
+    });
+    assertError(await admin.put('/api/config', { network: { wireguard_port: 0 } }), 400, {
+      fields: ['network.wireguard_port'],
+    });
     assertError(await admin.post('/api/auth/change-password', { current_password: 1, new_password: null }), 400, {
       fields: ['current_password', 'new_password'],
     });
@@ -148,9 +176,17 @@ describe('bad inputs of every kind (real cell process)', () => {
       fields: ['identity.color', 'extra'],
     });
     assertError(await admin.put('/api/config', { server: { port: 1 } }), 400, { fields: ['server'] });
-    assertError(await admin.post('/api/auth/change-password', { current_password: ADMIN.password, new_password: 'x'.repeat(12), role: 'admin' }), 400, {
-      fields: ['role'],
-    });
+    assertError(
+      await admin.post('/api/auth/change-password', {
+        current_password: ADMIN.password,
+        new_password: 'x'.repeat(12),
+        role: 'admin',
+      }),
+      400,
+      {
+        fields: ['role'],
+      },
+    );
     // Prototype-poisoning keys are refused outright (no field named: the parser rejects them).
     const poisoned = `{"username":"admin","password":"x","__proto__":{"role":"admin"}}`;
     assertError(await ready.anon().request('POST', '/api/auth/login', { rawBody: poisoned, headers: JSON_TYPE }), 400);
@@ -158,7 +194,9 @@ describe('bad inputs of every kind (real cell process)', () => {
 
   it('an empty update → 400', async () => {
     assertError(await admin.put('/api/config', {}), 400, { code: 'validation_failed' });
-    assertError(await admin.request('PUT', '/api/config', { rawBody: '', headers: JSON_TYPE }), 400, { code: 'validation_failed' });
+    assertError(await admin.request('PUT', '/api/config', { rawBody: '', headers: JSON_TYPE }), 400, {
+      code: 'validation_failed',
+    });
   });
 
   it('a body over 1 MiB → 413 payload_too_large', async () => {
@@ -173,7 +211,10 @@ describe('bad inputs of every kind (real cell process)', () => {
     // Without a Content-Length (chunked): the limit still holds.
     const chunks = Array.from({ length: 24 }, () => Buffer.alloc(64 * 1024, 0x20));
     chunks.unshift(Buffer.from('{"username":"admin","password":"'));
-    const chunked = await chunkedPost(ready.cell.url, '/api/auth/login', chunks, { ...JSON_TYPE, 'transfer-encoding': 'chunked' });
+    const chunked = await chunkedPost(ready.cell.url, '/api/auth/login', chunks, {
+      ...JSON_TYPE,
+      'transfer-encoding': 'chunked',
+    });
     assertError(chunked, 413, { code: 'payload_too_large', context: 'chunked' });
     // A small gzip body that inflates past the limit.
     const bomb = gzipSync(JSON.stringify({ username: 'admin', password: 'a'.repeat(2 * MiB) }));
@@ -207,7 +248,10 @@ describe('bad inputs of every kind (real cell process)', () => {
     const cases: Array<[string | undefined, string]> = [
       ['text/plain', JSON.stringify(ADMIN)],
       ['application/x-www-form-urlencoded', 'username=admin&password=x'],
-      ['multipart/form-data; boundary=x', '--x\r\nContent-Disposition: form-data; name="username"\r\n\r\nadmin\r\n--x--'],
+      [
+        'multipart/form-data; boundary=x',
+        '--x\r\nContent-Disposition: form-data; name="username"\r\n\r\nadmin\r\n--x--',
+      ],
       ['application/xml', '<login/>'],
       [undefined, JSON.stringify(ADMIN)],
     ];
@@ -246,10 +290,23 @@ describe('bad inputs of every kind (real cell process)', () => {
       ['sort=name', 'sort'],
     ];
     for (const [query, field] of cases) {
-      assertError(await admin.get(`/api/auth/users?${query}`), 400, { code: 'validation_failed', fields: [field], context: query });
+      assertError(await admin.get(`/api/auth/users?${query}`), 400, {
+        code: 'validation_failed',
+        fields: [field],
+        context: query,
+      });
     }
-    for (const [query, field] of [['limit=abc', 'limit'], ['limit=0', 'limit'], ['limit=1001', 'limit'], ['offset=-5', 'offset'], ['x=1', 'x']]) {
-      assertError(await admin.get(`/api/health/history?${query}`), 400, { fields: [field!], context: `history ${query}` });
+    for (const [query, field] of [
+      ['limit=abc', 'limit'],
+      ['limit=0', 'limit'],
+      ['limit=1001', 'limit'],
+      ['offset=-5', 'offset'],
+      ['x=1', 'x'],
+    ]) {
+      assertError(await admin.get(`/api/health/history?${query}`), 400, {
+        fields: [field!],
+        context: `history ${query}`,
+      });
     }
     assert.equal((await admin.get('/api/auth/users?limit=1&offset=0&role=admin')).status, 200, 'good parameters pass');
   });
@@ -277,14 +334,19 @@ describe('bad inputs of every kind (real cell process)', () => {
     for (const [body, status] of rejected) {
       assertError(await admin.put('/api/config', body), status, { context: JSON.stringify(body) });
     }
-    assertError(await admin.put('/api/config', { identity: { cell_name: 'renamed' } }, { csrf: false }), 403, { code: 'csrf' });
+    assertError(await admin.put('/api/config', { identity: { cell_name: 'renamed' } }, { csrf: false }), 403, {
+      code: 'csrf',
+    });
     assertError(await ready.anon().put('/api/config', { identity: { cell_name: 'renamed' } }), 401);
     // Every rejection in this file left the config as it was, in the API and in the database.
     assert.deepEqual((await admin.get('/api/config')).body, configBefore);
     assert.deepEqual(readSettings(), settingsBefore);
 
     // The same update, made valid, goes through (so the checks above could have failed).
-    const good = await admin.put('/api/config', { identity: { cell_name: 'renamed' }, network: { subnet: '10.9.0.0/24' } });
+    const good = await admin.put('/api/config', {
+      identity: { cell_name: 'renamed' },
+      network: { subnet: '10.9.0.0/24' },
+    });
     assert.equal(good.status, 200, good.text);
     assert.equal(good.body.config.identity.cell_name, 'renamed');
     assert.equal(good.body.config.network.subnet, '10.9.0.0/24');
@@ -294,12 +356,15 @@ describe('bad inputs of every kind (real cell process)', () => {
   it('an answer sent before the body was read closes the keep-alive connection: no request is lost', async () => {
     const { hostname, port } = new URL(ready.cell.url);
     const second = `GET /health HTTP/1.1\r\nHost: ${hostname}:${port}\r\n\r\n`;
-    const oversized = (path: string, extra: string) => Buffer.concat([
-      Buffer.from(`POST ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: application/json\r\n` +
-        `Content-Length: ${2 * MiB}\r\n${extra}\r\n`),
-      Buffer.alloc(2 * MiB, 0x20),
-      Buffer.from(second),
-    ]);
+    const oversized = (path: string, extra: string) =>
+      Buffer.concat([
+        Buffer.from(
+          `POST ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: application/json\r\n` +
+            `Content-Length: ${2 * MiB}\r\n${extra}\r\n`,
+        ),
+        Buffer.alloc(2 * MiB, 0x20),
+        Buffer.from(second),
+      ]);
     for (const [name, bytes] of [
       ['413 on login', oversized('/api/auth/login', '')],
       [
@@ -318,7 +383,8 @@ describe('bad inputs of every kind (real cell process)', () => {
     assert.doesNotMatch(text, /Connection: close/i);
     // So does a write whose body was read, even when it is refused (a wrong password: 401).
     const login = JSON.stringify({ username: 'admin', password: 'not the password at all' });
-    const write = `POST /api/auth/login HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: application/json\r\n` +
+    const write =
+      `POST /api/auth/login HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: application/json\r\n` +
       `Content-Length: ${Buffer.byteLength(login)}\r\n\r\n${login}`;
     const kept = await rawExchange(ready.cell.url, Buffer.from(write + second), 3000);
     assert.match(kept.text, /^HTTP\/1\.1 401 /, kept.text);

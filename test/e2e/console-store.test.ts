@@ -18,23 +18,17 @@ const browserStart = 'skip' in engineStart ? undefined : await launchBrowser();
 
 describe('the store browser on a real container engine (real cell process, real browser)', () => {
   if ('skip' in engineStart) {
-    it(
-      'needs a container engine',
-      { skip: `NO CONTAINER ENGINE, console store e2e not run: ${engineStart.skip}` },
-      () => {},
-    );
+    it('needs a container engine', {
+      skip: `NO CONTAINER ENGINE, console store e2e not run: ${engineStart.skip}`,
+    }, () => {});
     return;
   }
   if (!browserStart || 'skip' in browserStart) {
-    it(
-      'needs a browser',
-      {
-        skip: `NO BROWSER, console store e2e not run: ${browserStart?.skip ?? '?'}`,
-      },
-      async () => {
-        await engineStart.stop();
-      },
-    );
+    it('needs a browser', {
+      skip: `NO BROWSER, console store e2e not run: ${browserStart?.skip ?? '?'}`,
+    }, async () => {
+      await engineStart.stop();
+    });
     return;
   }
   const engine: DockerEngine = engineStart;

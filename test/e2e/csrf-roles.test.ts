@@ -53,13 +53,21 @@ describe('CSRF on and off, and roles both ways (real cell process)', () => {
   it('a wrong token, or another session’s token, → 403 csrf', async () => {
     const before = await admin.get('/api/config');
     for (const token of ['wrong', `${admin.csrf}x`, admin.csrf!.slice(0, -1), 'A'.repeat(admin.csrf!.length)]) {
-      const res = await admin.put('/api/config', { identity: { cell_name: 'bad-token' } }, { headers: { 'x-csrf-token': token } });
+      const res = await admin.put(
+        '/api/config',
+        { identity: { cell_name: 'bad-token' } },
+        { headers: { 'x-csrf-token': token } },
+      );
       assertError(res, 403, { code: 'csrf', context: `token ${token}` });
     }
     // The same admin signed in elsewhere has a token of its own; it is not valid for this session.
     const elsewhere = new ApiClient(cell.url);
     await elsewhere.login(ADMIN.username, ADMIN.password);
-    const crossed = await admin.put('/api/config', { identity: { cell_name: 'crossed' } }, { headers: { 'x-csrf-token': elsewhere.csrf! } });
+    const crossed = await admin.put(
+      '/api/config',
+      { identity: { cell_name: 'crossed' } },
+      { headers: { 'x-csrf-token': elsewhere.csrf! } },
+    );
     assertError(crossed, 403, { code: 'csrf' });
     assert.deepEqual((await admin.get('/api/config')).body, before.body);
   });
@@ -85,13 +93,21 @@ describe('CSRF on and off, and roles both ways (real cell process)', () => {
 
   it('no session → 401 before any CSRF check', async () => {
     assertError(await anon().put('/api/config', { identity: { cell_name: 'anon' } }), 401, { code: 'unauthorized' });
-    const withToken = await anon().put('/api/config', { identity: { cell_name: 'anon' } }, { headers: { 'x-csrf-token': admin.csrf! } });
+    const withToken = await anon().put(
+      '/api/config',
+      { identity: { cell_name: 'anon' } },
+      { headers: { 'x-csrf-token': admin.csrf! } },
+    );
     assertError(withToken, 401, { code: 'unauthorized' });
   });
 
   it('/api/auth/* writes need no CSRF token', async () => {
     const root2 = new ApiClient(cell.url);
-    const login = await root2.post('/api/auth/login', { username: SECOND_ADMIN.username, password: SECOND_ADMIN.password }, { csrf: false });
+    const login = await root2.post(
+      '/api/auth/login',
+      { username: SECOND_ADMIN.username, password: SECOND_ADMIN.password },
+      { csrf: false },
+    );
     assert.equal(login.status, 200, login.text);
     const changed = await root2.post(
       '/api/auth/change-password',
@@ -109,13 +125,23 @@ describe('CSRF on and off, and roles both ways (real cell process)', () => {
     // only /api/auth/*), for the role tests.
     peer = new ApiClient(cell.url);
     assert.equal((await peer.login(PEER.username, PEER.password)).status, 200);
-    const own = await peer.post('/api/auth/change-password', { current_password: PEER.password, new_password: 'the peer chose this one' }, { csrf: false });
+    const own = await peer.post(
+      '/api/auth/change-password',
+      { current_password: PEER.password, new_password: 'the peer chose this one' },
+      { csrf: false },
+    );
     assert.equal(own.status, 200, own.text);
     PEER.password = 'the peer chose this one';
   });
 
   it('admin → any /api/peer/... path → 403 wrong_role', async () => {
-    for (const path of ['/api/peer', '/api/peer/', '/api/peer/me', '/api/peer/config/wg0', '/api/peer/does-not-exist']) {
+    for (const path of [
+      '/api/peer',
+      '/api/peer/',
+      '/api/peer/me',
+      '/api/peer/config/wg0',
+      '/api/peer/does-not-exist',
+    ]) {
       assertError(await admin.get(path), 403, { code: 'wrong_role', context: `GET ${path}` });
     }
     assertError(await admin.post('/api/peer/anything', {}), 403, { code: 'wrong_role', context: 'POST with CSRF' });
@@ -123,12 +149,23 @@ describe('CSRF on and off, and roles both ways (real cell process)', () => {
   });
 
   it('peer → /api/status, /api/config, /api/auth/users and other admin paths → 403 wrong_role', async () => {
-    for (const path of ['/api/status', '/api/config', '/api/auth/users', '/api/health/history', '/api/peers', '/api/anything-else']) {
+    for (const path of [
+      '/api/status',
+      '/api/config',
+      '/api/auth/users',
+      '/api/health/history',
+      '/api/peers',
+      '/api/anything-else',
+    ]) {
       assertError(await peer.get(path), 403, { code: 'wrong_role', context: `GET ${path}` });
     }
     const write = await peer.put('/api/config', { identity: { cell_name: 'peer-was-here' } });
     assertError(write, 403, { code: 'wrong_role' });
-    assert.equal((await admin.get('/api/config')).body.config.identity.cell_name, 'with-token', 'the peer changed nothing');
+    assert.equal(
+      (await admin.get('/api/config')).body.config.identity.cell_name,
+      'with-token',
+      'the peer changed nothing',
+    );
     assertError(await peer.post('/api/auth/admin/reset-password', { username: 'admin' }), 403, { code: 'wrong_role' });
   });
 
@@ -144,14 +181,32 @@ describe('CSRF on and off, and roles both ways (real cell process)', () => {
   });
 
   it('no session → 401 on admin, peer and session paths alike', async () => {
-    for (const path of ['/api/status', '/api/config', '/api/auth/users', '/api/auth/me', '/api/auth/csrf-token', '/api/health/history', '/api/peer/anything', '/api/setup/status', '/api/setup/step']) {
+    for (const path of [
+      '/api/status',
+      '/api/config',
+      '/api/auth/users',
+      '/api/auth/me',
+      '/api/auth/csrf-token',
+      '/api/health/history',
+      '/api/peer/anything',
+      '/api/setup/status',
+      '/api/setup/step',
+    ]) {
       assertError(await anon().get(path), 401, { code: 'unauthorized', context: path });
     }
   });
 
   it('odd spellings of protected paths never serve data without a session', async () => {
     // The router matches paths case-insensitively; whatever the guard makes of these, no data leaks.
-    for (const path of ['/API/STATUS', '/Api/Config', '/api/%73tatus', '/api//status', '/api/status/', '/api/auth/USERS', '/api/Health/History']) {
+    for (const path of [
+      '/API/STATUS',
+      '/Api/Config',
+      '/api/%73tatus',
+      '/api//status',
+      '/api/status/',
+      '/api/auth/USERS',
+      '/api/Health/History',
+    ]) {
       const res = await anon().get(path);
       assert.ok([401, 403, 404].includes(res.status), `${path}: ${res.status} ${res.text}`);
       assert.equal(res.body.ok, false, path);

@@ -13,7 +13,11 @@ const LEAP_SECOND = '2030-12-31T23:59:60Z';
  * GET an export and stop reading after its first chunk; `rest()` reads on and says whether the
  * answer ended whole or was cut.
  */
-function exportPaused(url: string, format: string, cookie: string): Promise<{ status: number; rest(): Promise<'whole' | 'cut'> }> {
+function exportPaused(
+  url: string,
+  format: string,
+  cookie: string,
+): Promise<{ status: number; rest(): Promise<'whole' | 'cut'> }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(`${url}/api/audit/export?format=${format}`, { headers: { cookie } }, (res) => {
       res.once('data', () => {
@@ -47,7 +51,11 @@ describe('hardening: date-times, integers, CSV, the archive (real cell process)'
   after(async () => ready.cell.destroy());
 
   const alive = async (context: string) => {
-    assert.equal(ready.cell.child.exitCode, null, `the cell is still running after ${context}:\n${ready.cell.output()}`);
+    assert.equal(
+      ready.cell.child.exitCode,
+      null,
+      `the cell is still running after ${context}:\n${ready.cell.output()}`,
+    );
     assert.equal((await admin.get('/api/status')).status, 200, `the cell answers after ${context}`);
   };
 
@@ -72,10 +80,20 @@ describe('hardening: date-times, integers, CSV, the archive (real cell process)'
     });
     const created = await admin.post('/api/peers', { name: 'leap' });
     assert.equal(created.status, 201, created.text);
-    assertError(await admin.put('/api/peers/leap', { expires_at: LEAP_SECOND }), 400, { fields: ['expires_at'], context: 'PUT' });
-    assertError(await admin.put('/api/peers/leap', { expires_at: '2031-01-01t00:00:00Z' }), 400, { fields: ['expires_at'] });
-    assertError(await admin.post('/api/audit/archive', { before: LEAP_SECOND }), 400, { fields: ['before'], context: 'archive' });
-    assertError(await admin.post('/api/audit/archive', { before: '2020-01-01T00:00:00z' }), 400, { fields: ['before'] });
+    assertError(await admin.put('/api/peers/leap', { expires_at: LEAP_SECOND }), 400, {
+      fields: ['expires_at'],
+      context: 'PUT',
+    });
+    assertError(await admin.put('/api/peers/leap', { expires_at: '2031-01-01t00:00:00Z' }), 400, {
+      fields: ['expires_at'],
+    });
+    assertError(await admin.post('/api/audit/archive', { before: LEAP_SECOND }), 400, {
+      fields: ['before'],
+      context: 'archive',
+    });
+    assertError(await admin.post('/api/audit/archive', { before: '2020-01-01T00:00:00z' }), 400, {
+      fields: ['before'],
+    });
     await alive('every date-time field');
   });
 
@@ -84,7 +102,10 @@ describe('hardening: date-times, integers, CSV, the archive (real cell process)'
     const res = await admin.post('/api/audit/archive', { before: '2030-01-01T00:00:00Z' });
     assertError(res, 400, { code: 'validation_failed', fields: ['before'] });
     assert.match(res.body.fields.before, /future/);
-    assert.ok((await admin.get('/api/audit?limit=1')).body.total > total, 'nothing was archived (and the refusal was audited)');
+    assert.ok(
+      (await admin.get('/api/audit?limit=1')).body.total > total,
+      'nothing was archived (and the refusal was audited)',
+    );
     const past = await admin.post('/api/audit/archive', { before: '2000-01-01T00:00:00Z' });
     assert.equal(past.status, 200, past.text);
   });
@@ -123,9 +144,18 @@ describe('hardening: date-times, integers, CSV, the archive (real cell process)'
 
   it('integers past the maximum or the safe range are a 400 on every paginated list', async () => {
     for (const path of ['/api/peers', '/api/audit', '/api/auth/users', '/api/health/history']) {
-      for (const query of ['offset=99999999999999999999', 'offset=9007199254740993', 'limit=9007199254740993', 'offset=-9007199254740993']) {
+      for (const query of [
+        'offset=99999999999999999999',
+        'offset=9007199254740993',
+        'limit=9007199254740993',
+        'offset=-9007199254740993',
+      ]) {
         const field = query.split('=')[0]!;
-        assertError(await admin.get(`${path}?${query}`), 400, { code: 'validation_failed', fields: [field], context: `${path}?${query}` });
+        assertError(await admin.get(`${path}?${query}`), 400, {
+          code: 'validation_failed',
+          fields: [field],
+          context: `${path}?${query}`,
+        });
       }
       const largest = await admin.get(`${path}?offset=9007199254740991`);
       assert.equal(largest.status, 200, `the largest safe offset is fine on ${path}: ${largest.text}`);
@@ -134,9 +164,18 @@ describe('hardening: date-times, integers, CSV, the archive (real cell process)'
 
   it('CSV export: a username with a newline cannot start a record or a formula', async () => {
     const evil = "\n=cmd|' /C calc'!A0";
-    assert.equal((await ready.anon().post('/api/auth/login', { username: evil, password: 'not the password' })).status, 401);
-    assert.equal((await ready.anon().post('/api/auth/login', { username: '\r+1+1', password: 'not the password' })).status, 401);
-    assert.equal((await ready.anon().post('/api/auth/login', { username: '@SUM(A1)', password: 'not the password' })).status, 401);
+    assert.equal(
+      (await ready.anon().post('/api/auth/login', { username: evil, password: 'not the password' })).status,
+      401,
+    );
+    assert.equal(
+      (await ready.anon().post('/api/auth/login', { username: '\r+1+1', password: 'not the password' })).status,
+      401,
+    );
+    assert.equal(
+      (await ready.anon().post('/api/auth/login', { username: '@SUM(A1)', password: 'not the password' })).status,
+      401,
+    );
     const res = await admin.get('/api/audit/export?format=csv');
     assert.equal(res.status, 200);
     const records = parseCsv(res.text, { record_delimiter: '\r\n' }) as string[][];
@@ -150,7 +189,10 @@ describe('hardening: date-times, integers, CSV, the archive (real cell process)'
     }
     const actors = records.map((r) => r[header.indexOf('actor')]);
     assert.ok(actors.includes(evil), `the attempted username is one field, kept whole: ${JSON.stringify(actors)}`);
-    assert.ok(actors.includes("'\r+1+1") && actors.includes("'@SUM(A1)"), 'formulas are neutralised with a leading quote');
+    assert.ok(
+      actors.includes("'\r+1+1") && actors.includes("'@SUM(A1)"),
+      'formulas are neutralised with a leading quote',
+    );
   });
 });
 
@@ -194,7 +236,10 @@ describe('hardening: every refused write leaves a trace (real cell process, trus
 
   it('a 413 is audited as payload_too_large', async () => {
     const big = JSON.stringify({ identity: { cell_name: 'x'.repeat(1024 * 1024 + 16) } });
-    const res = await admin.request('PUT', '/api/config', { rawBody: big, headers: { 'content-type': 'application/json' } });
+    const res = await admin.request('PUT', '/api/config', {
+      rawBody: big,
+      headers: { 'content-type': 'application/json' },
+    });
     assertError(res, 413, { code: 'payload_too_large' });
     const entry = await newest('config.update');
     assert.equal(entry?.details.status, 413);
@@ -211,9 +256,13 @@ describe('hardening: every refused write leaves a trace (real cell process, trus
       ['198.51.100.1, not-an-address', '127.0.0.1'],
     ];
     for (const [forwarded, expected] of cases) {
-      const res = await ready.anon().post('/api/auth/login', { username: 'nobody', password: 'not the password' }, {
-        headers: { 'x-forwarded-for': forwarded },
-      });
+      const res = await ready.anon().post(
+        '/api/auth/login',
+        { username: 'nobody', password: 'not the password' },
+        {
+          headers: { 'x-forwarded-for': forwarded },
+        },
+      );
       assert.equal(res.status, 401, res.text);
       const entry = await newest('auth.login');
       assert.equal(entry?.ip, expected, `X-Forwarded-For ${forwarded.slice(0, 40)} → ${entry?.ip}`);

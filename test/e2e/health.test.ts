@@ -13,7 +13,11 @@ describe('/health, setup status and health history (real cell process)', () => {
   let admin: ApiClient;
   const anon = () => new ApiClient(cell.url);
   const sampleIds = () =>
-    withCellDb(cell.dataDir, (db) => db.prepare('SELECT count(*) AS n, max(id) AS last FROM health_checks').get() as { n: number; last: number });
+    withCellDb(
+      cell.dataDir,
+      (db) =>
+        db.prepare('SELECT count(*) AS n, max(id) AS last FROM health_checks').get() as { n: number; last: number },
+    );
 
   before(async () => {
     // Sample every second and keep only KEEP samples, so the periodic part is observable quickly.

@@ -31,8 +31,11 @@ describe('Host and Origin checks against DNS rebinding (real cell process)', () 
         assertError(res, 421, { code: 'unknown_host', context: host });
       }
       assert.equal(users(cell.dataDir), 0, 'no admin was created');
-      const audited = withCellDb(cell.dataDir, (db) =>
-        db.prepare("SELECT count(*) AS n FROM audit_log WHERE json_extract(entry, '$.details.status') = 421").get().n);
+      const audited = withCellDb(
+        cell.dataDir,
+        (db) =>
+          db.prepare("SELECT count(*) AS n FROM audit_log WHERE json_extract(entry, '$.details.status') = 421").get().n,
+      );
       assert.ok(audited >= 1, 'the refused wizard write is audited');
 
       // The names the cell is known by on this machine, on any port.
@@ -43,7 +46,8 @@ describe('Host and Origin checks against DNS rebinding (real cell process)', () 
       }
       // A foreign Origin cannot drive the wizard even with a known Host.
       const fromPage = await rawRequest(cell.url, 'POST', '/api/setup/step', {
-        headers: { host: `127.0.0.1:${port}`, origin: `http://${REBIND}` }, json: ADMIN,
+        headers: { host: `127.0.0.1:${port}`, origin: `http://${REBIND}` },
+        json: ADMIN,
       });
       assertError(fromPage, 403, { code: 'foreign_origin' });
       assert.equal(users(cell.dataDir), 0);
@@ -59,8 +63,15 @@ describe('Host and Origin checks against DNS rebinding (real cell process)', () 
       const port = portOf(cell.url);
       const status = (host: string) =>
         rawRequest(cell.url, 'GET', '/api/status', { headers: { host, cookie: admin.cookieHeader() } });
-      for (const host of [IDENTITY.domain, `console.${IDENTITY.domain}:${port}`, '10.8.0.1', `10.8.0.1:${port}`,
-        'cell.lan.example', '192.168.7.20:8080', '[::ffff:c0a8:714]']) {
+      for (const host of [
+        IDENTITY.domain,
+        `console.${IDENTITY.domain}:${port}`,
+        '10.8.0.1',
+        `10.8.0.1:${port}`,
+        'cell.lan.example',
+        '192.168.7.20:8080',
+        '[::ffff:c0a8:714]',
+      ]) {
         const res = await status(host);
         assert.equal(res.status, 200, `${host}: ${res.text}`);
       }
@@ -101,7 +112,8 @@ describe('Host and Origin checks against DNS rebinding (real cell process)', () 
       }
       // Sign-in from a foreign page is refused too.
       const login = await rawRequest(cell.url, 'POST', '/api/auth/login', {
-        headers: { host: `127.0.0.1:${port}`, origin: `http://${REBIND}` }, json: ADMIN,
+        headers: { host: `127.0.0.1:${port}`, origin: `http://${REBIND}` },
+        json: ADMIN,
       });
       assertError(login, 403, { code: 'foreign_origin', context: 'login' });
 

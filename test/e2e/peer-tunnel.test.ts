@@ -21,7 +21,14 @@ import { promisify } from 'node:util';
 import { findExecutable } from '@pic/runtime';
 import type { CellProcess } from '../support/cell-process.js';
 import type { ApiClient } from '../support/client.js';
-import { type ParsedWgQuickConfig, type WgConfigApi, loadWgConfig, loadWgTesting, sleep, startPeersCell } from './peers-helpers.js';
+import {
+  type ParsedWgQuickConfig,
+  type WgConfigApi,
+  loadWgConfig,
+  loadWgTesting,
+  sleep,
+  startPeersCell,
+} from './peers-helpers.js';
 
 const execFileP = promisify(execFile);
 
@@ -59,11 +66,13 @@ const inNs = (ns: string, file: string, ...args: string[]) => run(IP!, ['netns',
 /** Why this machine cannot run the test, or undefined when it can (checked once, before anything is made). */
 async function whyNot(): Promise<string | undefined> {
   if (process.platform !== 'linux') return `needs Linux network namespaces (this is ${process.platform})`;
-  if (process.getuid?.() !== 0) return 'needs root to create network namespaces and WireGuard interfaces (run the tests as root)';
+  if (process.getuid?.() !== 0)
+    return 'needs root to create network namespaces and WireGuard interfaces (run the tests as root)';
   if (!IP) return "'ip' is not installed (Debian package iproute2)";
   if (!WG) return "'wg' is not installed (Debian package wireguard-tools)";
   if (!WIREGUARD_GO) return "'wireguard-go' is not installed (Debian package wireguard-go)";
-  if (!existsSync('/dev/net/tun')) return '/dev/net/tun is missing: no TUN support, wireguard-go cannot create an interface';
+  if (!existsSync('/dev/net/tun'))
+    return '/dev/net/tun is missing: no TUN support, wireguard-go cannot create an interface';
   const probe = `pic-t-probe-${suffix}`;
   try {
     await ip('netns', 'add', probe);
@@ -142,16 +151,27 @@ describe('WireGuard tunnel through the API (two network namespaces, wireguard-go
     await ip('link', 'set', VETH_CLIENT, 'netns', CLIENT_NS);
     await ip('-n', CELL_NS, 'address', 'add', `${CELL_UNDERLAY}/30`, 'dev', VETH_CELL);
     await ip('-n', CLIENT_NS, 'address', 'add', `${CLIENT_UNDERLAY}/30`, 'dev', VETH_CLIENT);
-    for (const [ns, dev] of [[CELL_NS, VETH_CELL], [CLIENT_NS, VETH_CLIENT], [CELL_NS, 'lo'], [CLIENT_NS, 'lo']] as const) {
+    for (const [ns, dev] of [
+      [CELL_NS, VETH_CELL],
+      [CLIENT_NS, VETH_CLIENT],
+      [CELL_NS, 'lo'],
+      [CLIENT_NS, 'lo'],
+    ] as const) {
       await ip('-n', ns, 'link', 'set', 'dev', dev, 'up');
     }
 
     const ready = await startPeersCell({
       network: NETWORK,
       cellYaml: [
-        'rate_limit:', '  login_failures: 1000',
-        'wireguard:', '  mode: userspace', `  netns: ${CELL_NS}`, `  interface: ${CELL_IF}`,
-        `  drift_check_seconds: ${DRIFT_CHECK_SECONDS}`, '  keep_up_on_stop: false', '',
+        'rate_limit:',
+        '  login_failures: 1000',
+        'wireguard:',
+        '  mode: userspace',
+        `  netns: ${CELL_NS}`,
+        `  interface: ${CELL_IF}`,
+        `  drift_check_seconds: ${DRIFT_CHECK_SECONDS}`,
+        '  keep_up_on_stop: false',
+        '',
       ].join('\n'),
       env: { PIC_WIREGUARD_MODE: 'userspace' },
     });
@@ -196,7 +216,7 @@ describe('WireGuard tunnel through the API (two network namespaces, wireguard-go
     assert.deepEqual(problems, [], 'clean-up went wrong');
   });
 
-  it("the cell brings its WireGuard interface up inside its namespace after setup", async (t) => {
+  it('the cell brings its WireGuard interface up inside its namespace after setup', async (t) => {
     if (skipReason) return t.skip(skipReason);
     const s = await status();
     assert.equal(s.running, true, `running: ${JSON.stringify(s)}\n${cell!.output()}`);
@@ -205,7 +225,11 @@ describe('WireGuard tunnel through the API (two network namespaces, wireguard-go
     assert.equal(s.listen_port, WG_PORT);
     assert.equal(s.address, `${CELL_TUNNEL_ADDRESS}/24`);
     assert.deepEqual(s.peers, []);
-    assert.equal((await inNs(CELL_NS, WG!, 'show', CELL_IF, 'public-key')).trim(), s.public_key, 'the live interface has the key the API reports');
+    assert.equal(
+      (await inNs(CELL_NS, WG!, 'show', CELL_IF, 'public-key')).trim(),
+      s.public_key,
+      'the live interface has the key the API reports',
+    );
     assert.equal((await inNs(CELL_NS, WG!, 'show', CELL_IF, 'listen-port')).trim(), String(WG_PORT));
     assert.match(await ip('-n', CELL_NS, '-o', 'address', 'show', 'dev', CELL_IF), /inet 10\.8\.0\.1\/24/);
     await assert.rejects(ip('link', 'show', 'dev', CELL_IF), 'the interface is not in the root namespace');
@@ -232,12 +256,16 @@ describe('WireGuard tunnel through the API (two network namespaces, wireguard-go
     const confFile = join(tmp, 'client.conf');
     writeFileSync(confFile, wg.renderWgConfig(wg.toWgConfig(parsed)), { mode: 0o600 });
     await inNs(CLIENT_NS, WG!, 'setconf', CLIENT_IF, confFile);
-    for (const address of parsed.interface.addresses) await ip('-n', CLIENT_NS, 'address', 'add', address, 'dev', CLIENT_IF);
+    for (const address of parsed.interface.addresses)
+      await ip('-n', CLIENT_NS, 'address', 'add', address, 'dev', CLIENT_IF);
     await ip('-n', CLIENT_NS, 'link', 'set', 'dev', CLIENT_IF, 'up');
     for (const route of parsed.peers[0]!.allowedIps) await ip('-n', CLIENT_NS, 'route', 'add', route, 'dev', CLIENT_IF);
 
     const took = await reachesCellWithin(20_000);
-    assert.ok(took !== undefined, `${PING ? 'ping' : 'TCP probe'} of ${CELL_TUNNEL_ADDRESS} through the tunnel never answered\ncell:\n${cell!.output()}\nclient:\n${clientOutput()}`);
+    assert.ok(
+      took !== undefined,
+      `${PING ? 'ping' : 'TCP probe'} of ${CELL_TUNNEL_ADDRESS} through the tunnel never answered\ncell:\n${cell!.output()}\nclient:\n${clientOutput()}`,
+    );
     t.diagnostic(`first answer through the tunnel after ${took} ms (${PING ? 'ping' : 'TCP probe'})`);
     for (let i = 0; i < 3; i++) assert.ok(await reachesCell(), 'the tunnel stays up');
 
@@ -246,10 +274,17 @@ describe('WireGuard tunnel through the API (two network namespaces, wireguard-go
     assert.ok(live, `the peer in /api/wireguard/status: ${JSON.stringify(s.peers)}`);
     assert.equal(live.name, 'laptop');
     assert.equal(live.online, true);
-    assert.ok(live.latest_handshake && Date.now() - Date.parse(live.latest_handshake) < 60_000, `a recent handshake: ${live.latest_handshake}`);
+    assert.ok(
+      live.latest_handshake && Date.now() - Date.parse(live.latest_handshake) < 60_000,
+      `a recent handshake: ${live.latest_handshake}`,
+    );
     assert.ok(live.rx_bytes > 0, `rx ${live.rx_bytes}`);
     assert.ok(live.tx_bytes > 0, `tx ${live.tx_bytes}`);
-    assert.match(live.endpoint, new RegExp(`^${CLIENT_UNDERLAY.replace(/\./g, '\\.')}:\\d+$`), 'the client reached the cell from its veth address');
+    assert.match(
+      live.endpoint,
+      new RegExp(`^${CLIENT_UNDERLAY.replace(/\./g, '\\.')}:\\d+$`),
+      'the client reached the cell from its veth address',
+    );
 
     const peer = (await admin.get('/api/peers/laptop')).body.peer;
     assert.equal(peer.online, true);
@@ -281,7 +316,7 @@ describe('WireGuard tunnel through the API (two network namespaces, wireguard-go
     assert.equal(await handshake(), before, "laptop's session was kept (no new handshake)");
   });
 
-  it('the drift check finds what was changed with wg behind the cell\'s back, repairs and audits it', async (t) => {
+  it("the drift check finds what was changed with wg behind the cell's back, repairs and audits it", async (t) => {
     if (skipReason) return t.skip(skipReason);
     assert.ok(parsed, 'needs the client from the earlier tests');
     const driftEntries = async () => {
@@ -331,9 +366,12 @@ describe('WireGuard tunnel through the API (two network namespaces, wireguard-go
     const found = JSON.stringify(details);
     const unexpected = details.some((d) => (d['unexpected'] as string[]).includes(stranger));
     assert.ok(unexpected, `the stranger named by its key: ${found}`);
-    assert.ok(details.some((d) => (d['changed'] as string[]).includes('laptop')), `laptop named as changed: ${found}`);
+    assert.ok(
+      details.some((d) => (d['changed'] as string[]).includes('laptop')),
+      `laptop named as changed: ${found}`,
+    );
     assert.ok(!JSON.stringify(entries).includes(parsed.peers[0]!.presharedKey!), 'no key in the audit log');
-    assert.ok(await reachesCellWithin(45_000) !== undefined, 'the tunnel works after the second repair');
+    assert.ok((await reachesCellWithin(45_000)) !== undefined, 'the tunnel works after the second repair');
 
     // 3. nothing changed: a check finds nothing and writes nothing
     const count = (await driftEntries()).length;
@@ -348,8 +386,12 @@ describe('WireGuard tunnel through the API (two network namespaces, wireguard-go
     const off = await admin.put('/api/peers/laptop', { enabled: false });
     assert.equal(off.status, 200, off.text);
     assert.deepEqual(await interfacePeers(), [], 'the peer left the live interface when PUT returned');
-    for (let i = 0; i < 3; i++) assert.equal(await reachesCell(), false, `probe ${i + 1} must fail while the peer is disabled`);
-    assert.ok(!(await status()).peers.some((p: { public_key: string }) => p.public_key === peerKey), 'and left the status');
+    for (let i = 0; i < 3; i++)
+      assert.equal(await reachesCell(), false, `probe ${i + 1} must fail while the peer is disabled`);
+    assert.ok(
+      !(await status()).peers.some((p: { public_key: string }) => p.public_key === peerKey),
+      'and left the status',
+    );
 
     const on = await admin.put('/api/peers/laptop', { enabled: true });
     assert.equal(on.status, 200, on.text);
@@ -372,7 +414,8 @@ describe('WireGuard tunnel through the API (two network namespaces, wireguard-go
     const del = await admin.delete('/api/peers/laptop');
     assert.equal(del.status, 200, del.text);
     assert.deepEqual(await interfacePeers(), [other.body.peer.public_key]);
-    for (let i = 0; i < 3; i++) assert.equal(await reachesCell(), false, `probe ${i + 1} must fail after the peer was deleted`);
+    for (let i = 0; i < 3; i++)
+      assert.equal(await reachesCell(), false, `probe ${i + 1} must fail after the peer was deleted`);
     assert.equal(await ifindex(), index, 'no restart');
   });
 });

@@ -23,13 +23,20 @@ describe('peer expiry (real cell process)', () => {
 
   it('an expired peer cannot sign in at once, leaves the live peers and loses its session; extending restores it', async () => {
     const expiresAt = new Date(Date.now() + 8_000); // room for a loaded machine: create, then sign in before it
-    const created = await ready.admin.post('/api/peers', { name: 'soon', password: PASSWORD, expires_at: expiresAt.toISOString() });
+    const created = await ready.admin.post('/api/peers', {
+      name: 'soon',
+      password: PASSWORD,
+      expires_at: expiresAt.toISOString(),
+    });
     assert.equal(created.status, 201, created.text);
     assert.equal(created.body.peer.expires_at, expiresAt.toISOString());
     assert.equal(created.body.peer.expired, false);
     assert.equal(created.body.peer.active, true);
     const key = created.body.peer.public_key as string;
-    const stays = await ready.admin.post('/api/peers', { name: 'stays', expires_at: new Date(Date.now() + 86_400_000).toISOString() });
+    const stays = await ready.admin.post('/api/peers', {
+      name: 'stays',
+      expires_at: new Date(Date.now() + 86_400_000).toISOString(),
+    });
     assert.equal(stays.status, 201);
 
     const session = ready.anon();
@@ -39,10 +46,14 @@ describe('peer expiry (real cell process)', () => {
     await sleep(expiresAt.getTime() - Date.now() + 300);
     // the login check compares with the clock: no waiting for the expiry job
     assertError(await ready.anon().post('/api/auth/login', { username: 'soon', password: PASSWORD }), 401, {
-      code: 'unauthorized', context: 'login right after expiry',
+      code: 'unauthorized',
+      context: 'login right after expiry',
     });
     // and its open session ends on its very next request, not when the job runs
-    assertError(await session.get('/api/peer/me'), 401, { code: 'unauthorized', context: 'open session right after expiry' });
+    assertError(await session.get('/api/peer/me'), 401, {
+      code: 'unauthorized',
+      context: 'open session right after expiry',
+    });
     const shown = (await ready.admin.get('/api/peers/soon')).body.peer;
     assert.equal(shown.expired, true);
     assert.equal(shown.active, false);
@@ -63,8 +74,14 @@ describe('peer expiry (real cell process)', () => {
     assert.equal((await ready.admin.get('/api/peers/soon/config')).status, 200, 'the admin still has its config');
 
     // the admin extends it: it signs in again and is live again
-    assertError(await ready.admin.put('/api/peers/soon', { expires_at: new Date(Date.now() - 1_000).toISOString() }), 400, { fields: ['expires_at'] });
-    const extended = await ready.admin.put('/api/peers/soon', { expires_at: new Date(Date.now() + 86_400_000).toISOString() });
+    assertError(
+      await ready.admin.put('/api/peers/soon', { expires_at: new Date(Date.now() - 1_000).toISOString() }),
+      400,
+      { fields: ['expires_at'] },
+    );
+    const extended = await ready.admin.put('/api/peers/soon', {
+      expires_at: new Date(Date.now() + 86_400_000).toISOString(),
+    });
     assert.equal(extended.status, 200, extended.text);
     assert.equal(extended.body.peer.active, true);
     assert.equal((await ready.anon().login('soon', PASSWORD)).status, 200, 'signs in after the extension');

@@ -15,7 +15,8 @@ import type { ReadyCell } from '../support/ready-cell.js';
 export type WgConfigApi = typeof WgConfigModule;
 export type ParsedWgQuickConfig = WgConfigModule.ParsedWgQuickConfig;
 
-const wireguardDist = (file: string) => pathToFileURL(join(REPO_ROOT, 'packages', 'cell', 'dist', 'features', 'wireguard', file)).href;
+const wireguardDist = (file: string) =>
+  pathToFileURL(join(REPO_ROOT, 'packages', 'cell', 'dist', 'features', 'wireguard', file)).href;
 
 /** The wireguard module's config functions (parseWgQuickConfig, renderWgConfig, toWgConfig), from packages/cell/dist. */
 export async function loadWgConfig(): Promise<WgConfigApi> {
@@ -41,7 +42,8 @@ export interface NetworkStep {
 export async function startPeersCell(
   opts: StartOptions & { network?: NetworkStep; extraYaml?: string } = {},
 ): Promise<ReadyCell> {
-  const cellYaml = opts.cellYaml ?? `rate_limit:\n  login_failures: 1000\n  api_per_minute: 100000\n${opts.extraYaml ?? ''}`;
+  const cellYaml =
+    opts.cellYaml ?? `rate_limit:\n  login_failures: 1000\n  api_per_minute: 100000\n${opts.extraYaml ?? ''}`;
   const cell = await startCellProcess({ ...opts, cellYaml });
   try {
     const admin = new ApiClient(cell.url);
@@ -60,7 +62,10 @@ export async function startPeersCell(
 }
 
 /** A GET whose body is kept as bytes (PNG), with the client's cookies. */
-export async function getBytes(api: ApiClient, path: string): Promise<{ status: number; headers: Headers; bytes: Buffer }> {
+export async function getBytes(
+  api: ApiClient,
+  path: string,
+): Promise<{ status: number; headers: Headers; bytes: Buffer }> {
   const res = await fetch(api.baseUrl + path, { headers: api.cookies.size ? { cookie: api.cookieHeader() } : {} });
   return { status: res.status, headers: res.headers, bytes: Buffer.from(await res.arrayBuffer()) };
 }
@@ -69,14 +74,17 @@ export const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x
 
 /** The peer's row id (its vault secrets are named after it), or undefined when there is no such peer. */
 export function peerId(dataDir: string, name: string): number | undefined {
-  return withCellDb(dataDir, (db) => db.prepare('SELECT id FROM peers WHERE name = ?').get(name)?.id as number | undefined);
+  return withCellDb(
+    dataDir,
+    (db) => db.prepare('SELECT id FROM peers WHERE name = ?').get(name)?.id as number | undefined,
+  );
 }
 
 /** Names of the vault secrets under `prefix` (e.g. `peer/3/`). */
 export function vaultSecretNames(dataDir: string, prefix: string): string[] {
   return withCellDb(dataDir, (db) =>
     db
-      .prepare("SELECT name FROM vault_secrets WHERE substr(name, 1, length(?)) = ? ORDER BY name")
+      .prepare('SELECT name FROM vault_secrets WHERE substr(name, 1, length(?)) = ? ORDER BY name')
       .all(prefix, prefix)
       .map((r) => r.name as string),
   );
@@ -84,7 +92,10 @@ export function vaultSecretNames(dataDir: string, prefix: string): string[] {
 
 /** Whether a users row with this name exists (a peer's login). */
 export function userExists(dataDir: string, username: string): boolean {
-  return withCellDb(dataDir, (db) => db.prepare('SELECT count(*) AS n FROM users WHERE username = ?').get(username).n > 0);
+  return withCellDb(
+    dataDir,
+    (db) => db.prepare('SELECT count(*) AS n FROM users WHERE username = ?').get(username).n > 0,
+  );
 }
 
 /** The scheme of a user's stored password hash (`scrypt`, `sha256`), never the hash itself. */

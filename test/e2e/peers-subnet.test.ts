@@ -23,13 +23,21 @@ describe('peer addresses in a small subnet (real cell process, wizard with a /29
       assert.equal(res.status, 201, `${name}: ${res.text}`);
       addresses.push(res.body.peer.address);
     }
-    assert.deepEqual(addresses, ['10.77.0.2', '10.77.0.3', '10.77.0.4', '10.77.0.5', '10.77.0.6'], 'never the network, the cell (.1) or the broadcast address');
+    assert.deepEqual(
+      addresses,
+      ['10.77.0.2', '10.77.0.3', '10.77.0.4', '10.77.0.5', '10.77.0.6'],
+      'never the network, the cell (.1) or the broadcast address',
+    );
 
     const full = await create('p6');
     assertError(full, 409, { code: 'conflict', fields: ['subnet'], context: 'subnet full' });
     assert.match(full.body.error, /10\.77\.0\.0\/29/, 'the message names the subnet');
     assert.equal((await ready.admin.get('/api/peers/p6')).status, 404, 'nothing was created');
-    assert.equal((await ready.anon().post('/api/auth/login', { username: 'p6', password: 'whatever password 1' })).status, 401, 'no login was created');
+    assert.equal(
+      (await ready.anon().post('/api/auth/login', { username: 'p6', password: 'whatever password 1' })).status,
+      401,
+      'no login was created',
+    );
 
     assert.equal((await ready.admin.delete('/api/peers/p3')).status, 200);
     const again = await create('p6');
@@ -39,7 +47,11 @@ describe('peer addresses in a small subnet (real cell process, wizard with a /29
 
     // a disabled peer keeps its address: disabling frees nothing
     assert.equal((await ready.admin.put('/api/peers/p1', { enabled: false })).status, 200);
-    assertError(await create('p7'), 409, { code: 'conflict', fields: ['subnet'], context: 'a disabled peer still holds its address' });
+    assertError(await create('p7'), 409, {
+      code: 'conflict',
+      fields: ['subnet'],
+      context: 'a disabled peer still holds its address',
+    });
   });
 
   it('configs carry the /29 as AllowedIPs and the endpoint from the wizard', async () => {
@@ -57,7 +69,8 @@ describe('peer addresses in a small subnet (real cell process, wizard with a /29
 
   it('refuses a subnet change while any peer exists (409), allows it once none is left', async () => {
     assertError(await ready.admin.put('/api/config', { network: { subnet: '10.78.0.0/24' } }), 409, {
-      code: 'conflict', fields: ['network.subnet'],
+      code: 'conflict',
+      fields: ['network.subnet'],
     });
     assert.equal((await ready.admin.get('/api/config')).body.config.network.subnet, SMALL.subnet);
     // the same subnet again is no change, so no conflict
@@ -68,7 +81,9 @@ describe('peer addresses in a small subnet (real cell process, wizard with a /29
     // one left is enough to refuse
     const batch = await ready.admin.post('/api/peers/batch', { action: 'delete', names: names.slice(1) });
     assert.equal(batch.status, 200, batch.text);
-    assertError(await ready.admin.put('/api/config', { network: { subnet: '10.78.0.0/24' } }), 409, { fields: ['network.subnet'] });
+    assertError(await ready.admin.put('/api/config', { network: { subnet: '10.78.0.0/24' } }), 409, {
+      fields: ['network.subnet'],
+    });
     assert.equal((await ready.admin.delete(`/api/peers/${names[0]}`)).status, 200);
 
     const changed = await ready.admin.put('/api/config', { network: { subnet: '10.78.0.0/24' } });

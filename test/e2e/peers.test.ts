@@ -7,7 +7,14 @@ import { type ApiClient, NETWORK, type ApiResponse } from '../support/client.js'
 import { assertError, assertNoInternals } from '../support/expect.js';
 import type { ReadyCell } from '../support/ready-cell.js';
 import {
-  PNG_SIGNATURE, getBytes, loadWgConfig, passwordScheme, peerId, startPeersCell, userExists, vaultSecretNames,
+  PNG_SIGNATURE,
+  getBytes,
+  loadWgConfig,
+  passwordScheme,
+  peerId,
+  startPeersCell,
+  userExists,
+  vaultSecretNames,
   type WgConfigApi,
 } from './peers-helpers.js';
 
@@ -60,7 +67,7 @@ describe('peers API (real cell process)', () => {
   });
   after(async () => ready.cell.destroy());
 
-  it('creates peers on the next free addresses, never the cell\'s own, with a one-time login password', async () => {
+  it("creates peers on the next free addresses, never the cell's own, with a one-time login password", async () => {
     const res = await create({ name: 'laptop', description: "Ann's laptop", dns: ['10.8.0.1', '9.9.9.9'] });
     assert.equal(res.status, 201, res.text);
     assert.equal(res.body.ok, true);
@@ -114,7 +121,11 @@ describe('peers API (real cell process)', () => {
 
   it('refuses a duplicate name with 409 and each bad field with a 400 naming it; nothing is created', async () => {
     const before = (await admin.get('/api/peers')).body.total;
-    assertError(await create({ name: 'laptop' }), 409, { code: 'conflict', fields: ['name'], context: 'duplicate name' });
+    assertError(await create({ name: 'laptop' }), 409, {
+      code: 'conflict',
+      fields: ['name'],
+      context: 'duplicate name',
+    });
     // a peer's login is a user: a name taken by a user is taken too
     assertError(await create({ name: 'admin' }), 409, { code: 'conflict', context: 'name of an existing user' });
 
@@ -139,17 +150,29 @@ describe('peers API (real cell process)', () => {
       [{ name: 'ok-one', bogus: 1 }, 'bogus'],
     ];
     for (const [body, field] of cases) {
-      assertError(await create(body), 400, { code: 'validation_failed', fields: [field], context: JSON.stringify(body) });
+      assertError(await create(body), 400, {
+        code: 'validation_failed',
+        fields: [field],
+        context: JSON.stringify(body),
+      });
     }
     const after = await admin.get('/api/peers');
     assert.equal(after.body.total, before, 'no refused request created a peer');
     assert.ok(!names(after).includes('ok-one'));
 
     // PUT: rename is refused with the reason; so are unknown fields and an empty change
-    assertError(await admin.put('/api/peers/laptop', { name: 'renamed' }), 400, { fields: ['name'], context: 'rename' });
-    assertError(await admin.put('/api/peers/laptop', { address: '10.8.0.9' }), 400, { fields: ['address'], context: 'address' });
+    assertError(await admin.put('/api/peers/laptop', { name: 'renamed' }), 400, {
+      fields: ['name'],
+      context: 'rename',
+    });
+    assertError(await admin.put('/api/peers/laptop', { address: '10.8.0.9' }), 400, {
+      fields: ['address'],
+      context: 'address',
+    });
     assertError(await admin.put('/api/peers/laptop', { dns: ['x'] }), 400, { fields: ['dns.0'], context: 'put dns' });
-    assertError(await admin.put('/api/peers/laptop', { expires_at: '2001-01-01T00:00:00Z' }), 400, { fields: ['expires_at'] });
+    assertError(await admin.put('/api/peers/laptop', { expires_at: '2001-01-01T00:00:00Z' }), 400, {
+      fields: ['expires_at'],
+    });
     assertError(await admin.put('/api/peers/laptop', { enabled: 'yes' }), 400, { fields: ['enabled'] });
     assertError(await admin.put('/api/peers/laptop', {}), 400, { context: 'nothing to change' });
     assertError(await admin.put('/api/peers/nobody', { description: 'x' }), 404, { code: 'not_found' });
@@ -157,7 +180,7 @@ describe('peers API (real cell process)', () => {
     assert.equal((await admin.get('/api/peers/laptop')).body.peer.address, '10.8.0.2', 'laptop is unchanged');
   });
 
-  it('gives the config text: address, DNS, endpoint, AllowedIPs = the subnet, PSK, the cell\'s public key', async () => {
+  it("gives the config text: address, DNS, endpoint, AllowedIPs = the subnet, PSK, the cell's public key", async () => {
     const { text, parsed, res } = await configOf('laptop');
     assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
     assert.equal(res.headers.get('cache-control'), 'no-store');
@@ -166,7 +189,11 @@ describe('peers API (real cell process)', () => {
     assert.deepEqual(parsed.interface.addresses, ['10.8.0.2/32']);
     assert.deepEqual(parsed.interface.dns, ['10.8.0.1', '9.9.9.9']);
     const peer = (await admin.get('/api/peers/laptop')).body.peer;
-    assert.equal(await publicKeyOf(parsed.interface.privateKey), peer.public_key, "the config's private key is the peer's");
+    assert.equal(
+      await publicKeyOf(parsed.interface.privateKey),
+      peer.public_key,
+      "the config's private key is the peer's",
+    );
     assert.equal(parsed.peers.length, 1, 'one [Peer]: the cell');
     const cell = parsed.peers[0]!;
     assert.equal(cell.endpoint, NETWORK.endpoint, "the endpoint from the wizard's network step");
@@ -241,8 +268,12 @@ describe('peers API (real cell process)', () => {
     ];
     for (const [where, res] of responses) {
       assert.equal(res.status, 200, `${where}: ${res.text}`);
-      for (const [what, value] of secrets) assert.ok(!res.text.includes(value), `${where} must not contain the ${what}`);
-      assert.ok(!/private_?key|preshared|"psk"|password"/i.test(res.text.replace(/"must_change_password"/g, '')), `${where}: no secret-named field`);
+      for (const [what, value] of secrets)
+        assert.ok(!res.text.includes(value), `${where} must not contain the ${what}`);
+      assert.ok(
+        !/private_?key|preshared|"psk"|password"/i.test(res.text.replace(/"must_change_password"/g, '')),
+        `${where}: no secret-named field`,
+      );
     }
     // and the create response held the password, never the keys
     const created = await create({ name: 'one-time' });
@@ -267,7 +298,17 @@ describe('peers API (real cell process)', () => {
     const everyone = names(all);
     assert.equal(all.body.total, everyone.length);
     assert.deepEqual(everyone, [...everyone].sort(), 'ordered by name');
-    for (const n of ['laptop', 'phone', 'desktop', 'full-tunnel', 'one-time', 'work-pc', 'work-phone', 'home-tv', 'kid-tablet']) {
+    for (const n of [
+      'laptop',
+      'phone',
+      'desktop',
+      'full-tunnel',
+      'one-time',
+      'work-pc',
+      'work-phone',
+      'home-tv',
+      'kid-tablet',
+    ]) {
       assert.ok(everyone.includes(n), `${n} listed`);
     }
 
@@ -292,7 +333,11 @@ describe('peers API (real cell process)', () => {
     assert.equal(byGroup.body.total, 2);
     assert.ok(byGroup.body.peers.every((p: { group: string }) => p.group === 'work'));
     assert.deepEqual(names(await admin.get('/api/peers?tag=mobile')), ['kid-tablet', 'phone', 'work-phone']);
-    assert.deepEqual(names(await admin.get('/api/peers?tag=lap')), [], 'a tag matches whole, not a substring of "laptop"');
+    assert.deepEqual(
+      names(await admin.get('/api/peers?tag=lap')),
+      [],
+      'a tag matches whole, not a substring of "laptop"',
+    );
     assert.deepEqual(names(await admin.get('/api/peers?enabled=false')), ['kid-tablet']);
     const enabled = names(await admin.get('/api/peers?enabled=true'));
     assert.equal(enabled.length, everyone.length - 1);
@@ -309,8 +354,13 @@ describe('peers API (real cell process)', () => {
     assert.equal(limited.body.total, 3);
 
     for (const [query, field] of [
-      ['limit=0', 'limit'], ['limit=1001', 'limit'], ['limit=abc', 'limit'], ['offset=-1', 'offset'],
-      ['enabled=yes', 'enabled'], ['bogus=1', 'bogus'], ['q=', 'q'],
+      ['limit=0', 'limit'],
+      ['limit=1001', 'limit'],
+      ['limit=abc', 'limit'],
+      ['offset=-1', 'offset'],
+      ['enabled=yes', 'enabled'],
+      ['bogus=1', 'bogus'],
+      ['q=', 'q'],
     ] as const) {
       assertError(await admin.get(`/api/peers?${query}`), 400, { fields: [field], context: query });
     }
@@ -324,8 +374,12 @@ describe('peers API (real cell process)', () => {
 
     const expires = new Date(Date.now() + 7 * 86_400_000).toISOString();
     const put = await admin.put('/api/peers/phone', {
-      description: 'new phone', dns: ['1.1.1.1'], allowed_ips: ['10.8.0.0/24', '192.168.50.0/24'],
-      group: 'parents', tags: ['mobile', 'android'], expires_at: expires,
+      description: 'new phone',
+      dns: ['1.1.1.1'],
+      allowed_ips: ['10.8.0.0/24', '192.168.50.0/24'],
+      group: 'parents',
+      tags: ['mobile', 'android'],
+      expires_at: expires,
     });
     assert.equal(put.status, 200, put.text);
     const p = put.body.peer;
@@ -336,7 +390,11 @@ describe('peers API (real cell process)', () => {
     assert.deepEqual(p.tags, ['mobile', 'android']);
     assert.equal(p.expires_at, expires);
     assert.equal(p.address, '10.8.0.3', 'the address stays');
-    assert.deepEqual((await admin.get('/api/peers/phone')).body.peer, { ...p, updated_at: p.updated_at }, 'GET shows what PUT returned');
+    assert.deepEqual(
+      (await admin.get('/api/peers/phone')).body.peer,
+      { ...p, updated_at: p.updated_at },
+      'GET shows what PUT returned',
+    );
 
     const conf = (await configOf('phone')).parsed;
     assert.deepEqual(conf.interface.dns, ['1.1.1.1']);
@@ -369,7 +427,8 @@ describe('peers API (real cell process)', () => {
     assert.equal(off.body.peer.active, false);
     assertError(await session.get('/api/peer/me'), 401, { code: 'unauthorized', context: 'the open session ended' });
     assertError(await ready.anon().post('/api/auth/login', { username: 'phone', password: logins.get('phone') }), 401, {
-      code: 'unauthorized', context: 'disabled peer login',
+      code: 'unauthorized',
+      context: 'disabled peer login',
     });
     assert.ok(!(await livePeerKeys()).includes(phone.public_key), 'a disabled peer leaves the live peers');
     // its config can still be fetched by the admin (to hand out again later)
@@ -378,7 +437,11 @@ describe('peers API (real cell process)', () => {
     const on = await admin.put('/api/peers/phone', { enabled: true });
     assert.equal(on.status, 200);
     assert.equal(on.body.peer.active, true);
-    assert.equal((await ready.anon().login('phone', logins.get('phone')!)).status, 200, 'the same password works again');
+    assert.equal(
+      (await ready.anon().login('phone', logins.get('phone')!)).status,
+      200,
+      'the same password works again',
+    );
     assert.ok((await livePeerKeys()).includes(phone.public_key));
   });
 
@@ -404,15 +467,29 @@ describe('peers API (real cell process)', () => {
 
     // another peer's login sees its own config, not laptop's
     const phone = await signInAs('phone');
-    assert.deepEqual(wg.parseWgQuickConfig((await phone.get('/api/peer/config')).text).interface.addresses, ['10.8.0.3/32']);
+    assert.deepEqual(wg.parseWgQuickConfig((await phone.get('/api/peer/config')).text).interface.addresses, [
+      '10.8.0.3/32',
+    ]);
 
-    for (const path of ['/api/peers', '/api/peers/laptop', '/api/peers/laptop/config', '/api/peers/phone/qr', '/api/wireguard/status', '/api/peers/laptop/traffic']) {
+    for (const path of [
+      '/api/peers',
+      '/api/peers/laptop',
+      '/api/peers/laptop/config',
+      '/api/peers/phone/qr',
+      '/api/wireguard/status',
+      '/api/peers/laptop/traffic',
+    ]) {
       assertError(await laptop.get(path), 403, { code: 'wrong_role', context: `peer GET ${path}` });
     }
-    assertError(await laptop.post('/api/peers', { name: 'sneaky' }), 403, { code: 'wrong_role', context: 'peer creates a peer' });
+    assertError(await laptop.post('/api/peers', { name: 'sneaky' }), 403, {
+      code: 'wrong_role',
+      context: 'peer creates a peer',
+    });
     assertError(await laptop.put('/api/peers/laptop', { enabled: true }), 403, { code: 'wrong_role' });
     assertError(await laptop.delete('/api/peers/phone'), 403, { code: 'wrong_role' });
-    assertError(await laptop.post('/api/peers/batch', { action: 'delete', names: ['phone'] }), 403, { code: 'wrong_role' });
+    assertError(await laptop.post('/api/peers/batch', { action: 'delete', names: ['phone'] }), 403, {
+      code: 'wrong_role',
+    });
     assert.equal((await admin.get('/api/peers/sneaky')).status, 404);
     for (const path of ['/api/peer/me', '/api/peer/config', '/api/peer/qr']) {
       assertError(await admin.get(path), 403, { code: 'wrong_role', context: `admin GET ${path}` });
@@ -456,13 +533,18 @@ describe('peers API (real cell process)', () => {
     assertError(await admin.get('/api/peers/temp'), 404, { code: 'not_found' });
     assertError(await admin.get('/api/peers/temp/config'), 404, { code: 'not_found' });
     assert.ok(!names(await admin.get('/api/peers?limit=1000')).includes('temp'));
-    assertError(await ready.anon().post('/api/auth/login', { username: 'temp', password: logins.get('temp') }), 401, { code: 'unauthorized' });
+    assertError(await ready.anon().post('/api/auth/login', { username: 'temp', password: logins.get('temp') }), 401, {
+      code: 'unauthorized',
+    });
     assertError(await session.get('/api/peer/me'), 401, { code: 'unauthorized', context: 'its session ended' });
     assert.equal(userExists(ready.cell.dataDir, 'temp'), false, 'the login is gone');
     assert.deepEqual(vaultSecretNames(ready.cell.dataDir, `peer/${id}/`), [], 'its vault secrets are gone');
     assert.equal(peerId(ready.cell.dataDir, 'temp'), undefined);
     const live = await admin.get('/api/wireguard/status');
-    assert.ok(!(live.body.peers as Array<{ public_key: string }>).some((p) => p.public_key === temp.public_key), 'gone from the live peers');
+    assert.ok(
+      !(live.body.peers as Array<{ public_key: string }>).some((p) => p.public_key === temp.public_key),
+      'gone from the live peers',
+    );
 
     // the lowest free address is the one just freed
     const again = await mustCreate({ name: 'temp-again' });
@@ -481,7 +563,10 @@ describe('peers API (real cell process)', () => {
     const enabledOf = async (name: string) => (await admin.get(`/api/peers/${name}`)).body.peer.enabled as boolean;
     const b1 = await signInAs('b-one');
 
-    const missing = await admin.post('/api/peers/batch', { action: 'disable', names: ['b-one', 'b-two', 'no-such-peer'] });
+    const missing = await admin.post('/api/peers/batch', {
+      action: 'disable',
+      names: ['b-one', 'b-two', 'no-such-peer'],
+    });
     assertError(missing, 404, { code: 'not_found' });
     assert.match(missing.body.error, /no-such-peer/, 'the error names the unknown peer');
     assert.equal(await enabledOf('b-one'), true, 'nothing changed');
@@ -498,7 +583,9 @@ describe('peers API (real cell process)', () => {
     assert.equal(await enabledOf('b-two'), false);
     assert.equal(await enabledOf('b-three'), true);
     assertError(await b1.get('/api/peer/me'), 401, { code: 'unauthorized', context: 'batch disable ends sessions' });
-    assertError(await ready.anon().post('/api/auth/login', { username: 'b-one', password: logins.get('b-one') }), 401, { code: 'unauthorized' });
+    assertError(await ready.anon().post('/api/auth/login', { username: 'b-one', password: logins.get('b-one') }), 401, {
+      code: 'unauthorized',
+    });
 
     const on = await admin.post('/api/peers/batch', { action: 'enable', names: ['b-one', 'b-two'] });
     assert.equal(on.status, 200);
@@ -560,11 +647,17 @@ describe('peers API (real cell process)', () => {
     });
     assert.equal(added.status, 201, added.text);
     assert.equal(added.headers.get('cache-control'), 'no-store', 'the one-time passwords are not cached');
-    assert.deepEqual(added.body.peers.map((p: { name: string }) => p.name), ['ba-one', 'ba-two', 'ba-three']);
+    assert.deepEqual(
+      added.body.peers.map((p: { name: string }) => p.name),
+      ['ba-one', 'ba-two', 'ba-three'],
+    );
     const addresses = added.body.peers.map((p: { address: string }) => p.address);
     assert.equal(new Set(addresses).size, 3, `three different addresses: ${addresses}`);
     assert.deepEqual(added.body.peers[0].tags, ['t1']);
-    assert.deepEqual(added.body.logins.map((l: { username: string }) => l.username), ['ba-one', 'ba-two', 'ba-three']);
+    assert.deepEqual(
+      added.body.logins.map((l: { username: string }) => l.username),
+      ['ba-one', 'ba-two', 'ba-three'],
+    );
     assert.equal(added.body.logins[2].password, 'chosen for ba-three');
     for (const l of added.body.logins as Array<{ username: string; password: string }>) {
       logins.set(l.username, l.password);
@@ -588,31 +681,52 @@ describe('peers API (real cell process)', () => {
     };
     const creates = await entries('action=peers.create&result=ok');
     const created = creates.map((e) => e.target_id);
-    for (const n of ['laptop', 'phone', 'desktop', 'full-tunnel', 'work-pc', 'temp', 'b-one']) assert.ok(created.includes(n), `peers.create of ${n}`);
+    for (const n of ['laptop', 'phone', 'desktop', 'full-tunnel', 'work-pc', 'temp', 'b-one'])
+      assert.ok(created.includes(n), `peers.create of ${n}`);
     assert.ok(creates.every((e) => e.target_type === 'peer' && e.actor === 'admin'));
     assert.equal(creates.find((e) => e.target_id === 'laptop')!.details.address, '10.8.0.2');
     const failedCreate = await entries('action=peers.create&result=error');
-    assert.ok(failedCreate.some((e) => e.target_id === 'laptop' || e.details?.status === 409), 'a refused create is recorded');
+    assert.ok(
+      failedCreate.some((e) => e.target_id === 'laptop' || e.details?.status === 409),
+      'a refused create is recorded',
+    );
     const deniedCreate = await entries('action=peers.create&result=denied');
-    assert.ok(deniedCreate.some((e) => e.actor === 'laptop'), "the peer's attempt is recorded as denied");
+    assert.ok(
+      deniedCreate.some((e) => e.actor === 'laptop'),
+      "the peer's attempt is recorded as denied",
+    );
 
     const updates = await entries('action=peers.update&target_id=phone');
-    assert.ok(updates.some((e) => e.result === 'ok' && (e.details.changed as string[]).includes('enabled')), 'PUT enabled:false on phone');
+    assert.ok(
+      updates.some((e) => e.result === 'ok' && (e.details.changed as string[]).includes('enabled')),
+      'PUT enabled:false on phone',
+    );
     assert.ok(updates.every((e) => e.target_type === 'peer'));
     const deletes = await entries('action=peers.delete&target_id=temp');
-    assert.ok(deletes.some((e) => e.result === 'ok'), 'DELETE temp');
-    assert.ok(deletes.some((e) => e.result === 'error'), 'the second DELETE temp (404)');
+    assert.ok(
+      deletes.some((e) => e.result === 'ok'),
+      'DELETE temp',
+    );
+    assert.ok(
+      deletes.some((e) => e.result === 'error'),
+      'the second DELETE temp (404)',
+    );
     const batches = await entries('action=peers.batch&result=ok');
     const actions = batches.map((e) => `${e.details.action}:${(e.details.names as string[]).join(',')}`);
     const expected = [
-      'disable:b-one,b-two', 'enable:b-one,b-two', 'delete:b-one,b-two,b-three', 'add:ba-one,ba-two,ba-three',
+      'disable:b-one,b-two',
+      'enable:b-one,b-two',
+      'delete:b-one,b-two,b-three',
+      'add:ba-one,ba-two,ba-three',
     ];
     for (const a of expected) assert.ok(actions.includes(a), `peers.batch ${a} in ${actions.join(' | ')}`);
     assert.ok((await entries('action=peers.batch&result=error')).length >= 2, 'refused batches are recorded');
 
     const everything = await admin.get('/api/audit/export?format=json');
-    for (const [what, value] of secrets) assert.ok(!everything.text.includes(value), `the audit log must not contain the ${what}`);
-    for (const [name, password] of logins) assert.ok(!everything.text.includes(password), `no login password of ${name} in the audit log`);
+    for (const [what, value] of secrets)
+      assert.ok(!everything.text.includes(value), `the audit log must not contain the ${what}`);
+    for (const [name, password] of logins)
+      assert.ok(!everything.text.includes(password), `no login password of ${name} in the audit log`);
     assertNoInternals(everything);
   });
 
@@ -635,11 +749,20 @@ describe('peers API (real cell process)', () => {
 
   it('PUT /api/config refuses a subnet change while peers exist (409) but takes other network changes', async () => {
     assertError(await admin.put('/api/config', { network: { subnet: '10.9.0.0/24' } }), 409, {
-      code: 'conflict', fields: ['network.subnet'],
+      code: 'conflict',
+      fields: ['network.subnet'],
     });
-    assert.equal((await admin.get('/api/config')).body.config.network.subnet, NETWORK.subnet, 'the subnet is unchanged');
+    assert.equal(
+      (await admin.get('/api/config')).body.config.network.subnet,
+      NETWORK.subnet,
+      'the subnet is unchanged',
+    );
     const endpoint = await admin.put('/api/config', { network: { endpoint: 'other.example.org:51820' } });
     assert.equal(endpoint.status, 200, endpoint.text);
-    assert.equal((await configOf('laptop')).parsed.peers[0]!.endpoint, 'other.example.org:51820', 'configs use the new endpoint');
+    assert.equal(
+      (await configOf('laptop')).parsed.peers[0]!.endpoint,
+      'other.example.org:51820',
+      'configs use the new endpoint',
+    );
   });
 });

@@ -42,10 +42,15 @@ describe('rate limits (real cell process)', () => {
 
       // The limit is per client address; a forged X-Forwarded-For does not make a new client
       // (the cell does not trust proxy headers unless cell.yaml says so).
-      const forged = await new ApiClient(cell.url).post('/api/auth/login', ADMIN, { headers: { 'x-forwarded-for': '203.0.113.9' } });
+      const forged = await new ApiClient(cell.url).post('/api/auth/login', ADMIN, {
+        headers: { 'x-forwarded-for': '203.0.113.9' },
+      });
       assertError(forged, 429, { code: 'rate_limited', context: 'forged X-Forwarded-For' });
       // Password changes count against the same budget.
-      const change = await admin.post('/api/auth/change-password', { current_password: ADMIN.password, new_password: 'another long password' });
+      const change = await admin.post('/api/auth/change-password', {
+        current_password: ADMIN.password,
+        new_password: 'another long password',
+      });
       assertError(change, 429, { code: 'rate_limited', context: 'change-password' });
       // Sessions that already exist keep working: only sign-in attempts are limited.
       assert.equal((await admin.get('/api/status')).status, 200);
@@ -55,7 +60,9 @@ describe('rate limits (real cell process)', () => {
   });
 
   it('the login limit is per client (behind a trusted proxy) and its size comes from cell.yaml', async () => {
-    const { cell } = await startReadyCell({ cellYaml: 'trust_proxy: true\nrate_limit:\n  login_failures: 3\n  login_window_minutes: 2\n' });
+    const { cell } = await startReadyCell({
+      cellYaml: 'trust_proxy: true\nrate_limit:\n  login_failures: 3\n  login_window_minutes: 2\n',
+    });
     try {
       const from = (ip: string) => ({ headers: { 'x-forwarded-for': ip } });
       const client = new ApiClient(cell.url);
@@ -127,7 +134,8 @@ describe('rate limits (real cell process)', () => {
         client.post('/api/auth/login', WRONG).then((res) => {
           if (res.status === 429) reached();
           return res;
-        }));
+        }),
+      );
       await Promise.race([burstArrived, Promise.all(wrong)]);
       const right = await client.post('/api/auth/login', ADMIN);
       const answers = await Promise.all(wrong);
@@ -138,8 +146,11 @@ describe('rate limits (real cell process)', () => {
       assert.equal(evaluated, 10, 'exactly the limit of guesses was checked');
       assertError(right, 429, { code: 'rate_limited', context: 'the right password after the limit was used' });
       assert.equal(client.cookies.get(SESSION_COOKIE), undefined, 'no session was created');
-      const failures = withCellDb(cell.dataDir, (db) =>
-        db.prepare("SELECT count(*) AS n FROM audit_log WHERE action = 'auth.login' AND result = 'denied'").get().n);
+      const failures = withCellDb(
+        cell.dataDir,
+        (db) =>
+          db.prepare("SELECT count(*) AS n FROM audit_log WHERE action = 'auth.login' AND result = 'denied'").get().n,
+      );
       assert.ok(failures >= 10, `the checked guesses are audited (${failures})`);
     } finally {
       await cell.destroy();

@@ -22,14 +22,7 @@ import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -561,7 +554,7 @@ describe('reaching the cell and its services by name over the tunnel (Caddy, TLS
     assert.match(gone, /no service by that name/);
   });
 
-  it('the real files service through files.<domain>: WebDAV PROPFIND with the peer\'s credentials', async (t) => {
+  it("the real files service through files.<domain>: WebDAV PROPFIND with the peer's credentials", async (t) => {
     if (skipReason) return t.skip(skipReason);
     if (!engine) return t.skip(noEngine!);
     if (!calendarPort) return t.skip(`NOT RUN: ${noCalendar}`);

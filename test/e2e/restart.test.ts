@@ -48,7 +48,11 @@ describe('restart on the same data dir (real cell processes)', () => {
     assert.equal(status.status, 200, status.text);
     assert.equal(status.body.complete, true, 'setup is still complete');
     assert.equal((await new ApiClient(second.url).get('/api/setup/status')).status, 401, 'and so no longer public');
-    assert.equal((await new ApiClient(second.url).post('/api/setup/step', ADMIN)).status, 409, 'the wizard stays closed');
+    assert.equal(
+      (await new ApiClient(second.url).post('/api/setup/step', ADMIN)).status,
+      409,
+      'the wizard stays closed',
+    );
 
     const me = await oldAdmin.get('/api/auth/me');
     assert.equal(me.status, 200, `the old session cookie still works: ${me.text}`);
@@ -66,14 +70,17 @@ describe('restart on the same data dir (real cell processes)', () => {
     const fresh = new ApiClient(second.url);
     assert.equal((await fresh.login(ADMIN.username, ADMIN.password)).status, 200, 'the admin can sign in');
     const users = await fresh.get('/api/auth/users');
-    assert.deepEqual(users.body.users.map((u: { username: string }) => u.username), ['admin', 'pat']);
+    assert.deepEqual(
+      users.body.users.map((u: { username: string }) => u.username),
+      ['admin', 'pat'],
+    );
     const after = await fresh.get('/api/health/history');
     assert.ok(after.body.total > samplesBefore, 'stored health samples are kept and a new one is added at start');
 
     // A logout after the restart really ends the old session.
     await oldAdmin.post('/api/auth/logout');
     assert.equal((await oldAdmin.get('/api/auth/me')).status, 401);
-    assert.equal((await second.stop()), 0);
+    assert.equal(await second.stop(), 0);
   });
 
   it('a Ctrl-C that arrives twice (from the terminal and from npm start) still closes the database', async () => {
@@ -116,7 +123,10 @@ describe('restart on the same data dir (real cell processes)', () => {
 
       const second = await runCellExpectingFailure({ dataDir: dir });
       assert.equal(second.code, 1, second.output);
-      assert.match(second.output, new RegExp(`another cell is already running on the data dir .* \\(pid ${first.child.pid}\\): stop it first`));
+      assert.match(
+        second.output,
+        new RegExp(`another cell is already running on the data dir .* \\(pid ${first.child.pid}\\): stop it first`),
+      );
       assert.doesNotMatch(second.output, /migrations applied|cell listening/, 'it stopped before touching anything');
       // the first one did not notice
       assert.equal((await admin.get('/api/auth/me')).status, 200);

@@ -17,10 +17,17 @@ describe('first-party image builder', () => {
   const bin = mkdtempSync(join(tmpdir(), 'pic-fake-bin-'));
   after(() => rmSync(bin, { recursive: true, force: true }));
 
-  it('shows the last lines of debootstrap\'s output when it fails', { skip: isRoot ? false : 'needs root' }, async () => {
+  it("shows the last lines of debootstrap's output when it fails", {
+    skip: isRoot ? false : 'needs root',
+  }, async () => {
     const script = (body: string) => `#!/bin/sh\n${body}\n`;
-    writeFileSync(join(bin, 'debootstrap'), script('i=1; while [ $i -le 60 ]; do echo "I: step $i"; i=$((i+1)); done\n' +
-      'echo "E: Couldn\'t find these debs: no-such-package" >&2; exit 1'));
+    writeFileSync(
+      join(bin, 'debootstrap'),
+      script(
+        'i=1; while [ $i -le 60 ]; do echo "I: step $i"; i=$((i+1)); done\n' +
+          'echo "E: Couldn\'t find these debs: no-such-package" >&2; exit 1',
+      ),
+    );
     writeFileSync(join(bin, 'docker'), script('echo "Error: No such image" >&2; exit 1'));
     chmodSync(join(bin, 'debootstrap'), 0o755);
     chmodSync(join(bin, 'docker'), 0o755);
@@ -47,10 +54,13 @@ describe('first-party image builder', () => {
       assert.match(err.stderr, /usage: build-image\.mjs <calendar\|email\|files\|service dir>/);
       return true;
     });
-    await assert.rejects(promisify(execFile)(process.execPath, [cli, 'nonsense']), (err: { code: number; stderr: string }) => {
-      assert.equal(err.code, 1);
-      assert.match(err.stderr, /unknown service "nonsense"/);
-      return true;
-    });
+    await assert.rejects(
+      promisify(execFile)(process.execPath, [cli, 'nonsense']),
+      (err: { code: number; stderr: string }) => {
+        assert.equal(err.code, 1);
+        assert.match(err.stderr, /unknown service "nonsense"/);
+        return true;
+      },
+    );
   });
 });

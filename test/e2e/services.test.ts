@@ -43,11 +43,9 @@ async function messagesIn(client: ImapFlow): Promise<number> {
 
 describe('first-party services (calendar, files, email) with real clients', () => {
   if ('skip' in start || buildSkip) {
-    it(
-      'needs a container engine, root and debootstrap',
-      { skip: `NOT RUN: ${'skip' in start ? start.skip : buildSkip}` },
-      () => {},
-    );
+    it('needs a container engine, root and debootstrap', {
+      skip: `NOT RUN: ${'skip' in start ? start.skip : buildSkip}`,
+    }, () => {});
     return;
   }
   const engine: DockerEngine = start;

@@ -8,7 +8,13 @@ import { join } from 'node:path';
 import { startCellProcess, type CellProcess } from '../support/cell-process.js';
 import { ADMIN, ApiClient, completeSetup } from '../support/client.js';
 import { buildTestEchoImage, startDockerEngine, type DockerEngine } from '../support/docker-engine.js';
-import { eventually, loadManifestModule, testEchoManifest, writeCatalog, type ManifestModule } from './store-helpers.js';
+import {
+  eventually,
+  loadManifestModule,
+  testEchoManifest,
+  writeCatalog,
+  type ManifestModule,
+} from './store-helpers.js';
 
 // Catalog files that are not regular files, are huge, or never end (TUF's "endless data" and "slow
 // retrieval"), against a real cell process with test-echo installed: GET /api/store answers at once
@@ -46,7 +52,10 @@ describe('catalog files that are not regular, huge or endless (real cell process
   };
   /** GET /api/store within `ms`: a bad catalog must never leave it without an answer. */
   const store = async (ms = 5000) => {
-    const res = await fetch(`${cell.url}/api/store`, { headers: { cookie: api.cookieHeader() }, signal: AbortSignal.timeout(ms) });
+    const res = await fetch(`${cell.url}/api/store`, {
+      headers: { cookie: api.cookieHeader() },
+      signal: AbortSignal.timeout(ms),
+    });
     return { status: res.status, body: (await res.json()) as any };
   };
   const assertRefusedButListed = async (code: string, reason: RegExp, context: string) => {
@@ -56,7 +65,11 @@ describe('catalog files that are not regular, huge or endless (real cell process
     assert.equal(res.body.catalog.refusal.code, code, `${context}: ${JSON.stringify(res.body.catalog)}`);
     assert.match(res.body.catalog.refusal.reason, reason, context);
     const echo = res.body.services.find((s: any) => s.id === 'test-echo');
-    assert.equal(echo?.installed, true, `${context}: the installed service is still listed: ${JSON.stringify(res.body.services)}`);
+    assert.equal(
+      echo?.installed,
+      true,
+      `${context}: the installed service is still listed: ${JSON.stringify(res.body.services)}`,
+    );
     // (test-echo itself is installed: installing it again answers already_installed without the catalog)
     const install = await api.post('/api/store/install', { id: 'another-service' });
     assert.equal(install.status, 422, `${context}: install refuses with the reason: ${install.text}`);
@@ -70,10 +83,16 @@ describe('catalog files that are not regular, huge or endless (real cell process
     manifest = await testEchoManifest(m, digest, storeKey.privateKey);
     catalogDir = mkdtempSync(join(tmpdir(), 'pic-catalog-files-'));
     await publish();
-    cell = await startCellProcess({ cellYaml: `store:\n  catalog_dir: ${catalogDir}\n  engine_socket: ${engine.socketPath}\n`, timeoutMs: 30_000 });
+    cell = await startCellProcess({
+      cellYaml: `store:\n  catalog_dir: ${catalogDir}\n  engine_socket: ${engine.socketPath}\n`,
+      timeoutMs: 30_000,
+    });
     api = new ApiClient(cell.url);
     await completeSetup(api);
-    const trusted = await api.post('/api/vault/trust-keys', { name: 'test-store', public_key: m.publicKeyPem(storeKey.publicKey) });
+    const trusted = await api.post('/api/vault/trust-keys', {
+      name: 'test-store',
+      public_key: m.publicKeyPem(storeKey.publicKey),
+    });
     assert.equal(trusted.status, 201, trusted.text);
     const res = await api.post('/api/store/install', { id: 'test-echo' });
     assert.equal(res.status, 202, res.text);
@@ -99,7 +118,11 @@ describe('catalog files that are not regular, huge or endless (real cell process
   it('a directory as the signature bundle: a refusal with the reason, the installed service still listed', async () => {
     const restore = replace(BUNDLE, (p) => mkdirSync(p));
     try {
-      await assertRefusedButListed('malformed_bundle', /is not a regular file \(a directory\)/, 'bundle is a directory');
+      await assertRefusedButListed(
+        'malformed_bundle',
+        /is not a regular file \(a directory\)/,
+        'bundle is a directory',
+      );
     } finally {
       restore();
     }
@@ -135,7 +158,11 @@ describe('catalog files that are not regular, huge or endless (real cell process
           assert.equal(echo.refusal.code, 'missing_manifest', JSON.stringify(echo));
           assert.match(echo.refusal.reason, /is not a regular file \(a FIFO\)/);
         } else {
-          await assertRefusedButListed(rel === INDEX ? 'malformed_index' : 'malformed_bundle', /a FIFO/, `${rel} is a FIFO`);
+          await assertRefusedButListed(
+            rel === INDEX ? 'malformed_index' : 'malformed_bundle',
+            /a FIFO/,
+            `${rel} is a FIFO`,
+          );
         }
       } finally {
         restore();
@@ -169,7 +196,11 @@ describe('catalog files that are not regular, huge or endless (real cell process
     assert.equal((await store()).body.catalog.verified, true);
     const changed = { ...manifest, description: 'the same version number, other contents' };
     await writeCatalog(m, catalogDir, { version, key: storeKey.privateKey, manifest: changed });
-    await assertRefusedButListed('version_reused', new RegExp(`claims version ${version}, which this cell already accepted`), 'version reused');
+    await assertRefusedButListed(
+      'version_reused',
+      new RegExp(`claims version ${version}, which this cell already accepted`),
+      'version reused',
+    );
     await writeCatalog(m, catalogDir, { version: ++version, key: storeKey.privateKey, manifest: changed });
     const res = await store();
     assert.equal(res.body.catalog.verified, true, JSON.stringify(res.body.catalog));

@@ -25,14 +25,22 @@ export interface ManifestModule {
 
 /** The slice of @pic/runtime's DockerRuntime these tests use. */
 export interface EngineView {
-  listContainers(filter?: { service?: string }): Promise<Array<{ name: string; running: boolean; labels: Record<string, string> }>>;
+  listContainers(filter?: {
+    service?: string;
+  }): Promise<Array<{ name: string; running: boolean; labels: Record<string, string> }>>;
   listNetworks(filter?: { service?: string }): Promise<Array<{ name: string }>>;
   listVolumes(filter?: { service?: string }): Promise<Array<{ name: string }>>;
-  exec(name: string, argv: string[], opts?: { stdin?: string }): Promise<{ exitCode: number; stdout: string; stderr: string }>;
+  exec(
+    name: string,
+    argv: string[],
+    opts?: { stdin?: string },
+  ): Promise<{ exitCode: number; stdout: string; stderr: string }>;
 }
 
 export async function loadManifestModule(): Promise<ManifestModule> {
-  return (await import(pathToFileURL(join(REPO_ROOT, 'packages', 'manifest', 'dist', 'index.js')).href)) as ManifestModule;
+  return (await import(
+    pathToFileURL(join(REPO_ROOT, 'packages', 'manifest', 'dist', 'index.js')).href
+  )) as ManifestModule;
 }
 
 /** A runtime bound to the cell's id: it sees exactly the objects that cell created (pic.cell label). */
@@ -79,7 +87,9 @@ export async function writeCatalog(m: ManifestModule, dir: string, opts: Catalog
   const index = {
     version: opts.version,
     expires: opts.expires ?? new Date(Date.now() + 30 * 86_400_000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
-    services: [{ id: opts.manifest.id, version: opts.manifest.version, manifest: path, digest: m.manifestDigest(opts.manifest) }],
+    services: [
+      { id: opts.manifest.id, version: opts.manifest.version, manifest: path, digest: m.manifestDigest(opts.manifest) },
+    ],
   };
   const signed = await m.signIndex(index, opts.key);
   let written = opts.manifest;
@@ -93,7 +103,12 @@ export async function writeCatalog(m: ManifestModule, dir: string, opts: Catalog
 }
 
 /** Polls until `check` returns a value (not undefined), or fails after `timeoutMs`. */
-export async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000, everyMs = 250): Promise<T> {
+export async function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs = 60_000,
+  everyMs = 250,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {

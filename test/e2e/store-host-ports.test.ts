@@ -9,7 +9,13 @@ import { join } from 'node:path';
 import { startCellProcess, type CellProcess } from '../support/cell-process.js';
 import { ApiClient, completeSetup, NETWORK } from '../support/client.js';
 import { buildTestEchoImage, startDockerEngine, type DockerEngine } from '../support/docker-engine.js';
-import { eventually, loadManifestModule, testEchoManifest, writeCatalog, type ManifestModule } from './store-helpers.js';
+import {
+  eventually,
+  loadManifestModule,
+  testEchoManifest,
+  writeCatalog,
+  type ManifestModule,
+} from './store-helpers.js';
 
 // Host ports a signed manifest asks for, against a real cell and engine: a port the cell uses
 // (its WireGuard port, its API port, SSH/DNS/HTTP(S)) is refused before anything is created, and
@@ -74,10 +80,16 @@ describe('manifest host ports (real cell process and engine)', () => {
     good = await testEchoManifest(m, digest, storeKey.privateKey);
     catalogDir = mkdtempSync(join(tmpdir(), 'pic-host-ports-'));
     await writeCatalog(m, catalogDir, { version: ++version, key: storeKey.privateKey, manifest: good });
-    cell = await startCellProcess({ cellYaml: `store:\n  catalog_dir: ${catalogDir}\n  engine_socket: ${engine.socketPath}\n`, timeoutMs: 30_000 });
+    cell = await startCellProcess({
+      cellYaml: `store:\n  catalog_dir: ${catalogDir}\n  engine_socket: ${engine.socketPath}\n`,
+      timeoutMs: 30_000,
+    });
     api = new ApiClient(cell.url);
     await completeSetup(api);
-    const trusted = await api.post('/api/vault/trust-keys', { name: 'test-store', public_key: m.publicKeyPem(storeKey.publicKey) });
+    const trusted = await api.post('/api/vault/trust-keys', {
+      name: 'test-store',
+      public_key: m.publicKeyPem(storeKey.publicKey),
+    });
     assert.equal(trusted.status, 201, trusted.text);
     cellId = (await api.get('/api/store')).body.engine.cell_id;
     assert.match(cellId, /^[0-9a-f]{12}$/);
@@ -141,9 +153,16 @@ describe('manifest host ports (real cell process and engine)', () => {
     assert.ok(server, 'the container exists');
     const inspect = await engineGet(engine.socketPath, `/containers/${server.Id}/json`);
     const bindings = inspect.HostConfig.PortBindings['9000/tcp'] as Array<{ HostIp: string; HostPort: string }>;
-    assert.ok(bindings.some((b) => b.HostPort === String(port)), JSON.stringify(bindings));
+    assert.ok(
+      bindings.some((b) => b.HostPort === String(port)),
+      JSON.stringify(bindings),
+    );
     for (const b of Object.values(inspect.HostConfig.PortBindings).flat() as Array<{ HostIp: string }>) {
-      assert.equal(b.HostIp, '127.0.0.1', `every binding is on 127.0.0.1: ${JSON.stringify(inspect.HostConfig.PortBindings)}`);
+      assert.equal(
+        b.HostIp,
+        '127.0.0.1',
+        `every binding is on 127.0.0.1: ${JSON.stringify(inspect.HostConfig.PortBindings)}`,
+      );
     }
     // and the cell's WireGuard port may not move onto it later
     const moved = await api.put('/api/config', { network: { wireguard_port: port } });

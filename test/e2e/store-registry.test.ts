@@ -290,7 +290,11 @@ describe('the store pulls images by digest from a real registry (real cell proce
     assert.equal(res.body.code, 'image_not_in_registry');
     assert.equal(res.body.job.error_code, 'image_not_in_registry');
     assert.match(res.body.job.error, /has no such image/);
-    assert.equal(await tools.inspectImage(`${repository}-gone:1`), undefined, 'the image now under the tag was not pulled');
+    assert.equal(
+      await tools.inspectImage(`${repository}-gone:1`),
+      undefined,
+      'the image now under the tag was not pulled',
+    );
     await assertEngineEmpty('a registry without the pinned image');
   });
 

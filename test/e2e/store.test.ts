@@ -7,7 +7,15 @@ import { join } from 'node:path';
 import { startCellProcess, type CellProcess } from '../support/cell-process.js';
 import { ApiClient, completeSetup, IDENTITY } from '../support/client.js';
 import { buildTestEchoImage, startDockerEngine, type DockerEngine } from '../support/docker-engine.js';
-import { engineView, eventually, loadManifestModule, testEchoManifest, writeCatalog, type EngineView, type ManifestModule } from './store-helpers.js';
+import {
+  engineView,
+  eventually,
+  loadManifestModule,
+  testEchoManifest,
+  writeCatalog,
+  type EngineView,
+  type ManifestModule,
+} from './store-helpers.js';
 
 // The store end to end (ADR 001 + ADR 003) on the real engine: a real cell process reads a test
 // catalog signed with a throwaway key, refuses every bad variant of it with the reason (audited,
@@ -36,15 +44,34 @@ describe('the store on a real container engine (real cell process)', () => {
   /** A good catalog: test-echo pinned to the built image, image and index signed by the trusted key. */
   const goodManifest = () => testEchoManifest(m, digest, storeKey.privateKey);
   const publish = async (opts: Partial<Parameters<typeof writeCatalog>[2]> & { manifest?: any } = {}) =>
-    writeCatalog(m, catalogDir, { version: ++version, key: storeKey.privateKey, manifest: opts.manifest ?? (await goodManifest()), ...opts });
+    writeCatalog(m, catalogDir, {
+      version: ++version,
+      key: storeKey.privateKey,
+      manifest: opts.manifest ?? (await goodManifest()),
+      ...opts,
+    });
 
   /** Nothing of this cell exists in the engine. */
   const assertEngineEmpty = async (why: string, { volumes = true } = {}) => {
-    assert.deepEqual((await view.listContainers()).map((c) => c.name), [], `no container after ${why}`);
-    assert.deepEqual((await view.listNetworks()).map((n) => n.name), [], `no network after ${why}`);
-    if (volumes) assert.deepEqual((await view.listVolumes()).map((v) => v.name), [], `no volume after ${why}`);
+    assert.deepEqual(
+      (await view.listContainers()).map((c) => c.name),
+      [],
+      `no container after ${why}`,
+    );
+    assert.deepEqual(
+      (await view.listNetworks()).map((n) => n.name),
+      [],
+      `no network after ${why}`,
+    );
+    if (volumes)
+      assert.deepEqual(
+        (await view.listVolumes()).map((v) => v.name),
+        [],
+        `no volume after ${why}`,
+      );
   };
-  const auditEntries = async (action: string) => (await api.get(`/api/audit?action=${encodeURIComponent(action)}&limit=100`)).body.entries as any[];
+  const auditEntries = async (action: string) =>
+    (await api.get(`/api/audit?action=${encodeURIComponent(action)}&limit=100`)).body.entries as any[];
   const accountsInService = async () => {
     const res = await view.exec(echoContainer, ['pic-account', 'list']);
     assert.equal(res.exitCode, 0, res.stderr);
@@ -63,7 +90,10 @@ describe('the store on a real container engine (real cell process)', () => {
     });
     api = new ApiClient(cell.url);
     await completeSetup(api);
-    const trusted = await api.post('/api/vault/trust-keys', { name: 'test-store', public_key: m.publicKeyPem(storeKey.publicKey) });
+    const trusted = await api.post('/api/vault/trust-keys', {
+      name: 'test-store',
+      public_key: m.publicKeyPem(storeKey.publicKey),
+    });
     assert.equal(trusted.status, 201, trusted.text);
     const store = await api.get('/api/store');
     assert.equal(store.status, 200, store.text);
@@ -126,7 +156,10 @@ describe('the store on a real container engine (real cell process)', () => {
     assert.ok(denied, 'the refused install is audited with the reason');
     assert.equal(denied.result, 'error');
     assert.equal(denied.target_id, 'test-echo');
-    assert.ok((await auditEntries('store.catalog.refused')).some((e) => e.details.refusal === 'untrusted_key'), 'the refused read is audited too');
+    assert.ok(
+      (await auditEntries('store.catalog.refused')).some((e) => e.details.refusal === 'untrusted_key'),
+      'the refused read is audited too',
+    );
     await assertEngineEmpty('an untrusted catalog');
   });
 
@@ -141,7 +174,11 @@ describe('the store on a real container engine (real cell process)', () => {
     assert.equal(install.status, 422, install.text);
     assert.equal(install.body.code, 'digest_mismatch');
     assert.match(install.body.error, /changed after signing/);
-    assert.ok((await auditEntries('store.install')).some((e) => e.details.refusal === 'digest_mismatch' && e.result === 'error'));
+    assert.ok(
+      (await auditEntries('store.install')).some(
+        (e) => e.details.refusal === 'digest_mismatch' && e.result === 'error',
+      ),
+    );
     await assertEngineEmpty('a tampered manifest');
   });
 
@@ -167,11 +204,18 @@ describe('the store on a real container engine (real cell process)', () => {
   it('an install interrupted by a crash of the cell is rolled back at the next start', async () => {
     // A health check that never passes keeps the job in "starting" with its container running.
     const stuck = await goodManifest();
-    stuck.containers[0].healthcheck = { http: { port: 8080, path: '/never' }, intervalSeconds: 5, timeoutSeconds: 2, retries: 5 };
+    stuck.containers[0].healthcheck = {
+      http: { port: 8080, path: '/never' },
+      intervalSeconds: 5,
+      timeoutSeconds: 2,
+      retries: 5,
+    };
     await publish({ manifest: stuck });
     const res = await api.post('/api/store/install', { id: 'test-echo' });
     assert.equal(res.status, 202, res.text);
-    await eventually('the container to run', async () => ((await view.listContainers()).some((c) => c.running) ? true : undefined));
+    await eventually('the container to run', async () =>
+      (await view.listContainers()).some((c) => c.running) ? true : undefined,
+    );
     assert.equal((await api.get(`/api/store/jobs/${res.body.job.id}`)).body.job.state, 'starting');
     cell.child.kill('SIGKILL');
     await cell.stop();
@@ -223,7 +267,10 @@ describe('the store on a real container engine (real cell process)', () => {
     assert.equal(echo.state, 'installed');
     assert.equal(echo.job.state, 'healthy');
     const containers = await view.listContainers({ service: 'test-echo' });
-    assert.deepEqual(containers.map((c) => [c.name, c.running]), [[echoContainer, true]]);
+    assert.deepEqual(
+      containers.map((c) => [c.name, c.running]),
+      [[echoContainer, true]],
+    );
 
     // installing again changes nothing
     const again = await api.post('/api/store/install', { id: 'test-echo' });
@@ -232,7 +279,12 @@ describe('the store on a real container engine (real cell process)', () => {
 
     const active = await api.get('/api/services/active');
     assert.deepEqual(
-      active.body.services.map((s: any) => ({ id: s.id, name: s.name, subdomain: s.subdomain, capabilities: s.capabilities })),
+      active.body.services.map((s: any) => ({
+        id: s.id,
+        name: s.name,
+        subdomain: s.subdomain,
+        capabilities: s.capabilities,
+      })),
       [{ id: 'test-echo', name: 'Test Echo', subdomain: 'echo', capabilities: ['accounts', 'http'] }],
     );
     const status = await api.get('/api/services/catalog/test-echo/status');
@@ -255,7 +307,10 @@ describe('the store on a real container engine (real cell process)', () => {
     // mounted routes are admin routes like every other /api/*, and writes need the CSRF token
     assert.equal((await new ApiClient(cell.url).get('/api/test-echo/echo')).status, 401);
     assert.equal((await api.post('/api/test-echo/echo', {}, { csrf: false })).status, 403);
-    assert.ok((await auditEntries('test-echo.proxy.post.echo')).some((e) => e.result === 'ok'), 'a mounted write is audited under its route name');
+    assert.ok(
+      (await auditEntries('test-echo.proxy.post.echo')).some((e) => e.result === 'ok'),
+      'a mounted write is audited under its route name',
+    );
   });
 
   it('provisions accounts (cell-generated passwords in the vault), hands out credentials, and deprovisions a deleted peer', async () => {
@@ -268,14 +323,23 @@ describe('the store on a real container engine (real cell process)', () => {
     assert.deepEqual(await accountsInService(), ['alice']);
     assert.equal((await api.post('/api/services/catalog/test-echo/accounts', { peer: 'alice' })).status, 409);
     assert.equal((await api.post('/api/services/catalog/test-echo/accounts', { peer: 'nobody' })).status, 404);
-    assert.equal((await api.post('/api/services/catalog/test-echo/accounts', { peer: 'alice', username: 'x' })).status, 400);
+    assert.equal(
+      (await api.post('/api/services/catalog/test-echo/accounts', { peer: 'alice', username: 'x' })).status,
+      400,
+    );
 
     // the mounted accounts.* routes do the same (test-echo creates by exec, deletes and lists over HTTP)
     const bob = await api.post('/api/test-echo/accounts', { username: 'bob' });
     assert.equal(bob.status, 201, bob.text);
     assert.deepEqual(await accountsInService(), ['alice', 'bob']);
     const list = await api.get('/api/test-echo/accounts');
-    assert.deepEqual(list.body.accounts.map((a: any) => [a.username, a.peer, a.in_service]), [['alice', 'alice', true], ['bob', null, true]]);
+    assert.deepEqual(
+      list.body.accounts.map((a: any) => [a.username, a.peer, a.in_service]),
+      [
+        ['alice', 'alice', true],
+        ['bob', null, true],
+      ],
+    );
     assert.equal(list.body.service_error, null);
     const removed = await api.delete('/api/test-echo/accounts/bob');
     assert.equal(removed.status, 200, removed.text);
@@ -292,16 +356,25 @@ describe('the store on a real container engine (real cell process)', () => {
     assert.ok(c.password.length >= 20, 'a generated password');
     const check = await view.exec(echoContainer, ['pic-account', 'check', 'alice', '-'], { stdin: `${c.password}\n` });
     assert.equal(check.exitCode, 0, 'the handed-out password is the one the service has');
-    assert.deepEqual((await api.get('/api/test-echo/accounts/alice/credentials')).body.credentials, creds.body.credentials);
+    assert.deepEqual(
+      (await api.get('/api/test-echo/accounts/alice/credentials')).body.credentials,
+      creds.body.credentials,
+    );
     const admin = await api.get('/api/peers/alice/service-credentials');
     assert.equal(admin.status, 200, admin.text);
-    assert.deepEqual(admin.body.services, [{ service: 'test-echo', name: 'Test Echo', username: 'alice', credentials: creds.body.credentials }]);
+    assert.deepEqual(admin.body.services, [
+      { service: 'test-echo', name: 'Test Echo', username: 'alice', credentials: creds.body.credentials },
+    ]);
     const own = new ApiClient(cell.url);
     assert.equal((await own.login('alice', peer.body.login.password)).status, 200);
     const mine = await own.get('/api/peer/service-credentials');
     assert.equal(mine.status, 200, mine.text);
     assert.deepEqual(mine.body.services, admin.body.services);
-    assert.equal((await own.get('/api/services/catalog/test-echo/accounts/alice/credentials')).status, 403, 'a peer sees only its own');
+    assert.equal(
+      (await own.get('/api/services/catalog/test-echo/accounts/alice/credentials')).status,
+      403,
+      'a peer sees only its own',
+    );
 
     // the password is in no other response and in no log line
     const audit = await api.get('/api/audit?limit=500');
@@ -333,7 +406,10 @@ describe('the store on a real container engine (real cell process)', () => {
     try {
       const res = await api.get('/api/services/catalog/test-echo/status');
       assert.equal(res.status, 200, res.text);
-      assert.ok(res.body.containers.every((c: any) => c.healthy), JSON.stringify(res.body.containers));
+      assert.ok(
+        res.body.containers.every((c: any) => c.healthy),
+        JSON.stringify(res.body.containers),
+      );
       assert.equal(res.body.healthy, false, JSON.stringify(res.body));
       assert.equal(res.body.accounts.answers, false);
       const expected = /^the account contract does not answer: listing the accounts of test-echo/;
@@ -354,7 +430,11 @@ describe('the store on a real container engine (real cell process)', () => {
     assert.equal(res.body.removed, true);
     assert.equal(res.body.job.state, 'removed');
     await assertEngineEmpty('removal', { volumes: false });
-    assert.deepEqual((await view.listVolumes({ service: 'test-echo' })).map((v) => v.name), [`pic-${cellId}-test-echo-data`], 'data is kept');
+    assert.deepEqual(
+      (await view.listVolumes({ service: 'test-echo' })).map((v) => v.name),
+      [`pic-${cellId}-test-echo-data`],
+      'data is kept',
+    );
     assert.equal((await api.get('/api/test-echo/echo')).status, 404);
     assert.equal((await api.post('/api/test-echo/echo', {})).status, 404);
     assert.equal((await api.get('/api/test-echo/accounts')).status, 404);
@@ -380,7 +460,11 @@ describe('the store on a real container engine (real cell process)', () => {
 
   it('refuses a rolled-back index and an expired one', async () => {
     const newest = version;
-    await writeCatalog(m, catalogDir, { version: newest - 1, key: storeKey.privateKey, manifest: await goodManifest() });
+    await writeCatalog(m, catalogDir, {
+      version: newest - 1,
+      key: storeKey.privateKey,
+      manifest: await goodManifest(),
+    });
     const res = await api.get('/api/store');
     assert.equal(res.body.catalog.verified, false);
     assert.equal(res.body.catalog.refusal.code, 'rollback');
@@ -410,7 +494,11 @@ describe('the store without a container engine (real cell process)', () => {
     m = await loadManifestModule();
     key = m.generateStoreKeyPair();
     dir = mkdtempSync(join(tmpdir(), 'pic-store-noengine-'));
-    await writeCatalog(m, join(dir, 'catalog'), { version: 1, key: key.privateKey, manifest: await testEchoManifest(m, `sha256:${'5'.repeat(64)}`, key.privateKey) });
+    await writeCatalog(m, join(dir, 'catalog'), {
+      version: 1,
+      key: key.privateKey,
+      manifest: await testEchoManifest(m, `sha256:${'5'.repeat(64)}`, key.privateKey),
+    });
     writeFileSync(join(dir, 'test-store.pub.pem'), m.publicKeyPem(key.publicKey));
     cell = await startCellProcess({
       cellYaml: [
@@ -431,16 +519,22 @@ describe('the store without a container engine (real cell process)', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('trusts the key cell.yaml names (audited), lists the verified catalog, and install answers 503 with the engine\'s reason', async () => {
+  it("trusts the key cell.yaml names (audited), lists the verified catalog, and install answers 503 with the engine's reason", async () => {
     const keys = (await api.get('/api/vault/trust-keys')).body.trust_keys;
-    assert.deepEqual(keys.map((k: any) => [k.name, k.fingerprint]), [['test-store', m.keyFingerprint(key.publicKey)]]);
+    assert.deepEqual(
+      keys.map((k: any) => [k.name, k.fingerprint]),
+      [['test-store', m.keyFingerprint(key.publicKey)]],
+    );
     const seeded = (await api.get('/api/audit?action=store.trust_key.seed')).body.entries[0];
     assert.equal(seeded.target_id, 'test-store');
     const store = await api.get('/api/store');
     assert.equal(store.status, 200, store.text);
     assert.equal(store.body.catalog.verified, true, JSON.stringify(store.body.catalog));
     assert.equal(store.body.catalog.signed_by_key, 'test-store');
-    assert.deepEqual(store.body.services.map((s: any) => s.id), ['test-echo']);
+    assert.deepEqual(
+      store.body.services.map((s: any) => s.id),
+      ['test-echo'],
+    );
     assert.equal(store.body.engine.reachable, false);
     assert.match(store.body.engine.reason, /nonexistent\/pic-docker\.sock/);
     const install = await api.post('/api/store/install', { id: 'test-echo' });
@@ -463,7 +557,7 @@ describe('the store without a container engine (real cell process)', () => {
   });
 });
 
-describe('the store with the repository\'s own catalog (real cell process)', () => {
+describe("the store with the repository's own catalog (real cell process)", () => {
   let cell: CellProcess;
   let api: ApiClient;
   before(async () => {
@@ -473,7 +567,7 @@ describe('the store with the repository\'s own catalog (real cell process)', () 
   });
   after(() => cell.destroy());
 
-  it('lists nothing: the repository ships no signed index and no key, and test-echo is in no user\'s store', async () => {
+  it("lists nothing: the repository ships no signed index and no key, and test-echo is in no user's store", async () => {
     assert.deepEqual((await api.get('/api/vault/trust-keys')).body.trust_keys, []);
     const store = await api.get('/api/store');
     assert.equal(store.status, 200, store.text);

@@ -42,7 +42,10 @@ export interface SecretRow {
 }
 
 export function secretRows(dataDir: string): SecretRow[] {
-  return withCellDb(dataDir, (db) => db.prepare('SELECT name, ciphertext, recipient FROM vault_secrets ORDER BY name').all() as SecretRow[]);
+  return withCellDb(
+    dataDir,
+    (db) => db.prepare('SELECT name, ciphertext, recipient FROM vault_secrets ORDER BY name').all() as SecretRow[],
+  );
 }
 
 /** Decrypts every secret in the database with nothing but the key file: what the cell could read back. */
@@ -50,7 +53,8 @@ export async function decryptAll(age: Age, dataDir: string): Promise<Map<string,
   const decrypter = new age.Decrypter();
   decrypter.addIdentity(readIdentity(dataDir));
   const out = new Map<string, string>();
-  for (const row of secretRows(dataDir)) out.set(row.name, await decrypter.decrypt(new Uint8Array(row.ciphertext), 'text'));
+  for (const row of secretRows(dataDir))
+    out.set(row.name, await decrypter.decrypt(new Uint8Array(row.ciphertext), 'text'));
   return out;
 }
 
@@ -80,7 +84,11 @@ export function tempFile(dir: string, name: string, text: string): string {
 export class RecordingClient extends ApiClient {
   readonly seen: Array<{ method: string; path: string; res: ApiResponse }> = [];
 
-  override async request<T = any>(method: string, path: string, opts: Parameters<ApiClient['request']>[2] = {}): Promise<ApiResponse<T>> {
+  override async request<T = any>(
+    method: string,
+    path: string,
+    opts: Parameters<ApiClient['request']>[2] = {},
+  ): Promise<ApiResponse<T>> {
     const res = await super.request<T>(method, path, opts);
     this.seen.push({ method, path, res });
     return res;

@@ -30,7 +30,10 @@ async function kill(cell: CellProcess): Promise<void> {
 }
 
 const recordedRecipient = (dataDir: string): string =>
-  withCellDb(dataDir, (db) => (db.prepare('SELECT recipient FROM vault_state WHERE id = 1').get() as { recipient: string }).recipient);
+  withCellDb(
+    dataDir,
+    (db) => (db.prepare('SELECT recipient FROM vault_state WHERE id = 1').get() as { recipient: string }).recipient,
+  );
 
 /**
  * Crash safety of POST /api/vault/rotate: the real cell process is killed with SIGKILL during a
@@ -66,17 +69,33 @@ describe('vault rotation survives SIGKILL (real cell process)', () => {
     assert.ok(plain.has('ca/key'), 'the CA key is still there');
     const rows = secretRows(dataDir);
     assert.ok(rows.length >= expected.size + 1);
-    assert.deepEqual([...new Set(rows.map((r) => r.recipient))], [recipient], 'every row is encrypted to the recorded recipient');
+    assert.deepEqual(
+      [...new Set(rows.map((r) => r.recipient))],
+      [recipient],
+      'every row is encrypted to the recorded recipient',
+    );
     assert.equal(await age.identityToRecipient(readIdentity(dataDir)), recipient, 'vault.key matches the database');
     assert.ok(!existsSync(join(dataDir, 'vault.key.next')), 'no vault.key.next left over');
   }
 
   /** The restarted cell's CA still signs certificates that chain to the original CA certificate. */
   async function assertCaStillSigns(api: ApiClient): Promise<void> {
-    const res = await api.post('/api/vault/certs', { name: `check-${randomBytes(3).toString('hex')}.${IDENTITY.domain}`, type: 'server', days: 1 });
+    const res = await api.post('/api/vault/certs', {
+      name: `check-${randomBytes(3).toString('hex')}.${IDENTITY.domain}`,
+      type: 'server',
+      days: 1,
+    });
     assert.equal(res.status, 201, res.text);
     expected.set(`certs/${res.body.certificate.serial}/key`, res.body.private_key_pem);
-    assert.match(await openssl('verify', '-CAfile', tempFile(tmp, 'ca.pem', caPem), tempFile(tmp, 'leaf.pem', res.body.certificate_pem)), /: OK/);
+    assert.match(
+      await openssl(
+        'verify',
+        '-CAfile',
+        tempFile(tmp, 'ca.pem', caPem),
+        tempFile(tmp, 'leaf.pem', res.body.certificate_pem),
+      ),
+      /: OK/,
+    );
   }
 
   before(async () => {
@@ -106,7 +125,9 @@ describe('vault rotation survives SIGKILL (real cell process)', () => {
       rows.push([name, Buffer.from(await encrypter.encrypt(value)), recipient, Buffer.byteLength(value), now, now]);
     }
     withCellDb(dataDir, (db) => {
-      const insert = db.prepare('INSERT INTO vault_secrets (name, ciphertext, recipient, size, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)');
+      const insert = db.prepare(
+        'INSERT INTO vault_secrets (name, ciphertext, recipient, size, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)',
+      );
       db.exec('BEGIN');
       for (const row of rows) insert.run(...row);
       db.exec('COMMIT');
@@ -122,7 +143,9 @@ describe('vault rotation survives SIGKILL (real cell process)', () => {
     const before = recordedRecipient(dataDir);
     const { cell, api } = await start({ PIC_TEST_VAULT_ROTATION_PAUSE: 'midway' });
     const rotation = api.post('/api/vault/rotate').catch((err: Error) => err);
-    await waitFor('the rotation to reach its midpoint', () => cell.output().includes('PIC_TEST vault rotation paused: midway'));
+    await waitFor('the rotation to reach its midpoint', () =>
+      cell.output().includes('PIC_TEST vault rotation paused: midway'),
+    );
     // Half the rows are re-encrypted inside the open transaction; from outside, none has changed.
     assert.ok(existsSync(join(dataDir, 'vault.key.next')), 'the new identity was written first');
     assert.equal(recordedRecipient(dataDir), before);
@@ -199,7 +222,12 @@ describe('vault rotation survives SIGKILL (real cell process)', () => {
     }
     await assertEverySecretReadsBack(recipient);
     // For the record: where the kill landed (the test passes either way, which is the point).
-    const landed = outcome instanceof Error ? 'before the response' : `after the response (${(outcome as { status: number }).status})`;
-    t.diagnostic(`killed ${elapsed} ms into the rotation, ${landed}; the rotation was ${before === afterCrash ? 'rolled back' : 'completed'}`);
+    const landed =
+      outcome instanceof Error
+        ? 'before the response'
+        : `after the response (${(outcome as { status: number }).status})`;
+    t.diagnostic(
+      `killed ${elapsed} ms into the rotation, ${landed}; the rotation was ${before === afterCrash ? 'rolled back' : 'completed'}`,
+    );
   });
 });

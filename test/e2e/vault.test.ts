@@ -12,7 +12,10 @@ import { loadAge, openssl, opensslFails, readIdentity, RecordingClient, tempFile
 
 /** A few distinctive 48-character pieces of a PEM's base64 body: enough to spot it anywhere. */
 function pemPieces(pem: string): string[] {
-  const body = pem.split('\n').filter((l) => l && !l.startsWith('-----')).join('');
+  const body = pem
+    .split('\n')
+    .filter((l) => l && !l.startsWith('-----'))
+    .join('');
   return [body.slice(0, 48), body.slice(48, 96), body.slice(-60, -12)].filter((p) => p.length === 48);
 }
 
@@ -96,8 +99,21 @@ describe('vault API (real cell process)', () => {
 
     const client = await issue({ name: `alice.${IDENTITY.domain}`, type: 'client' });
     assert.equal(client.status, 201, client.text);
-    assert.match(await openssl('x509', '-in', tempFile(tmp, 'alice.pem', client.body.certificate_pem), '-noout', '-ext', 'extendedKeyUsage'), /TLS Web Client Authentication/);
-    assert.match(await openssl('verify', '-CAfile', caPath, tempFile(tmp, 'alice2.pem', client.body.certificate_pem)), /: OK/);
+    assert.match(
+      await openssl(
+        'x509',
+        '-in',
+        tempFile(tmp, 'alice.pem', client.body.certificate_pem),
+        '-noout',
+        '-ext',
+        'extendedKeyUsage',
+      ),
+      /TLS Web Client Authentication/,
+    );
+    assert.match(
+      await openssl('verify', '-CAfile', caPath, tempFile(tmp, 'alice2.pem', client.body.certificate_pem)),
+      /: OK/,
+    );
 
     // The certificate can be fetched again later; the key cannot.
     const again = await api.get(`/api/vault/certs/${certificate.serial}`);
@@ -134,7 +150,19 @@ describe('vault API (real cell process)', () => {
     const list = await api.get('/api/vault/certs');
     assert.equal(list.status, 200);
     const entry = list.body.certificates.find((c: { serial: string }) => c.serial === serial);
-    assert.deepEqual(Object.keys(entry).sort(), ['created_at', 'name', 'not_after', 'not_before', 'revocation_reason', 'revoked', 'revoked_at', 'sans', 'serial', 'subject', 'type']);
+    assert.deepEqual(Object.keys(entry).sort(), [
+      'created_at',
+      'name',
+      'not_after',
+      'not_before',
+      'revocation_reason',
+      'revoked',
+      'revoked_at',
+      'sans',
+      'serial',
+      'subject',
+      'type',
+    ]);
     assert.equal(entry.subject, `CN=old.${IDENTITY.domain}`);
     assert.ok(!list.text.includes('PRIVATE KEY') && !list.text.includes('key_secret'));
 
@@ -143,12 +171,16 @@ describe('vault API (real cell process)', () => {
     assert.equal(revoked.body.certificate.revoked, true);
     assert.equal(revoked.body.certificate.revocation_reason, 'key_compromise');
     assertError(await api.post(`/api/vault/certs/${serial}/revoke`, {}), 409);
-    assertError(await api.post(`/api/vault/certs/${serial.toUpperCase()}/revoke`, {}), 409, { context: 'serials are case-insensitive' });
+    assertError(await api.post(`/api/vault/certs/${serial.toUpperCase()}/revoke`, {}), 409, {
+      context: 'serials are case-insensitive',
+    });
     assertError(await api.post(`/api/vault/certs/${'7'.repeat(32)}/revoke`, {}), 404);
     assertError(await api.post('/api/vault/certs/not-a-serial/revoke', {}), 404);
     assertError(await api.post(`/api/vault/certs/${serial}/revoke`, { reason: 'bored' }), 400, { fields: ['reason'] });
     assertError(await api.get(`/api/vault/certs/${'7'.repeat(32)}`), 404);
-    const listed = (await api.get('/api/vault/certs')).body.certificates.find((c: { serial: string }) => c.serial === serial);
+    const listed = (await api.get('/api/vault/certs')).body.certificates.find(
+      (c: { serial: string }) => c.serial === serial,
+    );
     assert.equal(listed.revoked, true);
     assert.ok(listed.revoked_at);
 
@@ -161,10 +193,29 @@ describe('vault API (real cell process)', () => {
     assert.match(text, /Key Compromise/);
 
     const caPath = tempFile(tmp, 'ca.pem', (await api.get('/api/vault/ca.crt')).text);
-    const out = await opensslFails('verify', '-crl_check', '-CRLfile', crlPath, '-CAfile', caPath, tempFile(tmp, 'old.pem', doomed.body.certificate_pem));
+    const out = await opensslFails(
+      'verify',
+      '-crl_check',
+      '-CRLfile',
+      crlPath,
+      '-CAfile',
+      caPath,
+      tempFile(tmp, 'old.pem', doomed.body.certificate_pem),
+    );
     assert.match(out, /certificate revoked/);
     const live = await issue({ name: `live.${IDENTITY.domain}`, type: 'server', days: 30 });
-    assert.match(await openssl('verify', '-crl_check', '-CRLfile', crlPath, '-CAfile', caPath, tempFile(tmp, 'live.pem', live.body.certificate_pem)), /: OK/);
+    assert.match(
+      await openssl(
+        'verify',
+        '-crl_check',
+        '-CRLfile',
+        crlPath,
+        '-CAfile',
+        caPath,
+        tempFile(tmp, 'live.pem', live.body.certificate_pem),
+      ),
+      /: OK/,
+    );
   });
 
   it('manages trust keys: PEM P-256 and Ed25519 only, 409 on a duplicate name or key, 404 on unknown', async () => {
@@ -181,26 +232,45 @@ describe('vault API (real cell process)', () => {
     assert.match(added.body.trust_key.fingerprint, /^[0-9a-f]{64}$/);
     assert.equal((await api.post('/api/vault/trust-keys', { name: 'ed', public_key: edPem })).status, 201);
 
-    assertError(await api.post('/api/vault/trust-keys', { name: 'pic-store', public_key: edPem }), 409, { fields: ['name'] });
-    assertError(await api.post('/api/vault/trust-keys', { name: 'copy', public_key: ecPem }), 409, { fields: ['public_key'] });
+    assertError(await api.post('/api/vault/trust-keys', { name: 'pic-store', public_key: edPem }), 409, {
+      fields: ['name'],
+    });
+    assertError(await api.post('/api/vault/trust-keys', { name: 'copy', public_key: ecPem }), 409, {
+      fields: ['public_key'],
+    });
 
     const privatePem = ec.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
     const refused = await api.post('/api/vault/trust-keys', { name: 'oops', public_key: privatePem });
     assertError(refused, 400, { fields: ['public_key'] });
-    for (const piece of pemPieces(privatePem)) assert.ok(!refused.text.includes(piece), 'a refused private key is not echoed');
-    const rsaPem = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
-    assertError(await api.post('/api/vault/trust-keys', { name: 'rsa', public_key: rsaPem }), 400, { fields: ['public_key'] });
-    assertError(await api.post('/api/vault/trust-keys', { name: 'junk', public_key: 'hello' }), 400, { fields: ['public_key'] });
-    assertError(await api.post('/api/vault/trust-keys', { name: 'Bad Name', public_key: edPem }), 400, { fields: ['name'] });
+    for (const piece of pemPieces(privatePem))
+      assert.ok(!refused.text.includes(piece), 'a refused private key is not echoed');
+    const rsaPem = generateKeyPairSync('rsa', { modulusLength: 2048 })
+      .publicKey.export({ type: 'spki', format: 'pem' })
+      .toString();
+    assertError(await api.post('/api/vault/trust-keys', { name: 'rsa', public_key: rsaPem }), 400, {
+      fields: ['public_key'],
+    });
+    assertError(await api.post('/api/vault/trust-keys', { name: 'junk', public_key: 'hello' }), 400, {
+      fields: ['public_key'],
+    });
+    assertError(await api.post('/api/vault/trust-keys', { name: 'Bad Name', public_key: edPem }), 400, {
+      fields: ['name'],
+    });
 
     const list = await api.get('/api/vault/trust-keys');
-    assert.deepEqual(list.body.trust_keys.map((k: { name: string }) => k.name), ['ed', 'pic-store']);
+    assert.deepEqual(
+      list.body.trust_keys.map((k: { name: string }) => k.name),
+      ['ed', 'pic-store'],
+    );
     assert.equal(list.body.trust_keys[1].public_key, ecPem.trim());
 
     assert.equal((await api.delete('/api/vault/trust-keys/ed')).status, 200);
     assertError(await api.delete('/api/vault/trust-keys/ed'), 404);
     assertError(await api.delete('/api/vault/trust-keys/ed', { csrf: false }), 403, { code: 'csrf' });
-    assert.deepEqual((await api.get('/api/vault/trust-keys')).body.trust_keys.map((k: { name: string }) => k.name), ['pic-store']);
+    assert.deepEqual(
+      (await api.get('/api/vault/trust-keys')).body.trust_keys.map((k: { name: string }) => k.name),
+      ['pic-store'],
+    );
   });
 
   it('rotates the vault key through the API; the CA keeps signing and the key file follows', async () => {
@@ -219,7 +289,15 @@ describe('vault API (real cell process)', () => {
 
     const after = await issue({ name: `after.${IDENTITY.domain}`, type: 'server', days: 3 });
     assert.equal(after.status, 201);
-    assert.match(await openssl('verify', '-CAfile', tempFile(tmp, 'ca.pem', caBefore), tempFile(tmp, 'after.pem', after.body.certificate_pem)), /: OK/);
+    assert.match(
+      await openssl(
+        'verify',
+        '-CAfile',
+        tempFile(tmp, 'ca.pem', caBefore),
+        tempFile(tmp, 'after.pem', after.body.certificate_pem),
+      ),
+      /: OK/,
+    );
     const status = await api.get('/api/status');
     assert.equal(status.body.subsystems.vault.state, 'ok');
     assert.equal(status.body.subsystems.vault.recipient, res.body.recipient);
@@ -227,7 +305,13 @@ describe('vault API (real cell process)', () => {
   });
 
   it('audits every vault write with its target, and the audit log holds no secret', async () => {
-    const entries = (await api.get('/api/audit?limit=1000')).body.entries as Array<{ action: string; target_type: string; target_id: string; result: string; details: unknown }>;
+    const entries = (await api.get('/api/audit?limit=1000')).body.entries as Array<{
+      action: string;
+      target_type: string;
+      target_id: string;
+      result: string;
+      details: unknown;
+    }>;
     const find = (action: string, result = 'ok') => entries.filter((e) => e.action === action && e.result === result);
     const issued = find('vault.cert.issue');
     assert.ok(issued.length >= 5, JSON.stringify(issued));
@@ -236,7 +320,10 @@ describe('vault API (real cell process)', () => {
     assert.equal(find('vault.cert.revoke')[0]?.target_type, 'certificate');
     assert.equal(find('vault.cert.revoke', 'error').length >= 2, true);
     assert.equal(find('vault.trust_key.add')[0]?.target_type, 'trust_key');
-    assert.deepEqual(find('vault.trust_key.delete').map((e) => e.target_id), ['ed']);
+    assert.deepEqual(
+      find('vault.trust_key.delete').map((e) => e.target_id),
+      ['ed'],
+    );
     assert.equal(find('vault.rotate').length, 1);
     assert.ok(find('vault.rotate', 'denied').length >= 1, "the peer's attempt is recorded as denied");
     assert.equal((await api.get('/api/audit/verify')).body.valid, true);
@@ -247,7 +334,17 @@ describe('vault API (real cell process)', () => {
     const identity = readIdentity(cell.dataDir);
     const pieces = handedOut.flatMap(pemPieces);
     // Fetch everything readable once more, including the full audit export.
-    for (const path of ['/api/vault/certs', '/api/vault/trust-keys', '/api/vault/ca.crt', '/api/vault/crl', '/api/status', '/api/config', '/api/audit?limit=1000', '/api/audit/export?format=json', '/api/audit/export?format=csv']) {
+    for (const path of [
+      '/api/vault/certs',
+      '/api/vault/trust-keys',
+      '/api/vault/ca.crt',
+      '/api/vault/crl',
+      '/api/status',
+      '/api/config',
+      '/api/audit?limit=1000',
+      '/api/audit/export?format=json',
+      '/api/audit/export?format=csv',
+    ]) {
       assert.equal((await api.get(path)).status, 200, path);
     }
     assert.ok(api.seen.length > 40);
@@ -265,8 +362,12 @@ describe('vault API (real cell process)', () => {
     const bytes = Buffer.concat(files.map((f) => readFileSync(join(cell.dataDir, f))));
     const certs = (await api.get('/api/vault/certs')).body.certificates as Array<{ serial: string }>;
     const somePem = (await api.get(`/api/vault/certs/${certs[0]!.serial}`)).body.certificate_pem as string;
-    assert.ok(bytes.includes(Buffer.from(pemPieces(somePem)[0]!)), 'control: the scan finds a certificate stored in the clear');
-    for (const piece of pieces) assert.ok(!bytes.includes(Buffer.from(piece)), 'a private key is in the database in the clear');
+    assert.ok(
+      bytes.includes(Buffer.from(pemPieces(somePem)[0]!)),
+      'control: the scan finds a certificate stored in the clear',
+    );
+    for (const piece of pieces)
+      assert.ok(!bytes.includes(Buffer.from(piece)), 'a private key is in the database in the clear');
     assert.ok(!bytes.includes(Buffer.from('AGE-SECRET-KEY')), 'no identity (current or retired) in the clear');
   });
 });

@@ -276,10 +276,7 @@ describe('the VPN outlives the cell: adopt on start, one owner, reachable over t
     const status = (await other.admin.get('/api/status')).body;
     assert.equal(status.status, 'down', JSON.stringify(status));
     assert.equal(status.vpn.state, 'down');
-    assert.match(
-      status.vpn.reason,
-      /belongs to the data dir .*, whose cell is stopped .*npm run vpn -- down/,
-    );
+    assert.match(status.vpn.reason, /belongs to the data dir .*, whose cell is stopped .*npm run vpn -- down/);
     await other.cell.stop();
     assert.equal(await ifindex(), index, 'the same interface, never taken over');
     assert.ok(await reaches(), 'still carrying the tunnel with no cell running at all');

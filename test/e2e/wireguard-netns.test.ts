@@ -19,7 +19,8 @@ import type * as WireGuardModule from '../../packages/cell/src/features/wireguar
 import type * as WireGuardTesting from '../../packages/cell/src/features/wireguard/netns.test-support.js';
 import type { WireGuardInterface } from '../../packages/cell/src/features/wireguard/index.js';
 
-const dist = (file: string) => pathToFileURL(join(REPO_ROOT, 'packages', 'cell', 'dist', 'features', 'wireguard', file)).href;
+const dist = (file: string) =>
+  pathToFileURL(join(REPO_ROOT, 'packages', 'cell', 'dist', 'features', 'wireguard', file)).href;
 const wg = (await import(dist('index.js'))) as typeof WireGuardModule;
 const testing = (await import(dist('netns.test-support.js'))) as typeof WireGuardTesting;
 
@@ -76,7 +77,8 @@ describe('WireGuard tunnel between two network namespaces (real wg, ip, wireguar
     const file = join(dir, `${name}.conf`);
     writeFileSync(file, wg.renderWgConfig(wg.toWgConfig(parsed)), { mode: 0o600 });
     await testing.runIn(netns, 'wg', ['setconf', name, file]);
-    for (const address of parsed.interface.addresses) await testing.runIn(netns, 'ip', ['address', 'add', address, 'dev', name]);
+    for (const address of parsed.interface.addresses)
+      await testing.runIn(netns, 'ip', ['address', 'add', address, 'dev', name]);
     await testing.runIn(netns, 'ip', ['link', 'set', 'dev', name, 'up']);
     for (const peer of parsed.peers) {
       for (const cidr of peer.allowedIps) await testing.runIn(netns, 'ip', ['route', 'replace', cidr, 'dev', name]);
@@ -140,7 +142,10 @@ describe('WireGuard tunnel between two network namespaces (real wg, ip, wireguar
     const afterPing = await cellInterface.status();
     const firstStatus = afterPing.peers.find((p) => p.publicKey === first.serverSide.publicKey)!;
     assert.ok(firstStatus.latestHandshake, 'the cell saw a handshake');
-    assert.ok(firstStatus.rxBytes > 0 && firstStatus.txBytes > 0, `traffic counted: rx ${firstStatus.rxBytes}, tx ${firstStatus.txBytes}`);
+    assert.ok(
+      firstStatus.rxBytes > 0 && firstStatus.txBytes > 0,
+      `traffic counted: rx ${firstStatus.rxBytes}, tx ${firstStatus.txBytes}`,
+    );
     assert.match(firstStatus.endpoint ?? '', /^10\.213\.7\.2:\d+$/, 'the endpoint is the peer across the veth');
 
     // Second peer, from a third namespace: added with apply() while the first pings continuously.
@@ -155,16 +160,31 @@ describe('WireGuard tunnel between two network namespaces (real wg, ip, wireguar
     const pings = await continuous;
     // apply() leaves the first peer and the interface's socket untouched (not `wg syncconf`, whose
     // re-sent listen port makes wireguard-go reopen its UDP socket: that once lost a ping here).
-    assert.match(pings, /40 packets transmitted, 40 received, 0% packet loss/, `not one ping of the first peer was lost during apply:\n${pings}`);
+    assert.match(
+      pings,
+      /40 packets transmitted, 40 received, 0% packet loss/,
+      `not one ping of the first peer was lost during apply:\n${pings}`,
+    );
 
     await bringUpClient(secondNs, second.configText);
     assert.match(await pingUntilAnswered(secondNs, cellAddress), /1 received/);
 
     const both = await cellInterface.status();
     const listed = (await testing.runIn(cellNs, 'wg', ['show', both.interface, 'peers'])).trim().split('\n').sort();
-    assert.deepEqual(listed, [first.serverSide.publicKey, second.serverSide.publicKey].sort(), '`wg show` lists both peers');
+    assert.deepEqual(
+      listed,
+      [first.serverSide.publicKey, second.serverSide.publicKey].sort(),
+      '`wg show` lists both peers',
+    );
     const firstAgain = both.peers.find((p) => p.publicKey === first.serverSide.publicKey)!;
-    assert.equal(firstAgain.latestHandshake?.getTime(), firstStatus.latestHandshake!.getTime(), "the first peer's session was kept (no new handshake)");
-    assert.ok(both.peers.find((p) => p.publicKey === second.serverSide.publicKey)!.latestHandshake, 'the second peer shook hands');
+    assert.equal(
+      firstAgain.latestHandshake?.getTime(),
+      firstStatus.latestHandshake!.getTime(),
+      "the first peer's session was kept (no new handshake)",
+    );
+    assert.ok(
+      both.peers.find((p) => p.publicKey === second.serverSide.publicKey)!.latestHandshake,
+      'the second peer shook hands',
+    );
   });
 });

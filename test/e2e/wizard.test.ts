@@ -16,7 +16,11 @@ describe('setup wizard (real cell process)', () => {
     const status = await api.get('/api/setup/status');
     assert.equal(status.status, 200);
     assert.deepEqual(status.body, {
-      ok: true, complete: false, step: 'admin', steps: ['admin', 'identity', 'network', 'review'], completed_at: null,
+      ok: true,
+      complete: false,
+      step: 'admin',
+      steps: ['admin', 'identity', 'network', 'review'],
+      completed_at: null,
     });
     const closed = await api.get('/api/status');
     assert.equal(closed.status, 403);

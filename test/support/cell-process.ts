@@ -5,7 +5,10 @@ import { join } from 'node:path';
 
 export const REPO_ROOT = process.env['PIC_REPO_ROOT'] ?? join(import.meta.dirname, '..', '..', '..');
 /** What `npm start` runs (packages/cell/launch.json): node with its flags, and the bundle scripts/bundle-cell.mjs makes. */
-const launch = JSON.parse(readFileSync(join(REPO_ROOT, 'packages', 'cell', 'launch.json'), 'utf8')) as { main: string; nodeFlags: string[] };
+const launch = JSON.parse(readFileSync(join(REPO_ROOT, 'packages', 'cell', 'launch.json'), 'utf8')) as {
+  main: string;
+  nodeFlags: string[];
+};
 export const CELL_MAIN = join(REPO_ROOT, 'packages', 'cell', launch.main);
 export const CELL_ARGS = [...launch.nodeFlags, CELL_MAIN];
 
@@ -96,7 +99,9 @@ export async function startCellProcess(opts: StartOptions = {}): Promise<CellPro
 }
 
 /** Runs the cell expecting it to fail at start-up; resolves with its exit code and output. */
-export async function runCellExpectingFailure(opts: StartOptions = {}): Promise<{ code: number | null; output: string }> {
+export async function runCellExpectingFailure(
+  opts: StartOptions = {},
+): Promise<{ code: number | null; output: string }> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'pic-e2e-'));
   if (opts.cellYaml !== undefined) writeFileSync(join(dataDir, 'cell.yaml'), opts.cellYaml);
   const child = spawn(process.execPath, CELL_ARGS, {

@@ -50,7 +50,12 @@ export class ApiClient {
     }
     const isWrite = !['GET', 'HEAD'].includes(method);
     if (isWrite && this.csrf && opts.csrf !== false) headers['x-csrf-token'] ??= this.csrf;
-    const res = await fetch(this.baseUrl + path, { method, headers, body: body as BodyInit | undefined, redirect: 'manual' });
+    const res = await fetch(this.baseUrl + path, {
+      method,
+      headers,
+      body: body as BodyInit | undefined,
+      redirect: 'manual',
+    });
     for (const line of res.headers.getSetCookie()) {
       const [pair] = line.split(';');
       const eq = pair!.indexOf('=');

@@ -7,7 +7,8 @@ const STACK_LINE = /^\s*at\s+\S.*(\(|:\d+:\d+)/m;
 
 export function assertNoInternals(res: ApiResponse, context = '', expectedStatus?: number): void {
   const where = context ? ` (${context})` : '';
-  if (expectedStatus === undefined || expectedStatus < 500) assert.ok(res.status < 500, `no 5xx${where}: got ${res.status} ${res.text}`);
+  if (expectedStatus === undefined || expectedStatus < 500)
+    assert.ok(res.status < 500, `no 5xx${where}: got ${res.status} ${res.text}`);
   assert.ok(!STACK_LINE.test(res.text), `no stack trace in the body${where}: ${res.text}`);
   assert.ok(!/node_modules|\/dist\/|\.js:\d+/.test(res.text), `no internal paths in the body${where}: ${res.text}`);
 }
@@ -25,12 +26,18 @@ export function assertError(
   assert.equal(res.status, status, `status${where}: ${res.text}`);
   assertNoInternals(res, opts.context, status);
   assert.match(res.headers.get('content-type') ?? '', /^application\/json/, `JSON content type${where}`);
-  assert.ok(res.body && typeof res.body === 'object' && !Array.isArray(res.body), `a JSON object body${where}: ${res.text}`);
+  assert.ok(
+    res.body && typeof res.body === 'object' && !Array.isArray(res.body),
+    `a JSON object body${where}: ${res.text}`,
+  );
   assert.equal(res.body.ok, false, `ok:false${where}`);
   assert.equal(typeof res.body.error, 'string', `error is a message${where}`);
   assert.ok(res.body.error.length > 0, `error is not empty${where}`);
   assert.equal(typeof res.body.code, 'string', `code is a string${where}`);
-  assert.ok(res.body.fields && typeof res.body.fields === 'object' && !Array.isArray(res.body.fields), `fields is an object${where}`);
+  assert.ok(
+    res.body.fields && typeof res.body.fields === 'object' && !Array.isArray(res.body.fields),
+    `fields is an object${where}`,
+  );
   if (opts.code !== undefined) assert.equal(res.body.code, opts.code, `code${where}: ${res.text}`);
   for (const field of opts.fields ?? []) {
     assert.equal(typeof res.body.fields[field], 'string', `fields names "${field}"${where}: ${res.text}`);

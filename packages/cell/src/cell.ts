@@ -31,7 +31,9 @@ import { readCellSettings } from './features/config/service.js';
 import { TunnelListener } from './http/tunnel-listener.js';
 import type { CellDeps } from './deps.js';
 
-const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const VERSION: string = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 export interface Cell {
   deps: CellDeps;
@@ -139,7 +141,19 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
     caddy,
     dns,
     knownHosts,
-    config, db: database.db, logger, sessions, loginLimiter, apiLimiter, setup, status, health, audit, vault, version: VERSION, startedAt,
+    config,
+    db: database.db,
+    logger,
+    sessions,
+    loginLimiter,
+    apiLimiter,
+    setup,
+    status,
+    health,
+    audit,
+    vault,
+    version: VERSION,
+    startedAt,
     peerNetwork: network,
     peerDeletionHooks: [services.accounts.peerDeletionHook],
     store,
@@ -162,7 +176,10 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
     const probe = probeDatabase(database.sqlite);
     return probe.ok ? { state: 'ok', file: config.dbFile } : { state: 'down', error: probe.error };
   });
-  status.register('setup', () => ({ state: setup.isComplete() ? 'ok' : 'not_configured', complete: setup.isComplete() }));
+  status.register('setup', () => ({
+    state: setup.isComplete() ? 'ok' : 'not_configured',
+    complete: setup.isComplete(),
+  }));
   status.register('vault', () => vault.status());
   status.register('wireguard', async () => {
     const wg = await peerNetwork.status();
@@ -189,7 +206,7 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
   status.register('dns', () => dns.status());
   status.register('cells', () => {
     if (config.wireguard.mode === 'off' || config.wireguard.netns) {
-      const reason = 'peer-sync needs the WireGuard interface in the cell\'s own network namespace';
+      const reason = "peer-sync needs the WireGuard interface in the cell's own network namespace";
       return { state: 'not_configured', reason };
     }
     const on = syncListener.listening;
@@ -202,7 +219,9 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
   });
   status.register('health', () => {
     const latest = health.latest;
-    return latest ? { state: latest.status, last_check: latest.ts } : { state: 'degraded', error: 'no health sample yet' };
+    return latest
+      ? { state: latest.status, last_check: latest.ts }
+      : { state: 'degraded', error: 'no health sample yet' };
   });
 
   loginLimiter.start();

@@ -16,11 +16,14 @@ describe('loadConfig', () => {
     return d;
   };
   const configError = (env: NodeJS.ProcessEnv, pattern: RegExp) =>
-    assert.throws(() => loadConfig(env), (err: unknown) => {
-      assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
-      assert.match(err.message, pattern);
-      return true;
-    });
+    assert.throws(
+      () => loadConfig(env),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
+        assert.match(err.message, pattern);
+        return true;
+      },
+    );
 
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'pic-config-'));
@@ -156,7 +159,9 @@ describe('loadConfig', () => {
   });
 
   it('reads the store section; catalog_dir is resolved against the data dir', () => {
-    const d = dataDir('store:\n  catalog_dir: catalog\n  engine_socket: unix:///run/x.sock\n  image_verification: warn\n');
+    const d = dataDir(
+      'store:\n  catalog_dir: catalog\n  engine_socket: unix:///run/x.sock\n  image_verification: warn\n',
+    );
     assert.deepEqual(loadConfig({ PIC_DATA_DIR: d }).store, {
       catalogDir: join(d, 'catalog'),
       engineSocket: 'unix:///run/x.sock',
@@ -173,8 +178,13 @@ describe('loadConfig', () => {
     assert.throws(() => loadConfig({ PIC_DATA_DIR: badList }), /publish_address/);
     assert.throws(() => loadConfig({ PIC_DATA_DIR: dataDir('store:\n  publish_address: every\n') }), /publish_address/);
     const keys = dataDir('store:\n  trusted_keys:\n    - name: local-store\n      file: store-local/store.pub.pem\n');
-    assert.deepEqual(loadConfig({ PIC_DATA_DIR: keys }).store.trustedKeys, [{ name: 'local-store', file: join(keys, 'store-local', 'store.pub.pem') }]);
-    configError({ PIC_DATA_DIR: dataDir('store:\n  trusted_keys:\n    - name: Bad Name\n      file: k.pem\n') }, /"store\.trusted_keys\.0\.name"/);
+    assert.deepEqual(loadConfig({ PIC_DATA_DIR: keys }).store.trustedKeys, [
+      { name: 'local-store', file: join(keys, 'store-local', 'store.pub.pem') },
+    ]);
+    configError(
+      { PIC_DATA_DIR: dataDir('store:\n  trusted_keys:\n    - name: Bad Name\n      file: k.pem\n') },
+      /"store\.trusted_keys\.0\.name"/,
+    );
     const abs = dataDir('store:\n  catalog_dir: /srv/catalog\n');
     assert.equal(loadConfig({ PIC_DATA_DIR: abs }).store.catalogDir, '/srv/catalog');
     configError({ PIC_DATA_DIR: dataDir('store:\n  image_verification: maybe\n') }, /"store\.image_verification"/);
@@ -236,7 +246,10 @@ describe('loadConfig', () => {
       configError({ PIC_DATA_DIR: d }, new RegExp(join(d, 'cell.yaml').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')));
     }
     // Several problems are all named at once.
-    configError({ PIC_DATA_DIR: dataDir('colour: blue\nsession:\n  idle_minutes: 0\n') }, /"colour".*"session\.idle_minutes"/);
+    configError(
+      { PIC_DATA_DIR: dataDir('colour: blue\nsession:\n  idle_minutes: 0\n') },
+      /"colour".*"session\.idle_minutes"/,
+    );
   });
 
   it('refuses a cell.yaml whose top level is not a mapping', () => {

@@ -11,7 +11,9 @@ const Ipv4 = () => Type.String({ pattern: IPV4, errorMessage: 'must be IPv4 addr
 /** Settings read at start-up from `<data dir>/cell.yaml`; every key optional. */
 export const CellYamlSchema = Type.Object(
   {
-    log_level: Type.Optional(Type.Union([Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error')])),
+    log_level: Type.Optional(
+      Type.Union([Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error')]),
+    ),
     http: Type.Optional(
       Type.Object(
         {
@@ -51,11 +53,23 @@ export const CellYamlSchema = Type.Object(
       Type.Object(
         {
           /** The interface the cell owns (default pic0). */
-          interface: Type.Optional(Type.String({ pattern: '^[a-zA-Z0-9_=+.-]{1,15}$', errorMessage: 'must be an interface name of 1-15 letters, digits or _=+.-' })),
+          interface: Type.Optional(
+            Type.String({
+              pattern: '^[a-zA-Z0-9_=+.-]{1,15}$',
+              errorMessage: 'must be an interface name of 1-15 letters, digits or _=+.-',
+            }),
+          ),
           /** auto: kernel module, else wireguard-go; off: render configs only, no interface. */
-          mode: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('kernel'), Type.Literal('userspace'), Type.Literal('off')])),
+          mode: Type.Optional(
+            Type.Union([Type.Literal('auto'), Type.Literal('kernel'), Type.Literal('userspace'), Type.Literal('off')]),
+          ),
           /** Run the interface inside this network namespace (tests, containers). */
-          netns: Type.Optional(Type.String({ pattern: '^[a-zA-Z0-9_.-]{1,64}$', errorMessage: 'must be a namespace name of letters, digits, _ . -' })),
+          netns: Type.Optional(
+            Type.String({
+              pattern: '^[a-zA-Z0-9_.-]{1,64}$',
+              errorMessage: 'must be a namespace name of letters, digits, _ . -',
+            }),
+          ),
           /** How often to compare the live interface with the database and repair it (0 = never). */
           drift_check_seconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 86_400 })),
           /** Leave the interface up when the cell stops (true): a restart does not cut the tunnels. */
@@ -103,7 +117,9 @@ export const CellYamlSchema = Type.Object(
           /** The container engine: a socket path, unix:// or tcp:// (default: DOCKER_HOST, else /var/run/docker.sock). */
           engine_socket: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
           /** enforce: refuse unpinned/mismatched/badly signed images; warn: log and audit, install anyway; off: skip. */
-          image_verification: Type.Optional(Type.Union([Type.Literal('enforce'), Type.Literal('warn'), Type.Literal('off')])),
+          image_verification: Type.Optional(
+            Type.Union([Type.Literal('enforce'), Type.Literal('warn'), Type.Literal('off')]),
+          ),
           /**
            * Where service ports with `host` are published: one IPv4 address or a list; never a manifest's
            * choice. Unset: 127.0.0.1, and the WireGuard address too while the tunnel is up.
@@ -225,7 +241,8 @@ export class ConfigError extends Error {
 
 function envPort(value: string | undefined, fallback: number): number {
   if (value === undefined || value === '') return fallback;
-  if (!/^\d+$/.test(value) || Number(value) > 65535) throw new ConfigError(`PIC_PORT must be a port number 0-65535, got "${value}"`);
+  if (!/^\d+$/.test(value) || Number(value) > 65535)
+    throw new ConfigError(`PIC_PORT must be a port number 0-65535, got "${value}"`);
   return Number(value);
 }
 
@@ -262,7 +279,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CellConfig {
     }
     parsed ??= {};
     if (typeof parsed !== 'object' || Array.isArray(parsed)) {
-      throw new ConfigError(`${yamlFile}: the top level must be a mapping of keys (like "log_level: info"), not a ${Array.isArray(parsed) ? 'list' : typeof parsed}`);
+      throw new ConfigError(
+        `${yamlFile}: the top level must be a mapping of keys (like "log_level: info"), not a ${Array.isArray(parsed) ? 'list' : typeof parsed}`,
+      );
     }
     const validate = compile(CellYamlSchema);
     if (!validate(parsed)) {

@@ -49,12 +49,16 @@ export interface FieldErrorOptions {
 }
 
 /** ajv's errors as `{ "containers.0.image": reason }`, one reason per field (the first). */
-export function fieldErrors(errs: ErrorObject[] | null | undefined, { root = '', whole = '(document)' }: FieldErrorOptions = {}): FieldErrors {
+export function fieldErrors(
+  errs: ErrorObject[] | null | undefined,
+  { root = '', whole = '(document)' }: FieldErrorOptions = {},
+): FieldErrors {
   const fields: FieldErrors = {};
   for (const e of errs ?? []) {
     let path = e.instancePath.replace(/^\//, '').split('/').map(unescapePointer).join('.');
     let reason = e.message ?? 'is invalid';
-    const ownMessage = typeof e.parentSchema?.['errorMessage'] === 'string' ? (e.parentSchema['errorMessage'] as string) : undefined;
+    const ownMessage =
+      typeof e.parentSchema?.['errorMessage'] === 'string' ? (e.parentSchema['errorMessage'] as string) : undefined;
     if (e.keyword === 'required') {
       path = joinPath(path, String((e.params as { missingProperty: string }).missingProperty));
       reason = 'is required';

@@ -9,20 +9,37 @@ import { clone, validManifest } from './fixtures.test-support.js';
 /** Rebuilds every object with its keys in reverse order. */
 function reverseKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(reverseKeys);
-  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).reverse().map(([k, v]) => [k, reverseKeys(v)]));
+  if (value && typeof value === 'object')
+    return Object.fromEntries(
+      Object.entries(value)
+        .reverse()
+        .map(([k, v]) => [k, reverseKeys(v)]),
+    );
   return value;
 }
 
 describe('canonical bytes', () => {
   it('writes RFC 8785 JSON: sorted keys (by UTF-16 code units), no whitespace, shortest numbers', () => {
-    const bytes = canonicalBytes({ b: [1.0, 1e21, 0.5, -0], a: { z: 'é\u2028"', y: null, Z: true }, '\u20ac': 1, '\ud83d\ude00': 2 });
-    assert.equal(bytes.toString('utf8'), '{"a":{"Z":true,"y":null,"z":"é\u2028\\""},"b":[1,1e+21,0.5,0],"\u20ac":1,"\ud83d\ude00":2}');
+    const bytes = canonicalBytes({
+      b: [1.0, 1e21, 0.5, -0],
+      a: { z: 'é\u2028"', y: null, Z: true },
+      '\u20ac': 1,
+      '\ud83d\ude00': 2,
+    });
+    assert.equal(
+      bytes.toString('utf8'),
+      '{"a":{"Z":true,"y":null,"z":"é\u2028\\""},"b":[1,1e+21,0.5,0],"\u20ac":1,"\ud83d\ude00":2}',
+    );
   });
 
   it('does not depend on key order or layout', () => {
     const m = validManifest();
     const yamlA = stringify(m);
-    const yamlB = stringify(reverseKeys(m), { indent: 4, defaultStringType: 'QUOTE_DOUBLE', flowCollectionPadding: false });
+    const yamlB = stringify(reverseKeys(m), {
+      indent: 4,
+      defaultStringType: 'QUOTE_DOUBLE',
+      flowCollectionPadding: false,
+    });
     assert.notEqual(yamlA, yamlB);
     const json = JSON.stringify(reverseKeys(m), null, 3);
     const a = canonicalBytes(readManifestYaml(yamlA));
@@ -37,7 +54,10 @@ describe('canonical bytes', () => {
     assert.equal(manifestDigest(m), expected);
     assert.equal(manifestDigest(reverseKeys(m)), expected);
     assert.equal(manifestDigest(parseManifest(stringify(m))), expected);
-    assert.equal(sha256Digest(Buffer.from('abc')), 'sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    assert.equal(
+      sha256Digest(Buffer.from('abc')),
+      'sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad',
+    );
   });
 
   it('changes the digest when any value changes, however small', () => {

@@ -38,7 +38,10 @@ function assertJsonData(value: unknown, path: string): void {
     });
     return;
   }
-  if (typeof value === 'object' && (Object.getPrototypeOf(value) === Object.prototype || Object.getPrototypeOf(value) === null)) {
+  if (
+    typeof value === 'object' &&
+    (Object.getPrototypeOf(value) === Object.prototype || Object.getPrototypeOf(value) === null)
+  ) {
     for (const [k, v] of Object.entries(value)) assertJsonData(v, path ? `${path}.${k}` : k);
     return;
   }

@@ -2,7 +2,15 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync, sign as cryptoSign } from 'node:crypto';
 import { stringify } from 'yaml';
-import { acceptIndex, checkExpiry, checkRollback, indexEntryFor, signIndex, verifyIndex, verifyManifest } from './catalog.js';
+import {
+  acceptIndex,
+  checkExpiry,
+  checkRollback,
+  indexEntryFor,
+  signIndex,
+  verifyIndex,
+  verifyManifest,
+} from './catalog.js';
 import { canonicalBytes } from './canonical.js';
 import { CatalogRefusal, type RefusalCode } from './errors.js';
 import { generateStoreKeyPair, keyFingerprint, publicKeyPem } from './keys.js';
@@ -48,7 +56,10 @@ describe('catalog index: sign and verify', () => {
     assert.equal(json.verificationMaterial.publicKey.hint, keyFingerprint(store.publicKey));
     assert.deepEqual(json.verificationMaterial.tlogEntries ?? [], [], 'no transparency log: offline');
     assert.equal(json.verificationMaterial.x509CertificateChain, undefined, 'keyed, not Fulcio');
-    assert.equal(Buffer.from(json.messageSignature.messageDigest.digest, 'base64').toString('hex'), createHash('sha256').update(bytes).digest('hex'));
+    assert.equal(
+      Buffer.from(json.messageSignature.messageDigest.digest, 'base64').toString('hex'),
+      createHash('sha256').update(bytes).digest('hex'),
+    );
   });
 
   it('verifies and returns the parsed index, the signing key and the release digest', async () => {
@@ -68,13 +79,20 @@ describe('catalog index: sign and verify', () => {
     verifyIndex(s.text, s.bundle, [publicKeyPem(store.publicKey)]);
     verifyIndex(s.text, s.bundle, [{ fingerprint: fp, key: store.publicKey }]);
     verifyIndex(s.text, s.bundle, [{ fingerprint: `sha256:${fp.toUpperCase()}`, key: publicKeyPem(store.publicKey) }]);
-    assert.throws(() => verifyIndex(s.text, s.bundle, [{ fingerprint: keyFingerprint(attacker.publicKey), key: store.publicKey }]), /does not match its key/);
+    assert.throws(
+      () => verifyIndex(s.text, s.bundle, [{ fingerprint: keyFingerprint(attacker.publicKey), key: store.publicKey }]),
+      /does not match its key/,
+    );
   });
 
-  it('does not care about the file\'s whitespace or key order, only its data', async () => {
+  it("does not care about the file's whitespace or key order, only its data", async () => {
     const index = indexOf(2, [validManifest()]);
     const s = await signed(index);
-    const reordered = JSON.stringify({ services: index.services.map((e) => ({ digest: e.digest, manifest: e.manifest, version: e.version, id: e.id })), expires: index.expires, version: 2 });
+    const reordered = JSON.stringify({
+      services: index.services.map((e) => ({ digest: e.digest, manifest: e.manifest, version: e.version, id: e.id })),
+      expires: index.expires,
+      version: 2,
+    });
     assert.equal(verifyIndex(reordered, s.bundle, [store.publicKey]).index.version, 2);
   });
 
@@ -86,18 +104,32 @@ describe('catalog index: sign and verify', () => {
       (i) => (i.expires = '2099-01-01T00:00:00Z'),
       (i) => (i.services[0].digest = `sha256:${'0'.repeat(64)}`),
       (i) => (i.services[0].manifest = 'manifests/other.yaml'),
-      (i) => i.services.push({ id: 'evil', version: '1.0.0', manifest: 'manifests/evil.yaml', digest: `sha256:${'e'.repeat(64)}` }),
+      (i) =>
+        i.services.push({
+          id: 'evil',
+          version: '1.0.0',
+          manifest: 'manifests/evil.yaml',
+          digest: `sha256:${'e'.repeat(64)}`,
+        }),
       (i) => (i.services = []),
     ];
     for (const change of tampered) {
       const copy = clone(index);
       change(copy);
-      assert.throws(() => verifyIndex(JSON.stringify(copy), s.bundle, [store.publicKey]), refusal('signature_mismatch', /changed after signing/), change.toString());
+      assert.throws(
+        () => verifyIndex(JSON.stringify(copy), s.bundle, [store.publicKey]),
+        refusal('signature_mismatch', /changed after signing/),
+        change.toString(),
+      );
     }
-    assert.throws(() => verifyIndex(s.text.replace('"version": 5', '"version": 5,'), s.bundle, [store.publicKey]), refusal('signature_mismatch'), 'garbled bytes');
+    assert.throws(
+      () => verifyIndex(s.text.replace('"version": 5', '"version": 5,'), s.bundle, [store.publicKey]),
+      refusal('signature_mismatch'),
+      'garbled bytes',
+    );
   });
 
-  it('refuses a tampered index even when the bundle\'s digest was updated to match (the signature decides)', async () => {
+  it("refuses a tampered index even when the bundle's digest was updated to match (the signature decides)", async () => {
     const index = indexOf(5, [validManifest()]);
     const s = await signed(index);
     const forged = { ...index, version: 50 };
@@ -108,25 +140,38 @@ describe('catalog index: sign and verify', () => {
 
   it('refuses an index signed by an untrusted key', async () => {
     const s = await signed(indexOf(1, []), attacker.privateKey);
-    assert.throws(() => verifyIndex(s.text, s.bundle, [store.publicKey]), refusal('untrusted_key', new RegExp(keyFingerprint(attacker.publicKey))));
+    assert.throws(
+      () => verifyIndex(s.text, s.bundle, [store.publicKey]),
+      refusal('untrusted_key', new RegExp(keyFingerprint(attacker.publicKey))),
+    );
     assert.throws(() => verifyIndex(s.text, s.bundle, []), refusal('untrusted_key', /trusts no ECDSA P-256 store key/));
   });
 
-  it('refuses an untrusted key that claims a trusted key\'s name', async () => {
+  it("refuses an untrusted key that claims a trusted key's name", async () => {
     const index = indexOf(1, []);
     const bytes = canonicalBytes(index);
     const real = await signBytes(bytes, store.privateKey);
     const forged = clone(real) as any;
     forged.messageSignature.signature = cryptoSign('sha256', bytes, attacker.privateKey).toString('base64');
-    assert.throws(() => verifyIndex(JSON.stringify(index), forged, [store.publicKey]), refusal('signature_mismatch', /signed by a key other than/));
+    assert.throws(
+      () => verifyIndex(JSON.stringify(index), forged, [store.publicKey]),
+      refusal('signature_mismatch', /signed by a key other than/),
+    );
   });
 
   it('refuses a missing bundle', async () => {
     const s = await signed(indexOf(1, []));
     for (const missing of [undefined, null, '', '  \n', Buffer.alloc(0)]) {
-      assert.throws(() => verifyIndex(s.text, missing, [store.publicKey]), refusal('missing_bundle', /without a signature bundle/));
+      assert.throws(
+        () => verifyIndex(s.text, missing, [store.publicKey]),
+        refusal('missing_bundle', /without a signature bundle/),
+      );
     }
-    assert.throws(() => verifyIndex('not json', undefined, [store.publicKey]), refusal('missing_bundle'), 'an unsigned garbled index is refused as unsigned');
+    assert.throws(
+      () => verifyIndex('not json', undefined, [store.publicKey]),
+      refusal('missing_bundle'),
+      'an unsigned garbled index is refused as unsigned',
+    );
   });
 
   it('refuses a garbled bundle', async () => {
@@ -149,17 +194,34 @@ describe('catalog index: sign and verify', () => {
       [s.bundleText.slice(0, -20), 'malformed_bundle', /not JSON/],
     ];
     for (const [bundle, code, message] of cases) {
-      assert.throws(() => verifyIndex(s.text, bundle, [store.publicKey]), refusal(code, message), JSON.stringify(bundle).slice(0, 80));
+      assert.throws(
+        () => verifyIndex(s.text, bundle, [store.publicKey]),
+        refusal(code, message),
+        JSON.stringify(bundle).slice(0, 80),
+      );
     }
   });
 
   it('refuses signed bytes that are not an index', async () => {
     const data = { hello: 'world' };
     const bundle = await signBytes(canonicalBytes(data), store.privateKey);
-    assert.throws(() => verifyIndex(JSON.stringify(data), bundle, [store.publicKey]), refusal('malformed_index', /signed but not a valid index/));
-    const dup = { version: 1, expires: '2027-01-01T00:00:00Z', services: [indexEntryFor(validManifest(), 'manifests/a.yaml'), indexEntryFor(validManifest(), 'manifests/b.yaml')] };
+    assert.throws(
+      () => verifyIndex(JSON.stringify(data), bundle, [store.publicKey]),
+      refusal('malformed_index', /signed but not a valid index/),
+    );
+    const dup = {
+      version: 1,
+      expires: '2027-01-01T00:00:00Z',
+      services: [
+        indexEntryFor(validManifest(), 'manifests/a.yaml'),
+        indexEntryFor(validManifest(), 'manifests/b.yaml'),
+      ],
+    };
     const dupBundle = await signBytes(canonicalBytes(dup), store.privateKey);
-    assert.throws(() => verifyIndex(JSON.stringify(dup), dupBundle, [store.publicKey]), refusal('malformed_index', /repeats service "demo"/));
+    assert.throws(
+      () => verifyIndex(JSON.stringify(dup), dupBundle, [store.publicKey]),
+      refusal('malformed_index', /repeats service "demo"/),
+    );
   });
 
   it('uses only ECDSA P-256 trusted keys, and says so when the bundle names another kind', async () => {
@@ -168,11 +230,19 @@ describe('catalog index: sign and verify', () => {
     const s = await signed(indexOf(1, []));
     // Other trusted keys (a cell may trust Ed25519 keys for other things) do not get in the way.
     assert.equal(verifyIndex(s.text, s.bundle, [ed.publicKey, store.publicKey]).index.version, 1);
-    assert.throws(() => verifyIndex(s.text, s.bundle, [ed.publicKey]), refusal('untrusted_key', /trusts no ECDSA P-256 store key/));
-    const edFingerprint = createHash('sha256').update(ed.publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
+    assert.throws(
+      () => verifyIndex(s.text, s.bundle, [ed.publicKey]),
+      refusal('untrusted_key', /trusts no ECDSA P-256 store key/),
+    );
+    const edFingerprint = createHash('sha256')
+      .update(ed.publicKey.export({ type: 'spki', format: 'der' }))
+      .digest('hex');
     const claimsEd = clone(s.bundle) as any;
     claimsEd.verificationMaterial.publicKey.hint = edFingerprint;
-    assert.throws(() => verifyIndex(s.text, claimsEd, [ed.publicKey, store.publicKey]), refusal('untrusted_key', /not an ECDSA P-256 key/));
+    assert.throws(
+      () => verifyIndex(s.text, claimsEd, [ed.publicKey, store.publicKey]),
+      refusal('untrusted_key', /not an ECDSA P-256 key/),
+    );
     assert.throws(() => keyFingerprint(p384.publicKey), /secp384r1/);
     await assert.rejects(signBytes(Buffer.from('x'), p384.privateKey as never), /must be ECDSA P-256/);
   });
@@ -186,22 +256,63 @@ describe('catalog policy', () => {
     assert.doesNotThrow(() => checkRollback(index, 6));
     assert.throws(() => checkRollback(index, 8), refusal('rollback', /version 7, older than version 8/));
     const s = await signed(index);
-    assert.throws(() => acceptIndex({ indexBytes: s.text, bundle: s.bundle, trustedKeys: [store.publicKey], highestAcceptedVersion: 9, now: NOW }), refusal('rollback'));
-    assert.equal(acceptIndex({ indexBytes: s.text, bundle: s.bundle, trustedKeys: [store.publicKey], highestAcceptedVersion: 7, now: NOW }).index.version, 7);
+    assert.throws(
+      () =>
+        acceptIndex({
+          indexBytes: s.text,
+          bundle: s.bundle,
+          trustedKeys: [store.publicKey],
+          highestAcceptedVersion: 9,
+          now: NOW,
+        }),
+      refusal('rollback'),
+    );
+    assert.equal(
+      acceptIndex({
+        indexBytes: s.text,
+        bundle: s.bundle,
+        trustedKeys: [store.publicKey],
+        highestAcceptedVersion: 7,
+        now: NOW,
+      }).index.version,
+      7,
+    );
   });
 
   it('freeze: refuses an index once its expiry time is reached', async () => {
     const index = indexOf(1, [], '2026-11-22T12:00:00Z');
     assert.doesNotThrow(() => checkExpiry(index, new Date('2026-11-22T11:59:59.999Z')));
-    assert.throws(() => checkExpiry(index, new Date('2026-11-22T12:00:00Z')), refusal('expired', /expired at 2026-11-22T12:00:00Z/));
+    assert.throws(
+      () => checkExpiry(index, new Date('2026-11-22T12:00:00Z')),
+      refusal('expired', /expired at 2026-11-22T12:00:00Z/),
+    );
     assert.throws(() => checkExpiry(index, new Date('2030-01-01T00:00:00Z')), refusal('expired'));
     const s = await signed(index);
-    assert.throws(() => acceptIndex({ indexBytes: s.text, bundle: s.bundle, trustedKeys: [store.publicKey], now: new Date('2026-12-01T00:00:00Z') }), refusal('expired'));
+    assert.throws(
+      () =>
+        acceptIndex({
+          indexBytes: s.text,
+          bundle: s.bundle,
+          trustedKeys: [store.publicKey],
+          now: new Date('2026-12-01T00:00:00Z'),
+        }),
+      refusal('expired'),
+    );
   });
 
   it('checks the signature before rollback and expiry (an unsigned index says it is unsigned)', async () => {
     const index = indexOf(1, [], '2000-01-01T00:00:00Z');
-    assert.throws(() => acceptIndex({ indexBytes: JSON.stringify(index), bundle: undefined, trustedKeys: [store.publicKey], highestAcceptedVersion: 5, now: NOW }), refusal('missing_bundle'));
+    assert.throws(
+      () =>
+        acceptIndex({
+          indexBytes: JSON.stringify(index),
+          bundle: undefined,
+          trustedKeys: [store.publicKey],
+          highestAcceptedVersion: 5,
+          now: NOW,
+        }),
+      refusal('missing_bundle'),
+    );
   });
 
   it('accepts a manifest whose canonical digest the signed index lists, in any layout', async () => {
@@ -228,7 +339,10 @@ describe('catalog policy', () => {
     // Both releases are genuinely signed; only their pairing is wrong.
     const s2 = await signed(index2);
     const accepted = acceptIndex({ indexBytes: s2.text, bundle: s2.bundle, trustedKeys: [store.publicKey], now: NOW });
-    assert.throws(() => verifyManifest(accepted.index, 'demo', stringify(v1)), refusal('digest_mismatch', new RegExp(index2.services[0]!.digest)));
+    assert.throws(
+      () => verifyManifest(accepted.index, 'demo', stringify(v1)),
+      refusal('digest_mismatch', new RegExp(index2.services[0]!.digest)),
+    );
     assert.deepEqual(verifyManifest(accepted.index, 'demo', stringify(v2)), v2);
     assert.deepEqual(verifyManifest(index1, 'demo', stringify(v1)), v1);
   });
@@ -236,17 +350,35 @@ describe('catalog policy', () => {
   it('refuses a service the index does not list, and a manifest that is not the listed service', () => {
     const m = validManifest();
     const index = indexOf(1, [m]);
-    assert.throws(() => verifyManifest(index, 'email', stringify(m)), refusal('not_listed', /does not list a service "email"/));
+    assert.throws(
+      () => verifyManifest(index, 'email', stringify(m)),
+      refusal('not_listed', /does not list a service "email"/),
+    );
     const wrong = clone(index);
     wrong.services[0]!.version = '9.9.9';
-    assert.throws(() => verifyManifest(wrong, 'demo', stringify(m)), refusal('manifest_mismatch', /is demo 1\.2\.3, but the signed index lists demo 9\.9\.9/));
+    assert.throws(
+      () => verifyManifest(wrong, 'demo', stringify(m)),
+      refusal('manifest_mismatch', /is demo 1\.2\.3, but the signed index lists demo 9\.9\.9/),
+    );
   });
 
   it('refuses a signed manifest that is not valid, naming the field', () => {
     const bad = clone(validManifest()) as any;
     bad.containers[0].image = 'pic/demo:latest';
-    const index: CatalogIndex = { version: 1, expires: '2027-01-01T00:00:00Z', services: [{ ...indexEntryFor(validManifest(), 'manifests/demo.yaml'), digest: `sha256:${createHash('sha256').update(canonicalBytes(bad)).digest('hex')}` }] };
-    assert.throws(() => verifyManifest(index, 'demo', stringify(bad)), refusal('invalid_manifest', /containers\.0\.image must be pinned by digest/));
+    const index: CatalogIndex = {
+      version: 1,
+      expires: '2027-01-01T00:00:00Z',
+      services: [
+        {
+          ...indexEntryFor(validManifest(), 'manifests/demo.yaml'),
+          digest: `sha256:${createHash('sha256').update(canonicalBytes(bad)).digest('hex')}`,
+        },
+      ],
+    };
+    assert.throws(
+      () => verifyManifest(index, 'demo', stringify(bad)),
+      refusal('invalid_manifest', /containers\.0\.image must be pinned by digest/),
+    );
   });
 });
 
@@ -257,7 +389,13 @@ describe('trust key rotation', () => {
     const byOld = await signed(indexOf(10, []), oldKey.privateKey);
     const byNew = await signed(indexOf(11, []), newKey.privateKey);
     const accept = (s: { text: string; bundle: unknown }, keys: unknown[], highest?: number) =>
-      acceptIndex({ indexBytes: s.text, bundle: s.bundle, trustedKeys: keys as never, highestAcceptedVersion: highest, now: NOW });
+      acceptIndex({
+        indexBytes: s.text,
+        bundle: s.bundle,
+        trustedKeys: keys as never,
+        highestAcceptedVersion: highest,
+        now: NOW,
+      });
 
     // 1. Only the old key is trusted: the old key's index is accepted, the new one's is not yet.
     assert.equal(accept(byOld, [oldKey.publicKey]).signedBy, keyFingerprint(oldKey.publicKey));
@@ -266,7 +404,10 @@ describe('trust key rotation', () => {
     assert.equal(accept(byOld, [oldKey.publicKey, newKey.publicKey], 10).signedBy, keyFingerprint(oldKey.publicKey));
     assert.equal(accept(byNew, [oldKey.publicKey, newKey.publicKey], 10).signedBy, keyFingerprint(newKey.publicKey));
     // 3. Old key removed: its signatures are refused, the new key's still accepted.
-    assert.throws(() => accept(byOld, [newKey.publicKey]), refusal('untrusted_key', new RegExp(keyFingerprint(oldKey.publicKey))));
+    assert.throws(
+      () => accept(byOld, [newKey.publicKey]),
+      refusal('untrusted_key', new RegExp(keyFingerprint(oldKey.publicKey))),
+    );
     assert.equal(accept(byNew, [newKey.publicKey], 11).index.version, 11);
   });
 });

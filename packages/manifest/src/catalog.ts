@@ -60,9 +60,14 @@ export interface VerifiedIndex {
  * order do not matter, but any change to the data does. Throws CatalogRefusal:
  * missing_bundle, malformed_bundle, untrusted_key, signature_mismatch or malformed_index.
  */
-export function verifyIndex(indexBytes: Uint8Array | string, bundle: unknown, trustedKeys: readonly TrustedKeyInput[]): VerifiedIndex {
+export function verifyIndex(
+  indexBytes: Uint8Array | string,
+  bundle: unknown,
+  trustedKeys: readonly TrustedKeyInput[],
+): VerifiedIndex {
   const text = typeof indexBytes === 'string' ? indexBytes : Buffer.from(indexBytes).toString('utf8');
-  if (Buffer.byteLength(text) > MAX_INDEX_BYTES) throw new CatalogRefusal('malformed_index', `the catalog index is larger than ${MAX_INDEX_BYTES} bytes`);
+  if (Buffer.byteLength(text) > MAX_INDEX_BYTES)
+    throw new CatalogRefusal('malformed_index', `the catalog index is larger than ${MAX_INDEX_BYTES} bytes`);
   let data: unknown;
   try {
     data = JSON.parse(text);
@@ -82,14 +87,21 @@ export function verifyIndex(indexBytes: Uint8Array | string, bundle: unknown, tr
   try {
     index = validateIndex(data);
   } catch (err) {
-    throw new CatalogRefusal('malformed_index', `the catalog index is signed but not a valid index: ${(err as Error).message}`);
+    throw new CatalogRefusal(
+      'malformed_index',
+      `the catalog index is signed but not a valid index: ${(err as Error).message}`,
+    );
   }
   return { index, bytes, digest: sha256Digest(bytes), signedBy: fingerprint };
 }
 
 /** Rollback: refuses an index older than the highest version this cell has accepted. The same version is fine (a re-read). */
 export function checkRollback(index: CatalogIndex, highestAcceptedVersion: number | undefined | null): void {
-  if (highestAcceptedVersion !== undefined && highestAcceptedVersion !== null && index.version < highestAcceptedVersion) {
+  if (
+    highestAcceptedVersion !== undefined &&
+    highestAcceptedVersion !== null &&
+    index.version < highestAcceptedVersion
+  ) {
     throw new CatalogRefusal(
       'rollback',
       `the catalog index is version ${index.version}, older than version ${highestAcceptedVersion} which this cell already accepted (a rollback)`,
@@ -102,10 +114,14 @@ export function checkRollback(index: CatalogIndex, highestAcceptedVersion: numbe
 export function checkExpiry(index: CatalogIndex, now: Date = new Date()): void {
   const expires = Date.parse(index.expires);
   if (!(now.getTime() < expires)) {
-    throw new CatalogRefusal('expired', `the catalog index expired at ${index.expires}; the store must publish a newly signed index`, {
-      expires: index.expires,
-      now: now.toISOString(),
-    });
+    throw new CatalogRefusal(
+      'expired',
+      `the catalog index expired at ${index.expires}; the store must publish a newly signed index`,
+      {
+        expires: index.expires,
+        now: now.toISOString(),
+      },
+    );
   }
 }
 
@@ -153,7 +169,8 @@ export function acceptIndex(options: AcceptIndexOptions): VerifiedIndex {
 /** The index's entry for a service, or refusal not_listed. */
 export function indexEntry(index: CatalogIndex, id: string): IndexEntry {
   const entry = index.services.find((s) => s.id === id);
-  if (!entry) throw new CatalogRefusal('not_listed', `the signed catalog index does not list a service "${id}"`, { id });
+  if (!entry)
+    throw new CatalogRefusal('not_listed', `the signed catalog index does not list a service "${id}"`, { id });
   return entry;
 }
 
@@ -170,7 +187,11 @@ export function verifyManifest(index: CatalogIndex, id: string, manifestText: st
     data = readManifestYaml(manifestText, entry.manifest);
   } catch (err) {
     // Unreadable bytes cannot have the listed digest: this is a substituted file, not a bad signed one.
-    throw new CatalogRefusal('digest_mismatch', `${entry.manifest} does not match the signed index: ${(err as Error).message}`, { id, expected: entry.digest });
+    throw new CatalogRefusal(
+      'digest_mismatch',
+      `${entry.manifest} does not match the signed index: ${(err as Error).message}`,
+      { id, expected: entry.digest },
+    );
   }
   checkManifestDigest(entry, data);
   let manifest: ServiceManifest;
@@ -195,7 +216,10 @@ export function checkManifestDigest(entry: IndexEntry, manifestData: unknown): v
   try {
     actual = manifestDigest(manifestData);
   } catch (err) {
-    throw new CatalogRefusal('digest_mismatch', `${entry.manifest} has no canonical form: ${(err as Error).message}`, { id: entry.id, expected: entry.digest });
+    throw new CatalogRefusal('digest_mismatch', `${entry.manifest} has no canonical form: ${(err as Error).message}`, {
+      id: entry.id,
+      expected: entry.digest,
+    });
   }
   if (actual !== entry.digest) {
     throw new CatalogRefusal(

@@ -36,7 +36,11 @@ async function makeCatalog(name: string) {
   b.id = 'other';
   await writeFile(join(root, 'manifests', 'demo.yaml'), stringify(a));
   await writeFile(join(root, 'manifests', 'other.yaml'), stringify(b));
-  const index = { version: 4, expires: '2099-01-01T00:00:00Z', services: [indexEntryFor(a, 'manifests/demo.yaml'), indexEntryFor(b, 'manifests/other.yaml')] };
+  const index = {
+    version: 4,
+    expires: '2099-01-01T00:00:00Z',
+    services: [indexEntryFor(a, 'manifests/demo.yaml'), indexEntryFor(b, 'manifests/other.yaml')],
+  };
   const { bundle } = await signIndex(index, store.privateKey);
   await writeFile(join(root, INDEX_PATH), JSON.stringify(index, null, 2));
   await writeFile(join(root, BUNDLE_PATH), JSON.stringify(bundle, null, 2));
@@ -46,7 +50,11 @@ async function makeCatalog(name: string) {
 /** Runs a maintainer script (already built: --no-build) and returns its exit code and output. */
 async function script(name: string, args: string[]) {
   try {
-    const { stdout, stderr } = await execFileAsync(process.execPath, [join(REPO_ROOT, 'scripts', 'store', name), ...args, '--no-build']);
+    const { stdout, stderr } = await execFileAsync(process.execPath, [
+      join(REPO_ROOT, 'scripts', 'store', name),
+      ...args,
+      '--no-build',
+    ]);
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -65,7 +73,10 @@ describe('catalog files', () => {
   it('loads a signed catalog and every manifest it lists', async () => {
     const root = await makeCatalog('ok');
     const catalog = await loadCatalog({ root, trustedKeys: [store.publicKey] });
-    assert.deepEqual(catalog.manifests.map((m) => m.id), ['demo', 'other']);
+    assert.deepEqual(
+      catalog.manifests.map((m) => m.id),
+      ['demo', 'other'],
+    );
     assert.equal(catalog.signedBy, keyFingerprint(store.publicKey));
   });
 
@@ -80,7 +91,10 @@ describe('catalog files', () => {
     const { index } = await readCatalogIndex({ root, trustedKeys: [store.publicKey] });
     const file = join(root, 'manifests', 'other.yaml');
     await writeFile(file, (await readFile(file, 'utf8')).replace('name: Demo', 'name: Evil'));
-    await assert.rejects(readCatalogManifest(root, index, 'other'), refusal('digest_mismatch', /manifests\/other\.yaml has digest/));
+    await assert.rejects(
+      readCatalogManifest(root, index, 'other'),
+      refusal('digest_mismatch', /manifests\/other\.yaml has digest/),
+    );
     await assert.rejects(loadCatalog({ root, trustedKeys: [store.publicKey] }), refusal('digest_mismatch'));
     assert.equal((await readCatalogManifest(root, index, 'demo')).id, 'demo', 'the untouched manifest still verifies');
     await rm(join(root, 'manifests', 'demo.yaml'));
@@ -88,7 +102,7 @@ describe('catalog files', () => {
   });
 });
 
-describe('the repository\'s catalog', () => {
+describe("the repository's catalog", () => {
   it('ships no signed index and no store key: nobody holds a private key for them (store:publish writes a real one)', async () => {
     // A signed manifest pins only digests of real images, pushed to a registry a cell can reach; the
     // repository has none, so it ships nothing signed. npm run services:local makes a local catalog.
@@ -132,8 +146,13 @@ describe('maintainer scripts', () => {
     const index = JSON.parse(await readFile(join(root, INDEX_PATH), 'utf8'));
     assert.equal(index.version, 5, 'one more than the previous index');
     assert.ok(Math.abs(Date.parse(index.expires) - Date.now() - 30 * 86_400_000) < 60_000);
-    const written = await Promise.all((await readdir(join(root, 'services-index'))).map((n) => readFile(join(root, 'services-index', n), 'utf8')));
-    assert.ok(written.every((t) => !t.includes('PRIVATE KEY')), 'the private key is never written next to the index');
+    const written = await Promise.all(
+      (await readdir(join(root, 'services-index'))).map((n) => readFile(join(root, 'services-index', n), 'utf8')),
+    );
+    assert.ok(
+      written.every((t) => !t.includes('PRIVATE KEY')),
+      'the private key is never written next to the index',
+    );
 
     const ok = await script('verify.mjs', ['--root', root]);
     assert.equal(ok.code, 0, ok.stderr);
@@ -154,7 +173,14 @@ describe('maintainer scripts', () => {
     const untrusted = await script('verify.mjs', ['--root', root, '--key', otherKey]);
     assert.equal(untrusted.code, 1);
     assert.match(untrusted.stderr, /refused \(untrusted_key\)/);
-    const rotated = await script('verify.mjs', ['--root', root, '--key', otherKey, '--key', join(root, 'services-index', 'store.pub.pem')]);
+    const rotated = await script('verify.mjs', [
+      '--root',
+      root,
+      '--key',
+      otherKey,
+      '--key',
+      join(root, 'services-index', 'store.pub.pem'),
+    ]);
     assert.equal(rotated.code, 0, rotated.stderr);
 
     await writeFile(join(root, 'manifests', 'new.yaml'), stringify({ ...validManifest(), id: 'new' }));

@@ -61,7 +61,8 @@ export async function readCatalogManifest(
   const file = resolve(base, entry.manifest);
   const rel = relative(base, file);
   // The schema already forbids "..", but a path is only trusted if it really stays inside the root.
-  if (rel.startsWith('..') || isAbsolute(rel)) throw new CatalogRefusal('missing_manifest', `${entry.manifest} lies outside the catalog root`, { id });
+  if (rel.startsWith('..') || isAbsolute(rel))
+    throw new CatalogRefusal('missing_manifest', `${entry.manifest} lies outside the catalog root`, { id });
   const text = await readRegularFile(file, { maxBytes: MAX_MANIFEST_BYTES, timeoutMs: readTimeoutMs }).catch((err) => {
     const reason = `the signed index lists ${entry.manifest} for "${id}", but it ${describe(err)}`;
     throw new CatalogRefusal('missing_manifest', reason, { id });

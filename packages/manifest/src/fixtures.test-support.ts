@@ -24,13 +24,27 @@ export function validManifest(): ServiceManifest {
         name: 'app',
         image: `registry.example.com:5000/pic/demo:1.2@${DIGEST_A}`,
         command: ['demo-server', '--port', '8080'],
-        env: { DEMO_DOMAIN: '{{domain}}', DEMO_HOST: '{{subdomain}}.{{domain}}', DEMO_ADMIN_TOKEN: '{{secret:admin-token}}', DEMO_PASSWORD_FILE: '/run/pw' },
-        volumes: [{ name: 'data', path: '/data' }, { name: 'config', path: '/etc/demo', readOnly: true }],
+        env: {
+          DEMO_DOMAIN: '{{domain}}',
+          DEMO_HOST: '{{subdomain}}.{{domain}}',
+          DEMO_ADMIN_TOKEN: '{{secret:admin-token}}',
+          DEMO_PASSWORD_FILE: '/run/pw',
+        },
+        volumes: [
+          { name: 'data', path: '/data' },
+          { name: 'config', path: '/etc/demo', readOnly: true },
+        ],
         ports: [
           { container: 8080, protocol: 'tcp', description: 'HTTP' },
           { container: 9000, protocol: 'tcp', host: 9000 },
         ],
-        healthcheck: { http: { port: 8080, path: '/health' }, intervalSeconds: 10, timeoutSeconds: 3, retries: 3, startPeriodSeconds: 5 },
+        healthcheck: {
+          http: { port: 8080, path: '/health' },
+          intervalSeconds: 10,
+          timeoutSeconds: 3,
+          retries: 3,
+          startPeriodSeconds: 5,
+        },
       },
       {
         name: 'worker',
@@ -39,7 +53,10 @@ export function validManifest(): ServiceManifest {
       },
     ],
     accounts: {
-      create: { exec: { container: 'app', argv: ['demo-account', 'add', '{{username}}', '-'], stdin: '{{password}}\n' }, timeoutSeconds: 20 },
+      create: {
+        exec: { container: 'app', argv: ['demo-account', 'add', '{{username}}', '-'], stdin: '{{password}}\n' },
+        timeoutSeconds: 20,
+      },
       delete: {
         http: {
           container: 'app',
@@ -53,19 +70,38 @@ export function validManifest(): ServiceManifest {
       list: { http: { container: 'app', port: 8080, method: 'GET', path: '/admin/accounts' }, output: 'json' },
     },
     credentials: [
-      { label: 'Demo', protocol: 'http', security: 'tls', host: '{{subdomain}}.{{domain}}', port: 443, username: '{{username}}@{{domain}}', password: '{{password}}', path: '/{{username}}/' },
+      {
+        label: 'Demo',
+        protocol: 'http',
+        security: 'tls',
+        host: '{{subdomain}}.{{domain}}',
+        port: 443,
+        username: '{{username}}@{{domain}}',
+        password: '{{password}}',
+        path: '/{{username}}/',
+      },
     ],
     routes: [
       { method: 'GET', path: '/accounts', handler: 'accounts.list', description: 'List accounts' },
       { method: 'POST', path: '/accounts', handler: 'accounts.create', description: 'Create an account' },
       { method: 'DELETE', path: '/accounts/:username', handler: 'accounts.delete', description: 'Delete an account' },
-      { method: 'GET', path: '/accounts/:username/credentials', handler: 'accounts.credentials', description: 'Connection info' },
+      {
+        method: 'GET',
+        path: '/accounts/:username/credentials',
+        handler: 'accounts.credentials',
+        description: 'Connection info',
+      },
       {
         method: 'GET',
         path: '/items/:item',
         handler: 'proxy',
         description: 'Read an item',
-        proxy: { container: 'app', port: 8080, path: '/admin/items/:item', headers: { 'X-Admin-Token': '{{secret:admin-token}}' } },
+        proxy: {
+          container: 'app',
+          port: 8080,
+          path: '/admin/items/:item',
+          headers: { 'X-Admin-Token': '{{secret:admin-token}}' },
+        },
       },
     ],
   };

@@ -29,7 +29,9 @@ export interface ImageReference {
 export function parseImageReference(reference: string): ImageReference {
   const m = PINNED.exec(reference);
   if (!m) {
-    const hint = reference.includes('@') ? 'a digest of the form sha256:<64 lowercase hex>' : 'a digest (a tag alone can be moved)';
+    const hint = reference.includes('@')
+      ? 'a digest of the form sha256:<64 lowercase hex>'
+      : 'a digest (a tag alone can be moved)';
     throw new TypeError(`image reference "${reference}" is not pinned: it needs ${hint}, e.g. name@sha256:…`);
   }
   return { repository: m[1]!, ...(m[2] ? { tag: m[2] } : {}), digest: m[3]! };

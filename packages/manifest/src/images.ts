@@ -36,10 +36,18 @@ export type ImageSignatureResult = { signed: false } | { signed: true; fingerpri
  * (whether that is acceptable is the cell's verification mode). Throws CatalogRefusal
  * (malformed_bundle, untrusted_key, signature_mismatch) when a signature is present but fails.
  */
-export function verifyImageSignature(container: Pick<ContainerSpec, 'image' | 'signature'>, trustedKeys: readonly TrustedKeyInput[]): ImageSignatureResult {
+export function verifyImageSignature(
+  container: Pick<ContainerSpec, 'image' | 'signature'>,
+  trustedKeys: readonly TrustedKeyInput[],
+): ImageSignatureResult {
   if (container.signature === undefined) return { signed: false };
   const { repository, digest } = parseImageReference(container.image);
-  const { fingerprint } = verifySignedBytes(imageSignaturePayload(repository, digest), container.signature, trustedKeys, `the signature of image ${container.image}`);
+  const { fingerprint } = verifySignedBytes(
+    imageSignaturePayload(repository, digest),
+    container.signature,
+    trustedKeys,
+    `the signature of image ${container.image}`,
+  );
   return { signed: true, fingerprint };
 }
 
@@ -47,12 +55,22 @@ export function verifyImageSignature(container: Pick<ContainerSpec, 'image' | 's
  * Refuses a local image whose digest differs from the one the manifest pins. `actualDigest` is what
  * the engine reports (undefined when it has no such image).
  */
-export function assertImageDigest(expectedDigest: string, actualDigest: string | undefined | null, image = 'the image'): void {
-  const expected = expectedDigest.includes('@') ? parseImageReference(expectedDigest).digest : expectedDigest.trim().toLowerCase();
+export function assertImageDigest(
+  expectedDigest: string,
+  actualDigest: string | undefined | null,
+  image = 'the image',
+): void {
+  const expected = expectedDigest.includes('@')
+    ? parseImageReference(expectedDigest).digest
+    : expectedDigest.trim().toLowerCase();
   if (!isDigest(expected)) throw new TypeError(`expected digest "${expectedDigest}" is not sha256:<64 hex>`);
   const actual = actualDigest?.trim().toLowerCase();
   if (!actual) {
-    throw new CatalogRefusal('image_digest_mismatch', `${image} is not present on the container engine; the manifest pins ${expected}`, { expected });
+    throw new CatalogRefusal(
+      'image_digest_mismatch',
+      `${image} is not present on the container engine; the manifest pins ${expected}`,
+      { expected },
+    );
   }
   if (actual !== expected) {
     throw new CatalogRefusal(

@@ -22,7 +22,9 @@ export function generateStoreKeyPair(): StoreKeyPair {
  */
 export function keyFingerprint(key: KeyObject | string): string {
   const pub = publicKeyOf(key);
-  return createHash('sha256').update(pub.export({ type: 'spki', format: 'der' })).digest('hex');
+  return createHash('sha256')
+    .update(pub.export({ type: 'spki', format: 'der' }))
+    .digest('hex');
 }
 
 /** A public key from a PEM (SPKI) or a KeyObject (a private one gives its public half); P-256 only. */
@@ -49,7 +51,9 @@ export function loadPrivateKey(pem: string | Buffer, passphrase?: string): KeyOb
 function assertStoreKey(key: KeyObject): void {
   const curve = key.asymmetricKeyDetails?.namedCurve;
   if (key.asymmetricKeyType !== 'ec' || curve !== STORE_KEY_CURVE) {
-    throw new TypeError(`store keys must be ECDSA P-256 (prime256v1); this key is ${key.asymmetricKeyType}${curve ? ` ${curve}` : ''}`);
+    throw new TypeError(
+      `store keys must be ECDSA P-256 (prime256v1); this key is ${key.asymmetricKeyType}${curve ? ` ${curve}` : ''}`,
+    );
   }
 }
 
@@ -74,11 +78,14 @@ export function toTrustedKeys(keys: readonly TrustedKeyInput[]): { usable: Trust
     const given = typeof k === 'object' && 'key' in k ? k : { key: k };
     let key = typeof given.key === 'string' ? createPublicKey(given.key) : given.key;
     if (key.type === 'private') key = createPublicKey(key);
-    const fingerprint = createHash('sha256').update(key.export({ type: 'spki', format: 'der' })).digest('hex');
+    const fingerprint = createHash('sha256')
+      .update(key.export({ type: 'spki', format: 'der' }))
+      .digest('hex');
     if (given.fingerprint !== undefined && normalizeFingerprint(given.fingerprint) !== fingerprint) {
       throw new TypeError(`trusted key fingerprint ${given.fingerprint} does not match its key (${fingerprint})`);
     }
-    if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === STORE_KEY_CURVE) usable.push({ fingerprint, key });
+    if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === STORE_KEY_CURVE)
+      usable.push({ fingerprint, key });
     else unusable.push(fingerprint);
   }
   return { usable, unusable };
@@ -86,5 +93,8 @@ export function toTrustedKeys(keys: readonly TrustedKeyInput[]): { usable: Trust
 
 /** Accepts `sha256:<hex>` or bare hex, any case. */
 export function normalizeFingerprint(value: string): string {
-  return value.trim().toLowerCase().replace(/^sha256:/, '');
+  return value
+    .trim()
+    .toLowerCase()
+    .replace(/^sha256:/, '');
 }

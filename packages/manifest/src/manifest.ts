@@ -6,8 +6,29 @@ import { scanTemplate, type PlaceholderName } from './templates.js';
 
 /** API areas of the cell itself: a service with one of these ids would shadow them under /api/<id>. */
 export const RESERVED_IDS: readonly string[] = [
-  'auth', 'users', 'setup', 'health', 'status', 'config', 'audit', 'vault', 'peers', 'peer', 'wireguard', 'store',
-  'services', 'connectivity', 'network', 'dns', 'ntp', 'routing', 'caddy', 'containers', 'logs', 'cells', 'backup',
+  'auth',
+  'users',
+  'setup',
+  'health',
+  'status',
+  'config',
+  'audit',
+  'vault',
+  'peers',
+  'peer',
+  'wireguard',
+  'store',
+  'services',
+  'connectivity',
+  'network',
+  'dns',
+  'ntp',
+  'routing',
+  'caddy',
+  'containers',
+  'logs',
+  'cells',
+  'backup',
 ];
 
 /** The cell answers GET /api/<id>/status itself, installed or not, so a manifest cannot claim it. */
@@ -94,7 +115,10 @@ export function manifestRuleErrors(m: ServiceManifest): FieldErrors {
       seenPorts.add(key);
       if (p.host !== undefined) {
         if (RESERVED_HOST_PORTS.has(p.host)) {
-          fail(`${at}.ports.${j}.host`, `is reserved for the cell's host (${RESERVED_HOST_PORTS_TEXT}); publish on another port`);
+          fail(
+            `${at}.ports.${j}.host`,
+            `is reserved for the cell's host (${RESERVED_HOST_PORTS_TEXT}); publish on another port`,
+          );
         }
         const hostKey = `${p.host}/${p.protocol}`;
         const other = hostPorts.get(hostKey);
@@ -118,11 +142,13 @@ export function manifestRuleErrors(m: ServiceManifest): FieldErrors {
     }
 
     const hc = c.healthcheck;
-    if ((hc.exec === undefined) === (hc.http === undefined)) fail(`${at}.healthcheck`, 'needs exactly one of exec and http');
+    if ((hc.exec === undefined) === (hc.http === undefined))
+      fail(`${at}.healthcheck`, 'needs exactly one of exec and http');
     if (hc.http) checkPort(`${at}.healthcheck.http.port`, c.name, hc.http.port);
-    if (hc.timeoutSeconds > hc.intervalSeconds) fail(`${at}.healthcheck.timeoutSeconds`, 'must not exceed intervalSeconds');
+    if (hc.timeoutSeconds > hc.intervalSeconds)
+      fail(`${at}.healthcheck.timeoutSeconds`, 'must not exceed intervalSeconds');
     if (hc.http?.tls && !c.tls) {
-      fail(`${at}.healthcheck.http.tls`, 'needs the container\'s tls section (the certificate it serves)');
+      fail(`${at}.healthcheck.http.tls`, "needs the container's tls section (the certificate it serves)");
     }
   });
 
@@ -136,14 +162,16 @@ export function manifestRuleErrors(m: ServiceManifest): FieldErrors {
     if (checkContainer('web.container', web.container)) {
       checkPort('web.port', web.container, web.port);
       const c = m.containers.find((x) => x.name === web.container);
-      if (web.tls && c && !c.tls) fail('web.tls', 'needs the container\'s tls section (the certificate it serves)');
+      if (web.tls && c && !c.tls) fail('web.tls', "needs the container's tls section (the certificate it serves)");
     }
   }
 
   const hasAccountsCapability = m.capabilities.includes('accounts');
   if (hasAccountsCapability && !m.accounts) fail('accounts', 'is required with the accounts capability');
-  if (!hasAccountsCapability && m.accounts) fail('capabilities', 'must include accounts when the manifest has an accounts section');
-  if (m.credentials && !m.accounts) fail('credentials', 'needs an accounts section: connection info is filled from a peer\'s account');
+  if (!hasAccountsCapability && m.accounts)
+    fail('capabilities', 'must include accounts when the manifest has an accounts section');
+  if (m.credentials && !m.accounts)
+    fail('credentials', "needs an accounts section: connection info is filled from a peer's account");
   if (m.accounts) {
     const steps = [
       ['create', m.accounts.create, ['username', 'password', 'domain', 'subdomain']],
@@ -168,14 +196,21 @@ export function manifestRuleErrors(m: ServiceManifest): FieldErrors {
         const h = action.http;
         if (checkContainer(`${at}.http.container`, h.container)) checkPort(`${at}.http.port`, h.container, h.port);
         checkTemplate(`${at}.http.path`, h.path, allowed, true);
-        for (const [k, v] of Object.entries(h.headers ?? {})) checkTemplate(`${at}.http.headers.${k}`, v, allowed, true);
-        for (const [k, v] of Object.entries(h.body?.fields ?? {})) checkTemplate(`${at}.http.body.fields.${k}`, v, allowed, true);
-        if (h.body && (h.method === 'GET' || h.method === 'DELETE')) fail(`${at}.http.body`, `is not sent with ${h.method}`);
+        for (const [k, v] of Object.entries(h.headers ?? {}))
+          checkTemplate(`${at}.http.headers.${k}`, v, allowed, true);
+        for (const [k, v] of Object.entries(h.body?.fields ?? {}))
+          checkTemplate(`${at}.http.body.fields.${k}`, v, allowed, true);
+        if (h.body && (h.method === 'GET' || h.method === 'DELETE'))
+          fail(`${at}.http.body`, `is not sent with ${h.method}`);
       }
     }
-    const create = m.accounts.create.exec ? [...m.accounts.create.exec.argv, m.accounts.create.exec.stdin ?? ''] : templatesOfHttp(m.accounts.create.http);
-    if (!create.some((t) => t.includes('{{username}}'))) fail('accounts.create', 'must pass {{username}} to the service');
-    if (!create.some((t) => t.includes('{{password}}'))) fail('accounts.create', 'must pass {{password}} to the service');
+    const create = m.accounts.create.exec
+      ? [...m.accounts.create.exec.argv, m.accounts.create.exec.stdin ?? '']
+      : templatesOfHttp(m.accounts.create.http);
+    if (!create.some((t) => t.includes('{{username}}')))
+      fail('accounts.create', 'must pass {{username}} to the service');
+    if (!create.some((t) => t.includes('{{password}}')))
+      fail('accounts.create', 'must pass {{password}} to the service');
     const del = m.accounts.delete.exec ? m.accounts.delete.exec.argv : templatesOfHttp(m.accounts.delete.http);
     if (!del.some((t) => t.includes('{{username}}'))) fail('accounts.delete', 'must pass {{username}} to the service');
   }
@@ -195,19 +230,22 @@ export function manifestRuleErrors(m: ServiceManifest): FieldErrors {
     const key = `${r.method} ${r.path.replace(/:[a-zA-Z0-9]+/g, ':')}`;
     if (routeKeys.has(key)) fail(`${at}.path`, `repeats route ${r.method} ${r.path}`);
     routeKeys.add(key);
-    if (RESERVED_ROUTE_PATHS.includes(r.path)) fail(`${at}.path`, `is reserved: the cell answers /api/${m.id}${r.path} itself`);
+    if (RESERVED_ROUTE_PATHS.includes(r.path))
+      fail(`${at}.path`, `is reserved: the cell answers /api/${m.id}${r.path} itself`);
     const params = routeParams(r.path);
     if (new Set(params).size !== params.length) fail(`${at}.path`, 'repeats a parameter name');
 
     if (r.handler === 'proxy') {
       if (!r.proxy) fail(`${at}.proxy`, 'is required when handler is proxy');
       else {
-        if (checkContainer(`${at}.proxy.container`, r.proxy.container)) checkPort(`${at}.proxy.port`, r.proxy.container, r.proxy.port);
+        if (checkContainer(`${at}.proxy.container`, r.proxy.container))
+          checkPort(`${at}.proxy.port`, r.proxy.container, r.proxy.port);
         checkTemplate(`${at}.proxy.path`, r.proxy.path, [], false);
         for (const p of routeParams(r.proxy.path)) {
           if (!params.includes(p)) fail(`${at}.proxy.path`, `uses :${p}, which the route path does not define`);
         }
-        for (const [k, v] of Object.entries(r.proxy.headers ?? {})) checkTemplate(`${at}.proxy.headers.${k}`, v, ['domain', 'subdomain'], true);
+        for (const [k, v] of Object.entries(r.proxy.headers ?? {}))
+          checkTemplate(`${at}.proxy.headers.${k}`, v, ['domain', 'subdomain'], true);
       }
       return;
     }
@@ -222,8 +260,7 @@ export function manifestRuleErrors(m: ServiceManifest): FieldErrors {
           if (param && !params.includes(param[1]!) && !bodyAllowed) {
             const why = `uses :${param[1]}, which the route path does not define (and ${r.method} has no body)`;
             fail(`${at}.exec.argv.${j}`, why);
-          }
-          else if (!param) checkTemplate(`${at}.exec.argv.${j}`, arg, ['domain', 'subdomain'], true);
+          } else if (!param) checkTemplate(`${at}.exec.argv.${j}`, arg, ['domain', 'subdomain'], true);
         });
       }
       return;
@@ -261,7 +298,12 @@ export function manifestRuleErrors(m: ServiceManifest): FieldErrors {
     }
   }
 
-  function checkTemplate(path: string, template: string, allowed: readonly PlaceholderName[], secretsAllowed: boolean): void {
+  function checkTemplate(
+    path: string,
+    template: string,
+    allowed: readonly PlaceholderName[],
+    secretsAllowed: boolean,
+  ): void {
     const { placeholders, unknown } = scanTemplate(template);
     if (unknown.length > 0) {
       fail(path, `has an unknown placeholder ${unknown[0]!.text}`);
@@ -272,13 +314,18 @@ export function manifestRuleErrors(m: ServiceManifest): FieldErrors {
         if (secretsAllowed) usedSecrets.add(p.name);
         else fail(path, 'may not use {{secret:…}} placeholders');
       } else if (!allowed.includes(p.name)) {
-        fail(path, `may not use {{${p.name}}}${allowed.length ? ` (allowed: ${allowed.map((a) => `{{${a}}}`).join(', ')})` : ''}`);
+        fail(
+          path,
+          `may not use {{${p.name}}}${allowed.length ? ` (allowed: ${allowed.map((a) => `{{${a}}}`).join(', ')})` : ''}`,
+        );
       }
     }
   }
 }
 
-function templatesOfHttp(h: { path: string; headers?: Record<string, string>; body?: { fields: Record<string, string> } } | undefined): string[] {
+function templatesOfHttp(
+  h: { path: string; headers?: Record<string, string>; body?: { fields: Record<string, string> } } | undefined,
+): string[] {
   if (!h) return [];
   return [h.path, ...Object.values(h.headers ?? {}), ...Object.values(h.body?.fields ?? {})];
 }

@@ -25,7 +25,10 @@ describe('readRegularFile: catalog files are regular, bounded and timed', () => 
   it('refuses a missing file, a directory, a symbolic link', async () => {
     await assert.rejects(readRegularFile(join(dir, 'absent'), { maxBytes: 10 }), problem('missing'));
     mkdirSync(join(dir, 'a-dir'));
-    await assert.rejects(readRegularFile(join(dir, 'a-dir'), { maxBytes: 10 }), (err: unknown) => problem('not_regular')(err) && /directory/.test(String(err)));
+    await assert.rejects(
+      readRegularFile(join(dir, 'a-dir'), { maxBytes: 10 }),
+      (err: unknown) => problem('not_regular')(err) && /directory/.test(String(err)),
+    );
     writeFileSync(join(dir, 'target'), 'x');
     symlinkSync(join(dir, 'target'), join(dir, 'link'));
     await assert.rejects(readRegularFile(join(dir, 'link'), { maxBytes: 10 }), problem('not_regular'));
@@ -45,7 +48,11 @@ describe('readRegularFile: catalog files are regular, bounded and timed', () => 
     // Well under the 10 s limit: a blocking open would only end at it.
     assert.ok(performance.now() - started < 5000, 'answered without waiting');
     writeFileSync(join(dir, 'after'), 'still fine');
-    assert.equal((await readRegularFile(join(dir, 'after'), { maxBytes: 100 })).toString(), 'still fine', 'the thread pool is free');
+    assert.equal(
+      (await readRegularFile(join(dir, 'after'), { maxBytes: 100 })).toString(),
+      'still fine',
+      'the thread pool is free',
+    );
   });
 
   it('refuses a file over the bound before reading it (a sparse 4 GiB file)', async () => {
@@ -53,13 +60,19 @@ describe('readRegularFile: catalog files are regular, bounded and timed', () => 
     writeFileSync(big, '');
     truncateSync(big, 4 * 1024 ** 3);
     const started = performance.now();
-    await assert.rejects(readRegularFile(big, { maxBytes: 1024 * 1024 }), (err: unknown) => problem('too_large')(err) && /4294967296/.test(String(err)));
+    await assert.rejects(
+      readRegularFile(big, { maxBytes: 1024 * 1024 }),
+      (err: unknown) => problem('too_large')(err) && /4294967296/.test(String(err)),
+    );
     assert.ok(performance.now() - started < 1000, 'refused from fstat, not by reading');
     writeFileSync(join(dir, 'eleven'), 'x'.repeat(11));
     await assert.rejects(readRegularFile(join(dir, 'eleven'), { maxBytes: 10 }), problem('too_large'));
   });
 
   it('refuses a device such as /dev/zero (endless data)', async () => {
-    await assert.rejects(readRegularFile('/dev/zero', { maxBytes: 10 }), (err: unknown) => problem('not_regular')(err) && /device/.test(String(err)));
+    await assert.rejects(
+      readRegularFile('/dev/zero', { maxBytes: 10 }),
+      (err: unknown) => problem('not_regular')(err) && /device/.test(String(err)),
+    );
   });
 });

@@ -80,7 +80,8 @@ async function readOpen(handle: FileHandle, maxBytes: number): Promise<Buffer> {
 function asFileReadError(err: NodeJS.ErrnoException): FileReadError {
   const code = err.code;
   if (code === 'ENOENT' || code === 'ENOTDIR') return new FileReadError('missing', `does not exist (${code})`);
-  if (code === 'ELOOP') return new FileReadError('not_regular', 'is a symbolic link (catalog files must be regular files)');
+  if (code === 'ELOOP')
+    return new FileReadError('not_regular', 'is a symbolic link (catalog files must be regular files)');
   if (err.code === 'ENXIO') return new FileReadError('not_regular', 'is not a regular file (a socket or a device)');
   return new FileReadError('unreadable', `cannot be read (${err.code ?? err.message})`);
 }

@@ -33,11 +33,14 @@ describe('manifest schema', () => {
     assert.deepEqual(validateManifest(clone(m)), m);
   });
 
-  it('accepts every first-party manifest in manifests/, and the tests\' test-echo in test/catalog/manifests/', () => {
+  it("accepts every first-party manifest in manifests/, and the tests' test-echo in test/catalog/manifests/", () => {
     const dir = join(REPO_ROOT, 'manifests');
     const files = readdirSync(dir).filter((f) => f.endsWith('.yaml'));
-    assert.ok(!files.includes('test-echo.yaml'), 'test-echo is the tests\' service, not the user\'s');
-    for (const [d, f] of [...files.map((x) => [dir, x]), [join(REPO_ROOT, 'test', 'catalog', 'manifests'), 'test-echo.yaml']] as const) {
+    assert.ok(!files.includes('test-echo.yaml'), "test-echo is the tests' service, not the user's");
+    for (const [d, f] of [
+      ...files.map((x) => [dir, x]),
+      [join(REPO_ROOT, 'test', 'catalog', 'manifests'), 'test-echo.yaml'],
+    ] as const) {
       const m = parseManifest(readFileSync(join(d, f)), f);
       assert.equal(`${m.id}.yaml`, f, 'a manifest file is named after its id');
     }
@@ -68,7 +71,11 @@ describe('manifest schema', () => {
   it('names unknown fields, at the top and nested', () => {
     rejects('extra', /not a known field/, (m) => (m.extra = 1));
     rejects('containers.0.privileged', /not a known field/, (m) => (m.containers[0].privileged = true));
-    rejects('accounts.list.exec.shell', /not a known field/, (m) => (m.accounts.list = { exec: { container: 'app', argv: ['x'], shell: 'sh -c' }, output: 'lines' }));
+    rejects(
+      'accounts.list.exec.shell',
+      /not a known field/,
+      (m) => (m.accounts.list = { exec: { container: 'app', argv: ['x'], shell: 'sh -c' }, output: 'lines' }),
+    );
   });
 
   it('names missing required fields', () => {
@@ -76,7 +83,7 @@ describe('manifest schema', () => {
     rejects('containers.1.healthcheck', /required/, (m) => delete m.containers[1].healthcheck);
   });
 
-  it('requires DNS-label ids and subdomains and refuses the cell\'s own API areas', () => {
+  it("requires DNS-label ids and subdomains and refuses the cell's own API areas", () => {
     rejects('id', /DNS label/, (m) => (m.id = 'Demo_App'));
     rejects('id', /DNS label/, (m) => (m.id = '-demo'));
     rejects('id', /reserved/, (m) => (m.id = 'store'));
@@ -84,7 +91,8 @@ describe('manifest schema', () => {
   });
 
   it('requires a semantic version', () => {
-    for (const bad of ['1.2', 'v1.2.3', '01.2.3', '1.2.3-', 'latest']) rejects('version', /semantic version/, (m) => (m.version = bad));
+    for (const bad of ['1.2', 'v1.2.3', '01.2.3', '1.2.3-', 'latest'])
+      rejects('version', /semantic version/, (m) => (m.version = bad));
     for (const good of ['0.0.1', '1.2.3-rc.1', '1.2.3+build.5', '10.20.30-alpha.beta+exp.sha.5114f85']) {
       const m = validManifest();
       m.version = good;
@@ -107,17 +115,45 @@ describe('manifest schema', () => {
   it('refuses image references that are not pinned by a sha256 digest', () => {
     rejects('containers.0.image', /pinned by digest/, (m) => (m.containers[0].image = 'pic/demo:1.2'));
     rejects('containers.0.image', /pinned by digest/, (m) => (m.containers[0].image = 'pic/demo'));
-    rejects('containers.0.image', /pinned by digest/, (m) => (m.containers[0].image = `pic/demo@sha256:${'a'.repeat(63)}`));
-    rejects('containers.0.image', /pinned by digest/, (m) => (m.containers[0].image = `pic/demo@sha256:${'A'.repeat(64)}`));
-    rejects('containers.0.image', /pinned by digest/, (m) => (m.containers[0].image = `pic/demo@sha512:${'a'.repeat(128)}`));
+    rejects(
+      'containers.0.image',
+      /pinned by digest/,
+      (m) => (m.containers[0].image = `pic/demo@sha256:${'a'.repeat(63)}`),
+    );
+    rejects(
+      'containers.0.image',
+      /pinned by digest/,
+      (m) => (m.containers[0].image = `pic/demo@sha256:${'A'.repeat(64)}`),
+    );
+    rejects(
+      'containers.0.image',
+      /pinned by digest/,
+      (m) => (m.containers[0].image = `pic/demo@sha512:${'a'.repeat(128)}`),
+    );
   });
 
   it('keeps secrets out of env values', () => {
-    rejects('containers.0.env.DEMO_DB_PASSWORD', /exactly one \{\{secret:NAME\}\}/, (m) => (m.containers[0].env.DEMO_DB_PASSWORD = 'hunter2'));
-    rejects('containers.0.env.API_TOKEN', /no secrets inline/, (m) => (m.containers[0].env.API_TOKEN = 'x{{secret:admin-token}}'));
+    rejects(
+      'containers.0.env.DEMO_DB_PASSWORD',
+      /exactly one \{\{secret:NAME\}\}/,
+      (m) => (m.containers[0].env.DEMO_DB_PASSWORD = 'hunter2'),
+    );
+    rejects(
+      'containers.0.env.API_TOKEN',
+      /no secrets inline/,
+      (m) => (m.containers[0].env.API_TOKEN = 'x{{secret:admin-token}}'),
+    );
     rejects('secrets', /must declare "db"/, (m) => (m.containers[0].env.DEMO_DB = '{{secret:db}}'));
-    rejects('containers.0.env.DEMO_USER', /unknown placeholder \{\{user\}\}/, (m) => (m.containers[0].env.DEMO_USER = '{{user}}'));
-    rejects('containers.0.env.DEMO_USER', /may not use \{\{username\}\}/, (m) => (m.containers[0].env.DEMO_USER = '{{username}}'));
+    rejects(
+      'containers.0.env.DEMO_USER',
+      /unknown placeholder \{\{user\}\}/,
+      (m) => (m.containers[0].env.DEMO_USER = '{{user}}'),
+    );
+    rejects(
+      'containers.0.env.DEMO_USER',
+      /may not use \{\{username\}\}/,
+      (m) => (m.containers[0].env.DEMO_USER = '{{username}}'),
+    );
     rejects('containers.0.env.bad-name', /not a known field/, (m) => (m.containers[0].env['bad-name'] = 'x'));
   });
 
@@ -127,38 +163,86 @@ describe('manifest schema', () => {
     rejects('containers.0.volumes.1.path', /second volume/, (m) => (m.containers[0].volumes[1].path = '/data'));
     rejects('containers.0.ports.0.container', /<= 65535/, (m) => (m.containers[0].ports[0].container = 70000));
     rejects('containers.0.ports.0.protocol', /tcp, udp/, (m) => (m.containers[0].ports[0].protocol = 'sctp'));
-    rejects('containers.1.ports.0.host', /already published/, (m) => (m.containers[1].ports = [{ container: 9001, protocol: 'tcp', host: 9000 }]));
+    rejects(
+      'containers.1.ports.0.host',
+      /already published/,
+      (m) => (m.containers[1].ports = [{ container: 9001, protocol: 'tcp', host: 9000 }]),
+    );
     for (const host of [22, 53, 80, 443]) {
-      rejects('containers.0.ports.0.host', /is reserved for the cell's host/, (m) => (m.containers[0].ports = [{ container: 8080, protocol: 'udp', host }]));
+      rejects(
+        'containers.0.ports.0.host',
+        /is reserved for the cell's host/,
+        (m) => (m.containers[0].ports = [{ container: 8080, protocol: 'udp', host }]),
+      );
     }
     rejects('containers.1.name', /repeats container name/, (m) => (m.containers[1].name = 'app'));
   });
 
   it('checks health checks', () => {
-    rejects('containers.0.healthcheck', /exactly one of exec and http/, (m) => (m.containers[0].healthcheck.exec = ['true']));
+    rejects(
+      'containers.0.healthcheck',
+      /exactly one of exec and http/,
+      (m) => (m.containers[0].healthcheck.exec = ['true']),
+    );
     rejects('containers.1.healthcheck', /exactly one of exec and http/, (m) => delete m.containers[1].healthcheck.exec);
-    rejects('containers.0.healthcheck.http.port', /not a tcp port declared/, (m) => (m.containers[0].healthcheck.http.port = 8081));
-    rejects('containers.1.healthcheck.exec', /must be array/, (m) => (m.containers[1].healthcheck.exec = 'demo-worker ping'));
-    rejects('containers.0.healthcheck.timeoutSeconds', /must not exceed intervalSeconds/, (m) => (m.containers[0].healthcheck.timeoutSeconds = 20));
+    rejects(
+      'containers.0.healthcheck.http.port',
+      /not a tcp port declared/,
+      (m) => (m.containers[0].healthcheck.http.port = 8081),
+    );
+    rejects(
+      'containers.1.healthcheck.exec',
+      /must be array/,
+      (m) => (m.containers[1].healthcheck.exec = 'demo-worker ping'),
+    );
+    rejects(
+      'containers.0.healthcheck.timeoutSeconds',
+      /must not exceed intervalSeconds/,
+      (m) => (m.containers[0].healthcheck.timeoutSeconds = 20),
+    );
     rejects('containers.0.healthcheck.retries', />= 1/, (m) => (m.containers[0].healthcheck.retries = 0));
   });
 
   it('checks the account provisioning contract', () => {
-    rejects('accounts.create.exec.argv', /must be array/, (m) => (m.accounts.create.exec.argv = 'demo-account add {{username}} {{password}}'));
+    rejects(
+      'accounts.create.exec.argv',
+      /must be array/,
+      (m) => (m.accounts.create.exec.argv = 'demo-account add {{username}} {{password}}'),
+    );
     rejects('accounts.create.exec.container', /does not define/, (m) => (m.accounts.create.exec.container = 'db'));
-    rejects('accounts.create', /exactly one of exec and http/, (m) => (m.accounts.create.http = clone(m.accounts.delete.http)));
+    rejects(
+      'accounts.create',
+      /exactly one of exec and http/,
+      (m) => (m.accounts.create.http = clone(m.accounts.delete.http)),
+    );
     rejects('accounts.create', /must pass \{\{password\}\}/, (m) => (m.accounts.create.exec.stdin = 'fixed'));
-    rejects('accounts.delete.http.body.fields.password', /may not use \{\{password\}\}/, (m) => (m.accounts.delete.http.body.fields.password = '{{password}}'));
-    rejects('accounts.list.exec.argv.1', /may not use \{\{username\}\}/, (m) => (m.accounts.list = { exec: { container: 'app', argv: ['ls', '{{username}}'] }, output: 'lines' }));
+    rejects(
+      'accounts.delete.http.body.fields.password',
+      /may not use \{\{password\}\}/,
+      (m) => (m.accounts.delete.http.body.fields.password = '{{password}}'),
+    );
+    rejects(
+      'accounts.list.exec.argv.1',
+      /may not use \{\{username\}\}/,
+      (m) => (m.accounts.list = { exec: { container: 'app', argv: ['ls', '{{username}}'] }, output: 'lines' }),
+    );
     rejects('accounts.list.output', /lines, json/, (m) => (m.accounts.list.output = 'csv'));
     rejects('accounts.delete.http.port', /not a tcp port declared/, (m) => (m.accounts.delete.http.port = 9999));
-    rejects('accounts.list.http.body', /not sent with GET/, (m) => (m.accounts.list.http.body = { encoding: 'json', fields: {} }));
+    rejects(
+      'accounts.list.http.body',
+      /not sent with GET/,
+      (m) => (m.accounts.list.http.body = { encoding: 'json', fields: {} }),
+    );
     rejects('accounts.delete.http.method', /GET, POST/, (m) => (m.accounts.delete.http.method = 'TRACE'));
   });
 
   it('checks the connection info templates', () => {
     rejects('credentials.0.host', /unknown placeholder \{\{host\}\}/, (m) => (m.credentials[0].host = '{{host}}'));
-    rejects('credentials.0.password', /may not use \{\{secret/, (m) => (m.credentials[0].password = '{{secret:admin-token}}'));
+    rejects(
+      'credentials.0.password',
+      /may not use \{\{secret/,
+      (m) => (m.credentials[0].password = '{{secret:admin-token}}'),
+    );
     rejects('credentials.0.protocol', /must be one of/, (m) => (m.credentials[0].protocol = 'ftp'));
     rejects('credentials.0.path', /unknown placeholder \{\{/, (m) => (m.credentials[0].path = '/{{username}/'));
     rejects('credentials', /needs an accounts section/, (m) => {
@@ -171,7 +255,11 @@ describe('manifest schema', () => {
   it('checks the routes the cell mounts', () => {
     rejects('routes.4.proxy', /required when handler is proxy/, (m) => delete m.routes[4].proxy);
     rejects('routes.0.proxy', /only for handler proxy/, (m) => (m.routes[0].proxy = clone(m.routes[4].proxy)));
-    rejects('routes.4.proxy.path', /uses :id, which the route path does not define/, (m) => (m.routes[4].proxy.path = '/admin/items/:id'));
+    rejects(
+      'routes.4.proxy.path',
+      /uses :id, which the route path does not define/,
+      (m) => (m.routes[4].proxy.path = '/admin/items/:id'),
+    );
     rejects('routes.4.proxy.container', /does not define/, (m) => (m.routes[4].proxy.container = 'nope'));
     rejects('routes.2.method', /must be DELETE/, (m) => (m.routes[2].method = 'POST'));
     rejects('routes.2.path', /must contain :username/, (m) => (m.routes[2].path = '/accounts/:name'));
@@ -191,8 +279,20 @@ describe('manifest schema', () => {
   it('checks exec routes, accounts.rotate and container TLS', () => {
     const withExtras = (m: any) => {
       m.routes.push(
-        { method: 'GET', path: '/usage/:username', handler: 'exec', description: 'Usage', exec: { container: 'app', argv: ['usage', ':username', '{{domain}}'], output: 'json' } },
-        { method: 'POST', path: '/aliases', handler: 'exec', description: 'Add', exec: { container: 'app', argv: ['alias-add', ':alias', ':mailbox'], output: 'lines' } },
+        {
+          method: 'GET',
+          path: '/usage/:username',
+          handler: 'exec',
+          description: 'Usage',
+          exec: { container: 'app', argv: ['usage', ':username', '{{domain}}'], output: 'json' },
+        },
+        {
+          method: 'POST',
+          path: '/aliases',
+          handler: 'exec',
+          description: 'Add',
+          exec: { container: 'app', argv: ['alias-add', ':alias', ':mailbox'], output: 'lines' },
+        },
         { method: 'POST', path: '/accounts/:username/rotate', handler: 'accounts.rotate', description: 'Rotate' },
       );
       m.containers[0].tls = { path: '/etc/demo/tls', gid: 101 };
@@ -202,13 +302,18 @@ describe('manifest schema', () => {
     const ok = clone(validManifest()) as any;
     withExtras(ok);
     assert.deepEqual(validateManifest(clone(ok)), ok);
-    const broken = (path: string, reason: RegExp, mutate: (m: any) => void) => rejects(path, reason, (m) => {
+    const broken = (path: string, reason: RegExp, mutate: (m: any) => void) =>
+      rejects(path, reason, (m) => {
         withExtras(m);
         mutate(m);
       });
     broken('routes.5.exec', /required when handler is exec/, (m) => delete m.routes[5].exec);
     broken('routes.0.exec', /only for handler exec/, (m) => (m.routes[0].exec = clone(m.routes[5].exec)));
-    broken('routes.5.exec.argv.1', /uses :name, which the route path does not define/, (m) => (m.routes[5].exec.argv[1] = ':name'));
+    broken(
+      'routes.5.exec.argv.1',
+      /uses :name, which the route path does not define/,
+      (m) => (m.routes[5].exec.argv[1] = ':name'),
+    );
     broken('routes.5.exec.argv.2', /may not use \{\{username\}\}/, (m) => (m.routes[5].exec.argv[2] = '{{username}}'));
     broken('routes.5.exec.container', /does not define/, (m) => (m.routes[5].exec.container = 'nope'));
     broken('routes.7.method', /must be POST/, (m) => (m.routes[7].method = 'PUT'));

@@ -1,10 +1,24 @@
 import { sign as cryptoSign, type KeyObject } from 'node:crypto';
-import { bundleFromJSON, bundleToJSON, isBundleWithMessageSignature, isBundleWithPublicKey, type Bundle, type SerializedBundle } from '@sigstore/bundle';
+import {
+  bundleFromJSON,
+  bundleToJSON,
+  isBundleWithMessageSignature,
+  isBundleWithPublicKey,
+  type Bundle,
+  type SerializedBundle,
+} from '@sigstore/bundle';
 import { MessageSignatureBundleBuilder, type Signer } from '@sigstore/sign';
 import { Verifier, toSignedEntity, toTrustMaterial } from '@sigstore/verify';
 import { sha256Digest } from './canonical.js';
 import { CatalogRefusal } from './errors.js';
-import { keyFingerprint, loadPrivateKey, normalizeFingerprint, publicKeyPem, toTrustedKeys, type TrustedKeyInput } from './keys.js';
+import {
+  keyFingerprint,
+  loadPrivateKey,
+  normalizeFingerprint,
+  publicKeyPem,
+  toTrustedKeys,
+  type TrustedKeyInput,
+} from './keys.js';
 
 export type { SerializedBundle } from '@sigstore/bundle';
 
@@ -25,7 +39,9 @@ export async function signBytes(bytes: Uint8Array, privateKey: KeyObject | strin
       return { signature: cryptoSign('sha256', data, key), key: { $case: 'publicKey', publicKey: pem, hint } };
     },
   };
-  const bundle = await new MessageSignatureBundleBuilder({ signer, witnesses: [] }).create({ data: Buffer.from(bytes) });
+  const bundle = await new MessageSignatureBundleBuilder({ signer, witnesses: [] }).create({
+    data: Buffer.from(bytes),
+  });
   return bundleToJSON(bundle);
 }
 
@@ -38,19 +54,31 @@ export interface SignatureCheck {
  * Verifies a bundle over some bytes against trusted keys. `what` names the signed thing in the
  * refusal messages ("the catalog index", "image pic/email@sha256:…").
  */
-export function verifySignedBytes(bytes: Uint8Array, bundleInput: unknown, trustedKeys: readonly TrustedKeyInput[], what: string): SignatureCheck {
+export function verifySignedBytes(
+  bytes: Uint8Array,
+  bundleInput: unknown,
+  trustedKeys: readonly TrustedKeyInput[],
+  what: string,
+): SignatureCheck {
   // The caller's keys first: a fingerprint stored with the wrong key is a bug, whatever the bundle holds.
   const { usable: trusted, unusable } = toTrustedKeys(trustedKeys);
   const bundle = readBundle(bundleInput, what);
-  const hint = bundle.verificationMaterial.content.$case === 'publicKey' ? normalizeFingerprint(bundle.verificationMaterial.content.publicKey.hint) : '';
+  const hint =
+    bundle.verificationMaterial.content.$case === 'publicKey'
+      ? normalizeFingerprint(bundle.verificationMaterial.content.publicKey.hint)
+      : '';
   if (trusted.length === 0 && !unusable.includes(hint)) {
     throw new CatalogRefusal('untrusted_key', `${what} cannot be verified: this cell trusts no ECDSA P-256 store key`);
   }
   const key = trusted.find((k) => k.fingerprint === hint);
   if (!key && unusable.includes(hint)) {
-    throw new CatalogRefusal('untrusted_key', `${what} names key ${hint}, which this cell trusts, but it is not an ECDSA P-256 key as store signatures require`, {
-      keyFingerprint: hint,
-    });
+    throw new CatalogRefusal(
+      'untrusted_key',
+      `${what} names key ${hint}, which this cell trusts, but it is not an ECDSA P-256 key as store signatures require`,
+      {
+        keyFingerprint: hint,
+      },
+    );
   }
   if (!key) {
     throw new CatalogRefusal(
@@ -61,7 +89,9 @@ export function verifySignedBytes(bytes: Uint8Array, bundleInput: unknown, trust
   }
   // The bundle's own digest must describe these bytes too; the signature check below is the real one.
   const signature = bundle.content.$case === 'messageSignature' ? bundle.content.messageSignature : undefined;
-  const claimed = signature?.messageDigest ? `sha256:${Buffer.from(signature.messageDigest.digest).toString('hex')}` : undefined;
+  const claimed = signature?.messageDigest
+    ? `sha256:${Buffer.from(signature.messageDigest.digest).toString('hex')}`
+    : undefined;
   const mismatch = () =>
     new CatalogRefusal(
       'signature_mismatch',
@@ -89,17 +119,29 @@ export function verifySignedBytes(bytes: Uint8Array, bundleInput: unknown, trust
 
 /** Parses and checks the bundle's shape: a sigstore bundle with a keyed message signature. */
 export function readBundle(input: unknown, what: string): Bundle {
-  if (input === undefined || input === null || (typeof input === 'string' && input.trim() === '') || (input instanceof Uint8Array && input.length === 0)) {
+  if (
+    input === undefined ||
+    input === null ||
+    (typeof input === 'string' && input.trim() === '') ||
+    (input instanceof Uint8Array && input.length === 0)
+  ) {
     throw new CatalogRefusal('missing_bundle', `${what} comes without a signature bundle; nothing unsigned is trusted`);
   }
   let json: unknown = input;
   if (typeof input === 'string' || input instanceof Uint8Array) {
     const text = typeof input === 'string' ? input : Buffer.from(input).toString('utf8');
-    if (Buffer.byteLength(text) > MAX_BUNDLE_BYTES) throw new CatalogRefusal('malformed_bundle', `the signature bundle of ${what} is larger than ${MAX_BUNDLE_BYTES} bytes`);
+    if (Buffer.byteLength(text) > MAX_BUNDLE_BYTES)
+      throw new CatalogRefusal(
+        'malformed_bundle',
+        `the signature bundle of ${what} is larger than ${MAX_BUNDLE_BYTES} bytes`,
+      );
     try {
       json = JSON.parse(text);
     } catch (err) {
-      throw new CatalogRefusal('malformed_bundle', `the signature bundle of ${what} is not JSON: ${(err as Error).message}`);
+      throw new CatalogRefusal(
+        'malformed_bundle',
+        `the signature bundle of ${what} is not JSON: ${(err as Error).message}`,
+      );
     }
   }
   if (json === null || typeof json !== 'object' || Array.isArray(json)) {
@@ -109,13 +151,22 @@ export function readBundle(input: unknown, what: string): Bundle {
   try {
     bundle = bundleFromJSON(json);
   } catch (err) {
-    throw new CatalogRefusal('malformed_bundle', `the signature bundle of ${what} is not a valid sigstore bundle: ${(err as Error).message}`);
+    throw new CatalogRefusal(
+      'malformed_bundle',
+      `the signature bundle of ${what} is not a valid sigstore bundle: ${(err as Error).message}`,
+    );
   }
   if (!isBundleWithMessageSignature(bundle)) {
-    throw new CatalogRefusal('malformed_bundle', `the signature bundle of ${what} is not a message signature (got ${bundle.content.$case})`);
+    throw new CatalogRefusal(
+      'malformed_bundle',
+      `the signature bundle of ${what} is not a message signature (got ${bundle.content.$case})`,
+    );
   }
   if (!isBundleWithPublicKey(bundle) || !bundle.verificationMaterial.content.publicKey.hint) {
-    throw new CatalogRefusal('malformed_bundle', `the signature bundle of ${what} does not name a public key (keyed signing with a key hint is required)`);
+    throw new CatalogRefusal(
+      'malformed_bundle',
+      `the signature bundle of ${what} does not name a public key (keyed signing with a key hint is required)`,
+    );
   }
   return bundle;
 }

@@ -4,7 +4,13 @@ import { renderTemplate, scanTemplate, TemplateError } from './templates.js';
 import { isDigest, parseImageReference } from './image-ref.js';
 
 describe('templates', () => {
-  const values = { username: 'alice', password: 'p w;$(rm -rf /)', domain: 'example.org', subdomain: 'mail', secrets: { 'admin-token': 'T0K' } };
+  const values = {
+    username: 'alice',
+    password: 'p w;$(rm -rf /)',
+    domain: 'example.org',
+    subdomain: 'mail',
+    secrets: { 'admin-token': 'T0K' },
+  };
 
   it('fills every placeholder, once per string, without interpreting the values', () => {
     assert.equal(renderTemplate('{{username}}@{{domain}}', values), 'alice@example.org');
@@ -26,7 +32,10 @@ describe('templates', () => {
 
   it('scans placeholders by kind', () => {
     assert.deepEqual(scanTemplate('{{username}}:{{secret:a-b}}:{{x}}'), {
-      placeholders: [{ kind: 'value', name: 'username' }, { kind: 'secret', name: 'a-b' }],
+      placeholders: [
+        { kind: 'value', name: 'username' },
+        { kind: 'secret', name: 'a-b' },
+      ],
       unknown: [{ text: '{{x}}', index: 28 }],
     });
   });
@@ -35,13 +44,27 @@ describe('templates', () => {
 describe('image references', () => {
   const hex = 'c'.repeat(64);
   it('splits pinned references', () => {
-    assert.deepEqual(parseImageReference(`pic/email@sha256:${hex}`), { repository: 'pic/email', digest: `sha256:${hex}` });
-    assert.deepEqual(parseImageReference(`localhost:5000/a/b-c:1.0@sha256:${hex}`), { repository: 'localhost:5000/a/b-c', tag: '1.0', digest: `sha256:${hex}` });
-    assert.deepEqual(parseImageReference(`pic-test-echo:1@sha256:${hex}`), { repository: 'pic-test-echo', tag: '1', digest: `sha256:${hex}` });
+    assert.deepEqual(parseImageReference(`pic/email@sha256:${hex}`), {
+      repository: 'pic/email',
+      digest: `sha256:${hex}`,
+    });
+    assert.deepEqual(parseImageReference(`localhost:5000/a/b-c:1.0@sha256:${hex}`), {
+      repository: 'localhost:5000/a/b-c',
+      tag: '1.0',
+      digest: `sha256:${hex}`,
+    });
+    assert.deepEqual(parseImageReference(`pic-test-echo:1@sha256:${hex}`), {
+      repository: 'pic-test-echo',
+      tag: '1',
+      digest: `sha256:${hex}`,
+    });
   });
 
   it('refuses references without a digest, with a reason', () => {
-    assert.throws(() => parseImageReference('pic/email:latest'), /not pinned: it needs a digest \(a tag alone can be moved\)/);
+    assert.throws(
+      () => parseImageReference('pic/email:latest'),
+      /not pinned: it needs a digest \(a tag alone can be moved\)/,
+    );
     assert.throws(() => parseImageReference(`pic/email@sha256:${hex.slice(1)}`), /sha256:<64 lowercase hex>/);
     assert.throws(() => parseImageReference(`PIC/email@sha256:${hex}`), /not pinned/);
     assert.equal(isDigest(`sha256:${hex}`), true);

@@ -40,7 +40,8 @@ export function scanTemplate(template: string): { placeholders: Placeholder[]; u
 }
 
 function toPlaceholder(inner: string): Placeholder | undefined {
-  if ((PLACEHOLDER_NAMES as readonly string[]).includes(inner)) return { kind: 'value', name: inner as PlaceholderName };
+  if ((PLACEHOLDER_NAMES as readonly string[]).includes(inner))
+    return { kind: 'value', name: inner as PlaceholderName };
   if (inner.startsWith('secret:') && SECRET_NAME.test(inner.slice('secret:'.length))) {
     return { kind: 'secret', name: inner.slice('secret:'.length) };
   }

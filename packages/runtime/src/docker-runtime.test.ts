@@ -15,7 +15,13 @@ import {
   NotOwnedError,
 } from './errors.js';
 import { LABEL_CELL, LABEL_SERVICE, type ContainerInfo } from './types.js';
-import { buildTestEchoImage, removeCellObjects, startDockerEngine, TEST_ECHO_IMAGE, type DockerEngine } from './testing/index.js';
+import {
+  buildTestEchoImage,
+  removeCellObjects,
+  startDockerEngine,
+  TEST_ECHO_IMAGE,
+  type DockerEngine,
+} from './testing/index.js';
 
 const engineStart = await startDockerEngine();
 const skip = 'skip' in engineStart ? `no container engine here: ${engineStart.skip}` : false;
@@ -32,7 +38,11 @@ const name = (what: string) => `pic-rt-${suffix}-${what}`;
  * promise pending with nothing keeping the event loop alive. Here every way a request can end —
  * response end, error, close, timeout — settles the promise.
  */
-async function httpGet(url: string, init: { headers?: Record<string, string> } = {}, timeoutMs = 10_000): Promise<{ status: number; body: string }> {
+async function httpGet(
+  url: string,
+  init: { headers?: Record<string, string> } = {},
+  timeoutMs = 10_000,
+): Promise<{ status: number; body: string }> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
@@ -78,16 +88,27 @@ describe('DockerRuntime against a real Docker engine', () => {
     const cached = (await runtime.inspectImage(TEST_ECHO_IMAGE)) !== undefined;
     const started = Date.now();
     digest = await buildTestEchoImage(runtime);
-    process.stderr.write(`[runtime test] ${TEST_ECHO_IMAGE}: ${cached ? 'checked (cached)' : 'built and loaded (uncached)'} in ${Date.now() - started} ms\n`);
+    process.stderr.write(
+      `[runtime test] ${TEST_ECHO_IMAGE}: ${cached ? 'checked (cached)' : 'built and loaded (uncached)'} in ${Date.now() - started} ms\n`,
+    );
   });
 
   after(async () => {
     if (!runtime) return;
     await removeCellObjects(runtime);
     for (const id of foreign) {
-      await runtime.docker.getContainer(id).remove({ force: true }).catch(() => {});
-      await runtime.docker.getNetwork(id).remove().catch(() => {});
-      await runtime.docker.getVolume(id).remove().catch(() => {});
+      await runtime.docker
+        .getContainer(id)
+        .remove({ force: true })
+        .catch(() => {});
+      await runtime.docker
+        .getNetwork(id)
+        .remove()
+        .catch(() => {});
+      await runtime.docker
+        .getVolume(id)
+        .remove()
+        .catch(() => {});
     }
     await engine.stop();
   });
@@ -116,20 +137,30 @@ describe('DockerRuntime against a real Docker engine', () => {
       assert.equal(err.actual, digest);
       return true;
     });
-    await assert.rejects(runtime.ensureImage('pic-no-such-image:0'), (err) => err instanceof ImageMissingError && err.code === 'image_missing');
+    await assert.rejects(
+      runtime.ensureImage('pic-no-such-image:0'),
+      (err) => err instanceof ImageMissingError && err.code === 'image_missing',
+    );
     await assert.rejects(runtime.imageDigest('pic-no-such-image:0'), ImageMissingError);
     assert.equal(await runtime.inspectImage('pic-no-such-image:0'), undefined);
-    await assert.rejects(runtime.createContainer({ name: name('noimage'), service: 'x', image: 'pic-no-such-image:0' }), (err) => {
-      assert.ok(err instanceof ImageMissingError, String(err));
-      assert.match(err.message, /pic-no-such-image:0/);
-      return true;
-    });
+    await assert.rejects(
+      runtime.createContainer({ name: name('noimage'), service: 'x', image: 'pic-no-such-image:0' }),
+      (err) => {
+        assert.ok(err instanceof ImageMissingError, String(err));
+        assert.match(err.message, /pic-no-such-image:0/);
+        return true;
+      },
+    );
   });
 
   it('runs the test service: labels, published port, HTTP, exec, volume, logs, stop, remove', async () => {
     const net = await runtime.createNetwork({ name: name('net'), service: 'test-echo' });
     assert.equal(net.created, true);
-    assert.equal((await runtime.createNetwork({ name: name('net'), service: 'test-echo' })).created, false, 'idempotent');
+    assert.equal(
+      (await runtime.createNetwork({ name: name('net'), service: 'test-echo' })).created,
+      false,
+      'idempotent',
+    );
     const vol = await runtime.createVolume({ name: name('data'), service: 'test-echo' });
     assert.equal(vol.created, true);
     assert.equal(vol.labels[LABEL_CELL], CELL);
@@ -144,7 +175,12 @@ describe('DockerRuntime against a real Docker engine', () => {
       volumes: [{ volume: name('data'), target: '/data' }],
       network: name('net'),
       networkAliases: ['echo'],
-      healthcheck: { test: ['wget', '-q', '-O', '/dev/null', 'http://127.0.0.1:8080/health'], intervalMs: 300, timeoutMs: 2000, retries: 3 },
+      healthcheck: {
+        test: ['wget', '-q', '-O', '/dev/null', 'http://127.0.0.1:8080/health'],
+        intervalMs: 300,
+        timeoutMs: 2000,
+        retries: 3,
+      },
     });
     assert.equal(created.state, 'created');
     assert.equal(created.running, false);
@@ -192,7 +228,9 @@ describe('DockerRuntime against a real Docker engine', () => {
 
     // The HTTP admin endpoint sees the same accounts and wants the token.
     assert.equal((await httpGet(`http://127.0.0.1:${port}/cgi-bin/accounts`)).status, 401);
-    const listed = await httpGet(`http://127.0.0.1:${port}/cgi-bin/accounts`, { headers: { 'X-Admin-Token': 'token-1' } });
+    const listed = await httpGet(`http://127.0.0.1:${port}/cgi-bin/accounts`, {
+      headers: { 'X-Admin-Token': 'token-1' },
+    });
     assert.equal(listed.status, 200);
     assert.equal(listed.body, 'alice\nbob\n');
 
@@ -212,7 +250,8 @@ describe('DockerRuntime against a real Docker engine', () => {
     assert.equal(peer.stdout, 'test-echo ok\n');
 
     const healthDeadline = Date.now() + 10_000;
-    while ((await runtime.inspectContainer(name('echo'))).health !== 'healthy' && Date.now() < healthDeadline) await sleep(100);
+    while ((await runtime.inspectContainer(name('echo'))).health !== 'healthy' && Date.now() < healthDeadline)
+      await sleep(100);
     assert.equal((await runtime.inspectContainer(name('echo'))).health, 'healthy');
 
     const logs = await runtime.logs(name('echo'));
@@ -230,7 +269,10 @@ describe('DockerRuntime against a real Docker engine', () => {
     await assert.rejects(runtime.exec(name('echo'), ['true']), /not running/);
 
     await runtime.removeContainer(name('echo'));
-    await assert.rejects(runtime.inspectContainer(name('echo')), (err) => err instanceof NotFoundError && err.code === 'not_found');
+    await assert.rejects(
+      runtime.inspectContainer(name('echo')),
+      (err) => err instanceof NotFoundError && err.code === 'not_found',
+    );
     await runtime.removeContainer(name('echo'), { missingOk: true });
     await assert.rejects(runtime.removeContainer(name('echo')), NotFoundError);
 
@@ -304,7 +346,11 @@ describe('DockerRuntime against a real Docker engine', () => {
 
   it('refuses to touch a container, network or volume without this cell’s label', async () => {
     // Made directly through the engine API, as another program on the same engine would.
-    const plain = await runtime.docker.createContainer({ name: name('unlabelled'), Image: digest, Labels: { 'pic.service': 'test-echo' } });
+    const plain = await runtime.docker.createContainer({
+      name: name('unlabelled'),
+      Image: digest,
+      Labels: { 'pic.service': 'test-echo' },
+    });
     foreign.push(plain.id);
     await plain.start();
     const plainNet = await runtime.docker.createNetwork({ Name: name('unlabelled-net') });
@@ -336,8 +382,24 @@ describe('DockerRuntime against a real Docker engine', () => {
     await assert.rejects(runtime.removeVolume(name('unlabelled-vol'), { missingOk: true }), refused);
     // Neither adopted by a create nor mounted into one of ours.
     await assert.rejects(runtime.createVolume({ name: name('unlabelled-vol'), service: 'x' }), NameConflictError);
-    await assert.rejects(runtime.createContainer({ name: name('mounts-foreign'), service: 'x', image: digest, volumes: [{ volume: name('unlabelled-vol'), target: '/data' }] }), NameConflictError);
-    await assert.rejects(runtime.createContainer({ name: name('joins-foreign'), service: 'x', image: digest, network: name('unlabelled-net') }), refused);
+    await assert.rejects(
+      runtime.createContainer({
+        name: name('mounts-foreign'),
+        service: 'x',
+        image: digest,
+        volumes: [{ volume: name('unlabelled-vol'), target: '/data' }],
+      }),
+      NameConflictError,
+    );
+    await assert.rejects(
+      runtime.createContainer({
+        name: name('joins-foreign'),
+        service: 'x',
+        image: digest,
+        network: name('unlabelled-net'),
+      }),
+      refused,
+    );
 
     const still = await runtime.docker.getContainer(plain.id).inspect();
     assert.equal(still.State.Running, true, 'the unlabelled container was left running');
@@ -345,7 +407,12 @@ describe('DockerRuntime against a real Docker engine', () => {
 
   it('rejects specs that would break the labelling or the engine’s naming rules', async () => {
     await assert.rejects(
-      runtime.createContainer({ name: name('bad-label'), service: 'x', image: digest, labels: { [LABEL_CELL]: 'someone-else' } }),
+      runtime.createContainer({
+        name: name('bad-label'),
+        service: 'x',
+        image: digest,
+        labels: { [LABEL_CELL]: 'someone-else' },
+      }),
       InvalidSpecError,
     );
     await assert.rejects(runtime.createContainer({ name: 'has space', service: 'x', image: digest }), InvalidSpecError);
@@ -358,7 +425,11 @@ describe('DockerRuntime against a real Docker engine', () => {
 describe('DockerRuntime without an engine', () => {
   it('says which socket it could not reach', async () => {
     const runtime = new DockerRuntime({ cellId: 'c1', socket: '/nonexistent/pic/docker.sock' });
-    for (const call of [() => runtime.ping(), () => runtime.listContainers(), () => runtime.createVolume({ name: 'v', service: 's' })]) {
+    for (const call of [
+      () => runtime.ping(),
+      () => runtime.listContainers(),
+      () => runtime.createVolume({ name: 'v', service: 's' }),
+    ]) {
       await assert.rejects(call(), (err) => {
         assert.ok(err instanceof EngineUnreachableError, String(err));
         assert.equal(err.code, 'engine_unreachable');
@@ -380,7 +451,10 @@ describe('DockerRuntime without an engine', () => {
     await new Promise<void>((resolve) => server.listen(socket, resolve));
     try {
       const runtime = new DockerRuntime({ cellId: 'c1', socket, pingTimeoutMs: 200 });
-      await assert.rejects(runtime.ping(), (err) => err instanceof EngineUnreachableError && err.message.includes(`unix://${socket}`));
+      await assert.rejects(
+        runtime.ping(),
+        (err) => err instanceof EngineUnreachableError && err.message.includes(`unix://${socket}`),
+      );
     } finally {
       server.close();
       rmSync(dir, { recursive: true, force: true });

@@ -61,7 +61,17 @@ const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 const DEFAULT_EXEC_TIMEOUT_MS = 30_000;
 const DEFAULT_MAX_OUTPUT = 1024 * 1024;
 /** Socket-level failures: the engine never answered. */
-const UNREACHABLE_CODES = new Set(['ENOENT', 'ECONNREFUSED', 'EACCES', 'EPERM', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTSOCK']);
+const UNREACHABLE_CODES = new Set([
+  'ENOENT',
+  'ECONNREFUSED',
+  'EACCES',
+  'EPERM',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENOTSOCK',
+]);
 
 interface EngineHttpError extends Error {
   statusCode?: number;
@@ -80,7 +90,8 @@ export class DockerRuntime implements ContainerRuntime {
   private readonly pingTimeoutMs: number;
 
   constructor(options: DockerRuntimeOptions) {
-    if (!NAME_RE.test(options.cellId)) throw new InvalidSpecError(`cell id ${JSON.stringify(options.cellId)} is not a valid label value`);
+    if (!NAME_RE.test(options.cellId))
+      throw new InvalidSpecError(`cell id ${JSON.stringify(options.cellId)} is not a valid label value`);
     this.cellId = options.cellId;
     this.engineEndpoint = options.endpoint ?? resolveEndpoint(options);
     this.endpoint = describeEndpoint(this.engineEndpoint);
@@ -102,8 +113,12 @@ export class DockerRuntime implements ContainerRuntime {
 
   async ping(): Promise<void> {
     // dockerode accepts an abort signal here, its type declarations do not say so.
-    const ping = this.docker.ping.bind(this.docker) as unknown as (opts: { abortSignal: AbortSignal }) => Promise<unknown>;
-    await this.call('ping', () => ping({ abortSignal: AbortSignal.timeout(this.pingTimeoutMs) }), { timeoutMs: this.pingTimeoutMs });
+    const ping = this.docker.ping.bind(this.docker) as unknown as (opts: {
+      abortSignal: AbortSignal;
+    }) => Promise<unknown>;
+    await this.call('ping', () => ping({ abortSignal: AbortSignal.timeout(this.pingTimeoutMs) }), {
+      timeoutMs: this.pingTimeoutMs,
+    });
   }
 
   async version(): Promise<EngineVersion> {
@@ -115,7 +130,10 @@ export class DockerRuntime implements ContainerRuntime {
 
   async inspectImage(ref: string): Promise<ImageInfo | undefined> {
     try {
-      const info = await this.call('inspect image', () => this.docker.getImage(ref).inspect(), { kind: 'image', name: ref });
+      const info = await this.call('inspect image', () => this.docker.getImage(ref).inspect(), {
+        kind: 'image',
+        name: ref,
+      });
       return {
         digest: info.Id,
         repoTags: info.RepoTags ?? [],
@@ -140,7 +158,8 @@ export class DockerRuntime implements ContainerRuntime {
     const info = await this.inspectImage(ref);
     // No implicit pull: only pullImage() fetches, and only by digest.
     if (!info) throw new ImageMissingError(ref, 'pull it by digest, or build or load it onto the engine first');
-    if (options.digest !== undefined && info.digest !== options.digest) throw new ImageDigestMismatchError(ref, options.digest, info.digest);
+    if (options.digest !== undefined && info.digest !== options.digest)
+      throw new ImageDigestMismatchError(ref, options.digest, info.digest);
     return info;
   }
 
@@ -214,7 +233,8 @@ export class DockerRuntime implements ContainerRuntime {
       } catch {
         continue;
       }
-      if (msg.error) throw new EngineError(`load image on ${this.endpoint}: ${msg.errorDetail?.message ?? msg.error}`, undefined);
+      if (msg.error)
+        throw new EngineError(`load image on ${this.endpoint}: ${msg.errorDetail?.message ?? msg.error}`, undefined);
       const m = /Loaded image(?: ID)?: (\S+)/.exec(msg.stream ?? '');
       if (m) loaded.push(m[1]!);
     }
@@ -228,7 +248,8 @@ export class DockerRuntime implements ContainerRuntime {
     checkName('service', spec.service);
     const labels = this.labelsFor(spec.service, spec.labels);
     const env = Object.entries(spec.env ?? {}).map(([k, v]) => {
-      if (!k || k.includes('=')) throw new InvalidSpecError(`environment variable name ${JSON.stringify(k)} is invalid`);
+      if (!k || k.includes('='))
+        throw new InvalidSpecError(`environment variable name ${JSON.stringify(k)} is invalid`);
       return `${k}=${v}`;
     });
 
@@ -277,7 +298,12 @@ export class DockerRuntime implements ContainerRuntime {
         : {}),
       HostConfig: {
         PortBindings: bindings,
-        Mounts: (spec.volumes ?? []).map((v) => ({ Type: 'volume' as const, Source: v.volume, Target: v.target, ReadOnly: v.readOnly ?? false })),
+        Mounts: (spec.volumes ?? []).map((v) => ({
+          Type: 'volume' as const,
+          Source: v.volume,
+          Target: v.target,
+          ReadOnly: v.readOnly ?? false,
+        })),
         RestartPolicy: { Name: spec.restart ?? 'no' },
         ...(spec.network ? { NetworkMode: spec.network } : {}),
         ...(spec.capAdd ? { CapAdd: spec.capAdd } : {}),
@@ -292,11 +318,18 @@ export class DockerRuntime implements ContainerRuntime {
 
     let created: Docker.Container;
     try {
-      created = await this.call('create container', () => this.docker.createContainer(options), { kind: 'container', name: spec.name, creating: true });
+      created = await this.call('create container', () => this.docker.createContainer(options), {
+        kind: 'container',
+        name: spec.name,
+        creating: true,
+      });
     } catch (err) {
       // The only thing a create can miss, once the network was checked, is the image.
       if (err instanceof NotFoundError) {
-        throw new ImageMissingError(spec.image, 'creating a container never pulls; pull it by digest, or build or load it first');
+        throw new ImageMissingError(
+          spec.image,
+          'creating a container never pulls; pull it by digest, or build or load it first',
+        );
       }
       throw err;
     }
@@ -305,7 +338,11 @@ export class DockerRuntime implements ContainerRuntime {
 
   async startContainer(idOrName: string): Promise<void> {
     const info = await this.ownedContainer(idOrName);
-    await this.call('start container', () => this.docker.getContainer(info.Id).start(), { kind: 'container', name: idOrName, notModifiedOk: true });
+    await this.call('start container', () => this.docker.getContainer(info.Id).start(), {
+      kind: 'container',
+      name: idOrName,
+      notModifiedOk: true,
+    });
   }
 
   async stopContainer(idOrName: string, options: StopOptions = {}): Promise<void> {
@@ -322,11 +359,15 @@ export class DockerRuntime implements ContainerRuntime {
   async restartContainer(idOrName: string, options: StopOptions = {}): Promise<void> {
     const info = await this.ownedContainer(idOrName);
     const t = options.timeoutSeconds;
-    await this.call('restart container', () => this.docker.getContainer(info.Id).restart(t === undefined ? {} : { t }), {
-      kind: 'container',
-      name: idOrName,
-      timeoutMs: this.requestTimeoutMs + (t ?? stopTimeoutOf(info)) * 1000,
-    });
+    await this.call(
+      'restart container',
+      () => this.docker.getContainer(info.Id).restart(t === undefined ? {} : { t }),
+      {
+        kind: 'container',
+        name: idOrName,
+        timeoutMs: this.requestTimeoutMs + (t ?? stopTimeoutOf(info)) * 1000,
+      },
+    );
   }
 
   async removeContainer(idOrName: string, options: RemoveOptions = {}): Promise<void> {
@@ -338,10 +379,14 @@ export class DockerRuntime implements ContainerRuntime {
       throw err;
     }
     try {
-      await this.call('remove container', () => this.docker.getContainer(info.Id).remove({ force: options.force ?? false, v: false }), {
-        kind: 'container',
-        name: idOrName,
-      });
+      await this.call(
+        'remove container',
+        () => this.docker.getContainer(info.Id).remove({ force: options.force ?? false, v: false }),
+        {
+          kind: 'container',
+          name: idOrName,
+        },
+      );
     } catch (err) {
       if (options.missingOk && err instanceof NotFoundError) return; // removed meanwhile (e.g. by a retry)
       throw err;
@@ -353,7 +398,9 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async listContainers(filter: ListFilter = {}): Promise<ContainerInfo[]> {
-    const list = await this.call('list containers', () => this.docker.listContainers({ all: true, filters: { label: this.labelFilter(filter) } }));
+    const list = await this.call('list containers', () =>
+      this.docker.listContainers({ all: true, filters: { label: this.labelFilter(filter) } }),
+    );
     const infos = await Promise.all(
       list.map(async (c) => {
         try {
@@ -401,7 +448,10 @@ export class DockerRuntime implements ContainerRuntime {
     for (const f of files) {
       const content = typeof f.content === 'string' ? Buffer.from(f.content, 'utf8') : f.content;
       const owner = { uid: f.uid ?? 0, gid: f.gid ?? 0 };
-      pack.entry({ name: f.name, mode: f.mode, ...owner, mtime: new Date(), size: content.length, type: 'file' }, content);
+      pack.entry(
+        { name: f.name, mode: f.mode, ...owner, mtime: new Date(), size: content.length, type: 'file' },
+        content,
+      );
     }
     pack.finalize();
     const chunks: Buffer[] = [];
@@ -412,9 +462,11 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async exec(idOrName: string, argv: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
-    if (argv.length === 0 || argv.some((a) => typeof a !== 'string')) throw new InvalidSpecError('exec needs a non-empty argument array of strings');
+    if (argv.length === 0 || argv.some((a) => typeof a !== 'string'))
+      throw new InvalidSpecError('exec needs a non-empty argument array of strings');
     const info = await this.ownedContainer(idOrName);
-    if (!info.State.Running) throw new EngineError(`cannot exec in container ${idOrName}: it is ${info.State.Status}, not running`, 409);
+    if (!info.State.Running)
+      throw new EngineError(`cannot exec in container ${idOrName}: it is ${info.State.Status}, not running`, 409);
     const timeoutMs = options.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
     const withStdin = options.stdin !== undefined;
     const exec = await this.call(
@@ -456,8 +508,10 @@ export class DockerRuntime implements ContainerRuntime {
     // The output stream can close a moment before the engine records the exit code.
     for (let i = 0; ; i++) {
       const state = await this.call('inspect exec', () => exec.inspect());
-      if (!state.Running && state.ExitCode !== null) return { exitCode: state.ExitCode, stdout: demuxer.stdout, stderr: demuxer.stderr };
-      if (i >= 100) throw new EngineError(`exec in ${idOrName} ended its output but the engine reports no exit code`, undefined);
+      if (!state.Running && state.ExitCode !== null)
+        return { exitCode: state.ExitCode, stdout: demuxer.stdout, stderr: demuxer.stderr };
+      if (i >= 100)
+        throw new EngineError(`exec in ${idOrName} ended its output but the engine reports no exit code`, undefined);
       await new Promise((r) => setTimeout(r, 20));
     }
   }
@@ -487,19 +541,31 @@ export class DockerRuntime implements ContainerRuntime {
     checkName('service', spec.service);
     const existing = await this.findNetwork(spec.name);
     if (existing) {
-      if (existing.Labels?.[LABEL_CELL] !== this.cellId) throw new NameConflictError('network', spec.name, 'it does not belong to this cell');
+      if (existing.Labels?.[LABEL_CELL] !== this.cellId)
+        throw new NameConflictError('network', spec.name, 'it does not belong to this cell');
       return { ...toNetworkInfo(existing), created: false };
     }
     const labels = this.labelsFor(spec.service, spec.labels);
     const net = await this.call(
       'create network',
-      () => this.docker.createNetwork({ Name: spec.name, Driver: 'bridge', Internal: spec.internal ?? false, Labels: labels, CheckDuplicate: true }),
+      () =>
+        this.docker.createNetwork({
+          Name: spec.name,
+          Driver: 'bridge',
+          Internal: spec.internal ?? false,
+          Labels: labels,
+          CheckDuplicate: true,
+        }),
       { kind: 'network', name: spec.name, creating: true },
     );
-    const info = await this.call('inspect network', () => this.docker.getNetwork(net.id).inspect() as Promise<Docker.NetworkInspectInfo>, {
-      kind: 'network',
-      name: spec.name,
-    });
+    const info = await this.call(
+      'inspect network',
+      () => this.docker.getNetwork(net.id).inspect() as Promise<Docker.NetworkInspectInfo>,
+      {
+        kind: 'network',
+        name: spec.name,
+      },
+    );
     return { ...toNetworkInfo(info), created: true };
   }
 
@@ -520,7 +586,9 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async listNetworks(filter: ListFilter = {}): Promise<NetworkInfo[]> {
-    const list = await this.call('list networks', () => this.docker.listNetworks({ filters: { label: this.labelFilter(filter) } }));
+    const list = await this.call('list networks', () =>
+      this.docker.listNetworks({ filters: { label: this.labelFilter(filter) } }),
+    );
     return list
       .filter((n) => n.Labels?.[LABEL_CELL] === this.cellId) // belt and braces: never trust a filter we cannot see
       .map((n) => ({ ...toNetworkInfo(n), created: false }))
@@ -534,7 +602,8 @@ export class DockerRuntime implements ContainerRuntime {
     checkName('service', spec.service);
     const existing = await this.findVolume(spec.name);
     if (existing) {
-      if (existing.Labels?.[LABEL_CELL] !== this.cellId) throw new NameConflictError('volume', spec.name, 'it does not belong to this cell');
+      if (existing.Labels?.[LABEL_CELL] !== this.cellId)
+        throw new NameConflictError('volume', spec.name, 'it does not belong to this cell');
       return { ...toVolumeInfo(existing), created: false };
     }
     const labels = this.labelsFor(spec.service, spec.labels);
@@ -544,7 +613,8 @@ export class DockerRuntime implements ContainerRuntime {
       creating: true,
     });
     const vol = await this.findVolume(spec.name);
-    if (!vol) throw new EngineError(`volume ${spec.name} vanished right after it was created on ${this.endpoint}`, undefined);
+    if (!vol)
+      throw new EngineError(`volume ${spec.name} vanished right after it was created on ${this.endpoint}`, undefined);
     return { ...toVolumeInfo(vol), created: true };
   }
 
@@ -564,7 +634,9 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async listVolumes(filter: ListFilter = {}): Promise<VolumeInfo[]> {
-    const res = await this.call('list volumes', () => this.docker.listVolumes({ filters: { label: this.labelFilter(filter) } }));
+    const res = await this.call('list volumes', () =>
+      this.docker.listVolumes({ filters: { label: this.labelFilter(filter) } }),
+    );
     return (res.Volumes ?? [])
       .filter((v) => v.Labels?.[LABEL_CELL] === this.cellId)
       .map((v) => ({ ...toVolumeInfo(v), created: false }))
@@ -575,7 +647,8 @@ export class DockerRuntime implements ContainerRuntime {
 
   private labelsFor(service: string, extra: Record<string, string> = {}): Record<string, string> {
     for (const key of Object.keys(extra)) {
-      if (key === LABEL_CELL || key === LABEL_SERVICE) throw new InvalidSpecError(`label ${key} is set by the runtime, not by the caller`);
+      if (key === LABEL_CELL || key === LABEL_SERVICE)
+        throw new InvalidSpecError(`label ${key} is set by the runtime, not by the caller`);
     }
     return { ...extra, [LABEL_CELL]: this.cellId, [LABEL_SERVICE]: service };
   }
@@ -592,14 +665,20 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   private async ownedContainer(idOrName: string): Promise<Docker.ContainerInspectInfo> {
-    const info = await this.call('inspect container', () => this.docker.getContainer(idOrName).inspect(), { kind: 'container', name: idOrName });
+    const info = await this.call('inspect container', () => this.docker.getContainer(idOrName).inspect(), {
+      kind: 'container',
+      name: idOrName,
+    });
     this.checkOwner('container', idOrName, info.Config.Labels);
     return info;
   }
 
   private async findNetwork(name: string): Promise<Docker.NetworkInspectInfo | undefined> {
     try {
-      const info = (await this.call('inspect network', () => this.docker.getNetwork(name).inspect(), { kind: 'network', name })) as Docker.NetworkInspectInfo;
+      const info = (await this.call('inspect network', () => this.docker.getNetwork(name).inspect(), {
+        kind: 'network',
+        name,
+      })) as Docker.NetworkInspectInfo;
       // The engine also matches ID prefixes; only an exact name or ID is this object.
       return info.Name === name || info.Id === name ? info : undefined;
     } catch (err) {
@@ -617,7 +696,10 @@ export class DockerRuntime implements ContainerRuntime {
 
   private async findVolume(name: string): Promise<Docker.VolumeInspectInfo | undefined> {
     try {
-      return (await this.call('inspect volume', () => this.docker.getVolume(name).inspect(), { kind: 'volume', name })) as Docker.VolumeInspectInfo;
+      return (await this.call('inspect volume', () => this.docker.getVolume(name).inspect(), {
+        kind: 'volume',
+        name,
+      })) as Docker.VolumeInspectInfo;
     } catch (err) {
       if (err instanceof NotFoundError) return undefined;
       throw err;
@@ -629,7 +711,10 @@ export class DockerRuntime implements ContainerRuntime {
     let timer: NodeJS.Timeout | undefined;
     const timeoutMs = ctx.timeoutMs ?? this.requestTimeoutMs;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new EngineUnreachableError(this.endpoint, `no answer to ${op} within ${timeoutMs} ms`)), timeoutMs);
+      timer = setTimeout(
+        () => reject(new EngineUnreachableError(this.endpoint, `no answer to ${op} within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
     });
     try {
       return await Promise.race([fn(), deadline]);
@@ -644,7 +729,8 @@ export class DockerRuntime implements ContainerRuntime {
   private translate(op: string, err: unknown, ctx: CallContext): RuntimeError {
     if (err instanceof RuntimeError) return err;
     const e = err as EngineHttpError;
-    if (e?.name === 'AbortError' || e?.name === 'TimeoutError') return new EngineUnreachableError(this.endpoint, `no answer to ${op} in time`, err);
+    if (e?.name === 'AbortError' || e?.name === 'TimeoutError')
+      return new EngineUnreachableError(this.endpoint, `no answer to ${op} in time`, err);
     if (e?.statusCode === undefined) {
       const code = e?.code;
       if (code === undefined || UNREACHABLE_CODES.has(code)) {
@@ -654,10 +740,17 @@ export class DockerRuntime implements ContainerRuntime {
     }
     const message = engineMessage(e);
     if (e.statusCode === 404 && ctx.kind) {
-      return ctx.kind === 'image' ? new ImageMissingError(ctx.name ?? '?') : new NotFoundError(ctx.kind, ctx.name ?? '?');
+      return ctx.kind === 'image'
+        ? new ImageMissingError(ctx.name ?? '?')
+        : new NotFoundError(ctx.kind, ctx.name ?? '?');
     }
-    if (e.statusCode === 409 && ctx.creating && ctx.kind) return new NameConflictError(ctx.kind, ctx.name ?? '?', message);
-    return new EngineError(`${op}${ctx.name ? ` ${ctx.name}` : ''}: engine answered ${e.statusCode}: ${message}`, e.statusCode, err);
+    if (e.statusCode === 409 && ctx.creating && ctx.kind)
+      return new NameConflictError(ctx.kind, ctx.name ?? '?', message);
+    return new EngineError(
+      `${op}${ctx.name ? ` ${ctx.name}` : ''}: engine answered ${e.statusCode}: ${message}`,
+      e.statusCode,
+      err,
+    );
   }
 }
 
@@ -680,7 +773,9 @@ function engineMessage(e: EngineHttpError): string {
 
 function checkName(what: string, name: string): void {
   if (typeof name !== 'string' || !NAME_RE.test(name)) {
-    throw new InvalidSpecError(`${what} name ${JSON.stringify(name)} is invalid: letters, digits, '_', '.', '-', starting with a letter or digit`);
+    throw new InvalidSpecError(
+      `${what} name ${JSON.stringify(name)} is invalid: letters, digits, '_', '.', '-', starting with a letter or digit`,
+    );
   }
 }
 
@@ -703,7 +798,12 @@ function toContainerInfo(c: Docker.ContainerInspectInfo): ContainerInfo {
   for (const [key, binds] of Object.entries(c.NetworkSettings?.Ports ?? {})) {
     const [port, protocol] = key.split('/');
     for (const b of binds ?? []) {
-      ports.push({ containerPort: Number(port), protocol: protocol === 'udp' ? 'udp' : 'tcp', hostIp: b.HostIp, hostPort: Number(b.HostPort) });
+      ports.push({
+        containerPort: Number(port),
+        protocol: protocol === 'udp' ? 'udp' : 'tcp',
+        hostIp: b.HostIp,
+        hostPort: Number(b.HostPort),
+      });
     }
   }
   const started = c.State.StartedAt && c.State.StartedAt !== NEVER_STARTED ? c.State.StartedAt : undefined;
@@ -728,10 +828,23 @@ function toContainerInfo(c: Docker.ContainerInspectInfo): ContainerInfo {
 
 function toNetworkInfo(n: Docker.NetworkInspectInfo): Omit<NetworkInfo, 'created'> {
   const labels = n.Labels ?? {};
-  return { id: n.Id, name: n.Name, cellId: labels[LABEL_CELL] ?? '', service: labels[LABEL_SERVICE] ?? '', internal: n.Internal, labels };
+  return {
+    id: n.Id,
+    name: n.Name,
+    cellId: labels[LABEL_CELL] ?? '',
+    service: labels[LABEL_SERVICE] ?? '',
+    internal: n.Internal,
+    labels,
+  };
 }
 
 function toVolumeInfo(v: Docker.VolumeInspectInfo): Omit<VolumeInfo, 'created'> {
   const labels = v.Labels ?? {};
-  return { name: v.Name, cellId: labels[LABEL_CELL] ?? '', service: labels[LABEL_SERVICE] ?? '', mountpoint: v.Mountpoint, labels };
+  return {
+    name: v.Name,
+    cellId: labels[LABEL_CELL] ?? '',
+    service: labels[LABEL_SERVICE] ?? '',
+    mountpoint: v.Mountpoint,
+    labels,
+  };
 }

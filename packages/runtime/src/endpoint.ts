@@ -34,7 +34,9 @@ export function parseEndpoint(value: string): EngineEndpoint {
     const port = url.port ? Number(url.port) : 2375;
     return { kind: 'tcp', host: url.hostname.replace(/^\[|\]$/g, ''), port };
   }
-  throw new InvalidSpecError(`unsupported engine address ${JSON.stringify(value)}: use a socket path, unix:// or tcp://`);
+  throw new InvalidSpecError(
+    `unsupported engine address ${JSON.stringify(value)}: use a socket path, unix:// or tcp://`,
+  );
 }
 
 /** The endpoint as a DOCKER_HOST-style string, used in every error message. */

@@ -47,7 +47,10 @@ export class EngineError extends RuntimeError {
 }
 
 export class ImageMissingError extends RuntimeError {
-  constructor(readonly ref: string, detail = '') {
+  constructor(
+    readonly ref: string,
+    detail = '',
+  ) {
     super('image_missing', `image ${ref} is not present on the engine${detail ? `: ${detail}` : ''}`);
   }
 }
@@ -94,7 +97,9 @@ export class NameConflictError extends RuntimeError {
     readonly objectName: string,
     detail = '',
   ) {
-    super('name_conflict', `a ${kind} named ${objectName} already exists${detail ? `: ${detail}` : ''}`, { engineStatus: 409 });
+    super('name_conflict', `a ${kind} named ${objectName} already exists${detail ? `: ${detail}` : ''}`, {
+      engineStatus: 409,
+    });
   }
 }
 

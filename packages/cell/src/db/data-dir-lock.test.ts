@@ -22,7 +22,10 @@ describe('DataDirLock (one cell per data dir)', () => {
     const started = Date.now();
     assert.throws(
       () => second.start(),
-      (err: unknown) => err instanceof DataDirInUseError && err.holderPid === process.pid && /already running on the data dir .* \(pid \d+\): stop it first/.test(err.message),
+      (err: unknown) =>
+        err instanceof DataDirInUseError &&
+        err.holderPid === process.pid &&
+        /already running on the data dir .* \(pid \d+\): stop it first/.test(err.message),
     );
     assert.ok(Date.now() - started < 1_000, 'no waiting on the lock');
 

@@ -46,7 +46,8 @@ export class DataDirLock {
       connection.exec('BEGIN EXCLUSIVE');
     } catch (err) {
       connection.close();
-      if ((err as { code?: string }).code === 'SQLITE_BUSY') throw new DataDirInUseError(this.dataDir, this.holderPid());
+      if ((err as { code?: string }).code === 'SQLITE_BUSY')
+        throw new DataDirInUseError(this.dataDir, this.holderPid());
       throw err;
     }
     this.connection = connection;

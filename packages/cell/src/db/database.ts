@@ -56,7 +56,10 @@ export function openDatabase(file: string): CellDatabase {
   sqlite.pragma('synchronous = NORMAL');
   for (const f of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
   const writes = new WriteCounter(sqlite);
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }), plugins: [writes] });
+  const db = new Kysely<Database>({
+    dialect: new SqliteDialect({ database: withStatementCache(sqlite) }),
+    plugins: [writes],
+  });
   let closed = false;
   return {
     db,
@@ -65,7 +68,11 @@ export function openDatabase(file: string): CellDatabase {
     async migrate() {
       // Plain code-unit order for names like 0006_peers_user_id, the same whatever the machine's
       // locale (kysely's default is localeCompare).
-      const migrator = new Migrator({ db, provider: migrationProvider, nameComparator: (a, b) => (a < b ? -1 : a > b ? 1 : 0) });
+      const migrator = new Migrator({
+        db,
+        provider: migrationProvider,
+        nameComparator: (a, b) => (a < b ? -1 : a > b ? 1 : 0),
+      });
       const { error, results } = await migrator.migrateToLatest();
       if (error) throw error instanceof Error ? error : new Error(String(error));
       return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);

@@ -162,7 +162,15 @@ export interface PeerTrafficTable {
 }
 
 export type ServiceInstallState = 'installing' | 'installed' | 'removing';
-export type ServiceJobState = 'verifying' | 'pulling' | 'creating' | 'starting' | 'healthy' | 'removing' | 'removed' | 'failed';
+export type ServiceJobState =
+  | 'verifying'
+  | 'pulling'
+  | 'creating'
+  | 'starting'
+  | 'healthy'
+  | 'removing'
+  | 'removed'
+  | 'failed';
 
 export interface ServiceInstallationsTable {
   service_id: string;

@@ -23,7 +23,10 @@ describe('WriteCounter (kysely plugin) on a real SQLite file', () => {
     };
     await db.selectFrom('users').select('id').execute();
     assert.equal(moved(), false, 'a SELECT');
-    await db.insertInto('settings').values({ key: 'wc-test', value: '"1"', updated_at: new Date().toISOString() }).execute();
+    await db
+      .insertInto('settings')
+      .values({ key: 'wc-test', value: '"1"', updated_at: new Date().toISOString() })
+      .execute();
     assert.equal(moved(), true, 'an INSERT');
     await db.updateTable('settings').set({ value: '"2"' }).where('key', '=', 'wc-test').execute();
     assert.equal(moved(), true, 'an UPDATE');

@@ -57,7 +57,8 @@ export class AuditRecord implements AuditNotes {
   private entry(result: AuditResult, extra?: Record<string, unknown>) {
     const ctx = this.ctx;
     // The action is the route's name, even when the request was refused before routing (401/403/429).
-    const name = (ctx as unknown as { _matchedRouteName?: string })._matchedRouteName ?? this.routeName(ctx.method, ctx.path);
+    const name =
+      (ctx as unknown as { _matchedRouteName?: string })._matchedRouteName ?? this.routeName(ctx.method, ctx.path);
     return {
       actor: this.actor ?? ctx.state.user?.username ?? 'anonymous',
       action: this.action ?? name ?? `${ctx.method} ${ctx.path.slice(0, 200)}`,
@@ -127,9 +128,9 @@ export function auditWrites(log: AuditLog, logger: Logger, routeName: RouteNamer
       const known = asHttpError(err);
       const status = known?.status ?? 500;
       const code = known?.id ?? 'internal';
-      await record.writeAlone(resultFor(status), { status, error: code }).catch((auditErr) =>
-        logger.error('audit append failed', { error: String(auditErr) }),
-      );
+      await record
+        .writeAlone(resultFor(status), { status, error: code })
+        .catch((auditErr) => logger.error('audit append failed', { error: String(auditErr) }));
       throw err;
     }
     if (!record.written) {

@@ -36,7 +36,9 @@ function routers(): Router[] {
 
 function serve(app: Koa): Promise<{ server: Server; port: number }> {
   const server = createServer(app.callback());
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, port: (server.address() as AddressInfo).port })));
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve({ server, port: (server.address() as AddressInfo).port })),
+  );
 }
 
 function call(port: number, method: string, path: string): Promise<string> {

@@ -38,7 +38,10 @@ function keysOf(router: Router): Set<string> | 'any' {
 export function routerDispatch(routers: Router[]): Middleware {
   const parts = routers.map((router) => ({
     keys: keysOf(router),
-    middleware: [router.routes() as unknown as Middleware, router.allowedMethods({ throw: false }) as unknown as Middleware],
+    middleware: [
+      router.routes() as unknown as Middleware,
+      router.allowedMethods({ throw: false }) as unknown as Middleware,
+    ],
   }));
   const all = compose(parts.flatMap((p) => p.middleware));
   const byKey = new Map<string, Middleware>();

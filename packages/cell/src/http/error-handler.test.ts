@@ -45,7 +45,11 @@ describe('errorHandler on a real Koa server', () => {
         case '/library-5xx':
           throw Object.assign(new Error('upstream exploded'), { status: 502, expose: false });
         case '/library-4xx':
-          throw Object.assign(new Error('Unexpected token } in JSON'), { status: 400, expose: true, type: 'entity.parse.failed' });
+          throw Object.assign(new Error('Unexpected token } in JSON'), {
+            status: 400,
+            expose: true,
+            type: 'entity.parse.failed',
+          });
         case '/ok':
           ctx.body = { ok: true };
           return;
@@ -83,7 +87,10 @@ describe('errorHandler on a real Koa server', () => {
     const r = await get('/validation');
     assert.equal(r.status, 400);
     assert.deepEqual(r.body, {
-      ok: false, error: 'invalid input', code: 'validation_failed', fields: { username: 'is required', 'network.port': 'must be >= 1' },
+      ok: false,
+      error: 'invalid input',
+      code: 'validation_failed',
+      fields: { username: 'is required', 'network.port': 'must be >= 1' },
     });
     assert.equal((await get('/conflict')).status, 409);
   });
@@ -93,7 +100,10 @@ describe('errorHandler on a real Koa server', () => {
     const r = await get('/crash');
     assert.equal(r.status, 500);
     assert.deepEqual(r.body, { ok: false, error: 'internal error', code: 'internal', fields: {} });
-    assert.ok(!r.text.includes('hunter2') && !r.text.includes('secretlyFailingFunction') && !r.text.includes('at '), r.text);
+    assert.ok(
+      !r.text.includes('hunter2') && !r.text.includes('secretlyFailingFunction') && !r.text.includes('at '),
+      r.text,
+    );
     const logged = lines.slice(before);
     assert.equal(logged.length, 1);
     assert.equal(logged[0]!.level, 'error');
@@ -122,7 +132,12 @@ describe('errorHandler on a real Koa server', () => {
   it("a library's 4xx is mapped to the one shape (malformed JSON → 400)", async () => {
     const r = await get('/library-4xx');
     assert.equal(r.status, 400);
-    assert.deepEqual(r.body, { ok: false, error: 'request body is not valid JSON', code: 'malformed_json', fields: {} });
+    assert.deepEqual(r.body, {
+      ok: false,
+      error: 'request body is not valid JSON',
+      code: 'malformed_json',
+      fields: {},
+    });
   });
 
   it('real body-parser failures come out in the one shape: malformed JSON 400, oversized 413, wrong type 415', async () => {

@@ -18,7 +18,8 @@ export class HttpError extends Error {
 }
 
 export const errors = {
-  validation: (fields: FieldErrors, message = 'invalid input') => new HttpError(400, 'validation_failed', message, fields),
+  validation: (fields: FieldErrors, message = 'invalid input') =>
+    new HttpError(400, 'validation_failed', message, fields),
   badRequest: (message: string, fields: FieldErrors = {}) => new HttpError(400, 'bad_request', message, fields),
   malformedJson: () => new HttpError(400, 'malformed_json', 'request body is not valid JSON'),
   unauthorized: (message = 'authentication required') => new HttpError(401, 'unauthorized', message),
@@ -30,7 +31,13 @@ export const errors = {
   unsupportedMediaType: (message = 'request body must be application/json') =>
     new HttpError(415, 'unsupported_media_type', message),
   tooManyRequests: (retryAfterSeconds: number, message = 'too many requests') =>
-    new HttpError(429, 'rate_limited', message, {}, { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) }),
+    new HttpError(
+      429,
+      'rate_limited',
+      message,
+      {},
+      { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) },
+    ),
   unavailable: (message = 'service unavailable') => new HttpError(503, 'unavailable', message),
   /** The cell is too busy for this request right now (a bounded queue is full); retry soon. */
   busy: (retryAfterSeconds: number, message = 'busy; try again in a moment') =>

@@ -31,7 +31,12 @@ export function accessFor(rawPath: string): Access {
 
 export function needsCsrf(method: string, rawPath: string): boolean {
   const path = apiPath(rawPath);
-  return WRITE_METHODS.has(method) && path.startsWith('/api/') && !path.startsWith('/api/auth/') && !path.startsWith('/api/setup/');
+  return (
+    WRITE_METHODS.has(method) &&
+    path.startsWith('/api/') &&
+    !path.startsWith('/api/auth/') &&
+    !path.startsWith('/api/setup/')
+  );
 }
 
 const NOT_CACHED = Symbol('account not in memory');
@@ -64,12 +69,18 @@ async function loadUser(ctx: Context, sessions: SqliteSessionStore): Promise<Ses
 function admitAccount(ctx: Context, data: SessionData, account: SessionAccount | undefined): SessionUser | undefined {
   // A peer's login also ends the moment its peer is disabled or expires, not when the expiry job next runs.
   const peerClosed =
-    account?.role === 'peer' && (account.peerDisabled || (account.peerExpiresAtMs !== null && account.peerExpiresAtMs <= Date.now()));
+    account?.role === 'peer' &&
+    (account.peerDisabled || (account.peerExpiresAtMs !== null && account.peerExpiresAtMs <= Date.now()));
   if (!account || account.disabled || account.role !== data.role || peerClosed) {
     ctx.session = null; // the account changed under this session: end it
     return undefined;
   }
-  ctx.state.user = { id: account.id, username: account.username, role: account.role, mustChangePassword: account.mustChangePassword };
+  ctx.state.user = {
+    id: account.id,
+    username: account.username,
+    role: account.role,
+    mustChangePassword: account.mustChangePassword,
+  };
   return ctx.state.user;
 }
 
@@ -99,7 +110,12 @@ export function guardApi({ sessions, isSetupComplete }: GuardOptions) {
   };
 }
 
-function admit(ctx: Context, next: Next, access: 'session' | 'admin' | 'peer', user: SessionUser | undefined): Promise<void> {
+function admit(
+  ctx: Context,
+  next: Next,
+  access: 'session' | 'admin' | 'peer',
+  user: SessionUser | undefined,
+): Promise<void> {
   if (!user) throw errors.unauthorized();
   if (access !== 'session' && user.role !== access) {
     throw errors.forbidden(`this needs the ${access} role`, 'wrong_role');

@@ -19,15 +19,37 @@ describe('KnownHosts', () => {
   known.setCellNames('home.example.org', '10.8.0.1');
 
   it('knows loopback, the fixed names, the domain and its subdomains and the WireGuard address, on any port', () => {
-    for (const host of ['localhost', 'localhost:3000', '127.0.0.1:1', '[::1]:3000', '[::1]', '192.168.1.10:443',
-      'extra.example', 'home.example.org', 'a.b.home.example.org:8443', '10.8.0.1']) {
+    for (const host of [
+      'localhost',
+      'localhost:3000',
+      '127.0.0.1:1',
+      '[::1]:3000',
+      '[::1]',
+      '192.168.1.10:443',
+      'extra.example',
+      'home.example.org',
+      'a.b.home.example.org:8443',
+      '10.8.0.1',
+    ]) {
       assert.equal(known.knowsHostHeader(host), true, host);
     }
   });
 
   it('refuses other names, look-alikes and malformed values', () => {
-    for (const host of [undefined, '', 'evil.example', 'evilhome.example.org', 'home.example.org.evil.example',
-      'sub.extra.example', '10.8.0.2', 'localhost:abc', 'localhost:3000:1', '[::1]x', '[::2]:3000', 'user@localhost']) {
+    for (const host of [
+      undefined,
+      '',
+      'evil.example',
+      'evilhome.example.org',
+      'home.example.org.evil.example',
+      'sub.extra.example',
+      '10.8.0.2',
+      'localhost:abc',
+      'localhost:3000:1',
+      '[::1]x',
+      '[::2]:3000',
+      'user@localhost',
+    ]) {
       assert.equal(known.knowsHostHeader(host), false, String(host));
     }
   });

@@ -118,7 +118,11 @@ describe('SlidingWindowLimiter', () => {
     assert.deepEqual(l.take('k'), { allowed: false, remaining: 0, resetSeconds: 6 });
     assert.equal(l.peek('k').remaining, 0, 'a refused take() records nothing');
     c.advance(6_000);
-    assert.deepEqual(l.take('k'), { allowed: true, remaining: 0, resetSeconds: 4 }, 'the first hit left; the second is the oldest now');
+    assert.deepEqual(
+      l.take('k'),
+      { allowed: true, remaining: 0, resetSeconds: 4 },
+      'the first hit left; the second is the oldest now',
+    );
   });
 
   it('reserve() counts a hit at once (simultaneous attempts see it) and release() gives it back once', () => {

@@ -123,7 +123,11 @@ export class SlidingWindowLimiter {
   }
 }
 
-function setRateLimitHeaders(ctx: Context, limiter: SlidingWindowLimiter, state: { remaining: number; resetSeconds: number }): void {
+function setRateLimitHeaders(
+  ctx: Context,
+  limiter: SlidingWindowLimiter,
+  state: { remaining: number; resetSeconds: number },
+): void {
   // on Node's response itself, as app.ts's security headers (once the answer is sent, Koa's ctx.set would skip them)
   if (ctx.headerSent) return;
   const res = ctx.res;

@@ -50,13 +50,15 @@ describe('SqliteSessionStore on a real SQLite file', () => {
     assert.equal(row!.absolute_expires_at, '2026-01-01T08:00:00.000Z');
     for (const value of Object.values(row!)) assert.ok(!String(value).includes(key), 'the raw id is in no column');
     // Not in the file either (WAL included), in any form the cookie carries.
-    const bytes = Buffer.concat(['cell.db', 'cell.db-wal'].map((f) => {
-      try {
-        return readFileSync(join(dir, f));
-      } catch {
-        return Buffer.alloc(0);
-      }
-    }));
+    const bytes = Buffer.concat(
+      ['cell.db', 'cell.db-wal'].map((f) => {
+        try {
+          return readFileSync(join(dir, f));
+        } catch {
+          return Buffer.alloc(0);
+        }
+      }),
+    );
     assert.equal(bytes.includes(key), false);
     assert.deepEqual(await store.get(key), { uid: alice, role: 'admin', csrf: 'csrf-token-value' });
   });
@@ -153,7 +155,7 @@ describe('SqliteSessionStore on a real SQLite file', () => {
       assert.deepEqual(await store.get('k'), { uid: alice, role: 'admin', csrf: 'c1' });
       assert.equal((await store.account(alice))?.username, 'alice');
       // A write the cache cannot see (straight on the raw handle, which kysely's counter does not watch)…
-      database.sqlite.prepare("UPDATE sessions SET data = '{\"uid\":1,\"role\":\"admin\",\"csrf\":\"raw\"}'").run();
+      database.sqlite.prepare('UPDATE sessions SET data = \'{"uid":1,"role":"admin","csrf":"raw"}\'').run();
       database.sqlite.prepare("UPDATE users SET username = 'renamed-raw' WHERE id = ?").run(alice);
       assert.equal((await store.get('k'))?.csrf, 'c1', 'proves the answer came from memory');
       assert.equal(store.accountInMemory(alice)?.username, 'alice');

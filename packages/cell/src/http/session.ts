@@ -139,7 +139,15 @@ export class SqliteSessionStore {
     const row = await this.db
       .selectFrom('users')
       .leftJoin('peers', 'peers.user_id', 'users.id')
-      .select(['users.id', 'users.username', 'users.role', 'users.disabled', 'users.must_change_password', 'peers.enabled as peer_enabled', 'peers.expires_at as peer_expires_at'])
+      .select([
+        'users.id',
+        'users.username',
+        'users.role',
+        'users.disabled',
+        'users.must_change_password',
+        'peers.enabled as peer_enabled',
+        'peers.expires_at as peer_expires_at',
+      ])
       .where('users.id', '=', userId)
       .executeTakeFirst();
     if (!row) return undefined;
@@ -168,7 +176,11 @@ export class SqliteSessionStore {
         absolute_expires_at: new Date(now + this.absoluteMs).toISOString(),
       })
       // the absolute limit is fixed when the session is first written
-      .onConflict((oc) => oc.column('id_hash').doUpdateSet({ data: JSON.stringify(data), user_id: data.uid ?? null, expires_at: expires }))
+      .onConflict((oc) =>
+        oc
+          .column('id_hash')
+          .doUpdateSet({ data: JSON.stringify(data), user_id: data.uid ?? null, expires_at: expires }),
+      )
       .execute();
   }
 

@@ -54,9 +54,13 @@ describe('fieldErrors', () => {
     });
   });
 
-  it('uses nested and array paths with dots, and ajv\'s message where no errorMessage is given', () => {
-    assert.deepEqual(errorsFor({ username: 'alice', network: { port: 0, subnet: 'x' } }), { 'network.port': 'must be >= 1' });
-    assert.deepEqual(errorsFor({ username: 'alice', tags: ['ok', 'toolong'] }), { 'tags.1': 'must NOT have more than 3 characters' });
+  it("uses nested and array paths with dots, and ajv's message where no errorMessage is given", () => {
+    assert.deepEqual(errorsFor({ username: 'alice', network: { port: 0, subnet: 'x' } }), {
+      'network.port': 'must be >= 1',
+    });
+    assert.deepEqual(errorsFor({ username: 'alice', tags: ['ok', 'toolong'] }), {
+      'tags.1': 'must NOT have more than 3 characters',
+    });
     assert.deepEqual(errorsFor({ username: 'alice', age: 1.5 }), { age: 'must be integer' });
   });
 

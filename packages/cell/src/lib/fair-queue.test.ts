@@ -6,10 +6,13 @@ import { FairQueue } from './fair-queue.js';
 function gate(log: string[], name: string) {
   let open!: () => void;
   const done = new Promise<void>((resolve) => (open = resolve));
-  return { task: () => {
+  return {
+    task: () => {
       log.push(name);
       return done;
-    }, open: () => open() };
+    },
+    open: () => open(),
+  };
 }
 
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -52,9 +55,17 @@ describe('FairQueue', () => {
     const started: string[] = [];
     const run = gate(started, 'run');
     const held = [q.run('a', run.task), q.run('a', async () => {}), q.run('a', async () => {})];
-    await assert.rejects(q.run('a', async () => {}), /full/, 'per-key bound');
+    await assert.rejects(
+      q.run('a', async () => {}),
+      /full/,
+      'per-key bound',
+    );
     held.push(q.run('b', async () => {}));
-    await assert.rejects(q.run('c', async () => {}), /full/, 'total bound');
+    await assert.rejects(
+      q.run('c', async () => {}),
+      /full/,
+      'total bound',
+    );
     assert.deepEqual(q.load, { running: 1, waiting: 3 });
     run.open();
     await Promise.all(held);
@@ -64,8 +75,18 @@ describe('FairQueue', () => {
 
   it('a task that throws or rejects frees its slot and the error reaches its caller', async () => {
     const q = new FairQueue(1, 5, 5, () => new Error('full'));
-    await assert.rejects(q.run('k', () => { throw new Error('sync boom'); }), /sync boom/);
-    await assert.rejects(q.run('k', async () => { throw new Error('async boom'); }), /async boom/);
+    await assert.rejects(
+      q.run('k', () => {
+        throw new Error('sync boom');
+      }),
+      /sync boom/,
+    );
+    await assert.rejects(
+      q.run('k', async () => {
+        throw new Error('async boom');
+      }),
+      /async boom/,
+    );
     assert.equal(await q.run('k', async () => 42), 42);
     assert.deepEqual(q.load, { running: 0, waiting: 0 });
   });

@@ -9,7 +9,10 @@ export interface Logger {
   error(msg: string, data?: Record<string, unknown>): void;
 }
 
-export function createLogger(level: LogLevel = 'info', write: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Logger {
+export function createLogger(
+  level: LogLevel = 'info',
+  write: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
+): Logger {
   const emit = (lvl: LogLevel) => (msg: string, data?: Record<string, unknown>) => {
     if (order[lvl] < order[level]) return;
     write(JSON.stringify({ ts: new Date().toISOString(), level: lvl, msg, ...data }));

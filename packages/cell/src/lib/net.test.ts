@@ -1,7 +1,15 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  endpointProblem, formatIPv4, isDnsLabel, isDnsName, isPrivateCidr, maskOf, parseCidr, parseIPv4, subnetProblem,
+  endpointProblem,
+  formatIPv4,
+  isDnsLabel,
+  isDnsName,
+  isPrivateCidr,
+  maskOf,
+  parseCidr,
+  parseIPv4,
+  subnetProblem,
 } from './net.js';
 
 describe('parseIPv4 / formatIPv4', () => {
@@ -10,13 +18,30 @@ describe('parseIPv4 / formatIPv4', () => {
     assert.equal(parseIPv4('10.8.0.1'), 0x0a080001);
     assert.equal(parseIPv4('192.168.1.254'), 0xc0a801fe);
     assert.equal(parseIPv4('255.255.255.255'), 0xffffffff, 'no sign bit: the result is unsigned');
-    for (const ip of ['0.0.0.0', '1.2.3.4', '172.31.255.0', '255.255.255.255']) assert.equal(formatIPv4(parseIPv4(ip)!), ip);
+    for (const ip of ['0.0.0.0', '1.2.3.4', '172.31.255.0', '255.255.255.255'])
+      assert.equal(formatIPv4(parseIPv4(ip)!), ip);
   });
 
   it('rejects octets above 255, leading zeros, wrong counts, spaces and other characters', () => {
     for (const bad of [
-      '256.0.0.1', '1.2.3.999', '01.2.3.4', '1.2.3.04', '1.2.3', '1.2.3.4.5', '1..2.3', '', ' 1.2.3.4', '1.2.3.4 ',
-      '1.2.3.4\n', '+1.2.3.4', '1.2.3.-4', '0x1.2.3.4', '1.2.3.4/24', '१.२.३.४', 'a.b.c.d', '1234.1.1.1',
+      '256.0.0.1',
+      '1.2.3.999',
+      '01.2.3.4',
+      '1.2.3.04',
+      '1.2.3',
+      '1.2.3.4.5',
+      '1..2.3',
+      '',
+      ' 1.2.3.4',
+      '1.2.3.4 ',
+      '1.2.3.4\n',
+      '+1.2.3.4',
+      '1.2.3.-4',
+      '0x1.2.3.4',
+      '1.2.3.4/24',
+      '१.२.३.४',
+      'a.b.c.d',
+      '1234.1.1.1',
     ]) {
       assert.equal(parseIPv4(bad), undefined, JSON.stringify(bad));
     }
@@ -31,7 +56,18 @@ describe('parseCidr / maskOf', () => {
   });
 
   it('rejects a missing or out-of-range prefix and extra parts', () => {
-    for (const bad of ['10.8.0.0', '10.8.0.0/', '10.8.0.0/33', '10.8.0.0/-1', '10.8.0.0/24/1', '10.8.0.0/123', '10.8.0/24', '/24', '10.8.0.0/2 4', '10.8.0.0/x']) {
+    for (const bad of [
+      '10.8.0.0',
+      '10.8.0.0/',
+      '10.8.0.0/33',
+      '10.8.0.0/-1',
+      '10.8.0.0/24/1',
+      '10.8.0.0/123',
+      '10.8.0/24',
+      '/24',
+      '10.8.0.0/2 4',
+      '10.8.0.0/x',
+    ]) {
       assert.equal(parseCidr(bad), undefined, bad);
     }
   });
@@ -48,14 +84,33 @@ describe('parseCidr / maskOf', () => {
 describe('isPrivateCidr', () => {
   const priv = (text: string) => isPrivateCidr(parseCidr(text)!);
   it('accepts networks inside 10/8, 172.16/12 and 192.168/16, including the ranges themselves', () => {
-    for (const ok of ['10.0.0.0/8', '10.255.255.0/24', '172.16.0.0/12', '172.31.0.0/16', '192.168.0.0/16', '192.168.100.0/29']) {
+    for (const ok of [
+      '10.0.0.0/8',
+      '10.255.255.0/24',
+      '172.16.0.0/12',
+      '172.31.0.0/16',
+      '192.168.0.0/16',
+      '192.168.100.0/29',
+    ]) {
       assert.equal(priv(ok), true, ok);
     }
   });
   it('rejects public space, neighbours of the ranges, and networks wider than the range', () => {
     for (const bad of [
-      '8.8.8.0/24', '11.0.0.0/8', '9.255.255.0/24', '172.15.0.0/16', '172.32.0.0/16', '192.167.0.0/16', '192.169.0.0/16',
-      '100.64.0.0/16', '169.254.0.0/16', '127.0.0.0/8', '10.0.0.0/7', '172.16.0.0/11', '192.168.0.0/15', '0.0.0.0/0',
+      '8.8.8.0/24',
+      '11.0.0.0/8',
+      '9.255.255.0/24',
+      '172.15.0.0/16',
+      '172.32.0.0/16',
+      '192.167.0.0/16',
+      '192.169.0.0/16',
+      '100.64.0.0/16',
+      '169.254.0.0/16',
+      '127.0.0.0/8',
+      '10.0.0.0/7',
+      '172.16.0.0/11',
+      '192.168.0.0/15',
+      '0.0.0.0/0',
     ]) {
       assert.equal(priv(bad), false, bad);
     }
@@ -87,14 +142,34 @@ describe('subnetProblem', () => {
 
 describe('isDnsName / isDnsLabel', () => {
   it('accepts lowercase names of letters, digits and inner hyphens', () => {
-    for (const ok of ['home.example.org', 'localhost', 'a.b', 'xn--bcher-kva.example', 'cell-1.home.lan', '1.example.org', 'a1']) {
+    for (const ok of [
+      'home.example.org',
+      'localhost',
+      'a.b',
+      'xn--bcher-kva.example',
+      'cell-1.home.lan',
+      '1.example.org',
+      'a1',
+    ]) {
       assert.equal(isDnsName(ok), true, ok);
     }
   });
   it('rejects uppercase, empty labels, edge hyphens, other characters and numeric top-level labels', () => {
     for (const bad of [
-      '', 'Home.example.org', 'a..b', '.example.org', 'example.org.', '-a.example.org', 'a-.example.org', 'a_b.example.org',
-      'a b.org', 'exa mple', 'ex@mple.org', '1.2.3.4', 'example.123', 'é.example.org',
+      '',
+      'Home.example.org',
+      'a..b',
+      '.example.org',
+      'example.org.',
+      '-a.example.org',
+      'a-.example.org',
+      'a_b.example.org',
+      'a b.org',
+      'exa mple',
+      'ex@mple.org',
+      '1.2.3.4',
+      'example.123',
+      'é.example.org',
     ]) {
       assert.equal(isDnsName(bad), false, JSON.stringify(bad));
     }
@@ -121,7 +196,13 @@ describe('isDnsName / isDnsLabel', () => {
 
 describe('endpointProblem', () => {
   it('accepts DNS names, IPv4 addresses and bracketed IPv6 literals with a port 1-65535', () => {
-    for (const ok of ['vpn.example.org:51820', 'localhost:1', '203.0.113.7:65535', '[2001:db8::1]:51820', '[::1]:443']) {
+    for (const ok of [
+      'vpn.example.org:51820',
+      'localhost:1',
+      '203.0.113.7:65535',
+      '[2001:db8::1]:51820',
+      '[::1]:443',
+    ]) {
       assert.equal(endpointProblem(ok), undefined, ok);
     }
   });

@@ -39,9 +39,7 @@ const PRIVATE_RANGES: Cidr[] = [
 ];
 
 export function isPrivateCidr(c: Cidr): boolean {
-  return PRIVATE_RANGES.some(
-    (r) => c.prefix >= r.prefix && ((c.network & maskOf(r.prefix)) >>> 0) === r.network,
-  );
+  return PRIVATE_RANGES.some((r) => c.prefix >= r.prefix && (c.network & maskOf(r.prefix)) >>> 0 === r.network);
 }
 
 /** Why a subnet is unacceptable for the cell's VPN, or undefined when it is fine. */

@@ -61,7 +61,10 @@ function loadEstimator(): Promise<ZxcvbnFactory> {
 export async function passwordProblem(password: string, related: string[] = []): Promise<string | undefined> {
   if (/^\s*$/u.test(password)) return 'must not be only spaces';
   const zxcvbn = await loadEstimator();
-  const result = await zxcvbn.check(password, related.filter((w) => w.length > 0));
+  const result = await zxcvbn.check(
+    password,
+    related.filter((w) => w.length > 0),
+  );
   if (result.score >= MIN_SCORE) return undefined;
   const reason = REASONS[result.feedback.warning ?? ''];
   return `is too easy to guess${reason ? ` (${reason})` : ''}; use a longer phrase of unrelated words`;

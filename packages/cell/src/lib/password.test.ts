@@ -1,7 +1,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  GENERATED_PASSWORD_LENGTH, burnPasswordCheck, generateLoginPassword, generatedPasswordBits, hashPassword,
+  GENERATED_PASSWORD_LENGTH,
+  burnPasswordCheck,
+  generateLoginPassword,
+  generatedPasswordBits,
+  hashPassword,
   verifyPassword,
 } from './password.js';
 
@@ -44,7 +48,12 @@ describe('hashPassword / verifyPassword (scrypt)', () => {
 
   it('a malformed stored hash never verifies', async () => {
     for (const bad of [
-      '', 'plaintext-password', 'bcrypt$10$abc', 'scrypt$32768$8$1$onlyfive', 'scrypt$32768$8$1$a$b$c', 'scrypt$1024$8$1$$aGFzaA',
+      '',
+      'plaintext-password',
+      'bcrypt$10$abc',
+      'scrypt$32768$8$1$onlyfive',
+      'scrypt$32768$8$1$a$b$c',
+      'scrypt$1024$8$1$$aGFzaA',
     ]) {
       assert.equal(await verifyPassword('anything at all', bad), false, bad);
     }
@@ -52,7 +61,12 @@ describe('hashPassword / verifyPassword (scrypt)', () => {
     assert.equal(await verifyPassword('anything', 'scrypt$32768$8$1$c2FsdA$'), false);
     // Parameters scrypt refuses answer false instead of throwing (a login must get 401, not 500).
     const key = 'aGFzaGhhc2hoYXNoaGFzaGhhc2g';
-    for (const bad of [`scrypt$x$8$1$c2FsdA$${key}`, `scrypt$1000$8$1$c2FsdA$${key}`, `scrypt$1073741824$8$1$c2FsdA$${key}`, `scrypt$-4$8$1$c2FsdA$${key}`]) {
+    for (const bad of [
+      `scrypt$x$8$1$c2FsdA$${key}`,
+      `scrypt$1000$8$1$c2FsdA$${key}`,
+      `scrypt$1073741824$8$1$c2FsdA$${key}`,
+      `scrypt$-4$8$1$c2FsdA$${key}`,
+    ]) {
       assert.equal(await verifyPassword('x', bad), false, bad);
     }
   });

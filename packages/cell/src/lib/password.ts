@@ -41,9 +41,13 @@ export const passwordQueue = new FairQueue(
 export const CELL_SOURCE = 'cell';
 
 function scrypt(password: string, salt: Buffer, keylen: number, opts: ScryptOptions, source: string): Promise<Buffer> {
-  return passwordQueue.run(source, () => new Promise<Buffer>((resolve, reject) =>
-    scryptCb(password.normalize('NFKC'), salt, keylen, opts, (err, key) => (err ? reject(err) : resolve(key))),
-  ));
+  return passwordQueue.run(
+    source,
+    () =>
+      new Promise<Buffer>((resolve, reject) =>
+        scryptCb(password.normalize('NFKC'), salt, keylen, opts, (err, key) => (err ? reject(err) : resolve(key))),
+      ),
+  );
 }
 
 export async function hashPassword(password: string, source = CELL_SOURCE): Promise<string> {
@@ -96,9 +100,18 @@ async function verifyScrypt(password: string, stored: string, source: string): P
   if (expected.length < 16 || salt.length === 0) return false;
   let key: Buffer;
   try {
-    key = await scrypt(password, Buffer.from(salt, 'base64url'), expected.length, {
-      N: Number(n), r: Number(rr), p: Number(pp), maxmem: MAXMEM,
-    }, source);
+    key = await scrypt(
+      password,
+      Buffer.from(salt, 'base64url'),
+      expected.length,
+      {
+        N: Number(n),
+        r: Number(rr),
+        p: Number(pp),
+        maxmem: MAXMEM,
+      },
+      source,
+    );
   } catch (err) {
     if (err instanceof HttpError) throw err; // the queue is full: not a wrong password
     return false; // parameters scrypt refuses (N not a power of two, over the memory limit)

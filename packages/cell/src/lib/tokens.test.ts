@@ -22,7 +22,8 @@ describe('generatePassword', () => {
     // Uniform: 200,000 draws over 54 characters is ~3,704 each (σ ≈ 60); ±10 % is 6σ, so this does
     // not flake, while a modulo bias (byte % 54 without rejection: +25 % for the first 40) fails it.
     const expected = (draws * 20) / ALPHABET.length;
-    for (const [ch, n] of seen) assert.ok(n > expected * 0.9 && n < expected * 1.1, `${ch}: ${n} vs ~${expected.toFixed(0)}`);
+    for (const [ch, n] of seen)
+      assert.ok(n > expected * 0.9 && n < expected * 1.1, `${ch}: ${n} vs ~${expected.toFixed(0)}`);
   });
 
   it('does not repeat itself', () => {

@@ -62,24 +62,43 @@ export function Audit() {
       )}
       {/* biome-ignore lint/a11y/useSemanticElements: <form role="search"> is the landmark every browser knows; <search> is newer than some phones' browsers */}
       <form className="filters" role="search" aria-label="Filter the audit log" onSubmit={(e) => e.preventDefault()}>
-        <Field label="Actor" name="actor" value={actor} onChange={(v) => {
-          setActor(v);
-          setOffset(0);
-        }} />
-        <Field label="Action" name="action" value={action} onChange={(v) => {
-          setAction(v);
-          setOffset(0);
-        }} />
-        <Field label="Target type" name="target_type" value={target} onChange={(v) => {
-          setTarget(v);
-          setOffset(0);
-        }} />
+        <Field
+          label="Actor"
+          name="actor"
+          value={actor}
+          onChange={(v) => {
+            setActor(v);
+            setOffset(0);
+          }}
+        />
+        <Field
+          label="Action"
+          name="action"
+          value={action}
+          onChange={(v) => {
+            setAction(v);
+            setOffset(0);
+          }}
+        />
+        <Field
+          label="Target type"
+          name="target_type"
+          value={target}
+          onChange={(v) => {
+            setTarget(v);
+            setOffset(0);
+          }}
+        />
         <div className="field">
           <label htmlFor="audit-result">Result</label>
-          <select id="audit-result" value={result} onChange={(e) => {
+          <select
+            id="audit-result"
+            value={result}
+            onChange={(e) => {
               setResult(e.target.value);
               setOffset(0);
-            }}>
+            }}
+          >
             <option value="">all</option>
             <option value="ok">ok</option>
             <option value="error">error</option>

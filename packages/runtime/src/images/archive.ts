@@ -51,7 +51,15 @@ export interface ImageArchive {
 export const FIXED_TIME = new Date('2000-01-01T00:00:00Z');
 
 export function hostArchitecture(): string {
-  const map: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
+  const map: Record<string, string> = {
+    x64: 'amd64',
+    arm64: 'arm64',
+    arm: 'arm',
+    ia32: '386',
+    ppc64: 'ppc64le',
+    s390x: 's390x',
+    riscv64: 'riscv64',
+  };
   return map[process.arch] ?? process.arch;
 }
 
@@ -105,7 +113,8 @@ function withParentDirs(entries: ImageEntry[]): ImageEntry[] {
   const byPath = new Map<string, ImageEntry>();
   for (const e of entries) {
     const path = posix.normalize(e.path).replace(/^\/+/, '').replace(/\/+$/, '');
-    if (!path || path === '.' || path.startsWith('..')) throw new Error(`image entry path ${JSON.stringify(e.path)} is not inside the image`);
+    if (!path || path === '.' || path.startsWith('..'))
+      throw new Error(`image entry path ${JSON.stringify(e.path)} is not inside the image`);
     if (byPath.has(path)) throw new Error(`image entry ${path} is listed twice`);
     byPath.set(path, { ...e, path });
   }
@@ -128,7 +137,8 @@ async function tarOf(entries: ImageEntry[]): Promise<Buffer> {
   const common = { mtime: FIXED_TIME, uid: 0, gid: 0, uname: 'root', gname: 'root' };
   for (const e of entries) {
     if (e.type === 'dir') pack.entry({ ...common, name: `${e.path}/`, type: 'directory', mode: e.mode ?? 0o755 });
-    else if (e.type === 'symlink') pack.entry({ ...common, name: e.path, type: 'symlink', linkname: e.target, mode: 0o777 });
+    else if (e.type === 'symlink')
+      pack.entry({ ...common, name: e.path, type: 'symlink', linkname: e.target, mode: 0o777 });
     else {
       const content = typeof e.content === 'string' ? Buffer.from(e.content) : e.content;
       pack.entry({ ...common, name: e.path, type: 'file', mode: e.mode ?? 0o644, size: content.length }, content);

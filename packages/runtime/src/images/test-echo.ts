@@ -44,13 +44,18 @@ export async function testEchoArchive(options: TestEchoOptions = {}): Promise<Im
   const busyboxPath = options.busybox ?? BUSYBOX_STATIC;
   const sourceDir = options.sourceDir ?? TEST_ECHO_SOURCE;
   const busybox = await readFile(busyboxPath).catch((err: NodeJS.ErrnoException) => {
-    throw new Error(`${busyboxPath} is missing (${err.code}): install Debian's busybox-static (scripts/system/docker.mjs does)`);
+    throw new Error(
+      `${busyboxPath} is missing (${err.code}): install Debian's busybox-static (scripts/system/docker.mjs does)`,
+    );
   });
   if (!isStaticElf(busybox)) {
     throw new Error(`${busyboxPath} is not a statically linked ELF binary: install busybox-static, not busybox`);
   }
   const { stdout } = await execFileAsync(busyboxPath, ['--list']);
-  const applets = stdout.split('\n').map((a) => a.trim()).filter((a) => a && a !== 'busybox' && !a.includes('/'));
+  const applets = stdout
+    .split('\n')
+    .map((a) => a.trim())
+    .filter((a) => a && a !== 'busybox' && !a.includes('/'));
 
   const source = JSON.parse(await readFile(join(sourceDir, 'image.json'), 'utf8')) as TestEchoSource;
   const entries: ImageEntry[] = [
@@ -69,8 +74,14 @@ export async function testEchoArchive(options: TestEchoOptions = {}): Promise<Im
  * digest these files produce, nothing is loaded. Safe to call from parallel test processes, since
  * the same inputs always give the same image.
  */
-export async function buildTestEchoImage(runtimeOrSocket: DockerRuntime | string, options: TestEchoOptions = {}): Promise<string> {
-  const runtime = typeof runtimeOrSocket === 'string' ? new DockerRuntime({ cellId: 'pic-image-builder', socket: runtimeOrSocket }) : runtimeOrSocket;
+export async function buildTestEchoImage(
+  runtimeOrSocket: DockerRuntime | string,
+  options: TestEchoOptions = {},
+): Promise<string> {
+  const runtime =
+    typeof runtimeOrSocket === 'string'
+      ? new DockerRuntime({ cellId: 'pic-image-builder', socket: runtimeOrSocket })
+      : runtimeOrSocket;
   const log = options.log ?? (() => {});
   const started = Date.now();
   const built = await testEchoArchive(options);
@@ -82,9 +93,14 @@ export async function buildTestEchoImage(runtimeOrSocket: DockerRuntime | string
   await runtime.loadImage(built.archive);
   const loaded = await runtime.imageDigest(built.repoTag);
   if (loaded !== built.digest) {
-    throw new EngineError(`engine ${runtime.endpoint} reports ${built.repoTag} as ${loaded}, but the archive's config digest is ${built.digest}`, undefined);
+    throw new EngineError(
+      `engine ${runtime.endpoint} reports ${built.repoTag} as ${loaded}, but the archive's config digest is ${built.digest}`,
+      undefined,
+    );
   }
-  log(`${built.repoTag} loaded in ${Date.now() - started} ms (${(built.archive.length / 1e6).toFixed(1)} MB, ${built.digest})`);
+  log(
+    `${built.repoTag} loaded in ${Date.now() - started} ms (${(built.archive.length / 1e6).toFixed(1)} MB, ${built.digest})`,
+  );
   return built.digest;
 }
 
@@ -100,7 +116,9 @@ export async function buildTestEchoVariant(
   options: TestEchoOptions = {},
 ): Promise<string> {
   const runtime =
-    typeof runtimeOrSocket === 'string' ? new DockerRuntime({ cellId: 'pic-image-builder', socket: runtimeOrSocket }) : runtimeOrSocket;
+    typeof runtimeOrSocket === 'string'
+      ? new DockerRuntime({ cellId: 'pic-image-builder', socket: runtimeOrSocket })
+      : runtimeOrSocket;
   const extraEntries: ImageEntry[] = [{ type: 'file', path: 'etc/pic-variant', content: `${marker}\n`, mode: 0o644 }];
   const built = await testEchoArchive({ ...options, repoTag, extraEntries });
   await runtime.loadImage(built.archive);

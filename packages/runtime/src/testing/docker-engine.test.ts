@@ -8,7 +8,9 @@ import { ping, startDockerEngine, type DockerEngine, type DockerEngineOptions } 
 
 // These tests start their own daemons in their own directories, on their own bridges, so they
 // neither need nor disturb the shared test engine other test files use at the same time.
-const canRun = process.getuid?.() === 0 && ['/usr/sbin/dockerd', '/usr/bin/dockerd', '/usr/local/bin/dockerd'].some((p) => existsSync(p));
+const canRun =
+  process.getuid?.() === 0 &&
+  ['/usr/sbin/dockerd', '/usr/bin/dockerd', '/usr/local/bin/dockerd'].some((p) => existsSync(p));
 const skip = canRun ? false : 'needs root and dockerd (scripts/system/docker.mjs installs docker.io)';
 if (skip) process.stderr.write(`\n*** SKIPPING the test engine lifecycle tests: ${skip}\n\n`);
 
@@ -61,7 +63,9 @@ describe('startDockerEngine: one daemon shared by the run', () => {
       const script = `const { startDockerEngine } = await import(${JSON.stringify(moduleUrl)});
         const e = await startDockerEngine(${JSON.stringify({ ...options, log: undefined })});
         process.stdout.write(JSON.stringify({ started: e.started, skip: e.skip }));`;
-      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
       let out = '';
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));
       const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));

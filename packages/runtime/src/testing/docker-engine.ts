@@ -1,6 +1,16 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -65,7 +75,11 @@ export interface EngineNetwork {
 }
 
 /** Unusual ranges, away from Docker's 172.17+/16 defaults and common VPN subnets. */
-export const DEFAULT_NETWORK: EngineNetwork = { bridge: 'pic-test0', bridgeAddress: '10.221.0.1/24', addressPool: 'base=10.222.0.0/16,size=24' };
+export const DEFAULT_NETWORK: EngineNetwork = {
+  bridge: 'pic-test0',
+  bridgeAddress: '10.221.0.1/24',
+  addressPool: 'base=10.222.0.0/16,size=24',
+};
 const LOCK_WAIT_MS = 120_000;
 
 let userCounter = 0;
@@ -76,9 +90,11 @@ export async function startDockerEngine(options: DockerEngineOptions = {}): Prom
   const external = process.env['PIC_TEST_DOCKER_HOST'];
   if (external) return useExternalEngine(external);
 
-  if (process.getuid?.() !== 0) return { skip: 'not root: a private dockerd needs root (or set PIC_TEST_DOCKER_HOST to an engine you run)' };
+  if (process.getuid?.() !== 0)
+    return { skip: 'not root: a private dockerd needs root (or set PIC_TEST_DOCKER_HOST to an engine you run)' };
   const dockerd = findExecutable('dockerd');
-  if (!dockerd) return { skip: 'dockerd is not installed (scripts/system/docker.mjs installs docker.io on `npm test`)' };
+  if (!dockerd)
+    return { skip: 'dockerd is not installed (scripts/system/docker.mjs installs docker.io on `npm test`)' };
 
   const runDir = options.runDir ?? '/run/pic-test-docker';
   const stateDir = options.stateDir ?? process.env['PIC_TEST_DOCKER_DIR'] ?? '/var/tmp/pic-docker';
@@ -147,7 +163,8 @@ export async function startDockerEngine(options: DockerEngineOptions = {}): Prom
 
 async function useExternalEngine(dockerHost: string): Promise<DockerEngineStart> {
   const socketPath = dockerHost.replace(/^unix:\/\//, '');
-  if (!socketPath.startsWith('/')) return { skip: `PIC_TEST_DOCKER_HOST must be a unix socket (unix:///path), got ${dockerHost}` };
+  if (!socketPath.startsWith('/'))
+    return { skip: `PIC_TEST_DOCKER_HOST must be a unix socket (unix:///path), got ${dockerHost}` };
   if (!(await ping(socketPath))) return { skip: `PIC_TEST_DOCKER_HOST=${dockerHost} does not answer /_ping` };
   return { socketPath, dockerHost: `unix://${socketPath}`, started: false, external: true, stop: async () => {} };
 }
@@ -242,7 +259,14 @@ async function stopDaemon(paths: EnginePaths, network: EngineNetwork, log: (msg:
   try {
     const docker = new Docker({ socketPath: paths.socket });
     const running = await docker.listContainers({ filters: { status: ['running'] } });
-    await Promise.all(running.map((c) => docker.getContainer(c.Id).kill().catch(() => {})));
+    await Promise.all(
+      running.map((c) =>
+        docker
+          .getContainer(c.Id)
+          .kill()
+          .catch(() => {}),
+      ),
+    );
   } catch {
     // The daemon may already be gone; terminate() below copes.
   }
@@ -263,7 +287,10 @@ async function removeLeftovers(socketPath: string, log: (msg: string) => void): 
   const volumes = (await docker.listVolumes({ filters })).Volumes ?? [];
   await Promise.all(volumes.map((v) => docker.getVolume(v.Name).remove()));
   const n = containers.length + networks.length + volumes.length;
-  if (n) log(`removed ${containers.length} containers, ${networks.length} networks, ${volumes.length} volumes left by an earlier run`);
+  if (n)
+    log(
+      `removed ${containers.length} containers, ${networks.length} networks, ${volumes.length} volumes left by an earlier run`,
+    );
 }
 
 function ensureBridge(network: EngineNetwork): string | undefined {

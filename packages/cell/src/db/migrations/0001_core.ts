@@ -8,7 +8,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('username', 'text', (c) => c.notNull().unique())
     .addColumn('role', 'text', (c) => c.notNull().check(sql`role in ('admin', 'peer')`))
     .addColumn('password_hash', 'text', (c) => c.notNull())
-    .addColumn('must_change_password', 'integer', (c) => c.notNull().defaultTo(0).check(sql`must_change_password in (0, 1)`))
+    .addColumn('must_change_password', 'integer', (c) =>
+      c.notNull().defaultTo(0).check(sql`must_change_password in (0, 1)`),
+    )
     .addColumn('disabled', 'integer', (c) => c.notNull().defaultTo(0).check(sql`disabled in (0, 1)`))
     .addColumn('created_at', 'text', (c) => c.notNull())
     .addColumn('updated_at', 'text', (c) => c.notNull())

@@ -29,7 +29,11 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('service_id', 'text', (c) => c.notNull())
     .addColumn('kind', 'text', (c) => c.notNull().check(sql`kind in ('install', 'remove')`))
     .addColumn('state', 'text', (c) =>
-      c.notNull().check(sql`state in ('verifying', 'pulling', 'creating', 'starting', 'healthy', 'removing', 'removed', 'failed')`),
+      c
+        .notNull()
+        .check(
+          sql`state in ('verifying', 'pulling', 'creating', 'starting', 'healthy', 'removing', 'removed', 'failed')`,
+        ),
     )
     .addColumn('version', 'text', (c) => c.notNull())
     .addColumn('actor', 'text', (c) => c.notNull())

@@ -43,10 +43,18 @@ describe('audit archiving (retention)', () => {
     for (let i = 0; i < 5; i++) await log.append({ actor: 'admin', action: 'new', result: 'ok', details: { i } });
 
     const res = await archive(cutoff);
-    assert.deepEqual({ archived: res.archived, first: res.first_id, last: res.last_id }, { archived: 10, first: 1, last: 10 });
+    assert.deepEqual(
+      { archived: res.archived, first: res.first_id, last: res.last_id },
+      { archived: 10, first: 1, last: 10 },
+    );
     const files = readdirSync(join(dir, ARCHIVE_DIR));
     assert.deepEqual(files, [res.file]);
-    assert.ok(!readFileSync(join(dir, ARCHIVE_DIR, res.file!)).toString().includes('"actor"'), 'the archive is not plain text');
+    assert.ok(
+      !readFileSync(join(dir, ARCHIVE_DIR, res.file!))
+        .toString()
+        .includes('"actor"'),
+      'the archive is not plain text',
+    );
 
     const v = await log.verify();
     assert.deepEqual(v, { valid: true, entries: 5, head_id: 15, archived_through_id: 10 });
@@ -90,7 +98,10 @@ describe('audit archiving (retention)', () => {
     assert.equal(await retention.runOnce(Date.now()), 0, 'nothing is 30 days old yet');
     const archived = await retention.runOnce(Date.now() + 31 * 86_400_000);
     assert.ok(archived >= 1);
-    const rows = database.sqlite.prepare('SELECT action, actor FROM audit_log').all() as Array<{ action: string; actor: string }>;
+    const rows = database.sqlite.prepare('SELECT action, actor FROM audit_log').all() as Array<{
+      action: string;
+      actor: string;
+    }>;
     assert.deepEqual(rows, [{ action: 'audit.archive', actor: 'system' }]);
     assert.equal((await log.verify()).valid, true);
     assert.equal((await verifyArchives(database.db, xorCipher, dir)).valid, true);
@@ -101,7 +112,11 @@ describe('audit archiving (retention)', () => {
     assert.equal((await log.verify()).valid, true);
     const countRows = () => (database.sqlite.prepare('SELECT count(*) AS n FROM audit_log').get() as { n: number }).n;
     const before = countRows();
-    database.sqlite.prepare(`UPDATE audit_log SET entry = replace(entry, '"result":"ok"', '"result":"denied"') WHERE id = (SELECT min(id) FROM audit_log)`).run();
+    database.sqlite
+      .prepare(
+        `UPDATE audit_log SET entry = replace(entry, '"result":"ok"', '"result":"denied"') WHERE id = (SELECT min(id) FROM audit_log)`,
+      )
+      .run();
     assert.equal((await log.verify()).valid, false, 'the tamper took');
     await assert.rejects(archive(new Date(Date.now() + 1000).toISOString()), /broken/);
     assert.equal(countRows(), before, 'nothing was deleted');

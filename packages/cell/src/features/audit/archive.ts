@@ -67,7 +67,9 @@ export async function archiveEntriesBefore(
   const walker = new ChainWalker(chain.archived_through_id + 1, chain.archived_last_hash);
   const problem = walker.check(rows.map((r) => [r.id, r.entry, r.prev_hash, r.hash] as ChainRow));
   if (problem) {
-    throw errors.conflict(`the audit chain is broken at entry ${problem.first_broken_id} (${problem.reason}); nothing was archived`);
+    throw errors.conflict(
+      `the audit chain is broken at entry ${problem.first_broken_id} (${problem.reason}); nothing was archived`,
+    );
   }
 
   const firstId = rows[0]!.id;
@@ -98,7 +100,9 @@ export async function archiveEntriesBefore(
   return { archived: rows.length, first_id: firstId, last_id: lastId, file };
 }
 
-export type ArchiveCheck = { valid: true; archives: number; entries: number } | ({ valid: false; archives: number; file: string } & ChainProblem);
+export type ArchiveCheck =
+  | { valid: true; archives: number; entries: number }
+  | ({ valid: false; archives: number; file: string } & ChainProblem);
 
 /**
  * Checks every archive file: its digest, that it decrypts, that its entries chain from the
@@ -107,17 +111,28 @@ export type ArchiveCheck = { valid: true; archives: number; entries: number } | 
  */
 export async function verifyArchives(db: Kysely<Database>, cipher: FileCipher, dataDir: string): Promise<ArchiveCheck> {
   const archives = await db.selectFrom('audit_archives').selectAll().orderBy('first_id').execute();
-  const chain = await db.selectFrom('audit_chain').select(['archived_through_id', 'archived_last_hash']).where('id', '=', 1).executeTakeFirstOrThrow();
+  const chain = await db
+    .selectFrom('audit_chain')
+    .select(['archived_through_id', 'archived_last_hash'])
+    .where('id', '=', 1)
+    .executeTakeFirstOrThrow();
   const walker = new ChainWalker(1, GENESIS_HASH);
   for (const archive of archives) {
-    const fail = (reason: string, id = archive.first_id) => ({ valid: false as const, archives: archives.length, file: archive.file, first_broken_id: id, reason });
+    const fail = (reason: string, id = archive.first_id) => ({
+      valid: false as const,
+      archives: archives.length,
+      file: archive.file,
+      first_broken_id: id,
+      reason,
+    });
     let ciphertext: Buffer;
     try {
       ciphertext = readFileSync(join(dataDir, ARCHIVE_DIR, archive.file));
     } catch {
       return fail('the archive file is missing');
     }
-    if (createHash('sha256').update(ciphertext).digest('hex') !== archive.sha256) return fail('the archive file was changed');
+    if (createHash('sha256').update(ciphertext).digest('hex') !== archive.sha256)
+      return fail('the archive file was changed');
     let text: string;
     try {
       text = new TextDecoder().decode(await cipher.decryptBytes(ciphertext));
@@ -138,7 +153,13 @@ export async function verifyArchives(db: Kysely<Database>, cipher: FileCipher, d
     }
   }
   if (walker.expectedId - 1 !== chain.archived_through_id || walker.prevHash !== chain.archived_last_hash) {
-    return { valid: false, archives: archives.length, file: archives.at(-1)?.file ?? '', first_broken_id: walker.expectedId, reason: 'the archives do not reach the live chain anchor' };
+    return {
+      valid: false,
+      archives: archives.length,
+      file: archives.at(-1)?.file ?? '',
+      first_broken_id: walker.expectedId,
+      reason: 'the archives do not reach the live chain anchor',
+    };
   }
   return { valid: true, archives: archives.length, entries: walker.entries };
 }

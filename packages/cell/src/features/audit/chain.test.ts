@@ -23,7 +23,17 @@ describe('audit chain', () => {
       '{"action":"config.update","actor":"admin","details":{"a":{"b":null,"y":[3,"x"]},"z":1},"id":7,"ip":"127.0.0.1",' +
         '"result":"ok","target_id":"cell","target_type":"config","ts":"2026-11-22T10:00:00.000Z"}',
     );
-    const shuffled = { ts: base.ts, details: { a: { b: null, y: [3, 'x'] }, z: 1 }, ip: base.ip, id: 7, result: 'ok', actor: 'admin', action: 'config.update', target_type: 'config', target_id: 'cell' } as ChainEntry;
+    const shuffled = {
+      ts: base.ts,
+      details: { a: { b: null, y: [3, 'x'] }, z: 1 },
+      ip: base.ip,
+      id: 7,
+      result: 'ok',
+      actor: 'admin',
+      action: 'config.update',
+      target_type: 'config',
+      target_id: 'cell',
+    } as ChainEntry;
     assert.equal(canonicalEntry(shuffled), text);
   });
 
@@ -48,7 +58,13 @@ describe('audit chain', () => {
 
   it('finds the top-level id even when details or strings contain look-alikes', () => {
     assert.equal(entryIdOf(canonicalEntry(base)), 7);
-    const tricky: ChainEntry = { ...base, id: 12, details: { id: 99, nested: { ',"id":': 5 } }, target_id: ',"id":3,', actor: 'x"id":4' };
+    const tricky: ChainEntry = {
+      ...base,
+      id: 12,
+      details: { id: 99, nested: { ',"id":': 5 } },
+      target_id: ',"id":3,',
+      actor: 'x"id":4',
+    };
     assert.equal(entryIdOf(canonicalEntry(tricky)), 12);
     assert.ok(Number.isNaN(entryIdOf('{"action":"x"}')));
   });

@@ -2,7 +2,19 @@ import type { Kysely, SelectQueryBuilder } from 'kysely';
 import type { Database } from '../../db/schema.js';
 import type { AuditFilters } from './schema.js';
 
-const LISTED = ['id', 'ts', 'actor', 'action', 'target_type', 'target_id', 'result', 'ip', 'details', 'prev_hash', 'hash'] as const;
+const LISTED = [
+  'id',
+  'ts',
+  'actor',
+  'action',
+  'target_type',
+  'target_id',
+  'result',
+  'ip',
+  'details',
+  'prev_hash',
+  'hash',
+] as const;
 
 /** ISO-8601 input (any offset) → the stored UTC form, so text comparison orders correctly. */
 const toUtc = (iso: string) => new Date(iso).toISOString();
@@ -21,8 +33,15 @@ function applyFilters<O>(q: SelectQueryBuilder<Database, 'audit_log', O>, f: Aud
 /** Newest first, with the total that matches. */
 export async function queryAudit(db: Kysely<Database>, f: AuditFilters, limit: number, offset: number) {
   const [rows, count] = await Promise.all([
-    applyFilters(db.selectFrom('audit_log').select(LISTED), f).orderBy('id', 'desc').limit(limit).offset(offset).execute(),
-    applyFilters(db.selectFrom('audit_log').select((eb) => eb.fn.countAll<number>().as('n')), f).executeTakeFirstOrThrow(),
+    applyFilters(db.selectFrom('audit_log').select(LISTED), f)
+      .orderBy('id', 'desc')
+      .limit(limit)
+      .offset(offset)
+      .execute(),
+    applyFilters(
+      db.selectFrom('audit_log').select((eb) => eb.fn.countAll<number>().as('n')),
+      f,
+    ).executeTakeFirstOrThrow(),
   ]);
   return { rows, total: Number(count.n) };
 }

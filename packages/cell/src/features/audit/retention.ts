@@ -21,7 +21,8 @@ export class AuditRetention {
 
   start(): void {
     if (this.retentionDays === null) return;
-    const run = () => void this.runOnce().catch((err) => this.logger.error('audit retention failed', { error: String(err) }));
+    const run = () =>
+      void this.runOnce().catch((err) => this.logger.error('audit retention failed', { error: String(err) }));
     run();
     this.timer = setInterval(run, 24 * 3_600_000);
     this.timer.unref();
@@ -43,7 +44,13 @@ export class AuditRetention {
           action: 'audit.archive',
           targetType: 'audit',
           result: 'ok',
-          details: { before, archived: result.archived, first_id: result.first_id, last_id: result.last_id, retention_days: this.retentionDays },
+          details: {
+            before,
+            archived: result.archived,
+            first_id: result.first_id,
+            last_id: result.last_id,
+            retention_days: this.retentionDays,
+          },
         });
         this.logger.info('audit entries archived', { archived: result.archived, file: result.file });
       }

@@ -54,7 +54,8 @@ export function auditRoutes(deps: CellDeps): Router {
     const started = performance.now();
     const result = await audit.verify();
     const { archives } = ctx.input;
-    const archiveCheck = archives === 'true' || archives === '1' ? await verifyArchives(db, deps.vault, deps.config.dataDir) : undefined;
+    const archiveCheck =
+      archives === 'true' || archives === '1' ? await verifyArchives(db, deps.vault, deps.config.dataDir) : undefined;
     ctx.body = {
       ok: true,
       ...result,
@@ -69,7 +70,12 @@ export function auditRoutes(deps: CellDeps): Router {
   router.post('audit.archive', '/archive', ...archiveChain, async (ctx) => {
     const { before } = ctx.input;
     const result = await archiveEntriesBefore(ctx.trx, deps.vault, deps.config.dataDir, before);
-    ctx.audit.note({ before, archived: result.archived, first_id: result.first_id ?? null, last_id: result.last_id ?? null });
+    ctx.audit.note({
+      before,
+      archived: result.archived,
+      first_id: result.first_id ?? null,
+      last_id: result.last_id ?? null,
+    });
     ctx.body = { ok: true, ...result };
   });
 

@@ -29,10 +29,7 @@ export const ExportQuery = Type.Object(
 );
 export type ExportQuery = Static<typeof ExportQuery>;
 
-export const ArchiveBody = Type.Object(
-  { before: DateTime() },
-  { additionalProperties: false },
-);
+export const ArchiveBody = Type.Object({ before: DateTime() }, { additionalProperties: false });
 export type ArchiveBody = Static<typeof ArchiveBody>;
 
 /** Archiving up to a time that has not come yet would take entries still being written. */
@@ -41,7 +38,11 @@ export function checkArchiveBody(body: ArchiveBody, now = Date.now()): FieldErro
 }
 
 export const VerifyQuery = Type.Object(
-  { archives: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false'), Type.Literal('1'), Type.Literal('0')])) },
+  {
+    archives: Type.Optional(
+      Type.Union([Type.Literal('true'), Type.Literal('false'), Type.Literal('1'), Type.Literal('0')]),
+    ),
+  },
   { additionalProperties: false },
 );
 export type VerifyQuery = Static<typeof VerifyQuery>;

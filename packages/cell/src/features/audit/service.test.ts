@@ -5,7 +5,11 @@ import type { CellDatabase } from '../../db/database.js';
 import { AuditLog, type AuditEntryInput } from './service.js';
 
 const entry = (action: string, details?: Record<string, unknown>): AuditEntryInput => ({
-  actor: 'admin', action, result: 'ok', ip: '127.0.0.1', details,
+  actor: 'admin',
+  action,
+  result: 'ok',
+  ip: '127.0.0.1',
+  details,
 });
 
 describe('AuditLog on a real SQLite file', () => {
@@ -31,7 +35,11 @@ describe('AuditLog on a real SQLite file', () => {
     const v = await log.verify();
     assert.equal(v.valid, true);
     assert.equal(v.entries, 2);
-    const row = await database.db.selectFrom('audit_log').select(['action', 'details', 'actor']).where('id', '=', 2).executeTakeFirstOrThrow();
+    const row = await database.db
+      .selectFrom('audit_log')
+      .select(['action', 'details', 'actor'])
+      .where('id', '=', 2)
+      .executeTakeFirstOrThrow();
     assert.deepEqual(row, { action: 'a.two', details: '{"n":2}', actor: 'admin' });
   });
 

@@ -29,7 +29,6 @@ export type VerifyResult =
   | { valid: true; entries: number; head_id: number; archived_through_id: number }
   | { valid: false; entries: number; first_broken_id: number; reason: string };
 
-
 /**
  * The hash-chained audit log. Appends use prepared statements on the raw SQLite handle, which is
  * the same connection kysely uses: `appendIn(trx, …)` is therefore part of the caller's
@@ -77,7 +76,12 @@ export class AuditLog {
       details: input.details ?? {},
     };
     const text = canonicalOrWellFormed(entry);
-    const row: AuditRow = { id: entry.id, entry: text, prev_hash: head.head_hash, hash: chainHash(head.head_hash, text) };
+    const row: AuditRow = {
+      id: entry.id,
+      entry: text,
+      prev_hash: head.head_hash,
+      hash: chainHash(head.head_hash, text),
+    };
     this.insertEntry.run(row);
     this.moveHead.run(row.id, row.hash, entry.ts);
     return row;
@@ -94,7 +98,9 @@ export class AuditLog {
       .select(['archived_through_id', 'archived_last_hash', 'head_id', 'head_hash'])
       .where('id', '=', 1)
       .executeTakeFirstOrThrow();
-    const page = this.sqlite.prepare('SELECT id, entry, prev_hash, hash FROM audit_log WHERE id > ? AND id <= ? ORDER BY id LIMIT ?').raw(true);
+    const page = this.sqlite
+      .prepare('SELECT id, entry, prev_hash, hash FROM audit_log WHERE id > ? AND id <= ? ORDER BY id LIMIT ?')
+      .raw(true);
     const walker = new ChainWalker(chain.archived_through_id + 1, chain.archived_last_hash);
     for (;;) {
       const rows = page.all(walker.expectedId - 1, chain.head_id, batchSize) as ChainRow[];
@@ -105,7 +111,12 @@ export class AuditLog {
     }
     const problem = walker.end(chain.head_id, chain.head_hash);
     if (problem) return { valid: false, entries: walker.entries, ...problem };
-    return { valid: true, entries: walker.entries, head_id: chain.head_id, archived_through_id: chain.archived_through_id };
+    return {
+      valid: true,
+      entries: walker.entries,
+      head_id: chain.head_id,
+      archived_through_id: chain.archived_through_id,
+    };
   }
 }
 
@@ -141,13 +152,18 @@ export class ChainWalker {
   check(rows: Iterable<ChainRow>): ChainProblem | undefined {
     for (const [id, entry, prev_hash, hash] of rows) {
       if (id !== this.expectedId) {
-        const reason = id > this.expectedId ? `entry ${this.expectedId} is missing (removed)` : `entry ${id} is out of order`;
+        const reason =
+          id > this.expectedId ? `entry ${this.expectedId} is missing (removed)` : `entry ${id} is out of order`;
         return { first_broken_id: this.expectedId, reason };
       }
       if (prev_hash !== this.prevHash) {
-        return { first_broken_id: id, reason: 'prev_hash does not match the previous entry (removed or reordered entries)' };
+        return {
+          first_broken_id: id,
+          reason: 'prev_hash does not match the previous entry (removed or reordered entries)',
+        };
       }
-      if (chainHash(this.prevHash, entry) !== hash) return { first_broken_id: id, reason: "hash does not match the entry's contents (edited)" };
+      if (chainHash(this.prevHash, entry) !== hash)
+        return { first_broken_id: id, reason: "hash does not match the entry's contents (edited)" };
       if (entryIdOf(entry) !== id) return { first_broken_id: id, reason: 'the entry was moved to another id' };
       this.prevHash = hash;
       this.expectedId++;

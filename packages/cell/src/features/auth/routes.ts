@@ -26,27 +26,39 @@ export async function signIn(ctx: Context, user: { id: number; role: 'admin' | '
   return csrf;
 }
 
-const sessionKey = (ctx: Context): string | undefined => (ctx.session as unknown as { externalKey?: string } | null)?.externalKey;
+const sessionKey = (ctx: Context): string | undefined =>
+  (ctx.session as unknown as { externalKey?: string } | null)?.externalKey;
 
 export function authRoutes(deps: CellDeps): Router {
   const { db, sessions, loginLimiter } = deps;
   const router = new Router({ prefix: '/api/auth' });
   const user = (ctx: Context) => ctx.state.user!;
 
-  router.post('auth.login', '/login', rateLimitFailures(loginLimiter), audited('user'), validateBody(LoginBody), async (ctx) => {
-    const { username, password } = ctx.input;
-    if (ctx.audit) {
-      ctx.audit.target(username);
-      ctx.audit.actAs(username);
-    }
-    const found = await authenticate(db, username, password, ctx.ip);
-    if (!found) {
-      (ctx.state['countFailure'] as () => void)();
-      throw errors.unauthorized('invalid username or password');
-    }
-    const csrf = await signIn(ctx, found);
-    ctx.body = { ok: true, user: { username: found.username, role: found.role, must_change_password: found.must_change_password === 1 }, csrf_token: csrf };
-  });
+  router.post(
+    'auth.login',
+    '/login',
+    rateLimitFailures(loginLimiter),
+    audited('user'),
+    validateBody(LoginBody),
+    async (ctx) => {
+      const { username, password } = ctx.input;
+      if (ctx.audit) {
+        ctx.audit.target(username);
+        ctx.audit.actAs(username);
+      }
+      const found = await authenticate(db, username, password, ctx.ip);
+      if (!found) {
+        (ctx.state['countFailure'] as () => void)();
+        throw errors.unauthorized('invalid username or password');
+      }
+      const csrf = await signIn(ctx, found);
+      ctx.body = {
+        ok: true,
+        user: { username: found.username, role: found.role, must_change_password: found.must_change_password === 1 },
+        csrf_token: csrf,
+      };
+    },
+  );
 
   router.post('auth.logout', '/logout', audited('session'), async (ctx) => {
     ctx.session = null;
@@ -104,12 +116,12 @@ export function authRoutes(deps: CellDeps): Router {
     validateBody(ResetPasswordBody),
     transactional(db),
     async (ctx) => {
-    const { username } = ctx.input;
-    ctx.audit.target(username);
-    const { user: target, password } = await resetPassword(ctx.trx, user(ctx), username);
-    await sessions.destroyUserSessions(ctx.trx, target.id);
-    ctx.set('Cache-Control', 'no-store');
-    ctx.body = { ok: true, username: target.username, password, must_change_password: true };
+      const { username } = ctx.input;
+      ctx.audit.target(username);
+      const { user: target, password } = await resetPassword(ctx.trx, user(ctx), username);
+      await sessions.destroyUserSessions(ctx.trx, target.id);
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = { ok: true, username: target.username, password, must_change_password: true };
     },
   );
 

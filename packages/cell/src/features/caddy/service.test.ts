@@ -43,14 +43,17 @@ describe('CaddyService with the real Caddy', { skip }, () => {
   /** GET https://<name>/ through Caddy; resolves with the status, body and the served certificate's serial. */
   const get = (name: string) =>
     new Promise<{ status: number; body: string; serial: string }>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port, servername: name, headers: { host: name }, ca, agent: false }, (res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => {
-          const serial = (res.socket as import('node:tls').TLSSocket).getPeerCertificate?.().serialNumber ?? '';
-          resolve({ status: res.statusCode ?? 0, body, serial: serial.toLowerCase() });
-        });
-      });
+      const req = request(
+        { host: '127.0.0.1', port, servername: name, headers: { host: name }, ca, agent: false },
+        (res) => {
+          let body = '';
+          res.on('data', (d: Buffer) => (body += d.toString()));
+          res.on('end', () => {
+            const serial = (res.socket as import('node:tls').TLSSocket).getPeerCertificate?.().serialNumber ?? '';
+            resolve({ status: res.statusCode ?? 0, body, serial: serial.toLowerCase() });
+          });
+        },
+      );
       req.on('error', reject);
       req.end();
     });

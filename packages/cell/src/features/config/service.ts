@@ -37,9 +37,14 @@ export async function writeNetwork(trx: Kysely<Database>, network: Network): Pro
 export async function updateCellSettings(trx: Kysely<Database>, patch: ConfigPatch): Promise<CellSettings> {
   const current = await readCellSettings(trx);
   if (patch.network?.subnet !== undefined && patch.network.subnet !== current.network.subnet) {
-    const peers = await trx.selectFrom('peers').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const peers = await trx
+      .selectFrom('peers')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
     if (Number(peers.n) > 0) {
-      throw errors.conflict('the subnet cannot change while peers have addresses in it; remove the peers first', { 'network.subnet': 'in use by peers' });
+      throw errors.conflict('the subnet cannot change while peers have addresses in it; remove the peers first', {
+        'network.subnet': 'in use by peers',
+      });
     }
   }
   const next: CellSettings = {

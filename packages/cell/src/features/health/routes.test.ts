@@ -44,7 +44,13 @@ describe('GET /health', () => {
       other.prepare('ALTER TABLE settings RENAME TO settings_elsewhere').run();
       const r = await health();
       assert.equal(r.status, 503);
-      assert.deepEqual(r.body, { ok: false, status: 'down', error: 'database unavailable', code: 'unavailable', fields: {} });
+      assert.deepEqual(r.body, {
+        ok: false,
+        status: 'down',
+        error: 'database unavailable',
+        code: 'unavailable',
+        fields: {},
+      });
       assert.ok(!/settings|no such table|SQLITE/i.test(r.text), 'no database internals in a public answer');
       assert.equal(r.headers.get('cache-control'), 'no-store');
     } finally {
@@ -59,7 +65,13 @@ describe('GET /health', () => {
     for (let i = 0; i < 3; i++) {
       const r = await health();
       assert.equal(r.status, 503);
-      assert.deepEqual(r.body, { ok: false, status: 'down', error: 'database unavailable', code: 'unavailable', fields: {} });
+      assert.deepEqual(r.body, {
+        ok: false,
+        status: 'down',
+        error: 'database unavailable',
+        code: 'unavailable',
+        fields: {},
+      });
     }
   });
 });

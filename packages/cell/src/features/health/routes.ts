@@ -25,13 +25,18 @@ export function healthRoutes(deps: CellDeps, sqlite: SQLite.Database): Router {
       : { ok: false, status: 'down', error: 'database unavailable', code: 'unavailable', fields: {} };
   });
 
-  router.get('/api/health/history', requireRole('admin'), validateQuery(HistoryQuery, ['limit', 'offset']), async (ctx) => {
-    const q = ctx.input;
-    const limit = q.limit ?? 100;
-    const offset = q.offset ?? 0;
-    const { samples, total } = await deps.health.history(limit, offset);
-    ctx.body = { ok: true, samples, total, limit, offset, interval_s: deps.config.health.intervalMs / 1000 };
-  });
+  router.get(
+    '/api/health/history',
+    requireRole('admin'),
+    validateQuery(HistoryQuery, ['limit', 'offset']),
+    async (ctx) => {
+      const q = ctx.input;
+      const limit = q.limit ?? 100;
+      const offset = q.offset ?? 0;
+      const { samples, total } = await deps.health.history(limit, offset);
+      ctx.body = { ok: true, samples, total, limit, offset, interval_s: deps.config.health.intervalMs / 1000 };
+    },
+  );
 
   return router;
 }

@@ -87,7 +87,12 @@ export class HealthMonitor {
     await this.db.transaction().execute(async (trx) => {
       await trx
         .insertInto('health_checks')
-        .values({ ts: sample.ts, status: sample.status, duration_ms: sample.duration_ms, checks: JSON.stringify(sample.checks) })
+        .values({
+          ts: sample.ts,
+          status: sample.status,
+          duration_ms: sample.duration_ms,
+          checks: JSON.stringify(sample.checks),
+        })
         .execute();
       const cutoff = await trx
         .selectFrom('health_checks')
@@ -110,8 +115,14 @@ export class HealthMonitor {
         .limit(limit)
         .offset(offset)
         .execute(),
-      this.db.selectFrom('health_checks').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
+      this.db
+        .selectFrom('health_checks')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .executeTakeFirstOrThrow(),
     ]);
-    return { samples: rows.map((r) => ({ ...r, checks: JSON.parse(r.checks) as HealthSample['checks'] })), total: Number(count.n) };
+    return {
+      samples: rows.map((r) => ({ ...r, checks: JSON.parse(r.checks) as HealthSample['checks'] })),
+      total: Number(count.n),
+    };
   }
 }

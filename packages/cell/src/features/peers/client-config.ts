@@ -21,7 +21,8 @@ export async function peerClientConfig(
 ): Promise<string> {
   const { identity, network: net } = await readCellSettings(db);
   const privateKey = await vault.get(peerSecret(peer.id, 'private_key'));
-  if (!privateKey) throw errors.conflict(`peer "${peer.name}" has no private key in the vault; delete and add it again`);
+  if (!privateKey)
+    throw errors.conflict(`peer "${peer.name}" has no private key in the vault; delete and add it again`);
   const own = JSON.parse(peer.dns) as string[];
   // The cell's resolver (on its tunnel address) answers the cell's names, unless the peer has its own servers.
   const dns = own.length > 0 || !cellResolver ? own : [cellAddress(net.subnet)];

@@ -36,9 +36,24 @@ class FakeInterface implements LiveInterface {
   async status(): Promise<WireGuardStatus> {
     this.statusCalls++;
     return {
-      interface: 'pic-test', listenPort: 51820, publicKey: 'x', address: '10.8.0.1/24', running: this.running,
-      mode: 'userspace', reason: null,
-      peers: [{ publicKey: `k${this.statusCalls}`, endpoint: null, allowedIps: [], latestHandshake: null, rxBytes: 0, txBytes: 0, persistentKeepalive: null }],
+      interface: 'pic-test',
+      listenPort: 51820,
+      publicKey: 'x',
+      address: '10.8.0.1/24',
+      running: this.running,
+      mode: 'userspace',
+      reason: null,
+      peers: [
+        {
+          publicKey: `k${this.statusCalls}`,
+          endpoint: null,
+          allowedIps: [],
+          latestHandshake: null,
+          rxBytes: 0,
+          txBytes: 0,
+          persistentKeepalive: null,
+        },
+      ],
     };
   }
   async stop(): Promise<void> {}
@@ -47,14 +62,19 @@ class FakeInterface implements LiveInterface {
 describe('peers on a real SQLite file', () => {
   let temp: TempDatabase;
   let vault: Vault;
-  const config = { dataDir: '', wireguard: { interface: 'pic-test', mode: 'off', netns: null } } as unknown as CellConfig;
+  const config = {
+    dataDir: '',
+    wireguard: { interface: 'pic-test', mode: 'off', netns: null },
+  } as unknown as CellConfig;
   let seq = 0;
 
   before(async () => {
     temp = await openTempDatabase('pic-peers-');
     config.dataDir = temp.dir;
     vault = await openVault({ dataDir: temp.dir, db: temp.database.db, logger: silentLogger });
-    await temp.database.db.transaction().execute((trx) => writeNetwork(trx, { wireguard_port: 51820, subnet: '10.9.0.0/29', endpoint: null }));
+    await temp.database.db
+      .transaction()
+      .execute((trx) => writeNetwork(trx, { wireguard_port: 51820, subnet: '10.9.0.0/29', endpoint: null }));
   });
   after(async () => {
     await temp.remove();
@@ -67,7 +87,10 @@ describe('peers on a real SQLite file', () => {
     await addPeer('ab');
     await addPeer('a-b');
     const { db } = temp.database;
-    assert.deepEqual((await listPeers(db, { q: 'a-b' })).peers.map((p) => p.name), ['a-b']);
+    assert.deepEqual(
+      (await listPeers(db, { q: 'a-b' })).peers.map((p) => p.name),
+      ['a-b'],
+    );
     assert.equal((await listPeers(db, { q: 'a_b' })).total, 0, '_ is not a one-character wildcard');
     assert.equal((await listPeers(db, { q: '%' })).total, 0, '% is not a wildcard');
     assert.equal((await listPeers(db, { q: 'b' })).total, 2);
@@ -88,11 +111,22 @@ describe('peers on a real SQLite file', () => {
     await addPeer('p5');
     const { db } = temp.database;
     const count = async (table: 'users' | 'vault_secrets') =>
-      Number((await db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+      Number(
+        (
+          await db
+            .selectFrom(table)
+            .select((eb) => eb.fn.countAll<number>().as('n'))
+            .executeTakeFirstOrThrow()
+        ).n,
+      );
     const before = { users: await count('users'), secrets: await count('vault_secrets') };
     await assert.rejects(addPeer('p6'), (err: { status?: number }) => err.status === 409);
     assert.equal((await listPeers(db, {})).total, 5);
-    assert.deepEqual({ users: await count('users'), secrets: await count('vault_secrets') }, before, 'no login or key left behind');
+    assert.deepEqual(
+      { users: await count('users'), secrets: await count('vault_secrets') },
+      before,
+      'no login or key left behind',
+    );
   });
 
   it('live peers load their PSKs several at a time, each on its own peer, in id order', async () => {
@@ -155,7 +189,11 @@ describe('peers on a real SQLite file', () => {
 
     reads.length = 0;
     let started: WgPeer[] = [];
-    const fake = Object.assign(new FakeInterface(), { async start(peers: WgPeer[] = []) { started = peers; } });
+    const fake = Object.assign(new FakeInterface(), {
+      async start(peers: WgPeer[] = []) {
+        started = peers;
+      },
+    });
     const second = new PeerNetwork(db, counting, config, silentLogger, { createInterface: () => fake });
     await second.start();
     assert.equal(peerReads(), 0, `the next start reads no peer's secret: ${reads}`);
@@ -228,7 +266,9 @@ describe('peers on a real SQLite file', () => {
         fake.applied.push(peers.length);
       },
     });
-    const network = new PeerNetwork(temp.database.db, vault, config, silentLogger, { createInterface: () => slowStart });
+    const network = new PeerNetwork(temp.database.db, vault, config, silentLogger, {
+      createInterface: () => slowStart,
+    });
     const up = network.start();
     await sleep(20);
     const during = await network.status();
@@ -254,10 +294,20 @@ describe('peers on a real SQLite file', () => {
       async status(): Promise<WireGuardStatus> {
         rx += 500;
         return {
-          interface: 'pic-test', listenPort: 51820, publicKey: 'x', address: '10.8.0.1/24', running: true,
-          mode: 'userspace', reason: null,
+          interface: 'pic-test',
+          listenPort: 51820,
+          publicKey: 'x',
+          address: '10.8.0.1/24',
+          running: true,
+          mode: 'userspace',
+          reason: null,
           peers: rows.map((r) => ({
-            publicKey: r.public_key, endpoint: null, allowedIps: [], latestHandshake: null, rxBytes: rx, txBytes: 7,
+            publicKey: r.public_key,
+            endpoint: null,
+            allowedIps: [],
+            latestHandshake: null,
+            rxBytes: rx,
+            txBytes: 7,
             persistentKeepalive: null,
           })),
         };

@@ -9,7 +9,10 @@ import type { Vault } from '../vault/vault.js';
 import { cellAddress, cellInterfaceAddress } from '../wireguard/addresses.js';
 import { generateKeyPair, publicKeyOf } from '../wireguard/keys.js';
 import {
-  WireGuardInterface, type ApplyResult, type WireGuardInterfaceOptions, type WireGuardStatus,
+  WireGuardInterface,
+  type ApplyResult,
+  type WireGuardInterfaceOptions,
+  type WireGuardStatus,
 } from '../wireguard/interface.js';
 import type { AuditLog } from '../audit/service.js';
 import type { WgPeer } from '../wireguard/config.js';
@@ -148,7 +151,8 @@ export class PeerNetwork {
   private async bringUp(): Promise<void> {
     if (this.iface) return;
     const { network } = await readCellSettings(this.db);
-    const create = this.opts.createInterface ?? ((options: WireGuardInterfaceOptions) => new WireGuardInterface(options));
+    const create =
+      this.opts.createInterface ?? ((options: WireGuardInterfaceOptions) => new WireGuardInterface(options));
     const iface = create({
       name: this.config.wireguard.interface,
       privateKey: await this.cellPrivateKey(),
@@ -168,7 +172,10 @@ export class PeerNetwork {
     if (this.bundleDirty) this.scheduleBundleSave(0);
     this.iface = iface;
     const every = (ms: number, job: () => Promise<unknown>, what: string) => {
-      const t = setInterval(() => void job().catch((err) => this.logger.warn(`${what} failed`, { error: String(err) })), ms);
+      const t = setInterval(
+        () => void job().catch((err) => this.logger.warn(`${what} failed`, { error: String(err) })),
+        ms,
+      );
       t.unref();
       this.timers.push(t);
     };
@@ -279,7 +286,7 @@ export class PeerNetwork {
       for (const [key, psk] of Object.entries(parsed.psks)) if (typeof psk === 'string') this.bundle.set(key, psk);
     } catch (err) {
       // only slower: each PSK is then read from its own secret, and the bundle written again
-      this.logger.warn('the PSK bundle could not be read; reading each peer\'s PSK instead', { error: String(err) });
+      this.logger.warn("the PSK bundle could not be read; reading each peer's PSK instead", { error: String(err) });
       this.bundleDirty = true;
     }
   }
@@ -469,7 +476,10 @@ export class PeerNetwork {
     return names;
   }
 
-  async status(): Promise<WireGuardStatus | { interface: string; running: false; reason: string; peers: WireGuardPeerStatus[]; publicKey: string | null }> {
+  async status(): Promise<
+    | WireGuardStatus
+    | { interface: string; running: false; reason: string; peers: WireGuardPeerStatus[]; publicKey: string | null }
+  > {
     if (!this.iface) {
       const reason = this.starting ? 'starting: loading peers and bringing the interface up' : this.notStarted;
       return { interface: this.config.wireguard.interface, running: false, reason, peers: [], publicKey: null };
@@ -522,7 +532,17 @@ export class PeerNetwork {
     const ts = nowIso();
     const samples = rows.flatMap((r) => {
       const s = live.get(r.public_key);
-      return s ? [{ peer_id: r.id, ts, rx_bytes: s.rxBytes, tx_bytes: s.txBytes, latest_handshake: s.latestHandshake?.toISOString() ?? null }] : [];
+      return s
+        ? [
+            {
+              peer_id: r.id,
+              ts,
+              rx_bytes: s.rxBytes,
+              tx_bytes: s.txBytes,
+              latest_handshake: s.latestHandshake?.toISOString() ?? null,
+            },
+          ]
+        : [];
     });
     if (samples.length === 0) return 0;
     const cutoff = new Date(Date.now() - (this.opts.keepTrafficDays ?? 31) * 86_400_000).toISOString();

@@ -7,8 +7,20 @@ import type { Database } from '../../db/schema.js';
  * secret (keys live in the vault), and this allow-list keeps it that way as columns are added.
  */
 export const PEER_COLUMNS = [
-  'id', 'name', 'description', 'user_id', 'public_key', 'address', 'dns', 'allowed_ips', 'peer_group', 'tags',
-  'enabled', 'expires_at', 'created_at', 'updated_at',
+  'id',
+  'name',
+  'description',
+  'user_id',
+  'public_key',
+  'address',
+  'dns',
+  'allowed_ips',
+  'peer_group',
+  'tags',
+  'enabled',
+  'expires_at',
+  'created_at',
+  'updated_at',
 ] as const;
 
 export async function findPeer(db: Kysely<Database>, name: string) {

@@ -10,11 +10,26 @@ import { generateLoginPassword, hashPassword } from '../../lib/password.js';
 import { configFileName, peerClientConfig } from './client-config.js';
 import { presentPeer } from './presenter.js';
 import {
-  BatchBody, CreatePeerBody, FormatQuery, ListPeersQuery, TrafficQuery, UpdatePeerBody, checkBatch, checkPeerFields,
+  BatchBody,
+  CreatePeerBody,
+  FormatQuery,
+  ListPeersQuery,
+  TrafficQuery,
+  UpdatePeerBody,
+  checkBatch,
+  checkPeerFields,
   checkPeerUpdate,
 } from './schema.js';
 import {
-  createPeers, deletePeer, findPeer, listPeers, peerTraffic, requirePeer, updatePeer, type CreatedPeer, type PeerRow,
+  createPeers,
+  deletePeer,
+  findPeer,
+  listPeers,
+  peerTraffic,
+  requirePeer,
+  updatePeer,
+  type CreatedPeer,
+  type PeerRow,
 } from './service.js';
 import { findPeerOfUser, peerNamesByKey } from './queries.js';
 
@@ -37,9 +52,8 @@ async function prepareLogins(inputs: CreatePeerBody[], source: string): Promise<
   const worker = async () => {
     for (let i = next++; i < inputs.length; i = next++) {
       const chosen = inputs[i]!.password;
-      logins[i] = chosen === undefined
-        ? generateLoginPassword()
-        : { password: chosen, hash: await hashPassword(chosen, source) };
+      logins[i] =
+        chosen === undefined ? generateLoginPassword() : { password: chosen, hash: await hashPassword(chosen, source) };
     }
   };
   await Promise.all(Array.from({ length: Math.min(HASHES_IN_FLIGHT, inputs.length) }, worker));
@@ -50,7 +64,12 @@ async function prepareLogins(inputs: CreatePeerBody[], source: string): Promise<
 const INTERFACE_FIELDS = ['enabled', 'expires_at'] as const;
 
 /** Sends a peer's config as text (optionally a download) or as a QR code (PNG, or SVG). */
-export async function sendPeerConfig(ctx: InputContext<FormatQuery>, deps: CellDeps, peer: PeerRow, as: 'text' | 'qr'): Promise<void> {
+export async function sendPeerConfig(
+  ctx: InputContext<FormatQuery>,
+  deps: CellDeps,
+  peer: PeerRow,
+  as: 'text' | 'qr',
+): Promise<void> {
   const q = ctx.input;
   const text = await peerClientConfig(deps.db, deps.vault, deps.peerNetwork, peer, deps.caddy.enabled);
   ctx.set('Cache-Control', 'no-store');
@@ -91,7 +110,8 @@ export function peerRoutes(deps: CellDeps): Router {
 
   /** Hashes the new peers' login passwords before the transaction opens. */
   const prepareLoginsOf =
-    <T>(inputs: (ctx: InputContext<T>) => CreatePeerBody[] | undefined) => async (ctx: InputContext<T>, next: Next) => {
+    <T>(inputs: (ctx: InputContext<T>) => CreatePeerBody[] | undefined) =>
+    async (ctx: InputContext<T>, next: Next) => {
       const list = inputs(ctx);
       if (list) ctx.state['peerLogins'] = await prepareLogins(list, ctx.ip);
       await next();
@@ -174,7 +194,10 @@ export function peerRoutes(deps: CellDeps): Router {
           await updatePeer(ctx.trx, name, { enabled: action === 'enable' });
         }
       }
-      applyAfterCommit(ctx, peers.map((p) => p.public_key));
+      applyAfterCommit(
+        ctx,
+        peers.map((p) => p.public_key),
+      );
       ctx.body = { ok: true, action, names };
     },
   );
@@ -202,12 +225,19 @@ export function peerRoutes(deps: CellDeps): Router {
     },
   );
 
-  router.delete('peers.delete', '/:name', requireRole('admin'), audited('peer', byName), transactional(db), async (ctx) => {
-    const peer = await deletePeer(ctx.trx, vault, byName(ctx)!, deps.peerDeletionHooks);
-    ctx.afterCommit(() => peerNetwork.forget(peer.id));
-    applyAfterCommit(ctx, [peer.public_key]);
-    ctx.body = { ok: true, deleted: peer.name };
-  });
+  router.delete(
+    'peers.delete',
+    '/:name',
+    requireRole('admin'),
+    audited('peer', byName),
+    transactional(db),
+    async (ctx) => {
+      const peer = await deletePeer(ctx.trx, vault, byName(ctx)!, deps.peerDeletionHooks);
+      ctx.afterCommit(() => peerNetwork.forget(peer.id));
+      applyAfterCommit(ctx, [peer.public_key]);
+      ctx.body = { ok: true, deleted: peer.name };
+    },
+  );
 
   router.get('/:name/config', requireRole('admin'), validateQuery(FormatQuery), async (ctx) => {
     await sendPeerConfig(ctx, deps, await requirePeer(db, byName(ctx)!), 'text');

@@ -13,8 +13,20 @@ const PeerName = Type.String({
 const Description = Type.String({ maxLength: 500 });
 const DnsList = Type.Array(Type.String({ maxLength: 15 }), { maxItems: 4, uniqueItems: true });
 const CidrList = Type.Array(Type.String({ maxLength: 18 }), { minItems: 1, maxItems: 64, uniqueItems: true });
-const Group = Type.Union([Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,31}$', errorMessage: 'must be 1-32 characters: lowercase letters, digits, _ and -' }), Type.Null()]);
-const Tags = Type.Array(Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,31}$', errorMessage: 'each tag: 1-32 lowercase letters, digits, _ and -' }), { maxItems: 16, uniqueItems: true });
+const Group = Type.Union([
+  Type.String({
+    pattern: '^[a-z0-9][a-z0-9_-]{0,31}$',
+    errorMessage: 'must be 1-32 characters: lowercase letters, digits, _ and -',
+  }),
+  Type.Null(),
+]);
+const Tags = Type.Array(
+  Type.String({
+    pattern: '^[a-z0-9][a-z0-9_-]{0,31}$',
+    errorMessage: 'each tag: 1-32 lowercase letters, digits, _ and -',
+  }),
+  { maxItems: 16, uniqueItems: true },
+);
 const ExpiresAt = Type.Union([DateTime('2027-01-31T00:00:00Z'), Type.Null()]);
 
 export const CreatePeerBody = Type.Object(
@@ -110,14 +122,20 @@ export type TrafficQuery = Static<typeof TrafficQuery>;
 export const FormatQuery = Type.Object(
   {
     format: Type.Optional(Type.Union([Type.Literal('png'), Type.Literal('svg')])),
-    download: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('0'), Type.Literal('true'), Type.Literal('false')])),
+    download: Type.Optional(
+      Type.Union([Type.Literal('1'), Type.Literal('0'), Type.Literal('true'), Type.Literal('false')]),
+    ),
   },
   { additionalProperties: false },
 );
 export type FormatQuery = Static<typeof FormatQuery>;
 
 /** DNS entries must be IPv4 addresses; routes must be CIDRs; expiry in the future. */
-export function checkPeerFields(input: { dns?: string[]; allowed_ips?: string[]; expires_at?: string | null }): FieldErrors {
+export function checkPeerFields(input: {
+  dns?: string[];
+  allowed_ips?: string[];
+  expires_at?: string | null;
+}): FieldErrors {
   const fields: FieldErrors = {};
   input.dns?.forEach((d, i) => {
     if (parseIPv4(d) === undefined) fields[`dns.${i}`] = 'must be an IPv4 address';
@@ -132,7 +150,8 @@ export function checkPeerFields(input: { dns?: string[]; allowed_ips?: string[];
 
 export function checkPeerUpdate(input: UpdatePeerBody): FieldErrors {
   const fields = checkPeerFields(input);
-  if (input.name !== undefined) fields['name'] = 'peers cannot be renamed: their keys, address and login belong to the name; delete and add again';
+  if (input.name !== undefined)
+    fields['name'] = 'peers cannot be renamed: their keys, address and login belong to the name; delete and add again';
   return fields;
 }
 

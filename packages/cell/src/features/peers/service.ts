@@ -71,7 +71,11 @@ export async function createPeers(
   }
   const { network } = await readCellSettings(trx);
   const used = await trx.selectFrom('peers').select('address').execute();
-  const addresses = nextFreeAddresses(network.subnet, used.map((r) => r.address), items.length);
+  const addresses = nextFreeAddresses(
+    network.subnet,
+    used.map((r) => r.address),
+    items.length,
+  );
   if (addresses.length < items.length) {
     const room = addresses.length;
     throw errors.conflict(
@@ -133,7 +137,8 @@ export async function listPeers(db: Kysely<Database>, q: ListPeersQuery) {
   // the user's text matches literally: % and _ are escaped, and SQLite needs the ESCAPE clause to honour that
   if (q.q) base = base.where(sql<boolean>`name like ${`%${q.q.replace(/[%_\\]/g, '\\$&')}%`} escape '\\'`);
   // tags is a JSON array: match an element exactly, not a substring
-  if (q.tag) base = base.where(sql<boolean>`exists (select 1 from json_each(peers.tags) where json_each.value = ${q.tag})`);
+  if (q.tag)
+    base = base.where(sql<boolean>`exists (select 1 from json_each(peers.tags) where json_each.value = ${q.tag})`);
   const limit = q.limit ?? 100;
   const offset = q.offset ?? 0;
   const [peers, count] = await Promise.all([
@@ -151,7 +156,12 @@ export async function updatePeer(trx: Transaction<Database>, name: string, patch
     dns: patch.dns ? JSON.stringify(patch.dns) : peer.dns,
     allowed_ips: patch.allowed_ips ? JSON.stringify(patch.allowed_ips) : peer.allowed_ips,
     enabled: patch.enabled === undefined ? peer.enabled : patch.enabled ? (1 as const) : (0 as const),
-    expires_at: patch.expires_at === undefined ? peer.expires_at : patch.expires_at === null ? null : new Date(patch.expires_at).toISOString(),
+    expires_at:
+      patch.expires_at === undefined
+        ? peer.expires_at
+        : patch.expires_at === null
+          ? null
+          : new Date(patch.expires_at).toISOString(),
     peer_group: patch.group === undefined ? peer.peer_group : patch.group,
     tags: patch.tags ? JSON.stringify(patch.tags) : peer.tags,
     updated_at: nowIso(),
@@ -164,14 +174,23 @@ export async function updatePeer(trx: Transaction<Database>, name: string, patch
 /** A disabled or expired peer cannot sign in, and its sessions end. */
 export async function syncPeerLogin(trx: Kysely<Database>, userId: number | null, live: boolean): Promise<void> {
   if (userId === null) return;
-  await trx.updateTable('users').set({ disabled: live ? 0 : 1, updated_at: nowIso() }).where('id', '=', userId).execute();
+  await trx
+    .updateTable('users')
+    .set({ disabled: live ? 0 : 1, updated_at: nowIso() })
+    .where('id', '=', userId)
+    .execute();
   if (!live) await trx.deleteFrom('sessions').where('user_id', '=', userId).execute();
 }
 
 /** Hooks run inside the deleting transaction, e.g. the store deprovisions the peer's service accounts. */
 export type PeerDeletionHook = (trx: Transaction<Database>, peer: PeerRow) => Promise<void>;
 
-export async function deletePeer(trx: Transaction<Database>, vault: Vault, name: string, hooks: PeerDeletionHook[] = []): Promise<PeerRow> {
+export async function deletePeer(
+  trx: Transaction<Database>,
+  vault: Vault,
+  name: string,
+  hooks: PeerDeletionHook[] = [],
+): Promise<PeerRow> {
   const peer = await requirePeer(trx, name);
   for (const hook of hooks) await hook(trx, peer);
   await vault.delete(peerSecret(peer.id, 'private_key'), trx);
@@ -198,7 +217,12 @@ const PERIOD_MS = { '24h': 86_400_000, '7d': 7 * 86_400_000, '30d': 30 * 86_400_
  * Traffic over a period from the sampled cumulative counters: one point per sample with the bytes
  * moved since the previous one. A counter that went down (interface restarted) counts from zero.
  */
-export async function peerTraffic(db: Kysely<Database>, peerId: number, period: keyof typeof PERIOD_MS, now = Date.now()) {
+export async function peerTraffic(
+  db: Kysely<Database>,
+  peerId: number,
+  period: keyof typeof PERIOD_MS,
+  now = Date.now(),
+) {
   const since = new Date(now - PERIOD_MS[period]).toISOString();
   const rows = await db
     .selectFrom('peer_traffic')

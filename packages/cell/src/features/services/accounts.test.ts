@@ -18,7 +18,17 @@ function withAccounts(): ServiceManifest {
     delete: { exec: { container: 'app', argv: ['pic-account', 'del', '{{username}}'] } },
     list: { exec: { container: 'app', argv: ['pic-account', 'list'] }, output: 'lines' },
   };
-  m.credentials = [{ label: 'Demo', protocol: 'http', security: 'tls', host: '{{subdomain}}.{{domain}}', port: 443, username: '{{username}}', password: '{{password}}' }];
+  m.credentials = [
+    {
+      label: 'Demo',
+      protocol: 'http',
+      security: 'tls',
+      host: '{{subdomain}}.{{domain}}',
+      port: 443,
+      username: '{{username}}',
+      password: '{{password}}',
+    },
+  ];
   return m;
 }
 
@@ -34,7 +44,21 @@ describe('ServiceAccounts (runtime double)', () => {
     const now = nowIso();
     const { id } = await cell.database.db
       .insertInto('peers')
-      .values({ name, description: '', user_id: null, public_key: `key-${name}`, address: `10.8.0.${name.length + 10}`, dns: '[]', allowed_ips: '[]', peer_group: null, tags: '[]', enabled: 1, expires_at: null, created_at: now, updated_at: now })
+      .values({
+        name,
+        description: '',
+        user_id: null,
+        public_key: `key-${name}`,
+        address: `10.8.0.${name.length + 10}`,
+        dns: '[]',
+        allowed_ips: '[]',
+        peer_group: null,
+        tags: '[]',
+        enabled: 1,
+        expires_at: null,
+        created_at: now,
+        updated_at: now,
+      })
       .returning('id')
       .executeTakeFirstOrThrow();
     return id;
@@ -50,9 +74,27 @@ describe('ServiceAccounts (runtime double)', () => {
     const now = nowIso();
     await cell.database.db
       .insertInto('service_installations')
-      .values({ service_id: 'demo', version: '1.0.0', manifest: JSON.stringify(withAccounts()), manifest_digest: 'x', index_version: 1, state: 'installed', job_id: null, installed_at: now, created_at: now, updated_at: now })
+      .values({
+        service_id: 'demo',
+        version: '1.0.0',
+        manifest: JSON.stringify(withAccounts()),
+        manifest_digest: 'x',
+        index_version: 1,
+        state: 'installed',
+        job_id: null,
+        installed_at: now,
+        created_at: now,
+        updated_at: now,
+      })
       .execute();
-    accounts = new ServiceAccounts({ db: cell.database.db, vault: cell.vault, audit: cell.audit, logger: silentLogger, runtime, cellId: runtime.cellId });
+    accounts = new ServiceAccounts({
+      db: cell.database.db,
+      vault: cell.vault,
+      audit: cell.audit,
+      logger: silentLogger,
+      runtime,
+      cellId: runtime.cellId,
+    });
   });
   afterEach(() => cell.close());
 
@@ -69,15 +111,31 @@ describe('ServiceAccounts (runtime double)', () => {
     assert.equal(exec.stdin, `${password}\n`);
     assert.ok(!exec.argv.includes(password!), 'never in argv');
     const creds = await accounts.credentials(cell.database.db, await inst(), 'alice');
-    assert.deepEqual(creds, [{ label: 'Demo', protocol: 'http', security: 'tls', host: 'demo.cell.lan', port: 443, username: 'alice', password }]);
+    assert.deepEqual(creds, [
+      {
+        label: 'Demo',
+        protocol: 'http',
+        security: 'tls',
+        host: 'demo.cell.lan',
+        port: 443,
+        username: 'alice',
+        password,
+      },
+    ]);
   });
 
   it('a refusal by the service rolls the account back: no row, no secret', async () => {
     runtime.execResult = () => ({ exitCode: 2, stdout: '', stderr: 'invalid username' });
     const i = await inst();
-    await assert.rejects(tx((trx) => accounts.create(trx, i, { username: 'bob' })), (err: any) => err.status === 502 && /exited with 2: invalid username/.test(err.message));
+    await assert.rejects(
+      tx((trx) => accounts.create(trx, i, { username: 'bob' })),
+      (err: any) => err.status === 502 && /exited with 2: invalid username/.test(err.message),
+    );
     assert.equal(await accounts.find(cell.database.db, 'demo', 'bob'), undefined);
-    assert.deepEqual((await cell.vault.list()).filter((s) => s.name.includes('/account/')), []);
+    assert.deepEqual(
+      (await cell.vault.list()).filter((s) => s.name.includes('/account/')),
+      [],
+    );
   });
 
   it('deleting a peer deprovisions its accounts in the same transaction, forgetting the password', async () => {
@@ -89,7 +147,10 @@ describe('ServiceAccounts (runtime double)', () => {
     assert.deepEqual(runtime.execs.at(-1)!.argv, ['pic-account', 'del', 'alice']);
     assert.equal(await accounts.find(cell.database.db, 'demo', 'alice'), undefined);
     assert.equal(await cell.vault.get(accountSecretName('demo', row.id)), undefined);
-    assert.equal(await cell.database.db.selectFrom('peers').select('id').where('id', '=', peerId).executeTakeFirst(), undefined);
+    assert.equal(
+      await cell.database.db.selectFrom('peers').select('id').where('id', '=', peerId).executeTakeFirst(),
+      undefined,
+    );
   });
 
   it('a service that cannot be reached leaves a tombstone, retried until it succeeds; the peer is deleted anyway', async () => {
@@ -102,8 +163,14 @@ describe('ServiceAccounts (runtime double)', () => {
     const tomb = (await accounts.find(cell.database.db, 'demo', 'alice'))!;
     assert.equal(tomb.state, 'deleting');
     assert.equal(tomb.peer_id, null);
-    assert.equal(await cell.vault.get(accountSecretName('demo', row.id)), undefined, 'the password is forgotten at once');
-    const audit = cell.database.sqlite.prepare("SELECT result, details FROM audit_log WHERE action = 'services.account.deprovision'").all() as Array<{ result: string; details: string }>;
+    assert.equal(
+      await cell.vault.get(accountSecretName('demo', row.id)),
+      undefined,
+      'the password is forgotten at once',
+    );
+    const audit = cell.database.sqlite
+      .prepare("SELECT result, details FROM audit_log WHERE action = 'services.account.deprovision'")
+      .all() as Array<{ result: string; details: string }>;
     assert.equal(audit.length, 1);
     assert.equal(audit[0]!.result, 'error');
     assert.equal(JSON.parse(audit[0]!.details).retry, 'pending');
@@ -121,8 +188,14 @@ describe('ServiceAccounts (runtime double)', () => {
     await addPeer('alice');
     const i = await inst();
     await tx((trx) => accounts.create(trx, i, { peer: 'alice' }));
-    await assert.rejects(tx((trx) => accounts.create(trx, i, { peer: 'alice' })), (err: any) => err.status === 409);
-    await assert.rejects(tx((trx) => accounts.create(trx, i, { peer: 'nobody' })), (err: any) => err.status === 404);
+    await assert.rejects(
+      tx((trx) => accounts.create(trx, i, { peer: 'alice' })),
+      (err: any) => err.status === 409,
+    );
+    await assert.rejects(
+      tx((trx) => accounts.create(trx, i, { peer: 'nobody' })),
+      (err: any) => err.status === 404,
+    );
     await cell.database.db.updateTable('service_accounts').set({ state: 'deleting', peer_id: null }).execute();
     await tx((trx) => accounts.create(trx, i, { username: 'alice' }));
     assert.equal((await accounts.find(cell.database.db, 'demo', 'alice'))!.state, 'active');

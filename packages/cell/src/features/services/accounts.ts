@@ -46,7 +46,13 @@ export interface PeerServiceCredentials {
 
 /** 502: the service itself refused or failed an account action (the reason carries no secret). */
 const serviceFailed = (err: unknown) =>
-  err instanceof HttpError ? err : new HttpError(502, 'service_action_failed', err instanceof ServiceActionError ? err.message : `the service failed: ${describeError(err)}`);
+  err instanceof HttpError
+    ? err
+    : new HttpError(
+        502,
+        'service_action_failed',
+        err instanceof ServiceActionError ? err.message : `the service failed: ${describeError(err)}`,
+      );
 
 /**
  * Accounts inside installed services (ADR 003): the cell generates each password, keeps it in the
@@ -57,9 +63,18 @@ const serviceFailed = (err: unknown) =>
 export class ServiceAccounts {
   constructor(private readonly d: AccountsDeps) {}
 
-  private async values(executor: Kysely<Database>, manifest: ServiceManifest, extra: { username?: string; password?: string } = {}): Promise<TemplateValues> {
+  private async values(
+    executor: Kysely<Database>,
+    manifest: ServiceManifest,
+    extra: { username?: string; password?: string } = {},
+  ): Promise<TemplateValues> {
     const { identity } = await readCellSettings(executor);
-    return { domain: identity.domain, subdomain: manifest.subdomain, secrets: await serviceSecrets(this.d.vault, executor, manifest), ...extra };
+    return {
+      domain: identity.domain,
+      subdomain: manifest.subdomain,
+      secrets: await serviceSecrets(this.d.vault, executor, manifest),
+      ...extra,
+    };
   }
 
   private accountsOf(inst: Pick<Installation, 'id' | 'manifest'>) {
@@ -69,13 +84,25 @@ export class ServiceAccounts {
   }
 
   async find(executor: Kysely<Database>, serviceId: string, username: string): Promise<AccountRow | undefined> {
-    return executor.selectFrom('service_accounts').selectAll().where('service_id', '=', serviceId).where('username', '=', username).executeTakeFirst();
+    return executor
+      .selectFrom('service_accounts')
+      .selectAll()
+      .where('service_id', '=', serviceId)
+      .where('username', '=', username)
+      .executeTakeFirst();
   }
 
   /** What the service's own list action reports. Throws ServiceActionError. */
   async serviceList(inst: Pick<Installation, 'id' | 'manifest'>): Promise<string[]> {
     const accounts = this.accountsOf(inst);
-    const out = await runAccountAction(this.d.runtime, this.d.cellId, inst.manifest, accounts.list, await this.values(this.d.db, inst.manifest), `listing the accounts of ${inst.id}`);
+    const out = await runAccountAction(
+      this.d.runtime,
+      this.d.cellId,
+      inst.manifest,
+      accounts.list,
+      await this.values(this.d.db, inst.manifest),
+      `listing the accounts of ${inst.id}`,
+    );
     return parseAccountList(out, accounts.list.output);
   }
 
@@ -94,7 +121,9 @@ export class ServiceAccounts {
   }
 
   /** The cell's accounts of a service, each checked against the service's own list when it answers. */
-  async list(inst: Installation): Promise<{ accounts: AccountView[]; unmanaged: string[]; service_error: string | null }> {
+  async list(
+    inst: Installation,
+  ): Promise<{ accounts: AccountView[]; unmanaged: string[]; service_error: string | null }> {
     this.accountsOf(inst);
     const rows = await this.d.db
       .selectFrom('service_accounts')
@@ -113,7 +142,12 @@ export class ServiceAccounts {
     }
     const managed = new Set(rows.map((r) => r.username));
     return {
-      accounts: rows.map((r) => ({ username: r.username, peer: r.peer ?? null, created_at: r.created_at, in_service: inService ? inService.has(r.username) : null })),
+      accounts: rows.map((r) => ({
+        username: r.username,
+        peer: r.peer ?? null,
+        created_at: r.created_at,
+        in_service: inService ? inService.has(r.username) : null,
+      })),
       unmanaged: inService ? [...inService].filter((u) => !managed.has(u)).sort() : [],
       service_error: serviceError,
     };
@@ -125,27 +159,41 @@ export class ServiceAccounts {
    * the service rolls everything back. The password is never returned here; the credentials
    * endpoints hand it out.
    */
-  async create(trx: Transaction<Database>, inst: Installation, input: { peer?: string; username?: string }): Promise<AccountView> {
+  async create(
+    trx: Transaction<Database>,
+    inst: Installation,
+    input: { peer?: string; username?: string },
+  ): Promise<AccountView> {
     const accounts = this.accountsOf(inst);
     let peerId: number | null = null;
     let username: string;
     if (input.peer !== undefined) {
-      const peer = await trx.selectFrom('peers').select(['id', 'name']).where('name', '=', input.peer).executeTakeFirst();
+      const peer = await trx
+        .selectFrom('peers')
+        .select(['id', 'name'])
+        .where('name', '=', input.peer)
+        .executeTakeFirst();
       if (!peer) throw errors.notFound(`no peer "${input.peer}"`);
       peerId = peer.id;
       username = peer.name;
     } else {
       username = input.username!;
     }
-    if (!USERNAME.test(username)) throw errors.validation({ username: 'must be 1-64 of a-z 0-9 . _ -, starting with a letter or digit' });
+    if (!USERNAME.test(username))
+      throw errors.validation({ username: 'must be 1-64 of a-z 0-9 . _ -, starting with a letter or digit' });
 
     const existing = await this.find(trx, inst.id, username);
-    if (existing?.state === 'active') throw errors.conflict(`${inst.id} already has an account "${username}"`, { username: 'exists already' });
+    if (existing?.state === 'active')
+      throw errors.conflict(`${inst.id} already has an account "${username}"`, { username: 'exists already' });
     const now = nowIso();
     let id: number;
     if (existing) {
       // A tombstone waiting to be deprovisioned: the create action resets it (it is idempotent).
-      await trx.updateTable('service_accounts').set({ state: 'active', peer_id: peerId, created_at: now, updated_at: now }).where('id', '=', existing.id).execute();
+      await trx
+        .updateTable('service_accounts')
+        .set({ state: 'active', peer_id: peerId, created_at: now, updated_at: now })
+        .where('id', '=', existing.id)
+        .execute();
       id = existing.id;
     } else {
       ({ id } = await trx
@@ -157,7 +205,14 @@ export class ServiceAccounts {
     const password = generatePassword(ACCOUNT_PASSWORD_LENGTH);
     await this.d.vault.put(accountSecretName(inst.id, id), password, trx);
     try {
-      await runAccountAction(this.d.runtime, this.d.cellId, inst.manifest, accounts.create, await this.values(trx, inst.manifest, { username, password }), `creating account "${username}" in ${inst.id}`);
+      await runAccountAction(
+        this.d.runtime,
+        this.d.cellId,
+        inst.manifest,
+        accounts.create,
+        await this.values(trx, inst.manifest, { username, password }),
+        `creating account "${username}" in ${inst.id}`,
+      );
     } catch (err) {
       throw serviceFailed(err);
     }
@@ -198,7 +253,14 @@ export class ServiceAccounts {
     await trx.deleteFrom('service_accounts').where('id', '=', row.id).execute();
     await this.d.vault.delete(accountSecretName(inst.id, row.id), trx);
     try {
-      await runAccountAction(this.d.runtime, this.d.cellId, inst.manifest, accounts.delete, await this.values(trx, inst.manifest, { username }), `deleting account "${username}" from ${inst.id}`);
+      await runAccountAction(
+        this.d.runtime,
+        this.d.cellId,
+        inst.manifest,
+        accounts.delete,
+        await this.values(trx, inst.manifest, { username }),
+        `deleting account "${username}" from ${inst.id}`,
+      );
     } catch (err) {
       throw serviceFailed(err);
     }
@@ -224,12 +286,23 @@ export class ServiceAccounts {
 
   /** Connection info for every installed service the peer has an account in. */
   async forPeer(executor: Kysely<Database>, peerId: number): Promise<PeerServiceCredentials[]> {
-    const rows = await executor.selectFrom('service_accounts').selectAll().where('peer_id', '=', peerId).where('state', '=', 'active').orderBy('service_id').execute();
+    const rows = await executor
+      .selectFrom('service_accounts')
+      .selectAll()
+      .where('peer_id', '=', peerId)
+      .where('state', '=', 'active')
+      .orderBy('service_id')
+      .execute();
     const out: PeerServiceCredentials[] = [];
     for (const row of rows) {
       const inst = await findInstallation(executor, row.service_id);
       if (inst?.state !== 'installed') continue;
-      out.push({ service: inst.id, name: inst.manifest.name, username: row.username, credentials: await this.fill(executor, inst, row) });
+      out.push({
+        service: inst.id,
+        name: inst.manifest.name,
+        username: row.username,
+        credentials: await this.fill(executor, inst, row),
+      });
     }
     return out;
   }
@@ -248,7 +321,14 @@ export class ServiceAccounts {
       let error: string | undefined;
       if (inst?.state === 'installed' && inst.manifest.accounts) {
         try {
-          await runAccountAction(this.d.runtime, this.d.cellId, inst.manifest, inst.manifest.accounts.delete, await this.values(trx, inst.manifest, { username: row.username }), `deleting account "${row.username}" from ${row.service_id}`);
+          await runAccountAction(
+            this.d.runtime,
+            this.d.cellId,
+            inst.manifest,
+            inst.manifest.accounts.delete,
+            await this.values(trx, inst.manifest, { username: row.username }),
+            `deleting account "${row.username}" from ${row.service_id}`,
+          );
         } catch (err) {
           error = describeError(err);
         }
@@ -256,16 +336,30 @@ export class ServiceAccounts {
         error = `service ${row.service_id} is not installed`;
       }
       if (error === undefined) await trx.deleteFrom('service_accounts').where('id', '=', row.id).execute();
-      else await trx.updateTable('service_accounts').set({ state: 'deleting', peer_id: null, updated_at: nowIso() }).where('id', '=', row.id).execute();
+      else
+        await trx
+          .updateTable('service_accounts')
+          .set({ state: 'deleting', peer_id: null, updated_at: nowIso() })
+          .where('id', '=', row.id)
+          .execute();
       this.d.audit.appendIn(trx, {
         actor: 'system',
         action: 'services.account.deprovision',
         targetType: 'service_account',
         targetId: `${row.service_id}/${row.username}`,
         result: error === undefined ? 'ok' : 'error',
-        details: { peer: peer.name, reason: 'peer deleted', ...(error !== undefined ? { error, retry: 'pending' } : {}) },
+        details: {
+          peer: peer.name,
+          reason: 'peer deleted',
+          ...(error !== undefined ? { error, retry: 'pending' } : {}),
+        },
       });
-      if (error !== undefined) this.d.logger.warn('account deprovisioning deferred', { service: row.service_id, username: row.username, error });
+      if (error !== undefined)
+        this.d.logger.warn('account deprovisioning deferred', {
+          service: row.service_id,
+          username: row.username,
+          error,
+        });
     }
   };
 
@@ -275,15 +369,28 @@ export class ServiceAccounts {
     if (serviceId) query = query.where('service_id', '=', serviceId);
     const rows = await query.execute();
     if (rows.length === 0) return 0;
-    const installed = new Map((await listInstallations(this.d.db)).filter((i) => i.state === 'installed').map((i) => [i.id, i]));
+    const installed = new Map(
+      (await listInstallations(this.d.db)).filter((i) => i.state === 'installed').map((i) => [i.id, i]),
+    );
     let done = 0;
     for (const row of rows) {
       const inst = installed.get(row.service_id);
       if (!inst?.manifest.accounts) continue;
       try {
-        await runAccountAction(this.d.runtime, this.d.cellId, inst.manifest, inst.manifest.accounts.delete, await this.values(this.d.db, inst.manifest, { username: row.username }), `deleting account "${row.username}" from ${row.service_id}`);
+        await runAccountAction(
+          this.d.runtime,
+          this.d.cellId,
+          inst.manifest,
+          inst.manifest.accounts.delete,
+          await this.values(this.d.db, inst.manifest, { username: row.username }),
+          `deleting account "${row.username}" from ${row.service_id}`,
+        );
       } catch (err) {
-        this.d.logger.warn('account deprovisioning still pending', { service: row.service_id, username: row.username, error: describeError(err) });
+        this.d.logger.warn('account deprovisioning still pending', {
+          service: row.service_id,
+          username: row.username,
+          error: describeError(err),
+        });
         continue;
       }
       await this.d.db.transaction().execute(async (trx) => {

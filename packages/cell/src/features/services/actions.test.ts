@@ -5,10 +5,24 @@ import type { AddressInfo } from 'node:net';
 import type { AccountAction, ServiceManifest } from '@pic/manifest';
 import { renderTemplate } from '@pic/manifest';
 import { FakeRuntime, IMAGE_ID, demoManifest } from '../store/fixtures.test-support.js';
-import { execRouteArgv, parseAccountList, renderUrlTemplate, runAccountAction, runExecRoute, scrub, ServiceActionError } from './actions.js';
+import {
+  execRouteArgv,
+  parseAccountList,
+  renderUrlTemplate,
+  runAccountAction,
+  runExecRoute,
+  scrub,
+  ServiceActionError,
+} from './actions.js';
 
 const PASSWORD = 'pw with spaces & "quotes"; $(rm -rf /)';
-const values = { username: 'alice', password: PASSWORD, domain: 'home.example.org', subdomain: 'demo', secrets: { token: 'secret-token-value' } };
+const values = {
+  username: 'alice',
+  password: PASSWORD,
+  domain: 'home.example.org',
+  subdomain: 'demo',
+  secrets: { token: 'secret-token-value' },
+};
 
 describe('account actions', () => {
   let server: Server;
@@ -33,12 +47,16 @@ describe('account actions', () => {
     port = (server.address() as AddressInfo).port;
     await runtime.createContainer({ name: container, service: 'demo', image: IMAGE_ID });
     await runtime.startContainer(container);
-    Object.assign(runtime.containers.get(container)!, { ports: [{ containerPort: 8080, protocol: 'tcp', hostIp: '127.0.0.1', hostPort: port }] });
+    Object.assign(runtime.containers.get(container)!, {
+      ports: [{ containerPort: 8080, protocol: 'tcp', hostIp: '127.0.0.1', hostPort: port }],
+    });
   });
   after(() => new Promise<void>((r) => server.close(() => r())));
 
   it('exec: fills each argv element separately (no shell), passes the password on stdin', async () => {
-    const action: AccountAction = { exec: { container: 'app', argv: ['pic-account', 'add', '{{username}}', '-'], stdin: '{{password}}\n' } };
+    const action: AccountAction = {
+      exec: { container: 'app', argv: ['pic-account', 'add', '{{username}}', '-'], stdin: '{{password}}\n' },
+    };
     await runAccountAction(runtime, runtime.cellId, manifest, action, values, 'creating');
     const call = runtime.execs.at(-1)!;
     assert.equal(call.container, container);
@@ -49,13 +67,16 @@ describe('account actions', () => {
   it('exec: a failure names the command and exit code, never later arguments or secrets', async () => {
     runtime.execResult = () => ({ exitCode: 2, stdout: '', stderr: `bad password ${PASSWORD}\n` });
     const action: AccountAction = { exec: { container: 'app', argv: ['tool', '--password', '{{password}}'] } };
-    await assert.rejects(runAccountAction(runtime, runtime.cellId, manifest, action, values, 'creating'), (err: Error) => {
-      assert.ok(err instanceof ServiceActionError);
-      assert.match(err.message, /tool in container "app" exited with 2/);
-      assert.ok(!err.message.includes(PASSWORD), err.message);
-      assert.ok(!err.message.includes('--password'));
-      return true;
-    });
+    await assert.rejects(
+      runAccountAction(runtime, runtime.cellId, manifest, action, values, 'creating'),
+      (err: Error) => {
+        assert.ok(err instanceof ServiceActionError);
+        assert.match(err.message, /tool in container "app" exited with 2/);
+        assert.ok(!err.message.includes(PASSWORD), err.message);
+        assert.ok(!err.message.includes('--password'));
+        return true;
+      },
+    );
     runtime.execResult = () => ({ exitCode: 0, stdout: '', stderr: '' });
   });
 
@@ -75,13 +96,20 @@ describe('account actions', () => {
     assert.equal(req.method, 'POST');
     assert.equal(req.url, '/admin/a%2Fb%26c?d=home.example.org');
     assert.equal(req.headers['x-admin-token'], 'secret-token-value');
-    assert.deepEqual(Object.fromEntries(new URLSearchParams(req.body)), { username: 'a/b&c', password: PASSWORD }, 'a value cannot break out of its field');
+    assert.deepEqual(
+      Object.fromEntries(new URLSearchParams(req.body)),
+      { username: 'a/b&c', password: PASSWORD },
+      'a value cannot break out of its field',
+    );
   });
 
   it('http: a non-2xx answer fails with the status, the secret scrubbed from the reply', async () => {
     status = 401;
     const action: AccountAction = { http: { container: 'app', port: 8080, method: 'GET', path: '/admin' } };
-    await assert.rejects(runAccountAction(runtime, runtime.cellId, manifest, action, values, 'listing'), (err: Error) => /answered 401/.test(err.message) && !err.message.includes(PASSWORD));
+    await assert.rejects(
+      runAccountAction(runtime, runtime.cellId, manifest, action, values, 'listing'),
+      (err: Error) => /answered 401/.test(err.message) && !err.message.includes(PASSWORD),
+    );
     status = 200;
     const out = await runAccountAction(runtime, runtime.cellId, manifest, action, values, 'listing');
     assert.deepEqual(parseAccountList(out, 'lines'), ['alice', 'bob']);
@@ -89,7 +117,10 @@ describe('account actions', () => {
 
   it('a stopped container or an unpublished port is a clear failure', async () => {
     const action: AccountAction = { http: { container: 'app', port: 9999, method: 'GET', path: '/' } };
-    await assert.rejects(runAccountAction(runtime, runtime.cellId, manifest, action, values, 'listing'), /port 9999\/tcp .* is not published/);
+    await assert.rejects(
+      runAccountAction(runtime, runtime.cellId, manifest, action, values, 'listing'),
+      /port 9999\/tcp .* is not published/,
+    );
   });
 
   it('parses list output and helpers behave', () => {
@@ -109,18 +140,33 @@ describe('account actions', () => {
       const { problems } = execRouteArgv(argv, (n) => (n === 'alias' ? bad : 'alice'));
       assert.ok(problems['alias'], `refused ${JSON.stringify(bad)}`);
     }
-    assert.deepEqual(execRouteArgv(argv, () => undefined).problems, { alias: 'is required (a string)', mailbox: 'is required (a string)' });
+    assert.deepEqual(execRouteArgv(argv, () => undefined).problems, {
+      alias: 'is required (a string)',
+      mailbox: 'is required (a string)',
+    });
 
     const before = runtime.execs.length;
     runtime.execResult = () => ({ exitCode: 0, stdout: '{"alias":"info"}\n', stderr: '' });
     const exec = { container: 'app', argv, output: 'json' as const };
-    assert.deepEqual(await runExecRoute(runtime, runtime.cellId, manifest, exec, filled.argv, values), { alias: 'info' });
-    assert.deepEqual(runtime.execs.at(-1)!.argv, ['pic-account', 'alias-add', 'info', 'alice', 'home.example.org'], 'templates filled, values kept as given');
+    assert.deepEqual(await runExecRoute(runtime, runtime.cellId, manifest, exec, filled.argv, values), {
+      alias: 'info',
+    });
+    assert.deepEqual(
+      runtime.execs.at(-1)!.argv,
+      ['pic-account', 'alias-add', 'info', 'alice', 'home.example.org'],
+      'templates filled, values kept as given',
+    );
     assert.equal(runtime.execs.length, before + 1);
     runtime.execResult = () => ({ exitCode: 0, stdout: 'a\n\nb\n', stderr: '' });
-    assert.deepEqual(await runExecRoute(runtime, runtime.cellId, manifest, { ...exec, output: 'lines' }, filled.argv, values), ['a', 'b']);
+    assert.deepEqual(
+      await runExecRoute(runtime, runtime.cellId, manifest, { ...exec, output: 'lines' }, filled.argv, values),
+      ['a', 'b'],
+    );
     runtime.execResult = () => ({ exitCode: 0, stdout: 'not json', stderr: '' });
-    await assert.rejects(runExecRoute(runtime, runtime.cellId, manifest, exec, filled.argv, values), /did not answer JSON/);
+    await assert.rejects(
+      runExecRoute(runtime, runtime.cellId, manifest, exec, filled.argv, values),
+      /did not answer JSON/,
+    );
     runtime.execResult = () => ({ exitCode: 3, stdout: '', stderr: 'no mailbox alice\n' });
     await assert.rejects(runExecRoute(runtime, runtime.cellId, manifest, exec, filled.argv, values), (err: Error) => {
       assert.ok(err instanceof ServiceActionError);

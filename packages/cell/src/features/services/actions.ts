@@ -10,21 +10,30 @@ const MAX_REPLY_BYTES = 1024 * 1024;
 export class ServiceActionError extends Error {
   override readonly name = 'ServiceActionError';
   /** The command's exit status, when a command ran and failed (3: it refused the request, see pic-account). */
-  constructor(message: string, readonly exitCode?: number) {
+  constructor(
+    message: string,
+    readonly exitCode?: number,
+  ) {
     super(message);
   }
 }
 
 /** Replaces every secret value (password, service secrets) in text meant for logs and errors. */
 export function scrub(text: string, values: TemplateValues): string {
-  const secrets = [values.password, ...Object.values(values.secrets ?? {})].filter((s): s is string => typeof s === 'string' && s.length >= 4);
+  const secrets = [values.password, ...Object.values(values.secrets ?? {})].filter(
+    (s): s is string => typeof s === 'string' && s.length >= 4,
+  );
   let out = text;
   for (const s of secrets) out = out.split(s).join('***');
   return out.length > 300 ? `${out.slice(0, 300)}…` : out;
 }
 
 /** Fills a template whose result goes into a URL: each placeholder's value is URL-encoded, the rest kept. */
-export function renderUrlTemplate(template: string, values: TemplateValues, renderTemplate: ManifestLib['renderTemplate']): string {
+export function renderUrlTemplate(
+  template: string,
+  values: TemplateValues,
+  renderTemplate: ManifestLib['renderTemplate'],
+): string {
   const enc = (v: string | undefined) => (v === undefined ? undefined : encodeURIComponent(v));
   const secrets = Object.fromEntries(Object.entries(values.secrets ?? {}).map(([k, v]) => [k, encodeURIComponent(v)]));
   return renderTemplate(template, {
@@ -37,11 +46,19 @@ export function renderUrlTemplate(template: string, values: TemplateValues, rend
 }
 
 /** The base URL the cell reaches a container's tcp port at (its loopback publication). */
-export async function containerBaseUrl(runtime: ContainerRuntime, cellId: string, serviceId: string, container: string, port: number): Promise<string> {
+export async function containerBaseUrl(
+  runtime: ContainerRuntime,
+  cellId: string,
+  serviceId: string,
+  container: string,
+  port: number,
+): Promise<string> {
   const info = await runtime.inspectContainer(objectNames(cellId, serviceId).container(container));
-  if (!info.running) throw new ServiceActionError(`container "${container}" of ${serviceId} is ${info.state}, not running`);
+  if (!info.running)
+    throw new ServiceActionError(`container "${container}" of ${serviceId} is ${info.state}, not running`);
   const hostPort = loopbackPort(info, port);
-  if (!hostPort) throw new ServiceActionError(`port ${port}/tcp of container "${container}" is not published for the cell`);
+  if (!hostPort)
+    throw new ServiceActionError(`port ${port}/tcp of container "${container}" is not published for the cell`);
   return `http://127.0.0.1:${hostPort}`;
 }
 
@@ -50,7 +67,15 @@ async function readLimited(res: Response): Promise<string> {
   return buf.subarray(0, MAX_REPLY_BYTES).toString('utf8');
 }
 
-async function runHttp(runtime: ContainerRuntime, cellId: string, manifest: ServiceManifest, h: HttpAction, values: TemplateValues, timeoutMs: number, what: string): Promise<string> {
+async function runHttp(
+  runtime: ContainerRuntime,
+  cellId: string,
+  manifest: ServiceManifest,
+  h: HttpAction,
+  values: TemplateValues,
+  timeoutMs: number,
+  what: string,
+): Promise<string> {
   const base = await containerBaseUrl(runtime, cellId, manifest.id, h.container, h.port);
   const { renderTemplate } = await manifestLib();
   const headers: Record<string, string> = {};
@@ -70,12 +95,23 @@ async function runHttp(runtime: ContainerRuntime, cellId: string, manifest: Serv
   }
   let res: Response;
   try {
-    res = await fetch(base + renderUrlTemplate(h.path, values, renderTemplate), { method: h.method, headers, body, signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
+    res = await fetch(base + renderUrlTemplate(h.path, values, renderTemplate), {
+      method: h.method,
+      headers,
+      body,
+      signal: AbortSignal.timeout(timeoutMs),
+      redirect: 'manual',
+    });
   } catch (err) {
-    throw new ServiceActionError(`${what}: ${h.method} to container "${h.container}" failed: ${scrub(describeError(err), values)}`);
+    throw new ServiceActionError(
+      `${what}: ${h.method} to container "${h.container}" failed: ${scrub(describeError(err), values)}`,
+    );
   }
   const text = await readLimited(res);
-  if (res.status < 200 || res.status >= 300) throw new ServiceActionError(`${what}: container "${h.container}" answered ${res.status}: ${scrub(text.trim(), values)}`);
+  if (res.status < 200 || res.status >= 300)
+    throw new ServiceActionError(
+      `${what}: container "${h.container}" answered ${res.status}: ${scrub(text.trim(), values)}`,
+    );
   return text;
 }
 
@@ -101,14 +137,21 @@ export async function runAccountAction(
   const stdin = e.stdin === undefined ? undefined : renderTemplate(e.stdin, values);
   let result: ExecResult;
   try {
-    result = await runtime.exec(objectNames(cellId, manifest.id).container(e.container), argv, { timeoutMs, ...(stdin !== undefined ? { stdin } : {}) });
+    result = await runtime.exec(objectNames(cellId, manifest.id).container(e.container), argv, {
+      timeoutMs,
+      ...(stdin !== undefined ? { stdin } : {}),
+    });
   } catch (err) {
-    throw new ServiceActionError(`${what}: exec ${e.argv[0]} in container "${e.container}" failed: ${scrub(describeError(err), values)}`);
+    throw new ServiceActionError(
+      `${what}: exec ${e.argv[0]} in container "${e.container}" failed: ${scrub(describeError(err), values)}`,
+    );
   }
   if (result.exitCode !== 0) {
     const said = (result.stderr.trim() || result.stdout.trim()).split('\n').slice(-3).join(' / ');
     // Only the command's name: a manifest may put a secret in a later argument.
-    throw new ServiceActionError(`${what}: ${e.argv[0]} in container "${e.container}" exited with ${result.exitCode}${said ? `: ${scrub(said, values)}` : ''}`);
+    throw new ServiceActionError(
+      `${what}: ${e.argv[0]} in container "${e.container}" exited with ${result.exitCode}${said ? `: ${scrub(said, values)}` : ''}`,
+    );
   }
   return result.stdout;
 }
@@ -163,7 +206,11 @@ export async function runExecRoute(
       result.exitCode,
     );
   }
-  if (exec.output === 'lines') return result.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+  if (exec.output === 'lines')
+    return result.stdout
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean);
   try {
     return JSON.parse(result.stdout);
   } catch {
@@ -180,7 +227,8 @@ export function parseAccountList(output: string, format: AccountListAction['outp
     } catch {
       throw new ServiceActionError('the account list is not JSON');
     }
-    if (!Array.isArray(data) || data.some((u) => typeof u !== 'string')) throw new ServiceActionError('the account list is not a JSON array of strings');
+    if (!Array.isArray(data) || data.some((u) => typeof u !== 'string'))
+      throw new ServiceActionError('the account list is not a JSON array of strings');
     return data as string[];
   }
   return output

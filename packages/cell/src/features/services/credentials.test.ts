@@ -10,7 +10,7 @@ const manifest = (id: string) =>
 const values = { username: 'alice', password: 'pw', domain: 'home.example.org' };
 
 describe('filled credentials', () => {
-  it('name the service\'s own TLS port when Caddy does not serve its subdomain', () => {
+  it("name the service's own TLS port when Caddy does not serve its subdomain", () => {
     const [caldav, carddav] = fillCredentials(manifest('calendar'), values, renderTemplate);
     assert.deepEqual(
       [caldav!.host, caldav!.port, caldav!.security, caldav!.path],
@@ -20,7 +20,7 @@ describe('filled credentials', () => {
     assert.equal(fillCredentials(manifest('files'), values, renderTemplate)[0]!.port, 8443);
   });
 
-  it('name Caddy\'s HTTPS port for the web endpoint when Caddy serves it (what a phone over the tunnel uses)', () => {
+  it("name Caddy's HTTPS port for the web endpoint when Caddy serves it (what a phone over the tunnel uses)", () => {
     const cal = fillCredentials(manifest('calendar'), values, renderTemplate, 443);
     assert.deepEqual(
       cal.map((c) => [c.protocol, c.host, c.port, c.security]),

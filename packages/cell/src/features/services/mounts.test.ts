@@ -22,15 +22,25 @@ describe('ServiceMounts', () => {
   const builder = (id: string, manifest: ServiceManifest) => {
     builds.push(id);
     const router = new Router({ prefix: `/api/${id}` });
-    for (const r of manifest.routes ?? []) router.register(r.path, [r.method], (ctx) => {
-      ctx.body = { service: id, route: r.path, params: ctx.params };
-    }, { name: `${id}.${r.handler}` });
+    for (const r of manifest.routes ?? [])
+      router.register(
+        r.path,
+        [r.method],
+        (ctx) => {
+          ctx.body = { service: id, route: r.path, params: ctx.params };
+        },
+        { name: `${id}.${r.handler}` },
+      );
     return router;
   };
 
   const get = async (path: string, method = 'GET') => {
     const res = await fetch(base + path, { method });
-    return { status: res.status, body: (await res.json().catch(() => undefined)) as any, allow: res.headers.get('allow') };
+    return {
+      status: res.status,
+      body: (await res.json().catch(() => undefined)) as any,
+      allow: res.headers.get('allow'),
+    };
   };
 
   before(async () => {
@@ -76,8 +86,20 @@ describe('ServiceMounts', () => {
     const manifest = {
       ...demoManifest('demo'),
       routes: [
-        { method: 'GET', path: '/items', handler: 'proxy', description: 'x', proxy: { container: 'app', port: 8080, path: '/items' } },
-        { method: 'GET', path: '/items/:item', handler: 'proxy', description: 'x', proxy: { container: 'app', port: 8080, path: '/items/:item' } },
+        {
+          method: 'GET',
+          path: '/items',
+          handler: 'proxy',
+          description: 'x',
+          proxy: { container: 'app', port: 8080, path: '/items' },
+        },
+        {
+          method: 'GET',
+          path: '/items/:item',
+          handler: 'proxy',
+          description: 'x',
+          proxy: { container: 'app', port: 8080, path: '/items/:item' },
+        },
       ],
     } as ServiceManifest;
     mounts.mount('demo', manifest);

@@ -24,9 +24,15 @@ export function proxyHandler(deps: CellDeps, id: string, route: RouteSpec): Midd
       if (err instanceof ServiceActionError) throw new HttpError(502, 'service_unavailable', err.message);
       throw errors.unavailable(`the container engine did not answer: ${describeError(err)}`);
     }
-    const path = proxy.path.replace(/:([a-zA-Z][a-zA-Z0-9]*)/g, (_m, name: string) => encodeURIComponent(String(ctx.params[name] ?? '')));
+    const path = proxy.path.replace(/:([a-zA-Z][a-zA-Z0-9]*)/g, (_m, name: string) =>
+      encodeURIComponent(String(ctx.params[name] ?? '')),
+    );
     const { identity } = await readCellSettings(deps.db);
-    const values = { domain: identity.domain, subdomain: inst.manifest.subdomain, secrets: await serviceSecrets(deps.vault, deps.db, inst.manifest) };
+    const values = {
+      domain: identity.domain,
+      subdomain: inst.manifest.subdomain,
+      secrets: await serviceSecrets(deps.vault, deps.db, inst.manifest),
+    };
     const { renderTemplate } = await manifestLib();
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(proxy.headers ?? {})) headers[k] = renderTemplate(v, values);
@@ -41,12 +47,19 @@ export function proxyHandler(deps: CellDeps, id: string, route: RouteSpec): Midd
     let res: Response;
     try {
       const query = ctx.querystring ? `?${ctx.querystring}` : '';
-      res = await fetch(`${base}${path}${query}`, { method: ctx.method, headers, body, redirect: 'manual', signal: AbortSignal.timeout(PROXY_TIMEOUT_MS) });
+      res = await fetch(`${base}${path}${query}`, {
+        method: ctx.method,
+        headers,
+        body,
+        redirect: 'manual',
+        signal: AbortSignal.timeout(PROXY_TIMEOUT_MS),
+      });
     } catch (err) {
       throw new HttpError(502, 'service_unavailable', `${id} did not answer: ${scrub(describeError(err), values)}`);
     }
     const reply = Buffer.from(await res.arrayBuffer());
-    if (reply.length > MAX_PROXY_REPLY) throw new HttpError(502, 'service_reply_too_large', `${id} answered with more than ${MAX_PROXY_REPLY} bytes`);
+    if (reply.length > MAX_PROXY_REPLY)
+      throw new HttpError(502, 'service_reply_too_large', `${id} answered with more than ${MAX_PROXY_REPLY} bytes`);
     ctx.status = res.status;
     ctx.type = res.headers.get('content-type') ?? 'application/octet-stream';
     ctx.body = reply;

@@ -39,18 +39,37 @@ export async function serviceStatus(deps: CellDeps, id: string): Promise<Record<
   }
   if (inst.state !== 'installed') {
     const job = inst.jobId ? await store.installer.job(inst.jobId) : undefined;
-    return { ok: true, service: id, installed: false, state: inst.state, healthy: false, containers: [], job: job ? presentJob(job) : null };
+    return {
+      ok: true,
+      service: id,
+      installed: false,
+      state: inst.state,
+      healthy: false,
+      containers: [],
+      job: job ? presentJob(job) : null,
+    };
   }
   const engine = await engineState(store.runtime);
   if (!engine.reachable) {
-    return { ok: true, service: id, installed: true, state: 'installed', version: inst.version, healthy: false, engine: { reachable: false, reason: engine.reason }, containers: [] };
+    return {
+      ok: true,
+      service: id,
+      installed: true,
+      state: 'installed',
+      version: inst.version,
+      healthy: false,
+      engine: { reachable: false, reason: engine.reason },
+      containers: [],
+    };
   }
   const containers = await serviceHealth(store.runtime, store.cellId, inst.manifest);
   const containersHealthy = containers.every((c) => c.healthy);
   // healthy: the containers are, and (for a service with accounts) its account contract answers
   let contract: string | null = null;
   if (inst.manifest.accounts) {
-    contract = containersHealthy ? await deps.services.accounts.contractProblem(inst) : 'not asked: a container is not healthy';
+    contract = containersHealthy
+      ? await deps.services.accounts.contractProblem(inst)
+      : 'not asked: a container is not healthy';
   }
   return {
     ok: true,
@@ -191,7 +210,11 @@ function routeChain(deps: CellDeps, id: string, route: RouteSpec, h: ReturnType<
     case 'proxy':
       return [requireRole('admin'), audited('service', () => id), proxyHandler(deps, id, route)];
     case 'exec':
-      return [requireRole('admin'), ...(route.method === 'GET' ? [] : [audited('service', () => id)]), execHandler(deps, id, route)];
+      return [
+        requireRole('admin'),
+        ...(route.method === 'GET' ? [] : [audited('service', () => id)]),
+        execHandler(deps, id, route),
+      ];
     case 'accounts.rotate':
       return h.rotate;
     case 'accounts.list':
@@ -216,7 +239,10 @@ export function buildServiceRouter(deps: CellDeps, id: string, manifest: Service
   for (const route of manifest.routes ?? []) {
     // proxy and exec routes are named by method and path (e.g. email.exec.post.aliases), the others by handler.
     const byPath = `${route.method.toLowerCase()}${route.path.replace(/\//g, '.').replace(/:/g, '')}`;
-    const name = route.handler === 'proxy' || route.handler === 'exec' ? `${id}.${route.handler}.${byPath}` : `${id}.${route.handler}`;
+    const name =
+      route.handler === 'proxy' || route.handler === 'exec'
+        ? `${id}.${route.handler}.${byPath}`
+        : `${id}.${route.handler}`;
     const chain = routeChain(deps, id, route, h);
     router.register(route.path, [route.method], chain, { name });
   }
@@ -255,18 +281,25 @@ export function servicesRoutes(deps: CellDeps): Router {
     ctx.body = status;
   });
 
-  router.post('services.restart', '/catalog/:id/restart', requireRole('admin'), audited('service', (ctx) => String(ctx.params['id'] ?? '')), async (ctx) => {
-    const inst = await requireInstalled(db, idParam(ctx));
-    await requireEngine(store.runtime);
-    try {
-      const names = objectNames(store.cellId, inst.id);
-      for (const c of inst.manifest.containers) await store.runtime.restartContainer(names.container(c.name), { timeoutSeconds: 10 });
-      await waitHealthy(store.runtime, store.cellId, inst.manifest);
-    } catch (err) {
-      throw new HttpError(502, 'restart_failed', `restarting ${inst.id} failed: ${describeError(err)}`);
-    }
-    ctx.body = await serviceStatus(deps, inst.id);
-  });
+  router.post(
+    'services.restart',
+    '/catalog/:id/restart',
+    requireRole('admin'),
+    audited('service', (ctx) => String(ctx.params['id'] ?? '')),
+    async (ctx) => {
+      const inst = await requireInstalled(db, idParam(ctx));
+      await requireEngine(store.runtime);
+      try {
+        const names = objectNames(store.cellId, inst.id);
+        for (const c of inst.manifest.containers)
+          await store.runtime.restartContainer(names.container(c.name), { timeoutSeconds: 10 });
+        await waitHealthy(store.runtime, store.cellId, inst.manifest);
+      } catch (err) {
+        throw new HttpError(502, 'restart_failed', `restarting ${inst.id} failed: ${describeError(err)}`);
+      }
+      ctx.body = await serviceStatus(deps, inst.id);
+    },
+  );
 
   router.get('/catalog/:id/accounts', requireRole('admin'), h.list);
   router.post(h.names.create, '/catalog/:id/accounts', ...h.create);
@@ -282,7 +315,15 @@ export function serviceCredentialRoutes(deps: CellDeps): Router {
   const router = new Router();
   const send = async (ctx: Context, peer: { id: number; name: string }, action: string) => {
     const services = await deps.services.accounts.forPeer(db, peer.id);
-    await audit.append({ actor: ctx.state.user?.username ?? 'anonymous', action, targetType: 'peer', targetId: peer.name, result: 'ok', ip: ctx.ip || null, details: { services: services.map((s) => s.service) } });
+    await audit.append({
+      actor: ctx.state.user?.username ?? 'anonymous',
+      action,
+      targetType: 'peer',
+      targetId: peer.name,
+      result: 'ok',
+      ip: ctx.ip || null,
+      details: { services: services.map((s) => s.service) },
+    });
     ctx.set('Cache-Control', 'no-store');
     ctx.body = { ok: true, peer: peer.name, services };
   };

@@ -7,7 +7,10 @@ export const CreateAccountBody = Type.Object(
   {
     peer: Type.Optional(Type.String({ minLength: 1, maxLength: 63 })),
     username: Type.Optional(
-      Type.String({ pattern: USERNAME_PATTERN, errorMessage: 'must be 1-64 of a-z 0-9 . _ -, starting with a letter or digit' }),
+      Type.String({
+        pattern: USERNAME_PATTERN,
+        errorMessage: 'must be 1-64 of a-z 0-9 . _ -, starting with a letter or digit',
+      }),
     ),
   },
   { additionalProperties: false },
@@ -15,6 +18,7 @@ export const CreateAccountBody = Type.Object(
 export type CreateAccountBody = Static<typeof CreateAccountBody>;
 
 export function checkCreateAccount(input: CreateAccountBody): FieldErrors {
-  if ((input.peer === undefined) === (input.username === undefined)) return { peer: 'give exactly one of peer and username' };
+  if ((input.peer === undefined) === (input.username === undefined))
+    return { peer: 'give exactly one of peer and username' };
   return {};
 }

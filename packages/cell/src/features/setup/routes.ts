@@ -10,7 +10,14 @@ import { refreshKnownHosts } from '../config/service.js';
 import { passwordProblem } from '../../lib/password-strength.js';
 import { signIn } from '../auth/routes.js';
 import { validateBodyBy } from '../../http/validate.js';
-import { completeSetup, describeStep, presentStatus, stepValidator, submitStep, type SetupProgress } from './service.js';
+import {
+  completeSetup,
+  describeStep,
+  presentStatus,
+  stepValidator,
+  submitStep,
+  type SetupProgress,
+} from './service.js';
 import type { AdminStep } from './schema.js';
 
 /**
@@ -81,20 +88,31 @@ export function setupRoutes(deps: CellDeps): Router {
         await refreshKnownHosts(db, deps.knownHosts); // the identity and network steps name the cell
         if (createdAdmin) {
           const csrf = await signIn(ctx, createdAdmin);
-          Object.assign(ctx.body as object, { user: { username: createdAdmin.username, role: createdAdmin.role }, csrf_token: csrf });
+          Object.assign(ctx.body as object, {
+            user: { username: createdAdmin.username, role: createdAdmin.role },
+            csrf_token: csrf,
+          });
         }
       });
     },
   );
 
-  router.post('setup.complete', '/complete', audited('setup', () => 'complete'), refuseWhenComplete, requireWizardOwner, transactional(db), async (ctx) => {
-    const progress = await completeSetup(ctx.trx);
-    ctx.body = { ok: true, ...presentStatus(progress) };
-    ctx.afterCommit(async () => {
-      setup.committed(progress);
-      await deps.peerNetwork.start();
-    });
-  });
+  router.post(
+    'setup.complete',
+    '/complete',
+    audited('setup', () => 'complete'),
+    refuseWhenComplete,
+    requireWizardOwner,
+    transactional(db),
+    async (ctx) => {
+      const progress = await completeSetup(ctx.trx);
+      ctx.body = { ok: true, ...presentStatus(progress) };
+      ctx.afterCommit(async () => {
+        setup.committed(progress);
+        await deps.peerNetwork.start();
+      });
+    },
+  );
 
   return router;
 }

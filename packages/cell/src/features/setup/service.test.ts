@@ -10,7 +10,15 @@ import { hashPassword, verifyPassword } from '../../lib/password.js';
 import { findCredentials } from '../users/service.js';
 import { readCellSettings } from '../config/service.js';
 import { STEPS } from './schema.js';
-import { SetupState, completeSetup, describeStep, presentStatus, stepValidator, submitStep, type SetupProgress } from './service.js';
+import {
+  SetupState,
+  completeSetup,
+  describeStep,
+  presentStatus,
+  stepValidator,
+  submitStep,
+  type SetupProgress,
+} from './service.js';
 
 const ADMIN = { username: 'admin', password: 'correct horse battery staple' };
 const IDENTITY = { cell_name: 'home', domain: 'home.example.org' };
@@ -53,7 +61,12 @@ describe('setup wizard service on a real SQLite file', () => {
     await state.load(database.db);
     assert.deepEqual(state.current, { step: 'admin', complete: false });
     assert.equal(state.isComplete(), false);
-    assert.deepEqual(presentStatus(state.current), { complete: false, step: 'admin', steps: STEPS, completed_at: null });
+    assert.deepEqual(presentStatus(state.current), {
+      complete: false,
+      step: 'admin',
+      steps: STEPS,
+      completed_at: null,
+    });
     const described = await describeStep(database.db, state.current);
     assert.equal(described.step, 'admin');
     assert.deepEqual(described.data, { username: 'admin' });
@@ -65,9 +78,17 @@ describe('setup wizard service on a real SQLite file', () => {
     assert.deepEqual(first.progress, { step: 'identity', complete: false });
     assert.equal(first.createdAdmin?.username, 'admin');
     assert.equal(first.createdAdmin?.role, 'admin');
-    assert.equal('password_hash' in (first.createdAdmin ?? {}), false, 'the created user is presented without its hash');
+    assert.equal(
+      'password_hash' in (first.createdAdmin ?? {}),
+      false,
+      'the created user is presented without its hash',
+    );
     const creds = await findCredentials(database.db, 'admin');
-    assert.equal(await verifyPassword(ADMIN.password, creds!.password_hash), true, 'the admin can sign in with that password');
+    assert.equal(
+      await verifyPassword(ADMIN.password, creds!.password_hash),
+      true,
+      'the admin can sign in with that password',
+    );
 
     assert.deepEqual((await submit('identity', IDENTITY)).progress, { step: 'network', complete: false });
     assert.deepEqual((await submit('network', NETWORK)).progress, { step: 'review', complete: false });

@@ -45,7 +45,12 @@ export class SetupState {
 }
 
 export function presentStatus(progress: SetupProgress) {
-  return { complete: progress.complete, step: progress.step, steps: STEPS, completed_at: progress.completed_at ?? null };
+  return {
+    complete: progress.complete,
+    step: progress.step,
+    steps: STEPS,
+    completed_at: progress.completed_at ?? null,
+  };
 }
 
 /** The current step's name, its JSON schema and the values to prefill. */

@@ -42,7 +42,10 @@ describe('StatusRegistry', () => {
   it('a provider that hangs shows as down after the timeout, without holding up the summary', async () => {
     const r = new StatusRegistry();
     r.register('hangs', () => new Promise<SubsystemStatus>(() => undefined));
-    r.register('slow-but-in-time', () => new Promise<SubsystemStatus>((res) => setTimeout(() => res({ state: 'ok' }), 10)));
+    r.register(
+      'slow-but-in-time',
+      () => new Promise<SubsystemStatus>((res) => setTimeout(() => res({ state: 'ok' }), 10)),
+    );
     const started = performance.now();
     const all = await r.collect(150);
     const took = performance.now() - started;
@@ -62,7 +65,8 @@ describe('StatusRegistry', () => {
 });
 
 describe('overallState', () => {
-  const s = (...states: SubsystemStatus['state'][]) => Object.fromEntries(states.map((state, i) => [`s${i}`, { state }]));
+  const s = (...states: SubsystemStatus['state'][]) =>
+    Object.fromEntries(states.map((state, i) => [`s${i}`, { state }]));
   it('is the worst state among subsystems in use', () => {
     assert.equal(overallState({}), 'ok');
     assert.equal(overallState(s('ok', 'ok')), 'ok');

@@ -8,7 +8,14 @@ import { generateStoreKeyPair, keyFingerprint, publicKeyPem } from '@pic/manifes
 import { silentLogger } from '../../lib/logger.js';
 import { readSetting } from '../../db/settings.js';
 import { addTrustKey, deleteTrustKey, listTrustKeys, parseTrustKey, type ParsedTrustKey } from '../vault/trust-keys.js';
-import { INDEX_SETTING, SEED_KEY_NAME, StoreCatalog, seedTrustKey, type AcceptedIndex, type CatalogView } from './catalog.js';
+import {
+  INDEX_SETTING,
+  SEED_KEY_NAME,
+  StoreCatalog,
+  seedTrustKey,
+  type AcceptedIndex,
+  type CatalogView,
+} from './catalog.js';
 import { demoManifest, openTestCell, writeTestCatalog, type TestCell } from './fixtures.test-support.js';
 
 const trustedPair = generateStoreKeyPair();
@@ -28,7 +35,12 @@ describe('StoreCatalog: the signed catalog as the cell reads it', () => {
   const trust = async (name: string, pem: string) => {
     await cell.database.db.transaction().execute((trx) => addTrustKey(trx, name, parseTrustKey(pem) as ParsedTrustKey));
   };
-  const auditActions = () => cell.database.sqlite.prepare("SELECT action, result, details FROM audit_log ORDER BY id").all() as Array<{ action: string; result: string; details: string }>;
+  const auditActions = () =>
+    cell.database.sqlite.prepare('SELECT action, result, details FROM audit_log ORDER BY id').all() as Array<{
+      action: string;
+      result: string;
+      details: string;
+    }>;
 
   before(async () => {
     cell = await openTestCell();
@@ -44,18 +56,33 @@ describe('StoreCatalog: the signed catalog as the cell reads it', () => {
   });
 
   it('accepts a catalog signed by a trusted key, verifies each manifest, and remembers the version', async () => {
-    await writeTestCatalog(root, { version: 3, key: trustedPair.privateKey, manifests: [demoManifest('demo'), demoManifest('other')] });
+    await writeTestCatalog(root, {
+      version: 3,
+      key: trustedPair.privateKey,
+      manifests: [demoManifest('demo'), demoManifest('other')],
+    });
     const view = await catalog.read();
     assert.ok(view.ok);
     assert.equal(view.index.signedBy, keyFingerprint(trustedPair.publicKey));
-    assert.deepEqual(view.services.map((s) => [s.entry.id, s.manifest?.id, s.refusal]), [['demo', 'demo', undefined], ['other', 'other', undefined]]);
+    assert.deepEqual(
+      view.services.map((s) => [s.entry.id, s.manifest?.id, s.refusal]),
+      [
+        ['demo', 'demo', undefined],
+        ['other', 'other', undefined],
+      ],
+    );
     assert.equal((await readSetting<AcceptedIndex>(cell.database.db, INDEX_SETTING))?.version, 3);
     // a re-read of the same version is fine
     assert.ok((await catalog.read()).ok);
   });
 
   it('refuses a missing bundle', async () => {
-    await writeTestCatalog(root, { version: 1, key: trustedPair.privateKey, manifests: [demoManifest()], unsigned: true });
+    await writeTestCatalog(root, {
+      version: 1,
+      key: trustedPair.privateKey,
+      manifests: [demoManifest()],
+      unsigned: true,
+    });
     const r = refused(await catalog.read());
     assert.equal(r.code, 'missing_bundle');
   });
@@ -69,7 +96,12 @@ describe('StoreCatalog: the signed catalog as the cell reads it', () => {
   });
 
   it('refuses an index changed after signing', async () => {
-    await writeTestCatalog(root, { version: 1, key: trustedPair.privateKey, manifests: [demoManifest()], tamperIndex: (i) => (i.version = 99) });
+    await writeTestCatalog(root, {
+      version: 1,
+      key: trustedPair.privateKey,
+      manifests: [demoManifest()],
+      tamperIndex: (i) => (i.version = 99),
+    });
     assert.equal(refused(await catalog.read()).code, 'signature_mismatch');
   });
 
@@ -104,7 +136,12 @@ describe('StoreCatalog: the signed catalog as the cell reads it', () => {
   });
 
   it('refuses an expired index (freeze)', async () => {
-    await writeTestCatalog(root, { version: 1, key: trustedPair.privateKey, manifests: [demoManifest()], expires: '2030-01-01T00:00:00Z' });
+    await writeTestCatalog(root, {
+      version: 1,
+      key: trustedPair.privateKey,
+      manifests: [demoManifest()],
+      expires: '2030-01-01T00:00:00Z',
+    });
     now = new Date('2030-01-01T00:00:01Z');
     const r = refused(await catalog.read());
     assert.equal(r.code, 'expired');
@@ -114,7 +151,12 @@ describe('StoreCatalog: the signed catalog as the cell reads it', () => {
 
   it('refuses only the manifest that does not match the signed digest (mix-and-match), and manifest() throws for it', async () => {
     const changed = { ...demoManifest('other'), description: 'changed after signing' };
-    await writeTestCatalog(root, { version: 1, key: trustedPair.privateKey, manifests: [demoManifest('demo'), demoManifest('other')], override: { other: JSON.stringify(changed) } });
+    await writeTestCatalog(root, {
+      version: 1,
+      key: trustedPair.privateKey,
+      manifests: [demoManifest('demo'), demoManifest('other')],
+      override: { other: JSON.stringify(changed) },
+    });
     const view = await catalog.read();
     assert.ok(view.ok);
     assert.equal(view.services[0]!.manifest?.id, 'demo');
@@ -190,8 +232,13 @@ describe('seedTrustKey', () => {
     const fp = await seedTrustKey(cell.database.db, cell.audit, silentLogger, repo);
     assert.equal(fp, keyFingerprint(trustedPair.publicKey));
     const keys = await listTrustKeys(cell.database.db);
-    assert.deepEqual(keys.map((k) => [k.name, k.fingerprint]), [[SEED_KEY_NAME, fp]]);
-    const entry = cell.database.sqlite.prepare("SELECT actor, action FROM audit_log WHERE action = 'store.trust_key.seed'").get() as { actor: string };
+    assert.deepEqual(
+      keys.map((k) => [k.name, k.fingerprint]),
+      [[SEED_KEY_NAME, fp]],
+    );
+    const entry = cell.database.sqlite
+      .prepare("SELECT actor, action FROM audit_log WHERE action = 'store.trust_key.seed'")
+      .get() as { actor: string };
     assert.equal(entry.actor, 'system');
 
     await cell.database.db.transaction().execute((trx) => deleteTrustKey(trx, SEED_KEY_NAME));

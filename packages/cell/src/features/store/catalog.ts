@@ -1,7 +1,14 @@
 import { readRegularFile } from '@pic/manifest/read-file';
 import { join } from 'node:path';
 import type { Kysely } from 'kysely';
-import type { CatalogRefusal, IndexEntry, RefusalCode, ServiceManifest, TrustedKeyInput, VerifiedIndex } from '@pic/manifest';
+import type {
+  CatalogRefusal,
+  IndexEntry,
+  RefusalCode,
+  ServiceManifest,
+  TrustedKeyInput,
+  VerifiedIndex,
+} from '@pic/manifest';
 import type { Database } from '../../db/schema.js';
 import type { Db } from '../../db/database.js';
 import { readSetting, writeSetting } from '../../db/settings.js';
@@ -93,8 +100,16 @@ export class StoreCatalog {
       now: this.now(),
     });
     if (!accepted || verified.index.version > accepted.version) {
-      await writeSetting(this.db, INDEX_SETTING, { version: verified.index.version, digest: verified.digest, accepted_at: nowIso() } satisfies AcceptedIndex);
-      this.logger.info('store catalog index accepted', { version: verified.index.version, digest: verified.digest, previous: accepted?.version ?? null });
+      await writeSetting(this.db, INDEX_SETTING, {
+        version: verified.index.version,
+        digest: verified.digest,
+        accepted_at: nowIso(),
+      } satisfies AcceptedIndex);
+      this.logger.info('store catalog index accepted', {
+        version: verified.index.version,
+        digest: verified.digest,
+        previous: accepted?.version ?? null,
+      });
     }
     return verified;
   }
@@ -156,7 +171,12 @@ export class StoreCatalog {
  * under the name "pic-store", when it trusts no key yet. It happens once; an admin who later removes
  * every key is not overruled. Returns the fingerprint seeded, if any.
  */
-export async function seedTrustKey(db: Db, audit: AuditLog, logger: Logger, repoRoot: string): Promise<string | undefined> {
+export async function seedTrustKey(
+  db: Db,
+  audit: AuditLog,
+  logger: Logger,
+  repoRoot: string,
+): Promise<string | undefined> {
   if (await readSetting<boolean>(db, SEEDED_SETTING)) return undefined;
   if ((await listTrustKeys(db)).length > 0) {
     await writeSetting(db, SEEDED_SETTING, true);
@@ -183,7 +203,13 @@ export async function seedTrustKey(db: Db, audit: AuditLog, logger: Logger, repo
   await db.transaction().execute(async (trx) => {
     await trx
       .insertInto('vault_trust_keys')
-      .values({ name: SEED_KEY_NAME, key_type: parsed.keyType, fingerprint: parsed.fingerprint, public_key_pem: parsed.pem, created_at: nowIso() })
+      .values({
+        name: SEED_KEY_NAME,
+        key_type: parsed.keyType,
+        fingerprint: parsed.fingerprint,
+        public_key_pem: parsed.pem,
+        created_at: nowIso(),
+      })
       .execute();
     await writeSetting(trx, SEEDED_SETTING, true);
     audit.appendIn(trx, {

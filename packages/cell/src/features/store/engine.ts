@@ -27,15 +27,21 @@ export async function storeCellId(db: Db): Promise<string> {
  * starts as fast without an engine, and a bad socket setting shows up as an unreachable engine
  * with its reason instead of stopping the cell.
  */
-export function createRuntime(cellId: string, socket: string | null, env: NodeJS.ProcessEnv = process.env): ContainerRuntime {
+export function createRuntime(
+  cellId: string,
+  socket: string | null,
+  env: NodeJS.ProcessEnv = process.env,
+): ContainerRuntime {
   const options = { cellId, socket: socket ?? undefined, dockerHost: env['DOCKER_HOST'], pingTimeoutMs: 3000 };
   let real: ContainerRuntime | undefined;
   let loading: Promise<ContainerRuntime> | undefined;
   const load = () =>
-    (loading ??= import('@pic/runtime').then((m) => (real = new m.DockerRuntime(options))).catch((err: unknown) => {
-      loading = undefined;
-      throw err;
-    }));
+    (loading ??= import('@pic/runtime')
+      .then((m) => (real = new m.DockerRuntime(options)))
+      .catch((err: unknown) => {
+        loading = undefined;
+        throw err;
+      }));
   const given = options.socket?.trim() || options.dockerHost?.trim() || '/var/run/docker.sock';
   const target = {
     cellId,
@@ -58,7 +64,9 @@ export function createRuntime(cellId: string, socket: string | null, env: NodeJS
   }) as unknown as ContainerRuntime;
 }
 
-export type EngineState = { reachable: true; endpoint: string; version: string } | { reachable: false; endpoint: string; reason: string };
+export type EngineState =
+  | { reachable: true; endpoint: string; version: string }
+  | { reachable: false; endpoint: string; reason: string };
 
 export async function engineState(runtime: ContainerRuntime): Promise<EngineState> {
   try {
@@ -73,7 +81,10 @@ export async function engineState(runtime: ContainerRuntime): Promise<EngineStat
 /** 503 with the engine's own reason when the engine does not answer: the cell itself keeps running. */
 export async function requireEngine(runtime: ContainerRuntime): Promise<void> {
   const state = await engineState(runtime);
-  if (!state.reachable) throw errors.unavailable(`the container engine is not reachable, so nothing can be installed or changed: ${state.reason}`);
+  if (!state.reachable)
+    throw errors.unavailable(
+      `the container engine is not reachable, so nothing can be installed or changed: ${state.reason}`,
+    );
 }
 
 /** Engine objects of one service. The cell id is part of every name: several cells may share an engine. */
@@ -88,17 +99,31 @@ export function objectNames(cellId: string, serviceId: string) {
 
 /** The loopback port the engine published for a container's tcp port: how the cell reaches it. */
 export function loopbackPort(info: ContainerInfo, containerPort: number): number | undefined {
-  return info.ports.find((p) => p.containerPort === containerPort && p.protocol === 'tcp' && p.hostIp === '127.0.0.1' && p.hostPort > 0)?.hostPort;
+  return info.ports.find(
+    (p) => p.containerPort === containerPort && p.protocol === 'tcp' && p.hostIp === '127.0.0.1' && p.hostPort > 0,
+  )?.hostPort;
 }
 
 const RUNTIME_ERROR_CODES: ReadonlySet<string> = new Set<RuntimeErrorCode>([
-  'engine_unreachable', 'engine_error', 'image_missing', 'image_digest_mismatch', 'registry_unreachable', 'image_pull_failed', 'name_conflict', 'not_found', 'not_owned', 'invalid_spec', 'exec_timeout',
+  'engine_unreachable',
+  'engine_error',
+  'image_missing',
+  'image_digest_mismatch',
+  'registry_unreachable',
+  'image_pull_failed',
+  'name_conflict',
+  'not_found',
+  'not_owned',
+  'invalid_spec',
+  'exec_timeout',
 ]);
 
 /** A @pic/runtime error (by its stable code: the runtime's classes are loaded lazily, see createRuntime). */
 export function isRuntimeError(err: unknown, code?: RuntimeErrorCode): err is Error & { code: RuntimeErrorCode } {
   const c = (err as { code?: unknown } | null)?.code;
-  return err instanceof Error && typeof c === 'string' && RUNTIME_ERROR_CODES.has(c) && (code === undefined || c === code);
+  return (
+    err instanceof Error && typeof c === 'string' && RUNTIME_ERROR_CODES.has(c) && (code === undefined || c === code)
+  );
 }
 
 export const describeError = (err: unknown): string => (err instanceof Error ? err.message : String(err));

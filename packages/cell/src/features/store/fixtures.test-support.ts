@@ -71,7 +71,15 @@ export function demoManifest(id = 'demo'): ServiceManifest {
         healthcheck: { exec: ['true'], intervalSeconds: 1, timeoutSeconds: 1, retries: 1 },
       },
     ],
-    routes: [{ method: 'GET', path: '/items', handler: 'proxy', description: 'Items', proxy: { container: 'app', port: 8080, path: '/items' } }],
+    routes: [
+      {
+        method: 'GET',
+        path: '/items',
+        handler: 'proxy',
+        description: 'Items',
+        proxy: { container: 'app', port: 8080, path: '/items' },
+      },
+    ],
   };
 }
 
@@ -95,10 +103,16 @@ export async function writeTestCatalog(root: string, c: TestCatalog): Promise<vo
   const index = {
     version: c.version,
     expires: c.expires ?? new Date(Date.now() + 86_400_000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
-    services: c.manifests.map((m) => ({ id: m.id, version: m.version, manifest: `manifests/${m.id}.yaml`, digest: manifestDigest(m) })),
+    services: c.manifests.map((m) => ({
+      id: m.id,
+      version: m.version,
+      manifest: `manifests/${m.id}.yaml`,
+      digest: manifestDigest(m),
+    })),
   };
   const signed = await signIndex(index, c.key);
-  for (const m of c.manifests) writeFileSync(join(root, 'manifests', `${m.id}.yaml`), c.override?.[m.id] ?? JSON.stringify(m));
+  for (const m of c.manifests)
+    writeFileSync(join(root, 'manifests', `${m.id}.yaml`), c.override?.[m.id] ?? JSON.stringify(m));
   const written = structuredClone(index);
   c.tamperIndex?.(written);
   writeFileSync(join(root, 'services-index', 'index.json'), JSON.stringify(written));
@@ -128,7 +142,11 @@ export class FakeRuntime implements ContainerRuntime {
   failures: Partial<Record<keyof ContainerRuntime, Failure>> = {};
   calls: string[] = [];
   execs: Array<{ container: string; argv: readonly string[]; stdin?: string }> = [];
-  execResult: (container: string, argv: readonly string[]) => ExecResult = () => ({ exitCode: 0, stdout: '', stderr: '' });
+  execResult: (container: string, argv: readonly string[]) => ExecResult = () => ({
+    exitCode: 0,
+    stdout: '',
+    stderr: '',
+  });
 
   private check(op: keyof ContainerRuntime, arg = ''): void {
     this.calls.push(`${op} ${arg}`.trim());
@@ -202,7 +220,12 @@ export class FakeRuntime implements ContainerRuntime {
   async startContainer(idOrName: string): Promise<void> {
     this.check('startContainer', idOrName);
     const c = this.find(idOrName);
-    Object.assign(c, { state: 'running', running: true, health: c.spec.healthcheck ? 'healthy' : undefined, startedAt: new Date().toISOString() });
+    Object.assign(c, {
+      state: 'running',
+      running: true,
+      health: c.spec.healthcheck ? 'healthy' : undefined,
+      startedAt: new Date().toISOString(),
+    });
   }
   async stopContainer(idOrName: string): Promise<void> {
     this.check('stopContainer', idOrName);
@@ -241,14 +264,26 @@ export class FakeRuntime implements ContainerRuntime {
   async exec(idOrName: string, argv: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
     this.check('exec', idOrName);
     this.find(idOrName);
-    this.execs.push({ container: idOrName, argv, ...(options.stdin !== undefined ? { stdin: String(options.stdin) } : {}) });
+    this.execs.push({
+      container: idOrName,
+      argv,
+      ...(options.stdin !== undefined ? { stdin: String(options.stdin) } : {}),
+    });
     return this.execResult(idOrName, argv);
   }
   async createNetwork(spec: NetworkSpec): Promise<NetworkInfo> {
     this.check('createNetwork', spec.name);
     const created = !this.networks.has(spec.name);
     this.networks.set(spec.name, spec.service);
-    return { id: spec.name, name: spec.name, cellId: this.cellId, service: spec.service, internal: false, labels: {}, created };
+    return {
+      id: spec.name,
+      name: spec.name,
+      cellId: this.cellId,
+      service: spec.service,
+      internal: false,
+      labels: {},
+      created,
+    };
   }
   async removeNetwork(name: string, options: { missingOk?: boolean } = {}): Promise<void> {
     this.check('removeNetwork', name);
@@ -258,13 +293,28 @@ export class FakeRuntime implements ContainerRuntime {
     this.check('listNetworks', filter.service);
     return [...this.networks]
       .filter(([, s]) => !filter.service || s === filter.service)
-      .map(([name, service]) => ({ id: name, name, cellId: this.cellId, service, internal: false, labels: {}, created: false }));
+      .map(([name, service]) => ({
+        id: name,
+        name,
+        cellId: this.cellId,
+        service,
+        internal: false,
+        labels: {},
+        created: false,
+      }));
   }
   async createVolume(spec: VolumeSpec): Promise<VolumeInfo> {
     this.check('createVolume', spec.name);
     const created = !this.volumes.has(spec.name);
     this.volumes.set(spec.name, spec.service);
-    return { name: spec.name, cellId: this.cellId, service: spec.service, mountpoint: `/fake/${spec.name}`, labels: {}, created };
+    return {
+      name: spec.name,
+      cellId: this.cellId,
+      service: spec.service,
+      mountpoint: `/fake/${spec.name}`,
+      labels: {},
+      created,
+    };
   }
   async removeVolume(name: string, options: { missingOk?: boolean } = {}): Promise<void> {
     this.check('removeVolume', name);
@@ -274,6 +324,13 @@ export class FakeRuntime implements ContainerRuntime {
     this.check('listVolumes', filter.service);
     return [...this.volumes]
       .filter(([, s]) => !filter.service || s === filter.service)
-      .map(([name, service]) => ({ name, cellId: this.cellId, service, mountpoint: `/fake/${name}`, labels: {}, created: false }));
+      .map(([name, service]) => ({
+        name,
+        cellId: this.cellId,
+        service,
+        mountpoint: `/fake/${name}`,
+        labels: {},
+        created: false,
+      }));
   }
 }

@@ -21,18 +21,44 @@ export interface ContainerHealth {
 }
 
 /** One look at one container: the engine's state, and its health check (exec: the engine's verdict; http: a GET from the cell). */
-export async function probeContainer(runtime: ContainerRuntime, cellId: string, manifest: ServiceManifest, c: ManifestContainer): Promise<ContainerHealth> {
+export async function probeContainer(
+  runtime: ContainerRuntime,
+  cellId: string,
+  manifest: ServiceManifest,
+  c: ManifestContainer,
+): Promise<ContainerHealth> {
   const engineName = objectNames(cellId, manifest.id).container(c.name);
   let info: ContainerInfo;
   try {
     info = await runtime.inspectContainer(engineName);
   } catch (err) {
-    if (isRuntimeError(err, 'not_found')) return { name: c.name, engine_name: engineName, exists: false, state: 'missing', running: false, healthy: false, reason: 'the container does not exist' };
+    if (isRuntimeError(err, 'not_found'))
+      return {
+        name: c.name,
+        engine_name: engineName,
+        exists: false,
+        state: 'missing',
+        running: false,
+        healthy: false,
+        reason: 'the container does not exist',
+      };
     throw err;
   }
-  const base = { name: c.name, engine_name: engineName, exists: true, state: info.state, running: info.running, started_at: info.startedAt ?? null, image_digest: info.imageDigest };
+  const base = {
+    name: c.name,
+    engine_name: engineName,
+    exists: true,
+    state: info.state,
+    running: info.running,
+    started_at: info.startedAt ?? null,
+    image_digest: info.imageDigest,
+  };
   if (!info.running) {
-    return { ...base, healthy: false, reason: `the container is ${info.state}${info.exitCode !== undefined ? ` (exit code ${info.exitCode})` : ''}` };
+    return {
+      ...base,
+      healthy: false,
+      reason: `the container is ${info.state}${info.exitCode !== undefined ? ` (exit code ${info.exitCode})` : ''}`,
+    };
   }
   const hc = c.healthcheck;
   if (hc.http) {
@@ -77,7 +103,11 @@ function httpsStatus(port: number, path: string, timeoutMs: number): Promise<num
   });
 }
 
-export async function serviceHealth(runtime: ContainerRuntime, cellId: string, manifest: ServiceManifest): Promise<ContainerHealth[]> {
+export async function serviceHealth(
+  runtime: ContainerRuntime,
+  cellId: string,
+  manifest: ServiceManifest,
+): Promise<ContainerHealth[]> {
   return Promise.all(manifest.containers.map((c) => probeContainer(runtime, cellId, manifest, c)));
 }
 
@@ -86,7 +116,12 @@ export async function serviceHealth(runtime: ContainerRuntime, cellId: string, m
  * allow. Fails at once when a container stops running, or when an exec check says unhealthy.
  * Throws an Error naming the container and the reason.
  */
-export async function waitHealthy(runtime: ContainerRuntime, cellId: string, manifest: ServiceManifest, pollMs = 250): Promise<void> {
+export async function waitHealthy(
+  runtime: ContainerRuntime,
+  cellId: string,
+  manifest: ServiceManifest,
+  pollMs = 250,
+): Promise<void> {
   await Promise.all(
     manifest.containers.map(async (c) => {
       const deadline = Date.now() + healthDeadlineMs(c);
@@ -98,7 +133,10 @@ export async function waitHealthy(runtime: ContainerRuntime, cellId: string, man
           throw new Error(`container "${c.name}" stopped while starting: ${last.reason}`);
         }
         if (last.reason === 'health check unhealthy') throw new Error(`container "${c.name}" is unhealthy`);
-        if (Date.now() > deadline) throw new Error(`container "${c.name}" did not become healthy in ${Math.round(healthDeadlineMs(c) / 1000)} s: ${last.reason}`);
+        if (Date.now() > deadline)
+          throw new Error(
+            `container "${c.name}" did not become healthy in ${Math.round(healthDeadlineMs(c) / 1000)} s: ${last.reason}`,
+          );
         await sleep(pollMs);
       }
     }),

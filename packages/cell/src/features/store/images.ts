@@ -105,7 +105,14 @@ export async function checkImages(
     }
     if (!info) {
       // Pulled by digest in the job; what arrives is checked there, before anything is created.
-      plans.push({ container: c.name, image: byDigest, pinned: ref.digest, actual: undefined, signedBy, pull: byDigest });
+      plans.push({
+        container: c.name,
+        image: byDigest,
+        pinned: ref.digest,
+        actual: undefined,
+        signedBy,
+        pull: byDigest,
+      });
       continue;
     }
     if (mode === 'off') {

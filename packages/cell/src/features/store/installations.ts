@@ -73,7 +73,12 @@ export async function latestJobs(db: Kysely<Database>): Promise<Map<string, JobR
   const rows = await db
     .selectFrom('service_jobs')
     .selectAll()
-    .where('id', 'in', (eb) => eb.selectFrom('service_jobs').select((e) => e.fn.max('id').as('id')).groupBy('service_id'))
+    .where('id', 'in', (eb) =>
+      eb
+        .selectFrom('service_jobs')
+        .select((e) => e.fn.max('id').as('id'))
+        .groupBy('service_id'),
+    )
     .execute();
   return new Map(rows.map((r) => [r.service_id, r]));
 }

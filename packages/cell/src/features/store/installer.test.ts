@@ -26,12 +26,22 @@ describe('Installer (runtime double)', () => {
     manifest,
     manifestDigest: manifestDigest(manifest),
     indexVersion: 1,
-    plans: manifest.containers.map((c) => ({ container: c.name, image: IMAGE_ID, pinned: IMAGE_ID, actual: IMAGE_ID, signedBy: undefined })),
+    plans: manifest.containers.map((c) => ({
+      container: c.name,
+      image: IMAGE_ID,
+      pinned: IMAGE_ID,
+      actual: IMAGE_ID,
+      signedBy: undefined,
+    })),
     actor: 'admin',
   });
   const begin = async () => cell.database.db.transaction().execute((trx) => installer.begin(trx, request()));
   const audit = (action: string) =>
-    (cell.database.sqlite.prepare('SELECT result, details FROM audit_log WHERE action = ? ORDER BY id').all(action) as Array<{ result: string; details: string }>).map((r) => ({
+    (
+      cell.database.sqlite
+        .prepare('SELECT result, details FROM audit_log WHERE action = ? ORDER BY id')
+        .all(action) as Array<{ result: string; details: string }>
+    ).map((r) => ({
       result: r.result,
       details: JSON.parse(r.details) as Record<string, unknown>,
     }));
@@ -74,7 +84,10 @@ describe('Installer (runtime double)', () => {
     assert.equal(app.spec.env?.['DEMO_TOKEN'], token, 'the secret is filled from the vault');
     assert.deepEqual(app.spec.ports, [{ containerPort: 8080, protocol: 'tcp', hostIp: '127.0.0.1', hostPort: 0 }]);
     assert.deepEqual(app.spec.volumes, [{ volume: names('data'), target: '/data', readOnly: false }]);
-    assert.deepEqual(audit('store.install.finished').map((e) => [e.result, e.details['state']]), [['ok', 'healthy']]);
+    assert.deepEqual(
+      audit('store.install.finished').map((e) => [e.result, e.details['state']]),
+      [['ok', 'healthy']],
+    );
   });
 
   it('writes TLS files from the cell CA into a container that asks for them, before it starts', async () => {
@@ -88,14 +101,27 @@ describe('Installer (runtime double)', () => {
     const put = runtime.puts[0]!;
     assert.equal(put.container, names('app'));
     assert.equal(put.dir, '/etc/pic/tls');
-    assert.deepEqual(put.files.map((f) => [f.name, f.mode.toString(8), f.gid ?? 0]), [['cert.pem', '644', 0], ['key.pem', '640', 33], ['ca.pem', '644', 0]]);
-    assert.ok(runtime.calls.indexOf(`putFiles ${names('app')}`) < runtime.calls.indexOf(`startContainer ${names('app')}`), 'before start');
+    assert.deepEqual(
+      put.files.map((f) => [f.name, f.mode.toString(8), f.gid ?? 0]),
+      [
+        ['cert.pem', '644', 0],
+        ['key.pem', '640', 33],
+        ['ca.pem', '644', 0],
+      ],
+    );
+    assert.ok(
+      runtime.calls.indexOf(`putFiles ${names('app')}`) < runtime.calls.indexOf(`startContainer ${names('app')}`),
+      'before start',
+    );
     const key = String(put.files[1]!.content);
     assert.match(key, /BEGIN PRIVATE KEY/);
     const cert = await cell.database.db.selectFrom('vault_certificates').selectAll().executeTakeFirstOrThrow();
     assert.equal(cert.name, 'demo.cell.lan');
     assert.equal(await cell.vault.get(cert.key_secret!), key, 'the key is recorded in the vault');
-    assert.ok(String(put.files[0]!.content).startsWith(cert.certificate_pem.trim()), 'the chain starts with the issued certificate');
+    assert.ok(
+      String(put.files[0]!.content).startsWith(cert.certificate_pem.trim()),
+      'the chain starts with the issued certificate',
+    );
   });
 
   it('a second begin for the same service is a 409, not a second job', async () => {
@@ -105,7 +131,8 @@ describe('Installer (runtime double)', () => {
   });
 
   it('a failure rolls back exactly what the job created (newest first) and leaves the cell as it was', async () => {
-    runtime.failures.createContainer = (name) => (name === names('worker') ? new EngineError('no space left on device', 500) : undefined);
+    runtime.failures.createContainer = (name) =>
+      name === names('worker') ? new EngineError('no space left on device', 500) : undefined;
     const done = await installer.run(await begin(), request());
     assert.equal(done.state, 'failed');
     assert.match(done.error!, /no space left on device/);
@@ -115,14 +142,23 @@ describe('Installer (runtime double)', () => {
     assert.deepEqual([...runtime.volumes.keys()], [], 'the volume it made is gone');
     assert.equal(await cell.vault.get(serviceSecretName('demo', 'token')), undefined, 'the secret it made is gone');
     const removals = runtime.calls.filter((c) => /^remove(Container|Network|Volume) /.test(c));
-    assert.deepEqual(removals, [`removeContainer ${names('worker')}`, `removeContainer ${names('app')}`, `removeVolume ${names('data')}`, `removeNetwork pic-c0ffee000000-demo`], 'newest first');
+    assert.deepEqual(
+      removals,
+      [
+        `removeContainer ${names('worker')}`,
+        `removeContainer ${names('app')}`,
+        `removeVolume ${names('data')}`,
+        `removeNetwork pic-c0ffee000000-demo`,
+      ],
+      'newest first',
+    );
     assert.deepEqual(installed, []);
     const [entry] = audit('store.install.finished');
     assert.equal(entry!.result, 'error');
     assert.match(String(entry!.details['error']), /no space left/);
   });
 
-  it('a rollback keeps what existed before the job: a kept data volume and the service\'s secrets', async () => {
+  it("a rollback keeps what existed before the job: a kept data volume and the service's secrets", async () => {
     runtime.volumes.set(names('data'), 'demo');
     await cell.vault.put(serviceSecretName('demo', 'token'), 'kept-secret-from-an-earlier-install');
     runtime.failures.startContainer = () => new EngineError('port already in use', 500);
@@ -158,7 +194,13 @@ describe('Installer (runtime double)', () => {
     await runtime.createContainer({ name: names('app'), service: 'demo', image: IMAGE_ID });
     await cell.database.db
       .updateTable('service_jobs')
-      .set({ state: 'creating', resources: JSON.stringify([{ kind: 'network', name: 'pic-c0ffee000000-demo' }, { kind: 'container', name: names('app') }]) })
+      .set({
+        state: 'creating',
+        resources: JSON.stringify([
+          { kind: 'network', name: 'pic-c0ffee000000-demo' },
+          { kind: 'container', name: names('app') },
+        ]),
+      })
       .where('id', '=', job.id)
       .execute();
     // A removal that died half-way, of another service.
@@ -166,9 +208,31 @@ describe('Installer (runtime double)', () => {
     const now = nowIso();
     await cell.database.db
       .insertInto('service_installations')
-      .values({ service_id: 'other', version: '1.0.0', manifest: JSON.stringify(demoManifest('other')), manifest_digest: 'x', index_version: 1, state: 'removing', job_id: null, installed_at: now, created_at: now, updated_at: now })
+      .values({
+        service_id: 'other',
+        version: '1.0.0',
+        manifest: JSON.stringify(demoManifest('other')),
+        manifest_digest: 'x',
+        index_version: 1,
+        state: 'removing',
+        job_id: null,
+        installed_at: now,
+        created_at: now,
+        updated_at: now,
+      })
       .execute();
-    await cell.database.db.insertInto('service_jobs').values({ service_id: 'other', kind: 'remove', state: 'removing', version: '1.0.0', actor: 'admin', created_at: now, updated_at: now }).execute();
+    await cell.database.db
+      .insertInto('service_jobs')
+      .values({
+        service_id: 'other',
+        kind: 'remove',
+        state: 'removing',
+        version: '1.0.0',
+        actor: 'admin',
+        created_at: now,
+        updated_at: now,
+      })
+      .execute();
 
     const result = await installer.recover();
     assert.deepEqual(result, { rolledBack: 1, removed: 1 });
@@ -188,7 +252,11 @@ describe('Installer (runtime double)', () => {
     await installer.run(await begin(), request());
     runtime.failures.removeNetwork = () => new EngineError('network busy', 500);
     await assert.rejects(installer.remove('demo', false, 'admin'), /network busy/);
-    assert.equal((await findInstallation(cell.database.db, 'demo'))?.state, 'removing', 'half removed, visible as such');
+    assert.equal(
+      (await findInstallation(cell.database.db, 'demo'))?.state,
+      'removing',
+      'half removed, visible as such',
+    );
     delete runtime.failures.removeNetwork;
     const job = await installer.remove('demo', false, 'admin');
     assert.equal(job?.state, 'removed');
@@ -207,7 +275,14 @@ describe('Installer (runtime double)', () => {
     const REF = `127.0.0.1:5000/pic/demo@sha256:${'3'.repeat(64)}`;
     const pulling = (): InstallRequest => ({
       ...request(),
-      plans: manifest.containers.map((c) => ({ container: c.name, image: REF, pinned: REF.split('@')[1]!, actual: undefined, signedBy: undefined, pull: REF })),
+      plans: manifest.containers.map((c) => ({
+        container: c.name,
+        image: REF,
+        pinned: REF.split('@')[1]!,
+        actual: undefined,
+        signedBy: undefined,
+        pull: REF,
+      })),
     });
 
     it('pulls a missing image once by digest, keeps the progress in the job, and creates from that digest', async () => {
@@ -215,14 +290,29 @@ describe('Installer (runtime double)', () => {
       const job = await cell.database.db.transaction().execute((trx) => installer.begin(trx, pulling()));
       const done = await installer.run(job, pulling());
       assert.equal(done.state, 'healthy', done.error ?? '');
-      assert.equal(runtime.calls.filter((c) => c.startsWith('pullImage')).length, 1, 'two containers, one image, one pull');
+      assert.equal(
+        runtime.calls.filter((c) => c.startsWith('pullImage')).length,
+        1,
+        'two containers, one image, one pull',
+      );
       const progress = JSON.parse((await findJob(cell.database.db, job.id))!.progress!);
-      assert.deepEqual(progress.images, [{ ref: REF, containers: ['app', 'worker'], state: 'pulled', layers: 1, layers_done: 1, bytes_done: 100, bytes_total: 100 }]);
+      assert.deepEqual(progress.images, [
+        {
+          ref: REF,
+          containers: ['app', 'worker'],
+          state: 'pulled',
+          layers: 1,
+          layers_done: 1,
+          bytes_done: 100,
+          bytes_total: 100,
+        },
+      ]);
       assert.equal(runtime.containers.get(names('app'))!.spec.image, REF);
     });
 
     it('a failed pull fails the job with its snake_case code and creates nothing', async () => {
-      runtime.failures.pullImage = () => Object.assign(new Error('registry 127.0.0.1:5000 is not reachable'), { code: 'registry_unreachable' });
+      runtime.failures.pullImage = () =>
+        Object.assign(new Error('registry 127.0.0.1:5000 is not reachable'), { code: 'registry_unreachable' });
       const job = await cell.database.db.transaction().execute((trx) => installer.begin(trx, pulling()));
       const done = await installer.run(job, pulling());
       assert.equal(done.state, 'failed');
@@ -231,12 +321,22 @@ describe('Installer (runtime double)', () => {
       assert.equal(runtime.containers.size + runtime.networks.size + runtime.volumes.size, 0, 'nothing created');
       assert.equal(await cell.vault.get(serviceSecretName('demo', 'token')), undefined, 'not even the secret');
       assert.equal(await findInstallation(cell.database.db, 'demo'), undefined);
-      assert.deepEqual(audit('store.install.finished').map((e) => [e.result, e.details['error_code']]), [['error', 'registry_unreachable']]);
+      assert.deepEqual(
+        audit('store.install.finished').map((e) => [e.result, e.details['error_code']]),
+        [['error', 'registry_unreachable']],
+      );
     });
 
     it('an image that arrives without the pinned digest is refused before anything is created', async () => {
       runtime.registry.set(REF, IMAGE_ID);
-      runtime.pullImage = async () => ({ digest: IMAGE_ID, repoTags: [], repoDigests: [`127.0.0.1:5000/pic/demo@sha256:${'4'.repeat(64)}`], created: '', sizeBytes: 1, labels: {} });
+      runtime.pullImage = async () => ({
+        digest: IMAGE_ID,
+        repoTags: [],
+        repoDigests: [`127.0.0.1:5000/pic/demo@sha256:${'4'.repeat(64)}`],
+        created: '',
+        sizeBytes: 1,
+        labels: {},
+      });
       const job = await cell.database.db.transaction().execute((trx) => installer.begin(trx, pulling()));
       const done = await installer.run(job, pulling());
       assert.equal(done.state, 'failed');

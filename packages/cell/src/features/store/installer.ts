@@ -77,7 +77,10 @@ export interface JobProgress {
 /** A failure of an install job with its stable snake_case code (the job's error_code). */
 export class InstallError extends Error {
   override readonly name = 'InstallError';
-  constructor(readonly code: string, message: string) {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -103,7 +106,10 @@ export function installErrorCode(err: unknown): string {
 /** A job already in flight for this service: install and remove are one at a time per service. */
 export class ServiceBusyError extends Error {
   override readonly name = 'ServiceBusyError';
-  constructor(readonly job: JobRow | undefined, message: string) {
+  constructor(
+    readonly job: JobRow | undefined,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -151,12 +157,24 @@ export class Installer {
    */
   async begin(trx: Transaction<Database>, req: InstallRequest): Promise<JobRow> {
     // Two requests verified at the same time: the first one's transaction wins, the second is told.
-    const existing = await trx.selectFrom('service_installations').select(['state', 'job_id']).where('service_id', '=', req.id).executeTakeFirst();
+    const existing = await trx
+      .selectFrom('service_installations')
+      .select(['state', 'job_id'])
+      .where('service_id', '=', req.id)
+      .executeTakeFirst();
     if (existing) throw errors.conflict(`${req.id} is ${existing.state} already (job ${existing.job_id ?? '?'})`);
     const now = nowIso();
     const job = await trx
       .insertInto('service_jobs')
-      .values({ service_id: req.id, kind: 'install', state: 'verifying', version: req.manifest.version, actor: req.actor, created_at: now, updated_at: now })
+      .values({
+        service_id: req.id,
+        kind: 'install',
+        state: 'verifying',
+        version: req.manifest.version,
+        actor: req.actor,
+        created_at: now,
+        updated_at: now,
+      })
       .returningAll()
       .executeTakeFirstOrThrow();
     await trx
@@ -184,7 +202,11 @@ export class Installer {
     const p = this.execute(job, req)
       .catch((err: unknown) => {
         // Only when even recording the failure failed (e.g. the cell is stopping): the next start rolls it back.
-        this.d.logger.error('install job could not finish; it is recovered at the next start', { service: req.id, job: job.id, error: describeError(err) });
+        this.d.logger.error('install job could not finish; it is recovered at the next start', {
+          service: req.id,
+          job: job.id,
+          error: describeError(err),
+        });
         return job;
       })
       .finally(() => this.running.delete(req.id));
@@ -199,9 +221,14 @@ export class Installer {
     const resources: Resource[] = [];
     const record = async (r: Resource) => {
       resources.push(r);
-      await db.updateTable('service_jobs').set({ resources: JSON.stringify(resources), updated_at: nowIso() }).where('id', '=', job.id).execute();
+      await db
+        .updateTable('service_jobs')
+        .set({ resources: JSON.stringify(resources), updated_at: nowIso() })
+        .where('id', '=', job.id)
+        .execute();
     };
-    const step = (state: JobRow['state']) => db.updateTable('service_jobs').set({ state, updated_at: nowIso() }).where('id', '=', job.id).execute();
+    const step = (state: JobRow['state']) =>
+      db.updateTable('service_jobs').set({ state, updated_at: nowIso() }).where('id', '=', job.id).execute();
     try {
       await step('pulling');
       await this.pullImages(job, req.plans);
@@ -223,7 +250,8 @@ export class Installer {
 
       await step('creating');
       // A crash between creating a container and recording it would leave one behind: clear any.
-      for (const c of await runtime.listContainers({ service: req.id })) await runtime.removeContainer(c.id, { force: true, missingOk: true });
+      for (const c of await runtime.listContainers({ service: req.id }))
+        await runtime.removeContainer(c.id, { force: true, missingOk: true });
       const networks = new Set((await runtime.listNetworks({ service: req.id })).map((n) => n.name));
       if (!networks.has(names.network)) await record({ kind: 'network', name: names.network });
       await runtime.createNetwork({ name: names.network, service: req.id });
@@ -235,7 +263,11 @@ export class Installer {
         await runtime.createVolume({ name, service: req.id });
       }
       const { identity } = await readCellSettings(db);
-      const values = { domain: identity.domain, subdomain: manifest.subdomain, secrets: await serviceSecrets(vault, db, manifest) };
+      const values = {
+        domain: identity.domain,
+        subdomain: manifest.subdomain,
+        secrets: await serviceSecrets(vault, db, manifest),
+      };
       const { renderTemplate } = await manifestLib();
       const addresses = this.d.publishAddresses ? await this.d.publishAddresses() : undefined;
       for (const c of manifest.containers) {
@@ -265,7 +297,11 @@ export class Installer {
 
       const done = await db.transaction().execute(async (trx) => {
         const now = nowIso();
-        await trx.updateTable('service_installations').set({ state: 'installed', installed_at: now, updated_at: now }).where('service_id', '=', req.id).execute();
+        await trx
+          .updateTable('service_installations')
+          .set({ state: 'installed', installed_at: now, updated_at: now })
+          .where('service_id', '=', req.id)
+          .execute();
         return this.finishJob(trx, job, req, 'ok', { state: 'healthy' }, { version: manifest.version });
       });
       this.d.logger.info('service installed', { service: req.id, version: manifest.version, job: job.id });
@@ -366,7 +402,12 @@ export class Installer {
   }
 
   /** Undoes what the job created (newest first), records the failure and forgets the installation. */
-  private async fail(job: JobRow, req: Pick<InstallRequest, 'id' | 'actor'>, resources: Resource[], err: unknown): Promise<JobRow> {
+  private async fail(
+    job: JobRow,
+    req: Pick<InstallRequest, 'id' | 'actor'>,
+    resources: Resource[],
+    err: unknown,
+  ): Promise<JobRow> {
     const reason = describeError(err);
     const code = installErrorCode(err);
     const facts = { error: reason, code, resources: resources.length };
@@ -374,9 +415,16 @@ export class Installer {
     const leftovers = await this.rollback(resources);
     const error = leftovers.length ? `${reason} (rollback left: ${leftovers.join('; ')})` : reason;
     return this.d.db.transaction().execute(async (trx) => {
-      await trx.deleteFrom('service_installations').where('service_id', '=', req.id).where('job_id', '=', job.id).where('state', '=', 'installing').execute();
+      await trx
+        .deleteFrom('service_installations')
+        .where('service_id', '=', req.id)
+        .where('job_id', '=', job.id)
+        .where('state', '=', 'installing')
+        .execute();
       const end = { state: 'failed' as const, error, error_code: code };
-      const row = await this.finishJob(trx, job, req, 'error', end, { rolled_back: resources.length - leftovers.length });
+      const row = await this.finishJob(trx, job, req, 'error', end, {
+        rolled_back: resources.length - leftovers.length,
+      });
       return row;
     });
   }
@@ -411,7 +459,8 @@ export class Installer {
     actor: string,
     inTransaction?: (trx: Transaction<Database>, outcome: { job: number; containers: number; volumes: number }) => void,
   ): Promise<JobRow | undefined> {
-    if (this.running.has(id)) throw new ServiceBusyError(undefined, `a job for ${id} is running; wait for it to finish`);
+    if (this.running.has(id))
+      throw new ServiceBusyError(undefined, `a job for ${id} is running; wait for it to finish`);
     const inst = await findInstallation(this.d.db, id);
     if (!inst && !purge) return undefined;
     let resolve!: (row: JobRow) => void;
@@ -422,10 +471,24 @@ export class Installer {
       const job = await this.d.db.transaction().execute(async (trx) => {
         const row = await trx
           .insertInto('service_jobs')
-          .values({ service_id: id, kind: 'remove', state: 'removing', version: inst?.version ?? '', actor, purge: purge ? 1 : 0, created_at: now, updated_at: now })
+          .values({
+            service_id: id,
+            kind: 'remove',
+            state: 'removing',
+            version: inst?.version ?? '',
+            actor,
+            purge: purge ? 1 : 0,
+            created_at: now,
+            updated_at: now,
+          })
           .returningAll()
           .executeTakeFirstOrThrow();
-        if (inst) await trx.updateTable('service_installations').set({ state: 'removing', job_id: row.id, updated_at: now }).where('service_id', '=', id).execute();
+        if (inst)
+          await trx
+            .updateTable('service_installations')
+            .set({ state: 'removing', job_id: row.id, updated_at: now })
+            .where('service_id', '=', id)
+            .execute();
         return row;
       });
       const finished = await this.executeRemove(job, id, purge, inTransaction);
@@ -447,9 +510,10 @@ export class Installer {
       await this.d.onRemoving?.(id);
       const containers = await runtime.listContainers({ service: id });
       for (const c of containers) {
-        if (c.running) await runtime.stopContainer(c.id, { timeoutSeconds: 10 }).catch((err) => {
-          if (!isRuntimeError(err, 'not_found')) throw err;
-        });
+        if (c.running)
+          await runtime.stopContainer(c.id, { timeoutSeconds: 10 }).catch((err) => {
+            if (!isRuntimeError(err, 'not_found')) throw err;
+          });
         await runtime.removeContainer(c.id, { force: true, missingOk: true });
       }
       await runtime.removeNetwork(objectNames(cellId, id).network, { missingOk: true });
@@ -463,7 +527,11 @@ export class Installer {
       return await db.transaction().execute(async (trx) => {
         const now = nowIso();
         if (purge) {
-          const secrets = await trx.selectFrom('vault_secrets').select('name').where('name', 'like', `service/${id}/secret/%`).execute();
+          const secrets = await trx
+            .selectFrom('vault_secrets')
+            .select('name')
+            .where('name', 'like', `service/${id}/secret/%`)
+            .execute();
           for (const s of secrets) await this.d.vault.delete(s.name, trx);
           await this.d.onPurge?.(trx, id);
         }
@@ -481,7 +549,11 @@ export class Installer {
       const error = describeError(err);
       this.d.logger.warn('service removal failed; it can be retried', { service: id, job: job.id, error });
       const now = nowIso();
-      await db.updateTable('service_jobs').set({ state: 'failed', error, updated_at: now, finished_at: now }).where('id', '=', job.id).execute();
+      await db
+        .updateTable('service_jobs')
+        .set({ state: 'failed', error, updated_at: now, finished_at: now })
+        .where('id', '=', job.id)
+        .execute();
       throw err;
     }
   }
@@ -512,7 +584,16 @@ export class Installer {
       } else {
         // Mark the old job failed, then finish the removal with a fresh one.
         const now = nowIso();
-        await this.d.db.updateTable('service_jobs').set({ state: 'failed', error: 'interrupted by a restart of the cell; resumed', updated_at: now, finished_at: now }).where('id', '=', job.id).execute();
+        await this.d.db
+          .updateTable('service_jobs')
+          .set({
+            state: 'failed',
+            error: 'interrupted by a restart of the cell; resumed',
+            updated_at: now,
+            finished_at: now,
+          })
+          .where('id', '=', job.id)
+          .execute();
         await this.remove(job.service_id, job.purge === 1, job.actor);
         removed++;
       }

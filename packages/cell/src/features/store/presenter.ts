@@ -35,7 +35,11 @@ function describeManifest(m: ServiceManifest) {
     subdomain: m.subdomain,
     capabilities: m.capabilities,
     containers: m.containers.map((c) => ({ name: c.name, image: c.image, signed: c.signature !== undefined })),
-    routes: (m.routes ?? []).map((r) => ({ method: r.method, path: `/api/${m.id}${r.path}`, description: r.description })),
+    routes: (m.routes ?? []).map((r) => ({
+      method: r.method,
+      path: `/api/${m.id}${r.path}`,
+      description: r.description,
+    })),
   };
 }
 
@@ -89,7 +93,13 @@ export function presentStore(
           update_available: st.installed_version !== null && st.installed_version !== s.manifest.version,
         });
       } else {
-        services.push({ id: s.entry.id, version: s.entry.version, verified: false, refusal: presentRefusal(s.refusal!), ...st });
+        services.push({
+          id: s.entry.id,
+          version: s.entry.version,
+          verified: false,
+          refusal: presentRefusal(s.refusal!),
+          ...st,
+        });
       }
     }
   }
@@ -111,7 +121,9 @@ export function presentStore(
         }
       : { verified: false, refusal: presentRefusal(catalog.refusal), highest_accepted_version: highestAccepted },
     image_verification: imageVerification,
-    engine: engine.reachable ? { reachable: true, endpoint: engine.endpoint, version: engine.version } : { reachable: false, endpoint: engine.endpoint, reason: engine.reason },
+    engine: engine.reachable
+      ? { reachable: true, endpoint: engine.endpoint, version: engine.version }
+      : { reachable: false, endpoint: engine.endpoint, reason: engine.reason },
     services,
   };
 }

@@ -24,11 +24,17 @@ export function storeRoutes(deps: CellDeps): Router {
   const router = new Router({ prefix: '/api/store' });
 
   router.get('/', requireRole('admin'), async (ctx) => {
-    const [{ catalog, installations, jobs }, engine, accepted] = [await store.view(), await store.engine(), await store.catalog.highestAccepted()];
+    const [{ catalog, installations, jobs }, engine, accepted] = [
+      await store.view(),
+      await store.engine(),
+      await store.catalog.highestAccepted(),
+    ];
     const actor = ctx.state.user?.username ?? 'anonymous';
     // A refusal met while reading is audited too (once per distinct refusal).
     if (!catalog.ok) await store.catalog.auditReadRefusal(catalog.refusal, actor, ctx.ip || null);
-    else for (const s of catalog.services) if (s.refusal) await store.catalog.auditReadRefusal(s.refusal, actor, ctx.ip || null, s.entry.id);
+    else
+      for (const s of catalog.services)
+        if (s.refusal) await store.catalog.auditReadRefusal(s.refusal, actor, ctx.ip || null, s.entry.id);
     const keyNames = new Map((await listTrustKeys(db)).map((k) => [k.fingerprint, k.name]));
     const highest = accepted?.version ?? null;
     const body = presentStore(catalog, installations, jobs, engine, store.imageVerification, highest, keyNames);
@@ -42,36 +48,54 @@ export function storeRoutes(deps: CellDeps): Router {
     ctx.body = { ok: true, job: presentJob(job) };
   });
 
-  router.post('store.install', '/install', requireRole('admin'), audited('service', bodyServiceId), validateBody(InstallBody), async (ctx) => {
-    const { id, wait = false } = ctx.input;
-    const { status, body } = await store.install(id, wait, ctx.state.user!.username, ctx.audit);
-    ctx.status = status;
-    ctx.body = body;
-  });
+  router.post(
+    'store.install',
+    '/install',
+    requireRole('admin'),
+    audited('service', bodyServiceId),
+    validateBody(InstallBody),
+    async (ctx) => {
+      const { id, wait = false } = ctx.input;
+      const { status, body } = await store.install(id, wait, ctx.state.user!.username, ctx.audit);
+      ctx.status = status;
+      ctx.body = body;
+    },
+  );
 
-  router.post('store.remove', '/remove', requireRole('admin'), audited('service', bodyServiceId), validateBody(RemoveBody), async (ctx) => {
-    const { id, purge = false } = ctx.input;
-    ctx.audit.note({ purge });
-    const inst = await findInstallation(db, id);
-    if (!inst && !purge) {
-      ctx.audit.note({ purge, was_installed: false });
-      ctx.body = { ok: true, removed: false, reason: `${id} is not installed` };
-      return;
-    }
-    await requireEngine(store.runtime);
-    let job: JobRow | undefined;
-    try {
-      job = await store.installer.remove(id, purge, ctx.state.user!.username, (trx, outcome) => {
-        ctx.audit.note({ purge, was_installed: inst !== undefined, version: inst?.version ?? null, ...outcome });
-        ctx.audit.writeIn(trx);
-      });
-    } catch (err) {
-      if (err instanceof ServiceBusyError) throw errors.conflict(err.message);
-      if (err instanceof HttpError) throw err;
-      throw new HttpError(502, 'remove_failed', `removing ${id} failed; POST /api/store/remove again to retry: ${describeError(err)}`);
-    }
-    ctx.body = { ok: true, removed: inst !== undefined, purged: purge, job: job ? presentJob(job) : null };
-  });
+  router.post(
+    'store.remove',
+    '/remove',
+    requireRole('admin'),
+    audited('service', bodyServiceId),
+    validateBody(RemoveBody),
+    async (ctx) => {
+      const { id, purge = false } = ctx.input;
+      ctx.audit.note({ purge });
+      const inst = await findInstallation(db, id);
+      if (!inst && !purge) {
+        ctx.audit.note({ purge, was_installed: false });
+        ctx.body = { ok: true, removed: false, reason: `${id} is not installed` };
+        return;
+      }
+      await requireEngine(store.runtime);
+      let job: JobRow | undefined;
+      try {
+        job = await store.installer.remove(id, purge, ctx.state.user!.username, (trx, outcome) => {
+          ctx.audit.note({ purge, was_installed: inst !== undefined, version: inst?.version ?? null, ...outcome });
+          ctx.audit.writeIn(trx);
+        });
+      } catch (err) {
+        if (err instanceof ServiceBusyError) throw errors.conflict(err.message);
+        if (err instanceof HttpError) throw err;
+        throw new HttpError(
+          502,
+          'remove_failed',
+          `removing ${id} failed; POST /api/store/remove again to retry: ${describeError(err)}`,
+        );
+      }
+      ctx.body = { ok: true, removed: inst !== undefined, purged: purge, job: job ? presentJob(job) : null };
+    },
+  );
 
   return router;
 }

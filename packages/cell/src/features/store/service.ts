@@ -28,7 +28,14 @@ import { Installer, type InstallRequest } from './installer.js';
 import { presentInstallation, presentJob } from './presenter.js';
 import { reservedPortProblems } from './specs.js';
 import { readCellSettings } from '../config/service.js';
-import { findInstallation, listInstallations, latestJobs, TERMINAL_JOB_STATES, type Installation, type JobRow } from './installations.js';
+import {
+  findInstallation,
+  listInstallations,
+  latestJobs,
+  TERMINAL_JOB_STATES,
+  type Installation,
+  type JobRow,
+} from './installations.js';
 
 export interface StoreDeps {
   db: Db;
@@ -216,7 +223,8 @@ export class Store {
    * the routes are mounted.
    */
   async start(): Promise<void> {
-    for (const inst of await listInstallations(this.d.db)) if (inst.state === 'installed') this.services.mount(inst.id, inst.manifest);
+    for (const inst of await listInstallations(this.d.db))
+      if (inst.state === 'installed') this.services.mount(inst.id, inst.manifest);
     this.recovered = this.recover();
     const every = this.options.retryIntervalMs ?? 5 * 60_000;
     if (every > 0) {
@@ -230,17 +238,29 @@ export class Store {
 
   private async recover(): Promise<void> {
     // Most starts have nothing to recover: then the engine (and its client library) is left alone.
-    const pendingJob = await this.d.db.selectFrom('service_jobs').select('id').where('state', 'not in', [...TERMINAL_JOB_STATES]).executeTakeFirst();
-    const pendingAccount = await this.d.db.selectFrom('service_accounts').select('id').where('state', '=', 'deleting').executeTakeFirst();
+    const pendingJob = await this.d.db
+      .selectFrom('service_jobs')
+      .select('id')
+      .where('state', 'not in', [...TERMINAL_JOB_STATES])
+      .executeTakeFirst();
+    const pendingAccount = await this.d.db
+      .selectFrom('service_accounts')
+      .select('id')
+      .where('state', '=', 'deleting')
+      .executeTakeFirst();
     if (!pendingJob && !pendingAccount) return;
     const engine = await engineState(this.runtime);
     if (!engine.reachable) {
-      this.d.logger.warn('container engine not reachable; interrupted store jobs wait for it', { endpoint: engine.endpoint, reason: engine.reason });
+      this.d.logger.warn('container engine not reachable; interrupted store jobs wait for it', {
+        endpoint: engine.endpoint,
+        reason: engine.reason,
+      });
       return;
     }
     try {
       const { rolledBack, removed } = await this.installer.recover();
-      if (rolledBack || removed) this.d.logger.info('store jobs recovered after a restart', { rolled_back: rolledBack, removed });
+      if (rolledBack || removed)
+        this.d.logger.info('store jobs recovered after a restart', { rolled_back: rolledBack, removed });
       await this.services.retryTombstones();
     } catch (err) {
       this.d.logger.error('store recovery failed', { error: describeError(err) });
@@ -272,17 +292,30 @@ export class Store {
    * committed, and with `wait` waits for its end. Returns the answer's status and body; refusals
    * throw. The audit entry's details are noted on `audit` as the request goes.
    */
-  async install(id: string, wait: boolean, actor: string, audit: AuditNotes): Promise<{ status: number; body: unknown }> {
-    const prepared = await this.prepareInstall(id, actor, (r) => audit.note({ refusal: r.code, reason: r.reason, ...r.details }));
+  async install(
+    id: string,
+    wait: boolean,
+    actor: string,
+    audit: AuditNotes,
+  ): Promise<{ status: number; body: unknown }> {
+    const prepared = await this.prepareInstall(id, actor, (r) =>
+      audit.note({ refusal: r.code, reason: r.reason, ...r.details }),
+    );
     let answer: { status: number; body: unknown } | undefined;
     let started: (() => Promise<JobRow> | undefined) | undefined;
     await this.d.db.transaction().execute(async (trx) => {
       if (prepared.kind === 'installed') {
         audit.note({ already_installed: true, version: prepared.installation.version });
-        answer = { status: 200, body: { ok: true, already_installed: true, service: presentInstallation(prepared.installation) } };
+        answer = {
+          status: 200,
+          body: { ok: true, already_installed: true, service: presentInstallation(prepared.installation) },
+        };
       } else if (prepared.kind === 'busy') {
         audit.note({ already_running: true, job: prepared.job?.id ?? null });
-        answer = { status: 202, body: { ok: true, already_running: true, job: prepared.job ? presentJob(prepared.job) : null } };
+        answer = {
+          status: 202,
+          body: { ok: true, already_running: true, job: prepared.job ? presentJob(prepared.job) : null },
+        };
         started = () => this.installer.inFlight(id);
       } else {
         const { request, warnings } = prepared;
@@ -300,7 +333,10 @@ export class Store {
           })),
           ...(warnings.length ? { image_warnings: warnings.map((w) => ({ refusal: w.code, reason: w.reason })) } : {}),
         });
-        answer = { status: 202, body: { ok: true, job: presentJob(job), warnings: warnings.map((w) => ({ code: w.code, reason: w.reason })) } };
+        answer = {
+          status: 202,
+          body: { ok: true, job: presentJob(job), warnings: warnings.map((w) => ({ code: w.code, reason: w.reason })) },
+        };
         started = () => this.installer.run(job, request);
       }
       // The audit entry joins the change it records: both commit, or neither.
@@ -313,7 +349,16 @@ export class Store {
     const job = presentJob(final);
     return final.state === 'healthy'
       ? { status: 200, body: { ok: true, job } }
-      : { status: 502, body: { ok: false, error: final.error ?? 'install failed', code: final.error_code ?? 'install_failed', fields: {}, job } };
+      : {
+          status: 502,
+          body: {
+            ok: false,
+            error: final.error ?? 'install failed',
+            code: final.error_code ?? 'install_failed',
+            fields: {},
+            job,
+          },
+        };
   }
 
   /**
@@ -328,7 +373,11 @@ export class Store {
     const existing = await findInstallation(this.d.db, id);
     if (inFlight || existing?.state === 'installing' || existing?.state === 'removing') {
       if (existing?.state === 'removing' && !inFlight) {
-        throw new HttpError(409, 'conflict', `${id} is half removed (a removal failed or was interrupted): POST /api/store/remove again first`);
+        throw new HttpError(
+          409,
+          'conflict',
+          `${id} is half removed (a removal failed or was interrupted): POST /api/store/remove again first`,
+        );
       }
       return { kind: 'busy', job: existing?.jobId ? await this.installer.job(existing.jobId) : undefined };
     }
@@ -371,7 +420,11 @@ export class Store {
       throw err;
     }
     for (const w of check.warnings) {
-      this.d.logger.warn('image verification (warn mode) let an image through', { service: id, refusal: w.code, reason: w.reason });
+      this.d.logger.warn('image verification (warn mode) let an image through', {
+        service: id,
+        refusal: w.code,
+        reason: w.reason,
+      });
     }
     return {
       kind: 'ready',
@@ -382,7 +435,11 @@ export class Store {
 
   /** GET /api/store: the verified catalog (or why it is refused) and what is installed. */
   async view(): Promise<{ catalog: CatalogView; installations: Installation[]; jobs: Map<string, JobRow> }> {
-    const [catalog, installations, jobs] = await Promise.all([this.catalog.read(), listInstallations(this.d.db), latestJobs(this.d.db)]);
+    const [catalog, installations, jobs] = await Promise.all([
+      this.catalog.read(),
+      listInstallations(this.d.db),
+      latestJobs(this.d.db),
+    ]);
     return { catalog, installations, jobs };
   }
 }

@@ -26,7 +26,10 @@ describe('host ports of a service', () => {
     const onTunnel = containerSpec('c0ffee000000', m, m.containers[0]!, 'sha256:x', values, renderTemplate, [
       '10.8.0.1',
     ]);
-    assert.deepEqual(onTunnel.ports!.filter((p) => p.hostPort !== 0).map((p) => p.hostIp), ['10.8.0.1', '10.8.0.1']);
+    assert.deepEqual(
+      onTunnel.ports!.filter((p) => p.hostPort !== 0).map((p) => p.hostIp),
+      ['10.8.0.1', '10.8.0.1'],
+    );
     // Several addresses: each fixed host port is published on every one (one engine binding each).
     const both = containerSpec('c0ffee000000', m, m.containers[0]!, 'sha256:x', values, renderTemplate, [
       '127.0.0.1',
@@ -43,7 +46,10 @@ describe('host ports of a service', () => {
     assert.deepEqual(reservedPortProblems(withHostPorts([993, 'tcp'], [5353, 'udp']), cell), {});
     const all = withHostPorts([51820, 'udp'], [3000, 'tcp'], [22, 'tcp'], [53, 'udp'], [80, 'tcp'], [443, 'tcp']);
     const problems = reservedPortProblems(all, cell);
-    assert.deepEqual(Object.keys(problems), [1, 2, 3, 4, 5, 6].map((j) => `containers.0.ports.${j}.host`));
+    assert.deepEqual(
+      Object.keys(problems),
+      [1, 2, 3, 4, 5, 6].map((j) => `containers.0.ports.${j}.host`),
+    );
     assert.match(problems['containers.0.ports.1.host']!, /51820 is used by this cell \(the cell's WireGuard/);
     assert.match(problems['containers.0.ports.2.host']!, /3000 is used by this cell \(the cell's API port\)/);
   });

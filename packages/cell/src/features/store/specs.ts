@@ -22,12 +22,20 @@ export function generateSecret(length: number): string {
 }
 
 /** Reads a secret through the caller's transaction when there is one (the vault insists on it). */
-export async function readVaultSecret(vault: Vault, executor: Kysely<Database>, name: string): Promise<string | undefined> {
+export async function readVaultSecret(
+  vault: Vault,
+  executor: Kysely<Database>,
+  name: string,
+): Promise<string | undefined> {
   return vault.get(name, executor);
 }
 
 /** The service's secrets from the vault, by name; missing ones are absent (rendering then fails loudly). */
-export async function serviceSecrets(vault: Vault, executor: Kysely<Database>, manifest: ServiceManifest): Promise<Record<string, string>> {
+export async function serviceSecrets(
+  vault: Vault,
+  executor: Kysely<Database>,
+  manifest: ServiceManifest,
+): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const s of manifest.secrets ?? []) {
     const value = await readVaultSecret(vault, executor, serviceSecretName(manifest.id, s.name));
@@ -63,7 +71,8 @@ export function containerSpec(
   for (const [k, v] of Object.entries(c.env ?? {})) env[k] = renderTemplate(v, values);
   const ports: PortSpec[] = [];
   for (const p of c.ports ?? []) {
-    if (p.protocol === 'tcp') ports.push({ containerPort: p.container, protocol: 'tcp', hostIp: '127.0.0.1', hostPort: 0 });
+    if (p.protocol === 'tcp')
+      ports.push({ containerPort: p.container, protocol: 'tcp', hostIp: '127.0.0.1', hostPort: 0 });
     if (p.host === undefined) continue;
     for (const hostIp of publishAddresses) {
       ports.push({ containerPort: p.container, protocol: p.protocol, hostIp, hostPort: p.host });
@@ -78,7 +87,11 @@ export function containerSpec(
     env,
     labels: { [LABEL_CONTAINER]: c.name, [LABEL_VERSION]: manifest.version },
     ports,
-    volumes: (c.volumes ?? []).map((v) => ({ volume: names.volume(v.name), target: v.path, readOnly: v.readOnly ?? false })),
+    volumes: (c.volumes ?? []).map((v) => ({
+      volume: names.volume(v.name),
+      target: v.path,
+      readOnly: v.readOnly ?? false,
+    })),
     network: names.network,
     networkAliases: [c.name],
     restart: 'unless-stopped',

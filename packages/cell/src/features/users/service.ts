@@ -4,7 +4,15 @@ import { nowIso } from '../../lib/tokens.js';
 import { errors } from '../../http/errors.js';
 
 /** Columns that may leave this module for display; the password hash is never among them. */
-export const PUBLIC_USER_COLUMNS = ['id', 'username', 'role', 'disabled', 'must_change_password', 'created_at', 'updated_at'] as const;
+export const PUBLIC_USER_COLUMNS = [
+  'id',
+  'username',
+  'role',
+  'disabled',
+  'must_change_password',
+  'created_at',
+  'updated_at',
+] as const;
 export type PublicUser = Pick<User, (typeof PUBLIC_USER_COLUMNS)[number]>;
 
 export async function createUser(
@@ -68,7 +76,12 @@ export async function setPasswordHash(
   const now = nowIso();
   await trx
     .updateTable('users')
-    .set({ password_hash: passwordHash, must_change_password: mustChange ? 1 : 0, password_changed_at: now, updated_at: now })
+    .set({
+      password_hash: passwordHash,
+      must_change_password: mustChange ? 1 : 0,
+      password_changed_at: now,
+      updated_at: now,
+    })
     .where('id', '=', userId)
     .execute();
 }

@@ -10,7 +10,16 @@ import { openDatabase, type CellDatabase } from '../../db/database.js';
 import type { HttpError } from '../../http/errors.js';
 import { silentLogger } from '../../lib/logger.js';
 import { writeIdentity } from '../config/service.js';
-import { CA_KEY_SECRET, CertificateAuthority, certificateKeySecret, listCertificates, nameProblem, newSerial, normalizeSerial, type IssuedCertificate } from './ca.js';
+import {
+  CA_KEY_SECRET,
+  CertificateAuthority,
+  certificateKeySecret,
+  listCertificates,
+  nameProblem,
+  newSerial,
+  normalizeSerial,
+  type IssuedCertificate,
+} from './ca.js';
 import { openVault, type Vault } from './vault.js';
 
 const run = promisify(execFile);
@@ -89,7 +98,10 @@ describe('certificate authority', () => {
   });
 
   it('never issues past the CA own expiry', async () => {
-    const issued = await ca.issue({ name: 'long.home.example.org', type: 'server', days: 825 }, new Date(Date.now() + 3640 * 86_400_000));
+    const issued = await ca.issue(
+      { name: 'long.home.example.org', type: 'server', days: 825 },
+      new Date(Date.now() + 3640 * 86_400_000),
+    );
     const caCert = new X509Certificate(await ca.certificatePem());
     assert.ok(Date.parse(issued.row.not_after) <= Date.parse(caCert.validTo));
   });
@@ -103,7 +115,11 @@ describe('certificate authority', () => {
     const row = await database.db.transaction().execute((trx) => ca.revoke(trx, revoked.row.serial, 'key_compromise'));
     assert.ok(row.revoked_at);
     assert.equal(row.key_secret, null);
-    assert.equal(await vault.get(certificateKeySecret(revoked.row.serial)), undefined, 'the revoked key is gone from the vault');
+    assert.equal(
+      await vault.get(certificateKeySecret(revoked.row.serial)),
+      undefined,
+      'the revoked key is gone from the vault',
+    );
     assert.ok(await vault.get(certificateKeySecret(kept.row.serial)), 'other keys stay');
 
     await assert.rejects(
@@ -128,8 +144,11 @@ describe('certificate authority', () => {
 
     // openssl checks the CRL's signature against the CA and refuses the revoked certificate only.
     const caPath = file('ca.pem', await ca.certificatePem());
-    const check = (cert: string) => run('openssl', ['verify', '-crl_check', '-CRLfile', crlPath, '-CAfile', caPath, file('c.pem', cert)]);
-    await assert.rejects(check(revoked.certificatePem), (err: { stdout: string; stderr: string }) => /certificate revoked/.test(err.stdout + err.stderr));
+    const check = (cert: string) =>
+      run('openssl', ['verify', '-crl_check', '-CRLfile', crlPath, '-CAfile', caPath, file('c.pem', cert)]);
+    await assert.rejects(check(revoked.certificatePem), (err: { stdout: string; stderr: string }) =>
+      /certificate revoked/.test(err.stdout + err.stderr),
+    );
     assert.match((await check(kept.certificatePem)).stdout, /: OK/);
   });
 

@@ -12,11 +12,18 @@ import type { Vault } from './vault.js';
 // The X.509 stack (with reflect-metadata and asn1 schemas) is ~10 MB of memory: loaded on first
 // use of the CA, not at start-up of every cell.
 let x509: typeof X509;
-let asn1: { CRLNumber: typeof import('@peculiar/asn1-x509').CRLNumber; AsnConvert: typeof import('@peculiar/asn1-schema').AsnConvert };
+let asn1: {
+  CRLNumber: typeof import('@peculiar/asn1-x509').CRLNumber;
+  AsnConvert: typeof import('@peculiar/asn1-schema').AsnConvert;
+};
 async function loadX509(): Promise<void> {
   if (x509) return;
   await import('reflect-metadata'); // @peculiar/x509's dependency injection needs it loaded first
-  const [lib, asnX509, asnSchema] = await Promise.all([import('@peculiar/x509'), import('@peculiar/asn1-x509'), import('@peculiar/asn1-schema')]);
+  const [lib, asnX509, asnSchema] = await Promise.all([
+    import('@peculiar/x509'),
+    import('@peculiar/asn1-x509'),
+    import('@peculiar/asn1-schema'),
+  ]);
   lib.cryptoProvider.set(webcrypto as unknown as Crypto);
   asn1 = { CRLNumber: asnX509.CRLNumber, AsnConvert: asnSchema.AsnConvert };
   x509 = lib;
@@ -85,11 +92,13 @@ export function normalizeSerial(text: string): string | undefined {
 /** Why `name` is not a name this cell may certify, or undefined when it is fine. */
 export function nameProblem(name: string, domain: string): string | undefined {
   const bare = name.startsWith('*.') ? name.slice(2) : name;
-  if (bare !== domain && !bare.endsWith(`.${domain}`)) return `must be ${domain} or a name under it (like www.${domain})`;
+  if (bare !== domain && !bare.endsWith(`.${domain}`))
+    return `must be ${domain} or a name under it (like www.${domain})`;
   return undefined;
 }
 
-const pem = (der: ArrayBuffer | Uint8Array, label: string): string => x509.PemConverter.encode(der as BufferSource, label);
+const pem = (der: ArrayBuffer | Uint8Array, label: string): string =>
+  x509.PemConverter.encode(der as BufferSource, label);
 const iso = (d: Date): string => d.toISOString();
 
 /**
@@ -119,11 +128,21 @@ export class CertificateAuthority {
     let row = await this.db.selectFrom('vault_ca').select(['certificate_pem']).where('id', '=', 1).executeTakeFirst();
     if (!row) {
       await this.create();
-      row = await this.db.selectFrom('vault_ca').select(['certificate_pem']).where('id', '=', 1).executeTakeFirstOrThrow();
+      row = await this.db
+        .selectFrom('vault_ca')
+        .select(['certificate_pem'])
+        .where('id', '=', 1)
+        .executeTakeFirstOrThrow();
     }
     const keyPem = await this.vault.get(CA_KEY_SECRET);
     if (!keyPem) throw new Error(`the CA key (vault secret ${CA_KEY_SECRET}) is missing`);
-    const signingKey = await webcrypto.subtle.importKey('pkcs8', x509.PemConverter.decodeFirst(keyPem), KEY_ALGORITHM, false, ['sign']);
+    const signingKey = await webcrypto.subtle.importKey(
+      'pkcs8',
+      x509.PemConverter.decodeFirst(keyPem),
+      KEY_ALGORITHM,
+      false,
+      ['sign'],
+    );
     const certificate = new x509.X509Certificate(row.certificate_pem);
     const keyId = certificate.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
     if (!keyId) throw new Error('the CA certificate has no subject key identifier');
@@ -200,7 +219,9 @@ export class CertificateAuthority {
       extensions: [
         new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension([request.type === 'server' ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth]),
+        new x509.ExtendedKeyUsageExtension([
+          request.type === 'server' ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth,
+        ]),
         new x509.SubjectAlternativeNameExtension(sans.map((value) => ({ type: 'dns' as const, value }))),
         new x509.AuthorityKeyIdentifierExtension(ca.keyId),
         await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
@@ -237,7 +258,12 @@ export class CertificateAuthority {
    * Marks a certificate revoked (404 unknown, 409 already revoked) and deletes its private key from
    * the vault: a revoked certificate's key has no further use.
    */
-  async revoke(trx: Transaction<Database>, serial: string, reason: RevocationReason, now = new Date()): Promise<CertificateRow> {
+  async revoke(
+    trx: Transaction<Database>,
+    serial: string,
+    reason: RevocationReason,
+    now = new Date(),
+  ): Promise<CertificateRow> {
     const row = await findCertificate(trx, serial);
     if (!row) throw errors.notFound(`no certificate with serial ${serial}`);
     if (row.revoked_at) throw errors.conflict(`certificate ${serial} was already revoked at ${row.revoked_at}`);
@@ -269,12 +295,18 @@ export class CertificateAuthority {
       entries: revoked.map((r) => ({
         serialNumber: r.serial,
         revocationDate: new Date(r.revoked_at!),
-        reason: REVOCATION_REASONS[(r.revocation_reason ?? 'unspecified') as RevocationReason] ?? REVOCATION_REASONS.unspecified,
+        reason:
+          REVOCATION_REASONS[(r.revocation_reason ?? 'unspecified') as RevocationReason] ??
+          REVOCATION_REASONS.unspecified,
       })),
       extensions: [
         new x509.AuthorityKeyIdentifierExtension(ca.keyId),
         // CRL numbers must increase: seconds since the epoch do, and need no stored counter.
-        new x509.Extension('2.5.29.20', false, asn1.AsnConvert.serialize(new asn1.CRLNumber(Math.floor(now.getTime() / 1000)))),
+        new x509.Extension(
+          '2.5.29.20',
+          false,
+          asn1.AsnConvert.serialize(new asn1.CRLNumber(Math.floor(now.getTime() / 1000))),
+        ),
       ],
     });
     return pem(crl.rawData, 'X509 CRL');
@@ -283,14 +315,33 @@ export class CertificateAuthority {
 
 // vault_certificates holds no secrets (keys are vault secrets, referenced by name); columns named all the same.
 const CERTIFICATE_COLUMNS = [
-  'serial', 'name', 'type', 'subject', 'sans', 'not_before', 'not_after', 'certificate_pem',
-  'key_secret', 'revoked_at', 'revocation_reason', 'created_at',
+  'serial',
+  'name',
+  'type',
+  'subject',
+  'sans',
+  'not_before',
+  'not_after',
+  'certificate_pem',
+  'key_secret',
+  'revoked_at',
+  'revocation_reason',
+  'created_at',
 ] as const;
 
 export async function findCertificate(executor: Kysely<Database>, serial: string): Promise<CertificateRow | undefined> {
-  return executor.selectFrom('vault_certificates').select(CERTIFICATE_COLUMNS).where('serial', '=', serial).executeTakeFirst();
+  return executor
+    .selectFrom('vault_certificates')
+    .select(CERTIFICATE_COLUMNS)
+    .where('serial', '=', serial)
+    .executeTakeFirst();
 }
 
 export async function listCertificates(executor: Kysely<Database>): Promise<CertificateRow[]> {
-  return executor.selectFrom('vault_certificates').select(CERTIFICATE_COLUMNS).orderBy('created_at').orderBy('serial').execute();
+  return executor
+    .selectFrom('vault_certificates')
+    .select(CERTIFICATE_COLUMNS)
+    .orderBy('created_at')
+    .orderBy('serial')
+    .execute();
 }

@@ -7,7 +7,14 @@ import { transactional } from '../../http/transaction.js';
 import { audited } from '../../http/audit.js';
 import { errors } from '../../http/errors.js';
 import { readCellSettings } from '../config/service.js';
-import { CertificateAuthority, findCertificate, listCertificates, nameProblem, normalizeSerial, type IssuedCertificate } from './ca.js';
+import {
+  CertificateAuthority,
+  findCertificate,
+  listCertificates,
+  nameProblem,
+  normalizeSerial,
+  type IssuedCertificate,
+} from './ca.js';
 import { addTrustKey, deleteTrustKey, listTrustKeys, parseTrustKey, type ParsedTrustKey } from './trust-keys.js';
 import {
   DEFAULT_CERTIFICATE_DAYS,
@@ -40,16 +47,27 @@ export function vaultRoutes(deps: CellDeps): Router {
 
   // Not `transactional`: the rotation owns its transaction, with key-file steps before and after it
   // (see Vault.rotate). The audit entry still joins that transaction through `inTransaction`.
-  router.post('vault.rotate', '/rotate', requireRole('admin'), audited('vault', () => 'identity'), validateBody(RotateBody), async (ctx) => {
-    const result = await vault.rotate({
-      inTransaction: (trx, outcome) => {
-        if (!ctx.audit) return;
-        ctx.audit.note({ recipient: outcome.recipient, previous_recipient: outcome.previous_recipient, secrets: outcome.secrets });
-        ctx.audit.writeIn(trx);
-      },
-    });
-    ctx.body = { ok: true, ...result };
-  });
+  router.post(
+    'vault.rotate',
+    '/rotate',
+    requireRole('admin'),
+    audited('vault', () => 'identity'),
+    validateBody(RotateBody),
+    async (ctx) => {
+      const result = await vault.rotate({
+        inTransaction: (trx, outcome) => {
+          if (!ctx.audit) return;
+          ctx.audit.note({
+            recipient: outcome.recipient,
+            previous_recipient: outcome.previous_recipient,
+            secrets: outcome.secrets,
+          });
+          ctx.audit.writeIn(trx);
+        },
+      });
+      ctx.body = { ok: true, ...result };
+    },
+  );
 
   router.get('/ca.crt', requireRole('admin'), async (ctx) => {
     const pem = await ca.certificatePem();
@@ -87,7 +105,11 @@ export function vaultRoutes(deps: CellDeps): Router {
       const { domain } = (await readCellSettings(db)).identity;
       const problem = nameProblem(input.name, domain);
       if (problem) throw errors.validation({ name: problem });
-      ctx.state['issued'] = await ca.issue({ name: input.name, type: input.type, days: input.days ?? DEFAULT_CERTIFICATE_DAYS });
+      ctx.state['issued'] = await ca.issue({
+        name: input.name,
+        type: input.type,
+        days: input.days ?? DEFAULT_CERTIFICATE_DAYS,
+      });
       ctx.state['caPem'] = await ca.certificatePem();
       await next();
     },

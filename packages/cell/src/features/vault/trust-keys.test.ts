@@ -10,7 +10,14 @@ import { openTempDatabase, type TempDatabase } from '../../db/temp-database.test
 import type { CellDatabase } from '../../db/database.js';
 import type { Database } from '../../db/schema.js';
 import type { HttpError } from '../../http/errors.js';
-import { addTrustKey, deleteTrustKey, listTrustKeys, listTrustedKeys, parseTrustKey, type ParsedTrustKey } from './trust-keys.js';
+import {
+  addTrustKey,
+  deleteTrustKey,
+  listTrustKeys,
+  listTrustedKeys,
+  parseTrustKey,
+  type ParsedTrustKey,
+} from './trust-keys.js';
 
 const run = promisify(execFile);
 const pemOf = (type: 'ec' | 'ed25519' | 'rsa', namedCurve?: string) => {
@@ -45,7 +52,10 @@ describe('trust keys', () => {
   });
 
   it('accepts ECDSA P-256 and Ed25519 public keys; the fingerprint is SHA-256 of the DER SPKI (checked with openssl)', async () => {
-    for (const [type, curve, expected] of [['ec', 'prime256v1', 'ecdsa-p256'], ['ed25519', undefined, 'ed25519']] as const) {
+    for (const [type, curve, expected] of [
+      ['ec', 'prime256v1', 'ecdsa-p256'],
+      ['ed25519', undefined, 'ed25519'],
+    ] as const) {
       const { publicPem } = pemOf(type, curve);
       const key = parsed(`\n  ${publicPem}\n`); // surrounding whitespace is fine
       assert.equal(key.keyType, expected);
@@ -90,12 +100,21 @@ describe('trust keys', () => {
     const tx = <T>(fn: (trx: Transaction<Database>) => Promise<T>) => database.db.transaction().execute(fn);
     await tx((trx) => addTrustKey(trx, 'store', parsed(a.publicPem)));
     await tx((trx) => addTrustKey(trx, 'backup-store', parsed(b.publicPem)));
-    await assert.rejects(tx((trx) => addTrustKey(trx, 'store', parsed(pemOf('ed25519').publicPem))), (e: HttpError) => e.status === 409 && 'name' in e.fields);
-    await assert.rejects(tx((trx) => addTrustKey(trx, 'again', parsed(a.publicPem))), (e: HttpError) => e.status === 409 && /"store"/.test(e.message));
-    assert.deepEqual((await listTrustKeys(database.db)).map((k) => [k.name, k.key_type]), [
-      ['backup-store', 'ed25519'],
-      ['store', 'ecdsa-p256'],
-    ]);
+    await assert.rejects(
+      tx((trx) => addTrustKey(trx, 'store', parsed(pemOf('ed25519').publicPem))),
+      (e: HttpError) => e.status === 409 && 'name' in e.fields,
+    );
+    await assert.rejects(
+      tx((trx) => addTrustKey(trx, 'again', parsed(a.publicPem))),
+      (e: HttpError) => e.status === 409 && /"store"/.test(e.message),
+    );
+    assert.deepEqual(
+      (await listTrustKeys(database.db)).map((k) => [k.name, k.key_type]),
+      [
+        ['backup-store', 'ed25519'],
+        ['store', 'ecdsa-p256'],
+      ],
+    );
 
     // The store gets KeyObjects that verify signatures made with the matching private keys.
     const trusted = await listTrustedKeys(database.db);
@@ -107,8 +126,14 @@ describe('trust keys', () => {
     assert.ok(verify(null, payload, ed.key, sign(null, payload, b.privateKey)));
 
     await tx((trx) => deleteTrustKey(trx, 'store'));
-    await assert.rejects(tx((trx) => deleteTrustKey(trx, 'store')), (e: HttpError) => e.status === 404);
-    assert.deepEqual((await listTrustKeys(database.db)).map((k) => k.name), ['backup-store']);
+    await assert.rejects(
+      tx((trx) => deleteTrustKey(trx, 'store')),
+      (e: HttpError) => e.status === 404,
+    );
+    assert.deepEqual(
+      (await listTrustKeys(database.db)).map((k) => k.name),
+      ['backup-store'],
+    );
     // Once removed, the same key may be added again.
     await tx((trx) => addTrustKey(trx, 'store', parsed(a.publicPem)));
   });

@@ -30,14 +30,18 @@ export interface TrustedKey {
 const PUBLIC_PEM = /^-----BEGIN PUBLIC KEY-----\r?\n[A-Za-z0-9+/=\r\n]+-----END PUBLIC KEY-----$/;
 
 export const fingerprintOf = (key: KeyObject): string =>
-  createHash('sha256').update(key.export({ type: 'spki', format: 'der' })).digest('hex');
+  createHash('sha256')
+    .update(key.export({ type: 'spki', format: 'der' }))
+    .digest('hex');
 
 /** Parses a PEM public key; returns why it is unacceptable instead of throwing. Never echoes the input. */
 export function parseTrustKey(text: string): ParsedTrustKey | { problem: string } {
   const trimmed = text.trim();
   // createPublicKey would happily derive a public key from a private one: refuse those outright.
-  if (/PRIVATE KEY/.test(trimmed)) return { problem: 'is a private key: give the public key only, and treat that private key as exposed' };
-  if (!PUBLIC_PEM.test(trimmed)) return { problem: 'must be one PEM public key (-----BEGIN PUBLIC KEY----- … -----END PUBLIC KEY-----)' };
+  if (/PRIVATE KEY/.test(trimmed))
+    return { problem: 'is a private key: give the public key only, and treat that private key as exposed' };
+  if (!PUBLIC_PEM.test(trimmed))
+    return { problem: 'must be one PEM public key (-----BEGIN PUBLIC KEY----- … -----END PUBLIC KEY-----)' };
   let key: KeyObject;
   try {
     key = createPublicKey({ key: trimmed, format: 'pem' });
@@ -46,9 +50,14 @@ export function parseTrustKey(text: string): ParsedTrustKey | { problem: string 
   }
   let keyType: TrustKeyType;
   if (key.asymmetricKeyType === 'ed25519') keyType = 'ed25519';
-  else if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') keyType = 'ecdsa-p256';
+  else if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1')
+    keyType = 'ecdsa-p256';
   else return { problem: `must be an ECDSA P-256 or Ed25519 key (got ${describeKey(key)})` };
-  return { keyType, fingerprint: fingerprintOf(key), pem: key.export({ type: 'spki', format: 'pem' }).toString().trim() };
+  return {
+    keyType,
+    fingerprint: fingerprintOf(key),
+    pem: key.export({ type: 'spki', format: 'pem' }).toString().trim(),
+  };
 }
 
 function describeKey(key: KeyObject): string {
@@ -63,15 +72,28 @@ export async function listTrustKeys(executor: Kysely<Database>): Promise<TrustKe
 }
 
 /** Adds a key; 409 when the name or the key itself is already there. */
-export async function addTrustKey(trx: Transaction<Database>, name: string, parsed: ParsedTrustKey): Promise<TrustKeyRow> {
+export async function addTrustKey(
+  trx: Transaction<Database>,
+  name: string,
+  parsed: ParsedTrustKey,
+): Promise<TrustKeyRow> {
   const clash = await trx
     .selectFrom('vault_trust_keys')
     .select(['name', 'fingerprint'])
     .where((eb) => eb.or([eb('name', '=', name), eb('fingerprint', '=', parsed.fingerprint)]))
     .executeTakeFirst();
   if (clash?.name === name) throw errors.conflict(`a trust key named "${name}" exists already`, { name: 'is taken' });
-  if (clash) throw errors.conflict(`this key is trusted already, as "${clash.name}"`, { public_key: `is already trusted as "${clash.name}"` });
-  const row: TrustKeyRow = { name, key_type: parsed.keyType, fingerprint: parsed.fingerprint, public_key_pem: parsed.pem, created_at: nowIso() };
+  if (clash)
+    throw errors.conflict(`this key is trusted already, as "${clash.name}"`, {
+      public_key: `is already trusted as "${clash.name}"`,
+    });
+  const row: TrustKeyRow = {
+    name,
+    key_type: parsed.keyType,
+    fingerprint: parsed.fingerprint,
+    public_key_pem: parsed.pem,
+    created_at: nowIso(),
+  };
   await trx.insertInto('vault_trust_keys').values(row).execute();
   return row;
 }
@@ -87,5 +109,10 @@ export async function deleteTrustKey(trx: Transaction<Database>, name: string): 
 /** For the store: every trusted key as a KeyObject, to verify the catalog's signature with. */
 export async function listTrustedKeys(executor: Kysely<Database>): Promise<TrustedKey[]> {
   const rows = await listTrustKeys(executor);
-  return rows.map((r) => ({ name: r.name, keyType: r.key_type, fingerprint: r.fingerprint, key: createPublicKey(r.public_key_pem) }));
+  return rows.map((r) => ({
+    name: r.name,
+    keyType: r.key_type,
+    fingerprint: r.fingerprint,
+    key: createPublicKey(r.public_key_pem),
+  }));
 }

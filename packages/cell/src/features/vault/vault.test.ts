@@ -1,6 +1,17 @@
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -14,7 +25,8 @@ import { VaultError, openVault, type Vault } from './vault.js';
 /** A logger that remembers what it was told, so tests can check the vault said what happened. */
 function recordingLogger(): Logger & { lines: string[] } {
   const lines: string[] = [];
-  const rec = (level: string) => (msg: string, data?: Record<string, unknown>) => void lines.push(`${level} ${msg} ${JSON.stringify(data ?? {})}`);
+  const rec = (level: string) => (msg: string, data?: Record<string, unknown>) =>
+    void lines.push(`${level} ${msg} ${JSON.stringify(data ?? {})}`);
   return { lines, debug: rec('debug'), info: rec('info'), warn: rec('warn'), error: rec('error') };
 }
 
@@ -59,7 +71,10 @@ describe('vault', () => {
     assert.match(text, /^# created: .+\n# public key: age1[0-9a-z]+\nAGE-SECRET-KEY-1[0-9A-Z]{58}\n$/);
     assert.match(vault.recipient, /^age1[0-9a-z]{58}$/);
     assert.equal(await keyFileRecipient(dir), vault.recipient);
-    const state = await database.db.selectFrom('vault_state').select(['recipient', 'generation']).executeTakeFirstOrThrow();
+    const state = await database.db
+      .selectFrom('vault_state')
+      .select(['recipient', 'generation'])
+      .executeTakeFirstOrThrow();
     assert.deepEqual(state, { recipient: vault.recipient, generation: 1 });
     // A second start uses the same identity.
     const again = await reopen();
@@ -77,10 +92,13 @@ describe('vault', () => {
     assert.equal(await vault.get('peers/alice/wg'), 'replaced');
 
     const list = await vault.list();
-    assert.deepEqual(list.map((s) => [s.name, s.size, s.recipient]), [
-      ['bytes', 4, vault.recipient],
-      ['peers/alice/wg', 8, vault.recipient],
-    ]);
+    assert.deepEqual(
+      list.map((s) => [s.name, s.size, s.recipient]),
+      [
+        ['bytes', 4, vault.recipient],
+        ['peers/alice/wg', 8, vault.recipient],
+      ],
+    );
     assert.ok(!JSON.stringify(list).includes('replaced'), 'the list carries no plaintext');
 
     assert.equal(await vault.delete('peers/alice/wg'), true);
@@ -161,8 +179,14 @@ describe('vault', () => {
     assert.ok(!existsSync(join(dir, NEXT_KEY_FILE)), 'no .next left behind');
 
     const rows = await database.db.selectFrom('vault_secrets').select(['name', 'recipient']).execute();
-    assert.ok(rows.every((r) => r.recipient === result.recipient), 'every row is encrypted to the new recipient');
-    assert.ok(rows.some((r) => r.name === `vault/retired/${before}`), 'the old identity is kept as a secret');
+    assert.ok(
+      rows.every((r) => r.recipient === result.recipient),
+      'every row is encrypted to the new recipient',
+    );
+    assert.ok(
+      rows.some((r) => r.name === `vault/retired/${before}`),
+      'the old identity is kept as a secret',
+    );
     for (const [name, value] of secrets) assert.equal(await vault.get(name), value);
 
     // Files encrypted before the rotation still decrypt, also after a restart; the new identity alone could not.
@@ -184,7 +208,11 @@ describe('vault', () => {
   it('rolls a failed rotation back completely: same key, same ciphertexts, no .next file', async () => {
     await vault.put('keep/me', 'still-here');
     const before = vault.recipient;
-    const rowBefore = await database.db.selectFrom('vault_secrets').select(['ciphertext']).where('name', '=', 'keep/me').executeTakeFirstOrThrow();
+    const rowBefore = await database.db
+      .selectFrom('vault_secrets')
+      .select(['ciphertext'])
+      .where('name', '=', 'keep/me')
+      .executeTakeFirstOrThrow();
     await assert.rejects(
       vault.rotate({
         inTransaction: () => {
@@ -196,10 +224,17 @@ describe('vault', () => {
     assert.equal(vault.recipient, before);
     assert.equal(await keyFileRecipient(dir), before);
     assert.ok(!existsSync(join(dir, NEXT_KEY_FILE)));
-    const rowAfter = await database.db.selectFrom('vault_secrets').select(['ciphertext']).where('name', '=', 'keep/me').executeTakeFirstOrThrow();
+    const rowAfter = await database.db
+      .selectFrom('vault_secrets')
+      .select(['ciphertext'])
+      .where('name', '=', 'keep/me')
+      .executeTakeFirstOrThrow();
     assert.deepEqual(rowAfter.ciphertext, rowBefore.ciphertext);
     assert.equal(await vault.get('keep/me'), 'still-here');
-    assert.equal((await database.db.selectFrom('vault_state').select('generation').executeTakeFirstOrThrow()).generation, 1);
+    assert.equal(
+      (await database.db.selectFrom('vault_state').select('generation').executeTakeFirstOrThrow()).generation,
+      1,
+    );
   });
 
   it('queues concurrent rotations, and writes during a rotation end up on the active key', async () => {
@@ -210,7 +245,10 @@ describe('vault', () => {
     assert.equal((b as { generation: number }).generation, 3);
     assert.equal(await keyFileRecipient(dir), vault.recipient);
     const rows = await database.db.selectFrom('vault_secrets').select(['recipient']).execute();
-    assert.ok(rows.every((r) => r.recipient === vault.recipient), 'no row was left on a retired key');
+    assert.ok(
+      rows.every((r) => r.recipient === vault.recipient),
+      'no row was left on a retired key',
+    );
     for (let i = 0; i < 30; i++) {
       assert.equal(await vault.get(`pre/${i}`), `pre-${i}`);
       assert.equal(await vault.get(`during/${i}`), `during-${i}`);
@@ -225,7 +263,10 @@ describe('vault', () => {
     await reopen();
     assert.equal(vault.recipient, current);
     assert.ok(!existsSync(join(dir, NEXT_KEY_FILE)));
-    assert.ok(logger.lines.some((l) => l.includes('did not commit')), logger.lines.join('\n'));
+    assert.ok(
+      logger.lines.some((l) => l.includes('did not commit')),
+      logger.lines.join('\n'),
+    );
     assert.equal(await vault.get('x'), 'value-x');
 
     // A .next cut short while being written is discarded the same way.
@@ -248,7 +289,10 @@ describe('vault', () => {
     assert.equal(vault.recipient, recipient);
     assert.equal(await keyFileRecipient(dir), recipient);
     assert.ok(!existsSync(join(dir, NEXT_KEY_FILE)));
-    assert.ok(logger.lines.some((l) => l.includes('interrupted after it committed')), logger.lines.join('\n'));
+    assert.ok(
+      logger.lines.some((l) => l.includes('interrupted after it committed')),
+      logger.lines.join('\n'),
+    );
     assert.equal(await vault.get('y'), 'value-y');
   });
 
@@ -275,7 +319,10 @@ describe('vault', () => {
     const path = join(dir, KEY_FILE);
     const saved = readFileSync(path);
     rmSync(path);
-    await assert.rejects(reopen(), (err: Error) => err instanceof VaultError && /missing/.test(err.message) && err.message.includes(recipient));
+    await assert.rejects(
+      reopen(),
+      (err: Error) => err instanceof VaultError && /missing/.test(err.message) && err.message.includes(recipient),
+    );
     assert.ok(!existsSync(path), 'a missing key is never silently replaced by a new one');
 
     const other = await generateIdentity();
@@ -291,7 +338,14 @@ describe('vault', () => {
     const stranger = await identityToRecipient(await generateIdentity());
     await database.db
       .insertInto('vault_secrets')
-      .values({ name: 'odd', ciphertext: Buffer.from('x'), recipient: stranger, size: 1, created_at: 'now', updated_at: 'now' })
+      .values({
+        name: 'odd',
+        ciphertext: Buffer.from('x'),
+        recipient: stranger,
+        size: 1,
+        created_at: 'now',
+        updated_at: 'now',
+      })
       .execute();
     await assert.rejects(reopen(), (err: Error) => err instanceof VaultError && err.message.includes(stranger));
   });

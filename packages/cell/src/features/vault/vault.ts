@@ -77,7 +77,9 @@ type Plaintext = string | Uint8Array;
 
 function checkName(name: string, allowReserved = false): void {
   if (typeof name !== 'string' || name.length > MAX_NAME || !SECRET_NAME.test(name)) {
-    throw new VaultError(`invalid secret name ${JSON.stringify(name)}: use lowercase letters, digits, ".", "_", "-" and "/"`);
+    throw new VaultError(
+      `invalid secret name ${JSON.stringify(name)}: use lowercase letters, digits, ".", "_", "-" and "/"`,
+    );
   }
   if (!allowReserved && name.startsWith(RESERVED_PREFIX)) {
     throw new VaultError(`secret names under "${RESERVED_PREFIX}" belong to the vault itself`);
@@ -199,7 +201,9 @@ export class Vault {
     await trx
       .insertInto('vault_secrets')
       .values({ name, ciphertext, recipient, size: bytes.byteLength, created_at: now, updated_at: now })
-      .onConflict((oc) => oc.column('name').doUpdateSet({ ciphertext, recipient, size: bytes.byteLength, updated_at: now }))
+      .onConflict((oc) =>
+        oc.column('name').doUpdateSet({ ciphertext, recipient, size: bytes.byteLength, updated_at: now }),
+      )
       .execute();
   }
 
@@ -211,7 +215,11 @@ export class Vault {
 
   async getBytes(name: string, executor: Kysely<Database> = this.db): Promise<Uint8Array | undefined> {
     checkName(name, true);
-    const row = await executor.selectFrom('vault_secrets').select(['ciphertext', 'recipient']).where('name', '=', name).executeTakeFirst();
+    const row = await executor
+      .selectFrom('vault_secrets')
+      .select(['ciphertext', 'recipient'])
+      .where('name', '=', name)
+      .executeTakeFirst();
     return row ? this.decryptFrom(row.recipient, row.ciphertext, `secret "${name}"`) : undefined;
   }
 
@@ -245,7 +253,8 @@ export class Vault {
       const decrypter = new Decrypter();
       // Current first: most files were encrypted to it, and each identity tried costs a key agreement.
       decrypter.addIdentity(this.identities.get(this.active)!);
-      for (const [recipient, identity] of this.identities) if (recipient !== this.active) decrypter.addIdentity(identity);
+      for (const [recipient, identity] of this.identities)
+        if (recipient !== this.active) decrypter.addIdentity(identity);
       this.anyDecrypter = decrypter;
     }
     return this.anyDecrypter.decrypt(ciphertext, 'uint8array');
@@ -280,17 +289,30 @@ export class Vault {
     let result: RotationResult;
     try {
       result = await this.db.transaction().execute(async (trx) => {
-        const state = await trx.selectFrom('vault_state').select(['recipient', 'generation']).where('id', '=', 1).executeTakeFirstOrThrow();
+        const state = await trx
+          .selectFrom('vault_state')
+          .select(['recipient', 'generation'])
+          .where('id', '=', 1)
+          .executeTakeFirstOrThrow();
         const previousIdentity = this.identities.get(state.recipient);
-        if (!previousIdentity) throw new VaultError(`the vault does not hold the identity for its own recipient ${state.recipient}`);
+        if (!previousIdentity)
+          throw new VaultError(`the vault does not hold the identity for its own recipient ${state.recipient}`);
 
-        const rows = await trx.selectFrom('vault_secrets').select(['name', 'ciphertext', 'recipient']).orderBy('name').execute();
+        const rows = await trx
+          .selectFrom('vault_secrets')
+          .select(['name', 'ciphertext', 'recipient'])
+          .orderBy('name')
+          .execute();
         const now = nowIso();
         let done = 0;
         for (const row of rows) {
           const plaintext = await this.decryptFrom(row.recipient, row.ciphertext, `secret "${row.name}"`);
           const ciphertext = asBuffer(await encryptTo(recipient, plaintext));
-          await trx.updateTable('vault_secrets').set({ ciphertext, recipient, updated_at: now }).where('name', '=', row.name).execute();
+          await trx
+            .updateTable('vault_secrets')
+            .set({ ciphertext, recipient, updated_at: now })
+            .where('name', '=', row.name)
+            .execute();
           if (++done === Math.ceil(rows.length / 2)) await this.hooks.rotationPoint?.('midway');
         }
         const retired = toBytes(previousIdentity);
@@ -298,11 +320,24 @@ export class Vault {
         const retiredCiphertext = asBuffer(await encryptTo(recipient, retired));
         await trx
           .insertInto('vault_secrets')
-          .values({ name: retiredName, ciphertext: retiredCiphertext, recipient, size: retired.byteLength, created_at: now, updated_at: now })
-          .onConflict((oc) => oc.column('name').doUpdateSet({ ciphertext: retiredCiphertext, recipient, updated_at: now }))
+          .values({
+            name: retiredName,
+            ciphertext: retiredCiphertext,
+            recipient,
+            size: retired.byteLength,
+            created_at: now,
+            updated_at: now,
+          })
+          .onConflict((oc) =>
+            oc.column('name').doUpdateSet({ ciphertext: retiredCiphertext, recipient, updated_at: now }),
+          )
           .execute();
         const generation = state.generation + 1;
-        await trx.updateTable('vault_state').set({ recipient, generation, rotated_at: now }).where('id', '=', 1).execute();
+        await trx
+          .updateTable('vault_state')
+          .set({ recipient, generation, rotated_at: now })
+          .where('id', '=', 1)
+          .execute();
         const outcome = { recipient, previous_recipient: state.recipient, secrets: rows.length, generation };
         await opts.inTransaction?.(trx, outcome);
         return outcome;
@@ -321,7 +356,11 @@ export class Vault {
     this.anyDecrypter = undefined;
     await this.hooks.rotationPoint?.('committed');
     replaceDurably(this.nextKeyPath, this.keyPath);
-    this.logger.info('vault: key rotated', { recipient, previous_recipient: result.previous_recipient, secrets: result.secrets });
+    this.logger.info('vault: key rotated', {
+      recipient,
+      previous_recipient: result.previous_recipient,
+      secrets: result.secrets,
+    });
     return result;
   }
 
@@ -347,7 +386,9 @@ export class Vault {
     while (pending.length > 0) {
       const left = pending.filter((r) => !this.decrypters.has(r.recipient));
       for (const row of pending.filter((r) => this.decrypters.has(r.recipient))) {
-        const identity = new TextDecoder().decode(await this.decryptFrom(row.recipient, row.ciphertext, `secret "${row.name}"`));
+        const identity = new TextDecoder().decode(
+          await this.decryptFrom(row.recipient, row.ciphertext, `secret "${row.name}"`),
+        );
         this.learn(await identityToRecipient(identity), identity);
       }
       if (left.length === pending.length) break;
@@ -365,15 +406,30 @@ export class Vault {
     const unknown = groups.filter((g) => !this.identities.has(g.recipient));
     if (unknown.length > 0) {
       const list = unknown.map((g) => `${g.count} to ${g.recipient}`).join(', ');
-      throw new VaultError(`secrets in the database are encrypted to identities this vault does not hold (${list}); restore the matching vault.key`);
+      throw new VaultError(
+        `secrets in the database are encrypted to identities this vault does not hold (${list}); restore the matching vault.key`,
+      );
     }
   }
 
   /** For GET /api/status. */
   async status(): Promise<SubsystemStatus> {
-    const state = await this.db.selectFrom('vault_state').select(['generation', 'rotated_at']).where('id', '=', 1).executeTakeFirst();
-    const count = await this.db.selectFrom('vault_secrets').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-    return { state: 'ok', recipient: this.active, secrets: Number(count.n), generation: state?.generation ?? 1, rotated_at: state?.rotated_at ?? null };
+    const state = await this.db
+      .selectFrom('vault_state')
+      .select(['generation', 'rotated_at'])
+      .where('id', '=', 1)
+      .executeTakeFirst();
+    const count = await this.db
+      .selectFrom('vault_secrets')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
+    return {
+      state: 'ok',
+      recipient: this.active,
+      secrets: Number(count.n),
+      generation: state?.generation ?? 1,
+      rotated_at: state?.rotated_at ?? null,
+    };
   }
 }
 
@@ -403,7 +459,10 @@ export async function openVault(opts: OpenVaultOptions): Promise<Vault> {
       replaceDurably(newPath, keyPath);
     }
     const recipient = await identityToRecipient(identity);
-    await db.insertInto('vault_state').values({ id: 1, recipient, generation: 1, created_at: nowIso(), rotated_at: null }).execute();
+    await db
+      .insertInto('vault_state')
+      .values({ id: 1, recipient, generation: 1, created_at: nowIso(), rotated_at: null })
+      .execute();
     logger.info('vault: identity ready', { recipient, file: keyPath });
     return Vault.create(opts, recipient, identity);
   }
@@ -419,7 +478,9 @@ export async function openVault(opts: OpenVaultOptions): Promise<Vault> {
       readKeyFile(nextPath); // the mode check, before it becomes the key
       replaceDurably(nextPath, keyPath);
       identity = next;
-      logger.warn('vault: finished a key rotation that was interrupted after it committed', { recipient: state.recipient });
+      logger.warn('vault: finished a key rotation that was interrupted after it committed', {
+        recipient: state.recipient,
+      });
     } else {
       rmSync(nextPath, { force: true });
       logger.warn('vault: discarded the new key of a rotation that did not commit; secrets stay on the current key', {

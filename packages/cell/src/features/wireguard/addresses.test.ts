@@ -52,7 +52,17 @@ describe('tunnel addresses', () => {
   });
 
   it('reads taken addresses as parseIPv4 does: malformed ones (leading zeros, big octets) take nothing', () => {
-    const malformed = ['10.8.0.02', '10.8.0.256', '10.8.0', '10.8.0.2.1', '10..0.2', ' 10.8.0.2', '10.8.0.2x', '010.8.0.2', ''];
+    const malformed = [
+      '10.8.0.02',
+      '10.8.0.256',
+      '10.8.0',
+      '10.8.0.2.1',
+      '10..0.2',
+      ' 10.8.0.2',
+      '10.8.0.2x',
+      '010.8.0.2',
+      '',
+    ];
     for (const bad of malformed) {
       assert.equal(nextFreeAddress('10.8.0.0/24', [bad]), '10.8.0.2', JSON.stringify(bad));
     }

@@ -51,7 +51,8 @@ export class CommandRunner {
     readonly netns: string | undefined,
     private readonly ipPath: string | undefined = findExecutable('ip'),
   ) {
-    if (netns !== undefined && !isNetnsName(netns)) throw new TypeError(`invalid network namespace name ${JSON.stringify(netns)}`);
+    if (netns !== undefined && !isNetnsName(netns))
+      throw new TypeError(`invalid network namespace name ${JSON.stringify(netns)}`);
   }
 
   /** [file, args] for running `path args…`, wrapped in `ip netns exec` when a namespace is set. */
@@ -70,14 +71,25 @@ export class CommandRunner {
   run(path: string, args: string[], timeoutMs = 15_000): Promise<CommandResult> {
     const [file, argv] = this.argv(path, args);
     return new Promise((resolve, reject) => {
-      const child = execFile(file, argv, { timeout: timeoutMs, maxBuffer: 256 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
-        if (err) {
-          const code = (err as NodeJS.ErrnoException & { code?: number | string }).code ?? null;
-          reject(new CommandError(this.label(path, args), err.killed ? 'timed out' : code, stderr || (err.message.includes('ENOENT') ? 'not found' : '')));
-        } else {
-          resolve({ stdout, stderr });
-        }
-      });
+      const child = execFile(
+        file,
+        argv,
+        { timeout: timeoutMs, maxBuffer: 256 * 1024 * 1024, encoding: 'utf8' },
+        (err, stdout, stderr) => {
+          if (err) {
+            const code = (err as NodeJS.ErrnoException & { code?: number | string }).code ?? null;
+            reject(
+              new CommandError(
+                this.label(path, args),
+                err.killed ? 'timed out' : code,
+                stderr || (err.message.includes('ENOENT') ? 'not found' : ''),
+              ),
+            );
+          } else {
+            resolve({ stdout, stderr });
+          }
+        },
+      );
       child.stdin?.end(); // nothing reads from us; an open stdin would only keep a stuck child waiting
     });
   }

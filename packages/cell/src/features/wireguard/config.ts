@@ -105,7 +105,8 @@ function checkKey(value: unknown, field: string): string {
 function checkList(values: unknown, field: string, ok: (s: string) => boolean, what: string): string[] {
   if (!Array.isArray(values)) throw new WireGuardConfigError(field, 'must be a list');
   values.forEach((v, i) => {
-    if (typeof v !== 'string' || !ok(v)) throw new WireGuardConfigError(`${field}[${i}]`, `${JSON.stringify(v)} is not ${what}`);
+    if (typeof v !== 'string' || !ok(v))
+      throw new WireGuardConfigError(`${field}[${i}]`, `${JSON.stringify(v)} is not ${what}`);
   });
   return values as string[];
 }
@@ -134,7 +135,8 @@ function checkWgQuick(config: WgQuickConfig): void {
   checkKey(i.privateKey, 'interface.privateKey');
   checkList(i.addresses, 'interface.addresses', isInterfaceAddress, 'an IP address or CIDR');
   checkList(i.dns, 'interface.dns', isDnsEntry, 'an IP address or DNS name');
-  if (i.listenPort !== undefined && !isPort(i.listenPort)) throw new WireGuardConfigError('interface.listenPort', 'must be 1-65535');
+  if (i.listenPort !== undefined && !isPort(i.listenPort))
+    throw new WireGuardConfigError('interface.listenPort', 'must be 1-65535');
   if (i.mtu !== undefined && !isMtu(i.mtu)) throw new WireGuardConfigError('interface.mtu', 'must be 576-65535');
   config.peers.forEach((p, n) => {
     checkPeer(p, `peers[${n}]`);
@@ -159,10 +161,12 @@ function peerLines(peer: WgPeer, keepaliveOff = false): string[] {
  * had one and no longer does is updated too. AllowedIPs, when given, replace the peer's list.
  */
 export function renderWgPeers(peers: WgPeer[]): string {
-  return peers.map((peer, n) => {
-    checkPeer(peer, `peers[${n}]`);
-    return `${peerLines(peer, true).join('\n')}\n`;
-  }).join('\n');
+  return peers
+    .map((peer, n) => {
+      checkPeer(peer, `peers[${n}]`);
+      return `${peerLines(peer, true).join('\n')}\n`;
+    })
+    .join('\n');
 }
 
 /**
@@ -171,7 +175,8 @@ export function renderWgPeers(peers: WgPeer[]): string {
  */
 export function renderWgConfig(config: WgConfig): string {
   checkKey(config.privateKey, 'privateKey');
-  if (config.listenPort !== undefined && !isPort(config.listenPort)) throw new WireGuardConfigError('listenPort', 'must be 1-65535');
+  if (config.listenPort !== undefined && !isPort(config.listenPort))
+    throw new WireGuardConfigError('listenPort', 'must be 1-65535');
   const lines = ['[Interface]', `PrivateKey = ${config.privateKey}`];
   if (config.listenPort !== undefined) lines.push(`ListenPort = ${config.listenPort}`);
   config.peers.forEach((peer, n) => {
@@ -196,7 +201,10 @@ export function renderWgQuickConfig(config: WgQuickConfig): string {
 
 /** A peer's client config as a structure: its own key and address, the cell as its one [Peer]. */
 export function clientConfig(input: ClientConfigInput): WgQuickConfig {
-  const address = parseIPv4(input.address) !== undefined || isIPv6(input.address) ? `${input.address}/${isIPv6(input.address) ? 128 : 32}` : input.address;
+  const address =
+    parseIPv4(input.address) !== undefined || isIPv6(input.address)
+      ? `${input.address}/${isIPv6(input.address) ? 128 : 32}`
+      : input.address;
   return {
     interface: {
       privateKey: input.privateKey,
@@ -253,7 +261,7 @@ function parseInteger(value: string, field: string): number {
  */
 export function parseWgQuickConfig(text: string): ParsedWgQuickConfig {
   let section: 'none' | 'interface' | 'peer' = 'none';
-  let iface: Partial<WgQuickInterface> & { addresses: string[]; dns: string[] } | undefined;
+  let iface: (Partial<WgQuickInterface> & { addresses: string[]; dns: string[] }) | undefined;
   const peers: Array<Partial<WgPeer> & { allowedIps: string[] }> = [];
   const ignoredKeys: string[] = [];
   const seen = new Set<string>();
@@ -302,7 +310,8 @@ export function parseWgQuickConfig(text: string): ParsedWgQuickConfig {
       else if (key === 'presharedkey') peer.presharedKey = value;
       else if (key === 'endpoint') peer.endpoint = value;
       else if (key === 'allowedips') peer.allowedIps.push(...splitList(value));
-      else if (key === 'persistentkeepalive') peer.persistentKeepalive = value === 'off' ? 0 : parseInteger(value, field);
+      else if (key === 'persistentkeepalive')
+        peer.persistentKeepalive = value === 'off' ? 0 : parseInteger(value, field);
       else throw new WireGuardConfigError(field, 'unknown [Peer] key');
     } else {
       throw new WireGuardConfigError(field, 'a key outside any section');

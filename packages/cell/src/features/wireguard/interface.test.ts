@@ -22,7 +22,11 @@ after(() => {
 });
 
 const cell = generateKeyPair();
-const peerA = { publicKey: generateKeyPair().publicKey, presharedKey: generatePresharedKey(), allowedIps: ['10.77.0.2/32'] };
+const peerA = {
+  publicKey: generateKeyPair().publicKey,
+  presharedKey: generatePresharedKey(),
+  allowedIps: ['10.77.0.2/32'],
+};
 const peerB = { publicKey: generateKeyPair().publicKey, allowedIps: ['10.77.0.3/32'] };
 
 /** Every file under `dir` (the config dir) is free of the private key and the preshared key. */
@@ -40,7 +44,14 @@ describe('WireGuardInterface where it cannot or may not run', () => {
     const dir = tempDir();
     // an earlier version left its config (with the private key) here: start removes it
     writeFileSync(join(dir, 'pic0.conf'), `[Interface]\nPrivateKey = ${cell.privateKey}\n`, { mode: 0o600 });
-    const wgi = new WireGuardInterface({ name: 'pic0', privateKey: cell.privateKey, listenPort: 51820, address: '10.77.0.1/24', configDir: dir, mode: 'off' });
+    const wgi = new WireGuardInterface({
+      name: 'pic0',
+      privateKey: cell.privateKey,
+      listenPort: 51820,
+      address: '10.77.0.1/24',
+      configDir: dir,
+      mode: 'off',
+    });
     await wgi.start();
     const status = await wgi.status();
     assert.equal(status.running, false);
@@ -50,7 +61,13 @@ describe('WireGuardInterface where it cannot or may not run', () => {
     assert.equal(result.written, true);
     assert.equal(result.applied, false);
     assertNoKeysOnDisk(dir);
-    assert.deepEqual((await wgi.status()).peers.map((p) => [p.publicKey, p.latestHandshake, p.rxBytes]), [[peerA.publicKey, null, 0], [peerB.publicKey, null, 0]]);
+    assert.deepEqual(
+      (await wgi.status()).peers.map((p) => [p.publicKey, p.latestHandshake, p.rxBytes]),
+      [
+        [peerA.publicKey, null, 0],
+        [peerB.publicKey, null, 0],
+      ],
+    );
     // the reason never carries the private key
     assert.ok(!JSON.stringify(await wgi.status()).includes(cell.privateKey));
     await wgi.stop();
@@ -58,21 +75,81 @@ describe('WireGuardInterface where it cannot or may not run', () => {
 
   it('rejects invalid input before writing anything', async () => {
     const dir = tempDir();
-    assert.throws(() => new WireGuardInterface({ name: 'pic0; rm -rf /', privateKey: cell.privateKey, listenPort: 1, address: '10.77.0.1/24', configDir: dir }), /invalid interface name/);
-    assert.throws(() => new WireGuardInterface({ name: 'averyveryverylongname', privateKey: cell.privateKey, listenPort: 1, address: '10.77.0.1/24', configDir: dir }), /invalid interface name/);
-    assert.throws(() => new WireGuardInterface({ name: 'pic0', privateKey: 'nope', listenPort: 1, address: '10.77.0.1/24', configDir: dir }), /not a WireGuard key/);
-    assert.throws(() => new WireGuardInterface({ name: 'pic0', privateKey: cell.privateKey, listenPort: 1, address: '10.77.0.1/24', configDir: dir, netns: '../x' }), /invalid network namespace/);
-    const wgi = new WireGuardInterface({ name: 'pic0', privateKey: cell.privateKey, listenPort: 51820, address: '10.77.0.1/24', configDir: dir, mode: 'off' });
+    assert.throws(
+      () =>
+        new WireGuardInterface({
+          name: 'pic0; rm -rf /',
+          privateKey: cell.privateKey,
+          listenPort: 1,
+          address: '10.77.0.1/24',
+          configDir: dir,
+        }),
+      /invalid interface name/,
+    );
+    assert.throws(
+      () =>
+        new WireGuardInterface({
+          name: 'averyveryverylongname',
+          privateKey: cell.privateKey,
+          listenPort: 1,
+          address: '10.77.0.1/24',
+          configDir: dir,
+        }),
+      /invalid interface name/,
+    );
+    assert.throws(
+      () =>
+        new WireGuardInterface({
+          name: 'pic0',
+          privateKey: 'nope',
+          listenPort: 1,
+          address: '10.77.0.1/24',
+          configDir: dir,
+        }),
+      /not a WireGuard key/,
+    );
+    assert.throws(
+      () =>
+        new WireGuardInterface({
+          name: 'pic0',
+          privateKey: cell.privateKey,
+          listenPort: 1,
+          address: '10.77.0.1/24',
+          configDir: dir,
+          netns: '../x',
+        }),
+      /invalid network namespace/,
+    );
+    const wgi = new WireGuardInterface({
+      name: 'pic0',
+      privateKey: cell.privateKey,
+      listenPort: 51820,
+      address: '10.77.0.1/24',
+      configDir: dir,
+      mode: 'off',
+    });
     await wgi.apply([peerA]);
-    await assert.rejects(wgi.apply([{ publicKey: peerB.publicKey, allowedIps: ['10.77.0.3/32\n[Peer]'] }]), WireGuardConfigError);
-    assert.deepEqual((await wgi.status()).peers.map((p) => p.publicKey), [peerA.publicKey], 'the peer list is unchanged');
+    await assert.rejects(
+      wgi.apply([{ publicKey: peerB.publicKey, allowedIps: ['10.77.0.3/32\n[Peer]'] }]),
+      WireGuardConfigError,
+    );
+    assert.deepEqual(
+      (await wgi.status()).peers.map((p) => p.publicKey),
+      [peerA.publicKey],
+      'the peer list is unchanged',
+    );
   });
 
   it('a namespace that does not exist: start records the reason instead of throwing', async (t) => {
     const skip = wireguardTestSkipReason();
     if (skip) return t.skip(`SKIPPED: ${skip}`);
     const wgi = new WireGuardInterface({
-      name: uniqueName('pict'), privateKey: cell.privateKey, listenPort: 51820, address: '10.77.0.1/24', configDir: tempDir(), netns: uniqueName('picnone'),
+      name: uniqueName('pict'),
+      privateKey: cell.privateKey,
+      listenPort: 51820,
+      address: '10.77.0.1/24',
+      configDir: tempDir(),
+      netns: uniqueName('picnone'),
     });
     await wgi.start();
     const status = await wgi.status();
@@ -93,7 +170,12 @@ describe('WireGuardInterface where it cannot or may not run', () => {
       await wgi.start();
       const applied = await wgi.apply([]);
       console.log(JSON.stringify({ status: await wgi.status(), applied }));`;
-    const res = spawnSync(process.execPath, ['--input-type=module', '-e', script], { uid: 65534, gid: 65534, encoding: 'utf8', timeout: 30_000 });
+    const res = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      uid: 65534,
+      gid: 65534,
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     if (res.status !== 0 && /EACCES|Cannot find module|permission denied/i.test(res.stderr)) {
       return t.skip(`SKIPPED: user nobody cannot read the build here: ${res.stderr.split('\n')[0]}`);
     }
@@ -123,7 +205,14 @@ describe('WireGuardInterface on a real interface (in a throwaway network namespa
   let dir = '';
   const make = (name: string) => {
     dir = tempDir();
-    const wgi = new WireGuardInterface({ name, privateKey: cell.privateKey, listenPort: 51820, address: '10.77.0.1/24', configDir: dir, netns: netns! });
+    const wgi = new WireGuardInterface({
+      name,
+      privateKey: cell.privateKey,
+      listenPort: 51820,
+      address: '10.77.0.1/24',
+      configDir: dir,
+      netns: netns!,
+    });
     started.push(wgi);
     return wgi;
   };
@@ -137,7 +226,10 @@ describe('WireGuardInterface on a real interface (in a throwaway network namespa
     assert.equal(status.running, true, status.reason ?? '');
     assert.ok(status.mode === 'kernel' || status.mode === 'userspace', String(status.mode));
     assert.equal(status.reason, null);
-    assert.deepEqual(status.peers.map((p) => p.publicKey), [peerA.publicKey]);
+    assert.deepEqual(
+      status.peers.map((p) => p.publicKey),
+      [peerA.publicKey],
+    );
     const addr = await runIn(netns!, 'ip', ['-o', 'address', 'show', 'dev', name]);
     assert.match(addr, /inet 10\.77\.0\.1\/24/);
     assert.match(await runIn(netns!, 'ip', ['-o', 'link', 'show', 'dev', name]), /[<,]UP[,>]/);
@@ -152,7 +244,13 @@ describe('WireGuardInterface on a real interface (in a throwaway network namespa
     const psks = await runIn(netns!, 'wg', ['show', name, 'preshared-keys']);
     assert.ok(psks.includes(`${peerA.publicKey}\t${peerA.presharedKey}`), 'the preshared key reached the interface');
     status = await wgi.status();
-    assert.deepEqual(status.peers.map((p) => [p.publicKey, p.allowedIps]).sort(), [[peerA.publicKey, ['10.77.0.2/32']], [peerB.publicKey, ['10.77.0.3/32']]].sort());
+    assert.deepEqual(
+      status.peers.map((p) => [p.publicKey, p.allowedIps]).sort(),
+      [
+        [peerA.publicKey, ['10.77.0.2/32']],
+        [peerB.publicKey, ['10.77.0.3/32']],
+      ].sort(),
+    );
     assert.ok(!JSON.stringify(status).includes(peerA.presharedKey), 'status never carries the preshared key');
 
     // removing a peer
@@ -168,7 +266,9 @@ describe('WireGuardInterface on a real interface (in a throwaway network namespa
    * A wireguard-go first on PATH (for the body of `use`) that fails the way CI saw it for its first
    * `failures` starts, then runs the real one with its verbose log going to `log`.
    */
-  async function withWrappedWireguardGo(use: (w: { starts: () => number; failures: (n: number) => void; log: () => string }) => Promise<void>): Promise<void> {
+  async function withWrappedWireguardGo(
+    use: (w: { starts: () => number; failures: (n: number) => void; log: () => string }) => Promise<void>,
+  ): Promise<void> {
     const real = findExecutable('wireguard-go')!;
     const bin = tempDir();
     const count = join(bin, 'starts');
@@ -199,7 +299,15 @@ describe('WireGuardInterface on a real interface (in a throwaway network namespa
     }
   }
   const userspace = (name: string) => {
-    const wgi = new WireGuardInterface({ name, privateKey: cell.privateKey, listenPort: 51820, address: '10.77.0.1/24', configDir: tempDir(), netns: netns!, mode: 'userspace' });
+    const wgi = new WireGuardInterface({
+      name,
+      privateKey: cell.privateKey,
+      listenPort: 51820,
+      address: '10.77.0.1/24',
+      configDir: tempDir(),
+      netns: netns!,
+      mode: 'userspace',
+    });
     started.push(wgi);
     return wgi;
   };
@@ -226,19 +334,27 @@ describe('WireGuardInterface on a real interface (in a throwaway network namespa
       await failing.start([peerA]);
       const down = await failing.status();
       assert.equal(down.running, false);
-      assert.match(down.reason ?? '', /wireguard-go: exited at start \(1\): .*Failed to listen on uapi socket.* \(attempt 3 of 3\)$/);
+      assert.match(
+        down.reason ?? '',
+        /wireguard-go: exited at start \(1\): .*Failed to listen on uapi socket.* \(attempt 3 of 3\)$/,
+      );
       assert.equal(wrapped.starts(), 3);
     });
   });
 
-  it('apply changes only the peers that differ: no socket reopened, unchanged peers untouched (wireguard-go\'s own log)', async (t) => {
+  it("apply changes only the peers that differ: no socket reopened, unchanged peers untouched (wireguard-go's own log)", async (t) => {
     if (skip) return t.skip(`SKIPPED: ${skip}`);
     await withWrappedWireguardGo(async (wrapped) => {
       const name = uniqueName('pict');
       const wgi = userspace(name);
       await wgi.start([peerA]);
       assert.equal((await wgi.status()).running, true);
-      const peerC = { publicKey: generateKeyPair().publicKey, presharedKey: generatePresharedKey(), allowedIps: ['10.77.0.4/32'], persistentKeepalive: 25 };
+      const peerC = {
+        publicKey: generateKeyPair().publicKey,
+        presharedKey: generatePresharedKey(),
+        allowedIps: ['10.77.0.4/32'],
+        persistentKeepalive: 25,
+      };
       const steps: { peers: WgPeer[]; touched: string[] }[] = [
         { peers: [peerA, peerB], touched: [peerB.publicKey] }, // one added
         { peers: [peerA, peerB], touched: [] }, // nothing changed
@@ -250,11 +366,22 @@ describe('WireGuardInterface on a real interface (in a throwaway network namespa
         const before = wrapped.log().length;
         const result = await wgi.apply(step.peers);
         assert.equal(result.applied, true, result.reason);
-        const lines = wrapped.log().slice(before).split('\n').filter((l) => l.includes('UAPI'));
-        assert.ok(!lines.some((l) => /listen port|private key|bind/i.test(l)), `step ${i}: the interface itself was not touched:\n${lines.join('\n')}`);
+        const lines = wrapped
+          .log()
+          .slice(before)
+          .split('\n')
+          .filter((l) => l.includes('UAPI'));
+        assert.ok(
+          !lines.some((l) => /listen port|private key|bind/i.test(l)),
+          `step ${i}: the interface itself was not touched:\n${lines.join('\n')}`,
+        );
         for (const p of [peerA, peerB, peerC]) {
           const touched = lines.some((l) => l.includes(logName(p.publicKey)));
-          assert.equal(touched, step.touched.includes(p.publicKey), `step ${i}: ${logName(p.publicKey)} ${touched ? 'was' : 'was not'} touched:\n${lines.join('\n')}`);
+          assert.equal(
+            touched,
+            step.touched.includes(p.publicKey),
+            `step ${i}: ${logName(p.publicKey)} ${touched ? 'was' : 'was not'} touched:\n${lines.join('\n')}`,
+          );
         }
         // and the live interface is exactly what was asked for
         const dump = parseWgShowDump(await runIn(netns!, 'wg', ['show', name, 'dump']));
@@ -265,7 +392,10 @@ describe('WireGuardInterface on a real interface (in a throwaway network namespa
         );
       }
       const psks = await runIn(netns!, 'wg', ['show', name, 'preshared-keys']);
-      assert.ok(psks.includes(`${peerC.publicKey}\t${peerC.presharedKey}`), "the new peer's preshared key reached the interface");
+      assert.ok(
+        psks.includes(`${peerC.publicKey}\t${peerC.presharedKey}`),
+        "the new peer's preshared key reached the interface",
+      );
       await wgi.stop();
     });
   });
@@ -284,7 +414,12 @@ describe('WireGuardInterface on a real interface (in a throwaway network namespa
         started.push(wgi);
         return wgi;
       };
-      const uapiSince = (at: number) => wrapped.log().slice(at).split('\n').filter((l) => l.includes('UAPI'));
+      const uapiSince = (at: number) =>
+        wrapped
+          .log()
+          .slice(at)
+          .split('\n')
+          .filter((l) => l.includes('UAPI'));
       const first = persistent();
       await first.start([peerA]);
       await first.stop();
@@ -306,7 +441,10 @@ describe('WireGuardInterface on a real interface (in a throwaway network namespa
       const itself = lines.filter((l) => /listen port|private key|bind/i.test(l));
       assert.deepEqual(itself, [], 'the interface itself was not touched');
       assert.ok(!lines.some((l) => l.includes(logName(peerA.publicKey))), `peer A untouched:\n${lines.join('\n')}`);
-      assert.ok(lines.some((l) => l.includes(logName(peerB.publicKey))), `peer B added:\n${lines.join('\n')}`);
+      assert.ok(
+        lines.some((l) => l.includes(logName(peerB.publicKey))),
+        `peer B added:\n${lines.join('\n')}`,
+      );
 
       // nothing changed: a restart touches nothing at all
       await second.stop();

@@ -146,7 +146,8 @@ export class WireGuardInterface {
     if (!Number.isInteger(options.listenPort) || options.listenPort < 1 || options.listenPort > 65535) {
       throw new TypeError('listenPort must be an integer 1-65535');
     }
-    if (!parseCidr(options.address)) throw new TypeError(`address ${JSON.stringify(options.address)} must be an IPv4 CIDR like 10.8.0.1/24`);
+    if (!parseCidr(options.address))
+      throw new TypeError(`address ${JSON.stringify(options.address)} must be an IPv4 CIDR like 10.8.0.1/24`);
     this.name = options.name;
     this.privateKey = options.privateKey;
     this.publicKey = publicKeyOf(options.privateKey);
@@ -407,7 +408,8 @@ export class WireGuardInterface {
         } else {
           if (this.mode === 'kernel') return `kernel WireGuard unavailable: ${kernelProblem}`;
           const userspaceProblem = await this.createUserspace(wg);
-          if (userspaceProblem) return `kernel WireGuard unavailable (${kernelProblem}); wireguard-go: ${userspaceProblem}`;
+          if (userspaceProblem)
+            return `kernel WireGuard unavailable (${kernelProblem}); wireguard-go: ${userspaceProblem}`;
           this.runningMode = 'userspace';
           this.goPid = this.child?.pid ?? null;
         }
@@ -488,10 +490,15 @@ export class WireGuardInterface {
     let spawnError = '';
     let child: ChildProcess;
     try {
-      child = this.runner.spawn(wireguardGo, ['-f', this.name], { WG_PROCESS_FOREGROUND: '1' }, {
-        detached: true,
-        stdio: ['ignore', logFd, logFd],
-      });
+      child = this.runner.spawn(
+        wireguardGo,
+        ['-f', this.name],
+        { WG_PROCESS_FOREGROUND: '1' },
+        {
+          detached: true,
+          stdio: ['ignore', logFd, logFd],
+        },
+      );
     } finally {
       closeSync(logFd);
     }
@@ -715,7 +722,11 @@ export async function endWireguardGo(pid: number, name: string): Promise<void> {
       return false;
     }
   };
-  for (const [signal, waitMs] of [[null, 2_000], ['SIGTERM', 3_000], ['SIGKILL', 1_000]] as const) {
+  for (const [signal, waitMs] of [
+    [null, 2_000],
+    ['SIGTERM', 3_000],
+    ['SIGKILL', 1_000],
+  ] as const) {
     if (!isAlive(pid) || !isWireguardGo()) return;
     if (signal) process.kill(pid, signal);
     const deadline = Date.now() + waitMs;

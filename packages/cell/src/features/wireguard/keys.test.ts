@@ -23,13 +23,21 @@ describe('WireGuard keys', () => {
   });
 
   it('derives the RFC 7748 test vector public key (Alice)', () => {
-    const alicePrivate = Buffer.from('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a', 'hex').toString('base64');
-    const alicePublic = Buffer.from('8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a', 'hex').toString('base64');
+    const alicePrivate = Buffer.from(
+      '77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a',
+      'hex',
+    ).toString('base64');
+    const alicePublic = Buffer.from('8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a', 'hex').toString(
+      'base64',
+    );
     assert.equal(publicKeyOf(alicePrivate), alicePublic);
   });
 
   it('gives the same public key as `wg pubkey`, and reads keys `wg genkey` made', (t) => {
-    if (!wg) return t.skip("SKIPPED: 'wg' (wireguard-tools) is not installed, so interop with wg pubkey cannot be checked here");
+    if (!wg)
+      return t.skip(
+        "SKIPPED: 'wg' (wireguard-tools) is not installed, so interop with wg pubkey cannot be checked here",
+      );
     for (let i = 0; i < 10; i++) {
       const ours = generateKeyPair();
       assert.equal(wgRun(['pubkey'], `${ours.privateKey}\n`), ours.publicKey);
@@ -54,10 +62,22 @@ describe('WireGuard keys', () => {
   it('rejects anything that is not canonical base64 of 32 bytes', () => {
     const good = generateKeyPair().publicKey;
     const bad = [
-      '', good.slice(0, -1), `${good}=`, `${good.slice(0, -1)}A`, good.replace(/=$/, ''), ` ${good}`, `${good}\n`,
-      `${good.slice(0, 43)}\n`, Buffer.alloc(31).toString('base64'), Buffer.alloc(33).toString('base64'),
+      '',
+      good.slice(0, -1),
+      `${good}=`,
+      `${good.slice(0, -1)}A`,
+      good.replace(/=$/, ''),
+      ` ${good}`,
+      `${good}\n`,
+      `${good.slice(0, 43)}\n`,
+      Buffer.alloc(31).toString('base64'),
+      Buffer.alloc(33).toString('base64'),
       `${good.slice(0, 42)}B=`, // non-zero padding bits: not what a 32-byte key encodes to
-      good.replace(/[A-Za-z]/, '-'), 'x'.repeat(44), null, undefined, 42,
+      good.replace(/[A-Za-z]/, '-'),
+      'x'.repeat(44),
+      null,
+      undefined,
+      42,
     ];
     for (const b of bad) assert.equal(isWireGuardKey(b), false, JSON.stringify(b));
     assert.throws(() => publicKeyOf('not a key'), /private key is not a WireGuard key/);

@@ -13,7 +13,8 @@ export function wireguardTestSkipReason(): string | undefined {
   if (process.platform !== 'linux') return `not Linux (${process.platform}): no network namespaces`;
   if (process.getuid?.() !== 0) return 'not root: creating network namespaces and interfaces needs root';
   const missing = ['ip', 'wg', 'wireguard-go'].filter((c) => !findExecutable(c));
-  if (missing.length) return `missing commands: ${missing.join(', ')} (scripts/system/wireguard.mjs installs them with apt-get)`;
+  if (missing.length)
+    return `missing commands: ${missing.join(', ')} (scripts/system/wireguard.mjs installs them with apt-get)`;
   if (!existsSync('/dev/net/tun')) return '/dev/net/tun is missing: wireguard-go cannot create an interface';
   return undefined;
 }
@@ -26,10 +27,15 @@ export function uniqueName(prefix: string): string {
 /** Runs a command (argument array, no shell) and resolves with stdout; rejects with stderr. */
 export function run(file: string, args: string[], timeoutMs = 15_000): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(file, args, { timeout: timeoutMs, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${[file, ...args].join(' ')}: ${stderr.trim() || err.message}`));
-      else resolve(stdout);
-    });
+    execFile(
+      file,
+      args,
+      { timeout: timeoutMs, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`${[file, ...args].join(' ')}: ${stderr.trim() || err.message}`));
+        else resolve(stdout);
+      },
+    );
   });
 }
 
@@ -100,7 +106,11 @@ export async function stopChild(child: ChildProcess, graceMs = 3_000): Promise<v
  * it exits at once, as the cell's own interface is (interface.ts says why); fails with its output
  * when it never comes up. `output` keeps what it printed.
  */
-export async function startWireGuardGoIn(netns: string, name: string, attempts = 3): Promise<{ child: ChildProcess; output: () => string }> {
+export async function startWireGuardGoIn(
+  netns: string,
+  name: string,
+  attempts = 3,
+): Promise<{ child: ChildProcess; output: () => string }> {
   let last = '';
   for (let attempt = 1; attempt <= attempts; attempt++) {
     const child = spawnIn(netns, 'wireguard-go', ['-f', name]);

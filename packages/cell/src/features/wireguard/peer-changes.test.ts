@@ -44,9 +44,10 @@ class RecordingRunner {
   }
 }
 
-const skip = !findExecutable('wg') || !findExecutable('ip')
-  ? "needs 'wg' and 'ip' on PATH (wireguard-tools, iproute2)"
-  : undefined;
+const skip =
+  !findExecutable('wg') || !findExecutable('ip')
+    ? "needs 'wg' and 'ip' on PATH (wireguard-tools, iproute2)"
+    : undefined;
 if (skip) console.log(`# SKIP peer-changes: ${skip}`);
 
 const peer = (n: number) => ({
@@ -57,8 +58,13 @@ const peer = (n: number) => ({
 /** An interface that `ip link show` says exists, so start() adopts it through the recorder. */
 const recorded = (name: string, configDir: string, runner: RecordingRunner) =>
   new WireGuardInterface({
-    name, privateKey: generateKeyPair().privateKey, listenPort: 51820, address: '10.70.0.1/16', configDir,
-    mode: 'userspace', runner,
+    name,
+    privateKey: generateKeyPair().privateKey,
+    listenPort: 51820,
+    address: '10.70.0.1/16',
+    configDir,
+    mode: 'userspace',
+    runner,
   });
 
 describe('WireGuardInterface.applyPeerChanges', { skip }, () => {
@@ -79,21 +85,37 @@ describe('WireGuardInterface.applyPeerChanges', { skip }, () => {
       runner.calls.length = 0;
       const added = await wgi.applyPeerChanges({ upsert: [fresh], remove: [] });
       assert.equal(added.applied, true);
-      assert.deepEqual(runner.calls.map((c) => [c.command, c.args[0]]), [['wg', 'addconf']], 'one command, no wg show');
+      assert.deepEqual(
+        runner.calls.map((c) => [c.command, c.args[0]]),
+        [['wg', 'addconf']],
+        'one command, no wg show',
+      );
       const text = runner.calls[0]!.file!;
       assert.equal(text.match(/\[Peer\]/g)?.length, 1, 'the file holds one peer');
       assert.ok(text.includes(fresh.publicKey) && text.includes(fresh.presharedKey));
-      assert.ok(all.every((p) => !text.includes(p.publicKey)), "no other peer's key");
+      assert.ok(
+        all.every((p) => !text.includes(p.publicKey)),
+        "no other peer's key",
+      );
 
       runner.calls.length = 0;
       await wgi.applyPeerChanges({ upsert: [], remove: [gone.publicKey] });
-      assert.deepEqual(runner.calls.map((c) => c.args), [['set', 'picrec0', 'peer', gone.publicKey, 'remove']]);
+      assert.deepEqual(
+        runner.calls.map((c) => c.args),
+        [['set', 'picrec0', 'peer', gone.publicKey, 'remove']],
+      );
 
       // a peer wanted without a PSK is re-created (wg cannot unset one in place): still that peer alone
       runner.calls.length = 0;
       const bare = { publicKey: all[3]!.publicKey, allowedIps: all[3]!.allowedIps };
       await wgi.applyPeerChanges({ upsert: [bare], remove: [] });
-      assert.deepEqual(runner.calls.map((c) => c.args.slice(0, 2)), [['set', 'picrec0'], ['addconf', 'picrec0']]);
+      assert.deepEqual(
+        runner.calls.map((c) => c.args.slice(0, 2)),
+        [
+          ['set', 'picrec0'],
+          ['addconf', 'picrec0'],
+        ],
+      );
       assert.deepEqual(runner.calls[0]!.args.slice(2), ['peer', bare.publicKey, 'remove']);
       const others = all.filter((p) => p !== all[3]).map((p) => p.publicKey);
       assert.ok(runner.calls.every((c) => others.every((k) => !c.args.includes(k) && !(c.file ?? '').includes(k))));

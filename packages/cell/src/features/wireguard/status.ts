@@ -28,7 +28,16 @@ const count = (field: string, what: string, line: number): number => {
   return Number(field);
 };
 
-type PeerFields = [publicKey: string, presharedKey: string, endpoint: string, allowedIps: string, handshake: string, rx: string, tx: string, keepalive: string];
+type PeerFields = [
+  publicKey: string,
+  presharedKey: string,
+  endpoint: string,
+  allowedIps: string,
+  handshake: string,
+  rx: string,
+  tx: string,
+  keepalive: string,
+];
 
 /**
  * The dump's lines as fields, shapes checked: the interface line (4 fields) and a line per peer
@@ -48,19 +57,21 @@ export function splitWgShowDump(text: string): { head: string[]; peers: PeerFiel
 
 export function parseWgShowDump(text: string): WgShowDump {
   const { head, peers: lines } = splitWgShowDump(text);
-  const peers = lines.map(([publicKey, , endpoint, allowedIps, handshake, rx, tx, keepalive], i): WireGuardPeerStatus => {
-    const n = i + 2;
-    const handshakeSeconds = count(handshake, 'latest handshake', n);
-    return {
-      publicKey,
-      endpoint: endpoint === '(none)' ? null : endpoint,
-      allowedIps: allowedIps === '(none)' ? [] : allowedIps.split(','),
-      latestHandshake: handshakeSeconds === 0 ? null : new Date(handshakeSeconds * 1000),
-      rxBytes: count(rx, 'rx bytes', n),
-      txBytes: count(tx, 'tx bytes', n),
-      persistentKeepalive: keepalive === 'off' ? null : count(keepalive, 'keepalive', n),
-    };
-  });
+  const peers = lines.map(
+    ([publicKey, , endpoint, allowedIps, handshake, rx, tx, keepalive], i): WireGuardPeerStatus => {
+      const n = i + 2;
+      const handshakeSeconds = count(handshake, 'latest handshake', n);
+      return {
+        publicKey,
+        endpoint: endpoint === '(none)' ? null : endpoint,
+        allowedIps: allowedIps === '(none)' ? [] : allowedIps.split(','),
+        latestHandshake: handshakeSeconds === 0 ? null : new Date(handshakeSeconds * 1000),
+        rxBytes: count(rx, 'rx bytes', n),
+        txBytes: count(tx, 'tx bytes', n),
+        persistentKeepalive: keepalive === 'off' ? null : count(keepalive, 'keepalive', n),
+      };
+    },
+  );
   return {
     publicKey: head[1] === '(none)' ? null : head[1]!,
     listenPort: head[2] === '0' ? null : count(head[2]!, 'listen port', 1),
