@@ -17,7 +17,7 @@ export const title = 'Linked cells (issue 15): peer changes pushed from cell A t
 async function makeCell(root, cleanup, label, subnet) {
   const [{ openTempDatabase }, { openVault }, { AuditLog }, config, keys, service, transport, { silentLogger }] =
     await Promise.all([
-      import(dist(root, 'db/testing.js')),
+      import(dist(root, 'db/temp-database.test-support.js')),
       import(dist(root, 'features/vault/vault.js')),
       import(dist(root, 'features/audit/service.js')),
       import(dist(root, 'features/config/service.js')),

@@ -647,8 +647,8 @@ export async function bulkInsert({ dist, dataDir, count, passwordHash }) {
             })
             .returning('id')
             .executeTakeFirstOrThrow();
-          await vault.putIn(trx, `peer/${id}/private_key`, keys.privateKey);
-          await vault.putIn(trx, `peer/${id}/psk`, generatePresharedKey());
+          await vault.put(`peer/${id}/private_key`, keys.privateKey, trx);
+          await vault.put(`peer/${id}/psk`, generatePresharedKey(), trx);
         }
       });
     }

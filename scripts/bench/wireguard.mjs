@@ -32,7 +32,7 @@ const ms = (start) => Math.round((performance.now() - start) * 10) / 10;
  */
 export async function benchApply(root, { peers: count = 10_000, cleanup, log = () => {} } = {}) {
   const wg = await import(dist(root, 'index.js'));
-  const testing = await import(dist(root, 'testing.js'));
+  const testing = await import(dist(root, 'netns.test-support.js'));
   const dir = mkdtempSync(join(tmpdir(), 'pic-bench-wg-'));
   const skip = testing.wireguardTestSkipReason();
   let netns;
