@@ -635,7 +635,7 @@ describe('first-party services (calendar, files, email) with real clients', () =
     for (const id of SERVICES) assert.deepEqual(await accountsIn(id), ['alice', 'bob'], `${id} forgot carol`);
   });
 
-  it('remove keeps the data and the accounts: a reinstall finds them; purge deletes them', async () => {
+  it('remove keeps the data and the accounts: a reinstall of a newer version finds them; purge deletes them', async () => {
     for (const id of SERVICES) {
       const res = await api.post('/api/store/remove', { id });
       assert.equal(res.status, 200, res.text);
@@ -647,7 +647,15 @@ describe('first-party services (calendar, files, email) with real clients', () =
     }
     assert.equal((await view.listContainers()).length, 0);
     assert.equal((await view.listVolumes()).length, 3, 'one volume each is kept');
+    // The catalog moves to a newer version of every service: an update is a remove (done above,
+    // data kept) and an install of the newer version, which must find the data again.
+    const newer = await Promise.all(SERVICES.map(manifestOf));
+    for (const man of newer) man.version = '1.1.1';
+    await writeMultiCatalog(m, catalogDir, { version: 2, key: key.privateKey, manifests: newer });
     for (const id of SERVICES) await install(id);
+    const listed = (await api.get('/api/store')).body.services;
+    for (const id of SERVICES)
+      assert.equal(listed.find((x: any) => x.id === id).installed_version, '1.1.1', `${id} runs the newer version`);
 
     const alice = await davClient('alice');
     const personal = (await alice.fetchCalendars()).find((x) => x.url.endsWith('/alice/personal/'));
