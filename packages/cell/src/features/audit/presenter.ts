@@ -1,18 +1,7 @@
-import type { AuditListRow } from './query.js';
+import { AUDIT_COLUMNS, type AuditListRow } from './query.js';
 
-export const EXPORT_COLUMNS = [
-  'id',
-  'ts',
-  'actor',
-  'action',
-  'target_type',
-  'target_id',
-  'result',
-  'ip',
-  'details',
-  'prev_hash',
-  'hash',
-] as const;
+/** An export's CSV columns: the same allow-list as the listing. */
+export const EXPORT_COLUMNS = AUDIT_COLUMNS;
 
 export function presentAuditEntry(row: AuditListRow) {
   return { ...row, details: JSON.parse(row.details) as Record<string, unknown> };

@@ -2,7 +2,8 @@ import type { Kysely, SelectQueryBuilder } from 'kysely';
 import type { Database } from '../../db/schema.js';
 import type { AuditFilters } from './schema.js';
 
-const LISTED = [
+/** The columns that leave the API: listed, exported (in this order), and nothing else. */
+export const AUDIT_COLUMNS = [
   'id',
   'ts',
   'actor',
@@ -33,7 +34,7 @@ function applyFilters<O>(q: SelectQueryBuilder<Database, 'audit_log', O>, f: Aud
 /** Newest first, with the total that matches. */
 export async function queryAudit(db: Kysely<Database>, f: AuditFilters, limit: number, offset: number) {
   const [rows, count] = await Promise.all([
-    applyFilters(db.selectFrom('audit_log').select(LISTED), f)
+    applyFilters(db.selectFrom('audit_log').select(AUDIT_COLUMNS), f)
       .orderBy('id', 'desc')
       .limit(limit)
       .offset(offset)
@@ -50,7 +51,7 @@ export async function queryAudit(db: Kysely<Database>, f: AuditFilters, limit: n
 export async function* streamAudit(db: Kysely<Database>, f: AuditFilters, pageSize = 1000) {
   let after = 0;
   for (;;) {
-    const rows = await applyFilters(db.selectFrom('audit_log').select(LISTED), f)
+    const rows = await applyFilters(db.selectFrom('audit_log').select(AUDIT_COLUMNS), f)
       .where('id', '>', after)
       .orderBy('id', 'asc')
       .limit(pageSize)
