@@ -4,11 +4,17 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCellProcess, type CellProcess } from '../support/cell-process.js';
-import { ADMIN, ApiClient, completeSetup } from '../support/client.js';
+import type { CellProcess } from '../support/cell-process.js';
+import { ADMIN, type ApiClient } from '../support/client.js';
 import { buildTestEchoImage, startDockerEngine, type DockerEngine } from '../support/docker-engine.js';
 import { launchBrowser, watchedPage, type Browser, type Page } from '../support/browser.js';
-import { loadManifestModule, testEchoManifest, writeCatalog, type ManifestModule } from './store-helpers.js';
+import {
+  loadManifestModule,
+  testEchoManifest,
+  writeCatalog,
+  type ManifestModule,
+  startStoreCell,
+} from './store-helpers.js';
 
 // The store browser on the real engine, in a real browser: test-echo installed from the tests'
 // signed catalog with its job's progress on screen, an account given to a peer, the peer copying
@@ -50,17 +56,7 @@ describe('the store browser on a real container engine (real cell process, real 
       key: storeKey.privateKey,
       manifest: await testEchoManifest(m, digest, storeKey.privateKey),
     });
-    cell = await startCellProcess({
-      cellYaml: `store:\n  catalog_dir: ${catalogDir}\n  engine_socket: ${engine.socketPath}\n`,
-      timeoutMs: 30_000,
-    });
-    api = new ApiClient(cell.url);
-    await completeSetup(api);
-    const trusted = await api.post('/api/vault/trust-keys', {
-      name: 'test-store',
-      public_key: m.publicKeyPem(storeKey.publicKey),
-    });
-    assert.equal(trusted.status, 201, trusted.text);
+    ({ cell, api } = await startStoreCell(m, catalogDir, engine.socketPath, storeKey.publicKey));
     const peer = await api.post('/api/peers', { name: BOB.name, password: BOB.password });
     assert.equal(peer.status, 201, peer.text);
   });

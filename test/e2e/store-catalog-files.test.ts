@@ -5,8 +5,8 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync, truncateSync, writeFileSync
 import type { KeyObject } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCellProcess, type CellProcess } from '../support/cell-process.js';
-import { ADMIN, ApiClient, completeSetup } from '../support/client.js';
+import type { CellProcess } from '../support/cell-process.js';
+import { ADMIN, type ApiClient } from '../support/client.js';
 import { buildTestEchoImage, startDockerEngine, type DockerEngine } from '../support/docker-engine.js';
 import {
   eventually,
@@ -14,6 +14,7 @@ import {
   testEchoManifest,
   writeCatalog,
   type ManifestModule,
+  startStoreCell,
 } from './store-helpers.js';
 
 // Catalog files that are not regular files, are huge, or never end (TUF's "endless data" and "slow
@@ -83,17 +84,7 @@ describe('catalog files that are not regular, huge or endless (real cell process
     manifest = await testEchoManifest(m, digest, storeKey.privateKey);
     catalogDir = mkdtempSync(join(tmpdir(), 'pic-catalog-files-'));
     await publish();
-    cell = await startCellProcess({
-      cellYaml: `store:\n  catalog_dir: ${catalogDir}\n  engine_socket: ${engine.socketPath}\n`,
-      timeoutMs: 30_000,
-    });
-    api = new ApiClient(cell.url);
-    await completeSetup(api);
-    const trusted = await api.post('/api/vault/trust-keys', {
-      name: 'test-store',
-      public_key: m.publicKeyPem(storeKey.publicKey),
-    });
-    assert.equal(trusted.status, 201, trusted.text);
+    ({ cell, api } = await startStoreCell(m, catalogDir, engine.socketPath, storeKey.publicKey));
     const res = await api.post('/api/store/install', { id: 'test-echo' });
     assert.equal(res.status, 202, res.text);
     await eventually('test-echo to be installed', async () => {

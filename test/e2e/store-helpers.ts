@@ -10,7 +10,9 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { REPO_ROOT } from '../support/cell-process.js';
+import assert from 'node:assert/strict';
+import { REPO_ROOT, startCellProcess, type CellProcess } from '../support/cell-process.js';
+import { ApiClient, completeSetup } from '../support/client.js';
 
 /** The slice of @pic/manifest these tests use. */
 export interface ManifestModule {
@@ -121,4 +123,28 @@ export async function eventually<T>(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/**
+ * A cell whose store reads `catalogDir` and drives the engine at `engineSocket`: set up, signed in
+ * as the admin, and trusting the catalog's key (as `test-store`).
+ */
+export async function startStoreCell(
+  m: ManifestModule,
+  catalogDir: string,
+  engineSocket: string,
+  storePublicKey: KeyObject,
+): Promise<{ cell: CellProcess; api: ApiClient }> {
+  const cell = await startCellProcess({
+    cellYaml: `store:\n  catalog_dir: ${catalogDir}\n  engine_socket: ${engineSocket}\n`,
+    timeoutMs: 30_000,
+  });
+  const api = new ApiClient(cell.url);
+  await completeSetup(api);
+  const trusted = await api.post('/api/vault/trust-keys', {
+    name: 'test-store',
+    public_key: m.publicKeyPem(storePublicKey),
+  });
+  assert.equal(trusted.status, 201, trusted.text);
+  return { cell, api };
 }

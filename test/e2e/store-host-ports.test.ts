@@ -6,8 +6,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCellProcess, type CellProcess } from '../support/cell-process.js';
-import { ApiClient, completeSetup, NETWORK } from '../support/client.js';
+import type { CellProcess } from '../support/cell-process.js';
+import { type ApiClient, NETWORK } from '../support/client.js';
 import { buildTestEchoImage, startDockerEngine, type DockerEngine } from '../support/docker-engine.js';
 import {
   eventually,
@@ -15,6 +15,7 @@ import {
   testEchoManifest,
   writeCatalog,
   type ManifestModule,
+  startStoreCell,
 } from './store-helpers.js';
 
 // Host ports a signed manifest asks for, against a real cell and engine: a port the cell uses
@@ -80,17 +81,7 @@ describe('manifest host ports (real cell process and engine)', () => {
     good = await testEchoManifest(m, digest, storeKey.privateKey);
     catalogDir = mkdtempSync(join(tmpdir(), 'pic-host-ports-'));
     await writeCatalog(m, catalogDir, { version: ++version, key: storeKey.privateKey, manifest: good });
-    cell = await startCellProcess({
-      cellYaml: `store:\n  catalog_dir: ${catalogDir}\n  engine_socket: ${engine.socketPath}\n`,
-      timeoutMs: 30_000,
-    });
-    api = new ApiClient(cell.url);
-    await completeSetup(api);
-    const trusted = await api.post('/api/vault/trust-keys', {
-      name: 'test-store',
-      public_key: m.publicKeyPem(storeKey.publicKey),
-    });
-    assert.equal(trusted.status, 201, trusted.text);
+    ({ cell, api } = await startStoreCell(m, catalogDir, engine.socketPath, storeKey.publicKey));
     cellId = (await api.get('/api/store')).body.engine.cell_id;
     assert.match(cellId, /^[0-9a-f]{12}$/);
   });
