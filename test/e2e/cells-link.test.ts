@@ -260,7 +260,10 @@ describe('linked cells: two real cells in network namespaces, linked over WireGu
       (await wgPeers(NS.a, IFACE.a)).includes(completed.body.cell.public_key),
     );
     assert.equal((await wgPeers(NS.b, IFACE.b)).length, 1);
-    assert.match(await inNs(NS.a, IP!, 'route', 'show', SUBNET.b), new RegExp(`dev ${IFACE.a}`));
+    // The route follows the peer after the commit, as the peer follows it: wait for it the same way.
+    await waitFor("B's subnet routed into A's tunnel", async () =>
+      new RegExp(`dev ${IFACE.a}`).test(await inNs(NS.a, IP!, 'route', 'show', SUBNET.b)),
+    );
     await waitFor('handshake', async () => (await adminA.get('/api/cells')).body.cells[0].last_handshake, 15_000, 250);
   });
 
