@@ -12,43 +12,55 @@
 // The bundle sits at the same depth as dist/ (packages/cell/bundle/), so the few paths the cell
 // computes from its own location (package.json for the version, the repo's catalog dir) are unchanged.
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { build } from 'esbuild';
 
 export const CELL_BUNDLE_DIR = join(import.meta.dirname, '..', 'packages', 'cell', 'bundle');
-/** The hash of what the bundle was made from, written last: a bundle without it is incomplete. */
-const INPUTS_FILE = join(CELL_BUNDLE_DIR, '.inputs-sha256');
+/**
+ * What the bundle was made from, written last (a bundle without it is incomplete): the files
+ * esbuild read, and one hash over them, the lockfile and this script.
+ */
+const INPUTS_FILE = join(CELL_BUNDLE_DIR, '.inputs.json');
+const ROOT = join(import.meta.dirname, '..');
 
 /**
- * A hash of everything the bundle is made from: the compiled packages, the lockfile (the bundled
- * dependencies' versions) and this script. `npm start` with nothing changed skips the bundling,
- * so a running cell's bundle (and a test suite's) is not deleted and rewritten under it.
+ * Only the files the bundle was really made from count. Hashing a whole folder once included the
+ * console's build output, which appears after the bundle on a fresh clone: the next `npm start`
+ * (the launcher test's) then re-bundled, deleting chunks under the cells other tests were running.
  */
-function inputsHash(root) {
+export function inputsHash(files) {
   const hash = createHash('sha256');
-  const files = [join(root, 'pnpm-lock.yaml'), import.meta.filename];
-  const walk = (dir) => {
-    if (!existsSync(dir)) return;
-    for (const name of readdirSync(dir).sort()) {
-      const full = join(dir, name);
-      if (statSync(full).isDirectory()) walk(full);
-      else if (name.endsWith('.js') || name.endsWith('.json')) files.push(full);
-    }
-  };
-  for (const pkg of readdirSync(join(root, 'packages')).sort()) walk(join(root, 'packages', pkg, 'dist'));
-  for (const file of files) hash.update(relative(root, file)).update('\0').update(readFileSync(file)).update('\0');
+  for (const file of [join(ROOT, 'pnpm-lock.yaml'), import.meta.filename, ...files]) {
+    if (!existsSync(resolve(ROOT, file))) return undefined;
+    hash
+      .update(file)
+      .update('\0')
+      .update(readFileSync(resolve(ROOT, file)))
+      .update('\0');
+  }
   return hash.digest('hex');
 }
 
+/** True when the bundle on disk was made from exactly the files as they are now. */
+export function bundleIsCurrent() {
+  if (!existsSync(INPUTS_FILE)) return false;
+  try {
+    const recorded = JSON.parse(readFileSync(INPUTS_FILE, 'utf8'));
+    return Array.isArray(recorded.files) && inputsHash(recorded.files) === recorded.sha256;
+  } catch {
+    return false;
+  }
+}
+
 export async function bundleCell() {
-  const root = join(import.meta.dirname, '..');
-  const inputs = inputsHash(root);
-  if (existsSync(INPUTS_FILE) && readFileSync(INPUTS_FILE, 'utf8') === inputs) return false;
+  const root = ROOT;
+  if (bundleIsCurrent()) return false;
   rmSync(CELL_BUNDLE_DIR, { recursive: true, force: true });
   const result = await build({
     entryPoints: [join(root, 'packages', 'cell', 'dist', 'main.js')],
     outdir: CELL_BUNDLE_DIR,
+    absWorkingDir: root, // the metafile's input paths are relative to the repo
     bundle: true,
     splitting: true, // dynamic imports become chunks loaded on first use
     format: 'esm',
@@ -76,7 +88,11 @@ export async function bundleCell() {
   // product, but must never be part of it: a product module importing one fails the build here.
   const leaked = Object.keys(result.metafile.inputs).filter((f) => /\.test(-support)?\.js$/.test(f));
   if (leaked.length) throw new Error(`the cell bundle would include test code: ${leaked.join(', ')}`);
-  writeFileSync(INPUTS_FILE, inputs);
+  // esbuild's own virtual inputs (none today) name no file and cannot be hashed
+  const files = Object.keys(result.metafile.inputs)
+    .filter((f) => existsSync(resolve(root, f)))
+    .sort();
+  writeFileSync(INPUTS_FILE, JSON.stringify({ sha256: inputsHash(files), files }));
   return true;
 }
 

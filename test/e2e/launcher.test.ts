@@ -7,9 +7,10 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { REPO_ROOT } from '../support/cell-process.js';
 import { ApiClient, completeSetup } from '../support/client.js';
 
@@ -164,5 +165,48 @@ describe('npm start checks the system parts the cell needs (scripts/cell-system.
     assert.match(off.out, /WireGuard is off \(mode "off"\): the cell starts without its VPN/);
     assert.match(off.out, /PIC cell listening/);
     assert.equal(off.code, 0, off.out);
+  });
+});
+
+describe("npm start's build leaves the running suite's bundle alone (scripts/bundle-cell.mjs)", () => {
+  interface BundleScript {
+    CELL_BUNDLE_DIR: string;
+    bundleIsCurrent(): boolean;
+    inputsHash(files: string[]): string | undefined;
+  }
+  const load = async (): Promise<BundleScript> =>
+    (await import(pathToFileURL(join(REPO_ROOT, 'scripts', 'bundle-cell.mjs')).href)) as BundleScript;
+
+  it('records exactly the files esbuild read: no console build, no test code', async () => {
+    const { CELL_BUNDLE_DIR, bundleIsCurrent } = await load();
+    const { files } = JSON.parse(readFileSync(join(CELL_BUNDLE_DIR, '.inputs.json'), 'utf8')) as { files: string[] };
+    assert.ok(files.includes('packages/cell/dist/main.js'), 'the entry point is an input');
+    assert.deepEqual(
+      files.filter((f) => f.startsWith('packages/console/') || /\.test(-support)?\.js$/.test(f)),
+      [],
+    );
+    assert.equal(bundleIsCurrent(), true, 'after the build, the bundle is current: npm start will not rewrite it');
+  });
+
+  it('a file the bundle did not read (a console build output) leaves it current; one it read does not', async () => {
+    const { bundleIsCurrent, inputsHash } = await load();
+    // Once, the console's dist/ (built after the bundle on a fresh clone) was hashed too: the
+    // launcher test's `npm start` re-bundled and deleted chunks under other tests' cells.
+    const stray = join(REPO_ROOT, 'packages', 'console', 'dist', `stray-${process.pid}.js`);
+    writeFileSync(stray, 'export {};\n');
+    try {
+      assert.equal(bundleIsCurrent(), true);
+    } finally {
+      rmSync(stray, { force: true });
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'pic-bundle-inputs-'));
+    dirs.push(dir);
+    const input = join(dir, 'module.js');
+    writeFileSync(input, 'export const a = 1;\n');
+    const before = inputsHash([input]);
+    writeFileSync(input, 'export const a = 2;\n');
+    assert.notEqual(inputsHash([input]), before, 'a changed input changes the hash');
+    rmSync(input);
+    assert.equal(inputsHash([input]), undefined, 'a missing input is never current');
   });
 });
