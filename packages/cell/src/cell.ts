@@ -20,6 +20,7 @@ import { AuditRetention } from './features/audit/retention.js';
 import { Store } from './features/store/service.js';
 import { InstalledServices } from './features/services/service.js';
 import { caddyEnabled, CaddyService } from './features/caddy/service.js';
+import { reviveInstalledServices } from './features/services/revive.js';
 import { DnsService } from './features/dns/service.js';
 import { ConsoleAssets } from './features/console/service.js';
 import { buildApp } from './app.js';
@@ -267,6 +268,12 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
       .start()
       .then(() => cells.enforce()) // link routes need the interface
       .catch((err) => logger.error('wireguard start failed', { error: String(err) }));
+    // services publish on the tunnel address: only now can a container the engine failed to start bind it
+    void up
+      .then(() =>
+        reviveInstalledServices({ db: database.db, runtime: store.runtime, cellId: store.cellId, logger, audit }),
+      )
+      .catch((err) => logger.error('reviving installed services failed', { error: String(err) }));
     await Promise.race([up, new Promise((resolve) => setTimeout(resolve, 3_000).unref())]);
   }
   // Links: site-to-site peers are part of the interface (extraPeers); routes, firewall and pushes follow.
