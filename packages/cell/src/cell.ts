@@ -115,12 +115,20 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
     audit,
     driftCheckMs: config.wireguard.driftCheckMs,
   });
+  /** The API's port while it also listens on the tunnel address (set below, once it listens). */
+  let apiOnTunnel: number | undefined;
+  const dnsOnTunnel = config.reach.mode === 'auto' && !config.wireguard.netns;
   const firewall = new LinkFirewall({
     iface: config.wireguard.interface,
     netns: config.wireguard.netns ?? undefined,
     syncPort: config.cells.syncPort,
     logger,
     off: config.wireguard.mode === 'off',
+    // the cell itself on its tunnel address, for the links' cell_only and services policies
+    cellPorts: () => ({
+      tcp: [...(apiOnTunnel ? [apiOnTunnel] : []), ...(dnsOnTunnel ? [config.reach.dnsPort] : [])],
+      udp: dnsOnTunnel ? [config.reach.dnsPort] : [],
+    }),
   });
   const cells = new CellLinks({
     db: database.db,
@@ -211,11 +219,16 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
       return { state: 'not_configured', reason };
     }
     const on = syncListener.listening;
+    const forwarding = firewall.forwarding();
+    if (on && forwarding.state === 'failed') {
+      return { state: 'degraded', sync_listener: `${on.address}:${on.port}`, reason: forwarding.reason, forwarding };
+    }
     return on
-      ? { state: 'ok', sync_listener: `${on.address}:${on.port}` }
+      ? { state: 'ok', sync_listener: `${on.address}:${on.port}`, forwarding }
       : {
           state: setup.isComplete() ? 'degraded' : 'not_configured',
           reason: syncListener.lastError ?? 'not listening yet',
+          forwarding,
         };
   });
   status.register('health', () => {
@@ -247,6 +260,7 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
   if (config.http.listenOnWireguard && !config.wireguard.netns) {
     const port = () => (server.address() as AddressInfo).port;
     tunnel = new TunnelListener(app.callback(), port, logger);
+    apiOnTunnel = port();
     peerNetwork.onInterfaceChange((address) => void tunnel?.sync(address));
   }
   if (config.host === '0.0.0.0' || config.host === '::') {
@@ -290,6 +304,8 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
   const convergeCaddy = () =>
     caddy.converge().catch((err) => logger.error('caddy: config load failed', { error: String(err) }));
   store.onWebRoutesChanged(() => void convergeCaddy());
+  // a service installed or removed: the links' policies open its ports, or not, at once
+  store.onWebRoutesChanged(() => void cells.enforce());
   caddy.start();
   dns.start();
 

@@ -407,4 +407,38 @@ describe('linked cells: invite, key proof, peer-sync (real SQLite)', () => {
     assert.equal((await b.temp.database.db.selectFrom('cell_remote_peers').selectAll().execute()).length, 0);
     assert.equal((await a.temp.database.db.selectFrom('cell_outbox').selectAll().execute()).length, 0);
   });
+
+  it('a flood of forged messages: every one refused, 20 audited one by one, the rest in one summary', async () => {
+    const forged = Buffer.from(
+      JSON.stringify({
+        v: 1,
+        from: publicKeyOf(generateKeyPair().privateKey),
+        to: publicKeyOf((await c.vault.get(CELL_KEY_SECRET))!),
+        sent_at: new Date().toISOString(),
+        entries: [{ seq: 1, change: { op: 'delete', name: 'x' } }],
+      }),
+    );
+    const denied = () =>
+      c.temp.database.db
+        .selectFrom('audit_log')
+        .select(['details'])
+        .where('action', '=', 'cells.peer_sync')
+        .where('result', '=', 'denied')
+        .where('ip', '=', '10.69.0.7')
+        .execute();
+    for (let i = 0; i < 100; i++) {
+      const answer = await c.links.receive(forged, '10.69.0.7', 'A'.repeat(43));
+      assert.equal(answer.status, 403);
+      assert.equal(answer.body['code'], 'unknown_cell');
+    }
+    assert.equal((await denied()).length, 20, 'the first 20 of the minute audited');
+    // the window's summary is written when it ends, or (here) when the cell stops
+    await c.links.stop();
+    const rows = (await denied()).map((r) => JSON.parse(r.details) as Record<string, unknown>);
+    assert.equal(rows.length, 21);
+    assert.deepEqual(
+      { error: rows[20]!['error'], count: rows[20]!['count'], errors: rows[20]!['errors'] },
+      { error: 'refusals_counted', count: 80, errors: { unknown_cell: 80 } },
+    );
+  });
 });

@@ -17,6 +17,7 @@ import { nowIso, sha256Hex } from '../../lib/tokens.js';
 import { compile } from '../../lib/ajv.js';
 import type { AuditLog } from '../audit/service.js';
 import { readCellSettings } from '../config/service.js';
+import { listInstallations } from '../store/installations.js';
 import type { Vault } from '../vault/vault.js';
 import { cellAddress } from '../wireguard/addresses.js';
 import type { WgPeer } from '../wireguard/config.js';
@@ -24,6 +25,7 @@ import type { WireGuardPeerStatus } from '../wireguard/status.js';
 import { linkKey, mac, macEqual } from './crypto.js';
 import { decodeInvite, decodeResponse, encodeCode } from './codes.js';
 import * as q from './queries.js';
+import { RefusalAuditLimiter, type RefusalSummary } from './refusals.js';
 import {
   SyncMessage,
   type Change,
@@ -61,9 +63,19 @@ export type Transport = (
   localAddress: string | undefined,
 ) => Promise<{ status: number; body: unknown }>;
 
+/** A host port an installed service publishes (on the tunnel address too): what policy `services` opens. */
+export interface ServicePort {
+  service: string;
+  port: number;
+  protocol: 'tcp' | 'udp';
+}
+
 /** Where link subnets get routed and policies enforced (the firewall module; a no-op stand-in where none runs). */
 export interface LinkEnforcer {
-  apply(links: Array<{ name: string; subnet: string; policy: Policy }>, ownSubnet: string): Promise<void>;
+  apply(
+    links: Array<{ name: string; subnet: string; policy: Policy; servicePorts: ServicePort[] }>,
+    ownSubnet: string,
+  ): Promise<void>;
 }
 
 export interface CellLinksOptions {
@@ -78,6 +90,8 @@ export interface CellLinksOptions {
   /** Backoff between failed pushes: starts here and doubles up to maxRetryMs. */
   minRetryMs?: number;
   maxRetryMs?: number;
+  /** Refused peer-sync messages audited one by one per source and window (default 20 a minute). */
+  refusalAudit?: { perWindow: number; windowMs: number };
 }
 
 export interface ReceiveResult {
@@ -137,9 +151,30 @@ export class CellLinks {
   private converge: NodeJS.Timeout | undefined;
   /** Sync keys derived this run, by the other cell's public key: memory only, never stored. */
   private readonly syncKeys = new Map<string, Buffer>();
+  private readonly refusals: RefusalAuditLimiter;
+  /** The last apply of routes and firewall: the next one waits for it. */
+  private enforcing: Promise<void> = Promise.resolve();
 
   constructor(private readonly o: CellLinksOptions) {
     this.db = o.db;
+    this.refusals = new RefusalAuditLimiter(
+      (summary) => this.auditSummary(summary),
+      o.refusalAudit?.perWindow,
+      o.refusalAudit?.windowMs,
+    );
+  }
+
+  /** The one entry for the refusals of a window that were counted, not audited one by one. */
+  private async auditSummary(s: RefusalSummary): Promise<void> {
+    await this.o.audit.append({
+      actor: s.link ? `cell:${s.link}` : 'cell:unknown',
+      action: 'cells.peer_sync',
+      targetType: 'cell_link',
+      targetId: s.link,
+      result: 'denied',
+      ip: s.source === '*' ? null : s.source,
+      details: { error: 'refusals_counted', count: s.count, errors: s.errors, from: s.from, to: s.to },
+    });
   }
 
   // ---------- keys ----------
@@ -332,16 +367,48 @@ export class CellLinks {
     for (const link of await q.listLinks(this.db)) this.kick(link.id);
   }
 
+  /**
+   * Routes, forwarding and firewall follow the links, their policies and the installed services
+   * (called after a link or policy change, after a service is installed or removed, and every 30 s).
+   */
   async enforce(): Promise<void> {
     if (!this.o.enforcer) return;
-    const links = await q.listLinks(this.db);
-    const { network } = await readCellSettings(this.db);
-    await this.o.enforcer
-      .apply(
-        links.map((l) => ({ name: l.name, subnet: l.subnet, policy: parsePolicy(l.policy) })),
+    const enforcer = this.o.enforcer;
+    const run = async () => {
+      const links = await q.listLinks(this.db);
+      const { network } = await readCellSettings(this.db);
+      const ports = links.length > 0 ? await this.servicePorts() : new Map<string, ServicePort[]>();
+      await enforcer.apply(
+        links.map((l) => {
+          const policy = parsePolicy(l.policy);
+          const servicePorts = policy.mode === 'services' ? policy.services.flatMap((id) => ports.get(id) ?? []) : [];
+          return { name: l.name, subnet: l.subnet, policy, servicePorts };
+        }),
         network.subnet,
-      )
-      .catch((err) => this.o.logger.warn('link routes/firewall not applied', { error: String(err) }));
+      );
+    };
+    // one apply at a time: two interleaved rebuilds of the chain could leave it half-written
+    const next = this.enforcing.then(run, run);
+    this.enforcing = next.catch((err) =>
+      this.o.logger.warn('link routes/firewall not applied', { error: String(err) }),
+    );
+    return this.enforcing;
+  }
+
+  /** The host ports of each installed service (a service not installed, or half-installed, opens nothing). */
+  private async servicePorts(): Promise<Map<string, ServicePort[]>> {
+    const out = new Map<string, ServicePort[]>();
+    for (const inst of await listInstallations(this.db)) {
+      if (inst.state !== 'installed') continue;
+      const ports: ServicePort[] = [];
+      for (const c of inst.manifest.containers) {
+        for (const p of c.ports ?? []) {
+          if (p.host !== undefined) ports.push({ service: inst.id, port: p.host, protocol: p.protocol });
+        }
+      }
+      out.set(inst.id, ports);
+    }
+    return out;
   }
 
   // ---------- links ----------
@@ -567,6 +634,9 @@ export class CellLinks {
   async receive(raw: Buffer, source: string | undefined, macHeader: string | undefined): Promise<ReceiveResult> {
     let linkName: string | undefined;
     const refuse = async (status: number, error: string, message: string, extra: Record<string, unknown> = {}) => {
+      const answer = { status, body: { ok: false, error: message, code: error, fields: {}, ...extra } };
+      // refused all the same; beyond the first few a minute from one source, only counted
+      if (!this.refusals.admit(source ?? 'unknown', error, linkName ?? null)) return answer;
       await this.o.audit.append({
         actor: linkName ? `cell:${linkName}` : 'cell:unknown',
         action: 'cells.peer_sync',
@@ -576,7 +646,7 @@ export class CellLinks {
         ip: source ?? null,
         details: { error, ...extra },
       });
-      return { status, body: { ok: false, error: message, code: error, fields: {}, ...extra } };
+      return answer;
     };
     let parsed: unknown;
     try {
@@ -676,6 +746,7 @@ export class CellLinks {
   async stop(): Promise<void> {
     this.stopped = true;
     this.syncKeys.clear();
+    await this.refusals.flush();
     if (this.converge) clearInterval(this.converge);
     for (const s of this.senders.values()) if (s.retry) clearTimeout(s.retry);
     this.senders.clear();
