@@ -128,7 +128,9 @@ async function waitFor<T>(
   }
 }
 
-const yaml = (iface: string) =>
+// A leaves peer-to-peer forwarding to the admin (no forwarding flag from the WireGuard module):
+// what forwards the linked traffic through A is the cells feature's own doing.
+const yaml = (iface: string, forwardBetweenPeers = true) =>
   [
     'rate_limit:',
     '  login_failures: 1000',
@@ -136,6 +138,7 @@ const yaml = (iface: string) =>
     'wireguard:',
     '  mode: userspace',
     `  interface: ${iface}`,
+    `  forward_between_peers: ${forwardBetweenPeers}`,
     'cells:',
     '  retry_max_seconds: 1',
     '',
@@ -149,6 +152,7 @@ describe('linked cells: two real cells in network namespaces, linked over WireGu
   let adminA: ApiClient;
   let adminB: ApiClient;
   let device: ChildProcess | undefined;
+  let listener: ChildProcess | undefined;
 
   async function setUp(cell: NsCell, name: string, subnet: string, endpoint: string): Promise<ApiClient> {
     const admin = new ApiClient(cell.url);
@@ -181,6 +185,27 @@ describe('linked cells: two real cells in network namespaces, linked over WireGu
   };
   const wgPeers = async (ns: string, iface: string) =>
     (await inNs(ns, 'wg', 'show', iface, 'peers')).split('\n').filter(Boolean);
+  const flagOfA = async () => (await inNs(NS.a, 'sysctl', '-n', `net.ipv4.conf.${IFACE.a}.forwarding`)).trim();
+  /** POSTs each body to B's peer-sync listener from A's namespace and tunnel address; the answers, in order. */
+  const pushFromA = async (bodies: string[], mac: string): Promise<string[]> => {
+    const script =
+      `const http=require('http');const bodies=JSON.parse(process.argv[1]);const out=[];` +
+      `const one=(b)=>new Promise((ok)=>{const r=http.request('http://10.82.0.1:7947/api/cells/peer-sync/push',` +
+      `{method:'POST',localAddress:'10.81.0.1',agent:false,` +
+      `headers:{'content-type':'application/json','x-pic-cell-mac':process.argv[2]}},` +
+      `(res)=>{let t='';res.on('data',(d)=>t+=d);res.on('end',()=>ok(res.statusCode+' '+t))});` +
+      `r.on('error',(e)=>ok('error '+e.message));r.end(b)});` +
+      `(async()=>{for(const b of bodies)out.push(await one(b));console.log(JSON.stringify(out))})();`;
+    return JSON.parse(await inNs(NS.a, process.execPath, '-e', script, JSON.stringify(bodies), mac)) as string[];
+  };
+  /** A TCP connection from A's peer device to B's tunnel address: its first line, or why not. */
+  const connectFromDevice = async (port: number): Promise<string> => {
+    const script =
+      `const s=require('net').connect(${port},'10.82.0.1');s.setTimeout(1500,()=>{console.log('timeout');process.exit(0)});` +
+      `s.once('data',(d)=>{console.log('ok '+String(d).trim());process.exit(0)});` +
+      `s.on('error',(e)=>{console.log('error '+e.code);process.exit(0)});`;
+    return (await inNs(NS.d, process.execPath, '-e', script)).trim();
+  };
 
   before(async () => {
     for (const ns of Object.values(NS)) {
@@ -200,8 +225,8 @@ describe('linked cells: two real cells in network namespaces, linked over WireGu
     await veth(null, `10.214.${R}.5`, NS.b, API.b, 30);
     await veth(NS.a, UNDER.a, NS.b, UNDER.b, 24);
     await veth(NS.a, UNDER.ad, NS.d, UNDER.d, 24);
-    // A routes its device's packets on to B (a cell that links forwards; see the admin page)
-    await inNs(NS.a, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1');
+    // forwarding is off in the namespaces, and the test never turns it on: the cell must
+    for (const ns of [NS.a, NS.b]) assert.equal((await inNs(ns, 'sysctl', '-n', 'net.ipv4.ip_forward')).trim(), '0');
 
     for (const [k, iface] of [
       ['a', IFACE.a],
@@ -209,7 +234,7 @@ describe('linked cells: two real cells in network namespaces, linked over WireGu
     ] as const) {
       rmSync(dirs[k], { recursive: true, force: true });
       await run('mkdir', ['-p', dirs[k]]);
-      writeFileSync(join(dirs[k], 'cell.yaml'), yaml(iface));
+      writeFileSync(join(dirs[k], 'cell.yaml'), yaml(iface, k !== 'a'));
     }
     A = await startCellIn(NS.a, dirs.a, API.a);
     B = await startCellIn(NS.b, dirs.b, API.b);
@@ -227,6 +252,7 @@ describe('linked cells: two real cells in network namespaces, linked over WireGu
 
   after(async () => {
     if (device) await testing.stopChild(device);
+    if (listener) await testing.stopChild(listener);
     await stopCell(A);
     await stopCell(B);
     for (const ns of Object.values(NS)) {
@@ -242,6 +268,9 @@ describe('linked cells: two real cells in network namespaces, linked over WireGu
   let inviteCode = '';
 
   it("links A and B with an invite and a response that proves B's key", async () => {
+    // no link yet: the cells feature has not touched forwarding
+    assert.equal((await adminA.get('/api/status')).body.subsystems.cells.forwarding.state, 'not_needed');
+    assert.equal(await flagOfA(), '0');
     const invite = await adminA.post('/api/cells/invites', {});
     assert.equal(invite.status, 201, invite.text);
     assert.match(invite.body.qr_svg, /^<\?xml|<svg/);
@@ -265,6 +294,15 @@ describe('linked cells: two real cells in network namespaces, linked over WireGu
       new RegExp(`dev ${IFACE.a}`).test(await inNs(NS.a, IP!, 'route', 'show', SUBNET.b)),
     );
     await waitFor('handshake', async () => (await adminA.get('/api/cells')).body.cells[0].last_handshake, 15_000, 250);
+    // linked: A forwards on its interface (in from its peers, out to B, and back), and says so;
+    // the machine-wide switch stays as it was (a link does not need it)
+    const forwarding = await waitFor('forwarding on A', async () => {
+      const f = (await adminA.get('/api/status')).body.subsystems.cells.forwarding;
+      return f.state === 'on' ? f : undefined;
+    });
+    assert.equal(forwarding.setting, `net.ipv4.conf.${IFACE.a}.forwarding`);
+    assert.equal(await flagOfA(), '1');
+    assert.equal((await inNs(NS.a, 'sysctl', '-n', 'net.ipv4.ip_forward')).trim(), '0');
   });
 
   it('an invite used twice and an expired invite are refused and audited', async () => {
@@ -340,6 +378,62 @@ describe('linked cells: two real cells in network namespaces, linked over WireGu
     await waitFor('ping again (cell_only)', pings, 10_000, 250);
   });
 
+  it("policy services opens the named installed services' ports on B to A's device; cell_only does not", async () => {
+    // An installed service on B that publishes host port 18080 on B's tunnel address: its record
+    // (as the store writes it) and a listener standing in for its container. Port 18081 belongs
+    // to no service. Real firewall, real tunnel, real connections from A's peer device.
+    const manifest = {
+      id: 'echo-svc',
+      name: 'Echo',
+      version: '1.0.0',
+      containers: [{ name: 'server', image: 'x', ports: [{ container: 8080, protocol: 'tcp', host: 18080 }] }],
+    };
+    const now = new Date().toISOString();
+    withCellDb(dirs.b, (db) =>
+      db
+        .prepare(
+          'insert into service_installations (service_id, version, manifest, manifest_digest, index_version, ' +
+            "state, job_id, installed_at, created_at, updated_at) values (?, ?, ?, ?, 1, 'installed', null, ?, ?, ?)",
+        )
+        .run('echo-svc', '1.0.0', JSON.stringify(manifest), `sha256:${'0'.repeat(64)}`, now, now, now),
+    );
+    const script =
+      `const net=require('net');for(const p of [18080,18081])` +
+      `net.createServer((s)=>s.end('port '+p+'\\n')).listen(p,'10.82.0.1');`;
+    listener = spawn(IP!, ['netns', 'exec', NS.b, process.execPath, '-e', script], { stdio: 'ignore' });
+    try {
+      await waitFor('the listener on B', async () => /10\.82\.0\.1:18080/.test(await inNs(NS.b, 'ss', '-ltn')));
+      // cell_only: the cell answers ping, the service port does not
+      assert.equal(await pings(), true);
+      assert.match(await connectFromDevice(18080), /^(timeout|error)/, 'cell_only must not reach a service');
+      const open = await adminB.put('/api/cells/alpha/policy', {
+        policy: { mode: 'services', services: ['echo-svc'] },
+      });
+      assert.equal(open.status, 200, open.text);
+      assert.equal(
+        await waitFor('echo-svc reachable', async () => (await connectFromDevice(18080)) === 'ok port 18080'),
+        true,
+      );
+      // nothing beyond the named service: a port of no service stays closed
+      assert.match(await connectFromDevice(18081), /^(timeout|error)/);
+      // a service named but not installed opens nothing
+      const other = await adminB.put('/api/cells/alpha/policy', { policy: { mode: 'services', services: ['files'] } });
+      assert.equal(other.status, 200, other.text);
+      await waitFor('echo-svc closed (another service named)', async () =>
+        /^(timeout|error)/.test(await connectFromDevice(18080)),
+      );
+      assert.equal((await adminB.put('/api/cells/alpha/policy', { policy: { mode: 'cell_only' } })).status, 200);
+      await waitFor('echo-svc closed again (cell_only)', async () =>
+        /^(timeout|error)/.test(await connectFromDevice(18080)),
+      );
+      assert.equal(await pings(), true, 'the cell itself still answers');
+    } finally {
+      await testing.stopChild(listener);
+      listener = undefined;
+      withCellDb(dirs.b, (db) => db.prepare("delete from service_installations where service_id = 'echo-svc'").run());
+    }
+  });
+
   it('a peer added on A appears on B within 2 s; removed, it disappears', async () => {
     const started = Date.now();
     assert.equal((await adminA.post('/api/peers', { name: 'laptop' })).status, 201);
@@ -398,7 +492,8 @@ describe('linked cells: two real cells in network namespaces, linked over WireGu
   });
 
   it('a sync message from a cell that was never linked is refused and audited', async () => {
-    // the device (inside A's subnet, so the firewall lets it through) signs with a key B never linked
+    // sent through the tunnel from A's address (the only one B's firewall lets reach peer-sync),
+    // signed for a key B never linked
     const stranger = randomBytes(32).toString('base64');
     const body = JSON.stringify({
       v: 1,
@@ -407,12 +502,8 @@ describe('linked cells: two real cells in network namespaces, linked over WireGu
       sent_at: new Date().toISOString(),
       entries: [{ seq: 1, change: { op: 'delete', name: 'p1' } }],
     });
-    const script =
-      `fetch('http://10.82.0.1:7947/api/cells/peer-sync/push',{method:'POST',` +
-      `headers:{'content-type':'application/json','x-pic-cell-mac':'A'.repeat(43)},body:process.argv[1]})` +
-      `.then(async r=>{console.log(r.status+' '+await r.text())})`;
-    const out = await inNs(NS.d, process.execPath, '-e', script, body);
-    assert.match(out, /^403 .*unknown_cell/);
+    const [out] = await pushFromA([body], 'A'.repeat(43));
+    assert.match(out!, /^403 .*unknown_cell/);
     const denied = withCellDb(
       dirs.b,
       (db) =>
@@ -445,15 +536,7 @@ describe('linked cells: two real cells in network namespaces, linked over WireGu
         sent_at: new Date().toISOString(),
         entries: [{ seq, change: { op: 'delete', name: 'p1' } }],
       });
-    const sendFromA = async (body: string, mac: string) => {
-      const script =
-        `const http=require('http');const b=process.argv[1];` +
-        `const r=http.request('http://10.82.0.1:7947/api/cells/peer-sync/push',` +
-        `{method:'POST',localAddress:'10.81.0.1',` +
-        `headers:{'content-type':'application/json','x-pic-cell-mac':process.argv[2]}},` +
-        `(res)=>{let t='';res.on('data',(d)=>t+=d);res.on('end',()=>console.log(res.statusCode+' '+t))});r.end(b);`;
-      return inNs(NS.a, process.execPath, '-e', script, body, mac);
-    };
+    const sendFromA = async (body: string, mac: string) => (await pushFromA([body], mac))[0]!;
     // replayed: a sequence number B has already applied, with a genuine MAC
     const old = message(linkOnB.received_seq as number);
     const replay = await sendFromA(old, service.messageMac(key, publicA, linkedKeyOfB, Buffer.from(old)));
@@ -472,6 +555,51 @@ describe('linked cells: two real cells in network namespaces, linked over WireGu
       ).map((r) => (JSON.parse(r.details) as { error: string }).error),
     );
     assert.ok(denied.includes('replayed') && denied.includes('bad_mac'), denied.join(', '));
+  });
+
+  it('a flood of forged messages: every one refused, the audit log rationed, the rest summed up', async () => {
+    const stranger = randomBytes(32).toString('base64');
+    const forged = (i: number) =>
+      JSON.stringify({
+        v: 1,
+        from: stranger,
+        to: linkedKeyOfB,
+        sent_at: new Date().toISOString(),
+        entries: [{ seq: i + 1, change: { op: 'delete', name: 'p1' } }],
+      });
+    const deniedFromA = () =>
+      withCellDb(
+        dirs.b,
+        (db) =>
+          db
+            .prepare(
+              "select details from audit_log where action = 'cells.peer_sync' and result = 'denied' and ip = ? order by id",
+            )
+            .all('10.81.0.1') as Array<{ details: string }>,
+      ).map((r) => JSON.parse(r.details) as { error: string; count?: number });
+    const before = deniedFromA().length;
+    const answers = await pushFromA(
+      Array.from({ length: 60 }, (_, i) => forged(i)),
+      'A'.repeat(43),
+    );
+    assert.equal(answers.length, 60);
+    for (const a of answers) assert.match(a, /^403 .*unknown_cell/, 'every forged message is refused');
+    const audited = deniedFromA().length - before;
+    // 20 a minute from one source, and the earlier tests' refusals from A count in the same minute
+    assert.ok(audited > 0 && audited <= 20, `${audited} audited one by one`);
+    // the rest is written as one entry when the window ends, or when the cell stops: stop B
+    await stopCell(B);
+    const summaries = deniedFromA().filter((d) => d.error === 'refusals_counted');
+    assert.equal(summaries.length, 1, JSON.stringify(summaries));
+    assert.equal(summaries[0]!.count, 60 - audited);
+    B = await startCellIn(NS.b, dirs.b, API.b);
+    adminB = await signIn(B.url);
+    await waitFor(
+      'B back: peer-sync listening',
+      async () => (await adminB.get('/api/status')).body?.subsystems?.cells?.state === 'ok',
+      20_000,
+      250,
+    );
   });
 
   it('unlinking removes the tunnel and the synced peers on both sides', async () => {
