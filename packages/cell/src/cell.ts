@@ -216,7 +216,7 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
   status.register('cells', () => {
     if (config.wireguard.mode === 'off' || config.wireguard.netns) {
       const reason = "peer-sync needs the WireGuard interface in the cell's own network namespace";
-      return { state: 'not_configured', reason };
+      return { state: 'not_configured', reason, forwarding: firewall.forwarding() };
     }
     const on = syncListener.listening;
     const forwarding = firewall.forwarding();
