@@ -62,7 +62,7 @@ async function makeCell(root, cleanup, label, subnet) {
   });
   while (!listener.listening) await sleep(10);
   links.start();
-  return { db, vault, links };
+  return { db, vault, links, publicKey: pair.publicKey, url: `http://${host}:${syncPort}${service.SYNC_PATH}`, host };
 }
 
 export async function run({ root, cleanup, log }) {
@@ -127,6 +127,40 @@ export async function run({ root, cleanup, log }) {
   const totalMs = performance.now() - t0;
   const delivered = sent - start;
   const p50 = median(latencies);
+  // A flood of forged messages (A's key and address, a wrong MAC): every one must be refused, and
+  // the audit log must get at most 20 of them a minute, however many come (issue 15, item 3).
+  log('links: 1,000 forged messages to B (bad MAC), one after the other');
+  const transport = await import(dist(root, 'features/cells/transport.js'));
+  const auditedDenied = async () =>
+    Number(
+      (
+        await b.db
+          .selectFrom('audit_log')
+          .select((eb) => eb.fn.countAll().as('n'))
+          .where('action', '=', 'cells.peer_sync')
+          .where('result', '=', 'denied')
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
+  const deniedBefore = await auditedDenied();
+  const forged = Buffer.from(
+    JSON.stringify({
+      v: 1,
+      from: a.publicKey,
+      to: b.publicKey,
+      sent_at: new Date().toISOString(),
+      entries: [{ seq: 1, change: { op: 'delete', name: 'x' } }],
+    }),
+  );
+  let refused = 0;
+  const tf = performance.now();
+  for (let i = 0; i < 1000; i++) {
+    const answer = await transport.httpTransport(b.url, forged, { 'x-pic-cell-mac': 'A'.repeat(43) }, a.host);
+    if (answer.status === 403) refused++;
+  }
+  const floodMs = performance.now() - tf;
+  const floodAudited = (await auditedDenied()) - deniedBefore;
+
   const rows = [
     {
       label: '1,000 peer changes A → B, all applied on B (ms)',
@@ -138,10 +172,22 @@ export async function run({ root, cleanup, log }) {
     { label: '  changes delivered (outbox entries)', value: delivered, digits: 0 },
     { label: 'one change, A write → B read, p50 (ms)', value: p50, digits: 1, goal: { cmp: '<', target: 200 } },
     { label: 'one change, A write → B read, max of 50 (ms)', value: Math.max(...latencies), digits: 1 },
+    { label: '1,000 forged messages to B: refused', value: refused, digits: 0, goal: { cmp: '>=', target: 1000 } },
+    { label: '  refusals per second', value: (1000 * 1000) / floodMs, digits: 0 },
+    { label: '  audit entries written for them', value: floodAudited, digits: 0, goal: { cmp: '<=', target: 20 } },
   ];
   return {
     rows,
     notes: ['in one process over loopback HTTP: real SQLite, real MACs and sequence numbers, no WireGuard in the path'],
-    json: { changes: delivered, total_ms: totalMs, writes_ms: writesMs, p50_ms: p50, max_ms: Math.max(...latencies) },
+    json: {
+      changes: delivered,
+      total_ms: totalMs,
+      writes_ms: writesMs,
+      p50_ms: p50,
+      max_ms: Math.max(...latencies),
+      forged_refused: refused,
+      forged_ms: floodMs,
+      forged_audited: floodAudited,
+    },
   };
 }
