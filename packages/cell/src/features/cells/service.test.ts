@@ -17,7 +17,16 @@ import { generateKeyPair, publicKeyOf } from '../wireguard/keys.js';
 import { decodeInvite, decodeResponse, encodeCode } from './codes.js';
 import { linkKey, mac } from './crypto.js';
 import * as q from './queries.js';
-import { CELL_KEY_SECRET, CellLinks, MAC_HEADER, messageMac, subnetsOverlap, type Transport } from './service.js';
+import {
+  CELL_KEY_SECRET,
+  CellLinks,
+  type CellLinksOptions,
+  type LinkEnforcer,
+  MAC_HEADER,
+  messageMac,
+  subnetsOverlap,
+  type Transport,
+} from './service.js';
 
 interface TestCell {
   name: string;
@@ -42,7 +51,7 @@ const transport: Transport = async (url, body, headers, localAddress) => {
   return target.links.receive(body, localAddress, headers[MAC_HEADER]);
 };
 
-async function makeCell(name: string, subnet: string): Promise<TestCell> {
+async function makeCell(name: string, subnet: string, extra: Partial<CellLinksOptions> = {}): Promise<TestCell> {
   const temp = await openTempDatabase(`pic-cells-${name}-`);
   const db = temp.database.db;
   const vault = await openVault({ dataDir: temp.dir, db, logger: silentLogger });
@@ -69,6 +78,7 @@ async function makeCell(name: string, subnet: string): Promise<TestCell> {
     transport,
     minRetryMs: 20,
     maxRetryMs: 80,
+    ...extra,
   });
   const cell = { name, subnet, temp, vault, links, up: true, inbox: [] };
   cells.set(name, cell);
@@ -440,5 +450,73 @@ describe('linked cells: invite, key proof, peer-sync (real SQLite)', () => {
       { error: rows[20]!['error'], count: rows[20]!['count'], errors: rows[20]!['errors'] },
       { error: 'refusals_counted', count: 80, errors: { unknown_cell: 80 } },
     );
+  });
+});
+
+describe('what a link policy opens follows the installed services (real SQLite)', () => {
+  let x: TestCell;
+  let y: TestCell;
+  const applied: Array<Parameters<LinkEnforcer['apply']>[0]> = [];
+  const enforcer: LinkEnforcer = { apply: async (links) => void applied.push(links) };
+
+  before(async () => {
+    x = await makeCell('xray', '10.71.0.0/24', { enforcer });
+    y = await makeCell('yankee', '10.72.0.0/24');
+    await link(x, y);
+  });
+  after(async () => {
+    for (const cell of [x, y]) {
+      await cell.links.stop();
+      await cell.temp.remove();
+      cells.delete(cell.name);
+    }
+  });
+
+  const install = (id: string, state: 'installed' | 'installing', ports: object[]) => {
+    const now = new Date().toISOString();
+    return x.temp.database.db
+      .insertInto('service_installations')
+      .values({
+        service_id: id,
+        version: '1.0.0',
+        manifest: JSON.stringify({ id, containers: [{ name: 'c', image: 'i', ports }] }),
+        manifest_digest: `sha256:${'0'.repeat(64)}`,
+        index_version: 1,
+        state,
+        job_id: null,
+        installed_at: now,
+        created_at: now,
+        updated_at: now,
+      })
+      .execute();
+  };
+  const last = () => applied[applied.length - 1]![0]!;
+
+  it('opens the host ports of the named, installed services only; re-applied on each change', async () => {
+    await tx(x, (trx) => x.links.setPolicy(trx, 'yankee', { mode: 'services', services: ['calendar', 'email'] }));
+    await x.links.enforce();
+    assert.deepEqual(last().servicePorts, [], 'nothing is installed yet');
+
+    await install('calendar', 'installed', [
+      { container: 5232, protocol: 'tcp', host: 5232 },
+      { container: 9000, protocol: 'tcp' }, // not published on the host: not reachable anyway
+    ]);
+    await install('email', 'installing', [{ container: 25, protocol: 'tcp', host: 25 }]);
+    await install('files', 'installed', [{ container: 8443, protocol: 'tcp', host: 8443 }]);
+    await x.links.enforce(); // what the store's install and remove notifications call
+    assert.deepEqual(last().servicePorts, [{ service: 'calendar', port: 5232, protocol: 'tcp' }]);
+
+    await x.temp.database.db.deleteFrom('service_installations').where('service_id', '=', 'calendar').execute();
+    await x.links.enforce();
+    assert.deepEqual(last().servicePorts, []);
+
+    await tx(x, (trx) => x.links.setPolicy(trx, 'yankee', { mode: 'cell_only' }));
+    await x.links.enforce();
+    assert.deepEqual(last(), {
+      name: 'yankee',
+      subnet: '10.72.0.0/24',
+      policy: { mode: 'cell_only' },
+      servicePorts: [],
+    });
   });
 });
