@@ -26,7 +26,7 @@ import { ConsoleAssets } from './features/console/service.js';
 import { buildApp } from './app.js';
 import { CellLinks } from './features/cells/service.js';
 import { LinkFirewall } from './features/cells/enforcer.js';
-import { PeerSyncListener, httpTransport } from './features/cells/transport.js';
+import { LinkListener, PeerSyncListener, httpTransport } from './features/cells/transport.js';
 import { cellAddress } from './features/wireguard/addresses.js';
 import { readCellSettings } from './features/config/service.js';
 import { TunnelListener } from './http/tunnel-listener.js';
@@ -179,6 +179,11 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
   // Peer-sync listens on the cell's own tunnel address, on its own port (not the API's, not Caddy's).
   const tunnelHost = async () => cellAddress((await readCellSettings(database.db)).network.subnet);
   const syncListener = new PeerSyncListener(cells, tunnelHost, config.cells.syncPort, logger);
+  // One-step invites: the invited cell delivers its response to this listener (TCP, the WireGuard port's number).
+  if (config.wireguard.mode !== 'off' && !config.wireguard.netns) {
+    const wgPort = async () => (await readCellSettings(database.db)).network.wireguard_port;
+    cells.attachOneStep(new LinkListener(cells, wgPort, logger));
+  }
   let tunnel: TunnelListener | undefined;
 
   status.register('database', () => {

@@ -231,6 +231,8 @@ export interface CellInvitesTable {
   used_at: string | null;
   used_by: string | null;
   created_at: string;
+  /** 1: a one-step invite (the invited cell may deliver its response to the link listener). */
+  one_step: Generated<number>;
 }
 
 export interface CellLinksTable {

@@ -8,6 +8,7 @@ import * as m0006 from './0006_peers_user_id.js';
 import * as m0007 from './0007_store_pull.js';
 import * as m0008 from './0008_dns_records.js';
 import * as m0009 from './0009_cells.js';
+import * as m0010 from './0010_cell_invites_one_step.js';
 
 /** Migrations are listed statically so the built cell needs no directory scanning. */
 const migrations: Record<string, Migration> = {
@@ -20,6 +21,7 @@ const migrations: Record<string, Migration> = {
   '0007_store_pull': m0007,
   '0008_dns_records': m0008,
   '0009_cells': m0009,
+  '0010_cell_invites_one_step': m0010,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -59,11 +59,24 @@ export const deleteLink = (db: Db, id: number) => db.deleteFrom('cell_links').wh
 export const updateLinkPolicy = (db: Db, id: number, policy: string) =>
   db.updateTable('cell_links').set({ policy, updated_at: nowIso() }).where('id', '=', id).execute();
 
-export const insertInvite = (db: Db, nonceHash: string, expiresAt: string) =>
+export const insertInvite = (db: Db, nonceHash: string, expiresAt: string, oneStep = false) =>
   db
     .insertInto('cell_invites')
-    .values({ nonce_hash: nonceHash, expires_at: expiresAt, created_at: nowIso() })
+    .values({ nonce_hash: nonceHash, expires_at: expiresAt, created_at: nowIso(), one_step: oneStep ? 1 : 0 })
     .execute();
+/** One-step invites that may still be completed: while there is one, the link listener listens. */
+export const openOneStepInvites = async (db: Db): Promise<number> =>
+  Number(
+    (
+      await db
+        .selectFrom('cell_invites')
+        .select((eb) => eb.fn.countAll().as('n'))
+        .where('one_step', '=', 1)
+        .where('used_at', 'is', null)
+        .where('expires_at', '>', nowIso())
+        .executeTakeFirstOrThrow()
+    ).n,
+  );
 export const findInvite = (db: Db, nonceHash: string) =>
   db.selectFrom('cell_invites').selectAll().where('nonce_hash', '=', nonceHash).executeTakeFirst();
 export const markInviteUsed = (db: Db, id: number, by: string) =>
@@ -117,6 +130,9 @@ export const markSynced = (db: Db, id: number, error: string | null) =>
     .set(error === null ? { last_sync_at: nowIso(), last_error: null } : { last_error: error })
     .where('id', '=', id)
     .execute();
+
+export const setLinkError = (db: Db, id: number, error: string | null) =>
+  db.updateTable('cell_links').set({ last_error: error }).where('id', '=', id).execute();
 
 export const setRecvSeq = (db: Db, id: number, seq: number) =>
   db.updateTable('cell_links').set({ recv_seq: seq, last_sync_at: nowIso() }).where('id', '=', id).execute();

@@ -36,7 +36,9 @@ export function cellRoutes(deps: CellDeps): Router {
     async (ctx) => {
       const invite = await cells.createInvite(ctx.trx, ctx.input);
       ctx.audit.target(invite.nonce_hash.slice(0, 16));
-      ctx.audit.note({ expires_at: invite.expires_at });
+      ctx.audit.note({ expires_at: invite.expires_at, one_step: ctx.input.one_step === true });
+      // a one-step invite opens the link listener until it is used or expires
+      if (ctx.input.one_step) ctx.afterCommit(() => void cells.oneStepChanged());
       const qr = await import('../wireguard/qr.js');
       ctx.status = 201;
       ctx.set('Cache-Control', 'no-store');
@@ -59,13 +61,21 @@ export function cellRoutes(deps: CellDeps): Router {
     withKey,
     transactional(db),
     async (ctx) => {
-      const { link, response } = await cells.accept(ctx.trx, ctx.input);
+      const { link, response, deliverTo } = await cells.accept(ctx.trx, ctx.input);
       ctx.audit.target(link.name);
-      ctx.audit.note({ subnet: link.subnet, public_key: link.public_key });
+      ctx.audit.note({ subnet: link.subnet, public_key: link.public_key, one_step: deliverTo !== undefined });
       linksChangedAfterCommit(ctx);
+      // one-step: this cell hands the response to the inviting cell itself (and A's admin may still paste it)
+      if (deliverTo) ctx.afterCommit(() => void cells.deliverResponse(link.id, deliverTo, response));
       const qr = await import('../wireguard/qr.js');
       ctx.status = 201;
-      ctx.body = { ok: true, cell: presentLink(link), response, qr_svg: await qr.configQrSvg(response) };
+      ctx.body = {
+        ok: true,
+        cell: presentLink(link),
+        response,
+        qr_svg: await qr.configQrSvg(response),
+        delivered_to: deliverTo?.url ?? null,
+      };
     },
   );
 

@@ -36,6 +36,8 @@ export const CreateInviteBody = Type.Object(
     ttl_minutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_080 })),
     /** host:port where the other cell reaches this one (default: the cell's network.endpoint). */
     endpoint: Type.Optional(Endpoint),
+    /** The invited cell delivers its response to this cell itself (default TTL 15 minutes). */
+    one_step: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );
@@ -67,6 +69,8 @@ export const InvitePayload = Type.Object(
     sync_port: Port,
     nonce: Nonce,
     expires_at: Type.String({ maxLength: 40 }),
+    /** One-step invites: the TCP port on the endpoint's host where the response is delivered. */
+    link_port: Type.Optional(Port),
   },
   { additionalProperties: false },
 );

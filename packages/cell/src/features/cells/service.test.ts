@@ -520,3 +520,78 @@ describe('what a link policy opens follows the installed services (real SQLite)'
     });
   });
 });
+
+describe('one-step invites: the invited cell delivers the same proof itself (real SQLite)', () => {
+  let d: TestCell;
+  let e: TestCell;
+  const opened: boolean[] = [];
+
+  before(async () => {
+    d = await makeCell('delta', '10.74.0.0/24');
+    e = await makeCell('echo', '10.75.0.0/24');
+  });
+  after(async () => {
+    for (const cell of [d, e]) {
+      await cell.links.stop();
+      await cell.temp.remove();
+      cells.delete(cell.name);
+    }
+  });
+
+  it('is refused where no link listener can run', async () => {
+    await rejects(
+      tx(d, (trx) => d.links.createInvite(trx, { one_step: true })),
+      409,
+      'conflict',
+    );
+  });
+
+  it('a two-step invite cannot be completed through the link listener', async () => {
+    const invite = await tx(d, (trx) => d.links.createInvite(trx, {}));
+    const accepted = await tx(e, (trx) => e.links.accept(trx, { code: invite.code }));
+    assert.equal(accepted.deliverTo, undefined);
+    const answer = await d.links.completeOneStep(accepted.response, '203.0.113.5');
+    assert.equal(answer.status, 403);
+    assert.equal(answer.body['code'], 'not_one_step');
+    assert.equal(await q.findLinkByName(d.temp.database.db, 'echo'), undefined);
+    const denied = (await auditOf(d, 'cells.complete')).filter((r) => r.result === 'denied');
+    assert.ok(denied.some((r) => r.details.includes('not_one_step')));
+    await e.links.unlink('delta', () => undefined);
+  });
+
+  it('links both cells with one admin action on each side, and the invite is used once', async () => {
+    d.links.attachOneStep({ sync: async (open) => void opened.push(open) });
+    const invite = await tx(d, (trx) => d.links.createInvite(trx, { one_step: true }));
+    await d.links.oneStepChanged();
+    assert.equal(opened.at(-1), true, 'the link listener opens while the invite is open');
+    const payload = decodeInvite(invite.code);
+    assert.equal(payload.link_port, 51820);
+    assert.ok(Date.parse(payload.expires_at) - Date.now() <= 15 * 60_000, 'short-lived by default');
+
+    const accepted = await tx(e, (trx) => e.links.accept(trx, { code: invite.code }));
+    assert.deepEqual(accepted.deliverTo, {
+      url: 'http://delta.example.org:51820/api/cells/link/complete',
+      until: payload.expires_at,
+    });
+    // a response edited on the way (another key claimed) is refused like in complete
+    const forged = decodeResponse(accepted.response);
+    const other = encodeCode({ ...forged, public_key: publicKeyOf(generateKeyPair().privateKey) });
+    const bad = await d.links.completeOneStep(other, '203.0.113.5');
+    assert.equal(bad.body['code'], 'key_proof_failed');
+
+    const answer = await d.links.completeOneStep(accepted.response, '203.0.113.5');
+    assert.equal(answer.status, 201, JSON.stringify(answer.body));
+    assert.equal((await q.findLinkByName(d.temp.database.db, 'echo'))?.role, 'inviter');
+    await waitFor(async () => opened.at(-1) === false);
+    const ok = (await auditOf(d, 'cells.complete')).filter((r) => r.result === 'ok');
+    assert.ok(ok.some((r) => r.details.includes('one_step') && r.actor === 'cell:echo'));
+
+    const again = await d.links.completeOneStep(accepted.response, '203.0.113.5');
+    assert.equal(again.status, 409);
+    assert.equal(again.body['code'], 'invite_used');
+    // and peer-sync runs as after a two-step link
+    await addPeer(d, 'phone');
+    await d.links.peersChanged();
+    await waitFor(async () => (await remoteNames(e, 'delta')).includes('phone'));
+  });
+});

@@ -70,6 +70,14 @@ export interface ServicePort {
   protocol: 'tcp' | 'udp';
 }
 
+/** The one-step link listener (transport.ts): listens while a one-step invite is open. */
+export interface OneStepListener {
+  /** Listens when `open`, stops listening when not. */
+  sync(open: boolean): Promise<void>;
+}
+
+export const ONE_STEP_PATH = '/api/cells/link/complete';
+
 /** Where link subnets get routed and policies enforced (the firewall module; a no-op stand-in where none runs). */
 export interface LinkEnforcer {
   apply(
@@ -152,6 +160,7 @@ export class CellLinks {
   /** Sync keys derived this run, by the other cell's public key: memory only, never stored. */
   private readonly syncKeys = new Map<string, Buffer>();
   private readonly refusals: RefusalAuditLimiter;
+  private oneStep: OneStepListener | undefined;
   /** The last apply of routes and firewall: the next one waits for it. */
   private enforcing: Promise<void> = Promise.resolve();
 
@@ -175,6 +184,20 @@ export class CellLinks {
       ip: s.source === '*' ? null : s.source,
       details: { error: 'refusals_counted', count: s.count, errors: s.errors, from: s.from, to: s.to },
     });
+  }
+
+  /** One-step invites are possible once the link listener is attached (the cell's own namespace). */
+  attachOneStep(listener: OneStepListener): void {
+    this.oneStep = listener;
+  }
+
+  /** The link listener listens while a one-step invite can still be completed, and only then. */
+  async oneStepChanged(): Promise<void> {
+    if (!this.oneStep) return;
+    const open = (await q.openOneStepInvites(this.db)) > 0;
+    await this.oneStep
+      .sync(open && !this.stopped)
+      .catch((err) => this.o.logger.warn('link listener', { error: String(err) }));
   }
 
   // ---------- keys ----------
@@ -218,10 +241,19 @@ export class CellLinks {
     }
     const problem = endpointProblem(endpoint);
     if (problem) throw errors.validation({ endpoint: problem });
+    const oneStep = input.one_step === true;
+    if (oneStep && !this.oneStep) {
+      throw errors.conflict(
+        "one-step invites need the WireGuard interface in the cell's own network namespace: use a two-step invite",
+        { one_step: 'is not available on this cell' },
+      );
+    }
     const nonce = randomBytes(32).toString('base64url');
-    const expiresAt = new Date(Date.now() + (input.ttl_minutes ?? 60) * 60_000).toISOString();
+    // a one-step invite links whoever holds it first, without this admin: short-lived by default
+    const ttl = input.ttl_minutes ?? (oneStep ? 15 : 60);
+    const expiresAt = new Date(Date.now() + ttl * 60_000).toISOString();
     const nonceHash = sha256Hex(nonce);
-    await q.insertInvite(trx, nonceHash, expiresAt);
+    await q.insertInvite(trx, nonceHash, expiresAt, oneStep);
     const code = encodeCode({
       v: 1,
       name: identity.cell_name,
@@ -232,6 +264,8 @@ export class CellLinks {
       sync_port: this.o.syncPort,
       nonce,
       expires_at: expiresAt,
+      // TCP on the WireGuard port's number, on the endpoint's host: where the response is delivered
+      ...(oneStep ? { link_port: network.wireguard_port } : {}),
     });
     return { code, expires_at: expiresAt, nonce_hash: nonceHash };
   }
@@ -275,7 +309,10 @@ export class CellLinks {
   }
 
   /** On B: checks the invite, links A, and makes the response code that proves B holds its key. */
-  async accept(trx: Trx, input: CodeBody): Promise<{ link: q.LinkRow; response: string }> {
+  async accept(
+    trx: Trx,
+    input: CodeBody,
+  ): Promise<{ link: q.LinkRow; response: string; deliverTo?: { url: string; until: string } }> {
     const invite = decodeInvite(input.code);
     if (!(Date.parse(invite.expires_at) > Date.now()))
       throw new HttpError(410, 'invite_expired', 'this invite has expired');
@@ -311,14 +348,22 @@ export class CellLinks {
     };
     const key = linkKey(keys.privateKey, keys.publicKey, invite.public_key, 'accept');
     const response = encodeCode({ v: 1, ...claims, mac: responseMac(key, invite.public_key, claims) });
-    return { link, response };
+    if (invite.link_port === undefined) return { link, response };
+    const host = invite.endpoint.slice(0, invite.endpoint.lastIndexOf(':'));
+    const url = `http://${host}:${invite.link_port}${ONE_STEP_PATH}`;
+    return { link, response, deliverTo: { url, until: invite.expires_at } };
   }
 
-  /** On A: checks the response's proof with A's own key and B's claimed one, uses the invite up, links B. */
-  async complete(trx: Trx, input: CodeBody): Promise<q.LinkRow> {
+  /**
+   * On A: checks the response's proof with A's own key and B's claimed one, uses the invite up, links B.
+   * `oneStep`: delivered by B to the link listener, which may complete one-step invites only.
+   */
+  async complete(trx: Trx, input: CodeBody, oneStep = false): Promise<q.LinkRow> {
     const r = decodeResponse(input.code);
     const invite = await q.findInvite(trx, sha256Hex(r.nonce));
     if (!invite) throw errors.notFound('no invite of this cell matches this response');
+    if (oneStep && invite.one_step !== 1)
+      throw errors.forbidden("a two-step invite is completed by its cell's admin only", 'not_one_step');
     if (invite.used_at)
       throw new HttpError(409, 'invite_used', `this invite was already used (by "${invite.used_by}")`);
     if (!(Date.parse(invite.expires_at) > Date.now()))
@@ -356,6 +401,75 @@ export class CellLinks {
     await q.enqueue(trx, link.id, [JSON.stringify({ op: 'hello' })]);
     await this.enqueueSnapshot(trx, link.id);
     return link;
+  }
+
+  /**
+   * On A's link listener: a response B delivered itself. The same checks as `complete` (and the
+   * invite must be a one-step one), in one transaction with its audit entry; refusals are audited
+   * (rationed per source like peer-sync's).
+   */
+  async completeOneStep(code: unknown, source: string | undefined): Promise<ReceiveResult> {
+    try {
+      if (typeof code !== 'string' || code.length < 10 || code.length > 4096)
+        throw errors.badRequest('the body must be {"code": "<response code>"}', { code: 'is required' });
+      const link = await this.db.transaction().execute(async (trx) => {
+        const made = await this.complete(trx, { code }, true);
+        this.o.audit.appendIn(trx, {
+          actor: `cell:${made.name}`,
+          action: 'cells.complete',
+          targetType: 'cell_link',
+          targetId: made.name,
+          result: 'ok',
+          ip: source ?? null,
+          details: { via: 'one_step', subnet: made.subnet, public_key: made.public_key },
+        });
+        return made;
+      });
+      void this.linksChanged();
+      void this.oneStepChanged();
+      return { status: 201, body: { ok: true, cell: link.name } };
+    } catch (err) {
+      if (!(err instanceof HttpError)) throw err;
+      if (this.refusals.admit(source ?? 'unknown', err.id, null)) {
+        await this.o.audit.append({
+          actor: 'cell:unknown',
+          action: 'cells.complete',
+          targetType: 'cell_link',
+          targetId: null,
+          result: 'denied',
+          ip: source ?? null,
+          details: { error: err.id, via: 'one_step' },
+        });
+      }
+      return { status: err.status, body: { ok: false, error: err.message, code: err.id, fields: {} } };
+    }
+  }
+
+  /**
+   * On B after a one-step accept committed: delivers the response to A's link listener, again
+   * with a growing pause until A takes it, refuses it, or the invite expires. The answer to
+   * accept shows the response too, so A's admin can still paste it.
+   */
+  async deliverResponse(linkId: number, deliverTo: { url: string; until: string }, response: string): Promise<void> {
+    const body = Buffer.from(JSON.stringify({ code: response }), 'utf8');
+    let pause = this.o.minRetryMs ?? 1_000;
+    while (!this.stopped && Date.now() < Date.parse(deliverTo.until)) {
+      let answer: { status: number; body: unknown } | undefined;
+      try {
+        answer = await withTimeout(this.o.transport(deliverTo.url, body, {}, undefined), 10_000);
+      } catch (err) {
+        const why = String((err as Error).message ?? err).slice(0, 200);
+        await q.setLinkError(this.db, linkId, `one-step: not delivered yet: ${why}`);
+      }
+      if (answer && answer.status !== 429 && answer.status < 500) {
+        const code = (answer.body as { code?: unknown } | null)?.code;
+        const refused = `one-step: refused: ${answer.status} ${typeof code === 'string' ? code : ''}`.trim();
+        await q.setLinkError(this.db, linkId, answer.status === 201 ? null : refused);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, pause).unref());
+      pause = Math.min(pause * 2, 30_000);
+    }
   }
 
   /** After a link was added, removed or changed: the interface, routes and firewall follow, pushes start. */
@@ -732,9 +846,13 @@ export class CellLinks {
   start(): void {
     this.stopped = false;
     // routes and firewall rules are re-asserted now and then (the interface may have been re-created)
-    this.converge = setInterval(() => void this.enforce(), 30_000);
+    this.converge = setInterval(() => {
+      void this.enforce();
+      void this.oneStepChanged(); // an invite expired: the link listener closes
+    }, 30_000);
     this.converge.unref();
     void this.peersChanged().catch((err) => this.o.logger.warn('peer-sync diff failed', { error: String(err) }));
+    void this.oneStepChanged();
     void q
       .listLinks(this.db)
       .then((links) => {
@@ -747,6 +865,7 @@ export class CellLinks {
     this.stopped = true;
     this.syncKeys.clear();
     await this.refusals.flush();
+    await this.oneStep?.sync(false).catch(() => undefined);
     if (this.converge) clearInterval(this.converge);
     for (const s of this.senders.values()) if (s.retry) clearTimeout(s.retry);
     this.senders.clear();

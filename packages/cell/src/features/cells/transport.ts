@@ -3,7 +3,14 @@ import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import getRawBody from 'raw-body';
 import type { Logger } from '../../lib/logger.js';
-import { MAC_HEADER, SYNC_PATH, type CellLinks, type Transport } from './service.js';
+import {
+  MAC_HEADER,
+  ONE_STEP_PATH,
+  SYNC_PATH,
+  type CellLinks,
+  type OneStepListener,
+  type Transport,
+} from './service.js';
 
 /** Largest peer-sync message accepted (BATCH entries fit well within it). */
 export const SYNC_BODY_LIMIT = 2 * 1024 * 1024;
@@ -130,6 +137,102 @@ export class PeerSyncListener {
         server.close(() => resolve());
         server.closeAllConnections();
       });
+    }
+  }
+}
+
+/** Requests a minute one address may make to the link listener. */
+const LINK_REQUESTS_PER_MINUTE = 10;
+
+/**
+ * The one-step link listener: POST /api/cells/link/complete on every address of the cell, TCP on
+ * the WireGuard port's number (the port the invite names), and only while a one-step invite is
+ * open. No sessions: the response code's MAC is the proof (CellLinks.completeOneStep). Each
+ * address may try a few times a minute.
+ */
+export class LinkListener implements OneStepListener {
+  private server: Server | undefined;
+  private readonly hits = new Map<string, { start: number; n: number }>();
+  lastError: string | null = null;
+
+  constructor(
+    private readonly links: CellLinks,
+    private readonly port: () => Promise<number>,
+    private readonly logger: Logger,
+  ) {}
+
+  get listening(): AddressInfo | undefined {
+    return (this.server?.address() as AddressInfo | null) ?? undefined;
+  }
+
+  async sync(open: boolean): Promise<void> {
+    if (open && !this.server) {
+      const server = createServer((req, res) => void this.handle(req, res));
+      server.requestTimeout = 15_000;
+      const port = await this.port();
+      try {
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(port, '0.0.0.0', () => resolve());
+        });
+        this.server = server;
+        this.lastError = null;
+        this.logger.info('link listener open for one-step invites', { port });
+      } catch (err) {
+        this.lastError = String((err as Error).message ?? err);
+        this.logger.warn('link listener could not listen', { port, error: this.lastError });
+      }
+    } else if (!open && this.server) {
+      const server = this.server;
+      this.server = undefined;
+      this.hits.clear();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      this.logger.info('link listener closed: no open one-step invite');
+    }
+  }
+
+  private tooMany(ip: string): boolean {
+    const now = Date.now();
+    if (this.hits.size > 4096) this.hits.clear(); // bounded: a flood of addresses starts over
+    const h = this.hits.get(ip);
+    if (!h || now - h.start >= 60_000) {
+      this.hits.set(ip, { start: now, n: 1 });
+      return false;
+    }
+    return ++h.n > LINK_REQUESTS_PER_MINUTE;
+  }
+
+  private async handle(
+    req: import('node:http').IncomingMessage,
+    res: import('node:http').ServerResponse,
+  ): Promise<void> {
+    const send = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end(JSON.stringify(body));
+    };
+    try {
+      const path = (req.url ?? '').split('?')[0]!.toLowerCase();
+      if (path !== ONE_STEP_PATH) return send(404, { ok: false, error: 'not found', code: 'not_found', fields: {} });
+      if (req.method !== 'POST')
+        return send(405, { ok: false, error: 'POST only', code: 'method_not_allowed', fields: {} });
+      const ip = req.socket.remoteAddress ?? 'unknown';
+      if (this.tooMany(ip))
+        return send(429, { ok: false, error: 'too many attempts: wait a minute', code: 'rate_limited', fields: {} });
+      let body: unknown;
+      try {
+        body = JSON.parse((await getRawBody(req, { limit: 8 * 1024 })).toString('utf8'));
+      } catch {
+        return send(400, { ok: false, error: 'the body must be JSON, at most 8 KiB', code: 'bad_request', fields: {} });
+      }
+      const code = (body as { code?: unknown } | null)?.code;
+      const result = await this.links.completeOneStep(code, ip);
+      send(result.status, result.body);
+    } catch (err) {
+      this.logger.error('link listener request failed', { error: String(err) });
+      if (!res.headersSent) send(500, { ok: false, error: 'internal error', code: 'internal', fields: {} });
     }
   }
 }
