@@ -53,6 +53,9 @@ describe('linked cells API on one cell (WireGuard off)', () => {
       ['/api/cells/accept', { code: 'x'.repeat(20), extra: 1 }, 400, 'validation_failed'],
       ['/api/cells/complete', { code: '!!!!!!!!!!!!' }, 400, 'bad_request'],
       ['/api/cells/invites', { ttl_minutes: 0 }, 400, 'validation_failed'],
+      ['/api/cells/invites', { one_step: 'yes' }, 400, 'validation_failed'],
+      // one step needs the link listener, so the WireGuard interface in the cell's namespace
+      ['/api/cells/invites', { one_step: true }, 409, 'conflict'],
     ];
     for (const [path, body, status, code] of cases) {
       const res = await ready.admin.post(path, body);
@@ -89,5 +92,6 @@ describe('linked cells API on one cell (WireGuard off)', () => {
   it('status says peer-sync is not configured while WireGuard is off', async () => {
     const res = await ready.admin.get('/api/status');
     assert.equal(res.body.subsystems.cells.state, 'not_configured');
+    assert.equal(res.body.subsystems.cells.forwarding.state, 'not_needed');
   });
 });

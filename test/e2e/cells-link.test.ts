@@ -631,4 +631,36 @@ describe('linked cells: two real cells in network namespaces, linked over WireGu
     }
     assert.equal((await inNs(NS.b, IP!, 'route', 'show', SUBNET.a)).trim(), '');
   });
+
+  it('one step: B delivers its response to A itself; linked on both sides with the same proof', async () => {
+    const listening = async () => /:51820\b/.test(await inNs(NS.a, 'ss', '-ltn'));
+    assert.equal(await listening(), false, 'no link listener without an open one-step invite');
+    const invite = await adminA.post('/api/cells/invites', { one_step: true });
+    assert.equal(invite.status, 201, invite.text);
+    await waitFor("A's link listener open", listening);
+    const accepted = await adminB.post('/api/cells/accept', { code: invite.body.code });
+    assert.equal(accepted.status, 201, accepted.text);
+    assert.equal(accepted.body.delivered_to, `http://${UNDER.a}:${WG_PORT}/api/cells/link/complete`);
+    // nobody enters anything on A
+    await waitFor('B linked on A', async () =>
+      (await adminA.get('/api/cells')).body.cells.some((c: { name: string }) => c.name === 'beta'),
+    );
+    await waitFor("A's link listener closed (the invite is used)", async () => !(await listening()));
+    const completed = withCellDb(
+      dirs.a,
+      (db) =>
+        db
+          .prepare(
+            "select actor, ip, details from audit_log where action = 'cells.complete' and result = 'ok' order by id",
+          )
+          .all() as Array<{ actor: string; ip: string; details: string }>,
+    ).at(-1)!;
+    assert.equal(completed.actor, 'cell:beta');
+    assert.equal(completed.ip, UNDER.b);
+    assert.match(completed.details, /one_step/);
+    // the link works as after two steps: the tunnel, then peer-sync
+    await waitFor('handshake', async () => (await adminA.get('/api/cells')).body.cells[0].last_handshake, 15_000, 250);
+    assert.equal((await adminA.post('/api/peers', { name: 'tablet' })).status, 201);
+    await waitFor('tablet on B', async () => (await remote(adminB, 'alpha'))?.includes('tablet'), 10_000, 50);
+  });
 });
