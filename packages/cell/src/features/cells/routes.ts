@@ -66,7 +66,7 @@ export function cellRoutes(deps: CellDeps): Router {
       ctx.audit.note({ subnet: link.subnet, public_key: link.public_key, one_step: deliverTo !== undefined });
       linksChangedAfterCommit(ctx);
       // one-step: this cell hands the response to the inviting cell itself (and A's admin may still paste it)
-      if (deliverTo) ctx.afterCommit(() => void cells.deliverResponse(link.id, deliverTo, response));
+      if (deliverTo) ctx.afterCommit(() => cells.deliverResponse(link.id, deliverTo, response));
       const qr = await import('../wireguard/qr.js');
       ctx.status = 201;
       ctx.body = {

@@ -186,6 +186,17 @@ export class CellLinks {
     });
   }
 
+  /** Timers of work deferred a little (cleared at stop). */
+  private readonly timers = new Set<NodeJS.Timeout>();
+
+  /** Work after an answer: not after stop (the database may be closed by then), failures logged. */
+  private background(work: () => Promise<void>): void {
+    if (this.stopped) return;
+    work().catch((err) => {
+      if (!this.stopped) this.o.logger.warn('linked cells: background work failed', { error: String(err) });
+    });
+  }
+
   /** One-step invites are possible once the link listener is attached (the cell's own namespace). */
   attachOneStep(listener: OneStepListener): void {
     this.oneStep = listener;
@@ -425,8 +436,8 @@ export class CellLinks {
         });
         return made;
       });
-      void this.linksChanged();
-      void this.oneStepChanged();
+      this.background(() => this.linksChanged());
+      this.background(() => this.oneStepChanged());
       return { status: 201, body: { ok: true, cell: link.name } };
     } catch (err) {
       if (!(err instanceof HttpError)) throw err;
@@ -450,7 +461,11 @@ export class CellLinks {
    * with a growing pause until A takes it, refuses it, or the invite expires. The answer to
    * accept shows the response too, so A's admin can still paste it.
    */
-  async deliverResponse(linkId: number, deliverTo: { url: string; until: string }, response: string): Promise<void> {
+  deliverResponse(linkId: number, deliverTo: { url: string; until: string }, response: string): void {
+    this.background(() => this.deliver(linkId, deliverTo, response));
+  }
+
+  private async deliver(linkId: number, deliverTo: { url: string; until: string }, response: string): Promise<void> {
     const body = Buffer.from(JSON.stringify({ code: response }), 'utf8');
     let pause = this.o.minRetryMs ?? 1_000;
     while (!this.stopped && Date.now() < Date.parse(deliverTo.until)) {
@@ -836,7 +851,12 @@ export class CellLinks {
     }
     if (unlinked) {
       // after the answer has gone back through the tunnel that this takes down
-      setTimeout(() => void this.linksChanged(), 500).unref();
+      const later = setTimeout(() => {
+        this.timers.delete(later);
+        this.background(() => this.linksChanged());
+      }, 500);
+      later.unref();
+      this.timers.add(later);
     } else {
       this.kick(link.id);
     } // it is up: anything this cell has pending for it can go now
@@ -848,11 +868,11 @@ export class CellLinks {
     // routes and firewall rules are re-asserted now and then (the interface may have been re-created)
     this.converge = setInterval(() => {
       void this.enforce();
-      void this.oneStepChanged(); // an invite expired: the link listener closes
+      this.background(() => this.oneStepChanged()); // an invite expired: the link listener closes
     }, 30_000);
     this.converge.unref();
     void this.peersChanged().catch((err) => this.o.logger.warn('peer-sync diff failed', { error: String(err) }));
-    void this.oneStepChanged();
+    this.background(() => this.oneStepChanged());
     void q
       .listLinks(this.db)
       .then((links) => {
@@ -867,6 +887,8 @@ export class CellLinks {
     await this.refusals.flush();
     await this.oneStep?.sync(false).catch(() => undefined);
     if (this.converge) clearInterval(this.converge);
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
     for (const s of this.senders.values()) if (s.retry) clearTimeout(s.retry);
     this.senders.clear();
     await this.diffing?.catch(() => undefined);
