@@ -638,6 +638,9 @@ describe('linked cells: two real cells in network namespaces, linked over WireGu
     const invite = await adminA.post('/api/cells/invites', { one_step: true });
     assert.equal(invite.status, 201, invite.text);
     await waitFor("A's link listener open", listening);
+    await waitFor('status: link listener open', async () => {
+      return (await adminA.get('/api/status')).body.subsystems.cells.link_listener === `0.0.0.0:${WG_PORT}`;
+    });
     const accepted = await adminB.post('/api/cells/accept', { code: invite.body.code });
     assert.equal(accepted.status, 201, accepted.text);
     assert.equal(accepted.body.delivered_to, `http://${UNDER.a}:${WG_PORT}/api/cells/link/complete`);
@@ -646,6 +649,10 @@ describe('linked cells: two real cells in network namespaces, linked over WireGu
       (await adminA.get('/api/cells')).body.cells.some((c: { name: string }) => c.name === 'beta'),
     );
     await waitFor("A's link listener closed (the invite is used)", async () => !(await listening()));
+    // (the status summary may be up to a second old)
+    await waitFor('status: link listener null', async () => {
+      return (await adminA.get('/api/status')).body.subsystems.cells.link_listener === null;
+    });
     const completed = withCellDb(
       dirs.a,
       (db) =>

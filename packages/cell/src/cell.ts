@@ -180,9 +180,11 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
   const tunnelHost = async () => cellAddress((await readCellSettings(database.db)).network.subnet);
   const syncListener = new PeerSyncListener(cells, tunnelHost, config.cells.syncPort, logger);
   // One-step invites: the invited cell delivers its response to this listener (TCP, the WireGuard port's number).
+  let linkListener: LinkListener | undefined;
   if (config.wireguard.mode !== 'off' && !config.wireguard.netns) {
     const wgPort = async () => (await readCellSettings(database.db)).network.wireguard_port;
-    cells.attachOneStep(new LinkListener(cells, wgPort, logger));
+    linkListener = new LinkListener(cells, wgPort, logger);
+    cells.attachOneStep(linkListener);
   }
   let tunnel: TunnelListener | undefined;
 
@@ -224,17 +226,18 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
       return { state: 'not_configured', reason, forwarding: firewall.forwarding() };
     }
     const on = syncListener.listening;
+    const link = linkListener?.listening;
     const forwarding = firewall.forwarding();
-    if (on && forwarding.state === 'failed') {
-      return { state: 'degraded', sync_listener: `${on.address}:${on.port}`, reason: forwarding.reason, forwarding };
+    // the link listener is open only while a one-step invite is: null otherwise
+    const extra = { forwarding, link_listener: link ? `${link.address}:${link.port}` : null };
+    if (!on) {
+      const reason = syncListener.lastError ?? 'not listening yet';
+      return { state: setup.isComplete() ? 'degraded' : 'not_configured', reason, ...extra };
     }
-    return on
-      ? { state: 'ok', sync_listener: `${on.address}:${on.port}`, forwarding }
-      : {
-          state: setup.isComplete() ? 'degraded' : 'not_configured',
-          reason: syncListener.lastError ?? 'not listening yet',
-          forwarding,
-        };
+    const listening = `${on.address}:${on.port}`;
+    return forwarding.state === 'failed'
+      ? { state: 'degraded', sync_listener: listening, reason: forwarding.reason, ...extra }
+      : { state: 'ok', sync_listener: listening, ...extra };
   });
   status.register('health', () => {
     const latest = health.latest;

@@ -165,7 +165,16 @@ export class LinkListener implements OneStepListener {
     return (this.server?.address() as AddressInfo | null) ?? undefined;
   }
 
-  async sync(open: boolean): Promise<void> {
+  private syncing: Promise<void> = Promise.resolve();
+
+  /** One change at a time: an open still binding must not miss a close that follows it. */
+  sync(open: boolean): Promise<void> {
+    const next = this.syncing.then(() => this.apply(open));
+    this.syncing = next.catch(() => undefined);
+    return next;
+  }
+
+  private async apply(open: boolean): Promise<void> {
     if (open && !this.server) {
       const server = createServer((req, res) => void this.handle(req, res));
       server.requestTimeout = 15_000;
