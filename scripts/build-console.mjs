@@ -1,10 +1,12 @@
 // Builds the web console (packages/console) into packages/console/dist, which the cell serves at /.
 // Type-checks it with tsc, then bundles it with Vite. Skipped when nothing it is built from changed:
-// dist/.inputs holds the SHA-256 of every input file (sources, configs, the lockfile).
+// dist/.inputs holds the SHA-256 of every input file (sources, configs, the lockfile, this script).
+// Text assets get a precompressed `.gz` beside them, which the cell serves as their gzip encoding.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { extname, join, relative } from 'node:path';
+import { gzipSync } from 'node:zlib';
 
 const root = join(import.meta.dirname, '..');
 export const CONSOLE_DIR = join(root, 'packages', 'console');
@@ -26,10 +28,20 @@ export function consoleInputsHash() {
     ...files(join(CONSOLE_DIR, 'src')),
     ...['index.html', 'vite.config.ts', 'package.json', 'tsconfig.json'].map((f) => join(CONSOLE_DIR, f)),
     join(root, 'pnpm-lock.yaml'),
+    import.meta.filename, // how it is built (e.g. the precompressed copies) is an input too
   ];
   const h = createHash('sha256');
   for (const f of inputs) h.update(relative(root, f)).update('\0').update(readFileSync(f)).update('\0');
   return h.digest('hex');
+}
+
+/** `x.js` → `x.js.gz` (level 9, once at build time, not on the cell's first request). */
+function precompress(dir) {
+  for (const f of files(dir)) {
+    if (!['.js', '.css', '.html', '.svg'].includes(extname(f))) continue;
+    const body = readFileSync(f);
+    if (body.length > 1024) writeFileSync(`${f}.gz`, gzipSync(body, { level: 9 }));
+  }
 }
 
 function run(args, log) {
@@ -48,6 +60,7 @@ export function buildConsole(log = (m) => process.stderr.write(`[pic] ${m}\n`)) 
   log('building the web console (packages/console)');
   run([join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(CONSOLE_DIR, 'tsconfig.json')], log);
   run([join(CONSOLE_DIR, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', '--logLevel', 'warn'], log);
+  precompress(CONSOLE_DIST);
   writeFileSync(STAMP, `${hash}\n`);
 }
 

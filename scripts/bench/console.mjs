@@ -1,6 +1,9 @@
 // Bench section for issue 13 (the web console), in Debian's chromium through playwright-core:
 // - first load: the JS and CSS that index.html loads, as the cell serves them gzipped (goal ≤ 200 KB);
-// - first contentful paint of `/` in a fresh browser context (no cache), median of --rounds (goal < 300 ms);
+// - first contentful paint of `/` in a fresh browser context (no cache), median of --rounds (goal < 300 ms),
+//   once the cell has finished starting: right after a start with 10,000 peers the cell spends
+//   seconds of CPU on its own start-up work (it reads every peer's key from the vault), and a page
+//   loaded then measures that, not the console. Those loads are reported too, without a goal;
 // - the peers screen with 10,000 peers: from navigation to the first page of rows on screen with
 //   the pager enabled (goal < 1 s), and the time for "Next page" to show the next 50.
 // It runs its own cell: through the wizard, then 10,000 peers written into its stopped database by
@@ -10,7 +13,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { bulkInsert } from './peers.mjs';
-import { cellArgs, httpJson, median, spawnNode, tempDir, waitForOutput } from './lib.mjs';
+import { cellArgs, httpJson, median, procCpuSeconds, sleep, spawnNode, tempDir, waitForOutput } from './lib.mjs';
 
 export const name = 'console';
 export const title =
@@ -35,6 +38,38 @@ function wireBytes(url) {
     req.on('error', reject);
     req.end();
   });
+}
+
+/** Waits until `pid` uses under 5 % of a core for a whole second (at most `maxMs`); returns the ms waited. */
+async function settled(pid, maxMs = 60_000) {
+  const t0 = Date.now();
+  while (Date.now() - t0 < maxMs) {
+    const c0 = procCpuSeconds(pid);
+    await sleep(1000);
+    if (procCpuSeconds(pid) - c0 < 0.05) break;
+  }
+  return Date.now() - t0;
+}
+
+/** First contentful paint of `url` in a new context (cold: nothing cached), in ms from navigation. */
+async function coldFcp(browser, url) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(url);
+  const fcp = await page.evaluate(
+    () =>
+      new Promise((resolve) => {
+        const seen = performance.getEntriesByName('first-contentful-paint')[0];
+        if (seen) return resolve(seen.startTime);
+        new PerformanceObserver((list) => {
+          const entry = list.getEntriesByName('first-contentful-paint')[0];
+          if (entry) resolve(entry.startTime);
+        }).observe({ type: 'paint', buffered: true });
+        setTimeout(() => resolve(NaN), 10_000);
+      }),
+  );
+  await context.close();
+  return fcp;
 }
 
 export async function run(ctx) {
@@ -108,28 +143,16 @@ export async function run(ctx) {
   });
   cleanup.add(() => browser.close());
 
-  // 2. first contentful paint of / (cold: a new context each round, so nothing is cached)
+  // 2. first contentful paint of / (cold: a new context each round, so nothing is cached); the
+  // first load only warms the browser process itself
   const rounds = Math.max(3, opts.rounds ?? 3);
+  await coldFcp(browser, `${url}/`);
+  const startingFcps = [];
+  for (let i = 0; i < rounds; i++) startingFcps.push(await coldFcp(browser, `${url}/`));
+  const waited = await settled(cell.pid);
+  notes.push(`after those loads the cell was busy with its start-up work for ${(waited / 1000).toFixed(0)} s more`);
   const fcps = [];
-  for (let i = 0; i < rounds + 1; i++) {
-    const context = await browser.newContext();
-    const page = await context.newPage();
-    await page.goto(`${url}/`);
-    const fcp = await page.evaluate(
-      () =>
-        new Promise((resolve) => {
-          const seen = performance.getEntriesByName('first-contentful-paint')[0];
-          if (seen) return resolve(seen.startTime);
-          new PerformanceObserver((list) => {
-            const entry = list.getEntriesByName('first-contentful-paint')[0];
-            if (entry) resolve(entry.startTime);
-          }).observe({ type: 'paint', buffered: true });
-          setTimeout(() => resolve(NaN), 10_000);
-        }),
-    );
-    if (i > 0) fcps.push(fcp); // the first round warms the browser process itself
-    await context.close();
-  }
+  for (let i = 0; i < rounds; i++) fcps.push(await coldFcp(browser, `${url}/`));
 
   // 3. the peers screen with 10,000 peers
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
@@ -168,6 +191,11 @@ export async function run(ctx) {
       goal: { cmp: '<', target: 300 },
     },
     {
+      label: 'same, while the cell is still starting (ms, median)',
+      value: median(startingFcps),
+      digits: 0,
+    },
+    {
       label: `peers screen with ${PEERS} peers interactive (ms, median)`,
       value: median(interactive),
       digits: 0,
@@ -176,7 +204,7 @@ export async function run(ctx) {
     { label: 'peers screen: next page shown (ms, median)', value: median(nextPage), digits: 0 },
   ];
   notes.push(
-    `chromium ${browser.version()}; FCP over ${fcps.length} cold loads after one warm-up; ` +
+    `chromium ${browser.version()}; FCP over ${fcps.length} cold loads once the cell is idle, after one warm-up; ` +
       'interactive = navigation start to the first page of rows with the pager on screen',
   );
   return {
@@ -186,6 +214,7 @@ export async function run(ctx) {
       first_load_bytes: firstLoad,
       assets,
       fcp_ms: fcps,
+      fcp_while_starting_ms: startingFcps,
       peers_interactive_ms: interactive,
       next_page_ms: nextPage,
     },

@@ -2,6 +2,7 @@ import { useState } from 'react';
 import { keepPreviousData, useMutation, useQuery } from '@tanstack/react-query';
 import { api, query } from '../api';
 import { ErrorBox, Field, Page, formatTime } from '../ui';
+import { Filters, Pager, SelectField, Table } from '../lists';
 
 interface Entry {
   id: number;
@@ -15,6 +16,12 @@ interface Entry {
   details: Record<string, unknown>;
 }
 const PAGE = 50;
+const RESULTS = [
+  ['', 'all'],
+  ['ok', 'ok'],
+  ['error', 'error'],
+  ['denied', 'denied'],
+] as const;
 
 export function Audit() {
   const [actor, setActor] = useState('');
@@ -22,6 +29,11 @@ export function Audit() {
   const [target, setTarget] = useState('');
   const [result, setResult] = useState('');
   const [offset, setOffset] = useState(0);
+  /** A filter's setter that also goes back to the first page. */
+  const refilter = (set: (v: string) => void) => (v: string) => {
+    set(v);
+    setOffset(0);
+  };
   const filters = { actor: actor.trim(), action: action.trim(), target_type: target.trim(), result };
   const qs = query({ ...filters, limit: PAGE, offset });
   const list = useQuery({
@@ -60,95 +72,42 @@ export function Audit() {
               (verify.data.reason ?? 'see the API answer')}
         </p>
       )}
-      {/* biome-ignore lint/a11y/useSemanticElements: <form role="search"> is the landmark every browser knows; <search> is newer than some phones' browsers */}
-      <form className="filters" role="search" aria-label="Filter the audit log" onSubmit={(e) => e.preventDefault()}>
-        <Field
-          label="Actor"
-          name="actor"
-          value={actor}
-          onChange={(v) => {
-            setActor(v);
-            setOffset(0);
-          }}
-        />
-        <Field
-          label="Action"
-          name="action"
-          value={action}
-          onChange={(v) => {
-            setAction(v);
-            setOffset(0);
-          }}
-        />
-        <Field
-          label="Target type"
-          name="target_type"
-          value={target}
-          onChange={(v) => {
-            setTarget(v);
-            setOffset(0);
-          }}
-        />
-        <div className="field">
-          <label htmlFor="audit-result">Result</label>
-          <select
-            id="audit-result"
-            value={result}
-            onChange={(e) => {
-              setResult(e.target.value);
-              setOffset(0);
-            }}
-          >
-            <option value="">all</option>
-            <option value="ok">ok</option>
-            <option value="error">error</option>
-            <option value="denied">denied</option>
-          </select>
-        </div>
-      </form>
+      <Filters label="Filter the audit log">
+        <Field label="Actor" name="actor" value={actor} onChange={refilter(setActor)} />
+        <Field label="Action" name="action" value={action} onChange={refilter(setAction)} />
+        <Field label="Target type" name="target_type" value={target} onChange={refilter(setTarget)} />
+        <SelectField label="Result" value={result} onChange={refilter(setResult)} options={RESULTS} />
+      </Filters>
       <ErrorBox error={list.error} title="Cannot read the audit log" />
       {list.data && (
         <>
-          <div className="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">#</th>
-                  <th scope="col">Time</th>
-                  <th scope="col">Actor</th>
-                  <th scope="col">Action</th>
-                  <th scope="col">Target</th>
-                  <th scope="col">Result</th>
-                  <th scope="col">IP</th>
-                </tr>
-              </thead>
-              <tbody>
-                {list.data.entries.map((e) => (
-                  <tr key={e.id}>
-                    <td>{e.id}</td>
-                    <td>{formatTime(e.ts)}</td>
-                    <td>{e.actor}</td>
-                    <td>{e.action}</td>
-                    <td>
-                      {e.target_type}
-                      {e.target_id ? `: ${e.target_id}` : ''}
-                    </td>
-                    <td>{e.result}</td>
-                    <td>{e.ip ?? '–'}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-          <nav className="pager" aria-label="Pages of the audit log">
-            <button type="button" disabled={offset === 0} onClick={() => setOffset(Math.max(0, offset - PAGE))}>
-              Newer
-            </button>
-            <span>{total === 0 ? 'No entries' : `${offset + 1}–${offset + list.data.entries.length} of ${total}`}</span>
-            <button type="button" disabled={offset + PAGE >= total} onClick={() => setOffset(offset + PAGE)}>
-              Older
-            </button>
-          </nav>
+          <Table columns={['#', 'Time', 'Actor', 'Action', 'Target', 'Result', 'IP']}>
+            {list.data.entries.map((e) => (
+              <tr key={e.id}>
+                <td>{e.id}</td>
+                <td>{formatTime(e.ts)}</td>
+                <td>{e.actor}</td>
+                <td>{e.action}</td>
+                <td>
+                  {e.target_type}
+                  {e.target_id ? `: ${e.target_id}` : ''}
+                </td>
+                <td>{e.result}</td>
+                <td>{e.ip ?? '–'}</td>
+              </tr>
+            ))}
+          </Table>
+          <Pager
+            label="Pages of the audit log"
+            offset={offset}
+            size={PAGE}
+            total={total}
+            onOffset={setOffset}
+            previous="Newer"
+            next="Older"
+          >
+            {total === 0 ? 'No entries' : `${offset + 1}–${offset + list.data.entries.length} of ${total}`}
+          </Pager>
         </>
       )}
     </Page>

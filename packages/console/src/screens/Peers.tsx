@@ -16,6 +16,7 @@ import {
   formatBytes,
   formatTime,
 } from '../ui';
+import { Filters, Pager, SelectField, Table } from '../lists';
 
 export interface Peer {
   name: string;
@@ -42,6 +43,16 @@ interface PeerPage {
 }
 
 const PAGE = 50;
+const PERIODS = [
+  ['24h', 'last 24 hours'],
+  ['7d', 'last 7 days'],
+  ['30d', 'last 30 days'],
+] as const;
+const STATES = [
+  ['', 'all'],
+  ['true', 'enabled'],
+  ['false', 'disabled'],
+] as const;
 const tagsOf = (s: string): string[] =>
   s
     .split(/[,\s]+/)
@@ -131,20 +142,12 @@ export function Peers() {
       }
     >
       {adding && <AddPeer onDone={() => void qc.invalidateQueries({ queryKey: ['peers'] })} />}
-      {/* biome-ignore lint/a11y/useSemanticElements: <form role="search"> is the landmark every browser knows; <search> is newer than some phones' browsers */}
-      <form className="filters" role="search" aria-label="Find peers" onSubmit={(e) => e.preventDefault()}>
+      <Filters label="Find peers">
         <Field label="Search name or description" name="q" value={q} onChange={setQ} type="search" />
         <Field label="Group" name="group" value={group} onChange={setGroup} />
         <Field label="Tag" name="tag" value={tag} onChange={setTag} />
-        <div className="field">
-          <label htmlFor="peer-enabled">State</label>
-          <select id="peer-enabled" value={enabled} onChange={(e) => setEnabled(e.target.value)}>
-            <option value="">all</option>
-            <option value="true">enabled</option>
-            <option value="false">disabled</option>
-          </select>
-        </div>
-      </form>
+        <SelectField label="State" value={enabled} onChange={setEnabled} options={STATES} />
+      </Filters>
       <ErrorBox error={list.error} title="Cannot list the peers" />
       {list.isPending && <Loading what="the peers" />}
       {selected.size > 0 && (
@@ -178,76 +181,63 @@ export function Peers() {
           <p className="muted" aria-live="polite">
             {total === 0 ? 'No peers match.' : `Peers ${offset + 1}–${offset + peers.length} of ${total}`}
           </p>
-          <div className="table-wrap">
-            <table className="peers">
-              <thead>
-                <tr>
-                  <th scope="col">
-                    <input
-                      type="checkbox"
-                      aria-label="Select every peer on this page"
-                      checked={allOnPage}
-                      onChange={() =>
-                        setSelected((old) => {
-                          const n = new Set(old);
-                          for (const p of peers) allOnPage ? n.delete(p.name) : n.add(p.name);
-                          return n;
-                        })
-                      }
-                    />
-                  </th>
-                  <th scope="col">Name</th>
-                  <th scope="col">Address</th>
-                  <th scope="col">State</th>
-                  <th scope="col">Group / tags</th>
-                  <th scope="col">Description</th>
-                  <th scope="col">Expires</th>
-                </tr>
-              </thead>
-              <tbody>
-                {peers.map((p) => (
-                  <tr key={p.name}>
-                    <td>
-                      <input
-                        type="checkbox"
-                        aria-label={`Select ${p.name}`}
-                        checked={selected.has(p.name)}
-                        onChange={() => toggle(p.name)}
-                      />
-                    </td>
-                    <td>
-                      <Link href={`/peers/${seg(p.name)}`}>{p.name}</Link>
-                    </td>
-                    <td className="mono">{p.address}</td>
-                    <td>
-                      <PeerState peer={p} />
-                    </td>
-                    <td>
-                      {p.group && <span className="chip">{p.group}</span>}
-                      {p.tags.map((t) => (
-                        <span key={t} className="chip tag">
-                          {t}
-                        </span>
-                      ))}
-                    </td>
-                    <td className="desc">{p.description}</td>
-                    <td>{p.expires_at ? formatTime(p.expires_at) : 'never'}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-          <nav className="pager" aria-label="Pages of peers">
-            <button type="button" disabled={offset === 0} onClick={() => setOffset(Math.max(0, offset - PAGE))}>
-              Previous page
-            </button>
-            <span>
-              Page {Math.floor(offset / PAGE) + 1} of {Math.max(1, Math.ceil(total / PAGE))}
-            </span>
-            <button type="button" disabled={offset + PAGE >= total} onClick={() => setOffset(offset + PAGE)}>
-              Next page
-            </button>
-          </nav>
+          <Table
+            className="peers"
+            columns={[
+              <input
+                key="all"
+                type="checkbox"
+                aria-label="Select every peer on this page"
+                checked={allOnPage}
+                onChange={() =>
+                  setSelected((old) => {
+                    const n = new Set(old);
+                    for (const p of peers) allOnPage ? n.delete(p.name) : n.add(p.name);
+                    return n;
+                  })
+                }
+              />,
+              'Name',
+              'Address',
+              'State',
+              'Group / tags',
+              'Description',
+              'Expires',
+            ]}
+          >
+            {peers.map((p) => (
+              <tr key={p.name}>
+                <td>
+                  <input
+                    type="checkbox"
+                    aria-label={`Select ${p.name}`}
+                    checked={selected.has(p.name)}
+                    onChange={() => toggle(p.name)}
+                  />
+                </td>
+                <td>
+                  <Link href={`/peers/${seg(p.name)}`}>{p.name}</Link>
+                </td>
+                <td className="mono">{p.address}</td>
+                <td>
+                  <PeerState peer={p} />
+                </td>
+                <td>
+                  {p.group && <span className="chip">{p.group}</span>}
+                  {p.tags.map((t) => (
+                    <span key={t} className="chip tag">
+                      {t}
+                    </span>
+                  ))}
+                </td>
+                <td className="desc">{p.description}</td>
+                <td>{p.expires_at ? formatTime(p.expires_at) : 'never'}</td>
+              </tr>
+            ))}
+          </Table>
+          <Pager label="Pages of peers" offset={offset} size={PAGE} total={total} onOffset={setOffset}>
+            Page {Math.floor(offset / PAGE) + 1} of {Math.max(1, Math.ceil(total / PAGE))}
+          </Pager>
         </>
       )}
     </Page>
@@ -259,27 +249,72 @@ interface Created {
   login: { username: string; password: string };
 }
 
+/** What a peer has besides its name, as the add and edit forms hold it (text, local time). */
+interface PeerForm {
+  description: string;
+  group: string;
+  tags: string;
+  expires: string;
+}
+const NO_PEER: PeerForm = { description: '', group: '', tags: '', expires: '' };
+
+/** The description, group, tags and expiry fields, each with the API's error for it. */
+function PeerFields({
+  form,
+  onChange,
+  error,
+  expiresLabel,
+}: {
+  form: PeerForm;
+  onChange: (form: PeerForm) => void;
+  error: unknown;
+  expiresLabel: string;
+}) {
+  const set = (key: keyof PeerForm) => (v: string) => onChange({ ...form, [key]: v });
+  return (
+    <>
+      <Field
+        label="Description"
+        name="description"
+        value={form.description}
+        onChange={set('description')}
+        error={fieldError(error, 'description')}
+      />
+      <Field label="Group" name="group" value={form.group} onChange={set('group')} error={fieldError(error, 'group')} />
+      <Field
+        label="Tags (comma separated)"
+        name="tags"
+        value={form.tags}
+        onChange={set('tags')}
+        error={fieldError(error, 'tags') ?? fieldError(error, 'tags/0')}
+      />
+      <Field
+        label={expiresLabel}
+        name="expires_at"
+        type="datetime-local"
+        value={form.expires}
+        onChange={set('expires')}
+        error={fieldError(error, 'expires_at')}
+      />
+    </>
+  );
+}
+
 function AddPeer({ onDone }: { onDone: () => void }) {
   const [name, setName] = useState('');
-  const [description, setDescription] = useState('');
-  const [group, setGroup] = useState('');
-  const [tags, setTags] = useState('');
-  const [expires, setExpires] = useState('');
+  const [form, setForm] = useState(NO_PEER);
   const create = useMutation({
     mutationFn: () =>
       api.post<Created>('/api/peers', {
         name: name.trim(),
-        ...(description ? { description } : {}),
-        ...(group.trim() ? { group: group.trim() } : {}),
-        ...(tags.trim() ? { tags: tagsOf(tags) } : {}),
-        ...(expires ? { expires_at: isoOf(expires) } : {}),
+        ...(form.description ? { description: form.description } : {}),
+        ...(form.group.trim() ? { group: form.group.trim() } : {}),
+        ...(form.tags.trim() ? { tags: tagsOf(form.tags) } : {}),
+        ...(form.expires ? { expires_at: isoOf(form.expires) } : {}),
       }),
     onSuccess: () => {
       setName('');
-      setDescription('');
-      setGroup('');
-      setTags('');
-      setExpires('');
+      setForm(NO_PEER);
       onDone();
     },
   });
@@ -301,29 +336,7 @@ function AddPeer({ onDone }: { onDone: () => void }) {
           hint="Lowercase letters, digits and inner hyphens"
           error={fieldError(err, 'name')}
         />
-        <Field
-          label="Description"
-          name="description"
-          value={description}
-          onChange={setDescription}
-          error={fieldError(err, 'description')}
-        />
-        <Field label="Group" name="group" value={group} onChange={setGroup} error={fieldError(err, 'group')} />
-        <Field
-          label="Tags (comma separated)"
-          name="tags"
-          value={tags}
-          onChange={setTags}
-          error={fieldError(err, 'tags') ?? fieldError(err, 'tags/0')}
-        />
-        <Field
-          label="Expires at (optional)"
-          name="expires_at"
-          type="datetime-local"
-          value={expires}
-          onChange={setExpires}
-          error={fieldError(err, 'expires_at')}
-        />
+        <PeerFields form={form} onChange={setForm} error={err} expiresLabel="Expires at (optional)" />
         <ErrorBox error={err} title="The peer was not added" />
         <button type="submit" className="primary" disabled={create.isPending}>
           Add peer
@@ -477,14 +490,13 @@ export function PeerDetail({ name }: { name: string }) {
         <PeerQr name={p.name} />
       </div>
       <h2>Traffic</h2>
-      <div className="field inline">
-        <label htmlFor="traffic-period">Period</label>
-        <select id="traffic-period" value={period} onChange={(e) => setPeriod(e.target.value as typeof period)}>
-          <option value="24h">last 24 hours</option>
-          <option value="7d">last 7 days</option>
-          <option value="30d">last 30 days</option>
-        </select>
-      </div>
+      <SelectField
+        className="field inline"
+        label="Period"
+        value={period}
+        onChange={(v) => setPeriod(v as typeof period)}
+        options={PERIODS}
+      />
       <ErrorBox error={traffic.error} title="Cannot read the traffic" />
       {traffic.data && (
         <LineChart
@@ -510,17 +522,19 @@ export function PeerDetail({ name }: { name: string }) {
 
 function EditPeer({ peer }: { peer: Peer }) {
   const qc = useQueryClient();
-  const [description, setDescription] = useState(peer.description);
-  const [group, setGroup] = useState(peer.group ?? '');
-  const [tags, setTags] = useState(peer.tags.join(', '));
-  const [expires, setExpires] = useState(localOf(peer.expires_at));
+  const [form, setForm] = useState<PeerForm>({
+    description: peer.description,
+    group: peer.group ?? '',
+    tags: peer.tags.join(', '),
+    expires: localOf(peer.expires_at),
+  });
   const save = useMutation({
     mutationFn: () =>
       api.put(`/api/peers/${seg(peer.name)}`, {
-        description,
-        group: group.trim() || null,
-        tags: tagsOf(tags),
-        expires_at: isoOf(expires),
+        description: form.description,
+        group: form.group.trim() || null,
+        tags: tagsOf(form.tags),
+        expires_at: isoOf(form.expires),
       }),
     onSuccess: () => {
       void qc.invalidateQueries({ queryKey: ['peer', peer.name] });
@@ -537,29 +551,7 @@ function EditPeer({ peer }: { peer: Peer }) {
       }}
     >
       <h2>Edit</h2>
-      <Field
-        label="Description"
-        name="description"
-        value={description}
-        onChange={setDescription}
-        error={fieldError(err, 'description')}
-      />
-      <Field label="Group" name="group" value={group} onChange={setGroup} error={fieldError(err, 'group')} />
-      <Field
-        label="Tags (comma separated)"
-        name="tags"
-        value={tags}
-        onChange={setTags}
-        error={fieldError(err, 'tags')}
-      />
-      <Field
-        label="Expires at (empty: never)"
-        name="expires_at"
-        type="datetime-local"
-        value={expires}
-        onChange={setExpires}
-        error={fieldError(err, 'expires_at')}
-      />
+      <PeerFields form={form} onChange={setForm} error={err} expiresLabel="Expires at (empty: never)" />
       <ErrorBox error={err} title="Not saved" />
       {save.isSuccess && (
         <p className="ok" role="status">

@@ -3,22 +3,13 @@ import { Link } from 'wouter';
 import { api } from '../api';
 import { ErrorBox, Loading, Page } from '../ui';
 import { PeerQr, PeerState, type Peer } from './Peers';
-import { CredentialList } from './Store';
+import { CredentialList, type Credential } from './Store';
 
 interface ServiceCreds {
   service: string;
   name: string;
   username: string;
-  credentials: Array<{
-    label: string;
-    protocol: string;
-    security: string;
-    host: string;
-    port: number;
-    username: string;
-    password: string;
-    path?: string;
-  }>;
+  credentials: Credential[];
 }
 
 /** Short set-up notes for the apps people use, by the protocols a service offers. */

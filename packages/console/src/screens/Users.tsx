@@ -2,6 +2,7 @@ import { useState } from 'react';
 import { useMutation, useQuery } from '@tanstack/react-query';
 import { api } from '../api';
 import { ConfirmButton, CopyButton, ErrorBox, Loading, Page, formatTime } from '../ui';
+import { Pager, Table } from '../lists';
 
 interface User {
   id: number;
@@ -12,11 +13,13 @@ interface User {
   created_at: string;
 }
 
+const PAGE = 100;
+
 export function Users() {
   const [offset, setOffset] = useState(0);
   const list = useQuery({
     queryKey: ['users', offset],
-    queryFn: () => api.get<{ users: User[]; total: number }>(`/api/auth/users?limit=100&offset=${offset}`),
+    queryFn: () => api.get<{ users: User[]; total: number }>(`/api/auth/users?limit=${PAGE}&offset=${offset}`),
   });
   const reset = useMutation({
     mutationFn: (username: string) =>
@@ -36,45 +39,26 @@ export function Users() {
       {list.isPending && <Loading what="users" />}
       {list.data && (
         <>
-          <div className="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">User</th>
-                  <th scope="col">Role</th>
-                  <th scope="col">State</th>
-                  <th scope="col">Created</th>
-                  <th scope="col">Action</th>
-                </tr>
-              </thead>
-              <tbody>
-                {list.data.users.map((u) => (
-                  <tr key={u.id}>
-                    <td>{u.username}</td>
-                    <td>{u.role}</td>
-                    <td>{u.disabled ? 'disabled' : u.must_change_password ? 'must change password' : 'active'}</td>
-                    <td>{formatTime(u.created_at)}</td>
-                    <td>
-                      <ConfirmButton
-                        label={`Reset password of ${u.username}`}
-                        confirm={`Reset ${u.username}'s password? They are signed out.`}
-                        onConfirm={() => reset.mutate(u.username)}
-                      />
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-          <nav className="pager" aria-label="Pages of users">
-            <button type="button" disabled={offset === 0} onClick={() => setOffset(Math.max(0, offset - 100))}>
-              Previous
-            </button>
-            <span>{list.data.total} users</span>
-            <button type="button" disabled={offset + 100 >= list.data.total} onClick={() => setOffset(offset + 100)}>
-              Next
-            </button>
-          </nav>
+          <Table columns={['User', 'Role', 'State', 'Created', 'Action']}>
+            {list.data.users.map((u) => (
+              <tr key={u.id}>
+                <td>{u.username}</td>
+                <td>{u.role}</td>
+                <td>{u.disabled ? 'disabled' : u.must_change_password ? 'must change password' : 'active'}</td>
+                <td>{formatTime(u.created_at)}</td>
+                <td>
+                  <ConfirmButton
+                    label={`Reset password of ${u.username}`}
+                    confirm={`Reset ${u.username}'s password? They are signed out.`}
+                    onConfirm={() => reset.mutate(u.username)}
+                  />
+                </td>
+              </tr>
+            ))}
+          </Table>
+          <Pager label="Pages of users" offset={offset} size={PAGE} total={list.data.total} onOffset={setOffset}>
+            {list.data.total} users
+          </Pager>
         </>
       )}
     </Page>

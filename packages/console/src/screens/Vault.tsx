@@ -2,6 +2,7 @@ import { useState } from 'react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, seg } from '../api';
 import { ConfirmButton, ErrorBox, Field, Loading, Page, fieldError, formatTime } from '../ui';
+import { Table } from '../lists';
 
 interface Cert {
   serial: string;
@@ -74,30 +75,17 @@ export function Vault() {
         {certs.isPending && <Loading what="certificates" />}
         {certs.data?.certificates.length === 0 && <p className="muted">No certificates issued yet.</p>}
         {certs.data && certs.data.certificates.length > 0 && (
-          <div className="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Type</th>
-                  <th scope="col">Names</th>
-                  <th scope="col">Valid until</th>
-                  <th scope="col">State</th>
-                </tr>
-              </thead>
-              <tbody>
-                {certs.data.certificates.map((c) => (
-                  <tr key={c.serial}>
-                    <td>{c.name}</td>
-                    <td>{c.type}</td>
-                    <td>{c.sans.join(', ')}</td>
-                    <td>{formatTime(c.not_after)}</td>
-                    <td>{c.revoked ? 'revoked' : 'valid'}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <Table columns={['Name', 'Type', 'Names', 'Valid until', 'State']}>
+            {certs.data.certificates.map((c) => (
+              <tr key={c.serial}>
+                <td>{c.name}</td>
+                <td>{c.type}</td>
+                <td>{c.sans.join(', ')}</td>
+                <td>{formatTime(c.not_after)}</td>
+                <td>{c.revoked ? 'revoked' : 'valid'}</td>
+              </tr>
+            ))}
+          </Table>
         )}
       </section>
       <section className="card">

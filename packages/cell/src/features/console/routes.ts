@@ -24,7 +24,7 @@ export function consoleRoutes(assets: ConsoleAssets) {
     ctx.set('Cache-Control', file.immutable ? 'public, max-age=31536000, immutable' : 'no-cache');
     ctx.set('Vary', 'Accept-Encoding');
     ctx.type = file.type;
-    const gz = ctx.acceptsEncodings('gzip', 'identity') === 'gzip' ? file.gzipped() : undefined;
+    const gz = ctx.acceptsEncodings('gzip', 'identity') === 'gzip' ? file.gzipped : undefined;
     // each encoding is its own representation, with its own strong ETag
     ctx.etag = gz ? `${file.etag.slice(0, -1)}-gz"` : file.etag;
     ctx.status = 200;

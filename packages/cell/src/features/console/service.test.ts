@@ -1,9 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { silentLogger } from '../../lib/logger.js';
 import { ConsoleAssets, isScreenPath } from './service.js';
 
@@ -47,12 +47,32 @@ describe('console assets', () => {
       const js = assets.resolve('/assets/index-abc.js')!;
       assert.equal(js.immutable, true);
       assert.match(js.type, /javascript/);
-      assert.equal(gunzipSync(js.gzipped()!).toString(), js.body.toString());
+      assert.equal(gunzipSync(js.gzipped!).toString(), js.body.toString());
       assert.equal(assets.resolve('/.inputs'), undefined);
       assert.equal(assets.resolve('/assets/missing.js'), undefined);
       assert.equal(assets.resolve('/nope'), undefined);
       assets.stop();
       assert.equal(assets.resolve('/'), undefined);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("serves the build's precompressed .gz as the gzip encoding, but never a stale one", () => {
+    const dir = builtDir();
+    try {
+      const body = readFileSync(join(dir, 'assets', 'index-abc.js'));
+      const built = gzipSync(body, { level: 1 });
+      writeFileSync(join(dir, 'assets', 'index-abc.js.gz'), built);
+      writeFileSync(join(dir, 'assets', 'other.css'), 'a{}'.repeat(600));
+      writeFileSync(join(dir, 'assets', 'other.css.gz'), gzipSync('b{}'.repeat(600)));
+      const assets = new ConsoleAssets(dir, silentLogger);
+      assets.start();
+      assert.equal(assets.resolve('/assets/index-abc.js')!.gzipped, built);
+      assert.equal(assets.resolve('/assets/index-abc.js.gz'), undefined);
+      const css = assets.resolve('/assets/other.css')!;
+      assert.notEqual(css.gzipped, undefined);
+      assert.equal(gunzipSync(css.gzipped!).toString(), 'a{}'.repeat(600));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, relative, sep } from 'node:path';
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import type { Logger } from '../../lib/logger.js';
 
 /**
@@ -60,8 +60,8 @@ export interface ConsoleFile {
   etag: string;
   /** Built with a content hash in its name (Vite's assets/): cached for a year, never revalidated. */
   immutable: boolean;
-  /** The gzip-compressed body, made once on first request when it is worth it. */
-  gzipped(): Buffer | undefined;
+  /** The gzip-compressed body when it is worth it: the build's own `.gz`, or made at start. */
+  gzipped: Buffer | undefined;
 }
 
 /** The built console, read into memory at start (a few hundred KB): index.html and assets/. */
@@ -78,9 +78,11 @@ export class ConsoleAssets {
     this.files.clear();
     this.reason = undefined;
     try {
-      for (const full of walk(this.dir)) {
-        const rel = relative(this.dir, full).split(sep).join('/');
-        this.files.set(rel, makeFile(rel, readFileSync(full)));
+      const read = new Map<string, Buffer>();
+      for (const full of walk(this.dir)) read.set(relative(this.dir, full).split(sep).join('/'), readFileSync(full));
+      for (const [rel, body] of read) {
+        if (rel.endsWith('.gz') && read.has(rel.slice(0, -3))) continue; // served as its file's gzip encoding
+        this.files.set(rel, makeFile(rel, body, read.get(`${rel}.gz`)));
       }
     } catch (err) {
       this.files.clear();
@@ -130,19 +132,33 @@ export function isScreenPath(path: string): boolean {
   return !segments.at(-1)!.includes('.');
 }
 
-function makeFile(rel: string, body: Buffer): ConsoleFile {
+/**
+ * One served file. Its gzip encoding is ready before the first request (a cold first load must not
+ * wait for level-9 compression of the bundle): the build's precompressed `.gz` when it matches the
+ * file, else compressed here once.
+ */
+function makeFile(rel: string, body: Buffer, prebuilt: Buffer | undefined): ConsoleFile {
   const ext = extname(rel).toLowerCase();
-  let gz: Buffer | null | undefined;
+  let gzipped: Buffer | undefined;
+  if (COMPRESSIBLE.has(ext) && body.length > 1024) {
+    gzipped = prebuilt && matches(prebuilt, body) ? prebuilt : gzipSync(body, { level: 9 });
+  }
   return {
     body,
     type: TYPES[ext] ?? 'application/octet-stream',
     etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`,
     immutable: rel.startsWith('assets/'),
-    gzipped() {
-      if (gz === undefined) gz = COMPRESSIBLE.has(ext) && body.length > 1024 ? gzipSync(body, { level: 9 }) : null;
-      return gz ?? undefined;
-    },
+    gzipped,
   };
+}
+
+/** A stale `.gz` from an older build must never be served in place of the file. */
+function matches(gz: Buffer, body: Buffer): boolean {
+  try {
+    return gunzipSync(gz).equals(body);
+  } catch {
+    return false;
+  }
 }
 
 function* walk(dir: string): Generator<string> {
