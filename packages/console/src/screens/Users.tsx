@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import { useMutation, useQuery } from '@tanstack/react-query';
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api } from '../api';
 import { ConfirmButton, CopyButton, ErrorBox, Loading, Page, formatTime } from '../ui';
 import { Pager, Table } from '../lists';
@@ -21,9 +21,12 @@ export function Users() {
     queryKey: ['users', offset],
     queryFn: () => api.get<{ users: User[]; total: number }>(`/api/auth/users?limit=${PAGE}&offset=${offset}`),
   });
+  const qc = useQueryClient();
   const reset = useMutation({
     mutationFn: (username: string) =>
       api.post<{ username: string; password: string }>('/api/auth/admin/reset-password', { username }),
+    // the user's state is now "must change password"
+    onSuccess: () => void qc.invalidateQueries({ queryKey: ['users'] }),
   });
   return (
     <Page title="Users">

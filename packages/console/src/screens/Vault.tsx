@@ -64,7 +64,7 @@ export function Vault() {
         <h2>Certificate authority</h2>
         <p>
           Install the cell's CA certificate on your devices so they trust the cell's own certificates.{' '}
-          <a className="button" href="/api/vault/ca.crt" download="pic-ca.crt">
+          <a className="button" href="/api/vault/ca.crt" download>
             Download the CA certificate
           </a>
         </p>

@@ -68,7 +68,7 @@ describe('console assets', () => {
       writeFileSync(join(dir, 'assets', 'other.css.gz'), gzipSync('b{}'.repeat(600)));
       const assets = new ConsoleAssets(dir, silentLogger);
       assets.start();
-      assert.equal(assets.resolve('/assets/index-abc.js')!.gzipped, built);
+      assert.deepEqual(assets.resolve('/assets/index-abc.js')!.gzipped, built);
       assert.equal(assets.resolve('/assets/index-abc.js.gz'), undefined);
       const css = assets.resolve('/assets/other.css')!;
       assert.notEqual(css.gzipped, undefined);
