@@ -43,6 +43,18 @@ describe('the vault, audit and users screens (real cell process, real browser)',
     return { ...w, context };
   };
 
+  it('a screen whose file cannot be fetched says so, and loads after a reload', async () => {
+    const { page, context } = await adminPage();
+    // the screen's own chunk fails (as when the cell was updated while the page was open)
+    await page.route(/\/assets\/Audit-[^/]+\.js$/, (route) => route.abort());
+    await page.goto(`${ready.cell.url}/audit`);
+    await page.getByRole('alert').filter({ hasText: 'This screen could not be loaded' }).waitFor();
+    await page.unroute(/\/assets\/Audit-[^/]+\.js$/);
+    await page.getByRole('button', { name: 'Reload the console' }).click();
+    await page.getByRole('heading', { name: 'Audit log' }).waitFor();
+    await context.close();
+  });
+
   it('trusts a store key only after its fingerprint is shown and confirmed, and removes it', async () => {
     const { page, problems, context } = await adminPage();
     const { publicKey } = generateKeyPairSync('ed25519');

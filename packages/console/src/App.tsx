@@ -1,4 +1,4 @@
-import { Component, lazy, Suspense, useEffect, type ReactNode } from 'react';
+import { useEffect, type ReactNode } from 'react';
 import { Link, Redirect, Route, Switch, useLocation } from 'wouter';
 import { navigate } from 'wouter/use-browser-location';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
@@ -6,32 +6,32 @@ import { api, ApiError, setAuthProblemHandler, setCsrf } from './api';
 import { homeOf, useMe } from './session';
 import { ErrorBox, Loading } from './ui';
 import { Login, ChangePassword } from './screens/Auth';
+import { screenChunk } from './screen-chunk';
 
 // The login is the first screen most visits show, so it is in the first bundle; every other screen
 // is its own chunk, fetched when it is opened (the first load stays small and parses fast).
-const chunks = {
-  setup: () => import('./screens/Setup'),
-  dashboard: () => import('./screens/Dashboard'),
-  peers: () => import('./screens/Peers'),
-  store: () => import('./screens/Store'),
-  portal: () => import('./screens/Portal'),
-  vault: () => import('./screens/Vault'),
-  audit: () => import('./screens/Audit'),
-  users: () => import('./screens/Users'),
-};
-// The screen the page opens on starts loading now, alongside the session check, not after it.
-const opening = window.location.pathname.split('/')[1] ?? '';
-if (Object.hasOwn(chunks, opening)) void chunks[opening as keyof typeof chunks]().catch(() => undefined);
+const Setup = screenChunk(() => import('./screens/Setup').then((m) => m.Setup));
+const Dashboard = screenChunk(() => import('./screens/Dashboard').then((m) => m.Dashboard));
+const Peers = screenChunk(() => import('./screens/Peers').then((m) => m.Peers));
+const PeerDetail = screenChunk(() => import('./screens/Peers').then((m) => m.PeerDetail));
+const Store = screenChunk(() => import('./screens/Store').then((m) => m.Store));
+const Portal = screenChunk(() => import('./screens/Portal').then((m) => m.Portal));
+const Vault = screenChunk(() => import('./screens/Vault').then((m) => m.Vault));
+const Audit = screenChunk(() => import('./screens/Audit').then((m) => m.Audit));
+const Users = screenChunk(() => import('./screens/Users').then((m) => m.Users));
 
-const Setup = lazy(() => chunks.setup().then((m) => ({ default: m.Setup })));
-const Dashboard = lazy(() => chunks.dashboard().then((m) => ({ default: m.Dashboard })));
-const Peers = lazy(() => chunks.peers().then((m) => ({ default: m.Peers })));
-const PeerDetail = lazy(() => chunks.peers().then((m) => ({ default: m.PeerDetail })));
-const Store = lazy(() => chunks.store().then((m) => ({ default: m.Store })));
-const Portal = lazy(() => chunks.portal().then((m) => ({ default: m.Portal })));
-const Vault = lazy(() => chunks.vault().then((m) => ({ default: m.Vault })));
-const Audit = lazy(() => chunks.audit().then((m) => ({ default: m.Audit })));
-const Users = lazy(() => chunks.users().then((m) => ({ default: m.Users })));
+// The screen the page opens on starts loading now, alongside the session check, not after it.
+const opening: Record<string, { preload(): Promise<unknown> }> = {
+  setup: Setup,
+  dashboard: Dashboard,
+  peers: window.location.pathname.split('/').length > 2 ? PeerDetail : Peers,
+  store: Store,
+  portal: Portal,
+  vault: Vault,
+  audit: Audit,
+  users: Users,
+};
+void opening[window.location.pathname.split('/')[1] ?? '']?.preload().catch(() => undefined);
 
 const here = () => window.location.pathname + window.location.search;
 
@@ -74,10 +74,23 @@ function RequireRole({ role, children }: { role: 'admin' | 'peer'; children: Rea
   return <>{children}</>;
 }
 
+/** The screens each role can open. */
+const SCREENS_OF = { admin: [Dashboard, Peers, Store, Vault, Audit, Users], peer: [Portal] };
+
 function Nav() {
   const me = useMe();
   const qc = useQueryClient();
   const [location] = useLocation();
+  const role = me.data?.role;
+  // Once we know who is signed in, their screens load in the background, so following a link
+  // renders the screen at once (and its heading can take the focus) instead of "Loading…".
+  useEffect(() => {
+    if (!role) return;
+    const t = setTimeout(() => {
+      for (const s of SCREENS_OF[role]) void s.preload().catch(() => undefined);
+    }, 500);
+    return () => clearTimeout(t);
+  }, [role]);
   const logout = useMutation({
     mutationFn: () => api.post('/api/auth/logout'),
     onSuccess: () => {
@@ -127,28 +140,6 @@ function Nav() {
   );
 }
 
-/**
- * A screen whose chunk cannot be fetched (the cell went away, or was updated and the old build's
- * files are gone) says so instead of leaving a blank page.
- */
-class ScreenLoadError extends Component<{ children: ReactNode }, { error: unknown }> {
-  override state = { error: undefined as unknown };
-  static getDerivedStateFromError(error: unknown) {
-    return { error };
-  }
-  override render() {
-    if (!this.state.error) return this.props.children;
-    return (
-      <section className="page">
-        <ErrorBox error={this.state.error} title="This screen could not be loaded" />
-        <button type="button" onClick={() => window.location.reload()}>
-          Reload the console
-        </button>
-      </section>
-    );
-  }
-}
-
 /** Moves focus to the new screen's heading, so keyboard and screen reader users know the page changed. */
 function useFocusOnNavigate() {
   const [location] = useLocation();
@@ -161,72 +152,66 @@ function useFocusOnNavigate() {
 
 export function App() {
   useFocusOnNavigate();
-  const [location] = useLocation();
   return (
     <>
       <Nav />
       <main id="main">
-        {/* a new screen gets a new chance to load */}
-        <ScreenLoadError key={location}>
-          <Suspense fallback={<Loading what="the screen" />}>
-            <Switch>
-              <Route path="/" component={Root} />
-              <Route path="/setup" component={Setup} />
-              <Route path="/login" component={Login} />
-              <Route path="/change-password" component={ChangePassword} />
-              <Route path="/dashboard">
-                <RequireRole role="admin">
-                  <Dashboard />
-                </RequireRole>
-              </Route>
-              <Route path="/peers">
-                <RequireRole role="admin">
-                  <Peers />
-                </RequireRole>
-              </Route>
-              <Route path="/peers/:name">
-                {(params) => (
-                  <RequireRole role="admin">
-                    <PeerDetail name={params.name} />
-                  </RequireRole>
-                )}
-              </Route>
-              <Route path="/store">
-                <RequireRole role="admin">
-                  <Store />
-                </RequireRole>
-              </Route>
-              <Route path="/vault">
-                <RequireRole role="admin">
-                  <Vault />
-                </RequireRole>
-              </Route>
-              <Route path="/audit">
-                <RequireRole role="admin">
-                  <Audit />
-                </RequireRole>
-              </Route>
-              <Route path="/users">
-                <RequireRole role="admin">
-                  <Users />
-                </RequireRole>
-              </Route>
-              <Route path="/portal">
-                <RequireRole role="peer">
-                  <Portal />
-                </RequireRole>
-              </Route>
-              <Route>
-                <section className="page">
-                  <h1 id="page-title">Not found</h1>
-                  <p>
-                    There is no such screen. <Link href="/">Go to the start</Link>.
-                  </p>
-                </section>
-              </Route>
-            </Switch>
-          </Suspense>
-        </ScreenLoadError>
+        <Switch>
+          <Route path="/" component={Root} />
+          <Route path="/setup" component={Setup} />
+          <Route path="/login" component={Login} />
+          <Route path="/change-password" component={ChangePassword} />
+          <Route path="/dashboard">
+            <RequireRole role="admin">
+              <Dashboard />
+            </RequireRole>
+          </Route>
+          <Route path="/peers">
+            <RequireRole role="admin">
+              <Peers />
+            </RequireRole>
+          </Route>
+          <Route path="/peers/:name">
+            {(params) => (
+              <RequireRole role="admin">
+                <PeerDetail name={params.name} />
+              </RequireRole>
+            )}
+          </Route>
+          <Route path="/store">
+            <RequireRole role="admin">
+              <Store />
+            </RequireRole>
+          </Route>
+          <Route path="/vault">
+            <RequireRole role="admin">
+              <Vault />
+            </RequireRole>
+          </Route>
+          <Route path="/audit">
+            <RequireRole role="admin">
+              <Audit />
+            </RequireRole>
+          </Route>
+          <Route path="/users">
+            <RequireRole role="admin">
+              <Users />
+            </RequireRole>
+          </Route>
+          <Route path="/portal">
+            <RequireRole role="peer">
+              <Portal />
+            </RequireRole>
+          </Route>
+          <Route>
+            <section className="page">
+              <h1 id="page-title">Not found</h1>
+              <p>
+                There is no such screen. <Link href="/">Go to the start</Link>.
+              </p>
+            </section>
+          </Route>
+        </Switch>
       </main>
     </>
   );
