@@ -52,8 +52,10 @@ function semanticOfUnchecked(check: SemanticCheck<never> | undefined, input: unk
  * Validates the body against a schema chosen per request (the setup wizard's current step).
  * `pick` returns undefined when there is nothing to validate against (the caller refuses later).
  */
-export function validateBodyBy(pick: (ctx: Context) => { schema: TSchema; check?: SemanticCheck<never> } | undefined) {
-  return async function validateRequestBodyBy(ctx: Context, next: Next): Promise<void> {
+export function validateBodyBy<C extends Context = Context>(
+  pick: (ctx: C) => { schema: TSchema; check?: SemanticCheck<never> } | undefined,
+): { validate(ctx: C, next: Next): Promise<void> }['validate'] {
+  return async function validateRequestBodyBy(ctx: C, next: Next): Promise<void> {
     const chosen = pick(ctx);
     if (!chosen) return next();
     // The check is written for its own schema's type, and only runs on input that schema accepted.

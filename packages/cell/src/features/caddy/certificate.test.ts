@@ -4,7 +4,7 @@ import { X509Certificate } from 'node:crypto';
 import { openTempDatabase, type TempDatabase } from '../../db/temp-database.test-support.js';
 import { silentLogger } from '../../lib/logger.js';
 import { writeIdentity } from '../config/service.js';
-import { findCertificate } from '../vault/ca.js';
+import { findCertificate } from '../vault/queries.js';
 import { openVault, type Vault } from '../vault/vault.js';
 import { CellCertificate, RENEW_BEFORE_DAYS, daysLeft } from './certificate.js';
 

@@ -8,7 +8,8 @@ import type { Db } from '../../db/database.js';
 import { readSetting, writeSetting } from '../../db/settings.js';
 import type { Logger } from '../../lib/logger.js';
 import type { Vault } from '../vault/vault.js';
-import { CertificateAuthority, findCertificate, type CertificateRow } from '../vault/ca.js';
+import { CertificateAuthority } from '../vault/ca.js';
+import { findCertificate, type CertificateRow } from '../vault/queries.js';
 
 export const CERTIFICATE_SETTING = 'caddy.certificate';
 export const CERTIFICATE_DAYS = 90;

@@ -8,7 +8,7 @@ import { ConfigPatch, checkConfigPatch } from './schema.js';
 import { readCellSettings, refreshKnownHosts, updateCellSettings } from './service.js';
 import { presentConfig } from './presenter.js';
 import { errors } from '../../http/errors.js';
-import { hostPortOwner } from '../store/installations.js';
+import { hostPortOwner } from '../store/queries.js';
 
 export function configRoutes(deps: CellDeps): Router {
   const { db, config } = deps;

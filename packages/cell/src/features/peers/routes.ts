@@ -1,9 +1,10 @@
 import Router from '@koa/router';
-import type { Context, Next } from 'koa';
+import type { Context } from 'koa';
 import type { CellDeps } from '../../deps.js';
 import { audited } from '../../http/audit.js';
 import { errors } from '../../http/errors.js';
 import { requireRole } from '../../http/guard.js';
+import { prepare } from '../../http/prepare.js';
 import { transactional } from '../../http/transaction.js';
 import { validateBody, validateQuery, type InputContext } from '../../http/validate.js';
 import { generateLoginPassword, hashPassword } from '../../lib/password.js';
@@ -108,14 +109,12 @@ export function peerRoutes(deps: CellDeps): Router {
       return peerNetwork.peersChanged(created.map((c) => c.peer.public_key));
     });
 
-  /** Hashes the new peers' login passwords before the transaction opens. */
-  const prepareLoginsOf =
-    <T>(inputs: (ctx: InputContext<T>) => CreatePeerBody[] | undefined) =>
-    async (ctx: InputContext<T>, next: Next) => {
+  /** Hashes the new peers' login passwords before the transaction opens (none: nothing to add). */
+  const prepareLoginsOf = <T>(inputs: (ctx: InputContext<T>) => CreatePeerBody[] | undefined) =>
+    prepare(async (ctx: InputContext<T>): Promise<PreparedLogin[]> => {
       const list = inputs(ctx);
-      if (list) ctx.state['peerLogins'] = await prepareLogins(list, ctx.ip);
-      await next();
-    };
+      return list ? prepareLogins(list, ctx.ip) : [];
+    });
 
   router.get('/', requireRole('admin'), validateQuery(ListPeersQuery, ['limit', 'offset']), async (ctx) => {
     const page = await listPeers(db, ctx.input);
@@ -134,7 +133,7 @@ export function peerRoutes(deps: CellDeps): Router {
     async (ctx) => {
       const input = ctx.input;
       ctx.audit.target(input.name);
-      const [login] = ctx.state['peerLogins'] as PreparedLogin[];
+      const [login] = ctx.prepared;
       const [created] = await createPeers(ctx.trx, vault, [{ input, passwordHash: login!.hash }]);
       const peer = created!.peer;
       ctx.audit.note({ address: peer.address });
@@ -160,7 +159,7 @@ export function peerRoutes(deps: CellDeps): Router {
       if (action === 'add') {
         // all or nothing: one transaction (a taken name or a full subnet rolls back every peer), one apply
         const inputs = body.peers!;
-        const logins = ctx.state['peerLogins'] as PreparedLogin[];
+        const logins = ctx.prepared;
         ctx.audit.note({ action, names: inputs.map((p) => p.name) });
         const items = inputs.map((input, i) => ({ input, passwordHash: logins[i]!.hash }));
         const created = await createPeers(ctx.trx, vault, items);

@@ -5,7 +5,7 @@ import type { ServiceManifest } from '@pic/manifest';
 import { silentLogger } from '../../lib/logger.js';
 import { nowIso } from '../../lib/tokens.js';
 import { deletePeer } from '../peers/service.js';
-import { findInstallation } from '../store/installations.js';
+import { findInstallation } from '../store/queries.js';
 import { FakeRuntime, IMAGE_ID, demoManifest, openTestCell, type TestCell } from '../store/fixtures.test-support.js';
 import { accountSecretName, ServiceAccounts } from './accounts.js';
 

@@ -1,19 +1,32 @@
-import type { Kysely, Selectable, Transaction } from 'kysely';
-import type { ServiceManifest, TemplateValues } from '@pic/manifest';
-import type { Database, ServiceAccountsTable } from '../../db/schema.js';
+import type { Kysely, Transaction } from 'kysely';
+import type { AccountAction, AccountListAction, ServiceManifest, TemplateValues } from '@pic/manifest';
+import type { Database } from '../../db/schema.js';
 import { errors, HttpError } from '../../http/errors.js';
 import { generatePassword, nowIso } from '../../lib/tokens.js';
 import { readCellSettings } from '../config/service.js';
 import type { PeerDeletionHook } from '../peers/service.js';
 import { describeError } from '../store/engine.js';
-import { findInstallation, listInstallations, type Installation } from '../store/installations.js';
+import { findInstallation, listInstallations, type Installation } from '../store/queries.js';
 import { readVaultSecret, serviceSecrets } from '../store/specs.js';
 import { parseAccountList, runAccountAction, ServiceActionError } from './actions.js';
 import { fillCredentials, type FilledCredential } from './credentials.js';
 import { manifestLib } from '../store/manifest-lib.js';
 import type { EngineDeps } from '../store/installer.js';
+import { findPeer } from '../peers/queries.js';
+import {
+  deleteAccount,
+  deleteAccountsOfService,
+  findAccount,
+  hasTombstone,
+  insertAccount,
+  listAccountsOfPeer,
+  listActiveAccounts,
+  listTombstones,
+  updateAccount,
+  type AccountRow,
+} from './queries.js';
 
-export type AccountRow = Selectable<ServiceAccountsTable>;
+export type { AccountRow } from './queries.js';
 
 /** Usernames the cell provisions: what every first-party service accepts. */
 export const USERNAME_PATTERN = '^[a-z0-9][a-z0-9._-]{0,63}$';
@@ -84,25 +97,25 @@ export class ServiceAccounts {
   }
 
   async find(executor: Kysely<Database>, serviceId: string, username: string): Promise<AccountRow | undefined> {
-    return executor
-      .selectFrom('service_accounts')
-      .selectAll()
-      .where('service_id', '=', serviceId)
-      .where('username', '=', username)
-      .executeTakeFirst();
+    return findAccount(executor, serviceId, username);
+  }
+
+  /** Runs one of the manifest's account actions in the service's containers; `what` names it in errors. */
+  private async run(
+    executor: Kysely<Database>,
+    manifest: ServiceManifest,
+    action: AccountAction | AccountListAction,
+    extra: { username?: string; password?: string },
+    what: string,
+  ): Promise<string> {
+    const values = await this.values(executor, manifest, extra);
+    return runAccountAction(this.d.runtime, this.d.cellId, manifest, action, values, what);
   }
 
   /** What the service's own list action reports. Throws ServiceActionError. */
   async serviceList(inst: Pick<Installation, 'id' | 'manifest'>): Promise<string[]> {
     const accounts = this.accountsOf(inst);
-    const out = await runAccountAction(
-      this.d.runtime,
-      this.d.cellId,
-      inst.manifest,
-      accounts.list,
-      await this.values(this.d.db, inst.manifest),
-      `listing the accounts of ${inst.id}`,
-    );
+    const out = await this.run(this.d.db, inst.manifest, accounts.list, {}, `listing the accounts of ${inst.id}`);
     return parseAccountList(out, accounts.list.output);
   }
 
@@ -125,14 +138,7 @@ export class ServiceAccounts {
     inst: Installation,
   ): Promise<{ accounts: AccountView[]; unmanaged: string[]; service_error: string | null }> {
     this.accountsOf(inst);
-    const rows = await this.d.db
-      .selectFrom('service_accounts')
-      .leftJoin('peers', 'peers.id', 'service_accounts.peer_id')
-      .select(['service_accounts.username', 'service_accounts.created_at', 'peers.name as peer'])
-      .where('service_accounts.service_id', '=', inst.id)
-      .where('service_accounts.state', '=', 'active')
-      .orderBy('service_accounts.username')
-      .execute();
+    const rows = await listActiveAccounts(this.d.db, inst.id);
     let inService: Set<string> | undefined;
     let serviceError: string | null = null;
     try {
@@ -168,11 +174,7 @@ export class ServiceAccounts {
     let peerId: number | null = null;
     let username: string;
     if (input.peer !== undefined) {
-      const peer = await trx
-        .selectFrom('peers')
-        .select(['id', 'name'])
-        .where('name', '=', input.peer)
-        .executeTakeFirst();
+      const peer = await findPeer(trx, input.peer);
       if (!peer) throw errors.notFound(`no peer "${input.peer}"`);
       peerId = peer.id;
       username = peer.name;
@@ -189,30 +191,16 @@ export class ServiceAccounts {
     let id: number;
     if (existing) {
       // A tombstone waiting to be deprovisioned: the create action resets it (it is idempotent).
-      await trx
-        .updateTable('service_accounts')
-        .set({ state: 'active', peer_id: peerId, created_at: now, updated_at: now })
-        .where('id', '=', existing.id)
-        .execute();
+      await updateAccount(trx, existing.id, { state: 'active', peer_id: peerId, created_at: now, updated_at: now });
       id = existing.id;
     } else {
-      ({ id } = await trx
-        .insertInto('service_accounts')
-        .values({ service_id: inst.id, username, peer_id: peerId, state: 'active', created_at: now, updated_at: now })
-        .returning('id')
-        .executeTakeFirstOrThrow());
+      id = await insertAccount(trx, { service_id: inst.id, username, peer_id: peerId, created_at: now });
     }
     const password = generatePassword(ACCOUNT_PASSWORD_LENGTH);
     await this.d.vault.put(accountSecretName(inst.id, id), password, trx);
     try {
-      await runAccountAction(
-        this.d.runtime,
-        this.d.cellId,
-        inst.manifest,
-        accounts.create,
-        await this.values(trx, inst.manifest, { username, password }),
-        `creating account "${username}" in ${inst.id}`,
-      );
+      const what = `creating account "${username}" in ${inst.id}`;
+      await this.run(trx, inst.manifest, accounts.create, { username, password }, what);
     } catch (err) {
       throw serviceFailed(err);
     }
@@ -232,13 +220,12 @@ export class ServiceAccounts {
     const row = await this.find(trx, inst.id, username);
     if (row?.state !== 'active') throw errors.notFound(`${inst.id} has no account "${username}"`);
     const now = nowIso();
-    await trx.updateTable('service_accounts').set({ updated_at: now }).where('id', '=', row.id).execute();
+    await updateAccount(trx, row.id, { updated_at: now });
     const password = generatePassword(ACCOUNT_PASSWORD_LENGTH);
     await this.d.vault.put(accountSecretName(inst.id, row.id), password, trx);
     try {
-      const values = await this.values(trx, inst.manifest, { username, password });
       const what = `setting a new password for "${username}" in ${inst.id}`;
-      await runAccountAction(this.d.runtime, this.d.cellId, inst.manifest, accounts.create, values, what);
+      await this.run(trx, inst.manifest, accounts.create, { username, password }, what);
     } catch (err) {
       throw serviceFailed(err);
     }
@@ -250,15 +237,14 @@ export class ServiceAccounts {
     const accounts = this.accountsOf(inst);
     const row = await this.find(trx, inst.id, username);
     if (row?.state !== 'active') throw errors.notFound(`${inst.id} has no account "${username}"`);
-    await trx.deleteFrom('service_accounts').where('id', '=', row.id).execute();
+    await deleteAccount(trx, row.id);
     await this.d.vault.delete(accountSecretName(inst.id, row.id), trx);
     try {
-      await runAccountAction(
-        this.d.runtime,
-        this.d.cellId,
+      await this.run(
+        trx,
         inst.manifest,
         accounts.delete,
-        await this.values(trx, inst.manifest, { username }),
+        { username },
         `deleting account "${username}" from ${inst.id}`,
       );
     } catch (err) {
@@ -286,13 +272,7 @@ export class ServiceAccounts {
 
   /** Connection info for every installed service the peer has an account in. */
   async forPeer(executor: Kysely<Database>, peerId: number): Promise<PeerServiceCredentials[]> {
-    const rows = await executor
-      .selectFrom('service_accounts')
-      .selectAll()
-      .where('peer_id', '=', peerId)
-      .where('state', '=', 'active')
-      .orderBy('service_id')
-      .execute();
+    const rows = await listAccountsOfPeer(executor, peerId, true);
     const out: PeerServiceCredentials[] = [];
     for (const row of rows) {
       const inst = await findInstallation(executor, row.service_id);
@@ -314,34 +294,22 @@ export class ServiceAccounts {
    * the peer's deletion is never blocked by a broken service.
    */
   readonly peerDeletionHook: PeerDeletionHook = async (trx, peer) => {
-    const rows = await trx.selectFrom('service_accounts').selectAll().where('peer_id', '=', peer.id).execute();
+    const rows = await listAccountsOfPeer(trx, peer.id);
     for (const row of rows) {
       await this.d.vault.delete(accountSecretName(row.service_id, row.id), trx);
       const inst = await findInstallation(trx, row.service_id);
       let error: string | undefined;
       if (inst?.state === 'installed' && inst.manifest.accounts) {
         try {
-          await runAccountAction(
-            this.d.runtime,
-            this.d.cellId,
-            inst.manifest,
-            inst.manifest.accounts.delete,
-            await this.values(trx, inst.manifest, { username: row.username }),
-            `deleting account "${row.username}" from ${row.service_id}`,
-          );
+          await this.deleteFromService(trx, inst.manifest, inst.manifest.accounts.delete, row);
         } catch (err) {
           error = describeError(err);
         }
       } else {
         error = `service ${row.service_id} is not installed`;
       }
-      if (error === undefined) await trx.deleteFrom('service_accounts').where('id', '=', row.id).execute();
-      else
-        await trx
-          .updateTable('service_accounts')
-          .set({ state: 'deleting', peer_id: null, updated_at: nowIso() })
-          .where('id', '=', row.id)
-          .execute();
+      if (error === undefined) await deleteAccount(trx, row.id);
+      else await updateAccount(trx, row.id, { state: 'deleting', peer_id: null, updated_at: nowIso() });
       this.d.audit.appendIn(trx, {
         actor: 'system',
         action: 'services.account.deprovision',
@@ -365,9 +333,7 @@ export class ServiceAccounts {
 
   /** Retries pending deletions (tombstones) in installed services; returns how many succeeded. */
   async retryTombstones(serviceId?: string): Promise<number> {
-    let query = this.d.db.selectFrom('service_accounts').selectAll().where('state', '=', 'deleting');
-    if (serviceId) query = query.where('service_id', '=', serviceId);
-    const rows = await query.execute();
+    const rows = await listTombstones(this.d.db, serviceId);
     if (rows.length === 0) return 0;
     const installed = new Map(
       (await listInstallations(this.d.db)).filter((i) => i.state === 'installed').map((i) => [i.id, i]),
@@ -377,14 +343,7 @@ export class ServiceAccounts {
       const inst = installed.get(row.service_id);
       if (!inst?.manifest.accounts) continue;
       try {
-        await runAccountAction(
-          this.d.runtime,
-          this.d.cellId,
-          inst.manifest,
-          inst.manifest.accounts.delete,
-          await this.values(this.d.db, inst.manifest, { username: row.username }),
-          `deleting account "${row.username}" from ${row.service_id}`,
-        );
+        await this.deleteFromService(this.d.db, inst.manifest, inst.manifest.accounts.delete, row);
       } catch (err) {
         this.d.logger.warn('account deprovisioning still pending', {
           service: row.service_id,
@@ -394,7 +353,7 @@ export class ServiceAccounts {
         continue;
       }
       await this.d.db.transaction().execute(async (trx) => {
-        await trx.deleteFrom('service_accounts').where('id', '=', row.id).where('state', '=', 'deleting').execute();
+        await deleteAccount(trx, row.id, true);
         this.d.audit.appendIn(trx, {
           actor: 'system',
           action: 'services.account.deprovision',
@@ -411,9 +370,23 @@ export class ServiceAccounts {
 
   /** Purge: the service's accounts and their passwords go with its data. */
   async purge(trx: Transaction<Database>, serviceId: string): Promise<number> {
-    const rows = await trx.selectFrom('service_accounts').select(['id']).where('service_id', '=', serviceId).execute();
-    for (const row of rows) await this.d.vault.delete(accountSecretName(serviceId, row.id), trx);
-    await trx.deleteFrom('service_accounts').where('service_id', '=', serviceId).execute();
-    return rows.length;
+    const ids = await deleteAccountsOfService(trx, serviceId);
+    for (const id of ids) await this.d.vault.delete(accountSecretName(serviceId, id), trx);
+    return ids.length;
+  }
+
+  /** Whether any account waits to be deleted from its service. */
+  hasPendingDeletions(): Promise<boolean> {
+    return hasTombstone(this.d.db);
+  }
+
+  private deleteFromService(
+    executor: Kysely<Database>,
+    manifest: ServiceManifest,
+    action: AccountAction,
+    row: Pick<AccountRow, 'service_id' | 'username'>,
+  ): Promise<string> {
+    const what = `deleting account "${row.username}" from ${row.service_id}`;
+    return this.run(executor, manifest, action, { username: row.username }, what);
   }
 }

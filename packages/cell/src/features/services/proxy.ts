@@ -4,7 +4,7 @@ import type { CellDeps } from '../../deps.js';
 import { errors, HttpError } from '../../http/errors.js';
 import { readCellSettings } from '../config/service.js';
 import { describeError } from '../store/engine.js';
-import { requireInstalled } from '../store/installations.js';
+import { requireInstalled } from '../store/queries.js';
 import { manifestLib } from '../store/manifest-lib.js';
 import { serviceSecrets } from '../store/specs.js';
 import { containerBaseUrl, scrub, ServiceActionError } from './actions.js';

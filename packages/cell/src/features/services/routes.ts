@@ -1,23 +1,23 @@
 import Router from '@koa/router';
-import type { Context, Middleware, Next } from 'koa';
+import type { Context, Middleware } from 'koa';
 import type { RouteSpec, ServiceManifest } from '@pic/manifest';
 import type { CellDeps } from '../../deps.js';
 import { audited } from '../../http/audit.js';
 import { errors, HttpError } from '../../http/errors.js';
 import { requireRole } from '../../http/guard.js';
+import { prepare, type PreparedContext } from '../../http/prepare.js';
 import { transactional } from '../../http/transaction.js';
 import { validateBody, type InputContext, type Step } from '../../http/validate.js';
 import { readCellSettings } from '../config/service.js';
 import { requirePeer } from '../peers/service.js';
 import { findPeerOfUser } from '../peers/queries.js';
-import { describeError, engineState, objectNames, requireEngine } from '../store/engine.js';
-import { serviceHealth, waitHealthy } from '../store/health.js';
-import { findInstallation, listInstallations, requireInstalled, type Installation } from '../store/installations.js';
-import { presentJob } from '../store/presenter.js';
+import { requireEngine } from '../store/engine.js';
+import { listInstallations, requireInstalled, type Installation } from '../store/queries.js';
 import { SERVICE_ID } from '../store/schema.js';
 import { serviceSecrets } from '../store/specs.js';
 import { execRouteArgv, runExecRoute, ServiceActionError } from './actions.js';
 import { proxyHandler } from './proxy.js';
+import { restartService, serviceStatus } from './status.js';
 import { checkCreateAccount, CreateAccountBody } from './schema.js';
 
 /** The service id from the path (`:id`), or 404 for one that cannot be a service id. */
@@ -25,62 +25,6 @@ function idParam(ctx: Context): string {
   const id = String(ctx.params['id'] ?? '').toLowerCase();
   if (!SERVICE_ID.test(id)) throw errors.notFound(`no service "${id}"`);
   return id;
-}
-
-/** Where a service stands: installed or not, and each container's state and health. Undefined for an unknown id. */
-export async function serviceStatus(deps: CellDeps, id: string): Promise<Record<string, unknown> | undefined> {
-  const { store, db } = deps;
-  const inst = await findInstallation(db, id);
-  if (!inst) {
-    const view = await store.catalog.read();
-    const known = view.ok && view.services.some((s) => s.entry.id === id);
-    if (!known) return undefined;
-    return { ok: true, service: id, installed: false, state: 'not_installed', healthy: false, containers: [] };
-  }
-  if (inst.state !== 'installed') {
-    const job = inst.jobId ? await store.installer.job(inst.jobId) : undefined;
-    return {
-      ok: true,
-      service: id,
-      installed: false,
-      state: inst.state,
-      healthy: false,
-      containers: [],
-      job: job ? presentJob(job) : null,
-    };
-  }
-  const engine = await engineState(store.runtime);
-  if (!engine.reachable) {
-    return {
-      ok: true,
-      service: id,
-      installed: true,
-      state: 'installed',
-      version: inst.version,
-      healthy: false,
-      engine: { reachable: false, reason: engine.reason },
-      containers: [],
-    };
-  }
-  const containers = await serviceHealth(store.runtime, store.cellId, inst.manifest);
-  const containersHealthy = containers.every((c) => c.healthy);
-  // healthy: the containers are, and (for a service with accounts) its account contract answers
-  let contract: string | null = null;
-  if (inst.manifest.accounts) {
-    contract = containersHealthy
-      ? await deps.services.accounts.contractProblem(inst)
-      : 'not asked: a container is not healthy';
-  }
-  return {
-    ok: true,
-    service: id,
-    installed: true,
-    state: 'installed',
-    version: inst.version,
-    healthy: containersHealthy && contract === null,
-    containers,
-    ...(inst.manifest.accounts ? { accounts: { answers: contract === null, reason: contract } } : {}),
-  };
 }
 
 /**
@@ -100,13 +44,13 @@ function accountHandlers(
     ctx.body = { ok: true, service: inst.id, ...(await accounts.list(inst)) };
   };
 
-  const loadInstalled = async (ctx: Context, next: Next) => {
+  // Before the transaction: the service must be installed, have accounts, and its engine answer.
+  const loadInstalled = prepare(async (ctx: Context) => {
     const inst = await requireInstalled(db, idOf(ctx));
     if (!inst.manifest.accounts) throw errors.notFound(`service "${inst.id}" has no accounts`);
     await requireEngine(store.runtime);
-    ctx.state['installation'] = inst;
-    await next();
-  };
+    return inst;
+  });
 
   const create: Step[] = [
     requireRole('admin'),
@@ -114,8 +58,8 @@ function accountHandlers(
     validateBody(CreateAccountBody, checkCreateAccount),
     loadInstalled,
     transactional(db),
-    async (ctx: InputContext<CreateAccountBody>) => {
-      const inst = ctx.state['installation'] as Installation;
+    async (ctx: PreparedContext<Installation, InputContext<CreateAccountBody>>) => {
+      const inst = ctx.prepared;
       const input = ctx.input;
       const who = input.peer ?? input.username!;
       ctx.audit.target(`${inst.id}/${who}`);
@@ -127,18 +71,20 @@ function accountHandlers(
     },
   ];
 
-  const remove: Middleware[] = [
+  /** A write to one account (…/accounts/:username…): the installed service is `ctx.prepared`. */
+  const accountWrite = (handler: (ctx: PreparedContext<Installation>, username: string) => Promise<void>): Step[] => [
     requireRole('admin'),
     audited('service_account', (ctx) => `${idOf(ctx)}/${String(ctx.params['username'] ?? '')}`),
     loadInstalled,
     transactional(db),
-    async (ctx) => {
-      const inst = ctx.state['installation'] as Installation;
-      const row = await accounts.remove(ctx.trx, inst, String(ctx.params['username']));
-      ctx.audit.note({ peer_id: row.peer_id });
-      ctx.body = { ok: true, service: inst.id, deleted: row.username };
-    },
+    (ctx: PreparedContext<Installation>) => handler(ctx, String(ctx.params['username'])),
   ];
+
+  const remove = accountWrite(async (ctx, username) => {
+    const row = await accounts.remove(ctx.trx, ctx.prepared, username);
+    ctx.audit.note({ peer_id: row.peer_id });
+    ctx.body = { ok: true, service: ctx.prepared.id, deleted: row.username };
+  });
 
   const credentials: Middleware = async (ctx) => {
     const inst = await requireInstalled(db, idOf(ctx));
@@ -157,18 +103,11 @@ function accountHandlers(
     ctx.body = { ok: true, service: inst.id, username, credentials: filled };
   };
 
-  const rotate: Middleware[] = [
-    requireRole('admin'),
-    audited('service_account', (ctx) => `${idOf(ctx)}/${String(ctx.params['username'] ?? '')}`),
-    loadInstalled,
-    transactional(db),
-    async (ctx) => {
-      const inst = ctx.state['installation'] as Installation;
-      const done = await accounts.rotate(ctx.trx, inst, String(ctx.params['username']));
-      // No password here either: the credentials endpoints hand the new one out.
-      ctx.body = { ok: true, service: inst.id, ...done };
-    },
-  ];
+  const rotate = accountWrite(async (ctx, username) => {
+    const done = await accounts.rotate(ctx.trx, ctx.prepared, username);
+    // No password here either: the credentials endpoints hand the new one out.
+    ctx.body = { ok: true, service: ctx.prepared.id, ...done };
+  });
 
   return { list, create, remove, credentials, rotate, names };
 }
@@ -251,7 +190,7 @@ export function buildServiceRouter(deps: CellDeps, id: string, manifest: Service
 
 /** /api/services: what is installed, container status, restart, accounts. */
 export function servicesRoutes(deps: CellDeps): Router {
-  const { db, store } = deps;
+  const { db } = deps;
   const router = new Router({ prefix: '/api/services' });
   const h = accountHandlers(deps, idParam, {
     create: 'services.account.create',
@@ -287,17 +226,7 @@ export function servicesRoutes(deps: CellDeps): Router {
     requireRole('admin'),
     audited('service', (ctx) => String(ctx.params['id'] ?? '')),
     async (ctx) => {
-      const inst = await requireInstalled(db, idParam(ctx));
-      await requireEngine(store.runtime);
-      try {
-        const names = objectNames(store.cellId, inst.id);
-        for (const c of inst.manifest.containers)
-          await store.runtime.restartContainer(names.container(c.name), { timeoutSeconds: 10 });
-        await waitHealthy(store.runtime, store.cellId, inst.manifest);
-      } catch (err) {
-        throw new HttpError(502, 'restart_failed', `restarting ${inst.id} failed: ${describeError(err)}`);
-      }
-      ctx.body = await serviceStatus(deps, inst.id);
+      ctx.body = await restartService(deps, idParam(ctx));
     },
   );
 

@@ -38,6 +38,10 @@ export class InstalledServices implements ServiceSide {
     return this.mounts.manifest(id);
   }
 
+  hasPendingDeletions(): Promise<boolean> {
+    return this.accounts.hasPendingDeletions();
+  }
+
   retryTombstones(serviceId?: string): Promise<number> {
     return this.accounts.retryTombstones(serviceId);
   }

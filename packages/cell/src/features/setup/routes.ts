@@ -3,14 +3,15 @@ import type { Context, Next } from 'koa';
 import type { CellDeps } from '../../deps.js';
 import { errors } from '../../http/errors.js';
 import { currentUser } from '../../http/guard.js';
+import { prepare, type PreparedContext } from '../../http/prepare.js';
 import { transactional } from '../../http/transaction.js';
 import { audited } from '../../http/audit.js';
 import { hashPassword } from '../../lib/password.js';
 import { refreshKnownHosts } from '../config/service.js';
-import { passwordProblem } from '../../lib/password-strength.js';
 import { signIn } from '../auth/routes.js';
 import { validateBodyBy } from '../../http/validate.js';
 import {
+  checkAdminPassword,
   completeSetup,
   describeStep,
   presentStatus,
@@ -18,7 +19,6 @@ import {
   submitStep,
   type SetupProgress,
 } from './service.js';
-import type { AdminStep } from './schema.js';
 
 /**
  * The wizard is open to anyone only until the first admin exists. From then on it belongs to
@@ -32,16 +32,16 @@ export function setupRoutes(deps: CellDeps): Router {
     if (setup.isComplete()) throw errors.conflict('setup is already complete');
     await next();
   };
-  const requireWizardOwner = async (ctx: Context, next: Next) => {
-    // Remember which step this request is for: the body is validated against it.
-    ctx.state['step'] = setup.current.step;
-    if (setup.current.step !== 'admin') {
+  // The step this request is for (`ctx.prepared`), taken before anything else: the body is validated against it.
+  const requireWizardOwner = prepare(async (ctx: Context) => {
+    const step = setup.current.step;
+    if (step !== 'admin') {
       const user = await currentUser(ctx, deps.sessions);
       if (!user) throw errors.unauthorized('sign in as the admin created in the first step to continue setup');
       if (user.role !== 'admin') throw errors.forbidden('setup needs the admin role', 'wrong_role');
     }
-    await next();
-  };
+    return step;
+  });
   /** After completion the status is no longer public: it needs any signed-in user. */
   const publicUntilComplete = async (ctx: Context, next: Next) => {
     if (setup.isComplete() && !(await currentUser(ctx, deps.sessions))) throw errors.unauthorized();
@@ -62,20 +62,16 @@ export function setupRoutes(deps: CellDeps): Router {
     audited('setup'),
     refuseWhenComplete,
     requireWizardOwner,
-    validateBodyBy((ctx) => stepValidator(ctx.state['step'] as SetupProgress['step'])),
-    async (ctx, next) => {
-      // the admin's password must not be easy to guess (before the transaction: the check may load its dictionaries)
-      if (ctx.state['step'] === 'admin') {
-        const { username, password } = ctx.input as AdminStep;
-        const problem = await passwordProblem(password, [username]);
-        if (problem) throw errors.validation({ password: problem }, `password ${problem}`);
-      }
+    validateBodyBy((ctx: PreparedContext<SetupProgress['step']>) => stepValidator(ctx.prepared)),
+    // the admin's password must not be easy to guess (before the transaction: the check may load its dictionaries)
+    async (ctx: PreparedContext<SetupProgress['step']>, next: Next) => {
+      await checkAdminPassword(ctx.prepared, ctx.input);
       await next();
     },
     transactional(db),
     async (ctx) => {
-      ctx.audit.target(String(ctx.state['step']));
-      const step = ctx.state['step'] as SetupProgress['step'];
+      const step = ctx.prepared;
+      ctx.audit.target(String(step));
       const hashAdmin = (password: string) => hashPassword(password, ctx.ip);
       const { progress, createdAdmin } = await submitStep(ctx.trx, step, ctx.input, hashAdmin);
       if (createdAdmin) {

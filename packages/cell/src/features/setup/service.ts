@@ -3,6 +3,7 @@ import type { Database } from '../../db/schema.js';
 import { readSetting, writeSetting } from '../../db/settings.js';
 import { errors } from '../../http/errors.js';
 import { nowIso } from '../../lib/tokens.js';
+import { passwordProblem } from '../../lib/password-strength.js';
 import { createUser, countAdmins, type PublicUser } from '../users/service.js';
 import { checkIdentity, checkNetwork, type Identity, type Network } from '../config/schema.js';
 import { readCellSettings, writeIdentity, writeNetwork } from '../config/service.js';
@@ -85,6 +86,17 @@ export function stepValidator(step: SetupProgress['step']) {
     default:
       return undefined;
   }
+}
+
+/**
+ * The admin step's password must not be easy to guess: 422 naming why. `body` was validated
+ * against the step's schema. Before the transaction: the check may load its dictionaries.
+ */
+export async function checkAdminPassword(step: SetupProgress['step'], body: unknown): Promise<void> {
+  if (step !== 'admin') return;
+  const { username, password } = body as AdminStep;
+  const problem = await passwordProblem(password, [username]);
+  if (problem) throw errors.validation({ password: problem }, `password ${problem}`);
 }
 
 /**

@@ -5,7 +5,7 @@ import { EngineError } from '@pic/runtime';
 import { silentLogger } from '../../lib/logger.js';
 import { nowIso } from '../../lib/tokens.js';
 import { Installer, type InstallRequest } from './installer.js';
-import { findInstallation, findJob } from './installations.js';
+import { findInstallation, findJob } from './queries.js';
 import { serviceSecretName } from './specs.js';
 import { demoManifest, FakeRuntime, IMAGE_ID, openTestCell, type TestCell } from './fixtures.test-support.js';
 

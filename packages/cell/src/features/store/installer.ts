@@ -11,7 +11,19 @@ import type { Vault } from '../vault/vault.js';
 import { describeError, isRuntimeError, objectNames } from './engine.js';
 import { waitHealthy } from './health.js';
 import type { ImagePlan } from './images.js';
-import { findInstallation, findJob, TERMINAL_JOB_STATES, type JobRow, type Resource } from './installations.js';
+import {
+  deleteInstallation,
+  findInstallation,
+  findJob,
+  finishJob,
+  insertInstallation,
+  insertJob,
+  listUnfinishedJobs,
+  updateInstallation,
+  updateJob,
+  type JobRow,
+  type Resource,
+} from './queries.js';
 import { containerSpec, generateSecret, manifestVolumes, serviceSecretName, serviceSecrets } from './specs.js';
 import { readCellSettings } from '../config/service.js';
 import { manifestLib } from './manifest-lib.js';
@@ -157,41 +169,30 @@ export class Installer {
    */
   async begin(trx: Transaction<Database>, req: InstallRequest): Promise<JobRow> {
     // Two requests verified at the same time: the first one's transaction wins, the second is told.
-    const existing = await trx
-      .selectFrom('service_installations')
-      .select(['state', 'job_id'])
-      .where('service_id', '=', req.id)
-      .executeTakeFirst();
-    if (existing) throw errors.conflict(`${req.id} is ${existing.state} already (job ${existing.job_id ?? '?'})`);
+    const existing = await findInstallation(trx, req.id);
+    if (existing) throw errors.conflict(`${req.id} is ${existing.state} already (job ${existing.jobId ?? '?'})`);
     const now = nowIso();
-    const job = await trx
-      .insertInto('service_jobs')
-      .values({
-        service_id: req.id,
-        kind: 'install',
-        state: 'verifying',
-        version: req.manifest.version,
-        actor: req.actor,
-        created_at: now,
-        updated_at: now,
-      })
-      .returningAll()
-      .executeTakeFirstOrThrow();
-    await trx
-      .insertInto('service_installations')
-      .values({
-        service_id: req.id,
-        version: req.manifest.version,
-        manifest: JSON.stringify(req.manifest),
-        manifest_digest: req.manifestDigest,
-        index_version: req.indexVersion,
-        state: 'installing',
-        job_id: job.id,
-        installed_at: null,
-        created_at: now,
-        updated_at: now,
-      })
-      .execute();
+    const job = await insertJob(trx, {
+      service_id: req.id,
+      kind: 'install',
+      state: 'verifying',
+      version: req.manifest.version,
+      actor: req.actor,
+      created_at: now,
+      updated_at: now,
+    });
+    await insertInstallation(trx, {
+      service_id: req.id,
+      version: req.manifest.version,
+      manifest: JSON.stringify(req.manifest),
+      manifest_digest: req.manifestDigest,
+      index_version: req.indexVersion,
+      state: 'installing',
+      job_id: job.id,
+      installed_at: null,
+      created_at: now,
+      updated_at: now,
+    });
     return job;
   }
 
@@ -221,14 +222,9 @@ export class Installer {
     const resources: Resource[] = [];
     const record = async (r: Resource) => {
       resources.push(r);
-      await db
-        .updateTable('service_jobs')
-        .set({ resources: JSON.stringify(resources), updated_at: nowIso() })
-        .where('id', '=', job.id)
-        .execute();
+      await updateJob(db, job.id, { resources: JSON.stringify(resources), updated_at: nowIso() });
     };
-    const step = (state: JobRow['state']) =>
-      db.updateTable('service_jobs').set({ state, updated_at: nowIso() }).where('id', '=', job.id).execute();
+    const step = (state: JobRow['state']) => updateJob(db, job.id, { state, updated_at: nowIso() });
     try {
       await step('pulling');
       await this.pullImages(job, req.plans);
@@ -297,11 +293,7 @@ export class Installer {
 
       const done = await db.transaction().execute(async (trx) => {
         const now = nowIso();
-        await trx
-          .updateTable('service_installations')
-          .set({ state: 'installed', installed_at: now, updated_at: now })
-          .where('service_id', '=', req.id)
-          .execute();
+        await updateInstallation(trx, req.id, { state: 'installed', installed_at: now, updated_at: now });
         return this.finishJob(trx, job, req, 'ok', { state: 'healthy' }, { version: manifest.version });
       });
       this.d.logger.info('service installed', { service: req.id, version: manifest.version, job: job.id });
@@ -343,12 +335,7 @@ export class Installer {
       written = Date.now();
       const text = JSON.stringify(progress);
       writing = writing.then(() =>
-        this.d.db
-          .updateTable('service_jobs')
-          .set({ progress: text, updated_at: nowIso() })
-          .where('id', '=', job.id)
-          .execute()
-          .catch(() => undefined),
+        updateJob(this.d.db, job.id, { progress: text, updated_at: nowIso() }).catch(() => undefined),
       );
       return writing;
     };
@@ -384,12 +371,7 @@ export class Installer {
     details: Record<string, unknown>,
   ): Promise<JobRow> {
     const now = nowIso();
-    const row = await trx
-      .updateTable('service_jobs')
-      .set({ ...end, updated_at: now, finished_at: now })
-      .where('id', '=', job.id)
-      .returningAll()
-      .executeTakeFirstOrThrow();
+    const row = await finishJob(trx, job.id, { ...end, updated_at: now, finished_at: now });
     this.d.audit.appendIn(trx, {
       actor: req.actor,
       action: 'store.install.finished',
@@ -415,12 +397,7 @@ export class Installer {
     const leftovers = await this.rollback(resources);
     const error = leftovers.length ? `${reason} (rollback left: ${leftovers.join('; ')})` : reason;
     return this.d.db.transaction().execute(async (trx) => {
-      await trx
-        .deleteFrom('service_installations')
-        .where('service_id', '=', req.id)
-        .where('job_id', '=', job.id)
-        .where('state', '=', 'installing')
-        .execute();
+      await deleteInstallation(trx, req.id, job.id);
       const end = { state: 'failed' as const, error, error_code: code };
       const row = await this.finishJob(trx, job, req, 'error', end, {
         rolled_back: resources.length - leftovers.length,
@@ -469,26 +446,17 @@ export class Installer {
     try {
       const now = nowIso();
       const job = await this.d.db.transaction().execute(async (trx) => {
-        const row = await trx
-          .insertInto('service_jobs')
-          .values({
-            service_id: id,
-            kind: 'remove',
-            state: 'removing',
-            version: inst?.version ?? '',
-            actor,
-            purge: purge ? 1 : 0,
-            created_at: now,
-            updated_at: now,
-          })
-          .returningAll()
-          .executeTakeFirstOrThrow();
-        if (inst)
-          await trx
-            .updateTable('service_installations')
-            .set({ state: 'removing', job_id: row.id, updated_at: now })
-            .where('service_id', '=', id)
-            .execute();
+        const row = await insertJob(trx, {
+          service_id: id,
+          kind: 'remove',
+          state: 'removing',
+          version: inst?.version ?? '',
+          actor,
+          purge: purge ? 1 : 0,
+          created_at: now,
+          updated_at: now,
+        });
+        if (inst) await updateInstallation(trx, id, { state: 'removing', job_id: row.id, updated_at: now });
         return row;
       });
       const finished = await this.executeRemove(job, id, purge, inTransaction);
@@ -527,21 +495,12 @@ export class Installer {
       return await db.transaction().execute(async (trx) => {
         const now = nowIso();
         if (purge) {
-          const secrets = await trx
-            .selectFrom('vault_secrets')
-            .select('name')
-            .where('name', 'like', `service/${id}/secret/%`)
-            .execute();
+          const secrets = await this.d.vault.list(trx, `service/${id}/secret/`);
           for (const s of secrets) await this.d.vault.delete(s.name, trx);
           await this.d.onPurge?.(trx, id);
         }
-        await trx.deleteFrom('service_installations').where('service_id', '=', id).execute();
-        const row = await trx
-          .updateTable('service_jobs')
-          .set({ state: 'removed', updated_at: now, finished_at: now })
-          .where('id', '=', job.id)
-          .returningAll()
-          .executeTakeFirstOrThrow();
+        await deleteInstallation(trx, id);
+        const row = await finishJob(trx, job.id, { state: 'removed', updated_at: now, finished_at: now });
         inTransaction?.(trx, { job: job.id, containers: containers.length, volumes });
         return row;
       });
@@ -549,11 +508,7 @@ export class Installer {
       const error = describeError(err);
       this.d.logger.warn('service removal failed; it can be retried', { service: id, job: job.id, error });
       const now = nowIso();
-      await db
-        .updateTable('service_jobs')
-        .set({ state: 'failed', error, updated_at: now, finished_at: now })
-        .where('id', '=', job.id)
-        .execute();
+      await updateJob(db, job.id, { state: 'failed', error, updated_at: now, finished_at: now });
       throw err;
     }
   }
@@ -566,12 +521,7 @@ export class Installer {
    * the engine; when it is unreachable the jobs stay as they are for the next start.
    */
   async recover(): Promise<{ rolledBack: number; removed: number }> {
-    const stale = await this.d.db
-      .selectFrom('service_jobs')
-      .selectAll()
-      .where('state', 'not in', [...TERMINAL_JOB_STATES])
-      .orderBy('id')
-      .execute();
+    const stale = await listUnfinishedJobs(this.d.db);
     let rolledBack = 0;
     let removed = 0;
     for (const job of stale) {
@@ -584,16 +534,8 @@ export class Installer {
       } else {
         // Mark the old job failed, then finish the removal with a fresh one.
         const now = nowIso();
-        await this.d.db
-          .updateTable('service_jobs')
-          .set({
-            state: 'failed',
-            error: 'interrupted by a restart of the cell; resumed',
-            updated_at: now,
-            finished_at: now,
-          })
-          .where('id', '=', job.id)
-          .execute();
+        const error = 'interrupted by a restart of the cell; resumed';
+        await updateJob(this.d.db, job.id, { state: 'failed', error, updated_at: now, finished_at: now });
         await this.remove(job.service_id, job.purge === 1, job.actor);
         removed++;
       }

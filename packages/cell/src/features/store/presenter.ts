@@ -1,7 +1,7 @@
 import type { ServiceManifest } from '@pic/manifest';
 import type { CatalogView, Refusal } from './catalog.js';
 import type { EngineState } from './engine.js';
-import type { Installation, JobRow } from './installations.js';
+import type { Installation, JobRow } from './queries.js';
 
 /** A job as the API shows it: states and the error, never what it created or any secret. */
 export function presentJob(job: JobRow) {

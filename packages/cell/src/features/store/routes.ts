@@ -2,14 +2,11 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { CellDeps } from '../../deps.js';
 import { audited } from '../../http/audit.js';
-import { errors, HttpError } from '../../http/errors.js';
+import { errors } from '../../http/errors.js';
 import { requireRole } from '../../http/guard.js';
 import { validateBody } from '../../http/validate.js';
-import { requireEngine, describeError } from './engine.js';
-import { findInstallation, findJob, type JobRow } from './installations.js';
-import { ServiceBusyError } from './installer.js';
-import { listTrustKeys } from '../vault/trust-keys.js';
-import { presentJob, presentStore } from './presenter.js';
+import { findJob } from './queries.js';
+import { presentJob } from './presenter.js';
 import { InstallBody, RemoveBody } from './schema.js';
 
 /** The service id of a write's body, for its audit entry, before the body is validated. */
@@ -24,21 +21,7 @@ export function storeRoutes(deps: CellDeps): Router {
   const router = new Router({ prefix: '/api/store' });
 
   router.get('/', requireRole('admin'), async (ctx) => {
-    const [{ catalog, installations, jobs }, engine, accepted] = [
-      await store.view(),
-      await store.engine(),
-      await store.catalog.highestAccepted(),
-    ];
-    const actor = ctx.state.user?.username ?? 'anonymous';
-    // A refusal met while reading is audited too (once per distinct refusal).
-    if (!catalog.ok) await store.catalog.auditReadRefusal(catalog.refusal, actor, ctx.ip || null);
-    else
-      for (const s of catalog.services)
-        if (s.refusal) await store.catalog.auditReadRefusal(s.refusal, actor, ctx.ip || null, s.entry.id);
-    const keyNames = new Map((await listTrustKeys(db)).map((k) => [k.fingerprint, k.name]));
-    const highest = accepted?.version ?? null;
-    const body = presentStore(catalog, installations, jobs, engine, store.imageVerification, highest, keyNames);
-    ctx.body = { ...body, engine: { ...body.engine, cell_id: store.cellId } };
+    ctx.body = await store.describe(ctx.state.user?.username ?? 'anonymous', ctx.ip || null);
   });
 
   router.get('/jobs/:job', requireRole('admin'), async (ctx) => {
@@ -70,30 +53,7 @@ export function storeRoutes(deps: CellDeps): Router {
     validateBody(RemoveBody),
     async (ctx) => {
       const { id, purge = false } = ctx.input;
-      ctx.audit.note({ purge });
-      const inst = await findInstallation(db, id);
-      if (!inst && !purge) {
-        ctx.audit.note({ purge, was_installed: false });
-        ctx.body = { ok: true, removed: false, reason: `${id} is not installed` };
-        return;
-      }
-      await requireEngine(store.runtime);
-      let job: JobRow | undefined;
-      try {
-        job = await store.installer.remove(id, purge, ctx.state.user!.username, (trx, outcome) => {
-          ctx.audit.note({ purge, was_installed: inst !== undefined, version: inst?.version ?? null, ...outcome });
-          ctx.audit.writeIn(trx);
-        });
-      } catch (err) {
-        if (err instanceof ServiceBusyError) throw errors.conflict(err.message);
-        if (err instanceof HttpError) throw err;
-        throw new HttpError(
-          502,
-          'remove_failed',
-          `removing ${id} failed; POST /api/store/remove again to retry: ${describeError(err)}`,
-        );
-      }
-      ctx.body = { ok: true, removed: inst !== undefined, purged: purge, job: job ? presentJob(job) : null };
+      ctx.body = await store.remove(id, purge, ctx.state.user!.username, ctx.audit);
     },
   );
 

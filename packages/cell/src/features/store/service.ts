@@ -7,7 +7,7 @@ import type { Transaction } from 'kysely';
 import type { Db } from '../../db/database.js';
 import type { Database } from '../../db/schema.js';
 import type { AuditNotes } from '../../http/audit.js';
-import { HttpError } from '../../http/errors.js';
+import { errors, HttpError } from '../../http/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import type { AuditLog } from '../audit/service.js';
 import type { Vault } from '../vault/vault.js';
@@ -24,18 +24,19 @@ import {
 } from './engine.js';
 import { checkImages, type ImageCheck, type ImageVerification } from './images.js';
 import { seedConfiguredKeys } from './trust.js';
-import { Installer, type InstallRequest } from './installer.js';
-import { presentInstallation, presentJob } from './presenter.js';
+import { Installer, ServiceBusyError, type InstallRequest } from './installer.js';
+import { presentInstallation, presentJob, presentStore } from './presenter.js';
+import { listTrustKeys } from '../vault/trust-keys.js';
 import { reservedPortProblems } from './specs.js';
 import { readCellSettings } from '../config/service.js';
 import {
   findInstallation,
   listInstallations,
   latestJobs,
-  TERMINAL_JOB_STATES,
+  hasUnfinishedJob,
   type Installation,
   type JobRow,
-} from './installations.js';
+} from './queries.js';
 
 export interface StoreDeps {
   db: Db;
@@ -68,6 +69,8 @@ export interface ServiceSide {
   unmount(id: string): void;
   mounted(): string[];
   manifest(id: string): ServiceManifest | undefined;
+  /** Whether any account deletion waits to be retried. */
+  hasPendingDeletions(): Promise<boolean>;
   /** Retries pending account deletions (of one service, or all). */
   retryTombstones(serviceId?: string): Promise<unknown>;
   /** Why the service's account contract does not answer (null when it does), before it counts as installed. */
@@ -238,17 +241,7 @@ export class Store {
 
   private async recover(): Promise<void> {
     // Most starts have nothing to recover: then the engine (and its client library) is left alone.
-    const pendingJob = await this.d.db
-      .selectFrom('service_jobs')
-      .select('id')
-      .where('state', 'not in', [...TERMINAL_JOB_STATES])
-      .executeTakeFirst();
-    const pendingAccount = await this.d.db
-      .selectFrom('service_accounts')
-      .select('id')
-      .where('state', '=', 'deleting')
-      .executeTakeFirst();
-    if (!pendingJob && !pendingAccount) return;
+    if (!(await hasUnfinishedJob(this.d.db)) && !(await this.services.hasPendingDeletions())) return;
     const engine = await engineState(this.runtime);
     if (!engine.reachable) {
       this.d.logger.warn('container engine not reachable; interrupted store jobs wait for it', {
@@ -431,6 +424,52 @@ export class Store {
       request: { id, manifest, manifestDigest: manifestDigest(manifest), indexVersion, plans: check.plans, actor },
       warnings: check.warnings,
     };
+  }
+
+  /**
+   * POST /api/store/remove: removes the service (its data too with `purge`), the audit entry
+   * joining the removal's final transaction. Not installed and no purge: nothing to do. A job
+   * running for it: 409; a failure on the way: 502 remove_failed (POST again to retry).
+   */
+  async remove(id: string, purge: boolean, actor: string, audit: AuditNotes): Promise<Record<string, unknown>> {
+    audit.note({ purge });
+    const inst = await findInstallation(this.d.db, id);
+    if (!inst && !purge) {
+      audit.note({ purge, was_installed: false });
+      return { ok: true, removed: false, reason: `${id} is not installed` };
+    }
+    await requireEngine(this.runtime);
+    let job: JobRow | undefined;
+    try {
+      job = await this.installer.remove(id, purge, actor, (trx, outcome) => {
+        audit.note({ purge, was_installed: inst !== undefined, version: inst?.version ?? null, ...outcome });
+        audit.writeIn(trx);
+      });
+    } catch (err) {
+      if (err instanceof ServiceBusyError) throw errors.conflict(err.message);
+      if (err instanceof HttpError) throw err;
+      const why = `removing ${id} failed; POST /api/store/remove again to retry: ${describeError(err)}`;
+      throw new HttpError(502, 'remove_failed', why);
+    }
+    return { ok: true, removed: inst !== undefined, purged: purge, job: job ? presentJob(job) : null };
+  }
+
+  /**
+   * GET /api/store: the catalog as verified now, what is installed, the engine and the trust keys
+   * by name. A refusal met while reading is audited too (once per distinct refusal), as `actor`.
+   */
+  async describe(actor: string, ip: string | null): Promise<Record<string, unknown>> {
+    const { catalog, installations, jobs } = await this.view();
+    const engine = await this.engine();
+    const accepted = await this.catalog.highestAccepted();
+    if (!catalog.ok) await this.catalog.auditReadRefusal(catalog.refusal, actor, ip);
+    else
+      for (const s of catalog.services)
+        if (s.refusal) await this.catalog.auditReadRefusal(s.refusal, actor, ip, s.entry.id);
+    const keyNames = new Map((await listTrustKeys(this.d.db)).map((k) => [k.fingerprint, k.name]));
+    const highest = accepted?.version ?? null;
+    const body = presentStore(catalog, installations, jobs, engine, this.imageVerification, highest, keyNames);
+    return { ...body, engine: { ...body.engine, cell_id: this.cellId } };
   }
 
   /** GET /api/store: the verified catalog (or why it is refused) and what is installed. */

@@ -14,12 +14,12 @@ import {
   CA_KEY_SECRET,
   CertificateAuthority,
   certificateKeySecret,
-  listCertificates,
   nameProblem,
   newSerial,
   normalizeSerial,
   type IssuedCertificate,
 } from './ca.js';
+import { listCertificates } from './queries.js';
 import { openVault, type Vault } from './vault.js';
 
 const run = promisify(execFile);

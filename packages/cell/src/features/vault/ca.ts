@@ -1,13 +1,22 @@
 import type * as X509 from '@peculiar/x509';
 import { randomBytes, webcrypto } from 'node:crypto';
-import type { Kysely, Selectable, Transaction } from 'kysely';
+import type { Transaction } from 'kysely';
 import type { Db } from '../../db/database.js';
-import type { Database, VaultCertificatesTable } from '../../db/schema.js';
+import type { Database } from '../../db/schema.js';
 import { errors } from '../../http/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import { nowIso } from '../../lib/tokens.js';
 import { readCellSettings } from '../config/service.js';
 import type { Vault } from './vault.js';
+import {
+  findCaCertificatePem,
+  findCertificate,
+  insertCa,
+  insertCertificate,
+  listRevoked,
+  markRevoked,
+  type CertificateRow,
+} from './queries.js';
 
 // The X.509 stack (with reflect-metadata and asn1 schemas) is ~10 MB of memory: loaded on first
 // use of the CA, not at start-up of every cell.
@@ -42,7 +51,6 @@ export const CA_KEY_SECRET = 'ca/key';
 export const certificateKeySecret = (serial: string): string => `certs/${serial}/key`;
 
 export type CertificateType = 'server' | 'client';
-export type CertificateRow = Selectable<VaultCertificatesTable>;
 
 /** RFC 5280 CRLReason codes (the values of @peculiar/x509's X509CrlReason). */
 export const REVOCATION_REASONS = {
@@ -125,14 +133,11 @@ export class CertificateAuthority {
 
   private async load(): Promise<LoadedCa> {
     await loadX509();
-    let row = await this.db.selectFrom('vault_ca').select(['certificate_pem']).where('id', '=', 1).executeTakeFirst();
+    let row = await findCaCertificatePem(this.db);
     if (!row) {
       await this.create();
-      row = await this.db
-        .selectFrom('vault_ca')
-        .select(['certificate_pem'])
-        .where('id', '=', 1)
-        .executeTakeFirstOrThrow();
+      row = await findCaCertificatePem(this.db);
+      if (!row) throw new Error('the CA certificate was not stored');
     }
     const keyPem = await this.vault.get(CA_KEY_SECRET);
     if (!keyPem) throw new Error(`the CA key (vault secret ${CA_KEY_SECRET}) is missing`);
@@ -172,20 +177,16 @@ export class CertificateAuthority {
     });
     const keyPem = pem(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY');
     await this.db.transaction().execute(async (trx) => {
-      if (await trx.selectFrom('vault_ca').select('id').where('id', '=', 1).executeTakeFirst()) return;
+      if (await findCaCertificatePem(trx)) return;
       await this.vault.put(CA_KEY_SECRET, keyPem, trx);
-      await trx
-        .insertInto('vault_ca')
-        .values({
-          id: 1,
-          serial,
-          subject: certificate.subject,
-          certificate_pem: certificate.toString('pem'),
-          not_before: iso(certificate.notBefore),
-          not_after: iso(certificate.notAfter),
-          created_at: nowIso(),
-        })
-        .execute();
+      await insertCa(trx, {
+        serial,
+        subject: certificate.subject,
+        certificate_pem: certificate.toString('pem'),
+        not_before: iso(certificate.notBefore),
+        not_after: iso(certificate.notAfter),
+        created_at: nowIso(),
+      });
     });
     this.logger.info('vault: created the cell certificate authority', { subject: certificate.subject, serial });
   }
@@ -250,7 +251,7 @@ export class CertificateAuthority {
 
   /** Stores an issued certificate and its key (in the vault), inside the caller's transaction. */
   async record(trx: Transaction<Database>, issued: IssuedCertificate): Promise<void> {
-    await trx.insertInto('vault_certificates').values(issued.row).execute();
+    await insertCertificate(trx, issued.row);
     await this.vault.put(issued.row.key_secret!, issued.privateKeyPem, trx);
   }
 
@@ -268,11 +269,7 @@ export class CertificateAuthority {
     if (!row) throw errors.notFound(`no certificate with serial ${serial}`);
     if (row.revoked_at) throw errors.conflict(`certificate ${serial} was already revoked at ${row.revoked_at}`);
     if (row.key_secret) await this.vault.delete(row.key_secret, trx);
-    await trx
-      .updateTable('vault_certificates')
-      .set({ revoked_at: iso(now), revocation_reason: reason, key_secret: null })
-      .where('serial', '=', row.serial)
-      .execute();
+    await markRevoked(trx, row.serial, reason, iso(now));
     return { ...row, revoked_at: iso(now), revocation_reason: reason, key_secret: null };
   }
 
@@ -280,12 +277,7 @@ export class CertificateAuthority {
   async crl(now = new Date()): Promise<string> {
     await loadX509();
     const ca = await this.ready();
-    const revoked = await this.db
-      .selectFrom('vault_certificates')
-      .select(['serial', 'revoked_at', 'revocation_reason'])
-      .where('revoked_at', 'is not', null)
-      .orderBy('revoked_at')
-      .execute();
+    const revoked = await listRevoked(this.db);
     const crl = await x509.X509CrlGenerator.create({
       issuer: ca.certificate.subjectName,
       thisUpdate: now,
@@ -311,37 +303,4 @@ export class CertificateAuthority {
     });
     return pem(crl.rawData, 'X509 CRL');
   }
-}
-
-// vault_certificates holds no secrets (keys are vault secrets, referenced by name); columns named all the same.
-const CERTIFICATE_COLUMNS = [
-  'serial',
-  'name',
-  'type',
-  'subject',
-  'sans',
-  'not_before',
-  'not_after',
-  'certificate_pem',
-  'key_secret',
-  'revoked_at',
-  'revocation_reason',
-  'created_at',
-] as const;
-
-export async function findCertificate(executor: Kysely<Database>, serial: string): Promise<CertificateRow | undefined> {
-  return executor
-    .selectFrom('vault_certificates')
-    .select(CERTIFICATE_COLUMNS)
-    .where('serial', '=', serial)
-    .executeTakeFirst();
-}
-
-export async function listCertificates(executor: Kysely<Database>): Promise<CertificateRow[]> {
-  return executor
-    .selectFrom('vault_certificates')
-    .select(CERTIFICATE_COLUMNS)
-    .orderBy('created_at')
-    .orderBy('serial')
-    .execute();
 }

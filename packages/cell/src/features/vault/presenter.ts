@@ -1,4 +1,4 @@
-import type { CertificateRow } from './ca.js';
+import type { CertificateRow } from './queries.js';
 import type { TrustKeyRow } from './trust-keys.js';
 
 /** What the API shows of a certificate: never its key (nor where the key is kept). */

@@ -2,19 +2,14 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { CellDeps } from '../../deps.js';
 import { requireRole } from '../../http/guard.js';
-import { validateBody } from '../../http/validate.js';
+import { validateBody, type InputContext } from '../../http/validate.js';
+import { prepare } from '../../http/prepare.js';
 import { transactional } from '../../http/transaction.js';
 import { audited } from '../../http/audit.js';
 import { errors } from '../../http/errors.js';
 import { readCellSettings } from '../config/service.js';
-import {
-  CertificateAuthority,
-  findCertificate,
-  listCertificates,
-  nameProblem,
-  normalizeSerial,
-  type IssuedCertificate,
-} from './ca.js';
+import { CertificateAuthority, nameProblem, normalizeSerial } from './ca.js';
+import { findCertificate, listCertificates } from './queries.js';
 import { addTrustKey, deleteTrustKey, listTrustKeys, parseTrustKey, type ParsedTrustKey } from './trust-keys.js';
 import {
   DEFAULT_CERTIFICATE_DAYS,
@@ -100,22 +95,18 @@ export function vaultRoutes(deps: CellDeps): Router {
     audited('certificate'),
     validateBody(IssueCertificateBody, checkIssueCertificate),
     // Key generation and signing happen before the transaction, which then only stores.
-    async (ctx, next) => {
+    prepare(async (ctx: InputContext<IssueCertificateBody>) => {
       const input = ctx.input;
       const { domain } = (await readCellSettings(db)).identity;
       const problem = nameProblem(input.name, domain);
       if (problem) throw errors.validation({ name: problem });
-      ctx.state['issued'] = await ca.issue({
-        name: input.name,
-        type: input.type,
-        days: input.days ?? DEFAULT_CERTIFICATE_DAYS,
-      });
-      ctx.state['caPem'] = await ca.certificatePem();
-      await next();
-    },
+      const days = input.days ?? DEFAULT_CERTIFICATE_DAYS;
+      const issued = await ca.issue({ name: input.name, type: input.type, days });
+      return { issued, caPem: await ca.certificatePem() };
+    }),
     transactional(db),
     async (ctx) => {
-      const issued = ctx.state['issued'] as IssuedCertificate;
+      const { issued, caPem } = ctx.prepared;
       await ca.record(ctx.trx, issued);
       ctx.audit.target(issued.row.serial);
       ctx.audit.note({ name: issued.row.name, type: issued.row.type, not_after: issued.row.not_after });
@@ -126,7 +117,7 @@ export function vaultRoutes(deps: CellDeps): Router {
         certificate: presentCertificate(issued.row),
         certificate_pem: issued.certificatePem,
         private_key_pem: issued.privateKeyPem,
-        ca_certificate_pem: ctx.state['caPem'] as string,
+        ca_certificate_pem: caPem,
       };
     },
   );

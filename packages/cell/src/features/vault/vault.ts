@@ -18,6 +18,19 @@ import {
   replaceDurably,
   writeKeyFileDurably,
 } from './key-file.js';
+import {
+  countByRecipient,
+  countSecrets,
+  deleteSecret,
+  findCiphertext,
+  insertState,
+  listCiphertexts,
+  listSecretInfo,
+  readState,
+  recordRotation,
+  reencryptSecret,
+  upsertSecret,
+} from './queries.js';
 
 export { VaultError } from './key-file.js';
 
@@ -102,7 +115,7 @@ async function encryptTo(recipient: string, data: Uint8Array): Promise<Uint8Arra
 }
 
 async function activeRecipient(executor: Kysely<Database>): Promise<string> {
-  const state = await executor.selectFrom('vault_state').select('recipient').where('id', '=', 1).executeTakeFirst();
+  const state = await readState(executor);
   if (!state) throw new VaultError('the vault is not initialised (no vault_state row)');
   return state.recipient;
 }
@@ -197,14 +210,7 @@ export class Vault {
     const recipient = await activeRecipient(trx);
     const bytes = toBytes(plaintext);
     const ciphertext = asBuffer(await encryptTo(recipient, bytes));
-    const now = nowIso();
-    await trx
-      .insertInto('vault_secrets')
-      .values({ name, ciphertext, recipient, size: bytes.byteLength, created_at: now, updated_at: now })
-      .onConflict((oc) =>
-        oc.column('name').doUpdateSet({ ciphertext, recipient, size: bytes.byteLength, updated_at: now }),
-      )
-      .execute();
+    await upsertSecret(trx, { name, ciphertext, recipient, size: bytes.byteLength }, nowIso());
   }
 
   /** The secret as UTF-8 text, or undefined when there is none by that name. Pass `trx` inside a transaction. */
@@ -215,11 +221,7 @@ export class Vault {
 
   async getBytes(name: string, executor: Kysely<Database> = this.db): Promise<Uint8Array | undefined> {
     checkName(name, true);
-    const row = await executor
-      .selectFrom('vault_secrets')
-      .select(['ciphertext', 'recipient'])
-      .where('name', '=', name)
-      .executeTakeFirst();
+    const row = await findCiphertext(executor, name);
     return row ? this.decryptFrom(row.recipient, row.ciphertext, `secret "${name}"`) : undefined;
   }
 
@@ -227,17 +229,15 @@ export class Vault {
   async delete(name: string, trx?: Transaction<Database>): Promise<boolean> {
     if (trx) assertTransaction(trx);
     checkName(name);
-    const res = await (trx ?? this.db).deleteFrom('vault_secrets').where('name', '=', name).executeTakeFirst();
-    return res.numDeletedRows > 0n;
+    return deleteSecret(trx ?? this.db, name);
   }
 
-  /** Names and metadata only, never a plaintext. Pass `trx` inside a transaction. */
-  async list(executor: Kysely<Database> = this.db): Promise<SecretInfo[]> {
-    return executor
-      .selectFrom('vault_secrets')
-      .select(['name', 'size', 'recipient', 'created_at', 'updated_at'])
-      .orderBy('name')
-      .execute();
+  /**
+   * Names and metadata only, never a plaintext; those under `prefix` when given (e.g. a service's
+   * secrets). Pass `trx` inside a transaction.
+   */
+  async list(executor: Kysely<Database> = this.db, prefix?: string): Promise<SecretInfo[]> {
+    return listSecretInfo(executor, prefix);
   }
 
   // ---- whole files ----
@@ -289,55 +289,28 @@ export class Vault {
     let result: RotationResult;
     try {
       result = await this.db.transaction().execute(async (trx) => {
-        const state = await trx
-          .selectFrom('vault_state')
-          .select(['recipient', 'generation'])
-          .where('id', '=', 1)
-          .executeTakeFirstOrThrow();
+        const state = await readState(trx);
+        if (!state) throw new VaultError('the vault is not initialised (no vault_state row)');
         const previousIdentity = this.identities.get(state.recipient);
         if (!previousIdentity)
           throw new VaultError(`the vault does not hold the identity for its own recipient ${state.recipient}`);
 
-        const rows = await trx
-          .selectFrom('vault_secrets')
-          .select(['name', 'ciphertext', 'recipient'])
-          .orderBy('name')
-          .execute();
+        const rows = await listCiphertexts(trx);
         const now = nowIso();
         let done = 0;
         for (const row of rows) {
           const plaintext = await this.decryptFrom(row.recipient, row.ciphertext, `secret "${row.name}"`);
           const ciphertext = asBuffer(await encryptTo(recipient, plaintext));
-          await trx
-            .updateTable('vault_secrets')
-            .set({ ciphertext, recipient, updated_at: now })
-            .where('name', '=', row.name)
-            .execute();
+          await reencryptSecret(trx, row.name, ciphertext, recipient, now);
           if (++done === Math.ceil(rows.length / 2)) await this.hooks.rotationPoint?.('midway');
         }
         const retired = toBytes(previousIdentity);
         const retiredName = RETIRED_PREFIX + state.recipient;
         const retiredCiphertext = asBuffer(await encryptTo(recipient, retired));
-        await trx
-          .insertInto('vault_secrets')
-          .values({
-            name: retiredName,
-            ciphertext: retiredCiphertext,
-            recipient,
-            size: retired.byteLength,
-            created_at: now,
-            updated_at: now,
-          })
-          .onConflict((oc) =>
-            oc.column('name').doUpdateSet({ ciphertext: retiredCiphertext, recipient, updated_at: now }),
-          )
-          .execute();
+        const retiredRow = { name: retiredName, ciphertext: retiredCiphertext, recipient, size: retired.byteLength };
+        await upsertSecret(trx, retiredRow, now);
         const generation = state.generation + 1;
-        await trx
-          .updateTable('vault_state')
-          .set({ recipient, generation, rotated_at: now })
-          .where('id', '=', 1)
-          .execute();
+        await recordRotation(trx, recipient, generation, now);
         const outcome = { recipient, previous_recipient: state.recipient, secrets: rows.length, generation };
         await opts.inTransaction?.(trx, outcome);
         return outcome;
@@ -376,11 +349,7 @@ export class Vault {
   // ---- start-up ----
 
   private async loadRetired(): Promise<void> {
-    const rows = await this.db
-      .selectFrom('vault_secrets')
-      .select(['name', 'ciphertext', 'recipient'])
-      .where('name', 'like', `${RETIRED_PREFIX}%`)
-      .execute();
+    const rows = await listCiphertexts(this.db, RETIRED_PREFIX);
     // Retired identities are normally all encrypted to the current one; loop in case one needs another.
     let pending = rows;
     while (pending.length > 0) {
@@ -398,11 +367,7 @@ export class Vault {
 
   /** Refuses to start when a secret is encrypted to an identity the vault does not hold. */
   private async checkEveryRecipientKnown(): Promise<void> {
-    const groups = await this.db
-      .selectFrom('vault_secrets')
-      .select(['recipient', (eb) => eb.fn.countAll<number>().as('count')])
-      .groupBy('recipient')
-      .execute();
+    const groups = await countByRecipient(this.db);
     const unknown = groups.filter((g) => !this.identities.has(g.recipient));
     if (unknown.length > 0) {
       const list = unknown.map((g) => `${g.count} to ${g.recipient}`).join(', ');
@@ -414,19 +379,11 @@ export class Vault {
 
   /** For GET /api/status. */
   async status(): Promise<SubsystemStatus> {
-    const state = await this.db
-      .selectFrom('vault_state')
-      .select(['generation', 'rotated_at'])
-      .where('id', '=', 1)
-      .executeTakeFirst();
-    const count = await this.db
-      .selectFrom('vault_secrets')
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .executeTakeFirstOrThrow();
+    const state = await readState(this.db);
     return {
       state: 'ok',
       recipient: this.active,
-      secrets: Number(count.n),
+      secrets: await countSecrets(this.db),
       generation: state?.generation ?? 1,
       rotated_at: state?.rotated_at ?? null,
     };
@@ -445,7 +402,7 @@ export async function openVault(opts: OpenVaultOptions): Promise<Vault> {
   const newPath = join(dataDir, NEW_KEY_FILE);
   rmSync(newPath, { force: true }); // a first start that crashed before its rename
 
-  const state = await db.selectFrom('vault_state').select('recipient').where('id', '=', 1).executeTakeFirst();
+  const state = await readState(db);
   let identity = readKeyFile(keyPath);
 
   if (!state) {
@@ -459,10 +416,7 @@ export async function openVault(opts: OpenVaultOptions): Promise<Vault> {
       replaceDurably(newPath, keyPath);
     }
     const recipient = await identityToRecipient(identity);
-    await db
-      .insertInto('vault_state')
-      .values({ id: 1, recipient, generation: 1, created_at: nowIso(), rotated_at: null })
-      .execute();
+    await insertState(db, recipient, nowIso());
     logger.info('vault: identity ready', { recipient, file: keyPath });
     return Vault.create(opts, recipient, identity);
   }
