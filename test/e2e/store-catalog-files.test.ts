@@ -15,6 +15,7 @@ import {
   writeCatalog,
   type ManifestModule,
   startStoreCell,
+  stopStoreCell,
 } from './store-helpers.js';
 
 // Catalog files that are not regular files, are huge, or never end (TUF's "endless data" and "slow
@@ -96,11 +97,7 @@ describe('catalog files that are not regular, huge or endless (real cell process
 
   after(async () => {
     try {
-      if (cell) {
-        await api.post('/api/store/remove', { id: 'test-echo', purge: true }).catch(() => undefined);
-        await cell.destroy();
-      }
-      if (catalogDir) rmSync(catalogDir, { recursive: true, force: true });
+      await stopStoreCell(cell, api, [catalogDir]);
     } finally {
       await engine.stop();
     }

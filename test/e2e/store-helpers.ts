@@ -6,7 +6,7 @@
  * @pic/manifest and @pic/runtime are loaded from their built packages by path: this test project
  * does not depend on them (see test/support/docker-engine.ts).
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -104,6 +104,26 @@ export async function writeCatalog(m: ManifestModule, dir: string, opts: Catalog
   writeFileSync(join(dir, 'services-index', 'index.sig.json'), `${JSON.stringify(signed.bundle, null, 2)}\n`);
 }
 
+/** Asserts that nothing of the cell `view` sees is left in the engine (volumes too, unless told). */
+export async function assertEngineEmpty(view: EngineView, why: string, { volumes = true } = {}): Promise<void> {
+  assert.deepEqual(
+    (await view.listContainers()).map((c) => c.name),
+    [],
+    `no container after ${why}`,
+  );
+  assert.deepEqual(
+    (await view.listNetworks()).map((n) => n.name),
+    [],
+    `no network after ${why}`,
+  );
+  if (volumes)
+    assert.deepEqual(
+      (await view.listVolumes()).map((v) => v.name),
+      [],
+      `no volume after ${why}`,
+    );
+}
+
 /** Polls until `check` returns a value (not undefined), or fails after `timeoutMs`. */
 export async function eventually<T>(
   what: string,
@@ -147,4 +167,19 @@ export async function startStoreCell(
   });
   assert.equal(trusted.status, 201, trusted.text);
   return { cell, api };
+}
+
+/**
+ * The end of a store test: removes test-echo with its data (nothing left in the shared engine,
+ * even when a test failed half-way), stops the cell, deletes `dirs` (the catalog, a restarted
+ * cell's data dir: a restarted cell does not own it).
+ */
+export async function stopStoreCell(
+  cell: CellProcess | undefined,
+  api: ApiClient | undefined,
+  dirs: Array<string | undefined>,
+): Promise<void> {
+  if (cell && api) await api.post('/api/store/remove', { id: 'test-echo', purge: true }).catch(() => undefined);
+  await cell?.destroy();
+  for (const dir of dirs) if (dir) rmSync(dir, { recursive: true, force: true });
 }

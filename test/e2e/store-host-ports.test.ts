@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +16,7 @@ import {
   writeCatalog,
   type ManifestModule,
   startStoreCell,
+  stopStoreCell,
 } from './store-helpers.js';
 
 // Host ports a signed manifest asks for, against a real cell and engine: a port the cell uses
@@ -88,11 +89,7 @@ describe('manifest host ports (real cell process and engine)', () => {
 
   after(async () => {
     try {
-      if (cell) {
-        await api.post('/api/store/remove', { id: 'test-echo', purge: true }).catch(() => undefined);
-        await cell.destroy();
-      }
-      if (catalogDir) rmSync(catalogDir, { recursive: true, force: true });
+      await stopStoreCell(cell, api, [catalogDir]);
     } finally {
       await engine.stop();
     }

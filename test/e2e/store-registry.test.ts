@@ -5,8 +5,8 @@ import { randomBytes, type KeyObject } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { REPO_ROOT, startCellProcess, type CellProcess } from '../support/cell-process.js';
-import { ApiClient, completeSetup } from '../support/client.js';
+import { REPO_ROOT, type CellProcess } from '../support/cell-process.js';
+import type { ApiClient } from '../support/client.js';
 import {
   buildTestEchoVariant,
   freePort,
@@ -16,8 +16,11 @@ import {
   type RegistryProcess,
 } from '../support/docker-engine.js';
 import {
+  assertEngineEmpty as assertNothingLeft,
   engineView,
   loadManifestModule,
+  startStoreCell,
+  stopStoreCell,
   testEchoManifest,
   writeCatalog,
   type EngineView,
@@ -72,34 +75,20 @@ describe('the store pulls images by digest from a real registry (real cell proce
   let fresh: string; // registry digest of an image this engine never pulled (it keeps the manifests it did)
   let gone: string; // registry digest of an image whose tag was then moved to another image
 
-  const publish = async (image: string) =>
+  /** A catalog pinning `image`, signed by the trusted key unless `opts` say otherwise. */
+  const publish = async (image: string, opts: Partial<Parameters<typeof writeCatalog>[2]> = {}) =>
     writeCatalog(m, catalogDir, {
       version: ++version,
       key: storeKey.privateKey,
       manifest: await testEchoManifest(m, image, storeKey.privateKey),
+      ...opts,
     });
   /** Removes an image (every tag and digest of it) from the engine, so the cell has to pull it. */
   const forget = async (ref: string) => {
     const info = await tools.inspectImage(ref);
     if (info) await tools.docker.getImage(info.digest).remove({ force: true });
   };
-  const assertEngineEmpty = async (why: string) => {
-    assert.deepEqual(
-      (await view.listContainers()).map((c) => c.name),
-      [],
-      `no container after ${why}`,
-    );
-    assert.deepEqual(
-      (await view.listNetworks()).map((n) => n.name),
-      [],
-      `no network after ${why}`,
-    );
-    assert.deepEqual(
-      (await view.listVolumes()).map((v) => v.name),
-      [],
-      `no volume after ${why}`,
-    );
-  };
+  const assertEngineEmpty = (why: string) => assertNothingLeft(view, why);
   const install = () => api.post('/api/store/install', { id: 'test-echo', wait: true });
 
   before(async () => {
@@ -130,26 +119,13 @@ describe('the store pulls images by digest from a real registry (real cell proce
     storeKey = m.generateStoreKeyPair();
     catalogDir = mkdtempSync(join(tmpdir(), 'pic-store-registry-'));
     await publish(`${repository}:1@${pinned}`);
-    cell = await startCellProcess({
-      cellYaml: `store:\n  catalog_dir: ${catalogDir}\n  engine_socket: ${engine.socketPath}\n`,
-      timeoutMs: 30_000,
-    });
-    api = new ApiClient(cell.url);
-    await completeSetup(api);
-    const trusted = await api.post('/api/vault/trust-keys', {
-      name: 'test-store',
-      public_key: m.publicKeyPem(storeKey.publicKey),
-    });
-    assert.equal(trusted.status, 201, trusted.text);
+    ({ cell, api } = await startStoreCell(m, catalogDir, engine.socketPath, storeKey.publicKey));
     view = await engineView(engine.socketPath, (await api.get('/api/store')).body.engine.cell_id);
   });
 
   after(async () => {
     try {
-      if (cell) {
-        await api.post('/api/store/remove', { id: 'test-echo', purge: true }).catch(() => undefined);
-        await cell.destroy();
-      }
+      await stopStoreCell(cell, api, []);
       if (tools)
         for (const ref of [
           `${repository}@${pinned}`,
@@ -174,38 +150,19 @@ describe('the store pulls images by digest from a real registry (real cell proce
       assert.equal(res.body.code, code);
       assert.equal(await tools.inspectImage(`${repository}@${pinned}`), undefined, `nothing pulled (${code})`);
     };
-    const stranger = m.generateStoreKeyPair();
-    await writeCatalog(m, catalogDir, {
-      version: ++version,
-      key: stranger.privateKey,
-      manifest: await testEchoManifest(m, good, storeKey.privateKey),
-    });
+    await publish(good, { key: m.generateStoreKeyPair().privateKey });
     await refused('untrusted_key');
     // Mix-and-match: the pin swapped for the moved tag's image after the index was signed.
-    await writeCatalog(m, catalogDir, {
-      version: ++version,
-      key: storeKey.privateKey,
-      manifest: await testEchoManifest(m, good, storeKey.privateKey),
-      tamper: (man) => (man.containers[0].image = `${repository}:1@sha256:${'6'.repeat(64)}`),
-    });
+    await publish(good, { tamper: (man) => (man.containers[0].image = `${repository}:1@sha256:${'6'.repeat(64)}`) });
     await refused('digest_mismatch');
     // An image signature made for another digest (the index itself is fine).
     const swapped = await testEchoManifest(m, good, storeKey.privateKey);
     swapped.containers[0].image = `${repository}:1@sha256:${'7'.repeat(64)}`;
-    await writeCatalog(m, catalogDir, { version: ++version, key: storeKey.privateKey, manifest: swapped });
+    await publish(good, { manifest: swapped });
     await refused('signature_mismatch');
-    await writeCatalog(m, catalogDir, {
-      version: version - 1,
-      key: storeKey.privateKey,
-      manifest: await testEchoManifest(m, good, storeKey.privateKey),
-    });
+    await publish(good, { version: version - 1 });
     await refused('rollback');
-    await writeCatalog(m, catalogDir, {
-      version: ++version,
-      key: storeKey.privateKey,
-      manifest: await testEchoManifest(m, good, storeKey.privateKey),
-      expires: '2020-01-01T00:00:00Z',
-    });
+    await publish(good, { expires: '2020-01-01T00:00:00Z' });
     await refused('expired');
     await assertEngineEmpty('refused catalogs');
     await publish(good);

@@ -8,9 +8,12 @@ import { startCellProcess, type CellProcess } from '../support/cell-process.js';
 import { ApiClient, completeSetup, IDENTITY } from '../support/client.js';
 import { buildTestEchoImage, startDockerEngine, type DockerEngine } from '../support/docker-engine.js';
 import {
+  assertEngineEmpty as assertNothingLeft,
   engineView,
   eventually,
   loadManifestModule,
+  startStoreCell,
+  stopStoreCell,
   testEchoManifest,
   writeCatalog,
   type EngineView,
@@ -52,24 +55,7 @@ describe('the store on a real container engine (real cell process)', () => {
     });
 
   /** Nothing of this cell exists in the engine. */
-  const assertEngineEmpty = async (why: string, { volumes = true } = {}) => {
-    assert.deepEqual(
-      (await view.listContainers()).map((c) => c.name),
-      [],
-      `no container after ${why}`,
-    );
-    assert.deepEqual(
-      (await view.listNetworks()).map((n) => n.name),
-      [],
-      `no network after ${why}`,
-    );
-    if (volumes)
-      assert.deepEqual(
-        (await view.listVolumes()).map((v) => v.name),
-        [],
-        `no volume after ${why}`,
-      );
-  };
+  const assertEngineEmpty = (why: string, opts?: { volumes?: boolean }) => assertNothingLeft(view, why, opts);
   const auditEntries = async (action: string) =>
     (await api.get(`/api/audit?action=${encodeURIComponent(action)}&limit=100`)).body.entries as any[];
   const accountsInService = async () => {
@@ -84,17 +70,7 @@ describe('the store on a real container engine (real cell process)', () => {
     storeKey = m.generateStoreKeyPair();
     catalogDir = mkdtempSync(join(tmpdir(), 'pic-store-catalog-'));
     await publish();
-    cell = await startCellProcess({
-      cellYaml: `store:\n  catalog_dir: ${catalogDir}\n  engine_socket: ${engine.socketPath}\n`,
-      timeoutMs: 30_000,
-    });
-    api = new ApiClient(cell.url);
-    await completeSetup(api);
-    const trusted = await api.post('/api/vault/trust-keys', {
-      name: 'test-store',
-      public_key: m.publicKeyPem(storeKey.publicKey),
-    });
-    assert.equal(trusted.status, 201, trusted.text);
+    ({ cell, api } = await startStoreCell(m, catalogDir, engine.socketPath, storeKey.publicKey));
     const store = await api.get('/api/store');
     assert.equal(store.status, 200, store.text);
     cellId = store.body.engine.cell_id;
@@ -104,13 +80,7 @@ describe('the store on a real container engine (real cell process)', () => {
 
   after(async () => {
     try {
-      if (cell) {
-        // Leave nothing in the shared engine, even when a test failed half-way.
-        await api.post('/api/store/remove', { id: 'test-echo', purge: true }).catch(() => undefined);
-        await cell.destroy();
-        rmSync(cell.dataDir, { recursive: true, force: true }); // a restarted cell does not own its data dir
-      }
-      if (catalogDir) rmSync(catalogDir, { recursive: true, force: true });
+      await stopStoreCell(cell, api, [cell?.dataDir, catalogDir]);
     } finally {
       await engine.stop();
     }

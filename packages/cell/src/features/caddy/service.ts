@@ -11,6 +11,7 @@ import type { CellConfig } from '../../config.js';
 import type { Db } from '../../db/database.js';
 import type { Logger } from '../../lib/logger.js';
 import { DetachedProcess } from '../../lib/detached-process.js';
+import { TunnelSupervisor, type TunnelAddress } from '../../lib/tunnel-supervisor.js';
 import type { SubsystemStatus } from '../status/service.js';
 import type { Vault } from '../vault/vault.js';
 import { readCellSettings } from '../config/service.js';
@@ -24,8 +25,7 @@ export interface WebRouteSource {
   webRoutes(): Promise<Array<{ id: string; subdomain: string; dial: string; tls?: boolean }>>;
 }
 
-/** The cell's WireGuard address (no prefix) once the interface is up in this namespace, else why not. */
-export type TunnelAddress = () => Promise<{ address: string } | { reason: string }>;
+export type { TunnelAddress } from '../../lib/tunnel-supervisor.js';
 
 export interface CaddyDeps {
   config: CellConfig;
@@ -49,20 +49,31 @@ export class CaddyService {
   readonly certificate: CellCertificate;
   private readonly dir: string;
   private readonly adminSocket: string;
-  private process: DetachedProcess | undefined;
+  private readonly supervisor: TunnelSupervisor;
   private address: string | undefined;
-  private waiting: string = 'not started';
-  private poll: NodeJS.Timeout | undefined;
   private renewTimer: NodeJS.Timeout | undefined;
-  private queue: Promise<void> = Promise.resolve();
   private lastLoad: { at: string; error: string | null } | undefined;
   private served: ServedCertificate | undefined;
-  private stopped = false;
 
   constructor(private readonly d: CaddyDeps) {
     this.certificate = new CellCertificate(d.db, d.vault, d.logger);
     this.dir = join(d.config.dataDir, 'caddy');
     this.adminSocket = join(this.dir, 'admin.sock');
+    this.supervisor = new TunnelSupervisor({
+      logName: 'caddy',
+      what: 'caddy',
+      tunnel: d.tunnel,
+      logger: d.logger,
+      prepare: async (address) => this.prepare(address),
+      started: () => {
+        this.renewTimer = setInterval(() => void this.renewIfDue(), RENEW_CHECK_MS);
+        this.renewTimer.unref();
+      },
+    });
+  }
+
+  private get process(): DetachedProcess | undefined {
+    return this.supervisor.process;
   }
 
   get enabled(): boolean {
@@ -71,44 +82,24 @@ export class CaddyService {
 
   /** Begins waiting for the tunnel's address (checked every second); Caddy comes up once it is there. */
   start(): void {
-    this.stopped = false;
-    if (!this.enabled) return;
-    const tick = async () => {
-      if (this.stopped || this.process) return;
-      const t = await this.d.tunnel().catch((err: unknown) => ({ reason: String(err) }));
-      if ('reason' in t) {
-        this.waiting = t.reason;
-        return;
-      }
-      clearInterval(this.poll);
-      this.poll = undefined;
-      await this.bringUp(t.address).catch((err: unknown) => {
-        this.waiting = `caddy did not start: ${err instanceof Error ? err.message : String(err)}`;
-        this.d.logger.error('caddy: start failed', { error: this.waiting });
-      });
-    };
-    this.poll = setInterval(() => void tick(), 1000);
-    this.poll.unref();
-    void tick();
+    if (this.enabled) this.supervisor.start();
   }
 
   /** Stops supervising. Caddy keeps serving (it outlives the cell); the next cell adopts it. */
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.poll) clearInterval(this.poll);
     if (this.renewTimer) clearInterval(this.renewTimer);
-    await this.queue.catch(() => undefined);
-    await this.process?.stop();
+    await this.supervisor.stop();
   }
 
-  private async bringUp(address: string): Promise<void> {
+  /** Caddy's detached process for the tunnel's address, its bootstrap config written. */
+  private prepare(address: string): DetachedProcess {
     const caddy = findExecutable('caddy');
     if (!caddy) throw new Error("'caddy' is not installed (Debian package caddy)");
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const bootstrap = join(this.dir, 'bootstrap.json');
     writeFileSync(bootstrap, JSON.stringify(bootstrapConfig(this.adminSocket, ADMIN_ORIGIN)), { mode: 0o600 });
     this.address = address;
-    const proc = new DetachedProcess(
+    return new DetachedProcess(
       {
         name: 'caddy',
         command: caddy,
@@ -128,17 +119,11 @@ export class CaddyService {
       },
       this.d.logger,
     );
-    this.process = proc;
-    await proc.start();
-    this.renewTimer = setInterval(() => void this.renewIfDue(), RENEW_CHECK_MS);
-    this.renewTimer.unref();
   }
 
   /** Brings Caddy's config to what the cell wants now (services, certificate). Serialized. */
   converge(): Promise<void> {
-    const run = this.queue.then(() => this.load());
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.supervisor.serialize(() => this.load());
   }
 
   private async load(renewed?: ServedCertificate): Promise<void> {
@@ -187,9 +172,7 @@ export class CaddyService {
     if (!this.process) throw new Error('caddy is not running');
     const { domain } = (await readCellSettings(this.d.db)).identity;
     const { next, previous } = await this.certificate.issue(domain);
-    const run = this.queue.then(() => this.load(next));
-    this.queue = run.catch(() => undefined);
-    await run;
+    await this.supervisor.serialize(() => this.load(next));
     if (previous && previous !== next.row.serial) await this.certificate.retire(previous);
     return { serial: next.row.serial, previous };
   }
@@ -248,7 +231,7 @@ export class CaddyService {
               "Caddy needs its address in the cell's own";
       return { state: 'not_configured', reason };
     }
-    if (!this.process) return { state: 'not_configured', reason: this.waiting };
+    if (!this.process) return { state: 'not_configured', reason: this.supervisor.waiting };
     const p = this.process.state();
     const listen = [this.address!, ...this.d.config.reach.lanAddresses].map(
       (a) => `${a}:${this.d.config.reach.httpsPort}`,

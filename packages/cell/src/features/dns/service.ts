@@ -20,7 +20,8 @@ import { DetachedProcess } from '../../lib/detached-process.js';
 import type { SubsystemStatus } from '../status/service.js';
 import { readCellSettings } from '../config/service.js';
 import { findExecutable } from '../wireguard/commands.js';
-import type { TunnelAddress } from '../caddy/service.js';
+import { caddyEnabled } from '../caddy/service.js';
+import { TunnelSupervisor, type TunnelAddress } from '../../lib/tunnel-supervisor.js';
 import { renderDnsmasqConfig } from './config.js';
 import { listRecords } from './queries.js';
 
@@ -41,27 +42,31 @@ export async function queryA(server: string, port: number, name: string, timeout
 export class DnsService {
   private readonly dir: string;
   readonly configFile: string;
-  private process: DetachedProcess | undefined;
+  private readonly supervisor: TunnelSupervisor;
   private address: string | undefined;
-  private waiting = 'not started';
-  private poll: NodeJS.Timeout | undefined;
   private runningConfig: string | undefined;
-  private queue: Promise<void> = Promise.resolve();
   private lastError: string | null = null;
   private reloadedAt: string | null = null;
-  private stopped = false;
 
   constructor(private readonly d: DnsDeps) {
     this.dir = join(d.config.dataDir, 'dns');
     this.configFile = join(this.dir, 'dnsmasq.conf');
+    this.supervisor = new TunnelSupervisor({
+      logName: 'dns',
+      what: 'the resolver',
+      tunnel: d.tunnel,
+      logger: d.logger,
+      prepare: (address) => this.prepare(address),
+    });
   }
 
+  private get process(): DetachedProcess | undefined {
+    return this.supervisor.process;
+  }
+
+  /** The resolver runs where Caddy does: on the tunnel address in the cell's own namespace. */
   get enabled(): boolean {
-    return (
-      this.d.config.reach.mode !== 'off' &&
-      this.d.config.wireguard.mode !== 'off' &&
-      this.d.config.wireguard.netns === null
-    );
+    return caddyEnabled(this.d.config);
   }
 
   get listenAddress(): string | undefined {
@@ -69,35 +74,15 @@ export class DnsService {
   }
 
   start(): void {
-    this.stopped = false;
-    if (!this.enabled) return;
-    const tick = async () => {
-      if (this.stopped || this.process) return;
-      const t = await this.d.tunnel().catch((err: unknown) => ({ reason: String(err) }));
-      if ('reason' in t) {
-        this.waiting = t.reason;
-        return;
-      }
-      clearInterval(this.poll);
-      this.poll = undefined;
-      await this.bringUp(t.address).catch((err: unknown) => {
-        this.waiting = `the resolver did not start: ${err instanceof Error ? err.message : String(err)}`;
-        this.d.logger.error('dns: start failed', { error: this.waiting });
-      });
-    };
-    this.poll = setInterval(() => void tick(), 1000);
-    this.poll.unref();
-    void tick();
+    if (this.enabled) this.supervisor.start();
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.poll) clearInterval(this.poll);
-    await this.queue.catch(() => undefined);
-    await this.process?.stop();
+  stop(): Promise<void> {
+    return this.supervisor.stop();
   }
 
-  private async bringUp(address: string): Promise<void> {
+  /** dnsmasq's detached process for the tunnel's address, with its config file. */
+  private async prepare(address: string): Promise<DetachedProcess> {
     const dnsmasq = findExecutable('dnsmasq');
     if (!dnsmasq) throw new Error("'dnsmasq' is not installed (Debian package dnsmasq-base)");
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
@@ -106,7 +91,7 @@ export class DnsService {
     this.runningConfig = existsSync(this.configFile) ? readFileSync(this.configFile, 'utf8') : undefined;
     if (this.runningConfig === undefined) writeFileSync(this.configFile, await this.render(), { mode: 0o644 });
     const arg = `--conf-file=${this.configFile}`;
-    const proc = new DetachedProcess(
+    return new DetachedProcess(
       {
         name: 'dnsmasq',
         command: dnsmasq,
@@ -120,8 +105,6 @@ export class DnsService {
       },
       this.d.logger,
     );
-    this.process = proc;
-    await proc.start();
   }
 
   private async render(): Promise<string> {
@@ -154,7 +137,7 @@ export class DnsService {
 
   /** Rewrites the config from the database; restarts the resolver when it changed (a zone reload). */
   converge(force = false): Promise<void> {
-    const run = this.queue.then(async () => {
+    return this.supervisor.serialize(async () => {
       if (!this.process || !this.address) return;
       const tunnel = await this.d.tunnel().catch(() => undefined);
       if (tunnel && 'address' in tunnel) this.address = tunnel.address; // a new subnet moves it
@@ -170,14 +153,12 @@ export class DnsService {
         throw err;
       }
     });
-    this.queue = run.catch(() => undefined);
-    return run;
   }
 
   status(): SubsystemStatus {
     if (!this.enabled)
       return { state: 'not_configured', reason: 'the resolver runs with Caddy on the tunnel address (see caddy)' };
-    if (!this.process) return { state: 'not_configured', reason: this.waiting };
+    if (!this.process) return { state: 'not_configured', reason: this.supervisor.waiting };
     const p = this.process.state();
     return {
       state: p.running && !this.lastError ? 'ok' : 'degraded',
