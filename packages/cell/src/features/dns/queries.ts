@@ -13,6 +13,17 @@ export function findRecord(db: Kysely<Database>, id: number) {
   return db.selectFrom('dns_records').select(COLUMNS).where('id', '=', id).executeTakeFirst();
 }
 
+/** The record with this name, type and value, if there is one. */
+export function findSameRecord(executor: Kysely<Database>, r: DnsRecord) {
+  return executor
+    .selectFrom('dns_records')
+    .select('id')
+    .where('name', '=', r.name)
+    .where('type', '=', r.type)
+    .where('value', '=', r.value)
+    .executeTakeFirst();
+}
+
 export async function insertRecord(trx: Kysely<Database>, r: DnsRecord) {
   return trx
     .insertInto('dns_records')

@@ -8,7 +8,8 @@ import { validateBody } from '../../http/validate.js';
 import { errors } from '../../http/errors.js';
 import { readCellSettings } from '../config/service.js';
 import { EmptyBody, RecordBody, checkRecord } from './schema.js';
-import { deleteRecord, findRecord, insertRecord, listRecords } from './queries.js';
+import { listRecords } from './queries.js';
+import { addRecord, removeRecord } from './service.js';
 import { presentRecord } from './presenter.js';
 
 export function dnsRoutes(deps: CellDeps): Router {
@@ -55,17 +56,8 @@ export function dnsRoutes(deps: CellDeps): Router {
     reloadAfter,
     transactional(db),
     async (ctx) => {
-      const input = ctx.input;
-      const exists = await ctx.trx
-        .selectFrom('dns_records')
-        .select('id')
-        .where('name', '=', input.name)
-        .where('type', '=', input.type)
-        .where('value', '=', input.value)
-        .executeTakeFirst();
-      if (exists)
-        throw errors.conflict('that record exists already', { name: 'a record with this name, type and value exists' });
-      const row = await insertRecord(ctx.trx, { name: input.name, type: input.type, value: input.value });
+      const { name, type, value } = ctx.input;
+      const row = await addRecord(ctx.trx, { name, type, value });
       ctx.audit.target(String(row.id));
       ctx.audit.note({ name: row.name, type: row.type });
       ctx.status = 201;
@@ -81,10 +73,7 @@ export function dnsRoutes(deps: CellDeps): Router {
     reloadAfter,
     transactional(db),
     async (ctx) => {
-      const id = Number(ctx.params['id']);
-      if (!Number.isSafeInteger(id) || id < 1 || !(await findRecord(ctx.trx, id)))
-        throw errors.notFound('no DNS record with that id');
-      await deleteRecord(ctx.trx, id);
+      await removeRecord(ctx.trx, Number(ctx.params['id']));
       ctx.body = { ok: true };
     },
   );

@@ -22,8 +22,11 @@ import { readCellSettings } from '../config/service.js';
 import { findExecutable } from '../wireguard/commands.js';
 import { caddyEnabled } from '../caddy/service.js';
 import { TunnelSupervisor, type TunnelAddress } from '../../lib/tunnel-supervisor.js';
-import { renderDnsmasqConfig } from './config.js';
-import { listRecords } from './queries.js';
+import { renderDnsmasqConfig, type DnsRecord } from './config.js';
+import type { Kysely } from 'kysely';
+import type { Database } from '../../db/schema.js';
+import { errors } from '../../http/errors.js';
+import { deleteRecord, findRecord, findSameRecord, insertRecord, listRecords } from './queries.js';
 
 export interface DnsDeps {
   config: CellConfig;
@@ -171,4 +174,18 @@ export class DnsService {
       ...(this.lastError || (!p.running && p.last_error) ? { error: this.lastError ?? p.last_error } : {}),
     };
   }
+}
+
+/** Adds a custom record inside `trx`; 409 when the same name, type and value exist already. */
+export async function addRecord(trx: Kysely<Database>, r: DnsRecord) {
+  if (await findSameRecord(trx, r))
+    throw errors.conflict('that record exists already', { name: 'a record with this name, type and value exists' });
+  return insertRecord(trx, r);
+}
+
+/** Deletes a custom record inside `trx`; 404 for an id that names none. */
+export async function removeRecord(trx: Kysely<Database>, id: number): Promise<void> {
+  if (!Number.isSafeInteger(id) || id < 1 || !(await findRecord(trx, id)))
+    throw errors.notFound('no DNS record with that id');
+  await deleteRecord(trx, id);
 }

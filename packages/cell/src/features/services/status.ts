@@ -17,29 +17,20 @@ export async function serviceStatus(deps: CellDeps, id: string): Promise<Record<
   }
   if (inst.state !== 'installed') {
     const job = inst.jobId ? await store.installer.job(inst.jobId) : undefined;
+    const unhealthy = { healthy: false, containers: [] };
     return {
       ok: true,
       service: id,
       installed: false,
       state: inst.state,
-      healthy: false,
-      containers: [],
+      ...unhealthy,
       job: job ? presentJob(job) : null,
     };
   }
+  const installed = { ok: true, service: id, installed: true, state: 'installed', version: inst.version };
   const engine = await engineState(store.runtime);
-  if (!engine.reachable) {
-    return {
-      ok: true,
-      service: id,
-      installed: true,
-      state: 'installed',
-      version: inst.version,
-      healthy: false,
-      engine: { reachable: false, reason: engine.reason },
-      containers: [],
-    };
-  }
+  if (!engine.reachable)
+    return { ...installed, healthy: false, engine: { reachable: false, reason: engine.reason }, containers: [] };
   const containers = await serviceHealth(store.runtime, store.cellId, inst.manifest);
   const containersHealthy = containers.every((c) => c.healthy);
   // healthy: the containers are, and (for a service with accounts) its account contract answers
@@ -50,11 +41,7 @@ export async function serviceStatus(deps: CellDeps, id: string): Promise<Record<
       : 'not asked: a container is not healthy';
   }
   return {
-    ok: true,
-    service: id,
-    installed: true,
-    state: 'installed',
-    version: inst.version,
+    ...installed,
     healthy: containersHealthy && contract === null,
     containers,
     ...(inst.manifest.accounts ? { accounts: { answers: contract === null, reason: contract } } : {}),
