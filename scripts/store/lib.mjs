@@ -92,9 +92,18 @@ export async function loadRuntimePackage({ build = true } = {}) {
 }
 
 /** Runs a script's main: usage errors exit 2 with the usage text, refusals and failures exit 1. */
-export async function runMain(usage, main) {
+/**
+ * A script's main: parses argv by `spec` (`--help` is always known: prints `usage`, exit 0), runs
+ * `main(args)` and turns its errors into a message and an exit code (2 for a usage error).
+ */
+export async function runMain(usage, spec, main) {
   try {
-    process.exitCode = (await main()) ?? 0;
+    const args = parseArgs(process.argv.slice(2), { ...spec, help: 'boolean' });
+    if (args.help) {
+      process.stdout.write(usage);
+      return;
+    }
+    process.exitCode = (await main(args)) ?? 0;
   } catch (err) {
     if (err instanceof UsageError) {
       process.stderr.write(`${err.message}\n\n${usage}`);

@@ -12,7 +12,6 @@ import {
   loadManifestPackage,
   loadPrivateKeyFile,
   loadRuntimePackage,
-  parseArgs,
   repoRoot,
   resolveFrom,
   runMain,
@@ -39,8 +38,9 @@ read back (the engine's RepoDigest; on loopback registries also the registry's o
 its manifest is rewritten; the index is signed last, over every manifest under --out.
 `;
 
-await runMain(USAGE, async () => {
-  const args = parseArgs(process.argv.slice(2), {
+await runMain(
+  USAGE,
+  {
     registry: 'string',
     key: 'string',
     service: 'strings',
@@ -50,65 +50,62 @@ await runMain(USAGE, async () => {
     version: 'string',
     'expires-days': 'string',
     'no-build': 'boolean',
-    help: 'boolean',
-  });
-  if (args.help) {
-    process.stdout.write(USAGE);
+  },
+  async (args) => {
+    const registryArg = args.registry ?? process.env.PIC_STORE_REGISTRY;
+    if (!registryArg) throw new UsageError('refusing to publish without --registry (or $PIC_STORE_REGISTRY)');
+    const keyArg = args.key ?? process.env.PIC_STORE_KEY;
+    if (!keyArg)
+      throw new UsageError('refusing to publish without --key <path to the store private key> (or $PIC_STORE_KEY)');
+    const expiresDays = args['expires-days'] === undefined ? 90 : Number(args['expires-days']);
+    if (!Number.isInteger(expiresDays) || expiresDays < 1 || expiresDays > 3660)
+      throw new UsageError('--expires-days must be a whole number of days, 1 to 3660');
+    const version = args.version === undefined ? undefined : Number(args.version);
+    if (version !== undefined && (!Number.isSafeInteger(version) || version < 1))
+      throw new UsageError('--version must be a positive integer');
+    for (const s of args.service ?? [])
+      if (!/^[a-z][a-z0-9-]{0,62}$/.test(s)) throw new UsageError(`--service "${s}" is not a service id`);
+    let registry;
+    try {
+      registry = checkRegistry(registryArg);
+    } catch (err) {
+      throw new UsageError(err.message);
+    }
+
+    const m = await loadManifestPackage({ build: !args['no-build'] });
+    const rt = await loadRuntimePackage({ build: !args['no-build'] });
+    const root = resolveFrom(process.cwd(), args.root ?? repoRoot);
+    const out = resolveFrom(process.cwd(), args.out ?? root);
+    const keyFile = resolveFrom(process.cwd(), keyArg);
+    if (isInside(repoRoot, keyFile))
+      process.stderr.write(`warning: ${keyFile} lies inside the repository; never commit it\n`);
+    const privateKey = await loadPrivateKeyFile(m, keyFile);
+    const build = await loadBuilder(args.builder ? resolveFrom(process.cwd(), args.builder) : DEFAULT_BUILDER);
+    const dockerHost = process.env.DOCKER_HOST;
+    const runtime = new rt.DockerRuntime({ cellId: 'pic-store-publish', dockerHost });
+    const log = (msg) => process.stderr.write(`[publish] ${msg}\n`);
+
+    const result = await publishCatalog({
+      m,
+      runtime,
+      build,
+      registry,
+      root,
+      out,
+      services: args.service,
+      privateKey,
+      dockerHost,
+      version,
+      expiresDays,
+      log,
+    });
+    await writeFile(join(out, m.PUBLIC_KEY_PATH), m.publicKeyPem(privateKey), { mode: 0o644 });
+    const rel = (p) => relative(process.cwd(), p) || p;
+    process.stdout.write(
+      `published and signed catalog version ${result.version} (${result.services.length} services, expires ${result.expires})\n` +
+        `  key       ${result.verified.signedBy}\n  index     ${rel(join(out, m.INDEX_PATH))} (${result.verified.digest})\n` +
+        result.published.flatMap((p) => p.images.map((i) => `  ${p.id.padEnd(10)}${i}\n`)).join(''),
+    );
     return 0;
-  }
-  const registryArg = args.registry ?? process.env.PIC_STORE_REGISTRY;
-  if (!registryArg) throw new UsageError('refusing to publish without --registry (or $PIC_STORE_REGISTRY)');
-  const keyArg = args.key ?? process.env.PIC_STORE_KEY;
-  if (!keyArg)
-    throw new UsageError('refusing to publish without --key <path to the store private key> (or $PIC_STORE_KEY)');
-  const expiresDays = args['expires-days'] === undefined ? 90 : Number(args['expires-days']);
-  if (!Number.isInteger(expiresDays) || expiresDays < 1 || expiresDays > 3660)
-    throw new UsageError('--expires-days must be a whole number of days, 1 to 3660');
-  const version = args.version === undefined ? undefined : Number(args.version);
-  if (version !== undefined && (!Number.isSafeInteger(version) || version < 1))
-    throw new UsageError('--version must be a positive integer');
-  for (const s of args.service ?? [])
-    if (!/^[a-z][a-z0-9-]{0,62}$/.test(s)) throw new UsageError(`--service "${s}" is not a service id`);
-  let registry;
-  try {
-    registry = checkRegistry(registryArg);
-  } catch (err) {
-    throw new UsageError(err.message);
-  }
-
-  const m = await loadManifestPackage({ build: !args['no-build'] });
-  const rt = await loadRuntimePackage({ build: !args['no-build'] });
-  const root = resolveFrom(process.cwd(), args.root ?? repoRoot);
-  const out = resolveFrom(process.cwd(), args.out ?? root);
-  const keyFile = resolveFrom(process.cwd(), keyArg);
-  if (isInside(repoRoot, keyFile))
-    process.stderr.write(`warning: ${keyFile} lies inside the repository; never commit it\n`);
-  const privateKey = await loadPrivateKeyFile(m, keyFile);
-  const build = await loadBuilder(args.builder ? resolveFrom(process.cwd(), args.builder) : DEFAULT_BUILDER);
-  const dockerHost = process.env.DOCKER_HOST;
-  const runtime = new rt.DockerRuntime({ cellId: 'pic-store-publish', dockerHost });
-  const log = (msg) => process.stderr.write(`[publish] ${msg}\n`);
-
-  const result = await publishCatalog({
-    m,
-    runtime,
-    build,
-    registry,
-    root,
-    out,
-    services: args.service,
-    privateKey,
-    dockerHost,
-    version,
-    expiresDays,
-    log,
-  });
-  await writeFile(join(out, m.PUBLIC_KEY_PATH), m.publicKeyPem(privateKey), { mode: 0o644 });
-  const rel = (p) => relative(process.cwd(), p) || p;
-  process.stdout.write(
-    `published and signed catalog version ${result.version} (${result.services.length} services, expires ${result.expires})\n` +
-      `  key       ${result.verified.signedBy}\n  index     ${rel(join(out, m.INDEX_PATH))} (${result.verified.digest})\n` +
-      result.published.flatMap((p) => p.images.map((i) => `  ${p.id.padEnd(10)}${i}\n`)).join(''),
-  );
-  return 0;
-});
+  },
+);

@@ -9,7 +9,6 @@ import {
   isInside,
   loadManifestPackage,
   loadPrivateKeyFile,
-  parseArgs,
   repoRoot,
   resolveFrom,
   runMain,
@@ -28,8 +27,9 @@ const USAGE = `usage: npm run store:sign -- --key <private key PEM> [options]
   --no-build            use packages/manifest/dist as it is (default: build the workspace first)
 `;
 
-await runMain(USAGE, async () => {
-  const args = parseArgs(process.argv.slice(2), {
+await runMain(
+  USAGE,
+  {
     key: 'string',
     root: 'string',
     index: 'string',
@@ -37,50 +37,47 @@ await runMain(USAGE, async () => {
     version: 'string',
     'expires-days': 'string',
     'no-build': 'boolean',
-    help: 'boolean',
-  });
-  if (args.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  if (!args.key) throw new UsageError('refusing to sign without --key <path to the store private key>');
-  const expiresDays = args['expires-days'] === undefined ? 90 : Number(args['expires-days']);
-  if (!Number.isInteger(expiresDays) || expiresDays < 1 || expiresDays > 3660)
-    throw new UsageError('--expires-days must be a whole number of days, 1 to 3660');
-  const requestedVersion = args.version === undefined ? undefined : Number(args.version);
-  if (requestedVersion !== undefined && (!Number.isSafeInteger(requestedVersion) || requestedVersion < 1))
-    throw new UsageError('--version must be a positive integer');
+  },
+  async (args) => {
+    if (!args.key) throw new UsageError('refusing to sign without --key <path to the store private key>');
+    const expiresDays = args['expires-days'] === undefined ? 90 : Number(args['expires-days']);
+    if (!Number.isInteger(expiresDays) || expiresDays < 1 || expiresDays > 3660)
+      throw new UsageError('--expires-days must be a whole number of days, 1 to 3660');
+    const requestedVersion = args.version === undefined ? undefined : Number(args.version);
+    if (requestedVersion !== undefined && (!Number.isSafeInteger(requestedVersion) || requestedVersion < 1))
+      throw new UsageError('--version must be a positive integer');
 
-  const m = await loadManifestPackage({ build: !args['no-build'] });
-  const root = resolveFrom(process.cwd(), args.root ?? repoRoot);
-  const indexFile = resolveFrom(root, args.index ?? m.INDEX_PATH);
-  const bundleFile = resolveFrom(root, args.out ?? m.BUNDLE_PATH);
-  const keyFile = resolveFrom(process.cwd(), args.key);
+    const m = await loadManifestPackage({ build: !args['no-build'] });
+    const root = resolveFrom(process.cwd(), args.root ?? repoRoot);
+    const indexFile = resolveFrom(root, args.index ?? m.INDEX_PATH);
+    const bundleFile = resolveFrom(root, args.out ?? m.BUNDLE_PATH);
+    const keyFile = resolveFrom(process.cwd(), args.key);
 
-  const privateKey = await loadPrivateKeyFile(m, keyFile);
-  if (isInside(repoRoot, keyFile))
-    process.stderr.write(`warning: ${keyFile} lies inside the repository; never commit it\n`);
+    const privateKey = await loadPrivateKeyFile(m, keyFile);
+    if (isInside(repoRoot, keyFile))
+      process.stderr.write(`warning: ${keyFile} lies inside the repository; never commit it\n`);
 
-  const { version, expires, services, verified } = await signCatalog(m, {
-    root,
-    indexFile,
-    bundleFile,
-    privateKey,
-    requestedVersion,
-    expiresDays,
-  });
+    const { version, expires, services, verified } = await signCatalog(m, {
+      root,
+      indexFile,
+      bundleFile,
+      privateKey,
+      requestedVersion,
+      expiresDays,
+    });
 
-  const published = await readFile(join(root, m.PUBLIC_KEY_PATH), 'utf8').catch(() => undefined);
-  if (published !== undefined && m.keyFingerprint(published) !== verified.signedBy) {
-    process.stderr.write(
-      `warning: the signing key (${verified.signedBy}) is not ${m.PUBLIC_KEY_PATH} (${m.keyFingerprint(published)}); cells that trust only that key will refuse this index\n`,
+    const published = await readFile(join(root, m.PUBLIC_KEY_PATH), 'utf8').catch(() => undefined);
+    if (published !== undefined && m.keyFingerprint(published) !== verified.signedBy) {
+      process.stderr.write(
+        `warning: the signing key (${verified.signedBy}) is not ${m.PUBLIC_KEY_PATH} (${m.keyFingerprint(published)}); cells that trust only that key will refuse this index\n`,
+      );
+    }
+    const rel = (p) => relative(process.cwd(), p) || p;
+    process.stdout.write(
+      `signed catalog version ${version} (${services.length} services, expires ${expires})\n` +
+        `  key       ${verified.signedBy}\n  index     ${rel(indexFile)} (${verified.digest})\n  bundle    ${rel(bundleFile)}\n` +
+        services.map((s) => `  ${s.id.padEnd(10)}${s.version.padEnd(10)}${s.digest}\n`).join(''),
     );
-  }
-  const rel = (p) => relative(process.cwd(), p) || p;
-  process.stdout.write(
-    `signed catalog version ${version} (${services.length} services, expires ${expires})\n` +
-      `  key       ${verified.signedBy}\n  index     ${rel(indexFile)} (${verified.digest})\n  bundle    ${rel(bundleFile)}\n` +
-      services.map((s) => `  ${s.id.padEnd(10)}${s.version.padEnd(10)}${s.digest}\n`).join(''),
-  );
-  return 0;
-});
+    return 0;
+  },
+);

@@ -7,6 +7,8 @@ import SQLite from 'better-sqlite3';
 import { startCell, type Cell } from '../../cell.js';
 import { loadConfig } from '../../config.js';
 import { silentLogger } from '../../lib/logger.js';
+/** /health's answer while the database is unavailable: the one error shape, nothing of its internals. */
+const DOWN = { ok: false, status: 'down', error: 'database unavailable', code: 'unavailable', fields: {} };
 
 /** GET /health of the real app, built and listening through startCell (port 0, temp data dir). */
 describe('GET /health', () => {
@@ -44,13 +46,7 @@ describe('GET /health', () => {
       other.prepare('ALTER TABLE settings RENAME TO settings_elsewhere').run();
       const r = await health();
       assert.equal(r.status, 503);
-      assert.deepEqual(r.body, {
-        ok: false,
-        status: 'down',
-        error: 'database unavailable',
-        code: 'unavailable',
-        fields: {},
-      });
+      assert.deepEqual(r.body, DOWN);
       assert.ok(!/settings|no such table|SQLITE/i.test(r.text), 'no database internals in a public answer');
       assert.equal(r.headers.get('cache-control'), 'no-store');
     } finally {
@@ -65,13 +61,7 @@ describe('GET /health', () => {
     for (let i = 0; i < 3; i++) {
       const r = await health();
       assert.equal(r.status, 503);
-      assert.deepEqual(r.body, {
-        ok: false,
-        status: 'down',
-        error: 'database unavailable',
-        code: 'unavailable',
-        fields: {},
-      });
+      assert.deepEqual(r.body, DOWN);
     }
   });
 });

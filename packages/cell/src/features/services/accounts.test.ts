@@ -6,7 +6,14 @@ import { silentLogger } from '../../lib/logger.js';
 import { nowIso } from '../../lib/tokens.js';
 import { deletePeer } from '../peers/service.js';
 import { findInstallation } from '../store/queries.js';
-import { FakeRuntime, IMAGE_ID, demoManifest, openTestCell, type TestCell } from '../store/fixtures.test-support.js';
+import {
+  FakeRuntime,
+  IMAGE_ID,
+  demoManifest,
+  openTestCell,
+  seedInstallation,
+  type TestCell,
+} from '../store/fixtures.test-support.js';
 import { accountSecretName, ServiceAccounts } from './accounts.js';
 
 /** The demo manifest with an exec accounts contract (pic-account style). */
@@ -71,22 +78,7 @@ describe('ServiceAccounts (runtime double)', () => {
     runtime = new FakeRuntime();
     await runtime.createContainer({ name: app, service: 'demo', image: IMAGE_ID });
     await runtime.startContainer(app);
-    const now = nowIso();
-    await cell.database.db
-      .insertInto('service_installations')
-      .values({
-        service_id: 'demo',
-        version: '1.0.0',
-        manifest: JSON.stringify(withAccounts()),
-        manifest_digest: 'x',
-        index_version: 1,
-        state: 'installed',
-        job_id: null,
-        installed_at: now,
-        created_at: now,
-        updated_at: now,
-      })
-      .execute();
+    await seedInstallation(cell.database.db, withAccounts(), 'installed');
     accounts = new ServiceAccounts({
       db: cell.database.db,
       vault: cell.vault,

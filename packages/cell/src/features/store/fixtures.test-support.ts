@@ -28,6 +28,9 @@ import { openTempDatabase } from '../../db/temp-database.test-support.js';
 import { silentLogger } from '../../lib/logger.js';
 import { AuditLog } from '../audit/service.js';
 import { openVault, type Vault } from '../vault/vault.js';
+import type { Kysely } from 'kysely';
+import type { Database } from '../../db/schema.js';
+import { nowIso } from '../../lib/tokens.js';
 
 export interface TestCell {
   dir: string;
@@ -45,6 +48,30 @@ export async function openTestCell(): Promise<TestCell> {
 }
 
 export const IMAGE_ID = `sha256:${'1'.repeat(64)}`;
+
+/** Records an installation of `manifest` in `state` directly (no job), as a test's starting point. */
+export async function seedInstallation(
+  db: Kysely<Database>,
+  manifest: ServiceManifest,
+  state: 'installed' | 'removing',
+): Promise<void> {
+  const now = nowIso();
+  await db
+    .insertInto('service_installations')
+    .values({
+      service_id: manifest.id,
+      version: manifest.version,
+      manifest: JSON.stringify(manifest),
+      manifest_digest: 'x',
+      index_version: 1,
+      state,
+      job_id: null,
+      installed_at: now,
+      created_at: now,
+      updated_at: now,
+    })
+    .execute();
+}
 
 /** A small valid manifest with two containers, an exec health check, a secret and a volume. */
 export function demoManifest(id = 'demo'): ServiceManifest {

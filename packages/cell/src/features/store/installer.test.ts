@@ -7,7 +7,14 @@ import { nowIso } from '../../lib/tokens.js';
 import { Installer, type InstallRequest } from './installer.js';
 import { findInstallation, findJob } from './queries.js';
 import { serviceSecretName } from './specs.js';
-import { demoManifest, FakeRuntime, IMAGE_ID, openTestCell, type TestCell } from './fixtures.test-support.js';
+import {
+  demoManifest,
+  FakeRuntime,
+  IMAGE_ID,
+  openTestCell,
+  seedInstallation,
+  type TestCell,
+} from './fixtures.test-support.js';
 
 // The installer's bookkeeping — job states, rollback of exactly what it created, crash recovery,
 // idempotent removal — against an in-memory runtime double. The real engine path is covered by
@@ -206,21 +213,7 @@ describe('Installer (runtime double)', () => {
     // A removal that died half-way, of another service.
     await runtime.createContainer({ name: 'pic-c0ffee000000-other-app', service: 'other', image: IMAGE_ID });
     const now = nowIso();
-    await cell.database.db
-      .insertInto('service_installations')
-      .values({
-        service_id: 'other',
-        version: '1.0.0',
-        manifest: JSON.stringify(demoManifest('other')),
-        manifest_digest: 'x',
-        index_version: 1,
-        state: 'removing',
-        job_id: null,
-        installed_at: now,
-        created_at: now,
-        updated_at: now,
-      })
-      .execute();
+    await seedInstallation(cell.database.db, demoManifest('other'), 'removing');
     await cell.database.db
       .insertInto('service_jobs')
       .values({
