@@ -22,6 +22,20 @@ after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
+/**
+ * Waits until the output says the cell listens and matches `pid` (the pid a launcher printed), or
+ * fails with the output at `deadline`; resolves with the cell's URL and that pid.
+ */
+async function started(out: () => string, pid: RegExp, deadline: number, everyMs: number): Promise<[string, string]> {
+  for (;;) {
+    const url = /PIC cell listening on (http:\/\/\S+)/.exec(out())?.[1];
+    const found = pid.exec(out())?.[1];
+    if (url && found) return [url, found];
+    assert.ok(Date.now() < deadline, `the cell did not start:\n${out()}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
 const alive = (pid: number): boolean => {
   try {
     process.kill(pid, 0);
@@ -47,12 +61,8 @@ describe('npm start supervisor (scripts/cell-launch.mjs)', () => {
     sh.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     sh.stderr!.on('data', (d: Buffer) => (out += d.toString()));
     const deadline = Date.now() + 15_000;
-    while (!/PIC cell listening on (http:\/\/\S+)/.test(out) || !/supervisor \d+/.test(out)) {
-      assert.ok(Date.now() < deadline, `the cell did not start:\n${out}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    const url = /PIC cell listening on (http:\/\/\S+)/.exec(out)![1]!;
-    const supervisor = Number(/supervisor (\d+)/.exec(out)![1]);
+    const [url, supervisorPid] = await started(() => out, /supervisor (\d+)/, deadline, 20);
+    const supervisor = Number(supervisorPid);
     supervisors.push(supervisor);
     const admin = new ApiClient(url);
     await completeSetup(admin); // writes: the WAL has something to fold back
@@ -92,12 +102,8 @@ describe('npm start (the real npm script)', () => {
     sh.stderr!.on('data', (d: Buffer) => (out += d.toString()));
     const shExited = new Promise((resolve) => sh.once('exit', resolve));
     const deadline = Date.now() + 90_000; // npm start checks the build first (nothing to do, but tsc -b reads it all)
-    while (!/PIC cell listening on (http:\/\/\S+)/.test(out) || !/npm \d+/.test(out)) {
-      assert.ok(Date.now() < deadline, `the cell did not start:\n${out}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const url = /PIC cell listening on (http:\/\/\S+)/.exec(out)![1]!;
-    const npmPid = Number(/npm (\d+)/.exec(out)![1]);
+    const [url, npmPidText] = await started(() => out, /npm (\d+)/, deadline, 50);
+    const npmPid = Number(npmPidText);
     supervisors.push(npmPid);
     const admin = new ApiClient(url);
     await completeSetup(admin);

@@ -12,14 +12,14 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { findExecutable } from '@pic/runtime';
 import type { CellProcess } from '../support/cell-process.js';
+import { runTool } from '../support/exec.js';
 import type { ApiClient } from '../support/client.js';
 import {
   type ParsedWgQuickConfig,
@@ -29,8 +29,6 @@ import {
   sleep,
   startPeersCell,
 } from './peers-helpers.js';
-
-const execFileP = promisify(execFile);
 
 const IP = findExecutable('ip');
 const WG = findExecutable('wg');
@@ -52,14 +50,7 @@ const CELL_TUNNEL_ADDRESS = '10.8.0.1';
 /** The cell's drift check runs this often here (the default is 300 s). */
 const DRIFT_CHECK_SECONDS = 1;
 
-async function run(file: string, args: string[], timeout = 15_000): Promise<string> {
-  try {
-    return (await execFileP(file, args, { timeout })).stdout;
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    throw new Error(`${file} ${args.join(' ')}: ${e.stderr?.trim() || e.message}`);
-  }
-}
+const run = runTool;
 const ip = (...args: string[]) => run(IP!, args);
 const inNs = (ns: string, file: string, ...args: string[]) => run(IP!, ['netns', 'exec', ns, file, ...args]);
 

@@ -28,6 +28,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { findExecutable } from '@pic/runtime';
 import { CELL_ARGS, REPO_ROOT, startCellProcess, type CellProcess } from '../support/cell-process.js';
+import { runTool } from '../support/exec.js';
 import { ApiClient } from '../support/client.js';
 import { buildTestEchoImage, startDockerEngine, type DockerEngine } from '../support/docker-engine.js';
 import { type WgConfigApi, loadWgConfig, loadWgTesting, sleep, startPeersCell } from './peers-helpers.js';
@@ -65,14 +66,7 @@ const CELL_ADDRESS = `10.78.${NET}.1`;
 const DOMAIN = 'home.example.org';
 const NETWORK = { wireguard_port: WG_PORT, subnet: SUBNET, endpoint: `${ROOT_UNDERLAY}:${WG_PORT}` };
 
-async function run(file: string, args: string[], timeout = 15_000): Promise<string> {
-  try {
-    return (await execFileP(file, args, { timeout, maxBuffer: 16 * 1024 * 1024 })).stdout;
-  } catch (err) {
-    const e = err as { stderr?: string; stdout?: string; message: string };
-    throw new Error(`${file} ${args.join(' ')}: ${e.stderr?.trim() || e.message}`);
-  }
-}
+const run = runTool;
 const ip = (...args: string[]) => run(IP!, args);
 const inClient = (file: string, args: string[], timeout = 15_000) =>
   run(IP!, ['netns', 'exec', CLIENT_NS, file, ...args], timeout);

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { REPO_ROOT, startCellProcess, type CellProcess } from '../support/cell-process.js';
 import { ApiClient, completeSetup } from '../support/client.js';
-import { freePort, startDockerEngine, startRegistry, type RegistryProcess } from '../support/docker-engine.js';
+import { freePort, startEngineAndRegistry } from '../support/docker-engine.js';
 import { loadManifestModule, TEST_ECHO_MANIFEST, type ManifestModule } from './store-helpers.js';
 
 // The maintainers' `npm run store:publish` and the admins' `npm run services:local`, run as the
@@ -27,14 +27,7 @@ import { loadManifestModule, TEST_ECHO_MANIFEST, type ManifestModule } from './s
 // (test/catalog/builder.mjs: test-echo, behind the first-party builder's interface). What they
 // sign pins the digest the registry serves; a cell trusts the local catalog from cell.yaml alone
 // and installs from it.
-const engineStart = await startDockerEngine();
-const registryStart = 'skip' in engineStart ? engineStart : await startRegistry();
-const skip =
-  'skip' in engineStart
-    ? `NO CONTAINER ENGINE: ${engineStart.skip}`
-    : 'skip' in registryStart
-      ? `NO REGISTRY: ${registryStart.skip}`
-      : false;
+const started = await startEngineAndRegistry();
 const BUILDER = join(REPO_ROOT, 'test', 'catalog', 'builder.mjs');
 
 interface Run {
@@ -81,13 +74,13 @@ interface Tools {
 }
 
 describe('store:publish and services:local (real scripts, engine and registry)', () => {
-  if (skip) {
-    it('needs an engine and a registry', { skip: `publish e2e not run: ${skip}` }, () => {});
-    if (!('skip' in engineStart)) after(() => engineStart.stop());
+  if ('skip' in started) {
+    it('needs an engine and a registry', { skip: `publish e2e not run: ${started.skip}` }, () => {});
+    const leftover = started.engine;
+    if (leftover) after(() => leftover.stop());
     return;
   }
-  const engine = engineStart as Exclude<typeof engineStart, { skip: string }>;
-  const registry = registryStart as RegistryProcess;
+  const { engine, registry } = started;
   const suffix = randomBytes(4).toString('hex');
   const env = { DOCKER_HOST: engine.dockerHost, PIC_TEST_ECHO_MARKER: `pub-${suffix}` };
   let m: ManifestModule;

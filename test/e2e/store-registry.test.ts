@@ -7,14 +7,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { REPO_ROOT, type CellProcess } from '../support/cell-process.js';
 import type { ApiClient } from '../support/client.js';
-import {
-  buildTestEchoVariant,
-  freePort,
-  registryBlobPath,
-  startDockerEngine,
-  startRegistry,
-  type RegistryProcess,
-} from '../support/docker-engine.js';
+import { buildTestEchoVariant, freePort, registryBlobPath, startEngineAndRegistry } from '../support/docker-engine.js';
 import {
   assertEngineEmpty as assertNothingLeft,
   engineView,
@@ -33,14 +26,7 @@ import {
 // checks it, and only then creates anything. A tag moved in the registry changes nothing; a
 // registry serving other content under the pinned digest, or no registry at all, fails the job
 // with a snake_case code and leaves nothing behind.
-const engineStart = await startDockerEngine();
-const registryStart = 'skip' in engineStart ? engineStart : await startRegistry();
-const skip =
-  'skip' in engineStart
-    ? `NO CONTAINER ENGINE: ${engineStart.skip}`
-    : 'skip' in registryStart
-      ? `NO REGISTRY: ${registryStart.skip}`
-      : false;
+const started = await startEngineAndRegistry();
 
 /** The slice of DockerRuntime this file uses beyond the cell's view (tag, push, forget images). */
 interface Tools {
@@ -51,13 +37,13 @@ interface Tools {
 }
 
 describe('the store pulls images by digest from a real registry (real cell process)', () => {
-  if (skip) {
-    it('needs an engine and a registry', { skip: `store registry e2e not run: ${skip}` }, () => {});
-    if (!('skip' in engineStart)) after(() => engineStart.stop());
+  if ('skip' in started) {
+    it('needs an engine and a registry', { skip: `store registry e2e not run: ${started.skip}` }, () => {});
+    const leftover = started.engine;
+    if (leftover) after(() => leftover.stop());
     return;
   }
-  const engine = engineStart as Exclude<typeof engineStart, { skip: string }>;
-  const registry = registryStart as RegistryProcess;
+  const { engine, registry } = started;
   const suffix = randomBytes(4).toString('hex');
   const repository = `${registry.host}/pic/test-echo-${suffix}`;
   let tools: Tools;

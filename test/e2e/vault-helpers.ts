@@ -73,6 +73,12 @@ export async function opensslFails(...args: string[]): Promise<string> {
   throw new Error(`openssl ${args.join(' ')} succeeded`);
 }
 
+/** `openssl verify` of `certPem` against the CA in `caFile` (and the CRL in `crlFile`, if given): its output. */
+export function verifyCert(dir: string, caFile: string, certPem: string, crlFile?: string): Promise<string> {
+  const crl = crlFile ? ['-crl_check', '-CRLfile', crlFile] : [];
+  return openssl('verify', ...crl, '-CAfile', caFile, tempFile(dir, 'cert.pem', certPem));
+}
+
 let fileCount = 0;
 export function tempFile(dir: string, name: string, text: string): string {
   const path = join(dir, `${++fileCount}-${name}`);

@@ -9,7 +9,7 @@ import { startCellProcess, type CellProcess } from '../support/cell-process.js';
 import { ROTATION_PAUSE_CELL } from '../support/rotation-pause-cell.js';
 import { ADMIN, ApiClient, completeSetup, IDENTITY } from '../support/client.js';
 import { withCellDb } from '../support/db.js';
-import { decryptAll, loadAge, openssl, readIdentity, secretRows, tempFile, type Age } from './vault-helpers.js';
+import { decryptAll, loadAge, readIdentity, secretRows, tempFile, verifyCert, type Age } from './vault-helpers.js';
 
 /** Secrets seeded straight into the database (as age ciphertexts to the cell's recipient), so the rotation has many to do. */
 const SEEDED = 1200;
@@ -87,15 +87,7 @@ describe('vault rotation survives SIGKILL (real cell process)', () => {
     });
     assert.equal(res.status, 201, res.text);
     expected.set(`certs/${res.body.certificate.serial}/key`, res.body.private_key_pem);
-    assert.match(
-      await openssl(
-        'verify',
-        '-CAfile',
-        tempFile(tmp, 'ca.pem', caPem),
-        tempFile(tmp, 'leaf.pem', res.body.certificate_pem),
-      ),
-      /: OK/,
-    );
+    assert.match(await verifyCert(tmp, tempFile(tmp, 'ca.pem', caPem), res.body.certificate_pem), /: OK/);
   }
 
   before(async () => {

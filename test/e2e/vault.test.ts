@@ -8,7 +8,16 @@ import { startCellProcess, type CellProcess } from '../support/cell-process.js';
 import { completeSetup, IDENTITY } from '../support/client.js';
 import { insertUser } from '../support/db.js';
 import { assertError } from '../support/expect.js';
-import { loadAge, openssl, opensslFails, readIdentity, RecordingClient, tempFile, type Age } from './vault-helpers.js';
+import {
+  loadAge,
+  openssl,
+  opensslFails,
+  readIdentity,
+  RecordingClient,
+  tempFile,
+  verifyCert,
+  type Age,
+} from './vault-helpers.js';
 
 /** A few distinctive 48-character pieces of a PEM's base64 body: enough to spot it anywhere. */
 function pemPieces(pem: string): string[] {
@@ -110,10 +119,7 @@ describe('vault API (real cell process)', () => {
       ),
       /TLS Web Client Authentication/,
     );
-    assert.match(
-      await openssl('verify', '-CAfile', caPath, tempFile(tmp, 'alice2.pem', client.body.certificate_pem)),
-      /: OK/,
-    );
+    assert.match(await verifyCert(tmp, caPath, client.body.certificate_pem), /: OK/);
 
     // The certificate can be fetched again later; the key cannot.
     const again = await api.get(`/api/vault/certs/${certificate.serial}`);
@@ -204,18 +210,7 @@ describe('vault API (real cell process)', () => {
     );
     assert.match(out, /certificate revoked/);
     const live = await issue({ name: `live.${IDENTITY.domain}`, type: 'server', days: 30 });
-    assert.match(
-      await openssl(
-        'verify',
-        '-crl_check',
-        '-CRLfile',
-        crlPath,
-        '-CAfile',
-        caPath,
-        tempFile(tmp, 'live.pem', live.body.certificate_pem),
-      ),
-      /: OK/,
-    );
+    assert.match(await verifyCert(tmp, caPath, live.body.certificate_pem, crlPath), /: OK/);
   });
 
   it('manages trust keys: PEM P-256 and Ed25519 only, 409 on a duplicate name or key, 404 on unknown', async () => {
@@ -289,15 +284,7 @@ describe('vault API (real cell process)', () => {
 
     const after = await issue({ name: `after.${IDENTITY.domain}`, type: 'server', days: 3 });
     assert.equal(after.status, 201);
-    assert.match(
-      await openssl(
-        'verify',
-        '-CAfile',
-        tempFile(tmp, 'ca.pem', caBefore),
-        tempFile(tmp, 'after.pem', after.body.certificate_pem),
-      ),
-      /: OK/,
-    );
+    assert.match(await verifyCert(tmp, tempFile(tmp, 'ca.pem', caBefore), after.body.certificate_pem), /: OK/);
     const status = await api.get('/api/status');
     assert.equal(status.body.subsystems.vault.state, 'ok');
     assert.equal(status.body.subsystems.vault.recipient, res.body.recipient);

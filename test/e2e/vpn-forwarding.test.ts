@@ -118,9 +118,7 @@ describe('peers reach each other through the cell with a plain Docker engine run
       );
       await sleep(250);
     }
-    const ready = await startPeersCell({ network: NETWORK, extraYaml: WG_YAML, env: WG_ENV });
-    cell = ready.cell;
-    admin = ready.admin;
+    ({ cell, admin } = await startPeersCell({ network: NETWORK, extraYaml: WG_YAML, env: WG_ENV }));
     dataDir = cell.dataDir;
   });
 

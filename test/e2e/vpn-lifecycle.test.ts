@@ -135,9 +135,7 @@ describe('the VPN outlives the cell: adopt on start, one owner, reachable over t
     await ip('link', 'set', 'dev', VETH_ROOT, 'up');
     await ip('-n', CLIENT_NS, 'link', 'set', 'dev', VETH_CLIENT, 'up');
     await ip('-n', CLIENT_NS, 'link', 'set', 'dev', 'lo', 'up');
-    const ready = await startPeersCell({ network: NETWORK, extraYaml: WG_YAML, env: WG_ENV });
-    cell = ready.cell;
-    admin = ready.admin;
+    ({ cell, admin } = await startPeersCell({ network: NETWORK, extraYaml: WG_YAML, env: WG_ENV }));
     dataDir = cell.dataDir;
   });
 
