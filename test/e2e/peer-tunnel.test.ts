@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findExecutable } from '@pic/runtime';
 import type { CellProcess } from '../support/cell-process.js';
-import { runTool } from '../support/exec.js';
+import { cleanupLog, runTool } from '../support/exec.js';
 import type { ApiClient } from '../support/client.js';
 import {
   type ParsedWgQuickConfig,
@@ -172,14 +172,7 @@ describe('WireGuard tunnel through the API (two network namespaces, wireguard-go
 
   after(async () => {
     if (skipReason) return;
-    const problems: string[] = [];
-    const attempt = async (what: string, fn: () => Promise<unknown>) => {
-      try {
-        await fn();
-      } catch (err) {
-        problems.push(`${what}: ${(err as Error).message}`);
-      }
-    };
+    const { problems, attempt } = cleanupLog();
     if (client && client.exitCode === null && client.signalCode === null) {
       const exited = new Promise((resolve) => client!.once('exit', resolve));
       client.kill('SIGTERM');

@@ -28,7 +28,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { findExecutable } from '@pic/runtime';
 import { CELL_ARGS, REPO_ROOT, startCellProcess, type CellProcess } from '../support/cell-process.js';
-import { runTool } from '../support/exec.js';
+import { cleanupLog, runTool } from '../support/exec.js';
 import { ApiClient } from '../support/client.js';
 import { buildTestEchoImage, startDockerEngine, type DockerEngine } from '../support/docker-engine.js';
 import { type WgConfigApi, loadWgConfig, loadWgTesting, sleep, startPeersCell } from './peers-helpers.js';
@@ -227,14 +227,7 @@ describe('reaching the cell and its services by name over the tunnel (Caddy, TLS
 
   after(async () => {
     if (skipReason) return;
-    const problems: string[] = [];
-    const attempt = async (what: string, fn: () => Promise<unknown>) => {
-      try {
-        await fn();
-      } catch (err) {
-        problems.push(`${what}: ${(err as Error).message}`);
-      }
-    };
+    const { problems, attempt } = cleanupLog();
     if (client && client.exitCode === null && client.signalCode === null) client.kill('SIGKILL');
     if (cell && engine) await admin.post('/api/store/remove', { id: 'test-echo', purge: true }).catch(() => undefined);
     for (const id of calendarPort ? ['calendar', 'files'] : [])

@@ -12,3 +12,21 @@ export async function runTool(file: string, args: string[], timeout = 15_000): P
     throw new Error(`${file} ${args.join(' ')}: ${e.stderr?.trim() || e.message}`);
   }
 }
+
+/**
+ * A test's clean-up that goes on past a failing step: `attempt` records what failed in
+ * `problems`, which the test asserts empty at the end.
+ */
+export function cleanupLog() {
+  const problems: string[] = [];
+  return {
+    problems,
+    attempt: async (what: string, fn: () => Promise<unknown>) => {
+      try {
+        await fn();
+      } catch (err) {
+        problems.push(`${what}: ${(err as Error).message}`);
+      }
+    },
+  };
+}

@@ -17,3 +17,12 @@ export async function writeSetting(db: Kysely<Database>, key: string, value: unk
     .onConflict((oc) => oc.column('key').doUpdateSet({ value: json, updated_at }))
     .execute();
 }
+
+/** Writes `value` under `key` unless a value is there already (a concurrent writer's stays). */
+export async function writeSettingOnce(db: Kysely<Database>, key: string, value: unknown): Promise<void> {
+  await db
+    .insertInto('settings')
+    .values({ key, value: JSON.stringify(value), updated_at: nowIso() })
+    .onConflict((oc) => oc.column('key').doNothing())
+    .execute();
+}

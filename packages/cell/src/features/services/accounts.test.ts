@@ -2,7 +2,6 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { EngineUnreachableError } from '@pic/runtime';
 import type { ServiceManifest } from '@pic/manifest';
-import { silentLogger } from '../../lib/logger.js';
 import { nowIso } from '../../lib/tokens.js';
 import { deletePeer } from '../peers/service.js';
 import { findInstallation } from '../store/queries.js';
@@ -10,6 +9,7 @@ import {
   FakeRuntime,
   IMAGE_ID,
   demoManifest,
+  engineDeps,
   openTestCell,
   seedInstallation,
   type TestCell,
@@ -79,14 +79,7 @@ describe('ServiceAccounts (runtime double)', () => {
     await runtime.createContainer({ name: app, service: 'demo', image: IMAGE_ID });
     await runtime.startContainer(app);
     await seedInstallation(cell.database.db, withAccounts(), 'installed');
-    accounts = new ServiceAccounts({
-      db: cell.database.db,
-      vault: cell.vault,
-      audit: cell.audit,
-      logger: silentLogger,
-      runtime,
-      cellId: runtime.cellId,
-    });
+    accounts = new ServiceAccounts(engineDeps(cell, runtime));
   });
   afterEach(() => cell.close());
 

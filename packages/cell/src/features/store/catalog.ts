@@ -15,7 +15,7 @@ import { readSetting, writeSetting } from '../../db/settings.js';
 import type { AuditLog } from '../audit/service.js';
 import type { Logger } from '../../lib/logger.js';
 import { nowIso } from '../../lib/tokens.js';
-import { listTrustKeys, listTrustedKeys, parseTrustKey } from '../vault/trust-keys.js';
+import { insertTrustKey, listTrustKeys, listTrustedKeys, parseTrustKey } from '../vault/trust-keys.js';
 import { manifestLib } from './manifest-lib.js';
 
 /** The store key a catalog ships (@pic/manifest's PUBLIC_KEY_PATH; not imported, so starting a cell does not load sigstore). */
@@ -201,16 +201,7 @@ export async function seedTrustKey(
     return undefined;
   }
   await db.transaction().execute(async (trx) => {
-    await trx
-      .insertInto('vault_trust_keys')
-      .values({
-        name: SEED_KEY_NAME,
-        key_type: parsed.keyType,
-        fingerprint: parsed.fingerprint,
-        public_key_pem: parsed.pem,
-        created_at: nowIso(),
-      })
-      .execute();
+    await insertTrustKey(trx, SEED_KEY_NAME, parsed);
     await writeSetting(trx, SEEDED_SETTING, true);
     audit.appendIn(trx, {
       actor: 'system',

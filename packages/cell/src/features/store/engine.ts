@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ContainerInfo, ContainerRuntime, RuntimeErrorCode } from '@pic/runtime';
 import type { Db } from '../../db/database.js';
-import { readSetting } from '../../db/settings.js';
+import { readSetting, writeSettingOnce } from '../../db/settings.js';
 import { errors } from '../../http/errors.js';
 
 /** The settings row holding this cell's runtime id: the pic.cell label of everything it creates. */
@@ -12,11 +12,7 @@ export async function storeCellId(db: Db): Promise<string> {
   const existing = await readSetting<string>(db, CELL_ID_SETTING);
   if (existing) return existing;
   const id = randomBytes(6).toString('hex');
-  await db
-    .insertInto('settings')
-    .values({ key: CELL_ID_SETTING, value: JSON.stringify(id), updated_at: new Date().toISOString() })
-    .onConflict((oc) => oc.column('key').doNothing())
-    .execute();
+  await writeSettingOnce(db, CELL_ID_SETTING, id);
   // Another start may have raced us to it: whatever is stored now is the id.
   return (await readSetting<string>(db, CELL_ID_SETTING)) ?? id;
 }

@@ -31,6 +31,7 @@ import { openVault, type Vault } from '../vault/vault.js';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/schema.js';
 import { nowIso } from '../../lib/tokens.js';
+import type { EngineDeps } from './installer.js';
 
 export interface TestCell {
   dir: string;
@@ -48,6 +49,18 @@ export async function openTestCell(): Promise<TestCell> {
 }
 
 export const IMAGE_ID = `sha256:${'1'.repeat(64)}`;
+
+/** What the installer and the accounts need, from a test cell and a fake engine. */
+export function engineDeps(cell: TestCell, runtime: FakeRuntime): EngineDeps {
+  return {
+    db: cell.database.db,
+    vault: cell.vault,
+    audit: cell.audit,
+    logger: silentLogger,
+    runtime,
+    cellId: runtime.cellId,
+  };
+}
 
 /** Records an installation of `manifest` in `state` directly (no job), as a test's starting point. */
 export async function seedInstallation(

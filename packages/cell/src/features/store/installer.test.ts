@@ -2,13 +2,13 @@ import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { manifestDigest } from '@pic/manifest';
 import { EngineError } from '@pic/runtime';
-import { silentLogger } from '../../lib/logger.js';
 import { nowIso } from '../../lib/tokens.js';
 import { Installer, type InstallRequest } from './installer.js';
 import { findInstallation, findJob } from './queries.js';
 import { serviceSecretName } from './specs.js';
 import {
   demoManifest,
+  engineDeps,
   FakeRuntime,
   IMAGE_ID,
   openTestCell,
@@ -60,12 +60,7 @@ describe('Installer (runtime double)', () => {
     installed = [];
     removing = [];
     installer = new Installer({
-      db: cell.database.db,
-      vault: cell.vault,
-      audit: cell.audit,
-      logger: silentLogger,
-      runtime,
-      cellId: runtime.cellId,
+      ...engineDeps(cell, runtime),
       healthPollMs: 5,
       onInstalled: (id) => void installed.push(id),
       onRemoving: (id) => void removing.push(id),

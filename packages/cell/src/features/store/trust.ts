@@ -2,9 +2,8 @@ import { readRegularFile } from '@pic/manifest/read-file';
 import type { Db } from '../../db/database.js';
 import { readSetting, writeSetting } from '../../db/settings.js';
 import type { Logger } from '../../lib/logger.js';
-import { nowIso } from '../../lib/tokens.js';
 import type { AuditLog } from '../audit/service.js';
-import { listTrustKeys, parseTrustKey } from '../vault/trust-keys.js';
+import { insertTrustKey, listTrustKeys, parseTrustKey } from '../vault/trust-keys.js';
 
 /** Fingerprints of the configured keys (cell.yaml store.trusted_keys) already added once. */
 export const CONFIG_KEYS_SETTING = 'store.trust_keys_from_config';
@@ -70,16 +69,7 @@ export async function seedConfiguredKeys(
       continue;
     }
     await db.transaction().execute(async (trx) => {
-      await trx
-        .insertInto('vault_trust_keys')
-        .values({
-          name: k.name,
-          key_type: parsed.keyType,
-          fingerprint: parsed.fingerprint,
-          public_key_pem: parsed.pem,
-          created_at: nowIso(),
-        })
-        .execute();
+      await insertTrustKey(trx, k.name, parsed);
       await writeSetting(trx, CONFIG_KEYS_SETTING, [...seeded, parsed.fingerprint]);
       audit.appendIn(trx, {
         actor: 'system',

@@ -87,6 +87,15 @@ export async function addTrustKey(
     throw errors.conflict(`this key is trusted already, as "${clash.name}"`, {
       public_key: `is already trusted as "${clash.name}"`,
     });
+  return insertTrustKey(trx, name, parsed);
+}
+
+/** Records a key under `name` as it is (the callers checked for clashes); returns its row. */
+export async function insertTrustKey(
+  trx: Transaction<Database>,
+  name: string,
+  parsed: ParsedTrustKey,
+): Promise<TrustKeyRow> {
   const row: TrustKeyRow = {
     name,
     key_type: parsed.keyType,

@@ -39,19 +39,23 @@ function assertNoKeysOnDisk(dir: string): void {
   }
 }
 
+/** An interface in mode "off" (configs only) writing to `dir`. */
+const offInterface = (dir: string) =>
+  new WireGuardInterface({
+    name: 'pic0',
+    privateKey: cell.privateKey,
+    listenPort: 51820,
+    address: '10.77.0.1/24',
+    configDir: dir,
+    mode: 'off',
+  });
+
 describe('WireGuardInterface where it cannot or may not run', () => {
   it('mode "off": start does not throw, reports why, and apply keeps the peers — with no key ever written to disk', async () => {
     const dir = tempDir();
     // an earlier version left its config (with the private key) here: start removes it
     writeFileSync(join(dir, 'pic0.conf'), `[Interface]\nPrivateKey = ${cell.privateKey}\n`, { mode: 0o600 });
-    const wgi = new WireGuardInterface({
-      name: 'pic0',
-      privateKey: cell.privateKey,
-      listenPort: 51820,
-      address: '10.77.0.1/24',
-      configDir: dir,
-      mode: 'off',
-    });
+    const wgi = offInterface(dir);
     await wgi.start();
     const status = await wgi.status();
     assert.equal(status.running, false);
@@ -110,14 +114,7 @@ describe('WireGuardInterface where it cannot or may not run', () => {
         }),
       /invalid network namespace/,
     );
-    const wgi = new WireGuardInterface({
-      name: 'pic0',
-      privateKey: cell.privateKey,
-      listenPort: 51820,
-      address: '10.77.0.1/24',
-      configDir: dir,
-      mode: 'off',
-    });
+    const wgi = offInterface(dir);
     await wgi.apply([peerA]);
     await assert.rejects(
       wgi.apply([{ publicKey: peerB.publicKey, allowedIps: ['10.77.0.3/32\n[Peer]'] }]),
