@@ -4,7 +4,7 @@ import type { Database } from '../../db/schema.js';
 import type { Logger } from '../../lib/logger.js';
 import type { AuditLog } from '../audit/service.js';
 import { describeError, engineState, objectNames } from '../store/engine.js';
-import { listInstallations } from '../store/installations.js';
+import { listInstallations } from '../store/queries.js';
 
 export interface ReviveDeps {
   db: Kysely<Database>;
