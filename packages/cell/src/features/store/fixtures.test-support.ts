@@ -32,6 +32,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../../db/schema.js';
 import { nowIso } from '../../lib/tokens.js';
 import type { EngineDeps } from './installer.js';
+import { insertInstallation } from './queries.js';
 
 export interface TestCell {
   dir: string;
@@ -69,21 +70,16 @@ export async function seedInstallation(
   state: 'installed' | 'removing',
 ): Promise<void> {
   const now = nowIso();
-  await db
-    .insertInto('service_installations')
-    .values({
-      service_id: manifest.id,
-      version: manifest.version,
-      manifest: JSON.stringify(manifest),
-      manifest_digest: 'x',
-      index_version: 1,
-      state,
-      job_id: null,
-      installed_at: now,
-      created_at: now,
-      updated_at: now,
-    })
-    .execute();
+  const row = { version: manifest.version, manifest: JSON.stringify(manifest), manifest_digest: 'x', index_version: 1 };
+  await insertInstallation(db, {
+    service_id: manifest.id,
+    ...row,
+    state,
+    job_id: null,
+    installed_at: now,
+    created_at: now,
+    updated_at: now,
+  });
 }
 
 /** A small valid manifest with two containers, an exec health check, a secret and a volume. */

@@ -177,10 +177,10 @@ export function finishJob(
 }
 
 export async function insertInstallation(
-  trx: Transaction<Database>,
+  executor: Kysely<Database>,
   values: Insertable<ServiceInstallationsTable>,
 ): Promise<void> {
-  await trx.insertInto('service_installations').values(values).execute();
+  await executor.insertInto('service_installations').values(values).execute();
 }
 
 export async function updateInstallation(
