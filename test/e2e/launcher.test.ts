@@ -22,6 +22,19 @@ after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
+/** `sh -c argv[0] argv[1…]` with a cell's environment for `dataDir`, as npm runs a script; `out()` is all it printed. */
+function shell(argv: string[], dataDir: string) {
+  const sh = spawn('/bin/sh', ['-c', ...argv], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, PIC_PORT: '0', PIC_HOST: '127.0.0.1', PIC_DATA_DIR: dataDir, PIC_WIREGUARD_MODE: 'off' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let text = '';
+  sh.stdout.on('data', (d: Buffer) => (text += d.toString()));
+  sh.stderr.on('data', (d: Buffer) => (text += d.toString()));
+  return { sh, out: () => text };
+}
+
 /**
  * Waits until the output says the cell listens and matches `pid` (the pid a launcher printed), or
  * fails with the output at `deadline`; resolves with the cell's URL and that pid.
@@ -52,16 +65,9 @@ describe('npm start supervisor (scripts/cell-launch.mjs)', () => {
     const launcher = join(REPO_ROOT, 'scripts', 'cell-launch.mjs');
     // `; echo` keeps sh waiting as the parent (as npm's `sh -c` is), rather than exec'ing node.
     // $! is the supervisor's pid: printed so the test can watch it.
-    const sh = spawn('/bin/sh', ['-c', `"$0" "$1" & echo "supervisor $!"; wait; echo`, process.execPath, launcher], {
-      cwd: REPO_ROOT,
-      env: { ...process.env, PIC_PORT: '0', PIC_HOST: '127.0.0.1', PIC_DATA_DIR: dataDir, PIC_WIREGUARD_MODE: 'off' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    sh.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    sh.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const { sh, out } = shell(['"$0" "$1" & echo "supervisor $!"; wait; echo', process.execPath, launcher], dataDir);
     const deadline = Date.now() + 15_000;
-    const [url, supervisorPid] = await started(() => out, /supervisor (\d+)/, deadline, 20);
+    const [url, supervisorPid] = await started(out, /supervisor (\d+)/, deadline, 20);
     const supervisor = Number(supervisorPid);
     supervisors.push(supervisor);
     const admin = new ApiClient(url);
@@ -70,12 +76,12 @@ describe('npm start supervisor (scripts/cell-launch.mjs)', () => {
 
     sh.kill('SIGTERM'); // what the shell under npm gets; it does not pass it on
     while (alive(supervisor)) {
-      assert.ok(Date.now() < deadline + 15_000, `the supervisor is still running after its parent died:\n${out}`);
+      assert.ok(Date.now() < deadline + 15_000, `the supervisor is still running after its parent died:\n${out()}`);
       await new Promise((r) => setTimeout(r, 50));
     }
-    assert.match(out, /the process that started the cell \(pid \d+\) is gone: stopping the cell/);
-    assert.match(out, /"msg":"stopping","signal":"SIGTERM"/);
-    assert.ok(!existsSync(join(dataDir, 'cell.db-wal')), `the database was closed:\n${out}`);
+    assert.match(out(), /the process that started the cell \(pid \d+\) is gone: stopping the cell/);
+    assert.match(out(), /"msg":"stopping","signal":"SIGTERM"/);
+    assert.ok(!existsSync(join(dataDir, 'cell.db-wal')), `the database was closed:\n${out()}`);
     await assert.rejects(fetch(`${url}/health`), 'nothing listens on the port any more');
   });
 });
@@ -92,17 +98,10 @@ describe('npm start (the real npm script)', () => {
     dirs.push(dataDir);
     // Started in the background of a non-interactive shell, as `npm start &` in a script is: such a
     // job starts with SIGINT ignored, which every process under it inherits unless it sets a handler.
-    const sh = spawn('/bin/sh', ['-c', `"$0" start & echo "npm $!"; wait`, npm], {
-      cwd: REPO_ROOT,
-      env: { ...process.env, PIC_PORT: '0', PIC_HOST: '127.0.0.1', PIC_DATA_DIR: dataDir, PIC_WIREGUARD_MODE: 'off' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    sh.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    sh.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const { sh, out } = shell(['"$0" start & echo "npm $!"; wait', npm], dataDir);
     const shExited = new Promise((resolve) => sh.once('exit', resolve));
     const deadline = Date.now() + 90_000; // npm start checks the build first (nothing to do, but tsc -b reads it all)
-    const [url, npmPidText] = await started(() => out, /npm (\d+)/, deadline, 50);
+    const [url, npmPidText] = await started(out, /npm (\d+)/, deadline, 50);
     const npmPid = Number(npmPidText);
     supervisors.push(npmPid);
     const admin = new ApiClient(url);
@@ -112,12 +111,12 @@ describe('npm start (the real npm script)', () => {
     process.kill(npmPid, 'SIGINT'); // to that one pid, not to its process group
     const stopDeadline = Date.now() + 20_000;
     while (alive(npmPid)) {
-      assert.ok(Date.now() < stopDeadline, `npm start is still running 20 s after SIGINT:\n${out}`);
+      assert.ok(Date.now() < stopDeadline, `npm start is still running 20 s after SIGINT:\n${out()}`);
       await new Promise((r) => setTimeout(r, 50));
     }
     await shExited;
-    assert.match(out, /"msg":"stopping","signal":"SIGINT"/);
-    assert.ok(!existsSync(join(dataDir, 'cell.db-wal')), `the database was closed:\n${out}`);
+    assert.match(out(), /"msg":"stopping","signal":"SIGINT"/);
+    assert.ok(!existsSync(join(dataDir, 'cell.db-wal')), `the database was closed:\n${out()}`);
     await assert.rejects(fetch(`${url}/health`), 'nothing listens on the port any more');
   });
 });

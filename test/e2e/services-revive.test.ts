@@ -8,6 +8,7 @@ import { startCellProcess, type CellProcess } from '../support/cell-process.js';
 import type { ApiClient } from '../support/client.js';
 import { buildTestEchoImage, startDockerEngine, type DockerEngine } from '../support/docker-engine.js';
 import {
+  installTestEcho,
   engineView,
   eventually,
   loadManifestModule,
@@ -68,13 +69,7 @@ describe('installed services come back when the cell starts (real cell process a
   });
 
   it('starts a stopped container of an installed service, audits it, and the service answers again', async () => {
-    const res = await api.post('/api/store/install', { id: 'test-echo' });
-    assert.equal(res.status, 202, res.text);
-    await eventually('test-echo to be installed', async () => {
-      const j = (await api.get(`/api/store/jobs/${res.body.job.id}`)).body.job;
-      if (j.state === 'failed') throw new Error(`install failed: ${j.error}`);
-      return j.state === 'healthy' ? j : undefined;
-    });
+    await installTestEcho(api);
     const cellId = (await api.get('/api/store')).body.engine.cell_id as string;
     const view = await engineView(engine.socketPath, cellId);
     const server = (await view.listContainers()).find((c) => c.name.endsWith('-test-echo-server'));

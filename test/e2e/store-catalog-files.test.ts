@@ -9,7 +9,7 @@ import type { CellProcess } from '../support/cell-process.js';
 import { ADMIN, type ApiClient } from '../support/client.js';
 import { buildTestEchoImage, startDockerEngine, type DockerEngine } from '../support/docker-engine.js';
 import {
-  eventually,
+  installTestEcho,
   loadManifestModule,
   testEchoManifest,
   writeCatalog,
@@ -86,13 +86,7 @@ describe('catalog files that are not regular, huge or endless (real cell process
     catalogDir = mkdtempSync(join(tmpdir(), 'pic-catalog-files-'));
     await publish();
     ({ cell, api } = await startStoreCell(m, catalogDir, engine.socketPath, storeKey.publicKey));
-    const res = await api.post('/api/store/install', { id: 'test-echo' });
-    assert.equal(res.status, 202, res.text);
-    await eventually('test-echo to be installed', async () => {
-      const j = (await api.get(`/api/store/jobs/${res.body.job.id}`)).body.job;
-      if (j.state === 'failed') throw new Error(`install failed: ${j.error}`);
-      return j.state === 'healthy' ? j : undefined;
-    });
+    await installTestEcho(api);
   });
 
   after(async () => {

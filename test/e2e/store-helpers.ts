@@ -169,6 +169,17 @@ export async function startStoreCell(
   return { cell, api };
 }
 
+/** Installs test-echo from the cell's catalog and waits until its job is healthy (fails if the job does). */
+export async function installTestEcho(api: ApiClient): Promise<any> {
+  const res = await api.post('/api/store/install', { id: 'test-echo' });
+  assert.equal(res.status, 202, res.text);
+  return eventually('test-echo to be installed', async () => {
+    const j = (await api.get(`/api/store/jobs/${res.body.job.id}`)).body.job;
+    if (j.state === 'failed') throw new Error(`install failed: ${j.error}`);
+    return j.state === 'healthy' ? j : undefined;
+  });
+}
+
 /**
  * The end of a store test: removes test-echo with its data (nothing left in the shared engine,
  * even when a test failed half-way), stops the cell, deletes `dirs` (the catalog, a restarted

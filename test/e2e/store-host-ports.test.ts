@@ -10,7 +10,7 @@ import type { CellProcess } from '../support/cell-process.js';
 import { type ApiClient, NETWORK } from '../support/client.js';
 import { buildTestEchoImage, startDockerEngine, type DockerEngine } from '../support/docker-engine.js';
 import {
-  eventually,
+  installTestEcho,
   loadManifestModule,
   testEchoManifest,
   writeCatalog,
@@ -130,13 +130,7 @@ describe('manifest host ports (real cell process and engine)', () => {
   it('publishes an allowed host port on 127.0.0.1 only', async () => {
     const port = await freePort();
     await publishWithHostPort(port);
-    const res = await api.post('/api/store/install', { id: 'test-echo' });
-    assert.equal(res.status, 202, res.text);
-    await eventually('test-echo to be installed', async () => {
-      const j = (await api.get(`/api/store/jobs/${res.body.job.id}`)).body.job;
-      if (j.state === 'failed') throw new Error(`install failed: ${j.error}`);
-      return j.state === 'healthy' ? j : undefined;
-    });
+    await installTestEcho(api);
     const server = (await containers()).find((c) => c.Names.some((n: string) => n.endsWith('-test-echo-server')));
     assert.ok(server, 'the container exists');
     const inspect = await engineGet(engine.socketPath, `/containers/${server.Id}/json`);
