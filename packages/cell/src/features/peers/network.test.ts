@@ -8,7 +8,8 @@ import { openVault, type Vault } from '../vault/vault.js';
 import type { WgPeer } from '../wireguard/config.js';
 import type { ApplyResult, PeerChange, WireGuardStatus } from '../wireguard/interface.js';
 import { PSK_BUNDLE_SECRET, PSK_DECRYPTS_IN_FLIGHT, PeerNetwork, type LiveInterface } from './network.js';
-import { createPeer, listPeers, peerTraffic } from './service.js';
+import { listPeers } from './queries.js';
+import { createPeer, peerTraffic } from './service.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -17,7 +17,8 @@ import {
 import type { AuditLog } from '../audit/service.js';
 import type { WgPeer } from '../wireguard/config.js';
 import type { WireGuardPeerStatus } from '../wireguard/status.js';
-import { expiredButOpen, isLive, peerSecret, syncPeerLogin } from './service.js';
+import { expiredButOpen, insertTraffic, listLivePeers, listPeerKeys, peersWithKeys, pruneTraffic } from './queries.js';
+import { isLive, peerSecret, syncPeerLogin } from './service.js';
 
 /** How old a `wg show` snapshot may be before a read refreshes it, and how old it may be served while that runs. */
 export const SNAPSHOT_FRESH_MS = 2_000;
@@ -43,8 +44,6 @@ export interface DriftReport {
 
 /** Names listed per kind in a drift audit entry; the counts are always whole. */
 const DRIFT_NAMES_LISTED = 50;
-/** Values per `IN (…)` list: under SQLite's limit on bound parameters. */
-const IN_CHUNK = 500;
 /** Traffic samples written per transaction (5 values each: under SQLite's limit on bound parameters). */
 const SAMPLES_PER_TRANSACTION = 500;
 
@@ -219,13 +218,7 @@ export class PeerNetwork {
   /** The server side of every live peer: its address, public key and PSK. */
   async livePeers(): Promise<WgPeer[]> {
     const now = nowIso();
-    const rows = await this.db
-      .selectFrom('peers')
-      .select(['id', 'public_key', 'address'])
-      .where('enabled', '=', 1)
-      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
-      .orderBy('id')
-      .execute();
+    const rows = await listLivePeers(this.db, now);
     // Each uncached PSK is one age decryption (~1 ms; its X25519 step runs on libuv's pool): a few in
     // flight at once keep the pool and the main thread both busy — about 1.4× faster at start-up.
     const psks: Array<string | undefined> = new Array(rows.length);
@@ -309,7 +302,7 @@ export class PeerNetwork {
   private async saveBundle(): Promise<void> {
     await this.loadBundle(); // what it holds of peers not in the cache is kept
     this.bundleDirty = false;
-    const rows = await this.db.selectFrom('peers').select(['id', 'public_key']).execute();
+    const rows = await listPeerKeys(this.db);
     const psks: Record<string, string> = {};
     for (const row of rows) {
       const psk = this.pskCache.get(row.id) ?? this.bundle?.get(row.public_key);
@@ -386,18 +379,7 @@ export class PeerNetwork {
   /** What the interface should hold of these peers now: live ones (re)added whole, the rest removed. */
   private async changeOf(keys: string[]): Promise<{ upsert: WgPeer[]; remove: string[] }> {
     const now = nowIso();
-    type Row = { id: number; public_key: string; address: string; enabled: number; expires_at: string | null };
-    const rows: Row[] = [];
-    for (let i = 0; i < keys.length; i += IN_CHUNK) {
-      rows.push(
-        ...(await this.db
-          .selectFrom('peers')
-          .select(['id', 'public_key', 'address', 'enabled', 'expires_at'])
-          .where('public_key', 'in', keys.slice(i, i + IN_CHUNK))
-          .orderBy('id')
-          .execute()),
-      );
-    }
+    const rows = await peersWithKeys(this.db, keys);
     const live = rows.filter((r) => isLive(r, now));
     const liveKeys = new Set(live.map((r) => r.public_key));
     const upsert: WgPeer[] = [];
@@ -464,16 +446,7 @@ export class PeerNetwork {
   }
 
   private async namesOf(keys: string[]): Promise<Map<string, string>> {
-    const names = new Map<string, string>();
-    for (let i = 0; i < keys.length; i += IN_CHUNK) {
-      const rows = await this.db
-        .selectFrom('peers')
-        .select(['name', 'public_key'])
-        .where('public_key', 'in', keys.slice(i, i + IN_CHUNK))
-        .execute();
-      for (const r of rows) names.set(r.public_key, r.name);
-    }
-    return names;
+    return new Map((await peersWithKeys(this.db, keys)).map((r) => [r.public_key, r.name]));
   }
 
   async status(): Promise<
@@ -528,7 +501,7 @@ export class PeerNetwork {
     const status = await this.status();
     if (!status.running || status.peers.length === 0) return 0;
     const live = byPublicKey(status.peers);
-    const rows = await this.db.selectFrom('peers').select(['id', 'public_key']).execute();
+    const rows = await listPeerKeys(this.db);
     const ts = nowIso();
     const samples = rows.flatMap((r) => {
       const s = live.get(r.public_key);
@@ -551,9 +524,9 @@ export class PeerNetwork {
     // Samples need no atomicity across peers: traffic is a difference of one peer's own samples.
     for (let i = 0; i < samples.length; i += SAMPLES_PER_TRANSACTION) {
       const chunk = samples.slice(i, i + SAMPLES_PER_TRANSACTION);
-      await this.db.transaction().execute((trx) => trx.insertInto('peer_traffic').values(chunk).execute());
+      await this.db.transaction().execute((trx) => insertTraffic(trx, chunk));
     }
-    await this.db.deleteFrom('peer_traffic').where('ts', '<', cutoff).execute();
+    await pruneTraffic(this.db, cutoff);
     return samples.length;
   }
 

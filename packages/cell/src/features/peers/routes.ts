@@ -21,18 +21,8 @@ import {
   checkPeerFields,
   checkPeerUpdate,
 } from './schema.js';
-import {
-  createPeers,
-  deletePeer,
-  findPeer,
-  listPeers,
-  peerTraffic,
-  requirePeer,
-  updatePeer,
-  type CreatedPeer,
-  type PeerRow,
-} from './service.js';
-import { findPeerOfUser, peerNamesByKey } from './queries.js';
+import { createPeers, deletePeer, peerTraffic, requirePeer, updatePeer, type CreatedPeer } from './service.js';
+import { findPeer, findPeerOfUser, listPeers, peerNamesByKey, type PeerRow } from './queries.js';
 
 /** A new peer's login: the password as given or generated, and the hash to store. */
 interface PreparedLogin {

@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { Database } from '../../db/schema.js';
 import { errors } from '../../http/errors.js';
 import { nowIso } from '../../lib/tokens.js';
@@ -7,11 +7,20 @@ import { createUser } from '../users/service.js';
 import type { Vault } from '../vault/vault.js';
 import { generateKeyPair, generatePresharedKey } from '../wireguard/keys.js';
 import { nextFreeAddresses } from '../wireguard/addresses.js';
-import type { CreatePeerBody, ListPeersQuery, UpdatePeerBody } from './schema.js';
+import type { CreatePeerBody, UpdatePeerBody } from './schema.js';
 
-import { findPeer, PEER_COLUMNS, type PeerRow } from './queries.js';
+import {
+  deletePeerRow,
+  findPeer,
+  insertPeer,
+  takenNames,
+  trafficSince,
+  updatePeerRow,
+  usedAddresses,
+  type PeerRow,
+} from './queries.js';
 
-export { findPeer, type PeerRow };
+export { findPeer, type PeerRow } from './queries.js';
 
 /** Where a peer's secrets live in the vault. */
 export const peerSecret = (peerId: number, kind: 'private_key' | 'psk') => `peer/${peerId}/${kind}`;
@@ -57,12 +66,7 @@ export async function createPeers(
   items: Array<{ input: CreatePeerBody; passwordHash: string }>,
 ): Promise<CreatedPeer[]> {
   const names = items.map((i) => i.input.name);
-  const taken = new Set<string>();
-  for (let i = 0; i < names.length; i += IN_CHUNK) {
-    const chunk = names.slice(i, i + IN_CHUNK);
-    const rows = await trx.selectFrom('peers').select('name').where('name', 'in', chunk).execute();
-    for (const r of rows) taken.add(r.name);
-  }
+  const taken = new Set(await takenNames(trx, names));
   if (taken.size) {
     const list = [...taken];
     const quoted = list.map((n) => `"${n}"`).join(', ');
@@ -70,12 +74,7 @@ export async function createPeers(
     throw errors.conflict(message, { name: 'is taken' });
   }
   const { network } = await readCellSettings(trx);
-  const used = await trx.selectFrom('peers').select('address').execute();
-  const addresses = nextFreeAddresses(
-    network.subnet,
-    used.map((r) => r.address),
-    items.length,
-  );
+  const addresses = nextFreeAddresses(network.subnet, await usedAddresses(trx), items.length);
   if (addresses.length < items.length) {
     const room = addresses.length;
     throw errors.conflict(
@@ -92,25 +91,21 @@ export async function createPeers(
     const keys = generateKeyPair();
     const presharedKey = generatePresharedKey();
     const now = nowIso();
-    const peer = await trx
-      .insertInto('peers')
-      .values({
-        name: input.name,
-        description: input.description ?? '',
-        user_id: user.id,
-        public_key: keys.publicKey,
-        address: addresses[n]!,
-        dns: JSON.stringify(input.dns ?? []),
-        allowed_ips: JSON.stringify(input.allowed_ips ?? []),
-        peer_group: input.group ?? null,
-        tags: JSON.stringify(input.tags ?? []),
-        enabled: 1,
-        expires_at: input.expires_at ? new Date(input.expires_at).toISOString() : null,
-        created_at: now,
-        updated_at: now,
-      })
-      .returning(PEER_COLUMNS)
-      .executeTakeFirstOrThrow();
+    const peer = await insertPeer(trx, {
+      name: input.name,
+      description: input.description ?? '',
+      user_id: user.id,
+      public_key: keys.publicKey,
+      address: addresses[n]!,
+      dns: JSON.stringify(input.dns ?? []),
+      allowed_ips: JSON.stringify(input.allowed_ips ?? []),
+      peer_group: input.group ?? null,
+      tags: JSON.stringify(input.tags ?? []),
+      enabled: 1,
+      expires_at: input.expires_at ? new Date(input.expires_at).toISOString() : null,
+      created_at: now,
+      updated_at: now,
+    });
     secrets.push([peerSecret(peer.id, 'private_key'), keys.privateKey], [peerSecret(peer.id, 'psk'), presharedKey]);
     created.push({ peer, presharedKey });
   }
@@ -126,27 +121,6 @@ export async function createPeers(
 
 /** Vault writes of a batch in flight at once. */
 const ENCRYPTIONS_IN_FLIGHT = 8;
-
-/** Values per `IN (…)` list: well under SQLite's limit on bound parameters. */
-const IN_CHUNK = 500;
-
-export async function listPeers(db: Kysely<Database>, q: ListPeersQuery) {
-  let base = db.selectFrom('peers');
-  if (q.group) base = base.where('peer_group', '=', q.group);
-  if (q.enabled) base = base.where('enabled', '=', q.enabled === 'true' ? 1 : 0);
-  // the user's text matches literally: % and _ are escaped, and SQLite needs the ESCAPE clause to honour that
-  if (q.q) base = base.where(sql<boolean>`name like ${`%${q.q.replace(/[%_\\]/g, '\\$&')}%`} escape '\\'`);
-  // tags is a JSON array: match an element exactly, not a substring
-  if (q.tag)
-    base = base.where(sql<boolean>`exists (select 1 from json_each(peers.tags) where json_each.value = ${q.tag})`);
-  const limit = q.limit ?? 100;
-  const offset = q.offset ?? 0;
-  const [peers, count] = await Promise.all([
-    base.select(PEER_COLUMNS).orderBy('name').limit(limit).offset(offset).execute(),
-    base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
-  ]);
-  return { peers, total: Number(count.n), limit, offset };
-}
 
 /** Applies a validated change; keeps the peer's login in step with whether the peer is live. */
 export async function updatePeer(trx: Transaction<Database>, name: string, patch: UpdatePeerBody): Promise<PeerRow> {
@@ -166,7 +140,7 @@ export async function updatePeer(trx: Transaction<Database>, name: string, patch
     tags: patch.tags ? JSON.stringify(patch.tags) : peer.tags,
     updated_at: nowIso(),
   };
-  await trx.updateTable('peers').set(next).where('id', '=', peer.id).execute();
+  await updatePeerRow(trx, peer.id, next);
   await syncPeerLogin(trx, peer.user_id, isLive({ enabled: next.enabled, expires_at: next.expires_at }));
   return (await findPeer(trx, name))!;
 }
@@ -195,20 +169,9 @@ export async function deletePeer(
   for (const hook of hooks) await hook(trx, peer);
   await vault.delete(peerSecret(peer.id, 'private_key'), trx);
   await vault.delete(peerSecret(peer.id, 'psk'), trx);
-  await trx.deleteFrom('peers').where('id', '=', peer.id).execute();
+  await deletePeerRow(trx, peer.id);
   if (peer.user_id !== null) await trx.deleteFrom('users').where('id', '=', peer.user_id).execute();
   return peer;
-}
-
-/** Peers whose expiry has passed but whose login is still open: the expiry job closes them. */
-export async function expiredButOpen(db: Kysely<Database>, now = nowIso()) {
-  return db
-    .selectFrom('peers')
-    .innerJoin('users', 'users.id', 'peers.user_id')
-    .select(['peers.id', 'peers.name', 'peers.user_id', 'peers.public_key'])
-    .where('peers.expires_at', '<=', now)
-    .where('users.disabled', '=', 0)
-    .execute();
 }
 
 const PERIOD_MS = { '24h': 86_400_000, '7d': 7 * 86_400_000, '30d': 30 * 86_400_000 } as const;
@@ -224,13 +187,7 @@ export async function peerTraffic(
   now = Date.now(),
 ) {
   const since = new Date(now - PERIOD_MS[period]).toISOString();
-  const rows = await db
-    .selectFrom('peer_traffic')
-    .select(['ts', 'rx_bytes', 'tx_bytes'])
-    .where('peer_id', '=', peerId)
-    .where('ts', '>=', since)
-    .orderBy('ts')
-    .execute();
+  const rows = await trafficSince(db, peerId, since);
   const points: Array<{ ts: string; rx_bytes: number; tx_bytes: number }> = [];
   let prev: (typeof rows)[number] | undefined;
   for (const row of rows) {
