@@ -17,7 +17,7 @@ import { nowIso, sha256Hex } from '../../lib/tokens.js';
 import { compile } from '../../lib/ajv.js';
 import type { AuditLog } from '../audit/service.js';
 import { readCellSettings } from '../config/service.js';
-import { listInstallations } from '../store/installations.js';
+import { listInstallations } from '../store/queries.js';
 import type { Vault } from '../vault/vault.js';
 import { cellAddress } from '../wireguard/addresses.js';
 import type { WgPeer } from '../wireguard/config.js';
