@@ -4,6 +4,7 @@ import type SQLite from 'better-sqlite3';
 import type { Database } from '../../db/schema.js';
 import type { Logger } from '../../lib/logger.js';
 import { nowIso } from '../../lib/tokens.js';
+import { countSamples, insertSampleKeepingNewest, listSamples } from './queries.js';
 
 export interface HealthSample {
   ts: string;
@@ -84,45 +85,21 @@ export class HealthMonitor {
     const sample = await this.sample();
     this.last = sample;
     if (!sample.checks['database']?.ok) return sample;
-    await this.db.transaction().execute(async (trx) => {
-      await trx
-        .insertInto('health_checks')
-        .values({
-          ts: sample.ts,
-          status: sample.status,
-          duration_ms: sample.duration_ms,
-          checks: JSON.stringify(sample.checks),
-        })
-        .execute();
-      const cutoff = await trx
-        .selectFrom('health_checks')
-        .select('id')
-        .orderBy('id', 'desc')
-        .offset(this.opts.keep)
-        .limit(1)
-        .executeTakeFirst();
-      if (cutoff) await trx.deleteFrom('health_checks').where('id', '<=', cutoff.id).execute();
-    });
+    const stored = {
+      ts: sample.ts,
+      status: sample.status,
+      duration_ms: sample.duration_ms,
+      checks: JSON.stringify(sample.checks),
+    };
+    await this.db.transaction().execute((trx) => insertSampleKeepingNewest(trx, stored, this.opts.keep));
     return sample;
   }
 
   async history(limit: number, offset: number): Promise<{ samples: HealthSample[]; total: number }> {
-    const [rows, count] = await Promise.all([
-      this.db
-        .selectFrom('health_checks')
-        .select(['ts', 'status', 'duration_ms', 'checks'])
-        .orderBy('id', 'desc')
-        .limit(limit)
-        .offset(offset)
-        .execute(),
-      this.db
-        .selectFrom('health_checks')
-        .select((eb) => eb.fn.countAll<number>().as('n'))
-        .executeTakeFirstOrThrow(),
-    ]);
+    const [rows, total] = await Promise.all([listSamples(this.db, limit, offset), countSamples(this.db)]);
     return {
       samples: rows.map((r) => ({ ...r, checks: JSON.parse(r.checks) as HealthSample['checks'] })),
-      total: Number(count.n),
+      total,
     };
   }
 }
