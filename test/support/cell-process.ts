@@ -30,6 +30,7 @@ export interface StartOptions {
   /** Written to <dataDir>/cell.yaml before start. */
   cellYaml?: string;
   env?: Record<string, string>;
+  /** How long a start may take before the test fails: generous, a bound on hanging, not a speed goal (CI shares 2 cores). */
   timeoutMs?: number;
   /** Another entry script instead of the bundle (a test entry that passes hooks, e.g. rotation-pause-cell.js). */
   main?: string;
@@ -62,7 +63,7 @@ export async function startCellProcess(opts: StartOptions = {}): Promise<CellPro
     const timer = setTimeout(() => {
       child.kill('SIGKILL'); // do not leave a half-started cell behind
       reject(new Error(`cell did not start in time:\n${out}`));
-    }, opts.timeoutMs ?? 15_000);
+    }, opts.timeoutMs ?? 40_000);
     const onData = () => {
       const m = /PIC cell listening on (http:\/\/\S+)/.exec(out);
       if (m) {
