@@ -103,15 +103,9 @@ export class PeerSyncListener {
     req: import('node:http').IncomingMessage,
     res: import('node:http').ServerResponse,
   ): Promise<void> {
-    const send = (status: number, body: unknown) => {
-      res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-      res.end(JSON.stringify(body));
-    };
+    const send = (status: number, body: unknown) => sendJson(res, status, body);
     try {
-      const path = (req.url ?? '').split('?')[0]!.toLowerCase();
-      if (path !== SYNC_PATH) return send(404, { ok: false, error: 'not found', code: 'not_found', fields: {} });
-      if (req.method !== 'POST')
-        return send(405, { ok: false, error: 'POST only', code: 'method_not_allowed', fields: {} });
+      if (!isPostTo(req, res, SYNC_PATH)) return;
       let raw: Buffer;
       try {
         raw = await getRawBody(req, { limit: SYNC_BODY_LIMIT });
@@ -218,15 +212,9 @@ export class LinkListener implements OneStepListener {
     req: import('node:http').IncomingMessage,
     res: import('node:http').ServerResponse,
   ): Promise<void> {
-    const send = (status: number, body: unknown) => {
-      res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-      res.end(JSON.stringify(body));
-    };
+    const send = (status: number, body: unknown) => sendJson(res, status, body);
     try {
-      const path = (req.url ?? '').split('?')[0]!.toLowerCase();
-      if (path !== ONE_STEP_PATH) return send(404, { ok: false, error: 'not found', code: 'not_found', fields: {} });
-      if (req.method !== 'POST')
-        return send(405, { ok: false, error: 'POST only', code: 'method_not_allowed', fields: {} });
+      if (!isPostTo(req, res, ONE_STEP_PATH)) return;
       const ip = req.socket.remoteAddress ?? 'unknown';
       if (this.tooMany(ip))
         return send(429, { ok: false, error: 'too many attempts: wait a minute', code: 'rate_limited', fields: {} });
@@ -244,4 +232,24 @@ export class LinkListener implements OneStepListener {
       if (!res.headersSent) send(500, { ok: false, error: 'internal error', code: 'internal', fields: {} });
     }
   }
+}
+
+/** An answer of these listeners (they run outside Koa): JSON, never cached. */
+function sendJson(res: import('node:http').ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(JSON.stringify(body));
+}
+
+/** Answers 404 or 405 in the one error shape unless the request is a POST to `path`. */
+function isPostTo(
+  req: import('node:http').IncomingMessage,
+  res: import('node:http').ServerResponse,
+  path: string,
+): boolean {
+  const asked = (req.url ?? '').split('?')[0]!.toLowerCase();
+  if (asked !== path) sendJson(res, 404, { ok: false, error: 'not found', code: 'not_found', fields: {} });
+  else if (req.method !== 'POST')
+    sendJson(res, 405, { ok: false, error: 'POST only', code: 'method_not_allowed', fields: {} });
+  else return true;
+  return false;
 }
