@@ -154,6 +154,13 @@ export function rateLimitRequests(limiter: SlidingWindowLimiter) {
  * `ctx.state.countFailure()`; any other outcome (success, a refused body, a busy hash queue)
  * gives the reserved attempt back when the request ends.
  */
+declare module 'koa' {
+  interface DefaultContext {
+    /** Makes this attempt count against the failure limit; set by `rateLimitFailures` (like `trx` by `transactional`). */
+    countFailure: () => void;
+  }
+}
+
 export function rateLimitFailures(limiter: SlidingWindowLimiter) {
   return async function limitFailures(ctx: Context, next: Next): Promise<void> {
     const attempt = limiter.reserve(ctx.ip);
@@ -163,7 +170,7 @@ export function rateLimitFailures(limiter: SlidingWindowLimiter) {
       throw errors.tooManyRequests(seconds, `too many failed attempts; try again in ${seconds} s`);
     }
     let failed = false;
-    ctx.state['countFailure'] = () => {
+    ctx.countFailure = () => {
       failed = true;
     };
     try {

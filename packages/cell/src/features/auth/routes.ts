@@ -4,7 +4,8 @@ import type { CellDeps } from '../../deps.js';
 import { errors, HttpError } from '../../http/errors.js';
 import { rateLimitFailures } from '../../http/rate-limit.js';
 import { requireRole, requireSession } from '../../http/guard.js';
-import { validateBody, validateQuery } from '../../http/validate.js';
+import { type InputContext, validateBody, validateQuery } from '../../http/validate.js';
+import { prepare } from '../../http/prepare.js';
 import { transactional } from '../../http/transaction.js';
 import { audited } from '../../http/audit.js';
 import type { SessionData } from '../../http/session.js';
@@ -48,7 +49,7 @@ export function authRoutes(deps: CellDeps): Router {
       }
       const found = await authenticate(db, username, password, ctx.ip);
       if (!found) {
-        (ctx.state['countFailure'] as () => void)();
+        ctx.countFailure();
         throw errors.unauthorized('invalid username or password');
       }
       const csrf = await signIn(ctx, found);
@@ -85,23 +86,22 @@ export function authRoutes(deps: CellDeps): Router {
     requireSession(sessions),
     audited('user', (ctx) => ctx.state.user?.username),
     validateBody(ChangePasswordBody),
-    async (ctx, next) => {
+    prepare(async (ctx: InputContext<ChangePasswordBody>) => {
       // The new password's own rule first: refusing a weak one checks nothing, so it costs no attempt.
       const problem = await passwordProblem(ctx.input.new_password, [user(ctx).username]);
       if (problem) throw errors.validation({ new_password: problem }, `new password ${problem}`);
       // Hash outside the transaction: scrypt takes ~100 ms and the transaction holds the database.
       try {
-        ctx.state['passwordHash'] = await prepareNewPassword(db, user(ctx), ctx.input, ctx.ip);
+        return await prepareNewPassword(db, user(ctx), ctx.input, ctx.ip);
       } catch (err) {
         // a refused hash (the queue was full) checked nothing: its reserved attempt is given back
-        if (!(err instanceof HttpError && err.id === 'busy')) (ctx.state['countFailure'] as () => void)();
+        if (!(err instanceof HttpError && err.id === 'busy')) ctx.countFailure();
         throw err;
       }
-      await next();
-    },
+    }),
     transactional(db),
     async (ctx) => {
-      await storeNewPassword(ctx.trx, user(ctx).id, ctx.state['passwordHash'] as string);
+      await storeNewPassword(ctx.trx, user(ctx).id, ctx.prepared);
       // Other devices signed in with the old password are signed out; this one stays.
       await sessions.destroyUserSessions(ctx.trx, user(ctx).id, sessionKey(ctx));
       ctx.body = { ok: true };
