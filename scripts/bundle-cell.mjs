@@ -53,6 +53,34 @@ export function bundleIsCurrent() {
   }
 }
 
+/**
+ * Packages left to Node's loader that the cell must only load on first use: @pic/runtime's index
+ * loads dockerode, whose ssh2 instantiates a 16 MB WebAssembly heap (idle RSS 70 → 86 MB).
+ */
+const LAZY_ONLY = ['@pic/runtime', '@peculiar/x509', 'reflect-metadata'];
+
+/**
+ * The external modules loaded at start-up: by main.js, the modules it imports right away (server.js
+ * or vpn-cli.js, dynamic only so that a flag is set first), and everything they import statically.
+ */
+function eagerlyImported(metafile) {
+  const outputs = metafile.outputs;
+  const entry = Object.keys(outputs).find((o) => outputs[o].entryPoint?.endsWith('dist/main.js'));
+  const seen = new Set();
+  const external = new Set();
+  const visit = (out, isEntry = false) => {
+    if (seen.has(out)) return;
+    seen.add(out);
+    for (const imp of outputs[out]?.imports ?? []) {
+      if (imp.kind !== 'import-statement' && !isEntry) continue; // dynamic imports load on first use
+      if (imp.external) external.add(imp.path);
+      else visit(imp.path);
+    }
+  };
+  if (entry) visit(entry, true);
+  return external;
+}
+
 export async function bundleCell() {
   const root = ROOT;
   if (bundleIsCurrent()) return false;
@@ -88,6 +116,14 @@ export async function bundleCell() {
   // product, but must never be part of it: a product module importing one fails the build here.
   const leaked = Object.keys(result.metafile.inputs).filter((f) => /\.test(-support)?\.js$/.test(f));
   if (leaked.length) throw new Error(`the cell bundle would include test code: ${leaked.join(', ')}`);
+  const eager = eagerlyImported(result.metafile);
+  const heavy = LAZY_ONLY.filter((name) => eager.has(name));
+  if (heavy.length) {
+    throw new Error(
+      `the cell would load ${heavy.join(', ')} at start-up: import it with import() where it is used ` +
+        '(or from a subpath that does not load it, e.g. @pic/runtime/executable)',
+    );
+  }
   // esbuild's own virtual inputs (none today) name no file and cannot be hashed
   const files = Object.keys(result.metafile.inputs)
     .filter((f) => existsSync(resolve(root, f)))

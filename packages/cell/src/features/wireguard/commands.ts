@@ -4,7 +4,8 @@
  * message or a reason is passed through redactKeys first: `wg` echoes a malformed key line back.
  */
 import { execFile, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { findExecutable } from '@pic/runtime';
+// the subpath, not the package: its index loads dockerode (and ssh2's 16 MB WebAssembly heap) at start-up
+import { findExecutable } from '@pic/runtime/executable';
 
 /** Linux interface names: at most 15 bytes; we also keep them to plain ASCII that needs no quoting. */
 const INTERFACE_NAME = /^[A-Za-z][A-Za-z0-9_-]{0,14}$/;
