@@ -80,6 +80,7 @@ export function openDatabase(file: string): CellDatabase {
     async close() {
       if (closed) return;
       closed = true;
+      writes.close();
       await db.destroy(); // closes the better-sqlite3 handle too
     },
   };

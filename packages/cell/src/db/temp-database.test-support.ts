@@ -23,3 +23,9 @@ export async function openTempDatabase(prefix = 'pic-test-'): Promise<TempDataba
     },
   };
 }
+
+/**
+ * Resolves once the event loop has polled for I/O again (an immediate set now runs before that
+ * poll, one set from it after): where the cell reads its next request.
+ */
+export const nextPollForIo = (): Promise<void> => new Promise((resolve) => setImmediate(() => setImmediate(resolve)));

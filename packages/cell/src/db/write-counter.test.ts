@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { sql } from 'kysely';
-import { openTempDatabase, type TempDatabase } from './temp-database.test-support.js';
+import { nextPollForIo, openTempDatabase, type TempDatabase } from './temp-database.test-support.js';
 import { WriteCounter } from './write-counter.js';
 
 describe('WriteCounter (kysely plugin) on a real SQLite file', () => {
@@ -50,13 +50,34 @@ describe('WriteCounter (kysely plugin) on a real SQLite file', () => {
     assert.notEqual(writes.value, compiled, 'and again when done');
   });
 
+  it("moves on another connection's commit before the next turn of the event loop (a watch on the WAL)", async () => {
+    const now = 1_000_000; // the clock stands still: the pragma is never read again
+    const file = join(temp.dir, 'cell.db');
+    const own = new SQLite(file);
+    own.pragma('journal_mode = WAL');
+    const other = new SQLite(file);
+    const writes = new WriteCounter(own, () => now);
+    try {
+      const first = writes.value;
+      other.prepare("INSERT INTO settings (key, value, updated_at) VALUES ('watched', '1', 'x')").run();
+      assert.equal(writes.value, first, 'the event is read in the next poll for I/O, with any request');
+      await nextPollForIo();
+      assert.notEqual(writes.value, first);
+    } finally {
+      writes.close();
+      own.close();
+      other.close();
+    }
+  });
+
   it("notices another connection's commit within EXTERNAL_CHECK_MS, without reading the pragma on every call", async () => {
     let now = 1_000_000;
     const file = join(temp.dir, 'cell.db');
     const own = new SQLite(file);
     const other = new SQLite(file);
+    const writes = new WriteCounter(own, () => now);
+    writes.close(); // the pragma alone, as on a file system without change events
     try {
-      const writes = new WriteCounter(own, () => now);
       const first = writes.value;
       other.prepare("INSERT INTO settings (key, value, updated_at) VALUES ('external', '1', 'x')").run();
       assert.equal(writes.value, first, 'not yet: checked less than EXTERNAL_CHECK_MS ago');

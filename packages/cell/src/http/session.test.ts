@@ -2,8 +2,10 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { openTempDatabase, type TempDatabase } from '../db/temp-database.test-support.js';
+import { nextPollForIo, openTempDatabase, type TempDatabase } from '../db/temp-database.test-support.js';
 import type { CellDatabase } from '../db/database.js';
+import SQLite from 'better-sqlite3';
+import { storeNewPassword } from '../features/auth/service.js';
 import { createUser } from '../features/users/service.js';
 import { randomToken, sha256Hex } from '../lib/tokens.js';
 import { SqliteSessionStore } from './session.js';
@@ -188,6 +190,46 @@ describe('SqliteSessionStore on a real SQLite file', () => {
       );
       assert.equal(((await loading) as { disabled: boolean }).disabled, false, 'the load saw the committed row');
       assert.equal((await store.account(alice))?.disabled, false);
+    });
+
+    it("a password change ends the user's other sessions from the very next read, and keeps the one that changed it", async () => {
+      await store.set('here', { uid: alice, role: 'admin' }, IDLE);
+      await store.set('elsewhere', { uid: alice, role: 'admin' }, IDLE);
+      await store.set('bobs', { uid: bob, role: 'peer' }, IDLE);
+      for (const key of ['here', 'elsewhere', 'bobs']) assert.ok(await store.get(key), `${key} is in memory`);
+      assert.equal((await store.account(alice))?.username, 'alice');
+      assert.ok(store.accountInMemory(alice));
+      // what POST /api/auth/change-password commits
+      await database.db.transaction().execute(async (trx) => {
+        await storeNewPassword(trx, alice, 'scrypt$new');
+        await store.destroyUserSessions(trx, alice, 'here');
+      });
+      assert.equal(await store.get('elsewhere'), undefined);
+      assert.equal((await store.get('here'))?.uid, alice);
+      assert.equal((await store.get('bobs'))?.uid, bob, "nobody else's session");
+    });
+
+    it('an outside write (another connection to the file) counts from the next turn of the event loop', async () => {
+      await store.set('k', { uid: bob, role: 'peer' }, IDLE);
+      assert.ok(await store.get('k'));
+      assert.equal((await store.account(bob))?.disabled, false);
+      assert.equal(store.accountInMemory(bob)?.disabled, false);
+      // another process (the sqlite3 shell, a restore script) disables the account and ends the session
+      const other = new SQLite(join(dir, 'cell.db'));
+      try {
+        other.prepare('UPDATE users SET disabled = 1 WHERE id = ?').run(bob);
+        // the next request is read in the same poll for I/O as the write's file event, after it
+        // (the clock has not moved: data_version is not read again)
+        await nextPollForIo();
+        assert.equal(store.accountInMemory(bob), undefined, 'the copy is gone');
+        assert.equal((await store.account(bob))?.disabled, true);
+        other.prepare('DELETE FROM sessions').run();
+        await nextPollForIo();
+        assert.equal(await store.get('k'), undefined);
+      } finally {
+        other.prepare('UPDATE users SET disabled = 0 WHERE id = ?').run(bob);
+        other.close();
+      }
     });
 
     it('time still ends a session served from memory', async () => {
