@@ -144,16 +144,26 @@ export async function run(ctx) {
   for (const { target } of Object.values(targets)) {
     await runLoad({ ...target, connections: opts.connections, warmupMs: 0, durationMs: PREWARM_S * 1000 });
   }
-  // The cell and the chosen parts alone run back to back in every round, in alternating order, so
-  // a slow spell of the shared machine lands on both rather than on one.
+  // The cell and the chosen parts alone run twice in every round, A B … B A (the order alternating
+  // from round to round): a machine that speeds up or slows down during the round weighs on both
+  // alike, and each gets two samples for one round's ratio.
   const rounds = [];
   for (let r = 1; r <= roundsWanted; r++) {
-    const order = r % 2 ? ['status', 'stack', 'noSession', 'koa'] : ['stack', 'status', 'koa', 'noSession'];
-    const got = {};
+    const order =
+      r % 2
+        ? ['status', 'stack', 'noSession', 'koa', 'stack', 'status']
+        : ['stack', 'status', 'koa', 'noSession', 'status', 'stack'];
+    const samples = { status: [], stack: [], noSession: [], koa: [] };
     for (const key of order) {
-      got[key] = await measured(targets[key].pid, () => runLoad({ ...targets[key].target, ...load }), load.warmupMs);
+      const got = await measured(targets[key].pid, () => runLoad({ ...targets[key].target, ...load }), load.warmupMs);
+      samples[key].push(got);
     }
-    const { status, stack: parts, noSession, koa: hello } = got;
+    const {
+      status,
+      stack: parts,
+      noSession,
+      koa: hello,
+    } = Object.fromEntries(Object.entries(samples).map(([key, list]) => [key, pooled(list)]));
     rounds.push({
       status,
       stack: parts,
@@ -265,8 +275,9 @@ export async function run(ctx) {
     `load: ${opts.connections} keep-alive connections, closed loop (next request when the previous answer arrives), ` +
       `${PREWARM_S} s of load on each server first, ` +
       `then per round ${opts.warmup} s warm-up and ${opts.seconds} s measured ` +
-      `on each of the four servers, ${rounds.length} interleaved rounds (the cell and the parts alone back to back, ` +
-      'their order alternating), medians reported; the goal (issue 9) is the cell ÷ the chosen parts alone >= 0.85',
+      `on each of the four servers, the cell and the parts alone twice (A B … B A, the order alternating ` +
+      `from round to round), ${rounds.length} interleaved rounds, medians reported; ` +
+      'the goal (issue 9) is the cell ÷ the chosen parts alone >= 0.85',
     'two runs should agree within 0.05 on that ratio; the spread row shows how far the rounds of this run were ' +
       'apart. Other work on the machine (see the load average) lands on the servers core and widens it. ' +
       'When the server does not ' +
@@ -326,6 +337,17 @@ export async function run(ctx) {
     api_per_minute: API_PER_MINUTE,
   };
   return { rows, notes, json };
+}
+
+/** Several equally long measurements of one server as one: mean req/s and cores, the first one's latencies. */
+function pooled(list) {
+  const mean = (pick) => list.reduce((sum, m) => sum + pick(m), 0) / list.length;
+  return {
+    ...list[0],
+    rps: mean((m) => m.rps),
+    serverCores: mean((m) => m.serverCores),
+    loadgenCores: mean((m) => m.loadgenCores),
+  };
 }
 
 /**
@@ -411,8 +433,8 @@ async function loginDuringBurst(url) {
   return { loginMs, answers: counts.join(', ') };
 }
 
-/** Walks the setup wizard as the first admin, completes it, then signs in afresh. */
-async function signedInSession(url) {
+/** Walks the setup wizard as the first admin, completes it, then signs in afresh (instructions.mjs too). */
+export async function signedInSession(url, timeoutMs = 10_000) {
   const cookieFrom = (res, previous) => {
     const line = [res.headers['set-cookie'] ?? []].flat().find((c) => c.startsWith('pic.sid='));
     return line ? line.split(';')[0] : previous;
@@ -425,19 +447,23 @@ async function signedInSession(url) {
     {},
   ];
   for (const body of steps) {
-    const res = await httpJson(url, 'POST', '/api/setup/step', { json: body, headers: cookie ? { cookie } : {} });
+    const res = await httpJson(url, 'POST', '/api/setup/step', {
+      json: body,
+      headers: cookie ? { cookie } : {},
+      timeoutMs,
+    });
     if (res.status !== 200) throw new Error(`setup step → ${res.status} ${JSON.stringify(res.body)}`);
     cookie = cookieFrom(res, cookie);
   }
-  const done = await httpJson(url, 'POST', '/api/setup/complete', { json: {}, headers: { cookie } });
+  const done = await httpJson(url, 'POST', '/api/setup/complete', { json: {}, headers: { cookie }, timeoutMs });
   if (done.status !== 200 || done.body?.complete !== true)
     throw new Error(`setup complete → ${done.status} ${JSON.stringify(done.body)}`);
 
-  const login = await httpJson(url, 'POST', '/api/auth/login', { json: ADMIN });
+  const login = await httpJson(url, 'POST', '/api/auth/login', { json: ADMIN, timeoutMs });
   if (login.status !== 200) throw new Error(`login → ${login.status} ${JSON.stringify(login.body)}`);
   const fresh = cookieFrom(login, undefined);
   if (!fresh) throw new Error('login set no pic.sid cookie');
-  const token = await httpJson(url, 'GET', '/api/auth/csrf-token', { headers: { cookie: fresh } });
+  const token = await httpJson(url, 'GET', '/api/auth/csrf-token', { headers: { cookie: fresh }, timeoutMs });
   if (token.status !== 200 || typeof token.body?.token !== 'string') throw new Error(`csrf-token → ${token.status}`);
   return { cookie: fresh, csrf: token.body.token };
 }

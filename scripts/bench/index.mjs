@@ -89,6 +89,8 @@ const SECTIONS = [
       };
     },
   },
+  // instructions.mjs (issues 9, 11): the core ratio in instructions under callgrind, steady on a busy machine.
+  { name: 'instructions', load: () => import('./instructions.mjs') },
   // peers.mjs (issue 4) runs its own cell: a /16 subnet for 10,000 peers and, where possible, a real interface.
   { name: 'peers', load: () => import('./peers.mjs') },
   // reach.mjs (issue 14): Caddy and dnsmasq as the cell configures them; uses the core section's cell when it ran.
