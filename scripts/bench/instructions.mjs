@@ -39,7 +39,10 @@ export async function run({ root, cleanup, log }) {
   }
   const out = mkdtempSync(join(tmpdir(), 'pic-bench-callgrind-'));
   cleanup.add(() => execFileSync('rm', ['-rf', out]));
-  const { nodeFlags, main } = cellLaunch(root);
+  const { nodeFlags, main: bundled } = cellLaunch(root);
+  // Another build of the cell to compare with (a copy of packages/cell/bundle beside it, so that
+  // its packages resolve): PIC_BENCH_CELL_MAIN=packages/cell/bundle-before/main.js
+  const main = process.env.PIC_BENCH_CELL_MAIN ? join(root, process.env.PIC_BENCH_CELL_MAIN) : bundled;
   const underCallgrind = async (args, env, listening) => {
     const child = spawn(
       valgrind,
@@ -56,12 +59,12 @@ export async function run({ root, cleanup, log }) {
     let text = '';
     child.stdout.on('data', (d) => (text += d));
     child.stderr.on('data', (d) => (text += d));
-    const exited = new Promise((resolve) => child.once('exit', resolve));
+    const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
     cleanup.add(async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await exited;
     });
-    const proc = { child, output: () => text, pid: child.pid };
+    const proc = { child, output: () => text, pid: child.pid, exited };
     const [, url] = await waitForOutput(proc, listening, 300_000);
     return { proc, url, exited };
   };
@@ -129,6 +132,7 @@ export async function run({ root, cleanup, log }) {
       "and GC helper threads run when they please); the kernel's share is not counted",
     'a figure for comparing versions of the cell on a busy machine (repeatable within about 3 %); ' +
       'the goal itself is judged on req/s in the core section',
+    `the cell measured: ${main === bundled ? 'packages/cell/bundle (npm start)' : main} (PIC_BENCH_CELL_MAIN picks another build)`,
   ];
   return {
     rows,
