@@ -3,7 +3,7 @@ import type { Database } from '../../db/schema.js';
 import { errors } from '../../http/errors.js';
 import { nowIso } from '../../lib/tokens.js';
 import { readCellSettings } from '../config/service.js';
-import { createUser } from '../users/service.js';
+import { createUser, deleteUser, endSessionsOf, setUserDisabled } from '../users/service.js';
 import type { Vault } from '../vault/vault.js';
 import { generateKeyPair, generatePresharedKey } from '../wireguard/keys.js';
 import { nextFreeAddresses } from '../wireguard/addresses.js';
@@ -148,12 +148,8 @@ export async function updatePeer(trx: Transaction<Database>, name: string, patch
 /** A disabled or expired peer cannot sign in, and its sessions end. */
 export async function syncPeerLogin(trx: Kysely<Database>, userId: number | null, live: boolean): Promise<void> {
   if (userId === null) return;
-  await trx
-    .updateTable('users')
-    .set({ disabled: live ? 0 : 1, updated_at: nowIso() })
-    .where('id', '=', userId)
-    .execute();
-  if (!live) await trx.deleteFrom('sessions').where('user_id', '=', userId).execute();
+  await setUserDisabled(trx, userId, !live);
+  if (!live) await endSessionsOf(trx, userId);
 }
 
 /** Hooks run inside the deleting transaction, e.g. the store deprovisions the peer's service accounts. */
@@ -170,7 +166,7 @@ export async function deletePeer(
   await vault.delete(peerSecret(peer.id, 'private_key'), trx);
   await vault.delete(peerSecret(peer.id, 'psk'), trx);
   await deletePeerRow(trx, peer.id);
-  if (peer.user_id !== null) await trx.deleteFrom('users').where('id', '=', peer.user_id).execute();
+  if (peer.user_id !== null) await deleteUser(trx, peer.user_id);
   return peer;
 }
 

@@ -94,3 +94,21 @@ export async function countAdmins(db: Kysely<Database>): Promise<number> {
     .executeTakeFirstOrThrow();
   return Number(row.n);
 }
+
+/** Opens or closes a login (a peer's follows its peer being live). */
+export async function setUserDisabled(trx: Kysely<Database>, userId: number, disabled: boolean): Promise<void> {
+  await trx
+    .updateTable('users')
+    .set({ disabled: disabled ? 1 : 0, updated_at: nowIso() })
+    .where('id', '=', userId)
+    .execute();
+}
+
+/** Signs the user out everywhere: every session of theirs ends. */
+export async function endSessionsOf(trx: Kysely<Database>, userId: number): Promise<void> {
+  await trx.deleteFrom('sessions').where('user_id', '=', userId).execute();
+}
+
+export async function deleteUser(trx: Kysely<Database>, userId: number): Promise<void> {
+  await trx.deleteFrom('users').where('id', '=', userId).execute();
+}
