@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startCellProcess, type CellProcess } from '../support/cell-process.js';
@@ -16,6 +16,7 @@ import {
   testEchoManifest,
   writeCatalog,
 } from './store-helpers.js';
+import { freePort } from './services-helpers.js';
 
 // After a reboot the engine starts the services' containers before the cell has brought up the
 // WireGuard address they publish on; they fail to bind and the engine does not try again. A
@@ -44,15 +45,19 @@ describe('installed services come back when the cell starts (real cell process a
   let cell: CellProcess;
   let api: ApiClient;
   let catalogDir: string;
+  let cellYaml: string;
 
   before(async () => {
     const m = await loadManifestModule();
     const digest = await buildTestEchoImage(engine.socketPath);
     const storeKey = m.generateStoreKeyPair();
     const manifest = await testEchoManifest(m, digest, storeKey.privateKey);
+    // a port published at a fixed number, on the addresses the cell chooses
+    manifest.containers[0].ports.push({ container: 9000, protocol: 'tcp', host: await freePort() });
     catalogDir = mkdtempSync(join(tmpdir(), 'pic-revive-'));
     await writeCatalog(m, catalogDir, { version: 1, key: storeKey.privateKey, manifest });
     ({ cell, api } = await startStoreCell(m, catalogDir, engine.socketPath, storeKey.publicKey));
+    cellYaml = readFileSync(join(cell.dataDir, 'cell.yaml'), 'utf8');
   });
 
   after(async () => {
@@ -106,5 +111,30 @@ describe('installed services come back when the cell starts (real cell process a
     await new Promise((r) => setTimeout(r, 1000)); // revival runs in the background after start
     const revivals = (await api.get('/api/audit?action=services.revive')).body.entries;
     assert.equal(revivals.length, 1, JSON.stringify(revivals));
+  });
+  it('says when its ports are published on addresses the cell no longer chooses, and what to do', async () => {
+    const status = async () => (await api.get('/api/services/catalog/test-echo/status')).body;
+    assert.equal((await status()).publish, null, 'published where the cell chooses: nothing to say');
+
+    // The addresses change under the installed service (as when the tunnel comes up after the
+    // install, or the VPN subnet changes): the engine keeps the ones it bound at creation.
+    await cell.stop();
+    const moved = cellYaml.replace('store:\n', 'store:\n  publish_address: [127.0.0.1, 127.0.0.2]\n');
+    assert.notEqual(moved, cellYaml);
+    cell = await startCellProcess({ dataDir: cell.dataDir, cellYaml: moved, timeoutMs: 30_000 });
+    api = api.clone(cell.url);
+    const stale = await eventually('the service to run', async () => {
+      const s = await status();
+      return s.healthy ? s : undefined;
+    });
+    assert.deepEqual(stale.publish?.published, ['127.0.0.1'], JSON.stringify(stale));
+    assert.deepEqual(stale.publish?.wanted, ['127.0.0.1', '127.0.0.2']);
+    assert.match(stale.publish?.advice, /remove it \(its data is kept\) and install it again/);
+
+    await cell.stop();
+    cell = await startCellProcess({ dataDir: cell.dataDir, cellYaml, timeoutMs: 30_000 });
+    api = api.clone(cell.url);
+    await eventually('the service to run', async () => ((await status()).healthy ? true : undefined));
+    assert.equal((await status()).publish, null, 'back where the cell chooses');
   });
 });

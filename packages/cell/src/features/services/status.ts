@@ -5,6 +5,10 @@ import { serviceHealth, waitHealthy } from '../store/health.js';
 import { findInstallation, requireInstalled } from '../store/queries.js';
 import { presentJob } from '../store/presenter.js';
 
+export const REPUBLISH_ADVICE =
+  'its ports are published on addresses the cell no longer chooses (the tunnel was down at install, or ' +
+  'the VPN subnet changed): remove it (its data is kept) and install it again';
+
 /** Where a service stands: installed or not, and each container's state and health. Undefined for an unknown id. */
 export async function serviceStatus(deps: CellDeps, id: string): Promise<Record<string, unknown> | undefined> {
   const { store, db } = deps;
@@ -40,10 +44,13 @@ export async function serviceStatus(deps: CellDeps, id: string): Promise<Record<
       ? await deps.services.accounts.contractProblem(inst)
       : 'not asked: a container is not healthy';
   }
+  const drift = await store.publishDrift(inst);
   return {
     ...installed,
     healthy: containersHealthy && contract === null,
     containers,
+    // null, or where its host ports are published against where the cell would publish them now
+    publish: drift ? { ...drift, advice: REPUBLISH_ADVICE } : null,
     ...(inst.manifest.accounts ? { accounts: { answers: contract === null, reason: contract } } : {}),
   };
 }

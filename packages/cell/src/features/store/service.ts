@@ -203,6 +203,28 @@ export class Store {
     return routes;
   }
 
+  /**
+   * The addresses an installed service's `host` ports are published on, beside the ones the cell
+   * would choose now; undefined when they agree, or it publishes none, or a container is not
+   * running (its health says so). The engine fixes them when it creates a container: a service
+   * installed while the tunnel was down, or before the VPN subnet changed, keeps the old ones.
+   */
+  async publishDrift(inst: Installation): Promise<{ published: string[]; wanted: string[] } | undefined> {
+    const withHostPorts = inst.manifest.containers.filter((c) => (c.ports ?? []).some((p) => p.host !== undefined));
+    if (withHostPorts.length === 0) return undefined;
+    const wanted = [...new Set(await publishAddresses(this.d))].sort();
+    const published = new Set<string>();
+    const names = objectNames(this.cellId, inst.id);
+    for (const c of withHostPorts) {
+      const info = await this.runtime.inspectContainer(names.container(c.name)).catch(() => undefined);
+      if (!info?.running) return undefined;
+      for (const p of info.ports)
+        if ((c.ports ?? []).some((m) => m.host === p.hostPort && m.protocol === p.protocol)) published.add(p.hostIp);
+    }
+    const sorted = [...published].sort();
+    return sorted.join() === wanted.join() ? undefined : { published: sorted, wanted };
+  }
+
   private listeningPort: number | undefined;
 
   /** The port the API listens on (config.port until the server reports the one it got, e.g. for port 0). */
