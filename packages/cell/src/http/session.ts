@@ -190,10 +190,8 @@ export class SqliteSessionStore {
   }
 
   /** Ends every session of a user, except (optionally) the one given by its cookie key. */
-  async destroyUserSessions(db: Db, userId: number, exceptKey?: string): Promise<void> {
-    let q = db.deleteFrom('sessions').where('user_id', '=', userId);
-    if (exceptKey) q = q.where('id_hash', '!=', sha256Hex(exceptKey));
-    await q.execute();
+  destroyUserSessions(db: Db, userId: number, exceptKey?: string): Promise<void> {
+    return deleteUserSessions(db, userId, exceptKey);
   }
 
   async purgeExpired(): Promise<number> {
@@ -223,4 +221,11 @@ export function sessionMiddleware(app: Koa, store: SqliteSessionStore, idleMs: n
     },
     app,
   );
+}
+
+/** The store's `destroyUserSessions`, for callers that hold no store (a peer disabled or expired). */
+export async function deleteUserSessions(db: Db, userId: number, exceptKey?: string): Promise<void> {
+  let q = db.deleteFrom('sessions').where('user_id', '=', userId);
+  if (exceptKey) q = q.where('id_hash', '!=', sha256Hex(exceptKey));
+  await q.execute();
 }

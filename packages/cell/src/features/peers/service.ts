@@ -3,7 +3,8 @@ import type { Database } from '../../db/schema.js';
 import { errors } from '../../http/errors.js';
 import { nowIso } from '../../lib/tokens.js';
 import { readCellSettings } from '../config/service.js';
-import { createUser, deleteUser, endSessionsOf, setUserDisabled } from '../users/service.js';
+import { deleteUserSessions } from '../../http/session.js';
+import { createUser, deleteUser, setUserDisabled } from '../users/service.js';
 import type { Vault } from '../vault/vault.js';
 import { generateKeyPair, generatePresharedKey } from '../wireguard/keys.js';
 import { nextFreeAddresses } from '../wireguard/addresses.js';
@@ -149,7 +150,7 @@ export async function updatePeer(trx: Transaction<Database>, name: string, patch
 export async function syncPeerLogin(trx: Kysely<Database>, userId: number | null, live: boolean): Promise<void> {
   if (userId === null) return;
   await setUserDisabled(trx, userId, !live);
-  if (!live) await endSessionsOf(trx, userId);
+  if (!live) await deleteUserSessions(trx, userId);
 }
 
 /** Hooks run inside the deleting transaction, e.g. the store deprovisions the peer's service accounts. */

@@ -104,11 +104,6 @@ export async function setUserDisabled(trx: Kysely<Database>, userId: number, dis
     .execute();
 }
 
-/** Signs the user out everywhere: every session of theirs ends. */
-export async function endSessionsOf(trx: Kysely<Database>, userId: number): Promise<void> {
-  await trx.deleteFrom('sessions').where('user_id', '=', userId).execute();
-}
-
 export async function deleteUser(trx: Kysely<Database>, userId: number): Promise<void> {
   await trx.deleteFrom('users').where('id', '=', userId).execute();
 }
