@@ -6,7 +6,7 @@ import { openDatabase, type CellDatabase } from './db/database.js';
 import { DataDirLock } from './db/data-dir-lock.js';
 import type { Logger } from './lib/logger.js';
 import { SqliteSessionStore } from './http/session.js';
-import { SlidingWindowLimiter } from './http/rate-limit.js';
+import { SlidingWindowLimiter, SlottedWindowLimiter } from './http/rate-limit.js';
 import { KnownHosts } from './http/hosts.js';
 import { refreshKnownHosts } from './features/config/service.js';
 import { SetupState } from './features/setup/service.js';
@@ -85,7 +85,7 @@ async function startLocked(config: CellConfig, logger: Logger, lock: DataDirLock
   const health = new HealthMonitor(database.db, database.sqlite, config.dataDir, config.health, logger);
   const sessions = new SqliteSessionStore(database, config.session.absoluteMs);
   const loginLimiter = new SlidingWindowLimiter(config.rateLimit.loginFailures, config.rateLimit.loginWindowMs);
-  const apiLimiter = new SlidingWindowLimiter(config.rateLimit.apiPerMinute, 60_000);
+  const apiLimiter = new SlottedWindowLimiter(config.rateLimit.apiPerMinute, 60_000);
   const audit = new AuditLog(database.db, database.sqlite);
   let peerNetworkRef: PeerNetwork | undefined;
   const tunnelOf = () => tunnelAddress(peerNetworkRef, setup);

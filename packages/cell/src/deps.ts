@@ -2,7 +2,7 @@ import type { CellConfig } from './config.js';
 import type { Db } from './db/database.js';
 import type { Logger } from './lib/logger.js';
 import type { SqliteSessionStore } from './http/session.js';
-import type { SlidingWindowLimiter } from './http/rate-limit.js';
+import type { SlidingWindowLimiter, SlottedWindowLimiter } from './http/rate-limit.js';
 import type { KnownHosts } from './http/hosts.js';
 import type { SetupState } from './features/setup/service.js';
 import type { StatusRegistry } from './features/status/service.js';
@@ -30,7 +30,7 @@ export interface CellDeps {
   logger: Logger;
   sessions: SqliteSessionStore;
   loginLimiter: SlidingWindowLimiter;
-  apiLimiter: SlidingWindowLimiter;
+  apiLimiter: SlottedWindowLimiter;
   /** The Host and Origin names the cell answers to (refreshed after settings change). */
   knownHosts: KnownHosts;
   setup: SetupState;

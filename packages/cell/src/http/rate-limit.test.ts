@@ -1,6 +1,6 @@
 import { afterEach, describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
-import { SlidingWindowLimiter } from './rate-limit.js';
+import { SlidingWindowLimiter, SlottedWindowLimiter } from './rate-limit.js';
 
 /** A clock the test moves by hand. */
 function clock(start = 1_000_000) {
@@ -158,5 +158,102 @@ describe('SlidingWindowLimiter', () => {
     first.release();
     second.release();
     assert.equal(l.peek('k').remaining, 3, 'both hits were given back');
+  });
+});
+
+describe('SlottedWindowLimiter (the API-wide limiter)', () => {
+  afterEach(() => mock.timers.reset());
+  const keysIn = (l: SlottedWindowLimiter) => (l as unknown as { logs: Map<string, unknown> }).logs.size;
+
+  it('allows `limit` hits per window, then none, per key; a refused hit is not counted', () => {
+    const c = clock(0);
+    const l = new SlottedWindowLimiter(3, 60_000, c.now);
+    assert.deepEqual(l.take('a'), { allowed: true, remaining: 2, resetSeconds: 60 });
+    c.advance(10_000);
+    assert.equal(l.take('a').remaining, 1);
+    assert.equal(l.take('a').remaining, 0);
+    assert.deepEqual(l.take('a'), { allowed: false, remaining: 0, resetSeconds: 51 });
+    assert.equal(l.peek('a').remaining, 0);
+    assert.equal(l.take('b').allowed, true, 'another key is unaffected');
+  });
+
+  it('a hit leaves at the end of its slot (a second) plus the window: never early', () => {
+    const c = clock(0);
+    const l = new SlottedWindowLimiter(1, 60_000, c.now);
+    c.advance(400);
+    l.take('ip'); // t=0.4 s, in the slot [0, 1 s)
+    c.advance(59_600); // t=60 s: a true sliding window would let the next hit in already
+    assert.equal(l.take('ip').allowed, false, 'still counted 60 s after it was made');
+    c.advance(999); // t=60.999 s
+    assert.deepEqual(l.take('ip'), { allowed: false, remaining: 0, resetSeconds: 1 });
+    c.advance(1); // t=61 s: its slot's end plus the window
+    assert.equal(l.take('ip').allowed, true);
+  });
+
+  it('no 60-second span ever holds more than `limit` hits, whatever their timing', () => {
+    const c = clock(0);
+    const l = new SlottedWindowLimiter(50, 60_000, c.now);
+    const admitted: number[] = [];
+    let state = 12345;
+    for (let i = 0; i < 20_000; i++) {
+      state = (state * 1103515245 + 12345) % 2 ** 31; // a fixed pseudo-random walk of the clock
+      c.advance(state % 70);
+      if (l.take('k').allowed) admitted.push(c.now());
+    }
+    let first = 0;
+    for (let last = 0; last < admitted.length; last++) {
+      while (admitted[last]! - admitted[first]! >= 60_000) first++;
+      assert.ok(last - first + 1 <= 50, `${last - first + 1} hits within 60 s ending at ${admitted[last]}`);
+    }
+    assert.ok(admitted.length >= 500, `the limit is used, not starved (${admitted.length} admitted)`);
+  });
+
+  it('reports whole seconds until the oldest slot leaves, at least 1', () => {
+    const c = clock(0);
+    const l = new SlottedWindowLimiter(5, 60_000, c.now);
+    assert.equal(l.peek('k').resetSeconds, 60, 'nothing counted: the window');
+    l.take('k'); // slot [0, 1 s): leaves at 61 s
+    c.advance(30_500);
+    l.take('k'); // slot [30 s, 31 s)
+    assert.equal(l.peek('k').resetSeconds, 31, 'the oldest decides: 61 − 30.5 = 30.5 → 31');
+    c.advance(30_499);
+    assert.equal(l.peek('k').resetSeconds, 1);
+    c.advance(1); // t=61 s: the first has left
+    assert.deepEqual(l.peek('k'), { remaining: 4, resetSeconds: 30 });
+  });
+
+  it('a long quiet spell empties the key; a clock that steps back counts in the newest slot', () => {
+    const c = clock(1_000_000);
+    const l = new SlottedWindowLimiter(2, 60_000, c.now);
+    l.take('k');
+    l.take('k');
+    c.advance(10 * 60_000);
+    assert.equal(l.peek('k').remaining, 2);
+    assert.equal(keysIn(l), 0, 'a key with nothing live is forgotten');
+    l.take('k');
+    c.advance(-5_000);
+    assert.deepEqual(l.take('k'), { allowed: true, remaining: 0, resetSeconds: 66 });
+    assert.equal(l.take('k').allowed, false);
+  });
+
+  it('holds a fixed amount per key whatever the limit, and the sweep drops idle keys', () => {
+    mock.timers.enable({ apis: ['setInterval'] });
+    const c = clock(0);
+    const l = new SlottedWindowLimiter(10_000_000, 60_000, c.now);
+    l.start();
+    for (let i = 0; i < 100_000; i++) {
+      l.take('busy');
+      c.advance(i % 2);
+    }
+    const log = (l as unknown as { logs: Map<string, { counts: Uint32Array; total: number }> }).logs.get('busy')!;
+    assert.equal(log.counts.length, 61);
+    assert.equal(log.total, 100_000);
+    l.take('idle');
+    c.advance(62_000);
+    l.take('busy');
+    mock.timers.tick(60_000);
+    assert.equal(keysIn(l), 1, 'only the key with a live hit is kept');
+    l.stop();
+    assert.equal(keysIn(l), 0);
   });
 });

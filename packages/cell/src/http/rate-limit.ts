@@ -123,9 +123,122 @@ export class SlidingWindowLimiter {
   }
 }
 
+/** How many slots the API-wide limiter counts a window in (a second each for its minute). */
+const SLOTS = 60;
+
+/** A key's hits per slot: slot n is counted at `counts[n % (SLOTS + 1)]`, for the slots that can hold live hits. */
+interface SlotLog {
+  counts: Uint32Array;
+  total: number;
+  /** The newest slot the counts have been brought up to. */
+  latest: number;
+  /** The oldest slot that still holds hits (meaningful while total > 0). */
+  oldest: number;
+}
+
+/**
+ * The API-wide limiter: at most `limit` hits per key in any `windowMs`, like
+ * SlidingWindowLimiter, but counted per slot (a sixtieth of the window) instead of per hit. Its
+ * memory per key is fixed (61 counters) whatever the limit: with `api_per_minute` at its maximum
+ * (10 000 000) a busy client would otherwise be a log of a million timestamps, copied as it grows,
+ * which the garbage collector walks again and again. The price is precision on the safe side: a
+ * hit leaves the window at the end of its slot plus `windowMs`, so between `windowMs` and one slot
+ * more after it was made; never earlier, so no window ever holds more than `limit` hits.
+ */
+export class SlottedWindowLimiter {
+  private readonly logs = new Map<string, SlotLog>();
+  private readonly slotMs: number;
+  private sweeper: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly limit: number,
+    readonly windowMs: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.slotMs = windowMs / SLOTS;
+  }
+
+  start(): void {
+    this.sweeper ??= setInterval(() => this.sweep(), Math.min(this.windowMs, 60_000));
+    this.sweeper.unref();
+  }
+
+  stop(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = undefined;
+    this.logs.clear();
+  }
+
+  /** The key's counts with the slots that left the window emptied; undefined when nothing is live. */
+  private live(key: string, slot: number): SlotLog | undefined {
+    const log = this.logs.get(key);
+    if (!log) return undefined;
+    if (slot > log.latest) {
+      // the ring positions of the slots from latest + 1 to `slot` held hits that have left now
+      const ring = SLOTS + 1;
+      const last = Math.min(slot, log.latest + ring);
+      for (let n = log.latest + 1; n <= last; n++) {
+        log.total -= log.counts[n % ring]!;
+        log.counts[n % ring] = 0;
+      }
+      log.latest = slot;
+      if (log.total === 0) {
+        this.logs.delete(key);
+        return undefined;
+      }
+      if (log.oldest < slot - SLOTS) log.oldest = slot - SLOTS;
+      while (log.counts[log.oldest % ring] === 0) log.oldest++;
+    }
+    return log;
+  }
+
+  /** Whole seconds (at least 1) until the oldest live hit leaves, or the window when there is none. */
+  private resetSeconds(log: SlotLog | undefined, now: number): number {
+    if (!log) return Math.max(1, Math.ceil(this.windowMs / 1000));
+    const leavesAt = (log.oldest + 1) * this.slotMs + this.windowMs;
+    return Math.max(1, Math.ceil((leavesAt - now) / 1000));
+  }
+
+  /** Remaining hits and seconds until the oldest one leaves the window. */
+  peek(key: string): { remaining: number; resetSeconds: number } {
+    const now = this.now();
+    const log = this.live(key, Math.floor(now / this.slotMs));
+    return { remaining: Math.max(0, this.limit - (log?.total ?? 0)), resetSeconds: this.resetSeconds(log, now) };
+  }
+
+  /**
+   * Counts a hit when there is room. `remaining` counts this hit; `resetSeconds` is as it was
+   * before it. A refused hit is not counted.
+   */
+  take(key: string, now = this.now()): { allowed: boolean; remaining: number; resetSeconds: number } {
+    const slot = Math.floor(now / this.slotMs);
+    let log = this.live(key, slot);
+    const count = log?.total ?? 0;
+    const resetSeconds = this.resetSeconds(log, now);
+    if (count >= this.limit) return { allowed: false, remaining: 0, resetSeconds };
+    if (!log) {
+      log = { counts: new Uint32Array(SLOTS + 1), total: 0, latest: slot, oldest: slot };
+      this.logs.set(key, log);
+    }
+    // a clock that stepped back counts into the newest slot seen
+    log.counts[log.latest % (SLOTS + 1)]!++;
+    log.total++;
+    return { allowed: true, remaining: this.limit - count - 1, resetSeconds };
+  }
+
+  reset(key: string): void {
+    this.logs.delete(key);
+  }
+
+  private sweep(): void {
+    const slot = Math.floor(this.now() / this.slotMs);
+    for (const key of [...this.logs.keys()]) this.live(key, slot);
+  }
+}
+
 function setRateLimitHeaders(
   ctx: Context,
-  limiter: SlidingWindowLimiter,
+  limiter: { readonly limit: number },
   state: { remaining: number; resetSeconds: number },
 ): void {
   // on Node's response itself, as app.ts's security headers (once the answer is sent, Koa's ctx.set would skip them)
@@ -137,7 +250,7 @@ function setRateLimitHeaders(
 }
 
 /** Every request counts against the limit (the API-wide limiter). */
-export function rateLimitRequests(limiter: SlidingWindowLimiter) {
+export function rateLimitRequests(limiter: SlottedWindowLimiter) {
   return function limitRequests(ctx: Context, next: Next): Promise<void> {
     const state = limiter.take(ctx.ip);
     setRateLimitHeaders(ctx, limiter, state);
