@@ -30,13 +30,9 @@ export function accessFor(rawPath: string): Access {
 }
 
 export function needsCsrf(method: string, rawPath: string): boolean {
+  if (!WRITE_METHODS.has(method)) return false;
   const path = apiPath(rawPath);
-  return (
-    WRITE_METHODS.has(method) &&
-    path.startsWith('/api/') &&
-    !path.startsWith('/api/auth/') &&
-    !path.startsWith('/api/setup/')
-  );
+  return path.startsWith('/api/') && !path.startsWith('/api/auth/') && !path.startsWith('/api/setup/');
 }
 
 const NOT_CACHED = Symbol('account not in memory');

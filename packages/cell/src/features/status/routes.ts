@@ -23,8 +23,9 @@ export function statusRoutes(deps: CellDeps): Router {
   // seconds): a dashboard polling it gets the same text, serialized once.
   let last: { subsystems: Record<string, SubsystemStatus>; uptime: number; json: string } | undefined;
   router.get('/api/status', requireRole('admin'), async (ctx) => {
-    const subsystems = await deps.status.summary();
-    const uptime = Math.round((Date.now() - deps.startedAt) / 1000);
+    const now = Date.now();
+    const subsystems = await deps.status.summary(1000, now);
+    const uptime = Math.round((now - deps.startedAt) / 1000);
     if (last?.subsystems !== subsystems || last.uptime !== uptime) {
       const status = overallState(subsystems);
       const vpn = vpnSummary(subsystems);

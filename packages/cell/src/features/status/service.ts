@@ -24,9 +24,9 @@ export class StatusRegistry {
    * The summary, at most `maxAgeMs` old: a dashboard polling /api/status (or many at once) costs
    * one round of provider checks per interval, and concurrent callers share one round.
    */
-  async summary(maxAgeMs = 1000, now = Date.now()): Promise<Record<string, SubsystemStatus>> {
+  summary(maxAgeMs = 1000, now = Date.now()): Promise<Record<string, SubsystemStatus>> {
     if (!this.recent || now - this.recent.at > maxAgeMs) this.recent = { at: now, result: this.collect() };
-    return this.recent.result;
+    return this.recent.result; // the shared promise itself: an async wrapper would add a promise per call
   }
 
   /** Asks every provider now. */
