@@ -8,19 +8,16 @@ interface HitLog {
 }
 
 /**
- * Sliding-window counter per key (client IP): at most `limit` hits in `windowMs`.
- * Kept in memory: limits reset on restart, which is acceptable for a single-process cell.
- * Each check is amortised O(1): refused requests are not recorded, so a log never holds more
- * than `limit` live hits, and expired ones are skipped by index, compacted now and then.
+ * What both limiters share: the limit, the window, the clock, and a sweep every min(window, 60 s)
+ * (from start() to stop()) that drops the keys with nothing left in the window.
  */
-export class SlidingWindowLimiter {
-  private readonly hits = new Map<string, HitLog>();
+abstract class SweptLimiter {
   private sweeper: NodeJS.Timeout | undefined;
 
   constructor(
     readonly limit: number,
     readonly windowMs: number,
-    private readonly now: () => number = Date.now,
+    protected readonly now: () => number = Date.now,
   ) {}
 
   start(): void {
@@ -28,9 +25,27 @@ export class SlidingWindowLimiter {
     this.sweeper.unref();
   }
 
+  /** Ends the sweep and forgets every count. */
   stop(): void {
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = undefined;
+    this.clear();
+  }
+
+  protected abstract sweep(): void;
+  protected abstract clear(): void;
+}
+
+/**
+ * Sliding-window counter per key (client IP): at most `limit` hits in `windowMs`.
+ * Kept in memory: limits reset on restart, which is acceptable for a single-process cell.
+ * Each check is amortised O(1): refused requests are not recorded, so a log never holds more
+ * than `limit` live hits, and expired ones are skipped by index, compacted now and then.
+ */
+export class SlidingWindowLimiter extends SweptLimiter {
+  private readonly hits = new Map<string, HitLog>();
+
+  protected clear(): void {
     this.hits.clear();
   }
 
@@ -118,7 +133,7 @@ export class SlidingWindowLimiter {
     this.hits.delete(key);
   }
 
-  private sweep(): void {
+  protected sweep(): void {
     for (const key of [...this.hits.keys()]) this.live(key);
   }
 }
@@ -145,27 +160,11 @@ interface SlotLog {
  * hit leaves the window at the end of its slot plus `windowMs`, so between `windowMs` and one slot
  * more after it was made; never earlier, so no window ever holds more than `limit` hits.
  */
-export class SlottedWindowLimiter {
+export class SlottedWindowLimiter extends SweptLimiter {
   private readonly logs = new Map<string, SlotLog>();
-  private readonly slotMs: number;
-  private sweeper: NodeJS.Timeout | undefined;
+  private readonly slotMs = this.windowMs / SLOTS;
 
-  constructor(
-    readonly limit: number,
-    readonly windowMs: number,
-    private readonly now: () => number = Date.now,
-  ) {
-    this.slotMs = windowMs / SLOTS;
-  }
-
-  start(): void {
-    this.sweeper ??= setInterval(() => this.sweep(), Math.min(this.windowMs, 60_000));
-    this.sweeper.unref();
-  }
-
-  stop(): void {
-    if (this.sweeper) clearInterval(this.sweeper);
-    this.sweeper = undefined;
+  protected clear(): void {
     this.logs.clear();
   }
 
@@ -230,7 +229,7 @@ export class SlottedWindowLimiter {
     this.logs.delete(key);
   }
 
-  private sweep(): void {
+  protected sweep(): void {
     const slot = Math.floor(this.now() / this.slotMs);
     for (const key of [...this.logs.keys()]) this.live(key, slot);
   }
