@@ -49,6 +49,6 @@ export function routerDispatch(routers: Router[]): Middleware {
     byKey.set(key, compose(parts.filter((p) => p.keys === 'any' || p.keys.has(key)).flatMap((p) => p.middleware)));
   }
   return function dispatch(ctx: Context, next: Next) {
-    return (byKey.get(routeKey(ctx.path)) ?? all)(ctx, next);
+    return (byKey.get(routeKey(ctx.request.path)) ?? all)(ctx, next);
   };
 }

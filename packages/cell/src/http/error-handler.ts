@@ -58,8 +58,8 @@ export function errorHandler(logger: Logger) {
       await next();
       closeIfBodyUnread(ctx);
       // Statuses set without a body (no route: 404; the router's 405/501) get the one error shape too.
-      const status = ctx.status;
-      if (status >= 400 && ctx.body == null) {
+      const status = ctx.response.status;
+      if (status >= 400 && ctx.response.body == null) {
         const [code, error] = BODYLESS[status] ?? ['http_error', 'request failed'];
         ctx.status = status;
         ctx.body = { ok: false, error, code, fields: {} };

@@ -93,10 +93,11 @@ export interface GuardOptions {
  */
 export function guardApi({ sessions, isSetupComplete }: GuardOptions) {
   return function guard(ctx: Context, next: Next): Promise<void> {
-    const access = accessFor(ctx.path);
+    const path = ctx.request.path;
+    const access = accessFor(path);
     if (access === 'public' || access === 'setup') return next();
     // Before setup completes, only the wizard and signing in (to resume it) are open.
-    if (!isSetupComplete() && !apiPath(ctx.path).startsWith('/api/auth/')) {
+    if (!isSetupComplete() && !apiPath(path).startsWith('/api/auth/')) {
       throw errors.forbidden('setup not complete', 'setup_incomplete');
     }
     // Synchronous while the account is in memory (almost always): no promise per request for it.
@@ -120,7 +121,7 @@ function admit(
   if (user.mustChangePassword && access !== 'session') {
     throw errors.forbidden('change your password first (POST /api/auth/change-password)', 'password_change_required');
   }
-  if (needsCsrf(ctx.method, ctx.path)) checkCsrf(ctx);
+  if (needsCsrf(ctx.req.method ?? '', ctx.request.path)) checkCsrf(ctx);
   return next();
 }
 

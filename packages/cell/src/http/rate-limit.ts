@@ -241,7 +241,7 @@ function setRateLimitHeaders(
   state: { remaining: number; resetSeconds: number },
 ): void {
   // on Node's response itself, as app.ts's security headers (once the answer is sent, Koa's ctx.set would skip them)
-  if (ctx.headerSent) return;
+  if (ctx.res.headersSent) return;
   const res = ctx.res;
   res.setHeader('RateLimit-Limit', headerCount(limiter.limit));
   res.setHeader('RateLimit-Remaining', headerCount(state.remaining));
@@ -259,7 +259,7 @@ const headerCount = (n: number): string => n.toFixed(0);
 /** Every request counts against the limit (the API-wide limiter). */
 export function rateLimitRequests(limiter: SlottedWindowLimiter) {
   return function limitRequests(ctx: Context, next: Next): Promise<void> {
-    const state = limiter.take(ctx.ip);
+    const state = limiter.take(ctx.request.ip);
     setRateLimitHeaders(ctx, limiter, state);
     if (!state.allowed) throw errors.tooManyRequests(state.resetSeconds, 'too many requests; slow down');
     return next();

@@ -13,7 +13,8 @@ const HEALTH = /^\/health\/?$/i;
  */
 export function consoleRoutes(assets: ConsoleAssets) {
   return function serveConsole(ctx: Context, next: Next): Promise<void> {
-    if ((ctx.method !== 'GET' && ctx.method !== 'HEAD') || isApiPath(ctx.path) || HEALTH.test(ctx.path)) return next();
+    const method = ctx.req.method;
+    if ((method !== 'GET' && method !== 'HEAD') || isApiPath(ctx.request.path) || HEALTH.test(ctx.path)) return next();
     const file = assets.resolve(ctx.path);
     if (!file) {
       if (assets.unavailable && (ctx.path === '/' || isScreenPath(ctx.path)))
