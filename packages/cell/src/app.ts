@@ -33,8 +33,8 @@ import './http/context.js';
 // request crosses each of them, and an async wrapper per layer is a measurable share of a cheap GET.
 // Headers that go on every answer are set on Node's response itself: Koa 3's ctx.set builds two
 // arrays and a closure per call, several times the cost of the header. For the same reason the
-// middleware on every request's way read `ctx.request.path` and `ctx.req.method`, not `ctx.path`
-// and `ctx.method`: those are one generic delegate getter (`this[target][name]`) that V8 can only
+// middleware on every request's way read `ctx.request.path` and `ctx.request.method`, not
+// `ctx.path` and `ctx.method`: those are one generic delegate getter (`this[target][name]`) that V8 can only
 // serve through its megamorphic lookup, and a request crossed it about fifteen times.
 function securityHeaders(ctx: Context, next: Next): Promise<void> {
   const res = ctx.res;

@@ -112,7 +112,7 @@ function resultFor(status: number): AuditResult {
 export function auditWrites(log: AuditLog, logger: Logger, routeName: RouteNamer) {
   return function auditRequest(ctx: Context, next: Next): Promise<void> {
     // reads pass straight through (no async wrapper: every request crosses this)
-    if (!WRITE_METHODS.has(ctx.req.method ?? '') || !isApiPath(ctx.request.path)) return next();
+    if (!WRITE_METHODS.has(ctx.request.method) || !isApiPath(ctx.request.path)) return next();
     return auditWrite(ctx, next);
   };
 

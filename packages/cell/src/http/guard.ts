@@ -121,7 +121,7 @@ function admit(
   if (user.mustChangePassword && access !== 'session') {
     throw errors.forbidden('change your password first (POST /api/auth/change-password)', 'password_change_required');
   }
-  if (needsCsrf(ctx.req.method ?? '', ctx.request.path)) checkCsrf(ctx);
+  if (needsCsrf(ctx.request.method, ctx.request.path)) checkCsrf(ctx);
   return next();
 }
 

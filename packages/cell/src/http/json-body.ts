@@ -12,7 +12,7 @@ export const BODY_LIMIT = '1mb';
  * The parsed value lands on ctx.request.body for the validator; handlers read ctx.input.
  */
 export function jsonBody(ctx: Context, next: Next): Promise<void> {
-  if (!BODY_METHODS.has(ctx.req.method ?? '') || !hasBody(ctx)) return next();
+  if (!BODY_METHODS.has(ctx.request.method) || !hasBody(ctx)) return next();
   return readJsonBody(ctx, next);
 }
 

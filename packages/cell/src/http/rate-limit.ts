@@ -140,8 +140,10 @@ export class SlidingWindowLimiter extends SweptLimiter {
 
 /** How many slots the API-wide limiter counts a window in (a second each for its minute). */
 const SLOTS = 60;
+/** The slots that can hold live hits: the current one and the SLOTS before it. */
+const RING = SLOTS + 1;
 
-/** A key's hits per slot: slot n is counted at `counts[n % (SLOTS + 1)]`, for the slots that can hold live hits. */
+/** A key's hits per slot: slot n is counted at `counts[n % RING]`. */
 interface SlotLog {
   counts: Uint32Array;
   total: number;
@@ -174,11 +176,10 @@ export class SlottedWindowLimiter extends SweptLimiter {
     if (!log) return undefined;
     if (slot > log.latest) {
       // the ring positions of the slots from latest + 1 to `slot` held hits that have left now
-      const ring = SLOTS + 1;
-      const last = Math.min(slot, log.latest + ring);
+      const last = Math.min(slot, log.latest + RING);
       for (let n = log.latest + 1; n <= last; n++) {
-        log.total -= log.counts[n % ring]!;
-        log.counts[n % ring] = 0;
+        log.total -= log.counts[n % RING]!;
+        log.counts[n % RING] = 0;
       }
       log.latest = slot;
       if (log.total === 0) {
@@ -186,7 +187,7 @@ export class SlottedWindowLimiter extends SweptLimiter {
         return undefined;
       }
       if (log.oldest < slot - SLOTS) log.oldest = slot - SLOTS;
-      while (log.counts[log.oldest % ring] === 0) log.oldest++;
+      while (log.counts[log.oldest % RING] === 0) log.oldest++;
     }
     return log;
   }
@@ -216,17 +217,13 @@ export class SlottedWindowLimiter extends SweptLimiter {
     const resetSeconds = this.resetSeconds(log, now);
     if (count >= this.limit) return { allowed: false, remaining: 0, resetSeconds };
     if (!log) {
-      log = { counts: new Uint32Array(SLOTS + 1), total: 0, latest: slot, oldest: slot };
+      log = { counts: new Uint32Array(RING), total: 0, latest: slot, oldest: slot };
       this.logs.set(key, log);
     }
     // a clock that stepped back counts into the newest slot seen
-    log.counts[log.latest % (SLOTS + 1)]!++;
+    log.counts[log.latest % RING]!++;
     log.total++;
     return { allowed: true, remaining: this.limit - count - 1, resetSeconds };
-  }
-
-  reset(key: string): void {
-    this.logs.delete(key);
   }
 
   protected sweep(): void {

@@ -13,11 +13,11 @@ const HEALTH = /^\/health\/?$/i;
  */
 export function consoleRoutes(assets: ConsoleAssets) {
   return function serveConsole(ctx: Context, next: Next): Promise<void> {
-    const method = ctx.req.method;
-    if ((method !== 'GET' && method !== 'HEAD') || isApiPath(ctx.request.path) || HEALTH.test(ctx.path)) return next();
-    const file = assets.resolve(ctx.path);
+    const { method, path } = ctx.request;
+    if ((method !== 'GET' && method !== 'HEAD') || isApiPath(path) || HEALTH.test(path)) return next();
+    const file = assets.resolve(path);
     if (!file) {
-      if (assets.unavailable && (ctx.path === '/' || isScreenPath(ctx.path)))
+      if (assets.unavailable && (path === '/' || isScreenPath(path)))
         throw errors.unavailable(`the console is not built (${assets.unavailable}): run npm run build`);
       return next();
     }
