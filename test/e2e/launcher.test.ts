@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { REPO_ROOT } from '../support/cell-process.js';
+import { exitedWithOutput, REPO_ROOT } from '../support/cell-process.js';
 import { ApiClient, completeSetup } from '../support/client.js';
 
 const dirs: string[] = [];
@@ -99,7 +99,7 @@ describe('npm start (the real npm script)', () => {
     // Started in the background of a non-interactive shell, as `npm start &` in a script is: such a
     // job starts with SIGINT ignored, which every process under it inherits unless it sets a handler.
     const { sh, out } = shell(['"$0" start & echo "npm $!"; wait', npm], dataDir);
-    const shExited = new Promise((resolve) => sh.once('exit', resolve));
+    const shExited = exitedWithOutput(sh);
     const deadline = Date.now() + 90_000; // npm start checks the build first (nothing to do, but tsc -b reads it all)
     const [url, npmPidText] = await started(out, /npm (\d+)/, deadline, 50);
     const npmPid = Number(npmPidText);
@@ -137,17 +137,15 @@ describe('npm start checks the system parts the cell needs (scripts/cell-system.
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    const code = await new Promise<number | null>((resolve) => {
-      child.once('exit', resolve);
-      // a cell that starts: stop it once it listens
-      const poll = setInterval(() => {
-        if (/PIC cell listening/.test(out)) {
-          clearInterval(poll);
-          child.kill('SIGTERM');
-        }
-      }, 50);
-      child.once('exit', () => clearInterval(poll));
-    });
+    // a cell that starts: stop it once it listens
+    const poll = setInterval(() => {
+      if (/PIC cell listening/.test(out)) {
+        clearInterval(poll);
+        child.kill('SIGTERM');
+      }
+    }, 50);
+    child.once('exit', () => clearInterval(poll));
+    const code = await exitedWithOutput(child);
     return { code, out };
   };
 

@@ -27,7 +27,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { findExecutable } from '@pic/runtime';
-import { CELL_ARGS, REPO_ROOT, startCellProcess, type CellProcess } from '../support/cell-process.js';
+import { CELL_ARGS, exitedWithOutput, REPO_ROOT, startCellProcess, type CellProcess } from '../support/cell-process.js';
 import { cleanupLog, runTool } from '../support/exec.js';
 import { ApiClient } from '../support/client.js';
 import { buildTestEchoImage, startDockerEngine, type DockerEngine } from '../support/docker-engine.js';
@@ -456,7 +456,7 @@ describe('reaching the cell and its services by name over the tunnel (Caddy, TLS
     let downloaded = '';
     download.stdout.on('data', (d: Buffer) => (downloaded += d.toString()));
     download.stderr.on('data', (d: Buffer) => (downloaded += d.toString()));
-    const finished = new Promise<number | null>((resolve) => download.once('exit', resolve));
+    const finished = exitedWithOutput(download);
     await sleep(1500);
     assert.equal(download.exitCode, null, 'the download is still running when the certificate is renewed');
     const renew = await admin.post('/api/caddy/cert-renew', {});

@@ -3,7 +3,12 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCellExpectingFailure, startCellProcess, type CellProcess } from '../support/cell-process.js';
+import {
+  exitedWithOutput,
+  runCellExpectingFailure,
+  startCellProcess,
+  type CellProcess,
+} from '../support/cell-process.js';
 import { ApiClient, ADMIN, IDENTITY, NETWORK, completeSetup } from '../support/client.js';
 import { insertUser } from '../support/db.js';
 
@@ -89,7 +94,7 @@ describe('restart on the same data dir (real cell processes)', () => {
     const admin = new ApiClient(cell.url);
     await completeSetup(admin); // writes: the WAL has something to fold back
     assert.ok(existsSync(join(cell.dataDir, 'cell.db-wal')));
-    const exited = new Promise<number | null>((resolve) => cell.child.once('exit', (code) => resolve(code)));
+    const exited = exitedWithOutput(cell.child);
     cell.child.kill('SIGINT');
     // the second copy once the first has started the shutdown (copies that arrive together merge)
     while (!/"msg":"stopping"/.test(cell.output())) await new Promise((resolve) => setTimeout(resolve, 1));
@@ -105,7 +110,7 @@ describe('restart on the same data dir (real cell processes)', () => {
     running.push(cell);
     await completeSetup(new ApiClient(cell.url)); // writes: the WAL has something to fold back
     assert.ok(existsSync(join(cell.dataDir, 'cell.db-wal')));
-    const exited = new Promise<number | null>((resolve) => cell.child.once('exit', (code) => resolve(code)));
+    const exited = exitedWithOutput(cell.child);
     cell.child.kill('SIGHUP');
     assert.equal(await exited, 0, `a clean exit, not death by signal:\n${cell.output()}`);
     assert.match(cell.output(), /"msg":"stopping","signal":"SIGHUP"/);

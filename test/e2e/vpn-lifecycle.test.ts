@@ -21,7 +21,13 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { CELL_ARGS, runCellExpectingFailure, startCellProcess, type CellProcess } from '../support/cell-process.js';
+import {
+  CELL_ARGS,
+  exitedWithOutput,
+  runCellExpectingFailure,
+  startCellProcess,
+  type CellProcess,
+} from '../support/cell-process.js';
 import type { ApiClient } from '../support/client.js';
 import { type ParsedWgQuickConfig, loadWgConfig, loadWgTesting, sleep, startPeersCell } from './peers-helpers.js';
 
@@ -87,7 +93,7 @@ function startPinging(): { stop: () => Promise<{ answered: number[]; lost: numbe
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const exited = exitedWithOutput(child);
   return {
     async stop() {
       child.kill('SIGINT');

@@ -36,6 +36,19 @@ export interface StartOptions {
   main?: string;
 }
 
+/**
+ * Resolves with the exit code once the child has exited and its stdout and stderr are read to the
+ * end. 'exit' alone can come before the last output is read ('close' comes after), so a test that
+ * checks what a process printed on its way out waits for this. A pipe a grandchild still holds
+ * would keep 'close' away for good: after 'exit' it is given two seconds.
+ */
+export function exitedWithOutput(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => {
+    child.once('close', (code) => resolve(code));
+    child.once('exit', (code) => setTimeout(() => resolve(code), 2000).unref());
+  });
+}
+
 /** Starts the real cell as a separate process on a free port (PIC_PORT=0) and waits until it listens. */
 export async function startCellProcess(opts: StartOptions = {}): Promise<CellProcess> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'pic-e2e-'));
@@ -57,7 +70,7 @@ export async function startCellProcess(opts: StartOptions = {}): Promise<CellPro
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = exitedWithOutput(child);
 
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -72,7 +85,7 @@ export async function startCellProcess(opts: StartOptions = {}): Promise<CellPro
       }
     };
     child.stdout!.on('data', onData);
-    child.once('exit', (code) => {
+    void exited.then((code) => {
       clearTimeout(timer);
       reject(new Error(`cell exited with ${code} before listening:\n${out}`));
     });
@@ -114,7 +127,7 @@ export async function runCellExpectingFailure(
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
   // A cell that starts after all must not hang the test: stop it and report what happened.
   const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 15_000);
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const code = await exitedWithOutput(child);
   clearTimeout(timer);
   if (!opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
   return { code, output };
