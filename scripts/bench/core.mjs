@@ -38,6 +38,8 @@ const SETTLED_S = 12;
 const MIN_ROUNDS = 5;
 /** Seconds of load on each server before the measured rounds. */
 const PREWARM_S = 5;
+/** Seconds every server then idles: past V8's memory reducer (8 s after activity stops). */
+const IDLE_AFTER_PREWARM_S = 12;
 /** The login burst: this many wrong passwords at once from one address, `BURSTS` times, each from a new one. */
 const BURST = 64;
 const BURSTS = 5;
@@ -144,12 +146,20 @@ export async function run(ctx) {
   for (const { target } of Object.values(targets)) {
     await runLoad({ ...target, connections: opts.connections, warmupMs: 0, durationMs: PREWARM_S * 1000 });
   }
+  // Then every server idles past V8's memory reducer before round 0, not only those prewarmed
+  // early. Its garbage collection (8 s after activity stops) throws away optimised code whose
+  // hidden classes died with the requests, and the code optimised again afterwards stays slower:
+  // the parts alone by 5–12 %, the cell by ~4 % (wiki/dev-testing.md, "Fourth pass"). The rounds
+  // idle each server 12 s or more between its turns anyway, so this is the state every
+  // interleaved round measures (and a home server's, idle between bursts); the wait only makes it
+  // the same for all four from the start.
+  await sleep(IDLE_AFTER_PREWARM_S * 1000);
   // The cell and the chosen parts alone run twice in every round, A B … B A (the order alternating
   // from round to round): a machine that speeds up or slows down during the round weighs on both
   // alike, and each gets two samples for one round's ratio.
   // Round 0 is measured like the others and thrown away: in three runs on 2026-12-06 the first
-  // round was the lowest each time (per CPU-second 0.65–0.73 where the others gave 0.80–0.87),
-  // the servers' heaps still growing back after the idle readings and the prewarm.
+  // round was the lowest each time (per CPU-second 0.65–0.73 where the others gave 0.80–0.87):
+  // the servers' heaps grow back and V8 optimises again what the memory reducer threw away.
   const rounds = [];
   for (let r = 0; r <= roundsWanted; r++) {
     const order =
@@ -280,7 +290,7 @@ export async function run(ctx) {
   ];
   notes.push(
     `load: ${opts.connections} keep-alive connections, closed loop (next request when the previous answer arrives), ` +
-      `${PREWARM_S} s of load on each server first and one whole round not counted, ` +
+      `${PREWARM_S} s of load on each server first, then ${IDLE_AFTER_PREWARM_S} s idle (past V8's memory reducer) and one whole round not counted, ` +
       `then per round ${opts.warmup} s warm-up and ${opts.seconds} s measured ` +
       `on each of the four servers, the cell and the parts alone twice (A B … B A, the order alternating ` +
       `from round to round), ${rounds.length} interleaved rounds, medians reported; ` +
